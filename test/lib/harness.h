@@ -2,7 +2,9 @@
  * tsan suites: start/stop a real relayd, talk to it as a client.
  *
  * Threading: a struct rl_test_server or rl_test_client belongs to one thread
- * at a time; distinct objects may be used from distinct threads. The last
+ * at a time; distinct objects may be used from distinct threads. Exception:
+ * the rl_test_send_* functions touch only the socket, so ONE other thread
+ * may send on a client while its owner receives (flood tests). The last
  * error text (rl_test_err) is thread-local. Nothing here calls Criterion, so
  * plain executables (the tsan suite) use it too; Criterion tests assert on
  * the return values: cr_assert(c != NULL, "%s", rl_test_err()).
@@ -153,6 +155,11 @@ int rl_test_send_json(struct rl_test_client *c, uint8_t type, const char *fmt, .
 /* Appends one encoded frame to <buf> at *<off> (cap bytes); returns 0 or -ENOSPC. */
 int rl_test_frame_append(uint8_t *buf, size_t cap, size_t *off, uint8_t type, uint8_t flags,
 			 const void *payload, size_t len);
+
+/* Non-blocking receive: 1 and *<out> set when a frame is available now
+ * (reads the socket at most once), 0 when none is, -1 when the peer closed
+ * or sent a bad frame. For loops that poll() many clients. */
+int rl_test_poll_frame(struct rl_test_client *c, const struct rl_test_frame **out);
 
 /* Receives one frame within <timeout_ms>. NULL on timeout, peer close or a
  * malformed frame from the server (rl_test_err says which). */
