@@ -185,9 +185,12 @@ static int ec_labels(struct ec_state *s, const char **pp, char *other, size_t ol
 			return ec_fail(s, "unterminated label value");
 		val[vl] = '\0';
 		p++;
-		if (nl == 2 && memcmp(n0, "le", 2) == 0)
-			snprintf(le, lelen, "%s", val);
-		else
+		if (nl == 2 && memcmp(n0, "le", 2) == 0) {
+			size_t c = vl < lelen - 1 ? vl : lelen - 1;
+			memcpy(le, val, c);
+			le[c] = '\0';
+		}
+		else if (ol < olen)
 			ol += (size_t)snprintf(other + ol, ol < olen ? olen - ol : 0, "%.*s=%s,",
 					       (int)nl, n0, val);
 		if (*p == ',')

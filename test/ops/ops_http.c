@@ -114,8 +114,8 @@ int ops_http(const char *hostport, const char *method, const char *path, int tim
 		close(fd);
 		return -EIO;
 	}
-	char *all;
-	size_t len;
+	char *all = NULL;
+	size_t len = 0;
 	int rc = http_read_all(fd, timeout_ms, &all, &len, err, errlen);
 	close(fd);
 	if (rc != 0)

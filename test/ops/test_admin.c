@@ -277,3 +277,20 @@ Test(expo_check, rejects_malformed_text)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_expect_neq(check(bad[i]), 0, "accepted: %s", bad[i]);
 }
+
+Test(admin_addr, stop_closes_the_listening_socket)
+{
+	char b[80], err[256];
+	struct ops_http_reply r;
+	cr_assert_eq(rl_metrics_init(1), 0);
+	cr_assert_eq(rl_admin_open("127.0.0.1:0", b, sizeof(b), err, sizeof(err)), 0, "%s", err);
+	struct rl_admin_hooks h = {.version = "1"};
+	cr_assert_eq(rl_admin_start(&h), 0);
+	cr_assert_eq(ops_http(b, "GET", "/rooms", 5000, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert(strstr(r.body, "{\"rooms\":0,\"largest\":[]}"), "%s", r.body);
+	ops_http_free(&r);
+	rl_admin_stop();
+	cr_assert_eq(ops_http(b, "GET", "/health", 5000, &r, err, sizeof(err)), -ECONNREFUSED, "%s",
+		     err);
+	rl_metrics_fini();
+}
