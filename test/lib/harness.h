@@ -57,7 +57,7 @@ struct rl_test_server {
 	int out_fd;         /* read end of relayd's stdout, or -1 */
 	char log_path[128]; /* relayd's stderr, a file under $TMPDIR or /tmp */
 	int pidfd;          /* pidfd of relayd, or -1 */
-	char *out;          /* stdout read after the listening line (at stop) */
+	char *out;          /* everything read from relayd's stdout so far (NUL-terminated) */
 	size_t out_len;
 	int status;         /* result of the first stop/wait that saw the exit */
 };
@@ -80,6 +80,13 @@ int rl_test_server_start(struct rl_test_server *s, const char *const *args,
  * truncated to the capacity; either may be NULL). For "bad option" tests. */
 int rl_test_run_relayd(const char *const *args, const char *const *env, int timeout_ms,
 		       char *out, size_t out_cap, char *err, size_t err_cap);
+
+/* Finds a stdout line starting with <prefix> among the lines relayd printed
+ * (those before the listening line included), waiting up to <timeout_ms>
+ * (0: the start default) for more; copies the whole line (no '\n') into
+ * <buf>. 0 or -errno. E.g. prefix "relayd admin on ". */
+int rl_test_server_stdout_line(struct rl_test_server *s, const char *prefix, char *buf, size_t cap,
+			       int timeout_ms);
 
 /* Sends <sig> to relayd. */
 int rl_test_server_signal(struct rl_test_server *s, int sig);

@@ -328,54 +328,102 @@ static int srv_parse_line(struct rl_test_server *s, const char *line)
 	return 0;
 }
 
-static int srv_read_ready(struct rl_test_server *s, int timeout_ms)
+/* Appends up to 4 KiB read from relayd's stdout to s->out. Returns bytes
+ * read, 0 at EOF, -1 on EAGAIN/error. */
+static ssize_t srv_read_out(struct rl_test_server *s)
 {
-	char buf[1024];
-	size_t len = 0;
+	char buf[4096];
+	ssize_t n = read(s->out_fd, buf, sizeof(buf));
+	if (n <= 0)
+		return n == 0 ? 0 : -1;
+	char *o = realloc(s->out, s->out_len + (size_t)n + 1);
+	if (o == NULL)
+		return -1;
+	memcpy(o + s->out_len, buf, (size_t)n);
+	s->out = o;
+	s->out_len += (size_t)n;
+	s->out[s->out_len] = '\0';
+	return n;
+}
+
+/* Finds a complete stdout line starting with <prefix>; copies it (no '\n'). */
+static bool srv_find_line(const struct rl_test_server *s, const char *prefix, char *buf,
+			  size_t cap)
+{
+	size_t pl = strlen(prefix);
+	for (size_t off = 0; off < s->out_len;) {
+		const char *line = s->out + off;
+		const char *nl = memchr(line, '\n', s->out_len - off);
+		if (nl == NULL)
+			return false;
+		size_t len = (size_t)(nl - line);
+		if (len >= pl && memcmp(line, prefix, pl) == 0) {
+			size_t n = len < cap - 1 ? len : cap - 1;
+			memcpy(buf, line, n);
+			buf[n] = '\0';
+			return true;
+		}
+		off += len + 1;
+	}
+	return false;
+}
+
+/* Waits up to <timeout_ms> for a stdout line starting with <prefix>. */
+static int srv_wait_line(struct rl_test_server *s, const char *prefix, char *buf, size_t cap,
+			 int timeout_ms)
+{
 	int64_t deadline = rl_test_now_ms() + timeout_ms;
 	for (;;) {
-		char *nl;
-		while ((nl = memchr(buf, '\n', len)) != NULL) {
-			*nl = '\0';
-			if (srv_parse_line(s, buf) == 0) {
-				srv_copy(s->line, sizeof(s->line), buf);
-				return 0;
-			}
-			size_t used = (size_t)(nl + 1 - buf);
-			memmove(buf, nl + 1, len - used);
-			len -= used;
-		}
-		if (len == sizeof(buf) - 1)
-			return rl_test_set_err("relayd stdout: line too long");
+		if (srv_find_line(s, prefix, buf, cap))
+			return 0;
+		if (s->out_fd < 0)
+			return rl_test_set_err("relayd stdout has no line \"%s...\"", prefix), -ENOENT;
 		int64_t left = deadline - rl_test_now_ms();
 		if (left <= 0)
-			return rl_test_set_err("relayd did not print its listening line within %d ms",
-					       timeout_ms);
+			return rl_test_set_err("relayd printed no line \"%s...\" within %d ms", prefix,
+					       timeout_ms),
+			       -ETIMEDOUT;
 		struct pollfd p[2] = {{.fd = s->out_fd, .events = POLLIN},
 				      {.fd = s->pidfd, .events = POLLIN}};
 		int r = poll(p, s->pidfd >= 0 ? 2 : 1, (int)left);
 		if (r < 0 && errno != EINTR)
-			return rl_test_set_err("poll: %s", strerror(errno));
+			return rl_test_set_err("poll: %s", strerror(errno)), -errno;
 		if (r <= 0)
 			continue;
 		if (p[0].revents != 0) {
-			ssize_t n = read(s->out_fd, buf + len, sizeof(buf) - 1 - len);
-			if (n > 0) {
-				len += (size_t)n;
-				continue;
-			}
+			ssize_t n = srv_read_out(s);
 			if (n == 0)
-				return rl_test_set_err("relayd closed stdout before listening");
-		} else if (p[1].revents != 0) {
-			/* Exited: drain stdout once more, then give up. */
-			ssize_t n = read(s->out_fd, buf + len, sizeof(buf) - 1 - len);
-			if (n > 0) {
-				len += (size_t)n;
+				return rl_test_set_err("relayd closed stdout without \"%s...\"",
+						       prefix),
+				       -EPIPE;
+			if (n > 0)
 				continue;
-			}
-			return rl_test_set_err("relayd exited before listening");
 		}
+		if (p[1].revents != 0 && srv_read_out(s) <= 0 &&
+		    !srv_find_line(s, prefix, buf, cap))
+			return rl_test_set_err("relayd exited without printing \"%s...\"", prefix),
+			       -ESRCH;
 	}
+}
+
+static int srv_read_ready(struct rl_test_server *s, int timeout_ms)
+{
+	char line[256];
+	int rc = srv_wait_line(s, "relayd listening on ", line, sizeof(line), timeout_ms);
+	if (rc != 0)
+		return rc;
+	if (srv_parse_line(s, line) != 0)
+		return rl_test_set_err("cannot parse the listening line: %s", line), -EPROTO;
+	srv_copy(s->line, sizeof(s->line), line);
+	return 0;
+}
+
+int rl_test_server_stdout_line(struct rl_test_server *s, const char *prefix, char *buf, size_t cap,
+			       int timeout_ms)
+{
+	if (cap == 0)
+		return -EINVAL;
+	return srv_wait_line(s, prefix, buf, cap, srv_default_timeout(timeout_ms));
 }
 
 /* ---- public --------------------------------------------------------------- */
@@ -471,17 +519,8 @@ static void srv_drain_stdout(struct rl_test_server *s)
 	if (s->out_fd < 0)
 		return;
 	fcntl(s->out_fd, F_SETFL, O_NONBLOCK);
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(s->out_fd, buf, sizeof(buf))) > 0) {
-		char *o = realloc(s->out, s->out_len + (size_t)n + 1);
-		if (o == NULL)
-			break;
-		memcpy(o + s->out_len, buf, (size_t)n);
-		s->out = o;
-		s->out_len += (size_t)n;
-		s->out[s->out_len] = '\0';
-	}
+	while (srv_read_out(s) > 0)
+		;
 	close(s->out_fd);
 	s->out_fd = -1;
 }
