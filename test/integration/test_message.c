@@ -56,9 +56,8 @@ IT_TEST(message, json_delivery_byte_exact_sender_excluded)
 	it_join(a, "physics", 1);
 	it_join(b, "physics", 2);
 	it_join(c, "physics", 3);
-	/* skip the presence events */
-	cr_assert_eq(rl_test_sync_skip(a, IT_MS, NULL), 0, "%s", rl_test_err());
-	cr_assert_eq(rl_test_sync_skip(b, IT_MS, NULL), 0, "%s", rl_test_err());
+	it_presence(a, 2); /* b and c joined */
+	it_presence(b, 1);
 
 	int64_t t0 = rl_test_wall_ms();
 	send_msg(a, "physics", "{\"text\":\"hi\"}");
@@ -91,7 +90,7 @@ IT_TEST(message, content_is_forwarded_verbatim)
 		"-0",
 		"1E400",
 		"\"\\ud800 lone surrogate escapes are valid JSON\"",
-		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", /* 32 deep */
 		"null",
 		"true",
 		"false",
@@ -104,7 +103,7 @@ IT_TEST(message, content_is_forwarded_verbatim)
 	struct rl_test_client *b = it_client(&s, NULL);
 	it_join(a, "r", 1);
 	it_join(b, "r", 2);
-	cr_assert_eq(rl_test_sync_skip(a, IT_MS, NULL), 0, "%s", rl_test_err());
+	it_presence(a, 1);
 	int64_t t0 = rl_test_wall_ms();
 	for (size_t i = 0; i < sizeof(contents) / sizeof(contents[0]); i++) {
 		send_msg(a, "r", contents[i]);
@@ -156,8 +155,8 @@ IT_TEST(message, binary_delivery_form)
 	it_join(a, "bin", 1);
 	it_join(b, "bin", 2);
 	it_join(c, "bin", 3);
-	cr_assert_eq(rl_test_sync_skip(a, IT_MS, NULL), 0, "%s", rl_test_err());
-	cr_assert_eq(rl_test_sync_skip(b, IT_MS, NULL), 0, "%s", rl_test_err());
+	it_presence(a, 2);
+	it_presence(b, 1);
 	send_bin_msg(a, RL_FLAG_BINARY, "bin", data, sizeof(data));
 	expect_bin_delivery(b, "bin", a, data, sizeof(data));
 	expect_bin_delivery(c, "bin", a, data, sizeof(data));
@@ -186,7 +185,7 @@ IT_TEST(message, echo_true_delivers_to_sender_and_rehello_toggles)
 	struct rl_test_client *b = it_client(&s, NULL);
 	it_join(a, "e", 1);
 	it_join(b, "e", 2);
-	cr_assert_eq(rl_test_sync_skip(a, IT_MS, NULL), 0, "%s", rl_test_err());
+	it_presence(a, 1);
 	int64_t t0 = rl_test_wall_ms();
 	send_msg(a, "e", "{\"n\":1}");
 	expect_delivery(a, "e", a, "alice", "{\"n\":1}", t0);
@@ -231,7 +230,7 @@ IT_TEST(message, not_in_room_is_nonfatal)
 	send_msg(a, "physics", "1");
 	it_nonfatal_room(a, "NOT_IN_ROOM", "physics");
 	/* b received nothing but the presence events. */
-	cr_assert_eq(rl_test_sync_skip(b, IT_MS, NULL), 0, "%s", rl_test_err());
+	it_presence(b, 2);
 	it_silent(b);
 	rl_test_close(a);
 	rl_test_close(b);
@@ -258,7 +257,7 @@ IT_TEST(message, wrong_shapes_are_invalid_payload)
 	struct rl_test_client *b = it_client(&s, NULL);
 	it_join(a, "r", 1);
 	it_join(b, "r", 2);
-	cr_assert_eq(rl_test_sync_skip(a, IT_MS, NULL), 0, "%s", rl_test_err());
+	it_presence(a, 1);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		it_send_str(a, RL_MSG_MESSAGE, RL_FLAG_JSON, bad[i]);
 		cr_assert_not_null(rl_test_expect_error(a, "INVALID_PAYLOAD", IT_MS), "%s: %s", bad[i],
@@ -392,7 +391,7 @@ IT_TEST(message, bad_userid_is_invalid_payload_and_not_acked)
 	/* Reading: a refused HELLO has no effect at all, so userId is still "first". */
 	it_join(a, "u", 1);
 	it_join(b, "u", 2);
-	cr_assert_eq(rl_test_sync_skip(a, IT_MS, NULL), 0, "%s", rl_test_err());
+	it_presence(a, 1);
 	int64_t t0 = rl_test_wall_ms();
 	send_msg(a, "u", "0");
 	expect_delivery(b, "u", a, "first", "0", t0);
@@ -420,7 +419,7 @@ IT_TEST(message, broadcast_over_max_frame_is_invalid_payload)
 	struct rl_test_client *b = it_client(&s, NULL);
 	it_join(a, "r", 1);
 	it_join(b, "r", 2);
-	cr_assert_eq(rl_test_sync_skip(a, IT_MS, NULL), 0, "%s", rl_test_err());
+	it_presence(a, 1);
 	/* Request frame length exactly MAX: 3 + payload. */
 	static const char head[] = "{\"room\":\"r\",\"content\":\"", tail[] = "\"}";
 	size_t plen = MAX - 3, fill = plen - (sizeof(head) - 1) - (sizeof(tail) - 1);

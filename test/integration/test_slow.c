@@ -66,14 +66,20 @@ static uint32_t seq_of(const struct rl_test_frame *fr)
 	       data.p[3];
 }
 
-/* Reads the never-reading member's socket now: frames, then maybe ERROR
- * SLOW_CONSUMER, then close. Returns whether the ERROR was seen; asserts it
- * was closed within <ms>. */
-static bool expect_slow_consumer_closed(struct rl_test_client *c, int ms)
+/* Reads the slow member's socket: frames, then maybe ERROR SLOW_CONSUMER,
+ * then close. For the first <crawl_ms> it reads one frame per 10 ms (a
+ * consumer far slower than the publisher, keeping its queue above the low
+ * watermark), then as fast as it can. Returns whether the ERROR was seen;
+ * asserts the close came within <ms>. */
+static bool expect_slow_consumer_closed(struct rl_test_client *c, int crawl_ms, int ms)
 {
-	int64_t deadline = rl_test_now_ms() + ms;
+	int64_t start = rl_test_now_ms(), deadline = start + ms;
 	bool saw_error = false;
 	for (;;) {
+		if (rl_test_now_ms() - start < crawl_ms) {
+			struct pollfd p = {.fd = -1};
+			poll(&p, 0, 10); /* pacing the reader, not a synchronisation */
+		}
 		int64_t left = deadline - rl_test_now_ms();
 		cr_assert_gt(left, 0, "the slow consumer is still connected after %d ms", ms);
 		const struct rl_test_frame *f = rl_test_recv(c, (int)left);
@@ -120,7 +126,7 @@ struct slow_result {
 	bool saw_error;
 };
 
-static void slow_run(const char *const *args, uint32_t count, int close_within_ms,
+static void slow_run(const char *const *args, uint32_t count, int crawl_ms, int close_within_ms,
 		     struct slow_result *res)
 {
 	struct rl_test_server s;
@@ -128,7 +134,12 @@ static void slow_run(const char *const *args, uint32_t count, int close_within_m
 	cr_assert_eq(rl_test_server_start(&s, args, slow_env(envbuf, sizeof(envbuf)), 0), 0, "%s",
 		     rl_test_err());
 	struct rl_test_client *slow = it_client(&s, NULL);
-	cr_assert_eq(rl_test_set_rcvbuf(slow, 4096), 0, "%s", rl_test_err());
+	/* A fixed 256 KiB receive buffer: without it this kernel's receive
+	 * side absorbs tens of MiB on loopback; much smaller (below the 64 KiB
+	 * loopback MSS) and the stream stalls in the kernel (sender-side
+	 * silly-window avoidance), so what was queued before the close could
+	 * never be read back here. */
+	cr_assert_eq(rl_test_set_rcvbuf(slow, 256 * 1024), 0, "%s", rl_test_err());
 	struct rl_test_client *healthy = it_client(&s, NULL);
 	struct rl_test_client *pub = it_client(&s, NULL);
 	it_join(slow, "flood", 1);
@@ -187,7 +198,7 @@ static void slow_run(const char *const *args, uint32_t count, int close_within_m
 	pthread_join(th, NULL);
 	cr_assert_eq(f.rc, 0, "publisher: send failed");
 	cr_assert_eq(got, count, "healthy member got %u of %u messages", got, count);
-	res->saw_error = expect_slow_consumer_closed(slow, close_within_ms);
+	res->saw_error = expect_slow_consumer_closed(slow, crawl_ms, close_within_ms);
 	long rss = rl_test_server_rss_kib(&s);
 	res->rss_peak = rss > res->rss_peak ? rss : res->rss_peak;
 	/* The others still work. */
@@ -211,7 +222,7 @@ IT_TEST(slow, hard_limit_disconnects_and_memory_stays_bounded)
 			      "--slow-consumer-timeout", "0", NULL};
 	struct slow_result r;
 	/* 16384 x 4 KiB = 64 MiB published. */
-	slow_run(args, 16384, 5000, &r);
+	slow_run(args, 16384, 0, 5000, &r);
 	const char *w = getenv("RELAY_TEST_WRAPPER");
 	if (w == NULL || w[0] == '\0')
 		cr_assert_leq(r.rss_peak - r.rss_before, 24 * 1024,
@@ -227,6 +238,10 @@ IT_TEST(slow, draining_too_long_is_a_slow_consumer)
 			      "--outbound-high-watermark", "256K", "--outbound-hard-limit", "512M",
 			      "--slow-consumer-timeout", "0.5", NULL};
 	struct slow_result r;
-	/* 2048 x 4 KiB = 8 MiB: far above the high watermark, far below 512M. */
-	slow_run(args, 2048, 4000, &r);
+	/* 4096 x 4 KiB = 16 MiB: far above the high watermark and what the
+	 * kernel buffers absorb, far below 512M. The member then reads one
+	 * frame per 10 ms for 1.5 s: its queue stays above the low watermark
+	 * (DRAINING) well past 0.5 s. Close expected within the 0.5 s limit +
+	 * relayd's flush deadline for a closing connection (2 s) + slack. */
+	slow_run(args, 4096, 1500, 6000, &r);
 }

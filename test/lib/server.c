@@ -63,10 +63,19 @@ static void srv_copy(char *dst, size_t cap, const char *src)
 	dst[n] = '\0';
 }
 
-/* ---- registry of running relayd pids -------------------------------------- */
+/* ---- registry of servers not yet freed ------------------------------------ */
+
+/* Servers started and not yet passed to rl_test_server_free: a test that
+ * fails an assertion never gets there, so rl_test_cleanup_all kills what is
+ * still running, prints the tail of each log (the failure's evidence) and
+ * removes the log files. */
+struct srv_reg_entry {
+	pid_t pid;          /* >0 while running */
+	char log_path[128]; /* "" when the slot is free */
+};
 
 static pthread_mutex_t srv_reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static pid_t srv_reg[SRV_REGISTRY];
+static struct srv_reg_entry srv_reg[SRV_REGISTRY];
 static pthread_once_t srv_atexit_once = PTHREAD_ONCE_INIT;
 
 static void srv_register_atexit(void)
@@ -74,37 +83,73 @@ static void srv_register_atexit(void)
 	atexit(rl_test_cleanup_all);
 }
 
-static void srv_reg_add(pid_t pid)
+static void srv_reg_add(pid_t pid, const char *log_path)
 {
 	pthread_once(&srv_atexit_once, srv_register_atexit);
 	pthread_mutex_lock(&srv_reg_lock);
 	for (int i = 0; i < SRV_REGISTRY; i++) {
-		if (srv_reg[i] == 0) {
-			srv_reg[i] = pid;
+		if (srv_reg[i].pid == 0 && srv_reg[i].log_path[0] == '\0') {
+			srv_reg[i].pid = pid;
+			srv_copy(srv_reg[i].log_path, sizeof(srv_reg[i].log_path),
+				 log_path != NULL && log_path[0] != '\0' ? log_path : "-");
 			break;
 		}
 	}
 	pthread_mutex_unlock(&srv_reg_lock);
 }
 
-static void srv_reg_del(pid_t pid)
+/* <pid> exited (the log stays registered until freed). */
+static void srv_reg_exited(pid_t pid)
 {
 	pthread_mutex_lock(&srv_reg_lock);
 	for (int i = 0; i < SRV_REGISTRY; i++)
-		if (srv_reg[i] == pid)
-			srv_reg[i] = 0;
+		if (srv_reg[i].pid == pid)
+			srv_reg[i].pid = 0;
 	pthread_mutex_unlock(&srv_reg_lock);
+}
+
+/* Frees the slot of <pid> (0: of <log_path>). */
+static void srv_reg_del(pid_t pid, const char *log_path)
+{
+	pthread_mutex_lock(&srv_reg_lock);
+	for (int i = 0; i < SRV_REGISTRY; i++)
+		if ((pid > 0 && srv_reg[i].pid == pid) ||
+		    (log_path != NULL && log_path[0] != '\0' &&
+		     strcmp(srv_reg[i].log_path, log_path) == 0))
+			memset(&srv_reg[i], 0, sizeof(srv_reg[i]));
+	pthread_mutex_unlock(&srv_reg_lock);
+}
+
+static void srv_log_release(const char *path, bool dump)
+{
+	if (path[0] == '\0' || strcmp(path, "-") == 0)
+		return;
+	if (dump) {
+		struct rl_test_server tmp;
+		memset(&tmp, 0, sizeof(tmp));
+		srv_copy(tmp.log_path, sizeof(tmp.log_path), path);
+		char tail[2048];
+		size_t n = rl_test_server_log_tail(&tmp, tail, sizeof(tail));
+		fprintf(stderr, "--- relayd stderr tail (%s, test ended without freeing it):\n%.*s%s---\n",
+			path, (int)n, tail, n > 0 && tail[n - 1] != '\n' ? "\n" : "");
+	}
+	const char *keep = getenv("RELAY_TEST_KEEP_LOGS");
+	if (keep != NULL && keep[0] == '1')
+		fprintf(stderr, "relayd log kept: %s\n", path);
+	else
+		unlink(path);
 }
 
 void rl_test_cleanup_all(void)
 {
 	pthread_mutex_lock(&srv_reg_lock);
 	for (int i = 0; i < SRV_REGISTRY; i++) {
-		if (srv_reg[i] > 0) {
-			kill(srv_reg[i], SIGKILL);
-			waitpid(srv_reg[i], NULL, 0);
-			srv_reg[i] = 0;
+		if (srv_reg[i].pid > 0) {
+			kill(srv_reg[i].pid, SIGKILL);
+			waitpid(srv_reg[i].pid, NULL, 0);
 		}
+		srv_log_release(srv_reg[i].log_path, true);
+		memset(&srv_reg[i], 0, sizeof(srv_reg[i]));
 	}
 	pthread_mutex_unlock(&srv_reg_lock);
 }
@@ -488,7 +533,7 @@ int rl_test_server_start(struct rl_test_server *s, const char *const *args,
 		s->pid = 0;
 		return rc;
 	}
-	srv_reg_add(s->pid);
+	srv_reg_add(s->pid, s->log_path);
 	s->pidfd = srv_pidfd_open(s->pid);
 	snprintf(s->line, sizeof(s->line), "pid %ld, starting", (long)s->pid);
 	if (srv_read_ready(s, srv_default_timeout(timeout_ms)) != 0) {
@@ -496,10 +541,12 @@ int rl_test_server_start(struct rl_test_server *s, const char *const *args,
 		snprintf(why, sizeof(why), "%s", rl_test_err());
 		kill(s->pid, SIGKILL);
 		s->status = srv_waitpid(s->pid, s->pidfd, -1);
-		srv_reg_del(s->pid);
+		srv_reg_del(s->pid, s->log_path);
 		s->pid = 0;
 		srv_dump_log(s, why);
-		rl_test_set_err("%s (status %d; log %s)", why, s->status, s->log_path);
+		srv_log_release(s->log_path, false);
+		rl_test_set_err("%s (status %d)", why, s->status);
+		s->log_path[0] = '\0';
 		return -EIO;
 	}
 	return 0;
@@ -528,7 +575,7 @@ static void srv_drain_stdout(struct rl_test_server *s)
 /* Bookkeeping once relayd is gone. */
 static int srv_exited(struct rl_test_server *s, int status)
 {
-	srv_reg_del(s->pid);
+	srv_reg_exited(s->pid);
 	s->pid = 0;
 	s->status = status;
 	srv_drain_stdout(s);
@@ -580,7 +627,6 @@ void rl_test_server_free(struct rl_test_server *s)
 	if (s->pid > 0) {
 		kill(s->pid, SIGKILL);
 		srv_waitpid(s->pid, s->pidfd, -1);
-		srv_reg_del(s->pid);
 		s->pid = 0;
 	}
 	if (s->out_fd >= 0)
@@ -589,11 +635,8 @@ void rl_test_server_free(struct rl_test_server *s)
 		close(s->pidfd);
 	s->out_fd = s->pidfd = -1;
 	if (s->log_path[0] != '\0') {
-		const char *keep = getenv("RELAY_TEST_KEEP_LOGS");
-		if (keep != NULL && keep[0] == '1')
-			fprintf(stderr, "relayd log kept: %s\n", s->log_path);
-		else
-			unlink(s->log_path);
+		srv_reg_del(0, s->log_path);
+		srv_log_release(s->log_path, false);
 		s->log_path[0] = '\0';
 	}
 	free(s->out);
@@ -708,7 +751,7 @@ int rl_test_run_relayd(const char *const *args, const char *const *env, int time
 		rc = rl_test_set_err("mkstemp: %s", strerror(errno));
 	free(a.wrapper);
 	if (rc == 0) {
-		srv_reg_add(pid);
+		srv_reg_add(pid, NULL);
 		int pidfd = srv_pidfd_open(pid);
 		rc = srv_waitpid(pid, pidfd, srv_default_timeout(timeout_ms));
 		if (rc == -ETIMEDOUT) {
@@ -717,7 +760,7 @@ int rl_test_run_relayd(const char *const *args, const char *const *env, int time
 			rl_test_set_err("relayd did not exit within %d ms (killed)",
 					srv_default_timeout(timeout_ms));
 		}
-		srv_reg_del(pid);
+		srv_reg_del(pid, NULL);
 		if (pidfd >= 0)
 			close(pidfd);
 	}
