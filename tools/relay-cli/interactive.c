@@ -459,7 +459,7 @@ int rl_cli_interactive(const struct rl_cli_opts *o)
 		rl_cli_conn_close(&ia.conn);
 		return 1;
 	}
-	ia_printf(RL_CLI_ST_INFO, "connected to %s:%s as %s (server %s); type 'help' for commands",
+	ia_printf(RL_CLI_ST_INFO, "connected to %s:%s as %s (server %s); type 'help'",
 		  o->host, o->port, ia.conn.conn_id,
 		  ia.conn.server_version[0] ? ia.conn.server_version : "?");
 	if (ia.tty) {
@@ -472,6 +472,8 @@ int rl_cli_interactive(const struct rl_cli_opts *o)
 		rl_cli_input_init(&ia.in, STDIN_FILENO);
 	}
 	ia_loop();
+	if (ia.tty && ia.prompt_live)
+		fputc('\n', stdout); /* leave the half-typed line (Ctrl-C) behind */
 	if (ia.tty)
 		rl_callback_handler_remove();
 	rl_cli_input_free(&ia.in);
