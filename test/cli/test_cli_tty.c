@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli_run.h"
 #include "harness.h"
@@ -144,6 +145,20 @@ Test(cli_tty, history_recalls_the_previous_line)
 	expect(&a, "joined h1", &pos);
 	cli_write(&a, "quit\r");
 	cr_assert_eq(cli_wait(&a, T_MS), 0);
+	cli_free(&a);
+}
+
+Test(cli_tty, a_hung_up_terminal_ends_the_session)
+{
+	struct cli_run a;
+	size_t pos = 0;
+	int st;
+
+	tty_start(&a, "hup", NULL, &pos);
+	close(a.out); /* the terminal emulator goes away */
+	a.out = a.in = -1;
+	st = cli_wait(&a, T_MS);
+	cr_assert(st == 0 || st == 128 + SIGHUP, "exit %d (-1: still running)", st);
 	cli_free(&a);
 }
 

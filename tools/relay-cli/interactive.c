@@ -32,6 +32,8 @@ static struct ia_session {
 	struct rl_cli_conn conn;
 	bool tty;          /* stdin and stdout are terminals: libedit drives input */
 	bool prompt_live;  /* libedit's prompt and typed text are on the screen */
+	bool fresh_prompt; /* nothing typed since the prompt was installed: libedit's
+			      rl_point/rl_line_buffer still describe the last line */
 	bool quit;
 	int status;        /* exit status */
 	char *line;        /* the line libedit completed, until handled */
@@ -51,7 +53,7 @@ static void ia_hide_input(void)
 	int rows = 0, cols = 0, col = (int)strlen(IA_PROMPT);
 
 	rl_get_screen_size(&rows, &cols);
-	for (int i = 0; rl_line_buffer && i < rl_point && rl_line_buffer[i]; i++)
+	for (int i = 0; !ia.fresh_prompt && rl_line_buffer && i < rl_point && rl_line_buffer[i]; i++)
 		col += ((unsigned char)rl_line_buffer[i] & 0xc0) != 0x80;
 	if (cols > 0 && col / cols > 0)
 		printf("\033[%dA", col / cols);
@@ -388,8 +390,10 @@ static void ia_on_line(char *line)
 static void ia_read_tty(void)
 {
 	rl_callback_read_char();
-	if (!ia.have_line)
+	if (!ia.have_line) {
+		ia.fresh_prompt = false;
 		return;
+	}
 	ia.have_line = false;
 	ia.prompt_live = false;
 	if (!ia.line) { /* Ctrl-D on an empty line */
@@ -405,6 +409,7 @@ static void ia_read_tty(void)
 	if (!ia.quit) {
 		rl_callback_handler_install(IA_PROMPT, ia_on_line);
 		ia.prompt_live = true;
+		ia.fresh_prompt = true;
 	}
 }
 
@@ -442,7 +447,12 @@ static void ia_loop(void)
 			rl_cli_winch = 0;
 			continue;
 		}
-		if (p[0].revents)
+		/* A hung-up terminal polls ready for ever and libedit reports
+		 * nothing: end the session. (A pipe's POLLHUP just means EOF
+		 * after the data, which ia_read_pipe sees.) */
+		if (ia.tty && (p[0].revents & (POLLHUP | POLLERR | POLLNVAL)))
+			ia.quit = true;
+		else if (p[0].revents)
 			ia.tty ? ia_read_tty() : ia_read_pipe();
 	}
 }
@@ -468,6 +478,7 @@ int rl_cli_interactive(const struct rl_cli_opts *o)
 		using_history();
 		rl_callback_handler_install(IA_PROMPT, ia_on_line);
 		ia.prompt_live = true;
+		ia.fresh_prompt = true;
 	} else {
 		rl_cli_input_init(&ia.in, STDIN_FILENO);
 	}

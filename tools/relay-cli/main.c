@@ -18,6 +18,7 @@
 volatile sig_atomic_t rl_cli_signalled;
 volatile sig_atomic_t rl_cli_winch;
 static sigset_t main_unblocked; /* the mask ppoll sleeps with */
+static sigset_t main_handled;   /* the signals we block and handle */
 
 /* ---- small shared helpers ------------------------------------------------ */
 
@@ -77,16 +78,31 @@ void rl_cli_signals_init(void)
 		sigaction(sigs[i], &sa, NULL);
 		sigaddset(&block, sigs[i]);
 	}
+	main_handled = block;
 	sigprocmask(SIG_BLOCK, &block, &main_unblocked);
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigdelset(&main_unblocked, sigs[i]);
 }
 
+/* Linux delivers a signal that ppoll's mask unblocks only when ppoll fails
+ * with EINTR; when a descriptor is ready at once the signal stays pending.
+ * A busy socket (or a hung-up terminal) would starve Ctrl-C, so pending
+ * signals are also collected here after every ppoll. */
 int rl_cli_poll(struct pollfd *fds, unsigned nfds, int timeout_ms)
 {
 	struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+	struct timespec zero = {0, 0};
+	int n = ppoll(fds, nfds, timeout_ms < 0 ? NULL : &ts, &main_unblocked);
+	int sig;
 
-	return ppoll(fds, nfds, timeout_ms < 0 ? NULL : &ts, &main_unblocked);
+	if (n == -1)
+		return n;
+	sig = sigtimedwait(&main_handled, NULL, &zero);
+	if (sig <= 0)
+		return n;
+	main_on_signal(sig);
+	errno = EINTR;
+	return -1;
 }
 
 /* ---- options ------------------------------------------------------------ */
