@@ -260,6 +260,27 @@ Test(cli_script, interactive_prints_non_fatal_server_errors_and_goes_on)
 	cli_free(&a);
 }
 
+/* relayd --idle-timeout 1 announces heartbeatMs 500: an idle sub must keep
+ * its connection alive with HEARTBEATs and end by its own --timeout. */
+Test(cli_keepalive, idle_sub_survives_the_servers_idle_timeout, .timeout = 60)
+{
+	struct rl_test_server s;
+	struct cli_run sub;
+	char p[16];
+	int st;
+
+	cr_assert(rl_test_server_start(&s, (const char *[]){"--idle-timeout", "1", NULL}, NULL, 0) == 0,
+		  "%s", rl_test_err());
+	snprintf(p, sizeof p, "%u", s.port);
+	st = cli_run(&sub, (const char *[]){"--port", p, "sub", "idle", "--timeout", "2.5", NULL},
+		     NULL, T_MS);
+	cr_expect_eq(st, 0, "sub exited %d: %s", st, sub.err_buf);
+	cr_expect(strstr(sub.err_buf, "IDLE_TIMEOUT") == NULL, "%s", sub.err_buf);
+	cli_free(&sub);
+	cr_expect(rl_test_server_stop(&s, 0) == 0);
+	rl_test_server_free(&s);
+}
+
 /* ---- no server needed ------------------------------------------------------ */
 
 TestSuite(cli_errors, .timeout = 60);

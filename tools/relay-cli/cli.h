@@ -28,6 +28,7 @@
 #define RL_CLI_CONNECT_TIMEOUT_MS 5000 /* name lookup + TCP connect */
 #define RL_CLI_REPLY_TIMEOUT_MS 10000  /* an ack or a heartbeat echo */
 #define RL_CLI_MAX_ROOMS 1024          /* the server's default per-connection cap */
+#define RL_CLI_KEEPALIVE_MS 30000      /* HEARTBEAT when idle, unless HELLO says otherwise */
 
 /* ---- options (main.c) ---------------------------------------------------- */
 
@@ -98,6 +99,7 @@ struct rl_cli_event {
 	uint64_t timestamp_ms;                /* 0 when absent */
 	long members;                         /* JOIN ack; -1 when absent */
 	uint32_t max_frame;                   /* HELLO ack; 0 when absent */
+	uint32_t heartbeat_ms;                /* HELLO ack; 0 when absent */
 	bool fatal;                           /* ERROR */
 	bool binary;                          /* the frame had the BINARY flag */
 };
@@ -136,9 +138,13 @@ struct rl_cli_conn {
 	char conn_id[80];           /* from the HELLO ack */
 	char server_version[32];
 	uint32_t max_frame;         /* the server's, from the HELLO ack */
+	int keepalive_ms;           /* send a HEARTBEAT after this long without sending */
+	int64_t last_tx_ms;         /* when a frame was last sent */
+	unsigned ping_seq;          /* tells our round-trip pings from keepalives */
 	/* the request in flight, if any (one at a time) */
 	enum rl_cli_ev await;       /* RL_CLI_EV_OTHER: none */
 	char await_room[RL_ROOM_MAX_BYTES + 1];
+	char await_ping[32];        /* HEARTBEAT: the payload whose echo answers */
 	bool await_done;
 	struct rl_cli_event reply;  /* the ack, or the ERROR that answered */
 	char why[768];              /* why the last call failed */
@@ -168,7 +174,15 @@ int rl_cli_conn_pump(struct rl_cli_conn *c);
 int rl_cli_conn_request(struct rl_cli_conn *c, uint8_t type, const char *room,
 			const void *payload, size_t len, int timeout_ms);
 
-/* HELLO with <user> (may be NULL); fills conn_id, max_frame. */
+/* Keeps an idle connection alive (the server closes silent ones after its
+ * idle_timeout): sends an empty HEARTBEAT when nothing was sent for
+ * keepalive_ms. 0 or -errno. */
+int rl_cli_conn_keepalive(struct rl_cli_conn *c);
+/* The poll timeout that honours both <other_ms> (-1: none) and the next
+ * keepalive. */
+int rl_cli_conn_poll_ms(const struct rl_cli_conn *c, int other_ms);
+
+/* HELLO with <user> (may be NULL); fills conn_id, max_frame, keepalive_ms. */
 int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user);
 /* A HEARTBEAT round trip; *<rtt_us> receives the round-trip time. */
 int rl_cli_conn_ping(struct rl_cli_conn *c, int64_t *rtt_us);

@@ -110,6 +110,8 @@ int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
 	c->on_event = on_event;
 	c->arg = arg;
 	c->max_frame = RL_DEFAULT_MAX_FRAME;
+	c->keepalive_ms = RL_CLI_KEEPALIVE_MS;
+	c->last_tx_ms = rl_cli_now_ms();
 	rl_decoder_init(&c->dec, CONN_RX_MAX_FRAME);
 	rc = conn_resolve(c, host, port, deadline, &res);
 	if (rc)
@@ -200,13 +202,30 @@ int rl_cli_conn_send(struct rl_cli_conn *c, uint8_t type, uint8_t flags,
 	rl_frame_put_header(hdr, type, flags, (uint32_t)len);
 	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof hdr};
 	iov[1] = (struct iovec){.iov_base = (void *)payload, .iov_len = len};
+	c->last_tx_ms = rl_cli_now_ms();
 	return conn_write_all(c, iov, 2);
+}
+
+int rl_cli_conn_keepalive(struct rl_cli_conn *c)
+{
+	if (rl_cli_now_ms() - c->last_tx_ms < c->keepalive_ms)
+		return 0;
+	return rl_cli_conn_send(c, RL_MSG_HEARTBEAT, 0, NULL, 0);
+}
+
+int rl_cli_conn_poll_ms(const struct rl_cli_conn *c, int other_ms)
+{
+	int64_t due = c->last_tx_ms + c->keepalive_ms - rl_cli_now_ms();
+	int ka = due <= 0 ? 0 : (int)due;
+
+	return other_ms < 0 || ka < other_ms ? ka : other_ms;
 }
 
 /* ---- receiving ---------------------------------------------------------- */
 
 /* Whether <ev> answers the request in flight. ERRORs answer HELLO, JOIN and
- * LEAVE when they name the same room (or none, for HELLO). */
+ * LEAVE when they name the same room (or none, for HELLO). A HEARTBEAT echo
+ * answers only when it carries our ping's payload (not a keepalive's). */
 static bool conn_is_reply(const struct rl_cli_conn *c, const struct rl_cli_event *ev)
 {
 	if (c->await == RL_CLI_EV_OTHER || c->await_done)
@@ -218,6 +237,9 @@ static bool conn_is_reply(const struct rl_cli_conn *c, const struct rl_cli_event
 	}
 	if (ev->kind != c->await)
 		return false;
+	if (ev->kind == RL_CLI_EV_HEARTBEAT)
+		return ev->payload.n == strlen(c->await_ping) &&
+		       memcmp(ev->payload.p, c->await_ping, ev->payload.n) == 0;
 	return c->await_room[0] == '\0' || strcmp(ev->room, c->await_room) == 0;
 }
 
@@ -318,6 +340,8 @@ int rl_cli_conn_request(struct rl_cli_conn *c, uint8_t type, const char *room,
 
 	c->await = conn_reply_kind[type];
 	snprintf(c->await_room, sizeof c->await_room, "%s", room ? room : "");
+	snprintf(c->await_ping, sizeof c->await_ping, "%.*s",
+		 type == RL_MSG_HEARTBEAT ? (int)len : 0, payload ? (const char *)payload : "");
 	c->await_done = false;
 	rc = rl_cli_conn_send(c, type, len ? RL_FLAG_JSON : 0, payload, len);
 	if (rc == 0)
@@ -350,16 +374,21 @@ int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user)
 	memcpy(c->server_version, c->reply.server_version, sizeof c->server_version);
 	if (c->reply.max_frame >= RL_FRAME_MIN_LENGTH)
 		c->max_frame = c->reply.max_frame;
+	if (c->reply.heartbeat_ms >= 100 && c->reply.heartbeat_ms < 3600000)
+		c->keepalive_ms = (int)c->reply.heartbeat_ms;
 	return 0;
 }
 
 int rl_cli_conn_ping(struct rl_cli_conn *c, int64_t *rtt_us)
 {
 	struct timespec a, b;
+	char ping[32];
+	int n = snprintf(ping, sizeof ping, "{\"ping\":%u}", ++c->ping_seq);
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	rc = rl_cli_conn_request(c, RL_MSG_HEARTBEAT, NULL, NULL, 0, RL_CLI_REPLY_TIMEOUT_MS);
+	rc = rl_cli_conn_request(c, RL_MSG_HEARTBEAT, NULL, ping, (size_t)n,
+				 RL_CLI_REPLY_TIMEOUT_MS);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	if (rtt_us)
 		*rtt_us = (b.tv_sec - a.tv_sec) * 1000000LL + (b.tv_nsec - a.tv_nsec) / 1000;

@@ -38,6 +38,7 @@ enum ev_key {
 	EV_K_TIMESTAMP,
 	EV_K_MEMBERS,
 	EV_K_MAX_FRAME,
+	EV_K_HEARTBEAT_MS,
 	EV_K_FATAL,
 	EV_K_NKEYS
 };
@@ -60,6 +61,7 @@ static const struct ev_key_def {
 	[EV_K_TIMESTAMP] = {"timestamp", 0, 0},
 	[EV_K_MEMBERS] = {"members", 0, 0},
 	[EV_K_MAX_FRAME] = {"maxFrameBytes", 0, 0},
+	[EV_K_HEARTBEAT_MS] = {"heartbeatMs", 0, 0},
 	[EV_K_FATAL] = {"fatal", 0, 0},
 };
 
@@ -119,6 +121,7 @@ static int ev_decode_json(const struct rl_frame *f, struct rl_cli_event *ev,
 	ev->timestamp_ms = ev_number(&fl[EV_K_TIMESTAMP], 0);
 	ev->members = (long)ev_number(&fl[EV_K_MEMBERS], (uint64_t)-1);
 	ev->max_frame = (uint32_t)ev_number(&fl[EV_K_MAX_FRAME], 0);
+	ev->heartbeat_ms = (uint32_t)ev_number(&fl[EV_K_HEARTBEAT_MS], 0);
 	ev->fatal = fl[EV_K_FATAL].kind == RL_JSON_TRUE;
 	if (ev->kind == RL_CLI_EV_MESSAGE && ev_is(&fl[EV_K_TYPE], "userJoined"))
 		ev->kind = RL_CLI_EV_USER_JOINED;
@@ -163,14 +166,9 @@ static int ev_decode_binary(const struct rl_frame *f, struct rl_cli_event *ev,
 int rl_cli_event_decode(const struct rl_frame *f, struct rl_cli_event *ev,
 			char *why, size_t whylen)
 {
-	memset(ev, 0, offsetof(struct rl_cli_event, content));
-	ev->content = (struct rl_span){NULL, 0};
+	memset(ev, 0, sizeof *ev);
 	ev->payload = (struct rl_span){f->payload, f->len};
-	ev->timestamp_ms = 0;
 	ev->members = -1;
-	ev->max_frame = 0;
-	ev->fatal = false;
-	ev->binary = false;
 	ev->kind = f->type < RL_MSG_NTYPES ? ev_kind_by_type[f->type] : RL_CLI_EV_OTHER;
 	if (f->flags & RL_FLAG_JSON)
 		return ev_decode_json(f, ev, why, whylen);

@@ -430,11 +430,11 @@ static void ia_loop(void)
 			      {.fd = ia.conn.fd, .events = POLLIN}};
 
 	while (!ia.quit) {
-		if (rl_cli_conn_pump(&ia.conn) < 0) {
+		if (rl_cli_conn_pump(&ia.conn) < 0 || rl_cli_conn_keepalive(&ia.conn) < 0) {
 			ia_fail(ia.conn.why);
 			break;
 		}
-		if (rl_cli_poll(p, 2, -1) == -1) {
+		if (rl_cli_poll(p, 2, rl_cli_conn_poll_ms(&ia.conn, -1)) == -1) {
 			if (rl_cli_signalled)
 				ia.quit = true;
 			if (rl_cli_winch && ia.tty)

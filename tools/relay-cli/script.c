@@ -135,8 +135,12 @@ static int sub_loop(struct rl_cli_conn *c, struct sub_state *s, int64_t deadline
 			rl_cli_warn("%s", c->why);
 			return 1;
 		}
-		rc = rl_cli_poll(&p, 1, rl_cli_left_ms(deadline));
-		if (rc == 0)
+		if (rl_cli_conn_keepalive(c) < 0) {
+			rl_cli_warn("%s", c->why);
+			return 1;
+		}
+		rc = rl_cli_poll(&p, 1, rl_cli_conn_poll_ms(c, rl_cli_left_ms(deadline)));
+		if (rc == 0 && deadline >= 0 && rl_cli_left_ms(deadline) == 0)
 			return sub_short(s, "timed out");
 		if (rc == -1 && rl_cli_signalled)
 			return sub_short(s, "interrupted");
@@ -243,11 +247,11 @@ static int pub_stdin(struct pub_state *s)
 
 	rl_cli_input_init(&in, STDIN_FILENO);
 	while (rc == 0 && !in.eof) {
-		if ((rc = rl_cli_conn_pump(s->c)) < 0) {
+		if ((rc = rl_cli_conn_pump(s->c)) < 0 || (rc = rl_cli_conn_keepalive(s->c)) < 0) {
 			rl_cli_warn("%s", s->c->why);
 			break;
 		}
-		if (rl_cli_poll(p, 2, -1) == -1 && rl_cli_signalled) {
+		if (rl_cli_poll(p, 2, rl_cli_conn_poll_ms(s->c, -1)) == -1 && rl_cli_signalled) {
 			rl_cli_warn("interrupted");
 			rc = -1;
 		} else if (p[0].revents) {
