@@ -55,13 +55,15 @@ TestSuite(cli_script, .init = srv_start, .fini = srv_stop, .timeout = 60);
 
 Test(cli_script, sub_count_and_pub_round_trip_keeps_order_unicode_and_quotes)
 {
-	const char *msgs[] = {"héllo wörld ✓ 🎉", "she said \"hi\" \\o/", "third", "{\"not\":\"json\"}"};
+	const char *msgs[] = {"héllo wörld ✓ 🎉", "she said \"hi\" \\o/", "third",
+			      "{\"not\":\"json\"}"};
 	struct cli_run sub;
 
 	sub_start(&sub, (const char *[]){"--port", port, "sub", "chat", "--count", "4", NULL});
 	for (int i = 0; i < 4; i++)
-		pub_ok((const char *[]){"--port", port, "--user", "bob", "pub", "chat", msgs[i], NULL},
-		       NULL);
+		pub_ok(
+		    (const char *[]){"--port", port, "--user", "bob", "pub", "chat", msgs[i], NULL},
+		    NULL);
 	cr_assert(cli_wait(&sub, T_MS) == 0, "sub exit; stderr: %s", sub.err_buf);
 	cr_assert_str_eq(sub.out_buf, "héllo wörld ✓ 🎉\nshe said \"hi\" \\o/\nthird\n"
 				      "{\"not\":\"json\"}\n");
@@ -73,7 +75,8 @@ Test(cli_script, pub_joins_words_with_spaces)
 	struct cli_run sub;
 
 	sub_start(&sub, (const char *[]){"--port", port, "sub", "w", "--count", "1", NULL});
-	pub_ok((const char *[]){"--port", port, "pub", "w", "several", "words", "here", NULL}, NULL);
+	pub_ok((const char *[]){"--port", port, "pub", "w", "several", "words", "here", NULL},
+	       NULL);
 	cr_assert(cli_wait(&sub, T_MS) == 0);
 	cr_assert_str_eq(sub.out_buf, "several words here\n");
 	cli_free(&sub);
@@ -87,7 +90,8 @@ Test(cli_script, pub_sends_every_stdin_line_in_order)
 	pub_ok((const char *[]){"--port", port, "pub", "lines", NULL},
 	       "one\ntwo\r\n\"three\" in quotes\n\nlast line without newline");
 	cr_assert(cli_wait(&sub, T_MS) == 0, "stderr: %s", sub.err_buf);
-	cr_assert_str_eq(sub.out_buf, "one\ntwo\n\"three\" in quotes\n\nlast line without newline\n");
+	cr_assert_str_eq(sub.out_buf,
+			 "one\ntwo\n\"three\" in quotes\n\nlast line without newline\n");
 	cli_free(&sub);
 }
 
@@ -119,11 +123,12 @@ Test(cli_script, json_content_goes_out_raw_and_comes_back_as_whole_payloads)
 {
 	struct cli_run sub, text;
 	char *line, *save = NULL, v[256];
-	const char *want[] = {"{\"a\":[1,2.5e3,{\"b\":\"ü \\\"q\\\"\"}],\"n\":null}", "\"a string\"",
-			      "42"};
+	const char *want[] = {"{\"a\":[1,2.5e3,{\"b\":\"ü \\\"q\\\"\"}],\"n\":null}",
+			      "\"a string\"", "42"};
 	int i = 0;
 
-	sub_start(&sub, (const char *[]){"--port", port, "sub", "js", "--json", "--count", "3", NULL});
+	sub_start(&sub,
+		  (const char *[]){"--port", port, "sub", "js", "--json", "--count", "3", NULL});
 	sub_start(&text, (const char *[]){"--port", port, "sub", "js", "--count", "3", NULL});
 	pub_ok((const char *[]){"--port", port, "--user", "ann", "pub", "--json", "js",
 				"{\"a\": [1, 2.5e3, {\"b\": \"ü \\\"q\\\"\"}], \"n\": null}", NULL},
@@ -132,7 +137,8 @@ Test(cli_script, json_content_goes_out_raw_and_comes_back_as_whole_payloads)
 	       "\"a string\"\n42\n");
 	cr_assert(cli_wait(&sub, T_MS) == 0, "stderr: %s", sub.err_buf);
 	cr_assert_eq(cli_lines(sub.out_buf), 3, "%s", sub.out_buf);
-	for (line = strtok_r(sub.out_buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), i++) {
+	for (line = strtok_r(sub.out_buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save), i++) {
 		json_field(line, "room", v, sizeof v);
 		cr_assert_str_eq(v, "\"js\"");
 		json_field(line, "userId", v, sizeof v);
@@ -177,8 +183,9 @@ Test(cli_script, invalid_json_is_rejected_and_nothing_is_sent)
 Test(cli_script, sub_timeout_before_count_exits_2)
 {
 	struct cli_run sub;
-	int st = cli_run(&sub, (const char *[]){"--port", port, "sub", "quiet", "--count", "2",
-					       "--timeout", "0.2", NULL},
+	int st = cli_run(&sub,
+			 (const char *[]){"--port", port, "sub", "quiet", "--count", "2",
+					  "--timeout", "0.2", NULL},
 			 NULL, T_MS);
 
 	cr_assert_eq(st, 2, "stderr: %s", sub.err_buf);
@@ -190,8 +197,8 @@ Test(cli_script, pub_to_an_invalid_room_fails)
 {
 	struct cli_run r;
 
-	cr_assert_eq(cli_run(&r, (const char *[]){"--port", port, "pub", "   ", "x", NULL}, NULL, T_MS),
-		     1);
+	cr_assert_eq(
+	    cli_run(&r, (const char *[]){"--port", port, "pub", "   ", "x", NULL}, NULL, T_MS), 1);
 	cr_assert(strstr(r.err_buf, "invalid room name"), "stderr: %s", r.err_buf);
 	cli_free(&r);
 }
@@ -234,7 +241,8 @@ Test(cli_script, interactive_reports_server_errors_with_code_and_message)
 
 	memset(user, 'u', sizeof user - 1);
 	user[sizeof user - 1] = '\0';
-	cr_assert_eq(cli_run(&a, (const char *[]){"--user", user, "--port", port, NULL}, "", T_MS), 1);
+	cr_assert_eq(cli_run(&a, (const char *[]){"--user", user, "--port", port, NULL}, "", T_MS),
+		     1);
 	cr_assert(cli_expect(&a, true, "INVALID_PAYLOAD", &pos, 0) == 0, "stderr: %s", a.err_buf);
 	cr_assert_eq(cli_lines(a.err_buf), 1, "stderr: %s", a.err_buf);
 	cli_free(&a);
@@ -269,8 +277,9 @@ Test(cli_keepalive, idle_sub_survives_the_servers_idle_timeout, .timeout = 60)
 	char p[16];
 	int st;
 
-	cr_assert(rl_test_server_start(&s, (const char *[]){"--idle-timeout", "1", NULL}, NULL, 0) == 0,
-		  "%s", rl_test_err());
+	cr_assert(
+	    rl_test_server_start(&s, (const char *[]){"--idle-timeout", "1", NULL}, NULL, 0) == 0,
+	    "%s", rl_test_err());
 	snprintf(p, sizeof p, "%u", s.port);
 	st = cli_run(&sub, (const char *[]){"--port", p, "sub", "idle", "--timeout", "2.5", NULL},
 		     NULL, T_MS);

@@ -53,8 +53,9 @@ static void tty_start(struct cli_run *r, const char *user, const char *const *en
 static void pub(const char *user, const char *room, const char *msg)
 {
 	struct cli_run r;
-	int st = cli_run(&r, (const char *[]){"--port", port, "--user", user, "pub", room, msg, NULL},
-			 NULL, T_MS);
+	int st =
+	    cli_run(&r, (const char *[]){"--port", port, "--user", user, "pub", room, msg, NULL},
+		    NULL, T_MS);
 
 	cr_assert(st == 0, "pub exited %d: %s", st, r.err_buf);
 	cli_free(&r);
@@ -70,9 +71,10 @@ Test(cli_tty, chat_with_a_half_typed_line_that_survives_an_incoming_message)
 	expect(&a, "joined physics (1 member)", &pos);
 	expect(&a, "relay> ", &pos);
 
-	cr_assert(cli_start(&sub, (const char *[]){"--port", port, "sub", "physics", "--count", "2",
-						   NULL},
-			    NULL, false) == 0);
+	cr_assert(
+	    cli_start(&sub,
+		      (const char *[]){"--port", port, "sub", "physics", "--count", "2", NULL},
+		      NULL, false) == 0);
 	cr_assert(cli_expect(&sub, true, "subscribed", NULL, T_MS) == 0, "%s", sub.err_buf);
 	expect(&a, "[physics] conn-", &pos);
 	expect(&a, " joined", &pos);
@@ -176,6 +178,7 @@ Test(cli_tty, server_going_away_ends_the_session_with_status_1)
 	rl_test_server_stop(&srv, 0);
 	st = cli_wait(&a, T_MS);
 	cr_assert_eq(st, 1, "exit %d; screen:\n%s", st, cli_plain(&a));
-	cr_assert(strstr(cli_plain(&a) + pos, "relay-cli: "), "no reason given:\n%s", cli_plain(&a));
+	cr_assert(strstr(cli_plain(&a) + pos, "relay-cli: "), "no reason given:\n%s",
+		  cli_plain(&a));
 	cli_free(&a);
 }

@@ -30,18 +30,18 @@
 static struct ia_session {
 	const struct rl_cli_opts *o;
 	struct rl_cli_conn conn;
-	bool tty;          /* stdin and stdout are terminals: libedit drives input */
+	bool tty;	   /* stdin and stdout are terminals: libedit drives input */
 	bool prompt_live;  /* libedit's prompt and typed text are on the screen */
 	bool fresh_prompt; /* nothing typed since the prompt was installed: libedit's
 			      rl_point/rl_line_buffer still describe the last line */
 	bool quit;
-	int status;        /* exit status */
-	char *line;        /* the line libedit completed, until handled */
+	int status; /* exit status */
+	char *line; /* the line libedit completed, until handled */
 	bool have_line;
-	struct rl_cli_input in; /* non-terminal input */
+	struct rl_cli_input in;				     /* non-terminal input */
 	char rooms[RL_CLI_MAX_ROOMS][RL_ROOM_MAX_BYTES + 1]; /* joined, in join order */
 	int nrooms;
-	int current;       /* index into rooms, -1: none */
+	int current; /* index into rooms, -1: none */
 } ia;
 
 /* ---- output ------------------------------------------------------------- */
@@ -53,7 +53,8 @@ static void ia_hide_input(void)
 	int rows = 0, cols = 0, col = (int)strlen(IA_PROMPT);
 
 	rl_get_screen_size(&rows, &cols);
-	for (int i = 0; !ia.fresh_prompt && rl_line_buffer && i < rl_point && rl_line_buffer[i]; i++)
+	for (int i = 0; !ia.fresh_prompt && rl_line_buffer && i < rl_point && rl_line_buffer[i];
+	     i++)
 		col += ((unsigned char)rl_line_buffer[i] & 0xc0) != 0x80;
 	if (cols > 0 && col / cols > 0)
 		printf("\033[%dA", col / cols);
@@ -74,7 +75,7 @@ static void ia_emit(const char *text, size_t n)
 }
 
 static void ia_printf(enum rl_cli_style st, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void ia_printf(enum rl_cli_style st, const char *fmt, ...)
 {
 	char *text = NULL;
@@ -316,19 +317,19 @@ static void ia_cmd_help(char *arg);
 static const struct ia_cmd {
 	const char *name;
 	const char *args;
-	const char *help;   /* NULL: an alias, not listed */
+	const char *help; /* NULL: an alias, not listed */
 	void (*fn)(char *arg);
 	bool needs_arg;
 } ia_cmds[] = {
-	{"join", "<room>", "join a room; it becomes the current room", ia_cmd_join, true},
-	{"leave", "[room]", "leave a room (default: the current one)", ia_cmd_leave, false},
-	{"send", "<message...>", "send a message to the current room", ia_cmd_send, false},
-	{"rooms", "", "list the rooms you are in (* marks the current one)", ia_cmd_rooms, false},
-	{"switch", "<room>", "make a joined room the current one", ia_cmd_switch, true},
-	{"heartbeat", "", "measure the round-trip time to the server", ia_cmd_heartbeat, false},
-	{"help", "", "show this help", ia_cmd_help, false},
-	{"quit", "", "disconnect and exit (also: exit, Ctrl-D)", ia_cmd_quit, false},
-	{"exit", "", NULL, ia_cmd_quit, false},
+    {"join", "<room>", "join a room; it becomes the current room", ia_cmd_join, true},
+    {"leave", "[room]", "leave a room (default: the current one)", ia_cmd_leave, false},
+    {"send", "<message...>", "send a message to the current room", ia_cmd_send, false},
+    {"rooms", "", "list the rooms you are in (* marks the current one)", ia_cmd_rooms, false},
+    {"switch", "<room>", "make a joined room the current one", ia_cmd_switch, true},
+    {"heartbeat", "", "measure the round-trip time to the server", ia_cmd_heartbeat, false},
+    {"help", "", "show this help", ia_cmd_help, false},
+    {"quit", "", "disconnect and exit (also: exit, Ctrl-D)", ia_cmd_quit, false},
+    {"exit", "", NULL, ia_cmd_quit, false},
 };
 #define IA_NCMDS (sizeof ia_cmds / sizeof ia_cmds[0])
 
@@ -370,7 +371,8 @@ static void ia_run_line(char *line)
 		if (strcmp(cmd, ia_cmds[i].name))
 			continue;
 		if (ia_cmds[i].needs_arg && !*arg)
-			ia_printf(RL_CLI_ST_ERROR, "usage: %s %s", ia_cmds[i].name, ia_cmds[i].args);
+			ia_printf(RL_CLI_ST_ERROR, "usage: %s %s", ia_cmds[i].name,
+				  ia_cmds[i].args);
 		else
 			ia_cmds[i].fn(arg);
 		return;
@@ -469,8 +471,8 @@ int rl_cli_interactive(const struct rl_cli_opts *o)
 		rl_cli_conn_close(&ia.conn);
 		return 1;
 	}
-	ia_printf(RL_CLI_ST_INFO, "connected to %s:%s as %s (server %s); type 'help'",
-		  o->host, o->port, ia.conn.conn_id,
+	ia_printf(RL_CLI_ST_INFO, "connected to %s:%s as %s (server %s); type 'help'", o->host,
+		  o->port, ia.conn.conn_id,
 		  ia.conn.server_version[0] ? ia.conn.server_version : "?");
 	if (ia.tty) {
 		rl_readline_name = "relay-cli";
