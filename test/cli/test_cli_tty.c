@@ -136,7 +136,7 @@ Test(cli_tty, colour_on_a_terminal_unless_no_color)
 	cli_free(&b);
 }
 
-Test(cli_tty, history_recalls_the_previous_line)
+Test(cli_tty, history_and_tab_completion)
 {
 	struct cli_run a;
 	size_t pos = 0;
@@ -149,6 +149,11 @@ Test(cli_tty, history_recalls_the_previous_line)
 	/* Up twice: "join h1" again. */
 	cli_write(&a, "\033[A\033[A\r");
 	expect(&a, "joined h1", &pos);
+	/* Tab completes commands, then joined rooms. */
+	cli_write(&a, "swi\t");
+	expect(&a, "switch ", &pos);
+	cli_write(&a, "h\t\r");
+	expect(&a, "current room: h1", &pos);
 	cli_write(&a, "quit\r");
 	cr_assert_eq(cli_wait(&a, T_MS), 0);
 	cli_free(&a);

@@ -380,6 +380,53 @@ static void ia_run_line(char *line)
 	ia_printf(RL_CLI_ST_ERROR, "unknown command '%s' (type 'help')", cmd);
 }
 
+/* ---- completion ------------------------------------------------------------ */
+
+/* Tab completes command names in the first word and joined rooms after it
+ * (never file names). libedit's generator protocol: <state> 0 starts over;
+ * each call returns a malloc'd match or NULL when done. */
+static char *ia_complete_cmd(const char *text, int state)
+{
+	static size_t i;
+
+	if (state == 0)
+		i = 0;
+	while (i < IA_NCMDS) {
+		const char *name = ia_cmds[i++].name;
+
+		if (!strncmp(name, text, strlen(text)))
+			return strdup(name);
+	}
+	return NULL;
+}
+
+static char *ia_complete_room(const char *text, int state)
+{
+	static int i;
+
+	if (state == 0)
+		i = 0;
+	while (i < ia.nrooms) {
+		const char *room = ia.rooms[i++];
+
+		if (!strncmp(room, text, strlen(text)))
+			return strdup(room);
+	}
+	return NULL;
+}
+
+static char **ia_complete(const char *text, int start, int end)
+{
+	bool first_word = true;
+
+	(void)end;
+	for (int i = 0; i < start && rl_line_buffer; i++)
+		if (rl_line_buffer[i] != ' ' && rl_line_buffer[i] != '\t')
+			first_word = false;
+	rl_attempted_completion_over = 1;
+	return rl_completion_matches(text, first_word ? ia_complete_cmd : ia_complete_room);
+}
+
 /* ---- input ------------------------------------------------------------------ */
 
 static void ia_on_line(char *line)
@@ -477,6 +524,7 @@ int rl_cli_interactive(const struct rl_cli_opts *o)
 	if (ia.tty) {
 		rl_readline_name = "relay-cli";
 		rl_catch_signals = 0;
+		rl_attempted_completion_function = ia_complete;
 		using_history();
 		rl_callback_handler_install(IA_PROMPT, ia_on_line);
 		ia.prompt_live = true;
