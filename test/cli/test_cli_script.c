@@ -268,6 +268,69 @@ Test(cli_script, interactive_prints_non_fatal_server_errors_and_goes_on)
 	cli_free(&a);
 }
 
+Test(cli_script, control_characters_from_peers_are_neutralised_in_chat_lines)
+{
+	struct cli_run a, sub;
+	size_t pos = 0;
+
+	sub_start(&sub, (const char *[]){"--port", port, "sub", "esc", "--count", "1", NULL});
+	cr_assert(cli_start(&a, (const char *[]){"--port", port, NULL}, NULL, false) == 0);
+	cli_write(&a, "join esc\n");
+	cr_assert(cli_expect(&a, false, "joined esc", &pos, T_MS) == 0, "%s", a.out_buf);
+	pub_ok((const char *[]){"--port", port, "--user", "mallory", "pub", "esc",
+				"bell\a esc\033[2J c1\xc2\x9b end\ttab", NULL},
+	       NULL);
+	cr_assert(cli_expect(&a, false, "): bell? esc?[2J c1? end\ttab\n", &pos, T_MS) == 0, "%s",
+		  a.out_buf);
+	/* sub prints the text verbatim: it is data, not a terminal session. */
+	cr_assert(cli_wait(&sub, T_MS) == 0);
+	cr_assert_str_eq(sub.out_buf, "bell\a esc\033[2J c1\xc2\x9b end\ttab\n");
+	cli_write(&a, "quit\n");
+	cr_assert_eq(cli_wait(&a, T_MS), 0);
+	cli_free(&a);
+	cli_free(&sub);
+}
+
+Test(cli_script, binary_messages_from_other_clients)
+{
+	struct cli_run js, text, a;
+	struct rl_test_client *c;
+	uint8_t msg[64];
+	size_t n, pos = 0;
+	char want[128];
+
+	sub_start(&js,
+		  (const char *[]){"--port", port, "sub", "bin", "--json", "--count", "1", NULL});
+	sub_start(&text, (const char *[]){"--port", port, "sub", "bin", "--count", "1", NULL});
+	cr_assert(cli_start(&a, (const char *[]){"--port", port, NULL}, NULL, false) == 0);
+	cli_write(&a, "join bin\n");
+	cr_assert(cli_expect(&a, false, "joined bin", &pos, T_MS) == 0, "%s", a.out_buf);
+	c = rl_test_connect(&srv, 0);
+	cr_assert(c, "%s", rl_test_err());
+	cr_assert(rl_test_hello(c, NULL, T_MS), "%s", rl_test_err());
+	cr_assert(rl_test_send_frame(c, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "bin", 3) == 0);
+	cr_assert(rl_test_expect(c, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, T_MS), "%s", rl_test_err());
+	n = rl_bin_msg_encode(msg, (struct rl_span){(const uint8_t *)"bin", 3},
+			      (struct rl_span){(const uint8_t *)"raw bytes", 9});
+	cr_assert(rl_test_send_frame(c, RL_MSG_MESSAGE, RL_FLAG_BINARY, msg, n) == 0);
+	cr_assert(cli_wait(&js, T_MS) == 0, "%s", js.err_buf);
+	snprintf(want, sizeof want,
+		 "{\"room\":\"bin\",\"from\":\"%s\",\"binary\":\"cmF3IGJ5dGVz\"}\n",
+		 rl_test_conn_id(c));
+	cr_assert_str_eq(js.out_buf, want);
+	cr_assert(cli_wait(&text, T_MS) == 0);
+	cr_assert_str_eq(text.out_buf, "raw bytes\n");
+	snprintf(want, sizeof want, "[bin] %s (", rl_test_conn_id(c));
+	cr_assert(cli_expect(&a, false, want, &pos, T_MS) == 0, "%s", a.out_buf);
+	cr_assert(cli_expect(&a, false, "): raw bytes\n", &pos, T_MS) == 0, "%s", a.out_buf);
+	rl_test_close(c);
+	cli_write(&a, "quit\n");
+	cr_assert_eq(cli_wait(&a, T_MS), 0);
+	cli_free(&a);
+	cli_free(&js);
+	cli_free(&text);
+}
+
 /* relayd --idle-timeout 1 announces heartbeatMs 500: an idle sub must keep
  * its connection alive with HEARTBEATs and end by its own --timeout. */
 Test(cli_keepalive, idle_sub_survives_the_servers_idle_timeout, .timeout = 60)
