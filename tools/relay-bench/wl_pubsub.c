@@ -309,11 +309,15 @@ static int chat_sweep(struct rb_engine *e, const struct rb_opts *o, struct rb_re
 		if (pass) {
 			best = rate;
 			beststep = st;
-		} else {
+		} else if (!fail || rate < fail) {
 			fail = rate;
 		}
+		/* Up by the factor until a step fails (down by it while none passed),
+		 * then bisect between the best pass and the lowest failure. */
 		if (!fail)
 			rate *= o->sweep_factor;
+		else if (!best && rate / o->sweep_factor >= 0.01)
+			rate /= o->sweep_factor;
 		else if (!best || fail / best < 1.08)
 			break;
 		else
