@@ -25,17 +25,17 @@
 
 /* What a request of each frame type is answered with. */
 static const enum rl_cli_ev conn_reply_kind[RL_MSG_NTYPES] = {
-	[RL_MSG_HELLO] = RL_CLI_EV_HELLO,
-	[RL_MSG_JOIN_ROOM] = RL_CLI_EV_JOINED,
-	[RL_MSG_LEAVE_ROOM] = RL_CLI_EV_LEFT,
-	[RL_MSG_HEARTBEAT] = RL_CLI_EV_HEARTBEAT,
+    [RL_MSG_HELLO] = RL_CLI_EV_HELLO,
+    [RL_MSG_JOIN_ROOM] = RL_CLI_EV_JOINED,
+    [RL_MSG_LEAVE_ROOM] = RL_CLI_EV_LEFT,
+    [RL_MSG_HEARTBEAT] = RL_CLI_EV_HEARTBEAT,
 };
 
 /* ---- name lookup and connect ------------------------------------------- */
 
 /* Resolves within <deadline>. 0 and *<out>, or -errno with c->why set. */
-static int conn_resolve(struct rl_cli_conn *c, const char *host, const char *port,
-			int64_t deadline, struct addrinfo **out)
+static int conn_resolve(struct rl_cli_conn *c, const char *host, const char *port, int64_t deadline,
+			struct addrinfo **out)
 {
 	static struct addrinfo hints;
 	static struct gaicb req;
@@ -52,7 +52,8 @@ static int conn_resolve(struct rl_cli_conn *c, const char *host, const char *por
 		if (gai_suspend((const struct gaicb *const *)list, 1, &ts) == EAI_AGAIN &&
 		    rl_cli_left_ms(deadline) == 0) {
 			gai_cancel(&req);
-			snprintf(c->why, sizeof c->why, "cannot resolve host '%s': timed out", host);
+			snprintf(c->why, sizeof c->why, "cannot resolve host '%s': timed out",
+				 host);
 			return -ETIMEDOUT;
 		}
 		rc = 0;
@@ -73,8 +74,7 @@ static int conn_connect_one(const struct addrinfo *ai, int64_t deadline)
 	int fd, n, err = 0;
 	socklen_t len = sizeof err;
 
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    ai->ai_protocol);
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd == -1)
 		return -errno;
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
@@ -98,8 +98,8 @@ fail:
 	return -err;
 }
 
-int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
-		     int timeout_ms, rl_cli_event_fn *on_event, void *arg)
+int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port, int timeout_ms,
+		     rl_cli_event_fn *on_event, void *arg)
 {
 	int64_t deadline = rl_cli_now_ms() + timeout_ms;
 	struct addrinfo *res = NULL, *ai;
@@ -124,8 +124,8 @@ int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
 	freeaddrinfo(res);
 	if (fd < 0) {
 		snprintf(c->why, sizeof c->why, "cannot connect to %s%s%s:%s: %s",
-			 strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-			 port, fd == -ETIMEDOUT ? "timed out" : strerror(-fd));
+			 strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
+			 fd == -ETIMEDOUT ? "timed out" : strerror(-fd));
 		return fd;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -187,16 +187,16 @@ static int conn_write_all(struct rl_cli_conn *c, struct iovec *iov, int n)
 	return 0;
 }
 
-int rl_cli_conn_send(struct rl_cli_conn *c, uint8_t type, uint8_t flags,
-		     const void *payload, size_t len)
+int rl_cli_conn_send(struct rl_cli_conn *c, uint8_t type, uint8_t flags, const void *payload,
+		     size_t len)
 {
 	uint8_t hdr[RL_FRAME_HDR_BYTES];
 	struct iovec iov[2];
 
 	if (len + RL_FRAME_MIN_LENGTH > c->max_frame) {
 		snprintf(c->why, sizeof c->why,
-			 "message too large: %zu bytes, the server accepts at most %u",
-			 len, c->max_frame - RL_FRAME_MIN_LENGTH);
+			 "message too large: %zu bytes, the server accepts at most %u", len,
+			 c->max_frame - RL_FRAME_MIN_LENGTH);
 		return -EMSGSIZE;
 	}
 	rl_frame_put_header(hdr, type, flags, (uint32_t)len);
@@ -250,8 +250,8 @@ static int conn_dispatch(struct rl_cli_conn *c, const struct rl_frame *f)
 	if (rl_cli_event_decode(f, &ev, c->why, sizeof c->why))
 		return -EPROTO;
 	if (ev.kind == RL_CLI_EV_ERROR && ev.fatal) {
-		snprintf(c->why, sizeof c->why, "server closed the connection: %s: %s",
-			 ev.code, ev.message);
+		snprintf(c->why, sizeof c->why, "server closed the connection: %s: %s", ev.code,
+			 ev.message);
 		return -ECONNABORTED;
 	}
 	if (conn_is_reply(c, &ev)) {
@@ -333,8 +333,8 @@ static int conn_await(struct rl_cli_conn *c, int64_t deadline)
 	}
 }
 
-int rl_cli_conn_request(struct rl_cli_conn *c, uint8_t type, const char *room,
-			const void *payload, size_t len, int timeout_ms)
+int rl_cli_conn_request(struct rl_cli_conn *c, uint8_t type, const char *room, const void *payload,
+			size_t len, int timeout_ms)
 {
 	int rc;
 

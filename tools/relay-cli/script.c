@@ -33,8 +33,8 @@ static int script_room(const char *name, char out[RL_ROOM_MAX_BYTES + 1])
 }
 
 /* Connects and says HELLO. 0, or -1 after reporting. */
-static int script_connect(struct rl_cli_conn *c, const struct rl_cli_opts *o,
-			  rl_cli_event_fn *fn, void *arg)
+static int script_connect(struct rl_cli_conn *c, const struct rl_cli_opts *o, rl_cli_event_fn *fn,
+			  void *arg)
 {
 	if (rl_cli_conn_open(c, o->host, o->port, RL_CLI_CONNECT_TIMEOUT_MS, fn, arg) ||
 	    rl_cli_conn_hello(c, o->user)) {
@@ -170,9 +170,9 @@ struct pub_state {
 	struct rl_cli_conn *c;
 	const struct rl_cli_opts *o;
 	char room[RL_ROOM_MAX_BYTES + 1];
-	uint8_t *buf;   /* one MESSAGE payload, max_frame bytes */
+	uint8_t *buf; /* one MESSAGE payload, max_frame bytes */
 	long sent;
-	int errors;     /* ERRORs from the server */
+	int errors; /* ERRORs from the server */
 };
 
 static int pub_on_event(void *arg, const struct rl_cli_event *ev)
