@@ -133,6 +133,9 @@ struct rl_decoder {
 	size_t _in_len;
 };
 
+/* <max_frame> 0 means RL_DEFAULT_MAX_FRAME; values above UINT32_MAX - 4 are
+ * clamped to it. Allocation failure (of a tail of at most 4 + max_frame
+ * bytes) aborts the process. */
 void rl_decoder_init(struct rl_decoder *d, uint32_t max_frame);
 /* Frees the tail; <d> may be re-initialised afterwards. */
 void rl_decoder_free(struct rl_decoder *d);
@@ -208,8 +211,11 @@ struct rl_json_field {
 				    cap bytes) */
 	bool lone_surrogate;     /* string: held a \u escape of a lone or
 				    mis-ordered surrogate (valid JSON, but not a
-				    valid decoded name) */
+				    valid decoded name); each one is decoded
+				    as U+FFFD (3 bytes) in <buf>/<dec_len> */
 };
+/* Only a key of the top-level object matches (nested keys never do). When two
+ * entries of <fields> name the same key, only the first is filled. */
 
 struct rl_json_result {
 	enum rl_json_kind top; /* kind of the top-level value */

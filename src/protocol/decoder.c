@@ -1,0 +1,175 @@
+/* decoder.c -- incremental frame decoder: bytes in any chunking -> frames.
+ * Frames that lie whole inside a feed are returned in place (no copy); only
+ * the bytes of an incomplete frame at the end of a feed are copied into a tail
+ * buffer, sized exactly for that frame once its length is known.
+ * Threading: a decoder belongs to its caller; no shared state.
+ */
+#include "relay/protocol.h"
+#include "proto_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest max_frame we honour: 4 + length must fit the uint32 tail size. */
+#define DEC_MAX_FRAME_LIMIT (UINT32_MAX - RL_FRAME_LEN_BYTES)
+
+void rl_decoder_init(struct rl_decoder *d, uint32_t max_frame)
+{
+	memset(d, 0, sizeof *d);
+	if (max_frame == 0)
+		max_frame = RL_DEFAULT_MAX_FRAME;
+	if (max_frame > DEC_MAX_FRAME_LIMIT)
+		max_frame = DEC_MAX_FRAME_LIMIT;
+	d->max_frame = max_frame;
+}
+
+static void dec_tail_release(struct rl_decoder *d)
+{
+	free(d->_tail);
+	d->_tail = NULL;
+	d->_tail_len = 0;
+	d->_tail_cap = 0;
+}
+
+void rl_decoder_free(struct rl_decoder *d)
+{
+	dec_tail_release(d);
+	d->_in = NULL;
+	d->_in_len = 0;
+}
+
+/* A tail holding a whole frame has been returned by rl_decoder_next; its
+ * payload stays valid until the next call, which releases it. */
+static bool dec_tail_delivered(const struct rl_decoder *d)
+{
+	return d->_tail_len >= RL_FRAME_HDR_BYTES && d->_tail_len == d->_tail_cap;
+}
+
+void rl_decoder_feed(struct rl_decoder *d, const uint8_t *buf, size_t len)
+{
+	if (dec_tail_delivered(d))
+		dec_tail_release(d);
+	d->_in = buf;
+	d->_in_len = len;
+}
+
+size_t rl_decoder_pending(const struct rl_decoder *d)
+{
+	return dec_tail_delivered(d) ? 0 : d->_tail_len;
+}
+
+static uint32_t dec_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static enum rl_decode_status dec_fail(struct rl_decoder *d, enum rl_err err)
+{
+	d->err = err;
+	dec_tail_release(d);
+	d->_in = NULL;
+	d->_in_len = 0;
+	return RL_DECODE_ERROR;
+}
+
+static void dec_fill(struct rl_frame *out, const uint8_t *f)
+{
+	out->version = f[4];
+	out->type = f[5];
+	out->flags = f[6];
+	out->len = dec_be32(f) - RL_FRAME_MIN_LENGTH;
+	out->payload = f + RL_FRAME_HDR_BYTES;
+}
+
+static void dec_tail_alloc(struct rl_decoder *d, uint32_t cap)
+{
+	uint8_t *t = realloc(d->_tail, cap);
+	if (t == NULL)
+		rl_proto_oom(cap);
+	d->_tail = t;
+	d->_tail_cap = cap;
+}
+
+/* Moves up to <want> bytes of the current feed into the tail. */
+static void dec_take(struct rl_decoder *d, size_t want)
+{
+	size_t n = want < d->_in_len ? want : d->_in_len;
+	if (n == 0)
+		return;
+	memcpy(d->_tail + d->_tail_len, d->_in, n);
+	d->_tail_len += (uint32_t)n;
+	d->_in += n;
+	d->_in_len -= n;
+}
+
+/* Continues the frame started in the tail with the current feed. */
+static enum rl_decode_status dec_next_tail(struct rl_decoder *d, struct rl_frame *out)
+{
+	enum rl_err err;
+
+	if (d->_tail_len < RL_FRAME_LEN_BYTES) {
+		dec_take(d, RL_FRAME_LEN_BYTES - d->_tail_len);
+		if (d->_tail_len < RL_FRAME_LEN_BYTES)
+			return RL_DECODE_NEED_MORE;
+		uint32_t length = dec_be32(d->_tail);
+		err = rl_frame_check_length(length, d->max_frame);
+		if (err != RL_ERR_NONE)
+			return dec_fail(d, err);
+		dec_tail_alloc(d, RL_FRAME_LEN_BYTES + length);
+	}
+	dec_take(d, d->_tail_cap - d->_tail_len);
+	if (d->_tail_len >= RL_FRAME_HDR_BYTES) {
+		err = rl_frame_check_header(d->_tail[4], d->_tail[5], d->_tail[6]);
+		if (err != RL_ERR_NONE)
+			return dec_fail(d, err);
+	}
+	if (d->_tail_len < d->_tail_cap)
+		return RL_DECODE_NEED_MORE;
+	dec_fill(out, d->_tail);
+	return RL_DECODE_FRAME;
+}
+
+/* Starts a frame at the front of the current feed (tail empty). */
+static enum rl_decode_status dec_next_input(struct rl_decoder *d, struct rl_frame *out)
+{
+	const uint8_t *in = d->_in;
+	enum rl_err err;
+
+	if (d->_in_len < RL_FRAME_LEN_BYTES) {
+		dec_tail_alloc(d, RL_FRAME_LEN_BYTES);
+		dec_take(d, d->_in_len);
+		return RL_DECODE_NEED_MORE;
+	}
+	uint32_t length = dec_be32(in);
+	err = rl_frame_check_length(length, d->max_frame);
+	if (err != RL_ERR_NONE)
+		return dec_fail(d, err);
+	if (d->_in_len >= RL_FRAME_HDR_BYTES) {
+		err = rl_frame_check_header(in[4], in[5], in[6]);
+		if (err != RL_ERR_NONE)
+			return dec_fail(d, err);
+	}
+	size_t size = (size_t)RL_FRAME_LEN_BYTES + length;
+	if (d->_in_len >= size) {
+		dec_fill(out, in);
+		d->_in += size;
+		d->_in_len -= size;
+		return RL_DECODE_FRAME;
+	}
+	dec_tail_alloc(d, (uint32_t)size);
+	dec_take(d, d->_in_len);
+	return RL_DECODE_NEED_MORE;
+}
+
+enum rl_decode_status rl_decoder_next(struct rl_decoder *d, struct rl_frame *out)
+{
+	if (d->err != RL_ERR_NONE)
+		return RL_DECODE_ERROR;
+	if (dec_tail_delivered(d))
+		dec_tail_release(d);
+	if (d->_tail_len > 0)
+		return dec_next_tail(d, out);
+	if (d->_in_len == 0)
+		return RL_DECODE_NEED_MORE;
+	return dec_next_input(d, out);
+}

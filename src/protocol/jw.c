@@ -1,0 +1,224 @@
+/* jw.c -- a small JSON writer into a fixed caller buffer, for replies.
+ * Commas are placed by the writer; strings are escaped so that the output is
+ * always valid JSON: invalid UTF-8 bytes in a string become \ufffd.
+ * Threading: a writer belongs to its caller.
+ */
+#include "relay/protocol.h"
+#include "proto_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define JW_MAX_DEPTH 32
+
+void rl_jw_init(struct rl_jw *w, uint8_t *buf, size_t cap)
+{
+	w->buf = buf;
+	w->cap = cap;
+	w->len = 0;
+	w->overflow = false;
+	w->_first = 1u; /* depth 0: nothing written yet */
+	w->_depth = 0;
+	w->_after_key = false;
+}
+
+static void jw_put(struct rl_jw *w, const void *p, size_t n)
+{
+	if (w->overflow || n == 0)
+		return;
+	if (n > w->cap - w->len) {
+		w->overflow = true;
+		return;
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+static void jw_byte(struct rl_jw *w, uint8_t c)
+{
+	jw_put(w, &c, 1);
+}
+
+/* Comma bookkeeping before any value or key at the current depth. */
+static void jw_sep(struct rl_jw *w)
+{
+	if (w->_after_key) {
+		w->_after_key = false;
+		return;
+	}
+	uint32_t bit = 1u << w->_depth;
+	if (w->_first & bit)
+		w->_first &= ~bit;
+	else
+		jw_byte(w, ',');
+}
+
+static void jw_open(struct rl_jw *w, uint8_t c)
+{
+	jw_sep(w);
+	if (w->_depth + 1 >= JW_MAX_DEPTH) {
+		w->overflow = true; /* misuse: deeper than the writer tracks */
+		return;
+	}
+	jw_byte(w, c);
+	w->_depth++;
+	w->_first |= 1u << w->_depth;
+}
+
+static void jw_close(struct rl_jw *w, uint8_t c)
+{
+	if (w->_depth == 0) {
+		w->overflow = true; /* misuse: nothing open */
+		return;
+	}
+	w->_depth--;
+	w->_after_key = false;
+	jw_byte(w, c);
+}
+
+void rl_jw_obj_begin(struct rl_jw *w) { jw_open(w, '{'); }
+void rl_jw_obj_end(struct rl_jw *w) { jw_close(w, '}'); }
+void rl_jw_arr_begin(struct rl_jw *w) { jw_open(w, '['); }
+void rl_jw_arr_end(struct rl_jw *w) { jw_close(w, ']'); }
+
+/* How a byte is written inside a string: 0 as is, 'u' as \u00XX, another
+ * letter as that one-letter escape, 'x' when it starts a UTF-8 sequence. */
+static uint8_t jw_class(uint8_t c)
+{
+	static const uint8_t short_esc[0x20] = {
+		['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+	};
+	if (c < 0x20)
+		return short_esc[c] ? short_esc[c] : 'u';
+	if (c == '"' || c == '\\')
+		return c;
+	if (c == 0x7F)
+		return 'u';
+	return c < 0x80 ? 0 : 'x';
+}
+
+/* Length of the run of bytes at <s> that need no escaping. */
+static size_t jw_plain_run(const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+	while (n - i >= 8) {
+		uint64_t v = rl_load64(s + i);
+		uint64_t m = rl_swar_less(v, 0x20) | rl_swar_eq(v, '"') | rl_swar_eq(v, '\\') |
+			     rl_swar_eq(v, 0x7F) | (v & RL_HIGH8);
+		if (m != 0)
+			return i + rl_swar_first(m);
+		i += 8;
+	}
+	while (i < n && jw_class(s[i]) == 0)
+		i++;
+	return i;
+}
+
+/* Walks <s>/<n> as rl_jw_str writes it; writes when <w> is not NULL.
+ * Returns the bytes it (would) write, quotes excluded. */
+static size_t jw_str_body(struct rl_jw *w, const uint8_t *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i = 0, out = 0;
+
+	while (i < n) {
+		size_t run = jw_plain_run(s + i, n - i);
+		if (w != NULL && run > 0)
+			jw_put(w, s + i, run);
+		i += run;
+		out += run;
+		if (i == n)
+			break;
+		uint8_t c = s[i], k = jw_class(c);
+		if (k == 'x') {
+			unsigned len = rl_utf8_seq(s + i, s + n);
+			if (len != 0) {
+				if (w != NULL)
+					jw_put(w, s + i, len);
+				i += len;
+				out += len;
+				continue;
+			}
+			if (w != NULL)
+				jw_put(w, "\\ufffd", 6);
+			out += 6;
+		} else if (k == 'u') {
+			uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
+			if (w != NULL)
+				jw_put(w, e, sizeof e);
+			out += 6;
+		} else {
+			uint8_t e[2] = {'\\', k};
+			if (w != NULL)
+				jw_put(w, e, sizeof e);
+			out += 2;
+		}
+		i++;
+	}
+	return out;
+}
+
+void rl_jw_str(struct rl_jw *w, const void *s, size_t n)
+{
+	jw_sep(w);
+	jw_byte(w, '"');
+	jw_str_body(w, s, n);
+	jw_byte(w, '"');
+}
+
+size_t rl_jw_str_len(const void *s, size_t n)
+{
+	return jw_str_body(NULL, s, n) + 2;
+}
+
+void rl_jw_cstr(struct rl_jw *w, const char *s)
+{
+	rl_jw_str(w, s, strlen(s));
+}
+
+void rl_jw_key(struct rl_jw *w, const char *key)
+{
+	jw_sep(w);
+	jw_byte(w, '"');
+	jw_str_body(w, (const uint8_t *)key, strlen(key));
+	jw_put(w, "\":", 2);
+	w->_after_key = true;
+}
+
+void rl_jw_u64(struct rl_jw *w, uint64_t v)
+{
+	char b[24];
+	int n = snprintf(b, sizeof b, "%" PRIu64, v);
+	jw_sep(w);
+	jw_put(w, b, (size_t)n);
+}
+
+void rl_jw_i64(struct rl_jw *w, int64_t v)
+{
+	char b[24];
+	int n = snprintf(b, sizeof b, "%" PRId64, v);
+	jw_sep(w);
+	jw_put(w, b, (size_t)n);
+}
+
+void rl_jw_bool(struct rl_jw *w, bool v)
+{
+	jw_sep(w);
+	if (v)
+		jw_put(w, "true", 4);
+	else
+		jw_put(w, "false", 5);
+}
+
+void rl_jw_null(struct rl_jw *w)
+{
+	jw_sep(w);
+	jw_put(w, "null", 4);
+}
+
+void rl_jw_raw(struct rl_jw *w, const void *json, size_t n)
+{
+	jw_sep(w);
+	jw_put(w, json, n);
+}

@@ -1,0 +1,619 @@
+/* client.c -- the harness's protocol client: connect, send frames, receive
+ * frames with timeouts (rl_decoder), expectations, JSON field helpers.
+ * Threading: a struct rl_test_client belongs to one thread at a time. */
+#include "harness.h"
+
+#include <relay/protocol.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CLI_RBUF 65536
+#define CLI_DEFAULT_MAX_FRAME (64u << 20)
+#define CLI_MASK_MAX 16
+
+struct rl_test_client {
+	int fd;
+	struct rl_decoder dec;
+	bool mid_feed;       /* the decoder still holds unconsumed bytes of rbuf */
+	uint8_t rbuf[CLI_RBUF];
+	uint8_t *fbuf;       /* payload copy of the last frame */
+	size_t fcap;
+	struct rl_test_frame frame;
+	char conn_id[160];
+	int worker;
+	unsigned long ping_seq;
+};
+
+static int cli_timeout(int ms, int dflt)
+{
+	return ms > 0 ? ms : dflt;
+}
+
+/* ---- connect / close ------------------------------------------------------ */
+
+struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	char ps[8];
+	snprintf(ps, sizeof(ps), "%u", port);
+	int rc = getaddrinfo(host, ps, &hints, &ai);
+	if (rc != 0)
+		return rl_test_set_err("getaddrinfo %s: %s", host, gai_strerror(rc)), NULL;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		freeaddrinfo(ai);
+		return rl_test_set_err("socket: %s", strerror(errno)), NULL;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (rc == -1 && errno == EINPROGRESS) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		if (poll(&p, 1, cli_timeout(timeout_ms, 5000)) != 1) {
+			close(fd);
+			return rl_test_set_err("connect %s:%u: timed out", host, port), NULL;
+		}
+		int err = 0;
+		socklen_t len = sizeof(err);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		rc = err == 0 ? 0 : -1;
+		errno = err;
+	}
+	if (rc == -1) {
+		int e = errno;
+		close(fd);
+		return rl_test_set_err("connect %s:%u: %s", host, port, strerror(e)), NULL;
+	}
+	struct rl_test_client *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		return rl_test_set_err("out of memory"), NULL;
+	}
+	c->fd = fd;
+	c->worker = -1;
+	rl_decoder_init(&c->dec, CLI_DEFAULT_MAX_FRAME);
+	return c;
+}
+
+struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms)
+{
+	return rl_test_connect_addr(s->host, s->port, timeout_ms);
+}
+
+void rl_test_close(struct rl_test_client *c)
+{
+	if (c == NULL)
+		return;
+	close(c->fd);
+	rl_decoder_free(&c->dec);
+	free(c->fbuf);
+	free(c);
+}
+
+int rl_test_fd(const struct rl_test_client *c)
+{
+	return c->fd;
+}
+
+void rl_test_set_max_frame(struct rl_test_client *c, uint32_t max_frame)
+{
+	c->dec.max_frame = max_frame;
+}
+
+int rl_test_set_rcvbuf(struct rl_test_client *c, int bytes)
+{
+	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) == -1)
+		return rl_test_set_err("SO_RCVBUF: %s", strerror(errno)), -errno;
+	return 0;
+}
+
+/* ---- sending ------------------------------------------------------------------ */
+
+int rl_test_send_raw(struct rl_test_client *c, const void *p, size_t n, int timeout_ms)
+{
+	const uint8_t *b = p;
+	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms, 5000);
+	while (n > 0) {
+		ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
+		if (w > 0) {
+			b += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1 && errno != EAGAIN)
+			return rl_test_set_err("send: %s", strerror(errno)), -errno;
+		int64_t left = deadline - rl_test_now_ms();
+		struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
+		if (left <= 0 || poll(&pf, 1, (int)left) == 0)
+			return rl_test_set_err("send: no room in the socket for %d ms (%zu bytes left)",
+					       cli_timeout(timeout_ms, 5000), n),
+			       -ETIMEDOUT;
+	}
+	return 0;
+}
+
+int rl_test_frame_append(uint8_t *buf, size_t cap, size_t *off, uint8_t type, uint8_t flags,
+			 const void *payload, size_t len)
+{
+	if (*off + RL_FRAME_HDR_BYTES + len > cap)
+		return rl_test_set_err("frame_append: buffer full"), -ENOSPC;
+	*off += rl_frame_encode(buf + *off, type, flags, payload, (uint32_t)len);
+	return 0;
+}
+
+int rl_test_send_frame_v(struct rl_test_client *c, uint8_t version, uint8_t type, uint8_t flags,
+			 const void *payload, size_t len)
+{
+	uint8_t small[4096];
+	uint8_t *b = len + RL_FRAME_HDR_BYTES <= sizeof(small) ? small
+							     : malloc(len + RL_FRAME_HDR_BYTES);
+	if (b == NULL)
+		return rl_test_set_err("out of memory"), -ENOMEM;
+	rl_frame_encode(b, type, flags, payload, (uint32_t)len);
+	b[4] = version;
+	int rc = rl_test_send_raw(c, b, len + RL_FRAME_HDR_BYTES, 0);
+	if (b != small)
+		free(b);
+	return rc;
+}
+
+int rl_test_send_frame(struct rl_test_client *c, uint8_t type, uint8_t flags, const void *payload,
+		       size_t len)
+{
+	return rl_test_send_frame_v(c, RL_PROTOCOL_VERSION, type, flags, payload, len);
+}
+
+int rl_test_send_json(struct rl_test_client *c, uint8_t type, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return rl_test_set_err("out of memory"), -ENOMEM;
+	int rc = rl_test_send_frame(c, type, RL_FLAG_JSON, s, (size_t)n);
+	free(s);
+	return rc;
+}
+
+/* ---- receiving ------------------------------------------------------------------ */
+
+static int cli_keep_frame(struct rl_test_client *c, const struct rl_frame *f)
+{
+	if (c->fcap < (size_t)f->len + 1) {
+		uint8_t *nb = realloc(c->fbuf, (size_t)f->len + 1);
+		if (nb == NULL)
+			return rl_test_set_err("out of memory"), -1;
+		c->fbuf = nb;
+		c->fcap = (size_t)f->len + 1;
+	}
+	if (f->len > 0)
+		memcpy(c->fbuf, f->payload, f->len);
+	c->fbuf[f->len] = '\0';
+	c->frame = (struct rl_test_frame){.version = f->version,
+					  .type = f->type,
+					  .flags = f->flags,
+					  .len = f->len,
+					  .payload = c->fbuf};
+	return 0;
+}
+
+/* 1: a frame is in c->frame; 0: need more bytes; -1: bad frame. */
+static int cli_next(struct rl_test_client *c)
+{
+	if (!c->mid_feed)
+		return 0;
+	struct rl_frame f;
+	enum rl_decode_status st = rl_decoder_next(&c->dec, &f);
+	if (st == RL_DECODE_FRAME)
+		return cli_keep_frame(c, &f) == 0 ? 1 : -1;
+	c->mid_feed = false;
+	if (st == RL_DECODE_ERROR)
+		return rl_test_set_err("server sent a bad frame: %s", rl_err_name(c->dec.err));
+	return 0;
+}
+
+/* Reads once. 1: bytes fed; 0: timeout; -1: closed/error (err set). */
+static int cli_read(struct rl_test_client *c, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - rl_test_now_ms();
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		int r = poll(&p, 1, left > 0 ? (int)left : 0);
+		if (r == 0)
+			return 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		ssize_t n = read(c->fd, c->rbuf, sizeof(c->rbuf));
+		if (n > 0) {
+			rl_decoder_feed(&c->dec, c->rbuf, (size_t)n);
+			c->mid_feed = true;
+			return 1;
+		}
+		if (n == 0)
+			return rl_test_set_err("connection closed by peer%s",
+					       rl_decoder_pending(&c->dec) > 0
+						       ? " (inside a partial frame)"
+						       : "");
+		if (errno == EAGAIN || errno == EINTR)
+			continue;
+		return rl_test_set_err("read: %s", strerror(errno));
+	}
+}
+
+const struct rl_test_frame *rl_test_recv(struct rl_test_client *c, int timeout_ms)
+{
+	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms, 5000);
+	for (;;) {
+		int r = cli_next(c);
+		if (r == 1)
+			return &c->frame;
+		if (r < 0)
+			return NULL;
+		r = cli_read(c, deadline);
+		if (r == 0) {
+			rl_test_set_err("no frame within %d ms%s", cli_timeout(timeout_ms, 5000),
+					rl_decoder_pending(&c->dec) > 0 ? " (partial frame held)"
+									: "");
+			return NULL;
+		}
+		if (r < 0)
+			return NULL;
+	}
+}
+
+const char *rl_test_frame_str(const struct rl_test_frame *f)
+{
+	static _Thread_local char buf[512];
+	int n = snprintf(buf, sizeof(buf), "%s(v%u,flags 0x%02x,%u bytes) ",
+			 rl_msg_type_name(f->type), f->version, f->flags, f->len);
+	for (uint32_t i = 0; i < f->len && n < (int)sizeof(buf) - 8; i++) {
+		uint8_t ch = f->payload[i];
+		if (ch >= 0x20 && ch < 0x7f)
+			buf[n++] = (char)ch;
+		else
+			n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\\x%02x", ch);
+	}
+	if (n >= (int)sizeof(buf) - 8)
+		snprintf(buf + sizeof(buf) - 8, 8, "...");
+	else
+		buf[n] = '\0';
+	return buf;
+}
+
+const struct rl_test_frame *rl_test_expect(struct rl_test_client *c, uint8_t type, int flags,
+					   int timeout_ms)
+{
+	const struct rl_test_frame *f = rl_test_recv(c, timeout_ms);
+	if (f == NULL) {
+		char e[900];
+		snprintf(e, sizeof(e), "%s", rl_test_err());
+		rl_test_set_err("expected %s: %s", rl_msg_type_name(type), e);
+		return NULL;
+	}
+	if (f->type != type || (flags >= 0 && f->flags != flags)) {
+		rl_test_set_err("expected %s (flags %d), got %s", rl_msg_type_name(type), flags,
+				rl_test_frame_str(f));
+		return NULL;
+	}
+	return f;
+}
+
+const struct rl_test_frame *rl_test_expect_json(struct rl_test_client *c, uint8_t type,
+						const char *json, const char *const *mask,
+						int timeout_ms)
+{
+	const struct rl_test_frame *f = rl_test_expect(c, type, RL_FLAG_JSON, timeout_ms);
+	if (f == NULL)
+		return NULL;
+	char got[8192];
+	if (rl_test_json_mask(f->payload, f->len, mask, got, sizeof(got)) < 0) {
+		rl_test_set_err("expected JSON %s, got invalid %s", json, rl_test_frame_str(f));
+		return NULL;
+	}
+	if (strcmp(got, json) != 0) {
+		rl_test_set_err("expected %s %s\n                got %s", rl_msg_type_name(type),
+				json, got);
+		return NULL;
+	}
+	return f;
+}
+
+const struct rl_test_frame *rl_test_expect_error(struct rl_test_client *c, const char *code,
+						 int timeout_ms)
+{
+	const struct rl_test_frame *f = rl_test_expect(c, RL_MSG_ERROR, RL_FLAG_JSON, timeout_ms);
+	if (f == NULL)
+		return NULL;
+	char got[64];
+	bool fatal;
+	const uint8_t *pc, *pm, *pf;
+	size_t nc, nm, nf;
+	if (rl_test_json_str(f, "code", got, sizeof(got)) < 0 ||
+	    rl_test_json_bool(f, "fatal", &fatal) != 0 ||
+	    rl_test_json_raw(f, "code", &pc, &nc) != 0 ||
+	    rl_test_json_raw(f, "message", &pm, &nm) != 0 ||
+	    rl_test_json_raw(f, "fatal", &pf, &nf) != 0 || *pm != '"') {
+		rl_test_set_err("ERROR %s: want string code, string message, bool fatal; got %s",
+				code, rl_test_frame_str(f));
+		return NULL;
+	}
+	if (strcmp(got, code) != 0) {
+		rl_test_set_err("expected ERROR %s, got %s", code, rl_test_frame_str(f));
+		return NULL;
+	}
+	/* Spec key order: code, message, fatal (then "room" where one is involved). */
+	if (!(pc < pm && pm < pf)) {
+		rl_test_set_err("ERROR %s: keys not in the order code, message, fatal: %s", code,
+				rl_test_frame_str(f));
+		return NULL;
+	}
+	bool want = rl_err_is_fatal(rl_err_from_name(code, strlen(code)));
+	if (fatal != want) {
+		rl_test_set_err("ERROR %s: \"fatal\" should be %s: %s", code,
+				want ? "true" : "false", rl_test_frame_str(f));
+		return NULL;
+	}
+	return f;
+}
+
+int rl_test_expect_closed(struct rl_test_client *c, bool discard, int timeout_ms)
+{
+	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms, 5000);
+	for (;;) {
+		int r = cli_next(c);
+		if (r == 1 && !discard)
+			return rl_test_set_err("expected close, got %s", rl_test_frame_str(&c->frame));
+		if (r == 1)
+			continue;
+		if (r < 0)
+			return -1;
+		if (!discard && rl_decoder_pending(&c->dec) > 0)
+			return rl_test_set_err("expected close, got part of a frame");
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		int64_t left = deadline - rl_test_now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) == 0)
+			return rl_test_set_err("connection still open after %d ms",
+					       cli_timeout(timeout_ms, 5000));
+		ssize_t n = read(c->fd, c->rbuf, sizeof(c->rbuf));
+		if (n == 0 || (n == -1 && (errno == ECONNRESET || errno == EPIPE)))
+			return 0;
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n == -1)
+			return rl_test_set_err("read: %s", strerror(errno));
+		rl_decoder_feed(&c->dec, c->rbuf, (size_t)n);
+		c->mid_feed = true;
+	}
+}
+
+int rl_test_expect_fatal(struct rl_test_client *c, const char *code, int timeout_ms)
+{
+	if (rl_test_expect_error(c, code, timeout_ms) == NULL)
+		return -1;
+	return rl_test_expect_closed(c, false, timeout_ms);
+}
+
+int rl_test_expect_silence(struct rl_test_client *c, int ms)
+{
+	int r = cli_next(c);
+	if (r == 1)
+		return rl_test_set_err("expected silence, got %s", rl_test_frame_str(&c->frame));
+	if (r < 0)
+		return -1;
+	r = cli_read(c, rl_test_now_ms() + ms);
+	if (r == 0)
+		return 0;
+	if (r < 0)
+		return -1;
+	r = cli_next(c);
+	if (r == 1)
+		return rl_test_set_err("expected silence, got %s", rl_test_frame_str(&c->frame));
+	return rl_test_set_err("expected silence, got bytes");
+}
+
+static int cli_ping(struct rl_test_client *c, int timeout_ms, bool skip, size_t *skipped)
+{
+	char p[64];
+	int n = snprintf(p, sizeof(p), "ping-%lu-%p", ++c->ping_seq, (void *)c);
+	if (rl_test_send_frame(c, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, p, (size_t)n) != 0)
+		return -1;
+	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms, 5000);
+	for (;;) {
+		int64_t left = deadline - rl_test_now_ms();
+		const struct rl_test_frame *f = rl_test_recv(c, left > 0 ? (int)left : 1);
+		if (f == NULL) {
+			char e[900];
+			snprintf(e, sizeof(e), "%s", rl_test_err());
+			return rl_test_set_err("HEARTBEAT echo: %s", e);
+		}
+		if (f->type == RL_MSG_HEARTBEAT && f->flags == RL_FLAG_BINARY &&
+		    f->len == (uint32_t)n && memcmp(f->payload, p, (size_t)n) == 0)
+			return 0;
+		if (!skip)
+			return rl_test_set_err("expected HEARTBEAT echo of %s, got %s", p,
+					       rl_test_frame_str(f));
+		if (skipped != NULL)
+			(*skipped)++;
+	}
+}
+
+int rl_test_ping(struct rl_test_client *c, int timeout_ms)
+{
+	return cli_ping(c, timeout_ms, false, NULL);
+}
+
+int rl_test_sync_skip(struct rl_test_client *c, int timeout_ms, size_t *skipped)
+{
+	return cli_ping(c, timeout_ms, true, skipped);
+}
+
+/* ---- protocol conveniences ---------------------------------------------------- */
+
+const struct rl_test_frame *rl_test_hello(struct rl_test_client *c, const char *json,
+					  int timeout_ms)
+{
+	int rc = json == NULL ? rl_test_send_frame(c, RL_MSG_HELLO, 0, NULL, 0)
+			      : rl_test_send_frame(c, RL_MSG_HELLO, RL_FLAG_JSON, json,
+						   strlen(json));
+	if (rc != 0)
+		return NULL;
+	const struct rl_test_frame *f = rl_test_expect(c, RL_MSG_HELLO, RL_FLAG_JSON, timeout_ms);
+	if (f == NULL)
+		return NULL;
+	char status[32];
+	if (rl_test_json_str(f, "status", status, sizeof(status)) < 0 ||
+	    strcmp(status, "connected") != 0 ||
+	    rl_test_json_str(f, "connectionId", c->conn_id, sizeof(c->conn_id)) <= 0) {
+		rl_test_set_err("bad HELLO ack: %s", rl_test_frame_str(f));
+		return NULL;
+	}
+	int64_t w;
+	c->worker = rl_test_json_i64(f, "worker", &w) == 0 ? (int)w : -1;
+	return f;
+}
+
+const char *rl_test_conn_id(const struct rl_test_client *c)
+{
+	return c->conn_id;
+}
+
+int rl_test_worker(const struct rl_test_client *c)
+{
+	return c->worker;
+}
+
+static int cli_room_ack(struct rl_test_client *c, uint8_t type, const char *room,
+			const char *status, long *members, int timeout_ms)
+{
+	if (rl_test_send_json(c, type, "{\"room\":\"%s\"}", room) != 0)
+		return -1;
+	const struct rl_test_frame *f = rl_test_expect(c, type, RL_FLAG_JSON, timeout_ms);
+	if (f == NULL)
+		return -1;
+	char st[32], rm[256];
+	int64_t m = 0;
+	if (rl_test_json_str(f, "status", st, sizeof(st)) < 0 || strcmp(st, status) != 0 ||
+	    rl_test_json_str(f, "room", rm, sizeof(rm)) < 0 || strcmp(rm, room) != 0 ||
+	    (members != NULL && rl_test_json_i64(f, "members", &m) != 0))
+		return rl_test_set_err("bad %s ack for %s: %s", rl_msg_type_name(type), room,
+				       rl_test_frame_str(f));
+	if (members != NULL)
+		*members = (long)m;
+	return 0;
+}
+
+int rl_test_join(struct rl_test_client *c, const char *room, long *members, int timeout_ms)
+{
+	return cli_room_ack(c, RL_MSG_JOIN_ROOM, room, "joined", members, timeout_ms);
+}
+
+int rl_test_leave(struct rl_test_client *c, const char *room, int timeout_ms)
+{
+	return cli_room_ack(c, RL_MSG_LEAVE_ROOM, room, "left", NULL, timeout_ms);
+}
+
+/* ---- JSON ---------------------------------------------------------------------- */
+
+static int cli_field(const uint8_t *p, size_t n, const char *key, struct rl_json_field *fld)
+{
+	memset(fld, 0, sizeof(*fld));
+	fld->key = key;
+	if (rl_json_parse(p, n, fld, 1, NULL) != 0 || fld->kind == RL_JSON_NONE)
+		return -1;
+	return 0;
+}
+
+long rl_test_json_str(const struct rl_test_frame *f, const char *key, char *out, size_t cap)
+{
+	struct rl_json_field fld;
+	if (cli_field(f->payload, f->len, key, &fld) != 0 || fld.kind != RL_JSON_STRING)
+		return -1;
+	long n = rl_json_string_decode(fld.raw, (uint8_t *)out, cap);
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	out[n] = '\0';
+	return n;
+}
+
+int rl_test_json_i64(const struct rl_test_frame *f, const char *key, int64_t *out)
+{
+	struct rl_json_field fld;
+	if (cli_field(f->payload, f->len, key, &fld) != 0 || fld.kind != RL_JSON_NUMBER)
+		return -1;
+	char tmp[32];
+	if (fld.raw.n == 0 || fld.raw.n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, fld.raw.p, fld.raw.n);
+	tmp[fld.raw.n] = '\0';
+	char *end;
+	errno = 0;
+	long long v = strtoll(tmp, &end, 10);
+	if (*end != '\0' || errno != 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int rl_test_json_bool(const struct rl_test_frame *f, const char *key, bool *out)
+{
+	struct rl_json_field fld;
+	if (cli_field(f->payload, f->len, key, &fld) != 0)
+		return -1;
+	if (fld.kind != RL_JSON_TRUE && fld.kind != RL_JSON_FALSE)
+		return -1;
+	*out = fld.kind == RL_JSON_TRUE;
+	return 0;
+}
+
+int rl_test_json_raw(const struct rl_test_frame *f, const char *key, const uint8_t **p,
+		     size_t *n)
+{
+	struct rl_json_field fld;
+	if (cli_field(f->payload, f->len, key, &fld) != 0)
+		return -1;
+	*p = fld.raw.p;
+	*n = fld.raw.n;
+	return 0;
+}
+
+long rl_test_json_mask(const uint8_t *p, size_t n, const char *const *mask, char *out,
+		       size_t cap)
+{
+	struct rl_json_field fld[CLI_MASK_MAX];
+	size_t nf = 0;
+	memset(fld, 0, sizeof(fld));
+	for (; mask != NULL && mask[nf] != NULL && nf < CLI_MASK_MAX; nf++)
+		fld[nf].key = mask[nf];
+	if (rl_json_parse(p, n, fld, nf, NULL) != 0)
+		return -1;
+	size_t o = 0, i = 0;
+	while (i < n) {
+		const struct rl_json_field *hit = NULL;
+		for (size_t k = 0; k < nf; k++)
+			if (fld[k].kind != RL_JSON_NONE && fld[k].raw.p == p + i)
+				hit = &fld[k];
+		if (o + 1 >= cap)
+			return -1;
+		out[o++] = hit != NULL ? '*' : (char)p[i];
+		i += hit != NULL ? hit->raw.n : 1;
+	}
+	out[o] = '\0';
+	return (long)o;
+}

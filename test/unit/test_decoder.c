@@ -1,0 +1,597 @@
+/* test_decoder.c -- the incremental frame decoder (decoder.c): round trips,
+ * the spec's fatal conditions in their check order, and the same frames out
+ * whatever the chunking of the input. Every test ends with a leak check when
+ * built with ASan. */
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- a stream of frames and its expected decoding --------------------- */
+
+#define MAX_FRAMES 16
+
+struct want {
+	uint8_t type, flags;
+	const uint8_t *payload;
+	uint32_t len;
+};
+
+struct stream {
+	uint8_t *bytes;
+	size_t len;
+	struct want want[MAX_FRAMES];
+	size_t nwant;
+};
+
+static void stream_add(struct stream *s, uint8_t type, uint8_t flags,
+		       const void *payload, uint32_t len)
+{
+	cr_assert_lt(s->nwant, MAX_FRAMES);
+	s->bytes = realloc(s->bytes, s->len + RL_FRAME_HDR_BYTES + len);
+	cr_assert_not_null(s->bytes);
+	rl_frame_encode(s->bytes + s->len, type, flags, payload, len);
+	s->want[s->nwant++] = (struct want){type, flags, NULL, len};
+	s->len += RL_FRAME_HDR_BYTES + len;
+}
+
+/* Points each want at its payload inside the stream (after all adds). */
+static void stream_seal(struct stream *s)
+{
+	size_t off = 0;
+	for (size_t i = 0; i < s->nwant; i++) {
+		s->want[i].payload = s->bytes + off + RL_FRAME_HDR_BYTES;
+		off += RL_FRAME_HDR_BYTES + s->want[i].len;
+	}
+}
+
+static void stream_free(struct stream *s)
+{
+	free(s->bytes);
+	memset(s, 0, sizeof *s);
+}
+
+/* Several frames of every kind: JSON and binary, an empty-payload HEARTBEAT,
+ * and one payload of <big> bytes. The decoder has no fixed-size buffer; <big>
+ * above 64 KiB also exceeds any socket read buffer a caller would use. */
+static void stream_build(struct stream *s, uint32_t big)
+{
+	static const char hello[] = "{\"userId\":\"alice\",\"clientVersion\":\"1.0.0\"}";
+	static const char join[] = "{\"room\":\"physics\"}";
+	static const char msg[] = "{\"room\":\"physics\",\"content\":{\"t\":\"hi\"}}";
+	static const char err[] = "{\"code\":\"NOT_IN_ROOM\",\"message\":\"x\",\"fatal\":false}";
+	uint8_t *blob = malloc(big);
+
+	cr_assert_not_null(blob);
+	for (uint32_t i = 0; i < big; i++)
+		blob[i] = (uint8_t)(i * 31 + (i >> 8));
+	memset(s, 0, sizeof *s);
+	stream_add(s, RL_MSG_HELLO, RL_FLAG_JSON, hello, sizeof hello - 1);
+	stream_add(s, RL_MSG_HEARTBEAT, 0, NULL, 0);
+	stream_add(s, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, join, sizeof join - 1);
+	stream_add(s, RL_MSG_MESSAGE, RL_FLAG_BINARY, blob, big);
+	stream_add(s, RL_MSG_MESSAGE, RL_FLAG_JSON, msg, sizeof msg - 1);
+	stream_add(s, RL_MSG_LEAVE_ROOM, RL_FLAG_BINARY, "physics", 7);
+	stream_add(s, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "p", 1);
+	stream_add(s, RL_MSG_ERROR, RL_FLAG_JSON, err, sizeof err - 1);
+	stream_add(s, RL_MSG_HEARTBEAT, 0, NULL, 0);
+	stream_seal(s);
+	free(blob);
+}
+
+/* ---- feeding in chunks ------------------------------------------------ */
+
+struct run {
+	const struct stream *s;
+	struct rl_decoder d;
+	size_t got;       /* frames decoded so far */
+	bool copy;        /* feed from a private copy, poisoned after NEED_MORE */
+	char fail[256];   /* first mismatch; empty when all went well */
+};
+
+static void run_init(struct run *r, const struct stream *s, bool copy)
+{
+	memset(r, 0, sizeof *r);
+	r->s = s;
+	r->copy = copy;
+	rl_decoder_init(&r->d, RL_DEFAULT_MAX_FRAME);
+}
+
+static void run_check(struct run *r, const struct rl_frame *f)
+{
+	if (r->fail[0])
+		return;
+	if (r->got >= r->s->nwant) {
+		snprintf(r->fail, sizeof r->fail, "extra frame #%zu", r->got);
+		return;
+	}
+	const struct want *w = &r->s->want[r->got];
+	if (f->version != 1 || f->type != w->type || f->flags != w->flags || f->len != w->len ||
+	    (w->len > 0 && memcmp(f->payload, w->payload, w->len) != 0))
+		snprintf(r->fail, sizeof r->fail,
+			 "frame #%zu: got type %u flags %u len %u, want type %u flags %u len %u",
+			 r->got, f->type, f->flags, f->len, w->type, w->flags, w->len);
+	r->got++;
+}
+
+/* Feeds one chunk and takes every frame it completes. Plain C checks, not
+ * cr_assert, in the hot path: these run millions of times. */
+static void run_feed(struct run *r, const uint8_t *p, size_t n)
+{
+	uint8_t *own = NULL;
+	struct rl_frame f;
+	enum rl_decode_status st;
+
+	if (r->copy && n > 0) {
+		own = malloc(n);
+		memcpy(own, p, n);
+		p = own;
+	}
+	rl_decoder_feed(&r->d, p, n);
+	while ((st = rl_decoder_next(&r->d, &f)) == RL_DECODE_FRAME)
+		run_check(r, &f);
+	if (st != RL_DECODE_NEED_MORE && !r->fail[0])
+		snprintf(r->fail, sizeof r->fail, "status %d err %s", st, rl_err_name(r->d.err));
+	if (own != NULL) {
+		memset(own, 0xA5, n); /* the decoder must have copied what it keeps */
+		free(own);
+	}
+}
+
+static void run_finish(struct run *r, const char *what)
+{
+	if (!r->fail[0] && r->got != r->s->nwant)
+		snprintf(r->fail, sizeof r->fail, "%zu frames, want %zu", r->got, r->s->nwant);
+	if (!r->fail[0] && rl_decoder_pending(&r->d) != 0)
+		snprintf(r->fail, sizeof r->fail, "%zu bytes pending at the end",
+			 rl_decoder_pending(&r->d));
+	if (!r->fail[0] && r->d._tail != NULL)
+		snprintf(r->fail, sizeof r->fail, "tail not freed at a frame boundary");
+	rl_decoder_free(&r->d);
+	cr_assert(!r->fail[0], "%s: %s", what, r->fail);
+}
+
+/* ---- chunking -------------------------------------------------------- */
+
+Test(decoder, whole_stream_at_once_points_into_the_callers_bytes)
+{
+	struct stream s;
+	struct rl_decoder d;
+	struct rl_frame f;
+	size_t i = 0;
+
+	stream_build(&s, 200 * 1024);
+	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	rl_decoder_feed(&d, s.bytes, s.len);
+	while (rl_decoder_next(&d, &f) == RL_DECODE_FRAME) {
+		cr_assert_lt(i, s.nwant);
+		cr_assert_eq(f.type, s.want[i].type);
+		cr_assert_eq(f.len, s.want[i].len);
+		cr_assert_eq(f.payload, s.want[i].payload, "frame %zu was copied", i);
+		cr_assert_null(d._tail);
+		i++;
+	}
+	cr_assert_eq(i, s.nwant);
+	cr_assert_eq(d.err, RL_ERR_NONE);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+	rl_decoder_free(&d);
+	stream_free(&s);
+	RL_ASSERT_NO_LEAKS();
+}
+
+/* 70 KiB: bigger than a 64 KiB read buffer, small enough that every one of
+ * the ~72000 splits stays fast under ASan. */
+Test(decoder, every_two_way_split_yields_the_same_frames, .timeout = 60)
+{
+	struct stream s;
+	struct run r;
+
+	stream_build(&s, 70 * 1024);
+	for (size_t k = 0; k <= s.len; k++) {
+		run_init(&r, &s, false);
+		run_feed(&r, s.bytes, k);
+		run_feed(&r, s.bytes + k, s.len - k);
+		char what[64];
+		snprintf(what, sizeof what, "split at %zu", k);
+		run_finish(&r, what);
+	}
+	stream_free(&s);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, every_two_way_split_with_reused_buffers_small_frames)
+{
+	struct stream s;
+	struct run r;
+
+	stream_build(&s, 300);
+	for (size_t k = 0; k <= s.len; k++) {
+		run_init(&r, &s, true);
+		run_feed(&r, s.bytes, k);
+		run_feed(&r, s.bytes + k, s.len - k);
+		run_finish(&r, "split");
+	}
+	stream_free(&s);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, byte_by_byte_yields_the_same_frames)
+{
+	struct stream s;
+	struct run r;
+
+	stream_build(&s, 200 * 1024);
+	run_init(&r, &s, true);
+	for (size_t k = 0; k < s.len; k++)
+		run_feed(&r, s.bytes + k, 1);
+	run_finish(&r, "byte by byte");
+	stream_free(&s);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, seeded_random_chunkings_yield_the_same_frames, .timeout = 60)
+{
+	struct stream s;
+	struct run r;
+	uint64_t seed = 0x9E3779B97F4A7C15ull;
+
+	stream_build(&s, 200 * 1024);
+	for (int iter = 0; iter < 400; iter++) {
+		run_init(&r, &s, true);
+		size_t off = 0;
+		/* Chunk sizes spread over 1 B .. 256 KiB, log-uniformly, with
+		 * empty feeds mixed in. */
+		while (off < s.len) {
+			uint64_t x = rl_test_rand(&seed);
+			size_t n = (size_t)(x >> 40) & ((1u << (x % 19)) - 1);
+			if (n > s.len - off)
+				n = s.len - off;
+			run_feed(&r, s.bytes + off, n);
+			off += n;
+		}
+		char what[64];
+		snprintf(what, sizeof what, "iteration %d", iter);
+		run_finish(&r, what);
+	}
+	stream_free(&s);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, tail_is_allocated_exactly_once_the_length_is_known)
+{
+	struct rl_decoder d;
+	struct rl_frame f;
+	uint8_t frame[7 + 1000];
+
+	rl_frame_encode(frame, RL_MSG_MESSAGE, RL_FLAG_BINARY, memset(frame + 7, 'x', 1000), 1000);
+	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	cr_assert_null(d._tail, "an idle decoder holds no buffer");
+	rl_decoder_feed(&d, frame, 2);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+	cr_assert_eq(rl_decoder_pending(&d), 2);
+	cr_assert_leq(d._tail_cap, 4, "length unknown: at most the length bytes");
+	rl_decoder_feed(&d, frame + 2, 3);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+	cr_assert_eq(d._tail_cap, sizeof frame, "exact frame size once the length is in");
+	cr_assert_eq(rl_decoder_pending(&d), 5);
+	rl_decoder_feed(&d, frame + 5, sizeof frame - 5);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
+	cr_assert_eq(f.len, 1000);
+	cr_assert_eq(f.payload[999], 'x');
+	cr_assert_eq(rl_decoder_pending(&d), 0);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+	cr_assert_null(d._tail, "tail freed once empty");
+	rl_decoder_free(&d);
+	RL_ASSERT_NO_LEAKS();
+}
+
+/* ---- round trips ------------------------------------------------------ */
+
+Test(decoder, round_trip_every_type_and_flag_combination)
+{
+	static const uint32_t sizes[] = {0, 1, 255, 4096, 70000};
+	uint8_t *payload = malloc(70000), *buf = malloc(7 + 70000);
+
+	for (uint32_t i = 0; i < 70000; i++)
+		payload[i] = (uint8_t)(i ^ (i >> 7));
+	for (unsigned t = RL_MSG_HELLO; t < RL_MSG_NTYPES; t++) {
+		for (unsigned fl = 0; fl <= 2; fl++) {
+			for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+				uint32_t n = sizes[k];
+				size_t len = rl_frame_encode(buf, (uint8_t)t, (uint8_t)fl, payload, n);
+				struct rl_decoder d;
+				struct rl_frame f;
+				rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+				/* once whole, once split in the middle of the header */
+				for (int split = 0; split < 2; split++) {
+					size_t cut = split ? 5 : 0;
+					if (split) {
+						rl_decoder_feed(&d, buf, cut);
+						cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+					}
+					rl_decoder_feed(&d, buf + cut, len - cut);
+					cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME,
+						     "type %u flags %u len %u", t, fl, n);
+					cr_assert_eq(f.version, 1);
+					cr_assert_eq(f.type, t);
+					cr_assert_eq(f.flags, fl);
+					cr_assert_eq(f.len, n);
+					cr_assert(n == 0 || memcmp(f.payload, payload, n) == 0);
+					cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+				}
+				rl_decoder_free(&d);
+			}
+		}
+	}
+	free(payload);
+	free(buf);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, frame_of_exactly_max_frame_passes)
+{
+	uint32_t max = 1000;
+	uint8_t *buf = calloc(1, 4 + max);
+	struct rl_decoder d;
+	struct rl_frame f;
+
+	rl_frame_put_header(buf, RL_MSG_MESSAGE, RL_FLAG_BINARY, max - 3);
+	rl_decoder_init(&d, max);
+	rl_decoder_feed(&d, buf, 4 + max);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
+	cr_assert_eq(f.len, max - 3);
+	rl_decoder_free(&d);
+	free(buf);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, zero_max_frame_means_the_default)
+{
+	struct rl_decoder d;
+	rl_decoder_init(&d, 0);
+	cr_assert_eq(d.max_frame, RL_DEFAULT_MAX_FRAME);
+	rl_decoder_free(&d);
+}
+
+/* ---- fatal conditions ------------------------------------------------- */
+
+/* Feeds <bytes> one at a time; returns the error and how many bytes it took. */
+static enum rl_err feed_until_error(const uint8_t *bytes, size_t n, uint32_t max,
+				    size_t *used)
+{
+	struct rl_decoder d;
+	struct rl_frame f;
+	enum rl_err err = RL_ERR_NONE;
+
+	rl_decoder_init(&d, max);
+	*used = 0;
+	for (size_t i = 0; i < n; i++) {
+		rl_decoder_feed(&d, bytes + i, 1);
+		enum rl_decode_status st;
+		while ((st = rl_decoder_next(&d, &f)) == RL_DECODE_FRAME)
+			;
+		if (st == RL_DECODE_ERROR) {
+			err = d.err;
+			*used = i + 1;
+			cr_assert_null(d._tail, "nothing kept after an error");
+			break;
+		}
+	}
+	rl_decoder_free(&d);
+	return err;
+}
+
+/* The same bytes fed at once must give the same error. */
+static enum rl_err feed_at_once(const uint8_t *bytes, size_t n, uint32_t max)
+{
+	struct rl_decoder d;
+	struct rl_frame f;
+	enum rl_decode_status st;
+
+	rl_decoder_init(&d, max);
+	rl_decoder_feed(&d, bytes, n);
+	while ((st = rl_decoder_next(&d, &f)) == RL_DECODE_FRAME)
+		;
+	enum rl_err err = st == RL_DECODE_ERROR ? d.err : RL_ERR_NONE;
+	rl_decoder_free(&d);
+	return err;
+}
+
+static void expect_error(const uint8_t *bytes, size_t n, uint32_t max, enum rl_err want,
+			 size_t decided_at)
+{
+	size_t used;
+	enum rl_err got = feed_until_error(bytes, n, max, &used);
+	cr_assert_eq(got, want, "byte by byte: got %s, want %s", rl_err_name(got), rl_err_name(want));
+	cr_assert_eq(used, decided_at, "%s decided after %zu bytes, want %zu", rl_err_name(want),
+		     used, decided_at);
+	got = feed_at_once(bytes, n, max);
+	cr_assert_eq(got, want, "at once: got %s, want %s", rl_err_name(got), rl_err_name(want));
+}
+
+Test(decoder, frame_too_large_is_decided_from_length_alone)
+{
+	/* length 1001 > max 1000; the rest would be a valid header */
+	const uint8_t b[] = {0, 0, 0x03, 0xE9, 1, 4, 2, 'x', 'y'};
+	expect_error(b, sizeof b, 1000, RL_ERR_FRAME_TOO_LARGE, 4);
+	const uint8_t huge[] = {0xFF, 0xFF, 0xFF, 0xFF};
+	expect_error(huge, sizeof huge, RL_DEFAULT_MAX_FRAME, RL_ERR_FRAME_TOO_LARGE, 4);
+	const uint8_t one_over[] = {0x00, 0x10, 0x00, 0x01};
+	expect_error(one_over, sizeof one_over, RL_DEFAULT_MAX_FRAME, RL_ERR_FRAME_TOO_LARGE, 4);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, frame_too_large_buffers_nothing)
+{
+	const uint8_t b[] = {0x7F, 0, 0, 0};
+	struct rl_decoder d;
+	struct rl_frame f;
+
+	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	rl_decoder_feed(&d, b, sizeof b);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
+	cr_assert_eq(d.err, RL_ERR_FRAME_TOO_LARGE);
+	cr_assert_null(d._tail);
+	cr_assert_eq(rl_decoder_pending(&d), 0);
+	rl_decoder_free(&d);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, length_below_three_is_invalid_frame_from_length_alone)
+{
+	for (uint8_t l = 0; l < 3; l++) {
+		const uint8_t b[] = {0, 0, 0, l, 9, 9, 9, 9};
+		expect_error(b, sizeof b, RL_DEFAULT_MAX_FRAME, RL_ERR_INVALID_FRAME, 4);
+	}
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, invalid_length_wins_over_too_large)
+{
+	const uint8_t b[] = {0, 0, 0, 2};
+	expect_error(b, sizeof b, 1, RL_ERR_INVALID_FRAME, 4);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, header_errors_are_decided_at_seven_bytes)
+{
+	const uint8_t ver[] = {0, 0, 0, 10, 2, 1, 0, 'a', 'b', 'c'};
+	expect_error(ver, sizeof ver, RL_DEFAULT_MAX_FRAME, RL_ERR_UNSUPPORTED_VERSION, 7);
+	const uint8_t typ[] = {0, 0, 0, 10, 1, 7, 0, 'a', 'b', 'c'};
+	expect_error(typ, sizeof typ, RL_DEFAULT_MAX_FRAME, RL_ERR_UNKNOWN_MESSAGE_TYPE, 7);
+	const uint8_t typ0[] = {0, 0, 0, 3, 1, 0, 0};
+	expect_error(typ0, sizeof typ0, RL_DEFAULT_MAX_FRAME, RL_ERR_UNKNOWN_MESSAGE_TYPE, 7);
+	const uint8_t both[] = {0, 0, 0, 10, 1, 4, 3, 'a', 'b', 'c'};
+	expect_error(both, sizeof both, RL_DEFAULT_MAX_FRAME, RL_ERR_INVALID_FRAME, 7);
+	const uint8_t comp[] = {0, 0, 0, 10, 1, 4, 0x05, 'a', 'b', 'c'};
+	expect_error(comp, sizeof comp, RL_DEFAULT_MAX_FRAME, RL_ERR_INVALID_FRAME, 7);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, a_frame_breaking_several_rules_gets_the_first_code)
+{
+	/* too large + bad version + bad type + bad flags */
+	const uint8_t a[] = {0, 0x20, 0, 0, 9, 99, 0xFF};
+	expect_error(a, sizeof a, RL_DEFAULT_MAX_FRAME, RL_ERR_FRAME_TOO_LARGE, 4);
+	/* short length + bad version */
+	const uint8_t b[] = {0, 0, 0, 1, 9, 99, 0xFF};
+	expect_error(b, sizeof b, RL_DEFAULT_MAX_FRAME, RL_ERR_INVALID_FRAME, 4);
+	/* bad version + bad type + bad flags */
+	const uint8_t c[] = {0, 0, 0, 3, 9, 99, 0xFF};
+	expect_error(c, sizeof c, RL_DEFAULT_MAX_FRAME, RL_ERR_UNSUPPORTED_VERSION, 7);
+	/* bad type + bad flags */
+	const uint8_t e[] = {0, 0, 0, 3, 1, 99, 0xFF};
+	expect_error(e, sizeof e, RL_DEFAULT_MAX_FRAME, RL_ERR_UNKNOWN_MESSAGE_TYPE, 7);
+	/* every reserved flag bit alone */
+	for (unsigned bit = 2; bit < 8; bit++) {
+		const uint8_t f[] = {0, 0, 0, 3, 1, 5, (uint8_t)(1u << bit)};
+		expect_error(f, sizeof f, RL_DEFAULT_MAX_FRAME, RL_ERR_INVALID_FRAME, 7);
+	}
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, frames_before_an_error_are_still_yielded)
+{
+	uint8_t b[64];
+	size_t n = rl_frame_encode(b, RL_MSG_HEARTBEAT, 0, NULL, 0);
+	n += rl_frame_encode(b + n, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "z", 1);
+	const uint8_t bad[] = {0, 0, 0, 3, 2, 1, 0};
+	memcpy(b + n, bad, sizeof bad);
+	n += sizeof bad;
+
+	struct rl_decoder d;
+	struct rl_frame f;
+	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	rl_decoder_feed(&d, b, n);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
+	cr_assert_eq(f.len, 1);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
+	cr_assert_eq(d.err, RL_ERR_UNSUPPORTED_VERSION);
+	rl_decoder_free(&d);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, errors_are_sticky)
+{
+	const uint8_t bad[] = {0, 0, 0, 0};
+	uint8_t good[8];
+	size_t n = rl_frame_encode(good, RL_MSG_HEARTBEAT, 0, NULL, 0);
+	struct rl_decoder d;
+	struct rl_frame f;
+
+	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	rl_decoder_feed(&d, bad, sizeof bad);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
+	rl_decoder_feed(&d, good, n);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
+	cr_assert_eq(d.err, RL_ERR_INVALID_FRAME);
+	rl_decoder_free(&d);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, error_midway_through_a_tail_frees_it)
+{
+	/* a valid frame started in the tail, then a second frame with bad flags */
+	uint8_t b[32];
+	size_t n = rl_frame_encode(b, RL_MSG_MESSAGE, RL_FLAG_BINARY, "abcdef", 6);
+	const uint8_t bad[] = {0, 0, 0, 3, 1, 4, 0x80};
+	memcpy(b + n, bad, sizeof bad);
+	struct rl_decoder d;
+	struct rl_frame f;
+
+	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	rl_decoder_feed(&d, b, 9);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+	rl_decoder_feed(&d, b + 9, n - 9 + 5);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+	cr_assert_eq(rl_decoder_pending(&d), 5);
+	rl_decoder_feed(&d, b + n + 5, 2);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
+	cr_assert_eq(d.err, RL_ERR_INVALID_FRAME);
+	cr_assert_null(d._tail);
+	rl_decoder_free(&d);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, pending_counts_a_started_frame)
+{
+	uint8_t b[16];
+	size_t n = rl_frame_encode(b, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "room", 4);
+	struct rl_decoder d;
+	struct rl_frame f;
+
+	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	cr_assert_eq(rl_decoder_pending(&d), 0);
+	for (size_t i = 0; i + 1 < n; i++) {
+		rl_decoder_feed(&d, b + i, 1);
+		cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+		cr_assert_eq(rl_decoder_pending(&d), i + 1);
+	}
+	rl_decoder_feed(&d, b + n - 1, 1);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
+	cr_assert_eq(rl_decoder_pending(&d), 0);
+	cr_assert_eq(memcmp(f.payload, "room", 4), 0);
+	rl_decoder_free(&d);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, free_then_reinit_is_clean)
+{
+	uint8_t b[16];
+	rl_frame_encode(b, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "room", 4);
+	struct rl_decoder d;
+	struct rl_frame f;
+
+	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	rl_decoder_feed(&d, b, 6);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+	rl_decoder_free(&d);
+	rl_decoder_free(&d);
+	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	cr_assert_eq(rl_decoder_pending(&d), 0);
+	rl_decoder_free(&d);
+	RL_ASSERT_NO_LEAKS();
+}
