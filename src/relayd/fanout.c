@@ -14,6 +14,8 @@ static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct rl_conn *c = mem[i].who;
+		if ((int32_t)(mem[i].seq - m->seq) > 0)
+			continue; /* joined after the publish */
 		if (c != skip && rl_conn_deliver(c, m) == 0)
 			delivered++;
 	}
@@ -23,8 +25,9 @@ static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *
 void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		       const struct rl_conn *skip)
 {
-	uint64_t mask = rl_room_workers(r);
 	uint64_t self = 1ull << w->id;
+	m->seq = rl_room_seq(r);
+	uint64_t mask = rl_room_workers(r);
 
 	if (mask & self)
 		fanout_local(w, r, m, skip);

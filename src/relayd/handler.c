@@ -114,7 +114,7 @@ static int conn_rooms_add(struct rl_conn *c, struct rl_room *r)
 		c->rooms_cap = cap;
 	}
 	uint32_t slot = c->nrooms;
-	struct rl_member m = { c, slot };
+	struct rl_member m = { c, slot, 0 };
 	uint32_t idx;
 	if (rl_room_local_add(r, c->w->id, m, &idx))
 		return -ENOMEM;

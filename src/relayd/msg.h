@@ -23,6 +23,7 @@ struct rl_msg_item {
 struct rl_msg {
 	uint32_t refs;         /* atomic */
 	uint32_t len;          /* frame bytes at <data> */
+	uint32_t seq;          /* rl_room_seq at publish: later joiners skip it */
 	struct rl_room *room;  /* set (with a room reference) once queued to another worker */
 	uint8_t *data;         /* the whole frame: 7-byte header + payload */
 	struct rl_msg_item items[]; /* <nitems> of them, then the frame bytes */

@@ -21,6 +21,7 @@ struct rl_room {
 	struct urcu_ref ref;        /* memory: the table's + in-flight holders' */
 	long members;               /* atomic; 0 = dying, never rises again */
 	uint64_t wmask;             /* atomic; bit w: local[w].n > 0 */
+	uint32_t join_seq;          /* atomic; see rl_room_seq */
 	uint64_t hash;
 	uint8_t name_len;
 	uint8_t name[RL_ROOM_MAX_BYTES];
@@ -218,6 +219,11 @@ uint64_t rl_room_hash(const struct rl_room *r)
 	return r->hash;
 }
 
+uint32_t rl_room_seq(const struct rl_room *r)
+{
+	return __atomic_load_n(&r->join_seq, __ATOMIC_SEQ_CST);
+}
+
 uint64_t rl_room_workers(const struct rl_room *r)
 {
 	return __atomic_load_n(&r->wmask, __ATOMIC_ACQUIRE);
@@ -234,6 +240,7 @@ int rl_room_local_add(struct rl_room *r, unsigned w, struct rl_member m, uint32_
 		l->m = nm;
 		l->cap = cap;
 	}
+	m.seq = uatomic_add_return(&r->join_seq, 1);
 	*idx = l->n;
 	l->m[l->n++] = m;
 	if (l->n == 1)

@@ -34,6 +34,7 @@ struct rl_room;
 struct rl_member {
 	void *who;
 	uint32_t slot;
+	uint32_t seq; /* the room's join sequence number of this membership */
 };
 
 /* Creates the table for <nworkers> (1..64) workers. 0 or -errno. */
@@ -70,7 +71,15 @@ uint64_t rl_room_hash(const struct rl_room *r);
 /* Bitmask of workers that have local members (racy snapshot). */
 uint64_t rl_room_workers(const struct rl_room *r);
 
-/* Worker <w>'s member list. Adds <m> and returns its index in *<idx>. */
+/* Join sequence: every rl_room_local_add takes the next number (atomic).
+ * A message records rl_room_seq() when it is published; a member whose
+ * number is newer joined after the publish and does not get it, so a
+ * message or presence event still queued to another worker is never
+ * delivered to someone who joined after it was sent. */
+uint32_t rl_room_seq(const struct rl_room *r);
+
+/* Worker <w>'s member list. Adds <m> (its seq is assigned here) and returns
+ * its index in *<idx>. */
 int rl_room_local_add(struct rl_room *r, unsigned w, struct rl_member m, uint32_t *idx);
 /* Removes the entry at <idx> by moving the last entry into its place; if an
  * entry moved, returns true and *<moved> is it (now at <idx>): the caller
