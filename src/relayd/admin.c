@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,7 +194,7 @@ static void admin_health_json(struct rl_jw *w, void *arg)
 	rl_jw_key(w, "workers");
 	rl_jw_u64(w, rl_metrics_nworkers());
 	rl_jw_key(w, "connections");
-	rl_jw_u64(w, rl_metrics_diff(m->c[RL_M_CONN_ACCEPTED], m->c[RL_M_CONN_CLOSED]));
+	rl_jw_u64(w, m->conns);
 	rl_jw_obj_end(w);
 }
 
@@ -211,25 +212,32 @@ static void admin_u64_field(struct rl_jw *w, const char *key, uint64_t v)
 }
 
 /* The counters of one snapshot (a worker's or the sum) as JSON fields. */
+static const struct admin_field {
+	const char *key;
+	size_t off;
+} admin_fields[] = {
+	{"connections", offsetof(struct rl_metrics_snap, conns)},
+	{"connections_accepted", offsetof(struct rl_metrics_snap, accepted)},
+	{"connections_closed", offsetof(struct rl_metrics_snap, closed)},
+	{"refused_server_full", offsetof(struct rl_metrics_snap, refused_full)},
+	{"refused_emfile", offsetof(struct rl_metrics_snap, refused_emfile)},
+	{"messages_delivered", offsetof(struct rl_metrics_snap, delivered)},
+	{"frames_out", offsetof(struct rl_metrics_snap, frames_out)},
+	{"bytes_in", offsetof(struct rl_metrics_snap, bytes_in)},
+	{"bytes_out", offsetof(struct rl_metrics_snap, bytes_out)},
+	{"outbound_queued_bytes", offsetof(struct rl_metrics_snap, out_queued)},
+	{"slow_consumers", offsetof(struct rl_metrics_snap, slow_consumers)},
+	{"inbox_items", offsetof(struct rl_metrics_snap, inbox_items)},
+	{"client_error_frames", offsetof(struct rl_metrics_snap, client_errors)},
+};
+
 static void admin_snap_fields(struct rl_jw *w, const struct rl_metrics_snap *m)
 {
-	admin_u64_field(w, "connections",
-			rl_metrics_diff(m->c[RL_M_CONN_ACCEPTED], m->c[RL_M_CONN_CLOSED]));
-	admin_u64_field(w, "connections_accepted", m->c[RL_M_CONN_ACCEPTED]);
-	admin_u64_field(w, "connections_closed", m->c[RL_M_CONN_CLOSED]);
-	admin_u64_field(w, "refused_server_full", m->c[RL_M_REFUSED_FULL]);
-	admin_u64_field(w, "refused_emfile", m->c[RL_M_REFUSED_EMFILE]);
-	admin_u64_field(w, "rooms_created", m->c[RL_M_ROOM_CREATED]);
-	admin_u64_field(w, "rooms_deleted", m->c[RL_M_ROOM_DELETED]);
-	admin_u64_field(w, "joins", m->c[RL_M_JOINS]);
-	admin_u64_field(w, "leaves", m->c[RL_M_LEAVES]);
-	admin_u64_field(w, "messages_delivered", m->c[RL_M_MSG_DELIVERED]);
-	admin_u64_field(w, "bytes_in", m->c[RL_M_BYTES_IN]);
-	admin_u64_field(w, "bytes_out", m->c[RL_M_BYTES_OUT]);
-	admin_u64_field(w, "outbound_queued_bytes",
-			rl_metrics_diff(m->c[RL_M_OUT_QUEUED], m->c[RL_M_OUT_RELEASED]));
-	admin_u64_field(w, "slow_consumers", m->c[RL_M_SLOW_CONSUMERS]);
-	admin_u64_field(w, "inbox_items", m->c[RL_M_INBOX_ITEMS]);
+	for (size_t i = 0; i < sizeof(admin_fields) / sizeof(admin_fields[0]); i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)m + admin_fields[i].off, sizeof(v));
+		admin_u64_field(w, admin_fields[i].key, v);
+	}
 	rl_jw_key(w, "frames_in");
 	rl_jw_obj_begin(w);
 	for (unsigned t = 0; t < RL_MSG_NTYPES; t++)
@@ -292,10 +300,9 @@ static void admin_stats_json(struct rl_jw *w, void *arg)
 	rl_jw_obj_end(w);
 	rl_jw_key(w, "totals");
 	rl_jw_obj_begin(w);
-	admin_u64_field(w, "rooms",
-			rl_metrics_diff(sum.c[RL_M_ROOM_CREATED], sum.c[RL_M_ROOM_DELETED]));
-	admin_u64_field(w, "room_memberships",
-			rl_metrics_diff(sum.c[RL_M_JOINS], sum.c[RL_M_LEAVES]));
+	admin_u64_field(w, "rooms", sum.rooms);
+	admin_u64_field(w, "room_memberships", sum.memberships);
+	admin_u64_field(w, "connections_peak", sum.peak_conns);
 	admin_snap_fields(w, &sum);
 	admin_fanout_json(w, &sum);
 	rl_jw_obj_end(w);

@@ -145,8 +145,11 @@ static int config_check(const struct rl_config_file *f, const struct rl_config_o
 		}
 		why[0] = '\0';
 		if (ops->check(e->name, e->value, why, sizeof(why)) != 0) {
-			snprintf(err, errlen, "%s:%u: %s: %s", f->path, e->line, e->name,
-				 why[0] ? why : "bad value");
+			if (why[0])
+				snprintf(err, errlen, "%s:%u: %s", f->path, e->line, why);
+			else
+				snprintf(err, errlen, "%s:%u: bad value for %s", f->path, e->line,
+					 e->name);
 			return -EINVAL;
 		}
 	}
@@ -164,7 +167,7 @@ int rl_config_load(const char *path, const struct rl_config_ops *ops, char *err,
 	for (size_t i = 0; rc == 0 && i < f.n; i++) {
 		why[0] = '\0';
 		if (ops->apply(f.e[i].name, f.e[i].value, why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "%s:%u: %s: %s", f.path, f.e[i].line, f.e[i].name,
+			snprintf(err, errlen, "%s:%u: %s", f.path, f.e[i].line,
 				 why[0] ? why : "bad value");
 			rc = -EINVAL;
 		}
@@ -187,49 +190,74 @@ static const struct rl_config_entry *config_find(const struct rl_config_file *f,
 	return NULL;
 }
 
-static void config_logf(rl_config_log_fn *log, int is_error, const char *fmt, const char *a,
-			const char *b, const char *c)
+/* Lines a reload will log once it commits. */
+struct config_lines {
+	char **v;
+	size_t n;
+};
+
+static void config_logf(struct config_lines *out, const char *fmt, const char *a, const char *b,
+			const char *c)
 {
-	char line[768];
+	char line[768], **v;
 	snprintf(line, sizeof(line), fmt, a, b, c);
-	log(is_error, line);
+	char *dup = strdup(line);
+	if (!dup || !(v = realloc(out->v, (out->n + 1) * sizeof(*v)))) {
+		free(dup);
+		return;
+	}
+	out->v = v;
+	out->v[out->n++] = dup;
+}
+
+static void config_lines_flush(struct config_lines *l, rl_config_log_fn *log, bool emit)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (emit)
+			log(0, l->v[i]);
+		free(l->v[i]);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }
 
 /* Applies one entry of the re-read file; returns 1 if the option changed. */
 static int config_reapply(const struct rl_config_entry *e, const struct rl_config_entry *old,
-			  const struct rl_config_ops *ops, rl_config_log_fn *log)
+			  const struct rl_config_ops *ops, struct config_lines *log)
 {
 	char before[256], after[256], why[256] = "";
 	bool file_changed = !old || strcmp(old->value, e->value) != 0;
 	if (!ops->live(e->name)) {
 		if (file_changed)
-			config_logf(log, 0, "config: %s = %s needs a restart (still %s)", e->name,
+			config_logf(log, "config: %s = %s needs a restart (still %s)", e->name,
 				    e->value, (ops->current(e->name, before, sizeof(before)), before));
 		return 0;
 	}
 	ops->current(e->name, before, sizeof(before));
 	int rc = ops->apply(e->name, e->value, why, sizeof(why));
 	if (rc < 0) {
-		config_logf(log, 1, "config: %s: %s%s", e->name, why, "");
+		config_logf(log, "config: %s: %s%s", e->name, why, ""); /* checked before: not reached */
 		return 0;
 	}
 	if (rc == 0) {
 		if (file_changed)
-			config_logf(log, 0, "config: %s = %s ignored: set by the %s", e->name,
+			config_logf(log, "config: %s = %s ignored: set by the %s", e->name,
 				    e->value, "command line or environment");
 		return 0;
 	}
 	ops->current(e->name, after, sizeof(after));
 	if (strcmp(before, after) == 0)
 		return 0;
-	config_logf(log, 0, "config: %s changed from %s to %s", e->name, before, after);
+	config_logf(log, "config: %s changed from %s to %s", e->name, before, after);
 	return 1;
 }
 
 int rl_config_reload(const struct rl_config_ops *ops, rl_config_log_fn *log)
 {
 	struct rl_config_file f;
-	char err[512];
+	struct config_lines lines = {0};
+	char err[512], num[16];
 	if (!config_cur.path) {
 		log(0, "config: SIGHUP received but no --config file was given; nothing to reload");
 		return 0;
@@ -237,24 +265,36 @@ int rl_config_reload(const struct rl_config_ops *ops, rl_config_log_fn *log)
 	int rc = rl_config_parse(config_cur.path, &f, err, sizeof(err));
 	if (rc == 0 && (rc = config_check(&f, ops, err, sizeof(err))) != 0)
 		rl_config_file_free(&f);
-	if (rc != 0) {
-		config_logf(log, 1, "config: reload failed, nothing changed: %s%s%s", err, "", "");
-		return rc;
-	}
+	if (rc != 0)
+		goto failed;
 	int changed = 0;
 	for (size_t i = 0; i < f.n; i++)
-		changed += config_reapply(&f.e[i], config_find(&config_cur, f.e[i].name), ops, log);
+		changed += config_reapply(&f.e[i], config_find(&config_cur, f.e[i].name), ops, &lines);
 	for (size_t i = 0; i < config_cur.n; i++) {
 		const struct rl_config_entry *o = &config_cur.e[i];
 		if (!config_find(&f, o->name))
-			config_logf(log, 0, "config: %s removed from %s; keeps its value until restart",
+			config_logf(&lines, "config: %s removed from %s; keeps its value until restart",
 				    o->name, f.path, "");
 	}
-	config_logf(log, 0, "config: reloaded %s (%s option%s changed)", f.path,
-		    (snprintf(err, sizeof(err), "%d", changed), err), changed == 1 ? "" : "s");
+	if (ops->commit && (rc = ops->commit(err, sizeof(err))) != 0) {
+		config_lines_flush(&lines, log, false);
+		rl_config_file_free(&f);
+		goto failed;
+	}
+	snprintf(num, sizeof(num), "%d", changed);
+	config_logf(&lines, "config: reloaded %s (%s option%s changed)", f.path, num,
+		    changed == 1 ? "" : "s");
+	config_lines_flush(&lines, log, true);
 	rl_config_file_free(&config_cur);
 	config_cur = f;
 	return changed;
+failed:
+	{
+		char line[768];
+		snprintf(line, sizeof(line), "config: reload failed, nothing changed: %s", err);
+		log(1, line);
+	}
+	return rc < 0 ? rc : -EINVAL;
 }
 
 const char *rl_config_path(void)

@@ -36,7 +36,8 @@ struct rl_config_ops {
 	/* 0 if <name> is an option that may appear in a file, else -ENOENT. */
 	int (*known)(const char *name);
 	/* Parses and range-checks <value> for <name> without applying it:
-	 * 0, or -EINVAL with a message (no file/line) in <err>. */
+	 * 0, or -EINVAL with a one-line message naming the option (no
+	 * file/line) in <err>. */
 	int (*check)(const char *name, const char *value, char *err, size_t errlen);
 	/* Applies <value> as coming from the file. Returns 1 if applied, 0 if a
 	 * stronger source (environment, command line) holds the option, -EINVAL
@@ -46,6 +47,10 @@ struct rl_config_ops {
 	void (*current)(const char *name, char *buf, size_t len);
 	/* Whether <name> may change while running (else it needs a restart). */
 	int (*live)(const char *name);
+	/* Reload only, may be NULL: called once every entry was applied; makes
+	 * the applied values take effect, or fails (0 / -EINVAL with <err>) and
+	 * then the reload changes nothing. */
+	int (*commit)(char *err, size_t errlen);
 };
 
 /* Startup: parses <path>, checks every key and value (an unknown key or a bad

@@ -4,13 +4,14 @@
 #include "expo.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "metrics.h"
 
-#define EXPO_NO_DOWN RL_M_NCOUNTERS
+#define SNAP(f) offsetof(struct rl_metrics_snap, f)
 
 void rl_expo_init(struct rl_expo *e)
 {
@@ -108,48 +109,46 @@ void rl_expo_double(struct rl_expo *e, const char *name, const char *labels, dou
 		rl_expo_printf(e, "%s %.9g\n", name, v);
 }
 
-/* Families that are one number summed over workers: a counter, or a gauge
- * derived as up - down. */
+/* Families that are one number: a field of the summed snapshot. */
 struct expo_simple {
 	const char *name;
 	const char *type;
 	const char *help;
-	enum rl_metric up;
-	enum rl_metric down; /* EXPO_NO_DOWN for a plain counter */
+	size_t off; /* SNAP(field) */
 };
 
 static const struct expo_simple expo_simple_table[] = {
-	{"relay_connections", "gauge", "Client connections currently open.",
-	 RL_M_CONN_ACCEPTED, RL_M_CONN_CLOSED},
+	{"relay_connections", "gauge", "Client connections currently open.", SNAP(conns)},
+	{"relay_connections_peak", "gauge", "Most client connections open at once since start.",
+	 SNAP(peak_conns)},
 	{"relay_connections_accepted_total", "counter", "Client connections accepted.",
-	 RL_M_CONN_ACCEPTED, EXPO_NO_DOWN},
+	 SNAP(accepted)},
 	{"relay_connections_closed_total", "counter", "Client connections closed, any reason.",
-	 RL_M_CONN_CLOSED, EXPO_NO_DOWN},
-	{"relay_rooms", "gauge", "Rooms that currently exist.", RL_M_ROOM_CREATED,
-	 RL_M_ROOM_DELETED},
+	 SNAP(closed)},
+	{"relay_rooms", "gauge", "Rooms that currently exist.", SNAP(rooms)},
 	{"relay_room_memberships", "gauge", "Connection-in-room memberships, over all rooms.",
-	 RL_M_JOINS, RL_M_LEAVES},
+	 SNAP(memberships)},
 	{"relay_messages_delivered_total", "counter",
-	 "MESSAGE frames queued to room members (presence events included).",
-	 RL_M_MSG_DELIVERED, EXPO_NO_DOWN},
-	{"relay_bytes_in_total", "counter", "Bytes read from client sockets.", RL_M_BYTES_IN,
-	 EXPO_NO_DOWN},
-	{"relay_bytes_out_total", "counter", "Bytes written to client sockets.", RL_M_BYTES_OUT,
-	 EXPO_NO_DOWN},
-	{"relay_outbound_queued_bytes", "gauge",
-	 "Bytes waiting in connections' send queues.", RL_M_OUT_QUEUED, RL_M_OUT_RELEASED},
+	 "MESSAGE frames queued to room members (presence events included).", SNAP(delivered)},
+	{"relay_frames_out_total", "counter", "Frames queued to clients, all types.",
+	 SNAP(frames_out)},
+	{"relay_bytes_in_total", "counter", "Bytes read from client sockets.", SNAP(bytes_in)},
+	{"relay_bytes_out_total", "counter", "Bytes written to client sockets.", SNAP(bytes_out)},
+	{"relay_outbound_queued_bytes", "gauge", "Bytes waiting in connections' send queues.",
+	 SNAP(out_queued)},
 	{"relay_slow_consumers_total", "counter",
-	 "Connections closed as slow consumers (SLOW_CONSUMER).", RL_M_SLOW_CONSUMERS,
-	 EXPO_NO_DOWN},
+	 "Connections closed as slow consumers (SLOW_CONSUMER).", SNAP(slow_consumers)},
+	{"relay_client_error_frames_total", "counter",
+	 "ERROR frames received from clients (counted and ignored).", SNAP(client_errors)},
 };
 
 #define EXPO_NSIMPLE (sizeof(expo_simple_table) / sizeof(expo_simple_table[0]))
 
-static uint64_t expo_value(const struct expo_simple *s, const struct rl_metrics_snap *m)
+static uint64_t expo_field(const struct rl_metrics_snap *m, size_t off)
 {
-	if (s->down == EXPO_NO_DOWN)
-		return m->c[s->up];
-	return rl_metrics_diff(m->c[s->up], m->c[s->down]);
+	uint64_t v;
+	memcpy(&v, (const char *)m + off, sizeof(v));
+	return v;
 }
 
 static void expo_info(struct rl_expo *e, const struct rl_expo_info *info)
@@ -176,7 +175,7 @@ static void expo_simple(struct rl_expo *e, const struct rl_metrics_snap *m)
 	for (size_t i = 0; i < EXPO_NSIMPLE; i++) {
 		const struct expo_simple *s = &expo_simple_table[i];
 		rl_expo_family(e, s->name, s->type, s->help);
-		rl_expo_u64(e, s->name, NULL, expo_value(s, m));
+		rl_expo_u64(e, s->name, NULL, expo_field(m, s->off));
 	}
 }
 
@@ -184,8 +183,8 @@ static void expo_refused(struct rl_expo *e, const struct rl_metrics_snap *m)
 {
 	const char *n = "relay_connections_refused_total";
 	rl_expo_family(e, n, "counter", "Connections refused at accept, by reason.");
-	rl_expo_u64(e, n, "reason=\"server_full\"", m->c[RL_M_REFUSED_FULL]);
-	rl_expo_u64(e, n, "reason=\"emfile\"", m->c[RL_M_REFUSED_EMFILE]);
+	rl_expo_u64(e, n, "reason=\"server_full\"", m->refused_full);
+	rl_expo_u64(e, n, "reason=\"emfile\"", m->refused_emfile);
 }
 
 static void expo_frames(struct rl_expo *e, const struct rl_metrics_snap *m)
@@ -233,25 +232,20 @@ static void expo_histogram(struct rl_expo *e, const struct rl_metrics_snap *m)
 }
 
 /* Per-worker families: one sample per worker, label worker="K". */
-struct expo_per_worker {
-	const char *name;
-	const char *type;
-	const char *help;
-	enum rl_metric up;
-	enum rl_metric down;
-};
-
-static const struct expo_per_worker expo_worker_table[] = {
-	{"relay_worker_connections", "gauge", "Client connections open, per worker.",
-	 RL_M_CONN_ACCEPTED, RL_M_CONN_CLOSED},
+static const struct expo_simple expo_worker_table[] = {
+	{"relay_worker_connections", "gauge", "Client connections open, per worker.", SNAP(conns)},
 	{"relay_worker_connections_accepted_total", "counter",
-	 "Client connections accepted, per worker.", RL_M_CONN_ACCEPTED, EXPO_NO_DOWN},
+	 "Client connections accepted, per worker.", SNAP(accepted)},
 	{"relay_worker_inbox_items_total", "counter",
-	 "Cross-worker items drained from the worker's inbox.", RL_M_INBOX_ITEMS, EXPO_NO_DOWN},
+	 "Cross-worker items processed from the worker's inbox.", SNAP(inbox_items)},
 	{"relay_worker_messages_delivered_total", "counter",
-	 "MESSAGE frames queued to members, per worker.", RL_M_MSG_DELIVERED, EXPO_NO_DOWN},
-	{"relay_worker_outbound_queued_bytes", "gauge",
-	 "Bytes waiting in send queues, per worker.", RL_M_OUT_QUEUED, RL_M_OUT_RELEASED},
+	 "MESSAGE frames queued to members, per worker.", SNAP(delivered)},
+	{"relay_worker_outbound_queued_bytes", "gauge", "Bytes waiting in send queues, per worker.",
+	 SNAP(out_queued)},
+	{"relay_worker_bytes_in_total", "counter", "Bytes read from client sockets, per worker.",
+	 SNAP(bytes_in)},
+	{"relay_worker_bytes_out_total", "counter", "Bytes written to client sockets, per worker.",
+	 SNAP(bytes_out)},
 };
 
 #define EXPO_NWORKER (sizeof(expo_worker_table) / sizeof(expo_worker_table[0]))
@@ -260,15 +254,11 @@ static void expo_workers(struct rl_expo *e, const struct rl_metrics_snap *w, uns
 {
 	char lab[32];
 	for (size_t i = 0; i < EXPO_NWORKER; i++) {
-		const struct expo_per_worker *f = &expo_worker_table[i];
+		const struct expo_simple *f = &expo_worker_table[i];
 		rl_expo_family(e, f->name, f->type, f->help);
 		for (unsigned k = 0; k < n; k++) {
-			const struct rl_metrics_snap *m = &w[k];
-			uint64_t v = f->down == EXPO_NO_DOWN
-					     ? m->c[f->up]
-					     : rl_metrics_diff(m->c[f->up], m->c[f->down]);
 			snprintf(lab, sizeof(lab), "worker=\"%u\"", k);
-			rl_expo_u64(e, f->name, lab, v);
+			rl_expo_u64(e, f->name, lab, expo_field(&w[k], f->off));
 		}
 	}
 }
@@ -282,12 +272,14 @@ void rl_expo_metrics(struct rl_expo *e, const struct rl_expo_info *info)
 		e->oom = true;
 		return;
 	}
-	/* Sum the per-worker copies so totals and per-worker lines agree. */
 	memset(&sum, 0, sizeof(sum));
 	for (unsigned k = 0; k < n; k++) {
 		rl_metrics_read(k, &w[k]);
 		rl_metrics_snap_add(&sum, &w[k]);
 	}
+	/* Sum the per-worker copies (not a second read) so totals and
+	 * per-worker lines agree; then the process-wide gauges. */
+	rl_metrics_add_global(&sum);
 	expo_info(e, info);
 	expo_simple(e, &sum);
 	expo_refused(e, &sum);

@@ -1,6 +1,5 @@
-/* metrics.c -- per-worker counter blocks, summed when read.
- * Threading: rl_metrics_init/fini on the main thread while no worker runs;
- * each block written by its owner only; reads from any thread (see metrics.h). */
+/* metrics.c -- fan-out histogram blocks, the counter source, the snapshot
+ * sum, the shutdown flag. Threading: see metrics.h. */
 #include "metrics.h"
 
 #include <errno.h>
@@ -9,14 +8,15 @@
 #include <time.h>
 
 /* 10 us .. 1 s: in-server fan-out is expected in the tens of microseconds;
- * the upper buckets catch a stalled worker. */
+ * the upper buckets catch a stalled worker or a huge room. */
 const uint64_t rl_metrics_fanout_le_ns[RL_M_FANOUT_NBUCKETS - 1] = {
-	10000,    25000,    50000,     100000,    250000,    500000,
-	1000000,  2500000,  5000000,   10000000,  100000000, 1000000000,
+	10000,   25000,   50000,   100000,   250000,    500000,
+	1000000, 2500000, 5000000, 10000000, 100000000, 1000000000,
 };
 
 static struct rl_metrics *metrics_blocks;
 static unsigned metrics_n;
+static struct rl_metrics_source metrics_src;
 static atomic_bool metrics_shutdown;
 static uint64_t metrics_start_ns;
 static double metrics_start_wall;
@@ -46,6 +46,15 @@ void rl_metrics_fini(void)
 	free(metrics_blocks);
 	metrics_blocks = NULL;
 	metrics_n = 0;
+	memset(&metrics_src, 0, sizeof(metrics_src));
+}
+
+void rl_metrics_set_source(const struct rl_metrics_source *src)
+{
+	if (src)
+		metrics_src = *src;
+	else
+		memset(&metrics_src, 0, sizeof(metrics_src));
 }
 
 unsigned rl_metrics_nworkers(void)
@@ -67,51 +76,55 @@ static inline void metrics_bump(_Atomic uint64_t *p, uint64_t n)
 void rl_metrics_fanout_observe(struct rl_metrics *m, uint64_t ns)
 {
 	unsigned b = 0;
+	if (!m)
+		return;
 	while (b < RL_M_FANOUT_NBUCKETS - 1 && ns > rl_metrics_fanout_le_ns[b])
 		b++;
 	metrics_bump(&m->fanout_bucket[b], 1);
 	metrics_bump(&m->fanout_sum_ns, ns);
 }
 
-static void metrics_copy_add(const struct rl_metrics *m, struct rl_metrics_snap *out)
-{
-	for (unsigned i = 0; i < RL_M_NCOUNTERS; i++)
-		out->c[i] += atomic_load_explicit(&m->c[i], memory_order_relaxed);
-	for (unsigned i = 0; i < RL_MSG_NTYPES; i++)
-		out->frames_in[i] += atomic_load_explicit(&m->frames_in[i], memory_order_relaxed);
-	for (unsigned i = 0; i < RL_ERR_NCODES; i++)
-		out->errors[i] += atomic_load_explicit(&m->errors[i], memory_order_relaxed);
-	for (unsigned i = 0; i < RL_M_FANOUT_NBUCKETS; i++)
-		out->fanout_bucket[i] +=
-			atomic_load_explicit(&m->fanout_bucket[i], memory_order_relaxed);
-	out->fanout_sum_ns += atomic_load_explicit(&m->fanout_sum_ns, memory_order_relaxed);
-}
+_Static_assert(sizeof(struct rl_metrics_snap) % sizeof(uint64_t) == 0,
+	       "struct rl_metrics_snap must hold only uint64_t fields");
 
 void rl_metrics_snap_add(struct rl_metrics_snap *acc, const struct rl_metrics_snap *x)
 {
-	for (unsigned i = 0; i < RL_M_NCOUNTERS; i++)
-		acc->c[i] += x->c[i];
-	for (unsigned i = 0; i < RL_MSG_NTYPES; i++)
-		acc->frames_in[i] += x->frames_in[i];
-	for (unsigned i = 0; i < RL_ERR_NCODES; i++)
-		acc->errors[i] += x->errors[i];
-	for (unsigned i = 0; i < RL_M_FANOUT_NBUCKETS; i++)
-		acc->fanout_bucket[i] += x->fanout_bucket[i];
-	acc->fanout_sum_ns += x->fanout_sum_ns;
+	/* Every field is a uint64_t (or an array of them). */
+	const size_t nwords = sizeof(*acc) / sizeof(uint64_t);
+	uint64_t *a = (uint64_t *)acc;
+	const uint64_t *b = (const uint64_t *)x;
+	for (size_t i = 0; i < nwords; i++)
+		a[i] += b[i];
 }
 
 void rl_metrics_read(unsigned k, struct rl_metrics_snap *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (k < metrics_n)
-		metrics_copy_add(&metrics_blocks[k], out);
+	if (k >= metrics_n)
+		return;
+	const struct rl_metrics *m = &metrics_blocks[k];
+	for (unsigned i = 0; i < RL_M_FANOUT_NBUCKETS; i++)
+		out->fanout_bucket[i] = atomic_load_explicit(&m->fanout_bucket[i], memory_order_relaxed);
+	out->fanout_sum_ns = atomic_load_explicit(&m->fanout_sum_ns, memory_order_relaxed);
+	if (metrics_src.worker)
+		metrics_src.worker(k, out);
 }
 
 void rl_metrics_sum(struct rl_metrics_snap *out)
 {
+	struct rl_metrics_snap one;
 	memset(out, 0, sizeof(*out));
-	for (unsigned k = 0; k < metrics_n; k++)
-		metrics_copy_add(&metrics_blocks[k], out);
+	for (unsigned k = 0; k < metrics_n; k++) {
+		rl_metrics_read(k, &one);
+		rl_metrics_snap_add(out, &one);
+	}
+	rl_metrics_add_global(out);
+}
+
+void rl_metrics_add_global(struct rl_metrics_snap *out)
+{
+	if (metrics_src.global)
+		metrics_src.global(out);
 }
 
 void rl_metrics_set_shutdown(void)

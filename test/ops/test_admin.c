@@ -36,24 +36,41 @@ static void fake_rooms(rl_admin_room_fn *fn, void *arg)
 	}
 }
 
+/* Fake counters for two workers, as the server's source would report them. */
+static void fake_worker(unsigned k, struct rl_metrics_snap *out)
+{
+	if (k == 0) {
+		out->conns += 3;
+		out->accepted += 5;
+		out->closed += 2;
+		out->bytes_in += 234;
+		out->frames_in[RL_MSG_MESSAGE] += 7;
+	} else {
+		out->conns += 4;
+		out->accepted += 4;
+		out->bytes_in += 1000;
+		out->frames_in[RL_MSG_MESSAGE] += 3;
+		out->frames_in[0] += 1; /* unknown type */
+		out->errors[RL_ERR_NOT_IN_ROOM] += 1;
+		out->refused_full += 3;
+		out->inbox_items += 11;
+	}
+}
+
+static void fake_global(struct rl_metrics_snap *out)
+{
+	out->rooms += 50;
+	out->memberships += 1225;
+	out->peak_conns += 8;
+}
+
 static void fill_counters(void)
 {
-	struct rl_metrics *a = rl_metrics_worker(0), *b = rl_metrics_worker(1);
-	rl_metrics_add(a, RL_M_CONN_ACCEPTED, 5);
-	rl_metrics_add(a, RL_M_CONN_CLOSED, 2);
-	rl_metrics_add(b, RL_M_CONN_ACCEPTED, 4);
-	rl_metrics_add(b, RL_M_BYTES_IN, 1000);
-	rl_metrics_add(a, RL_M_BYTES_IN, 234);
-	for (int i = 0; i < 7; i++)
-		rl_metrics_frame_in(a, RL_MSG_MESSAGE);
-	for (int i = 0; i < 3; i++)
-		rl_metrics_frame_in(b, RL_MSG_MESSAGE);
-	rl_metrics_frame_in(b, 0x77); /* unknown type */
-	rl_metrics_error(b, RL_ERR_NOT_IN_ROOM);
-	rl_metrics_add(b, RL_M_REFUSED_FULL, 3);
-	rl_metrics_fanout_observe(a, 5000);       /* le 1e-05 */
-	rl_metrics_fanout_observe(b, 70000);      /* le 0.0001 */
-	rl_metrics_fanout_observe(b, 5000000000); /* +Inf only */
+	static const struct rl_metrics_source src = {fake_worker, fake_global};
+	rl_metrics_set_source(&src);
+	rl_metrics_fanout_observe(rl_metrics_worker(0), 5000);       /* le 1e-05 */
+	rl_metrics_fanout_observe(rl_metrics_worker(1), 70000);      /* le 0.0001 */
+	rl_metrics_fanout_observe(rl_metrics_worker(1), 5000000000); /* +Inf only */
 }
 
 static void setup(void)
@@ -122,6 +139,11 @@ Test(admin, metrics_is_valid_exposition_and_sums_workers)
 	cr_assert_eq(value(r.body, "relay_fanout_latency_seconds_count"), 3);
 	cr_assert_float_eq(value(r.body, "relay_fanout_latency_seconds_sum"), 5.000075, 1e-9);
 	cr_assert(strstr(r.body, "relay_build_info{version=\"9.9.9\"} 1\n"));
+	cr_assert_eq(value(r.body, "relay_rooms"), 50);
+	cr_assert_eq(value(r.body, "relay_room_memberships"), 1225);
+	cr_assert_eq(value(r.body, "relay_connections_peak"), 8);
+	cr_assert_eq(value(r.body, "relay_worker_inbox_items_total{worker=\"1\"}"), 11);
+	cr_assert_eq(value(r.body, "relay_worker_inbox_items_total{worker=\"0\"}"), 0);
 	cr_assert_eq(value(r.body, "relay_shutting_down"), 0);
 	ops_http_free(&r);
 }

@@ -39,14 +39,14 @@ static int fake_check(const char *name, const char *value, char *err, size_t err
 	char *end;
 	if (strcmp(name, "log-level") == 0) {
 		if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn")) {
-			snprintf(err, errlen, "must be one of debug, info, warn");
+			snprintf(err, errlen, "%s: must be one of debug, info, warn", name);
 			return -EINVAL;
 		}
 		return 0;
 	}
 	long v = strtol(value, &end, 10);
 	if (*value == '\0' || *end || v < 0 || v > 65535) {
-		snprintf(err, errlen, "must be an integer 0-65535");
+		snprintf(err, errlen, "%s: must be an integer 0-65535", name);
 		return -EINVAL;
 	}
 	return 0;
@@ -73,8 +73,19 @@ static int fake_live(const char *name)
 	return strcmp(name, "port") != 0;
 }
 
+static int commit_fails;
+
+static int fake_commit(char *err, size_t errlen)
+{
+	if (commit_fails) {
+		snprintf(err, errlen, "watermarks out of order");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static const struct rl_config_ops ops = {fake_known, fake_check, fake_apply, fake_current,
-					 fake_live};
+					 fake_live, fake_commit};
 
 static char path[64];
 
@@ -190,4 +201,16 @@ Test(config, reload_respects_stronger_sources)
 	cr_assert_eq(rl_config_reload(&ops, log_line), 0);
 	cr_assert_str_eq(v_maxc, "100");
 	cr_assert(strstr(logbuf, "max-connections = 5 ignored"), "%s", logbuf);
+}
+
+Test(config, reload_whose_commit_fails_logs_only_the_failure)
+{
+	char err[512];
+	write_file("log-level = info\n");
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	write_file("log-level = debug\n");
+	commit_fails = 1;
+	logbuf[0] = '\0';
+	cr_assert_lt(rl_config_reload(&ops, log_line), 0);
+	cr_assert_str_eq(logbuf, "E config: reload failed, nothing changed: watermarks out of order\n");
 }
