@@ -241,17 +241,17 @@ static int conn_queue_frame(struct rl_conn *c, uint8_t type, uint8_t flags, cons
 
 static void conn_check_watermarks(struct rl_conn *c)
 {
-	const struct rl_config *cfg = &rl_srv.cfg;
 	size_t b = c->out.bytes;
+	uint64_t hard = RL_CFG(out_hard);
 
-	if (b > cfg->out_hard) {
+	if (b > hard) {
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
 		RL_INFOF(c->id, "slow consumer: %zu bytes queued (hard limit %" PRIu64 ")", b,
-			 cfg->out_hard);
+			 hard);
 		rl_conn_error(c, RL_ERR_SLOW_CONSUMER, NULL, 0, NULL);
 		return;
 	}
-	if (c->state == RL_CONN_OPEN && b > cfg->out_high) {
+	if (c->state == RL_CONN_OPEN && b > RL_CFG(out_high)) {
 		conn_set_state(c, RL_CONN_DRAINING);
 		c->deadline_ms = c->w->now_ms;
 		cds_list_add_tail(&c->dlink, &c->w->drain_list);
@@ -327,7 +327,7 @@ void rl_conn_expire(struct rl_conn *c, enum rl_err why)
 	if (why == RL_ERR_SLOW_CONSUMER) {
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
 		RL_INFOF(c->id, "slow consumer: DRAINING for longer than %" PRIu64 " ms",
-			 rl_srv.cfg.slow_ms);
+			 RL_CFG(slow_ms));
 	}
 	rl_conn_error(c, why, NULL, 0, NULL);
 }
@@ -360,7 +360,7 @@ static void conn_touch(struct rl_conn *c)
 static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frames)
 {
 	struct rl_worker *w = c->w;
-	if (rl_srv.cfg.frame_ms == 0)
+	if (RL_CFG(frame_ms) == 0)
 		return;
 	if (rl_decoder_pending(&c->dec) == 0) {
 		cds_list_del_init(&c->flink);
@@ -502,7 +502,7 @@ void rl_conn_flush(struct rl_conn *c)
 		rl_conn_kill(c);
 		return;
 	}
-	if (c->state == RL_CONN_DRAINING && c->out.bytes < rl_srv.cfg.out_low) {
+	if (c->state == RL_CONN_DRAINING && c->out.bytes < RL_CFG(out_low)) {
 		conn_set_state(c, RL_CONN_OPEN);
 		cds_list_del_init(&c->dlink);
 		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", c->out.bytes);

@@ -36,6 +36,8 @@ static enum rl_json_kind handler_json(struct rl_conn *c, const struct rl_frame *
 	char msg[160];
 	snprintf(msg, sizeof(msg), "invalid JSON at byte %zu: %s", res.err_off,
 		 res.err_msg ? res.err_msg : "syntax error");
+	RL_DEBUGF(c->id, "%s in %s payload: %.*s", msg, rl_msg_type_name(f->type),
+		  (int)(f->len < 200 ? f->len : 200), (const char *)f->payload);
 	rl_conn_error(c, RL_ERR_PARSE_ERROR, NULL, 0, msg);
 	return RL_JSON_NONE;
 }
@@ -153,7 +155,7 @@ static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *t
 	size_t idn = rl_conn_name(c->id, id);
 	struct rl_jw jw;
 
-	if (rl_srv.cfg.no_presence || rl_room_members(r) < 2)
+	if (RL_CFG(no_presence) || rl_room_members(r) < 2)
 		return;
 	cap = 96 + 6 * nlen + idn + (c->user_id ? 6 * (size_t)c->user_len + 16 : 0);
 	struct rl_msg *m = rl_msg_new(RL_FRAME_HDR_BYTES + cap, rl_srv.nworkers);
@@ -217,7 +219,8 @@ static void hello_ack(struct rl_conn *c)
 	rl_jw_key(&jw, "maxFrameBytes");
 	rl_jw_u64(&jw, cfg->max_frame);
 	rl_jw_key(&jw, "heartbeatMs");
-	rl_jw_u64(&jw, cfg->idle_ms ? cfg->idle_ms / 2 : 30000);
+	uint64_t idle = RL_CFG(idle_ms);
+	rl_jw_u64(&jw, idle ? idle / 2 : 30000);
 	if (cfg->debug) {
 		rl_jw_key(&jw, "worker");
 		rl_jw_u64(&jw, c->w->id);
@@ -318,7 +321,7 @@ static void handle_join(struct rl_conn *c, const struct rl_frame *f)
 		room_ack(c, f, name, "joined", members);
 		return;
 	}
-	if (c->nrooms >= rl_srv.cfg.max_rooms) {
+	if (c->nrooms >= RL_CFG(max_rooms)) {
 		char msg[64];
 		snprintf(msg, sizeof(msg), "already in %u rooms (the maximum)", c->nrooms);
 		rl_conn_error(c, RL_ERR_TOO_MANY_ROOMS, name.p, name.n, msg);

@@ -29,6 +29,22 @@ static int listen_one(const struct sockaddr *sa, socklen_t len, int *out)
 	return 0;
 }
 
+/* SO_REUSEPORT lets a second process of the same user join our port's
+ * group silently. A plain bind (SO_REUSEADDR only, so TIME_WAIT does not
+ * count) fails with EADDRINUSE if anyone listens on the port already. */
+static int listen_probe(const struct sockaddr *sa, socklen_t len)
+{
+	int one = 1, rc = 0;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, sa, len) == -1)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 static void set_port(struct sockaddr_storage *ss, uint16_t port)
 {
 	if (ss->ss_family == AF_INET)
@@ -57,7 +73,10 @@ int rl_listen_open(const char *host, uint16_t port, int *fds, unsigned n,
 	freeaddrinfo(ai);
 	set_port(&ss, port);
 
-	for (i = 0; i < n; i++) {
+	i = 0;
+	if (port != 0 && (rc = listen_probe((struct sockaddr *)&ss, len)))
+		goto fail;
+	for (; i < n; i++) {
 		rc = listen_one((struct sockaddr *)&ss, len, &fds[i]);
 		if (rc)
 			break;
@@ -74,6 +93,7 @@ int rl_listen_open(const char *host, uint16_t port, int *fds, unsigned n,
 			set_port(&ss, port);
 		}
 	}
+fail:
 	if (rc) {
 		snprintf(err, errlen, "cannot listen on %s:%u: %s", host, (unsigned)port,
 			 strerror(-rc));

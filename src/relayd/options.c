@@ -17,7 +17,8 @@
 #define DAY_MS (86400ull * 1000ull)
 
 const struct rl_option rl_options[] = {
-	{ "host", "RELAY_HOST", RL_OPT_STRING, "127.0.0.1", 0, 0, OFF(host), false,
+	{ "host", "RELAY_HOST", RL_OPT_STRING, "127.0.0.1", 1, sizeof(((struct rl_config *)0)->host),
+	  OFF(host), false,
 	  "address to listen on" },
 	{ "port", "RELAY_PORT", RL_OPT_UINT, "4000", 0, 65535, OFF(port), false,
 	  "TCP port (0 = ephemeral)" },
@@ -36,9 +37,9 @@ const struct rl_option rl_options[] = {
 	{ "slow-consumer-timeout", "RELAY_SLOW_CONSUMER_TIMEOUT", RL_OPT_DURATION, "10", 0,
 	  30 * DAY_MS, OFF(slow_ms), true, "longest time a connection may stay DRAINING (0 = off)" },
 	{ "outbound-low-watermark", "RELAY_OUTBOUND_LOW_WATERMARK", RL_OPT_SIZE, "256K", 0,
-	  1024 * MiB, OFF(out_low), true, "queued bytes below which DRAINING returns to OPEN" },
+	  1024 * MiB, OFF(out_low), true, "queued bytes below which DRAINING returns to OPEN (a default above the high watermark becomes a quarter of it)" },
 	{ "outbound-high-watermark", "RELAY_OUTBOUND_HIGH_WATERMARK", RL_OPT_SIZE, "1M", 1,
-	  1024 * MiB, OFF(out_high), true, "queued bytes above which OPEN becomes DRAINING" },
+	  1024 * MiB, OFF(out_high), true, "queued bytes above which OPEN becomes DRAINING (a default above the hard limit becomes half of it)" },
 	{ "outbound-hard-limit", "RELAY_OUTBOUND_HARD_LIMIT", RL_OPT_SIZE, "8M", 1, 1024 * MiB,
 	  OFF(out_hard), true, "queued bytes above which the connection is a SLOW_CONSUMER" },
 	{ "no-presence", "RELAY_NO_PRESENCE", RL_OPT_BOOL, "false", 0, 0, OFF(no_presence), true,
@@ -59,6 +60,15 @@ static const char *const type_hint[RL_OPT_NTYPES] = {
 	[RL_OPT_DURATION] = "a duration in seconds (or with suffix ms, s, m)",
 	[RL_OPT_BOOL] = "a boolean (1/0, true/false, yes/no, on/off)",
 	[RL_OPT_LOGLEVEL] = "one of error, warn, info, debug",
+};
+
+static const char *const type_metavar[RL_OPT_NTYPES] = {
+	[RL_OPT_STRING] = " STRING",
+	[RL_OPT_UINT] = " N",
+	[RL_OPT_SIZE] = " BYTES",
+	[RL_OPT_DURATION] = " SECONDS",
+	[RL_OPT_BOOL] = "",
+	[RL_OPT_LOGLEVEL] = " LEVEL",
 };
 
 const struct rl_option *rl_option_find(const char *name)
@@ -140,7 +150,10 @@ static int parse_bool(const char *s, bool *out)
 
 static int option_bad(const struct rl_option *o, const char *val, char *err, size_t n)
 {
-	if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE)
+	if (o->type == RL_OPT_STRING)
+		snprintf(err, n, "invalid value '%s' for --%s: expected %" PRIu64 "..%" PRIu64
+			 " characters", val, o->name, o->min, o->max - 1);
+	else if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE)
 		snprintf(err, n, "invalid value '%s' for --%s: expected %s in %" PRIu64 "..%" PRIu64,
 			 val, o->name, type_hint[o->type], o->min, o->max);
 	else if (o->type == RL_OPT_DURATION)
@@ -163,7 +176,7 @@ int rl_option_set(struct rl_config *cfg, const struct rl_option *o, const char *
 	switch (o->type) {
 	case RL_OPT_STRING: {
 		size_t n = strlen(val);
-		if (n == 0 || n >= sizeof(cfg->host))
+		if (n < o->min || n >= o->max)
 			return option_bad(o, val, err, errlen);
 		memcpy(p, val, n + 1);
 		return 0;
@@ -259,18 +272,19 @@ void rl_options_usage(FILE *f)
 	for (size_t i = 0; i < rl_options_count; i++) {
 		const struct rl_option *o = &rl_options[i];
 		char opt[64];
-		snprintf(opt, sizeof(opt), "--%s%s", o->name,
-			 o->type == RL_OPT_BOOL ? "" : " VALUE");
+		snprintf(opt, sizeof(opt), "--%s%s", o->name, type_metavar[o->type]);
 		fprintf(f, "  %-34s %s (default: %s) [%s]\n", opt, o->help, o->def, o->env);
 	}
 	fprintf(f, "  %-34s %s\n", "-h, --help", "show this help and exit");
 	fprintf(f, "  %-34s %s\n", "-V, --version", "print the version and exit");
 }
 
-static int options_from_env(struct rl_config *cfg, char *err, size_t n)
+static int options_from_env(struct rl_config *cfg, bool *given, char *err, size_t n)
 {
 	for (size_t i = 0; i < rl_options_count; i++) {
 		const char *v = getenv(rl_options[i].env);
+		if (v)
+			given[i] = true;
 		if (v && rl_option_set(cfg, &rl_options[i], v, err, n)) {
 			size_t l = strlen(err);
 			snprintf(err + l, n - l, " (from %s)", rl_options[i].env);
@@ -280,14 +294,27 @@ static int options_from_env(struct rl_config *cfg, char *err, size_t n)
 	return 0;
 }
 
+/* Watermarks left at their defaults follow a smaller hard limit down, so
+ * `--outbound-hard-limit 256K` alone is a valid configuration. */
+static void options_fit_watermarks(struct rl_config *cfg, const bool *given)
+{
+	size_t ilow = (size_t)(rl_option_find("outbound-low-watermark") - rl_options);
+	size_t ihigh = (size_t)(rl_option_find("outbound-high-watermark") - rl_options);
+	if (!given[ihigh] && cfg->out_high > cfg->out_hard)
+		cfg->out_high = cfg->out_hard / 2;
+	if (!given[ilow] && cfg->out_low > cfg->out_high)
+		cfg->out_low = cfg->out_high / 4;
+}
+
 enum rl_opts_result rl_options_parse(struct rl_config *cfg, int argc, char **argv)
 {
 	struct option lo[sizeof(rl_options) / sizeof(rl_options[0]) + 3];
+	bool given[sizeof(rl_options) / sizeof(rl_options[0])] = { 0 };
 	char err[512];
 	size_t i;
 
 	rl_config_defaults(cfg);
-	if (options_from_env(cfg, err, sizeof(err))) {
+	if (options_from_env(cfg, given, err, sizeof(err))) {
 		fprintf(stderr, "relayd: %s\n", err);
 		return RL_OPTS_EXIT_ERR;
 	}
@@ -324,6 +351,7 @@ enum rl_opts_result rl_options_parse(struct rl_config *cfg, int argc, char **arg
 			return RL_OPTS_EXIT_ERR;
 		}
 		const struct rl_option *o = &rl_options[c - 256];
+		given[c - 256] = true;
 		if (rl_option_set(cfg, o, o->type == RL_OPT_BOOL ? "true" : optarg, err,
 				  sizeof(err))) {
 			fprintf(stderr, "relayd: %s\n", err);
@@ -334,6 +362,7 @@ enum rl_opts_result rl_options_parse(struct rl_config *cfg, int argc, char **arg
 		fprintf(stderr, "relayd: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return RL_OPTS_EXIT_ERR;
 	}
+	options_fit_watermarks(cfg, given);
 	if (rl_config_check(cfg, err, sizeof(err))) {
 		fprintf(stderr, "relayd: %s\n", err);
 		return RL_OPTS_EXIT_ERR;

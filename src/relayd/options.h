@@ -47,7 +47,8 @@ struct rl_option {
 	const char *env;    /* environment variable */
 	enum rl_opt_type type;
 	const char *def;    /* default, in the option's own syntax */
-	uint64_t min, max;  /* UINT/SIZE/DURATION bounds (DURATION in ms) */
+	uint64_t min, max;  /* UINT/SIZE/DURATION bounds (DURATION in ms); STRING:
+			       min length, and the size of its char array */
 	size_t off;         /* offset in struct rl_config */
 	bool reloadable;    /* may change on a running server (SIGHUP) */
 	const char *help;

@@ -33,7 +33,9 @@ static uint64_t timer_timeout(const struct timer_list *t)
 {
 	if (t->cfg_off == (size_t)-1)
 		return 0;
-	return *(const uint64_t *)((const char *)&rl_srv.cfg + t->cfg_off);
+	/* Reloadable options: atomic, like RL_CFG. */
+	return __atomic_load_n((const uint64_t *)((const char *)&rl_srv.cfg + t->cfg_off),
+			       __ATOMIC_RELAXED);
 }
 
 static struct cds_list_head *timer_head(const struct rl_worker *w, const struct timer_list *t)

@@ -137,7 +137,7 @@ static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 				RL_WARNF(0, "accept: %s", strerror(e));
 			return;
 		}
-		bool ok = rl_stats_conn_try_add(rl_srv.cfg.max_conns);
+		bool ok = rl_stats_conn_try_add(RL_CFG(max_conns));
 		rl_conn_new(w, fd, !ok);
 	}
 	/* The listener is level-triggered: what is left shows up next turn. */
@@ -247,7 +247,7 @@ static void worker_begin_stop(struct rl_worker *w)
 	struct rl_conn *c, *tmp;
 
 	w->stopping = true;
-	w->stop_deadline = w->now_ms + rl_srv.cfg.grace_ms;
+	w->stop_deadline = w->now_ms + RL_CFG(grace_ms);
 	if (w->lfd >= 0) {
 		rl_evloop_del(&w->loop, w->lfd);
 		close(w->lfd);

@@ -67,6 +67,10 @@ struct rl_server {
 
 extern struct rl_server rl_srv;
 
+/* Reads a reloadable option (struct rl_option.reloadable): a SIGHUP reload
+ * stores them from the main thread with relaxed atomics while workers run. */
+#define RL_CFG(f) __atomic_load_n(&rl_srv.cfg.f, __ATOMIC_RELAXED)
+
 /* Sets up worker <id> around listener <lfd>. Main thread. 0 or -errno. */
 int rl_worker_init(struct rl_worker *w, unsigned id, int lfd);
 int rl_worker_start(struct rl_worker *w);
