@@ -17,6 +17,7 @@ struct config_parse {
 	const char *path;
 	unsigned lineno;     /* line being read */
 	bool at_line_start;  /* the previous chunk ended a line */
+	unsigned section_line; /* line of the last [section] header */
 	struct rl_config_file *out;
 	unsigned err_line;   /* first error's line, 0 = none */
 	char msg[256];       /* first error's message */
@@ -33,8 +34,12 @@ static char *config_reader(char *str, int num, void *stream)
 	char *r = fgets(str, num, p->fp);
 	if (!r)
 		return NULL;
-	if (p->at_line_start)
+	if (p->at_line_start) {
 		p->lineno++;
+		const char *c = r + strspn(r, " \t");
+		if (*c == '[')
+			p->section_line = p->lineno;
+	}
 	size_t n = strlen(r);
 	p->at_line_start = n > 0 && r[n - 1] == '\n';
 	return r;
@@ -84,7 +89,12 @@ static int config_handler(void *user, const char *section, const char *name, con
 {
 	struct config_parse *p = user;
 	if (section[0] && strcmp(section, CONFIG_SECTION) != 0) {
+		/* inih reports sections with their first key: blame the header. */
+		unsigned key_line = p->lineno;
+		if (p->section_line)
+			p->lineno = p->section_line;
 		config_fail(p, -EINVAL, "unknown section [%s] (only [" CONFIG_SECTION "])", section);
+		p->lineno = key_line;
 		return 0;
 	}
 	if (config_add(p->out, name, value, p->lineno) != 0) {

@@ -104,9 +104,9 @@ void rl_expo_u64(struct rl_expo *e, const char *name, const char *labels, uint64
 void rl_expo_double(struct rl_expo *e, const char *name, const char *labels, double v)
 {
 	if (labels && *labels)
-		rl_expo_printf(e, "%s{%s} %.9g\n", name, labels, v);
+		rl_expo_printf(e, "%s{%s} %.15g\n", name, labels, v);
 	else
-		rl_expo_printf(e, "%s %.9g\n", name, v);
+		rl_expo_printf(e, "%s %.15g\n", name, v);
 }
 
 /* Families that are one number: a field of the summed snapshot. */

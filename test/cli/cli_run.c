@@ -202,8 +202,8 @@ static void run_reap(struct cli_run *r)
 		return;
 	r->exited = true;
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	while (r->out >= 0 && run_read(r->out, r->out_buf, &r->out_len, CLI_OUT_CAP) &&
-	       !r->pty && r->out_len + 1 < CLI_OUT_CAP) {
+	while (r->out >= 0 && run_read(r->out, r->out_buf, &r->out_len, CLI_OUT_CAP) && !r->pty &&
+	       r->out_len + 1 < CLI_OUT_CAP) {
 		struct pollfd p = {.fd = r->out, .events = POLLIN};
 
 		if (poll(&p, 1, 1000) <= 0)
@@ -308,10 +308,13 @@ const char *cli_plain(const struct cli_run *r)
 		unsigned char c = (unsigned char)r->out_buf[i];
 
 		if (c == 0x1b && i + 1 < r->out_len && r->out_buf[i + 1] == '[') {
-			for (i += 2; i < r->out_len && !(r->out_buf[i] >= 0x40 && r->out_buf[i] <= 0x7e); i++)
+			for (i += 2;
+			     i < r->out_len && !(r->out_buf[i] >= 0x40 && r->out_buf[i] <= 0x7e);
+			     i++)
 				;
 		} else if (c == 0x1b && i + 1 < r->out_len && r->out_buf[i + 1] == ']') {
-			for (i += 2; i < r->out_len && r->out_buf[i] != '\a' && r->out_buf[i] != 0x1b; i++)
+			for (i += 2;
+			     i < r->out_len && r->out_buf[i] != '\a' && r->out_buf[i] != 0x1b; i++)
 				;
 		} else if (c == 0x1b) {
 			i++;

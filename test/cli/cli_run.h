@@ -20,15 +20,15 @@ struct cli_run {
 	pid_t pid;
 	int pidfd;
 	bool pty;
-	int in;       /* our end of its stdin (pipe or pty master); -1 when closed */
-	int out;      /* its stdout (pty: the master, stdout and stderr mixed) */
-	int err;      /* its stderr; -1 with a pty */
-	char out_buf[CLI_OUT_CAP];   /* everything read so far, NUL-terminated */
+	int in;			   /* our end of its stdin (pipe or pty master); -1 when closed */
+	int out;		   /* its stdout (pty: the master, stdout and stderr mixed) */
+	int err;		   /* its stderr; -1 with a pty */
+	char out_buf[CLI_OUT_CAP]; /* everything read so far, NUL-terminated */
 	size_t out_len;
 	char err_buf[CLI_ERR_CAP];
 	size_t err_len;
 	bool exited;
-	int status;   /* exit status, or 128 + signal */
+	int status; /* exit status, or 128 + signal */
 };
 
 /* Starts relay-cli with <args> (NULL-terminated, without argv[0]); <env>

@@ -55,13 +55,15 @@ TestSuite(cli_script, .init = srv_start, .fini = srv_stop, .timeout = 60);
 
 Test(cli_script, sub_count_and_pub_round_trip_keeps_order_unicode_and_quotes)
 {
-	const char *msgs[] = {"héllo wörld ✓ 🎉", "she said \"hi\" \\o/", "third", "{\"not\":\"json\"}"};
+	const char *msgs[] = {"héllo wörld ✓ 🎉", "she said \"hi\" \\o/", "third",
+			      "{\"not\":\"json\"}"};
 	struct cli_run sub;
 
 	sub_start(&sub, (const char *[]){"--port", port, "sub", "chat", "--count", "4", NULL});
 	for (int i = 0; i < 4; i++)
-		pub_ok((const char *[]){"--port", port, "--user", "bob", "pub", "chat", msgs[i], NULL},
-		       NULL);
+		pub_ok(
+		    (const char *[]){"--port", port, "--user", "bob", "pub", "chat", msgs[i], NULL},
+		    NULL);
 	cr_assert(cli_wait(&sub, T_MS) == 0, "sub exit; stderr: %s", sub.err_buf);
 	cr_assert_str_eq(sub.out_buf, "héllo wörld ✓ 🎉\nshe said \"hi\" \\o/\nthird\n"
 				      "{\"not\":\"json\"}\n");
@@ -73,7 +75,8 @@ Test(cli_script, pub_joins_words_with_spaces)
 	struct cli_run sub;
 
 	sub_start(&sub, (const char *[]){"--port", port, "sub", "w", "--count", "1", NULL});
-	pub_ok((const char *[]){"--port", port, "pub", "w", "several", "words", "here", NULL}, NULL);
+	pub_ok((const char *[]){"--port", port, "pub", "w", "several", "words", "here", NULL},
+	       NULL);
 	cr_assert(cli_wait(&sub, T_MS) == 0);
 	cr_assert_str_eq(sub.out_buf, "several words here\n");
 	cli_free(&sub);
@@ -87,7 +90,8 @@ Test(cli_script, pub_sends_every_stdin_line_in_order)
 	pub_ok((const char *[]){"--port", port, "pub", "lines", NULL},
 	       "one\ntwo\r\n\"three\" in quotes\n\nlast line without newline");
 	cr_assert(cli_wait(&sub, T_MS) == 0, "stderr: %s", sub.err_buf);
-	cr_assert_str_eq(sub.out_buf, "one\ntwo\n\"three\" in quotes\n\nlast line without newline\n");
+	cr_assert_str_eq(sub.out_buf,
+			 "one\ntwo\n\"three\" in quotes\n\nlast line without newline\n");
 	cli_free(&sub);
 }
 
@@ -119,11 +123,12 @@ Test(cli_script, json_content_goes_out_raw_and_comes_back_as_whole_payloads)
 {
 	struct cli_run sub, text;
 	char *line, *save = NULL, v[256];
-	const char *want[] = {"{\"a\":[1,2.5e3,{\"b\":\"ü \\\"q\\\"\"}],\"n\":null}", "\"a string\"",
-			      "42"};
+	const char *want[] = {"{\"a\":[1,2.5e3,{\"b\":\"ü \\\"q\\\"\"}],\"n\":null}",
+			      "\"a string\"", "42"};
 	int i = 0;
 
-	sub_start(&sub, (const char *[]){"--port", port, "sub", "js", "--json", "--count", "3", NULL});
+	sub_start(&sub,
+		  (const char *[]){"--port", port, "sub", "js", "--json", "--count", "3", NULL});
 	sub_start(&text, (const char *[]){"--port", port, "sub", "js", "--count", "3", NULL});
 	pub_ok((const char *[]){"--port", port, "--user", "ann", "pub", "--json", "js",
 				"{\"a\": [1, 2.5e3, {\"b\": \"ü \\\"q\\\"\"}], \"n\": null}", NULL},
@@ -132,7 +137,8 @@ Test(cli_script, json_content_goes_out_raw_and_comes_back_as_whole_payloads)
 	       "\"a string\"\n42\n");
 	cr_assert(cli_wait(&sub, T_MS) == 0, "stderr: %s", sub.err_buf);
 	cr_assert_eq(cli_lines(sub.out_buf), 3, "%s", sub.out_buf);
-	for (line = strtok_r(sub.out_buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), i++) {
+	for (line = strtok_r(sub.out_buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save), i++) {
 		json_field(line, "room", v, sizeof v);
 		cr_assert_str_eq(v, "\"js\"");
 		json_field(line, "userId", v, sizeof v);
@@ -177,8 +183,9 @@ Test(cli_script, invalid_json_is_rejected_and_nothing_is_sent)
 Test(cli_script, sub_timeout_before_count_exits_2)
 {
 	struct cli_run sub;
-	int st = cli_run(&sub, (const char *[]){"--port", port, "sub", "quiet", "--count", "2",
-					       "--timeout", "0.2", NULL},
+	int st = cli_run(&sub,
+			 (const char *[]){"--port", port, "sub", "quiet", "--count", "2",
+					  "--timeout", "0.2", NULL},
 			 NULL, T_MS);
 
 	cr_assert_eq(st, 2, "stderr: %s", sub.err_buf);
@@ -190,8 +197,8 @@ Test(cli_script, pub_to_an_invalid_room_fails)
 {
 	struct cli_run r;
 
-	cr_assert_eq(cli_run(&r, (const char *[]){"--port", port, "pub", "   ", "x", NULL}, NULL, T_MS),
-		     1);
+	cr_assert_eq(
+	    cli_run(&r, (const char *[]){"--port", port, "pub", "   ", "x", NULL}, NULL, T_MS), 1);
 	cr_assert(strstr(r.err_buf, "invalid room name"), "stderr: %s", r.err_buf);
 	cli_free(&r);
 }
@@ -234,7 +241,8 @@ Test(cli_script, interactive_reports_server_errors_with_code_and_message)
 
 	memset(user, 'u', sizeof user - 1);
 	user[sizeof user - 1] = '\0';
-	cr_assert_eq(cli_run(&a, (const char *[]){"--user", user, "--port", port, NULL}, "", T_MS), 1);
+	cr_assert_eq(cli_run(&a, (const char *[]){"--user", user, "--port", port, NULL}, "", T_MS),
+		     1);
 	cr_assert(cli_expect(&a, true, "INVALID_PAYLOAD", &pos, 0) == 0, "stderr: %s", a.err_buf);
 	cr_assert_eq(cli_lines(a.err_buf), 1, "stderr: %s", a.err_buf);
 	cli_free(&a);
@@ -258,6 +266,91 @@ Test(cli_script, interactive_prints_non_fatal_server_errors_and_goes_on)
 		  a.out_buf + pos);
 	cr_assert(cli_expect(&a, false, "heartbeat: round trip", &pos, 0) == 0);
 	cli_free(&a);
+}
+
+Test(cli_script, control_characters_from_peers_are_neutralised_in_chat_lines)
+{
+	struct cli_run a, sub;
+	size_t pos = 0;
+
+	sub_start(&sub, (const char *[]){"--port", port, "sub", "esc", "--count", "1", NULL});
+	cr_assert(cli_start(&a, (const char *[]){"--port", port, NULL}, NULL, false) == 0);
+	cli_write(&a, "join esc\n");
+	cr_assert(cli_expect(&a, false, "joined esc", &pos, T_MS) == 0, "%s", a.out_buf);
+	pub_ok((const char *[]){"--port", port, "--user", "mallory", "pub", "esc",
+				"bell\a esc\033[2J c1\xc2\x9b end\ttab", NULL},
+	       NULL);
+	cr_assert(cli_expect(&a, false, "): bell? esc?[2J c1? end\ttab\n", &pos, T_MS) == 0, "%s",
+		  a.out_buf);
+	/* sub prints the text verbatim: it is data, not a terminal session. */
+	cr_assert(cli_wait(&sub, T_MS) == 0);
+	cr_assert_str_eq(sub.out_buf, "bell\a esc\033[2J c1\xc2\x9b end\ttab\n");
+	cli_write(&a, "quit\n");
+	cr_assert_eq(cli_wait(&a, T_MS), 0);
+	cli_free(&a);
+	cli_free(&sub);
+}
+
+Test(cli_script, binary_messages_from_other_clients)
+{
+	struct cli_run js, text, a;
+	struct rl_test_client *c;
+	uint8_t msg[64];
+	size_t n, pos = 0;
+	char want[128];
+
+	sub_start(&js,
+		  (const char *[]){"--port", port, "sub", "bin", "--json", "--count", "1", NULL});
+	sub_start(&text, (const char *[]){"--port", port, "sub", "bin", "--count", "1", NULL});
+	cr_assert(cli_start(&a, (const char *[]){"--port", port, NULL}, NULL, false) == 0);
+	cli_write(&a, "join bin\n");
+	cr_assert(cli_expect(&a, false, "joined bin", &pos, T_MS) == 0, "%s", a.out_buf);
+	c = rl_test_connect(&srv, 0);
+	cr_assert(c, "%s", rl_test_err());
+	cr_assert(rl_test_hello(c, NULL, T_MS), "%s", rl_test_err());
+	cr_assert(rl_test_send_frame(c, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "bin", 3) == 0);
+	cr_assert(rl_test_expect(c, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, T_MS), "%s", rl_test_err());
+	n = rl_bin_msg_encode(msg, (struct rl_span){(const uint8_t *)"bin", 3},
+			      (struct rl_span){(const uint8_t *)"raw bytes", 9});
+	cr_assert(rl_test_send_frame(c, RL_MSG_MESSAGE, RL_FLAG_BINARY, msg, n) == 0);
+	cr_assert(cli_wait(&js, T_MS) == 0, "%s", js.err_buf);
+	snprintf(want, sizeof want,
+		 "{\"room\":\"bin\",\"from\":\"%s\",\"binary\":\"cmF3IGJ5dGVz\"}\n",
+		 rl_test_conn_id(c));
+	cr_assert_str_eq(js.out_buf, want);
+	cr_assert(cli_wait(&text, T_MS) == 0);
+	cr_assert_str_eq(text.out_buf, "raw bytes\n");
+	snprintf(want, sizeof want, "[bin] %s (", rl_test_conn_id(c));
+	cr_assert(cli_expect(&a, false, want, &pos, T_MS) == 0, "%s", a.out_buf);
+	cr_assert(cli_expect(&a, false, "): raw bytes\n", &pos, T_MS) == 0, "%s", a.out_buf);
+	rl_test_close(c);
+	cli_write(&a, "quit\n");
+	cr_assert_eq(cli_wait(&a, T_MS), 0);
+	cli_free(&a);
+	cli_free(&js);
+	cli_free(&text);
+}
+
+/* relayd --idle-timeout 1 announces heartbeatMs 500: an idle sub must keep
+ * its connection alive with HEARTBEATs and end by its own --timeout. */
+Test(cli_keepalive, idle_sub_survives_the_servers_idle_timeout, .timeout = 60)
+{
+	struct rl_test_server s;
+	struct cli_run sub;
+	char p[16];
+	int st;
+
+	cr_assert(
+	    rl_test_server_start(&s, (const char *[]){"--idle-timeout", "1", NULL}, NULL, 0) == 0,
+	    "%s", rl_test_err());
+	snprintf(p, sizeof p, "%u", s.port);
+	st = cli_run(&sub, (const char *[]){"--port", p, "sub", "idle", "--timeout", "2.5", NULL},
+		     NULL, T_MS);
+	cr_expect_eq(st, 0, "sub exited %d: %s", st, sub.err_buf);
+	cr_expect(strstr(sub.err_buf, "IDLE_TIMEOUT") == NULL, "%s", sub.err_buf);
+	cli_free(&sub);
+	cr_expect(rl_test_server_stop(&s, 0) == 0);
+	rl_test_server_free(&s);
 }
 
 /* ---- no server needed ------------------------------------------------------ */

@@ -151,7 +151,7 @@ Test(config, bad_value_names_file_line_and_option)
 Test(config, syntax_error_and_unknown_section)
 {
 	expect_error("port = 1\nthis is not ini\n", "2: syntax error (expected 'name = value' or '[section]')");
-	expect_error("port = 1\n[other]\nport = 2\n", "3: unknown section [other] (only [relayd])");
+	expect_error("port = 1\n[other]\nport = 2\n", "2: unknown section [other] (only [relayd])");
 }
 
 Test(config, missing_file_says_why)

@@ -92,7 +92,6 @@ struct rb_opts {
 #define RB_PAYLOAD_HDR 33
 #define RB_PAYLOAD_MIN (RB_PAYLOAD_HDR + 2) /* room for JSON quotes */
 
-void rb_payload_init(void); /* once, before any thread starts */
 void rb_payload_fill(uint8_t *p, size_t n, uint64_t ts, uint32_t pub, uint32_t seq);
 /* Returns false when <p> does not start with a payload header. <pub> may be
  * NULL when the publisher id is not needed. */

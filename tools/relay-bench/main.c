@@ -227,7 +227,6 @@ int main(int argc, char **argv)
 	opts_finish(&o);
 	signal(SIGPIPE, SIG_IGN);
 	rb_proto_relay_mode(o.binary);
-	rb_payload_init();
 	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
 		if (strcmp(o.workload, workloads[i].name) != 0)
 			continue;

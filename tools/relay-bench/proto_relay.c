@@ -91,14 +91,29 @@ static void relay_publish(struct bconn *c, uint32_t room, const uint8_t *p, size
 /* A JSON delivery is {"room":..,"from":..[,"userId":..],"content":<v>,"timestamp":..}
  * (key order fixed by the spec). Our content is a string starting with the
  * payload header; presence events have no "content" key. */
+static const uint8_t *find_content(const uint8_t *p, size_t n)
+{
+	/* glibc memmem is slow on ~100-byte haystacks (it showed as a third of
+	 * the client's profile); an 8-byte compare per position is not. */
+	static const char key[] = "\"content\":\"";
+	uint64_t k8;
+	memcpy(&k8, key, 8);
+	for (size_t i = 9; i + 11 <= n; i++) {
+		uint64_t v;
+		memcpy(&v, p + i, 8);
+		if (v == k8 && p[i + 8] == '"' && p[i + 9] == ':' && p[i + 10] == '"')
+			return p + i + 11;
+	}
+	return NULL;
+}
+
 static void relay_json_message(struct bconn *c, const struct rl_frame *f)
 {
-	const uint8_t *k = memmem(f->payload, f->len, "\"content\":\"", 11);
-	if (!k) {
+	const uint8_t *v = find_content(f->payload, f->len);
+	if (!v) {
 		rb_on_other(c);
 		return;
 	}
-	const uint8_t *v = k + 11;
 	size_t left = f->len - (size_t)(v - f->payload);
 	rb_on_delivery(c, v, left);
 }

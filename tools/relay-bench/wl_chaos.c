@@ -161,6 +161,7 @@ static void act_burst(struct chaos *x, struct chaos_client *c)
 		x->big[0] = '"';
 		x->big[cl - 1] = '"';
 		size_t n = rb_msg_frame(x->scratch, sizeof x->scratch, rn, (const char *)x->big, cl);
+		x->big[cl - 1] = 'z'; /* <big> is reused with other lengths */
 		c_send(x, c, x->scratch, n);
 		x->sent++;
 	}

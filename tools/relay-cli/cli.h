@@ -27,27 +27,23 @@
 #define RL_CLI_VERSION "0.1.0"
 #define RL_CLI_CONNECT_TIMEOUT_MS 5000 /* name lookup + TCP connect */
 #define RL_CLI_REPLY_TIMEOUT_MS 10000  /* an ack or a heartbeat echo */
-#define RL_CLI_MAX_ROOMS 1024          /* the server's default per-connection cap */
+#define RL_CLI_MAX_ROOMS 1024	       /* the server's default per-connection cap */
+#define RL_CLI_KEEPALIVE_MS 30000      /* HEARTBEAT when idle, unless HELLO says otherwise */
 
 /* ---- options (main.c) ---------------------------------------------------- */
 
-enum rl_cli_mode {
-	RL_CLI_INTERACTIVE = 0,
-	RL_CLI_SUB,
-	RL_CLI_PUB,
-	RL_CLI_NMODES
-};
+enum rl_cli_mode { RL_CLI_INTERACTIVE = 0, RL_CLI_SUB, RL_CLI_PUB, RL_CLI_NMODES };
 
 struct rl_cli_opts {
 	enum rl_cli_mode mode;
-	const char *host;      /* default 127.0.0.1 */
-	const char *port;      /* validated 1-65535; default 4000 */
-	const char *user;      /* HELLO userId, or NULL */
-	bool color;            /* colour decided: tty, no NO_COLOR, no --no-color */
-	bool json;             /* sub: whole payloads; pub: raw JSON content */
-	long count;            /* sub: exit after this many messages; 0 = no limit */
-	double timeout_s;      /* sub: give up after this long; < 0 = never */
-	char **args;           /* mode arguments: rooms (sub), room + words (pub) */
+	const char *host; /* default 127.0.0.1 */
+	const char *port; /* validated 1-65535; default 4000 */
+	const char *user; /* HELLO userId, or NULL */
+	bool color;	  /* colour decided: tty, no NO_COLOR, no --no-color */
+	bool json;	  /* sub: whole payloads; pub: raw JSON content */
+	long count;	  /* sub: exit after this many messages; 0 = no limit */
+	double timeout_s; /* sub: give up after this long; < 0 = never */
+	char **args;	  /* mode arguments: rooms (sub), room + words (pub) */
 	int nargs;
 };
 
@@ -72,7 +68,7 @@ enum rl_cli_ev {
 	RL_CLI_EV_OTHER = 0,   /* a frame relay-cli does not interpret */
 	RL_CLI_EV_HELLO,       /* HELLO ack */
 	RL_CLI_EV_JOINED,      /* JOIN_ROOM ack */
-	RL_CLI_EV_LEFT,        /* LEAVE_ROOM ack */
+	RL_CLI_EV_LEFT,	       /* LEAVE_ROOM ack */
 	RL_CLI_EV_MESSAGE,     /* a room message, JSON form */
 	RL_CLI_EV_BINARY,      /* a room message, binary form */
 	RL_CLI_EV_USER_JOINED, /* presence */
@@ -88,24 +84,25 @@ enum rl_cli_ev {
 struct rl_cli_event {
 	enum rl_cli_ev kind;
 	char room[RL_ROOM_MAX_BYTES + 1];
-	char conn[80];                        /* from / connectionId */
-	char user[RL_USERID_MAX_BYTES + 1];   /* userId */
-	char code[32];                        /* ERROR code */
-	char message[512];                    /* ERROR message */
-	char server_version[32];              /* HELLO ack */
-	struct rl_span content;               /* MESSAGE: raw JSON value; BINARY: data */
-	struct rl_span payload;               /* the whole frame payload */
-	uint64_t timestamp_ms;                /* 0 when absent */
-	long members;                         /* JOIN ack; -1 when absent */
-	uint32_t max_frame;                   /* HELLO ack; 0 when absent */
-	bool fatal;                           /* ERROR */
-	bool binary;                          /* the frame had the BINARY flag */
+	char conn[80];			    /* from / connectionId */
+	char user[RL_USERID_MAX_BYTES + 1]; /* userId */
+	char code[32];			    /* ERROR code */
+	char message[512];		    /* ERROR message */
+	char server_version[32];	    /* HELLO ack */
+	struct rl_span content;		    /* MESSAGE: raw JSON value; BINARY: data */
+	struct rl_span payload;		    /* the whole frame payload */
+	uint64_t timestamp_ms;		    /* 0 when absent */
+	long members;			    /* JOIN ack; -1 when absent */
+	uint32_t max_frame;		    /* HELLO ack; 0 when absent */
+	uint32_t heartbeat_ms;		    /* HELLO ack; 0 when absent */
+	bool fatal;			    /* ERROR */
+	bool binary;			    /* the frame had the BINARY flag */
 };
 
 /* Decodes <f> into <ev>. Returns 0, or -EPROTO when a JSON frame from the
  * server is not valid JSON (then <why> says so). */
-int rl_cli_event_decode(const struct rl_frame *f, struct rl_cli_event *ev,
-			char *why, size_t whylen);
+int rl_cli_event_decode(const struct rl_frame *f, struct rl_cli_event *ev, char *why,
+			size_t whylen);
 
 /* Request payloads, written with the protocol library's JSON writer into
  * <buf>/<cap>. Each returns the payload length, or 0 if it did not fit. */
@@ -113,8 +110,8 @@ size_t rl_cli_req_hello(uint8_t *buf, size_t cap, const char *user);
 size_t rl_cli_req_room(uint8_t *buf, size_t cap, const char *room);
 /* MESSAGE: <content> is text (sent as a JSON string) unless <raw_json>,
  * then it must already be valid JSON (rl_cli_json_check). */
-size_t rl_cli_req_message(uint8_t *buf, size_t cap, const char *room,
-			  const char *content, size_t len, bool raw_json);
+size_t rl_cli_req_message(uint8_t *buf, size_t cap, const char *room, const char *content,
+			  size_t len, bool raw_json);
 /* Returns 0 when <n> bytes at <p> are one valid JSON text; otherwise -1 and
  * a one-line reason in <why>. */
 int rl_cli_json_check(const char *p, size_t n, char *why, size_t whylen);
@@ -130,30 +127,34 @@ typedef int rl_cli_event_fn(void *arg, const struct rl_cli_event *ev);
 struct rl_cli_conn {
 	int fd;
 	struct rl_decoder dec;
-	bool feeding;               /* the decoder still holds part of rbuf */
+	bool feeding; /* the decoder still holds part of rbuf */
 	rl_cli_event_fn *on_event;
 	void *arg;
-	char conn_id[80];           /* from the HELLO ack */
+	char conn_id[80]; /* from the HELLO ack */
 	char server_version[32];
-	uint32_t max_frame;         /* the server's, from the HELLO ack */
+	uint32_t max_frame; /* the server's, from the HELLO ack */
+	int keepalive_ms;   /* send a HEARTBEAT after this long without sending */
+	int64_t last_tx_ms; /* when a frame was last sent */
+	unsigned ping_seq;  /* tells our round-trip pings from keepalives */
 	/* the request in flight, if any (one at a time) */
-	enum rl_cli_ev await;       /* RL_CLI_EV_OTHER: none */
+	enum rl_cli_ev await; /* RL_CLI_EV_OTHER: none */
 	char await_room[RL_ROOM_MAX_BYTES + 1];
+	char await_ping[32]; /* HEARTBEAT: the payload whose echo answers */
 	bool await_done;
-	struct rl_cli_event reply;  /* the ack, or the ERROR that answered */
-	char why[768];              /* why the last call failed */
+	struct rl_cli_event reply; /* the ack, or the ERROR that answered */
+	char why[768];		   /* why the last call failed */
 	uint8_t rbuf[64 * 1024];
 };
 
 /* Resolves <host>:<port> and connects, all within <timeout_ms>. Returns 0,
  * or -errno with a one-line reason in c->why. */
-int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
-		     int timeout_ms, rl_cli_event_fn *on_event, void *arg);
+int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port, int timeout_ms,
+		     rl_cli_event_fn *on_event, void *arg);
 void rl_cli_conn_close(struct rl_cli_conn *c);
 
 /* Writes one frame, waiting (bounded) while the socket is full. 0 or -errno. */
-int rl_cli_conn_send(struct rl_cli_conn *c, uint8_t type, uint8_t flags,
-		     const void *payload, size_t len);
+int rl_cli_conn_send(struct rl_cli_conn *c, uint8_t type, uint8_t flags, const void *payload,
+		     size_t len);
 
 /* Reads what the socket has (never blocks) and dispatches the complete frames.
  * Returns 0; > 0 when the handler asked to stop; -EPIPE when the server
@@ -165,10 +166,18 @@ int rl_cli_conn_pump(struct rl_cli_conn *c);
  * pumps until its answer arrives. Returns 0 when acked (c->reply holds the
  * ack), 1 when a non-fatal ERROR answered it (c->reply holds the ERROR),
  * -ETIMEDOUT, -EINTR on a signal, or a pump error. */
-int rl_cli_conn_request(struct rl_cli_conn *c, uint8_t type, const char *room,
-			const void *payload, size_t len, int timeout_ms);
+int rl_cli_conn_request(struct rl_cli_conn *c, uint8_t type, const char *room, const void *payload,
+			size_t len, int timeout_ms);
 
-/* HELLO with <user> (may be NULL); fills conn_id, max_frame. */
+/* Keeps an idle connection alive (the server closes silent ones after its
+ * idle_timeout): sends an empty HEARTBEAT when nothing was sent for
+ * keepalive_ms. 0 or -errno. */
+int rl_cli_conn_keepalive(struct rl_cli_conn *c);
+/* The poll timeout that honours both <other_ms> (-1: none) and the next
+ * keepalive. */
+int rl_cli_conn_poll_ms(const struct rl_cli_conn *c, int other_ms);
+
+/* HELLO with <user> (may be NULL); fills conn_id, max_frame, keepalive_ms. */
 int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user);
 /* A HEARTBEAT round trip; *<rtt_us> receives the round-trip time. */
 int rl_cli_conn_ping(struct rl_cli_conn *c, int64_t *rtt_us);

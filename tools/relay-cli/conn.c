@@ -25,17 +25,17 @@
 
 /* What a request of each frame type is answered with. */
 static const enum rl_cli_ev conn_reply_kind[RL_MSG_NTYPES] = {
-	[RL_MSG_HELLO] = RL_CLI_EV_HELLO,
-	[RL_MSG_JOIN_ROOM] = RL_CLI_EV_JOINED,
-	[RL_MSG_LEAVE_ROOM] = RL_CLI_EV_LEFT,
-	[RL_MSG_HEARTBEAT] = RL_CLI_EV_HEARTBEAT,
+    [RL_MSG_HELLO] = RL_CLI_EV_HELLO,
+    [RL_MSG_JOIN_ROOM] = RL_CLI_EV_JOINED,
+    [RL_MSG_LEAVE_ROOM] = RL_CLI_EV_LEFT,
+    [RL_MSG_HEARTBEAT] = RL_CLI_EV_HEARTBEAT,
 };
 
 /* ---- name lookup and connect ------------------------------------------- */
 
 /* Resolves within <deadline>. 0 and *<out>, or -errno with c->why set. */
-static int conn_resolve(struct rl_cli_conn *c, const char *host, const char *port,
-			int64_t deadline, struct addrinfo **out)
+static int conn_resolve(struct rl_cli_conn *c, const char *host, const char *port, int64_t deadline,
+			struct addrinfo **out)
 {
 	static struct addrinfo hints;
 	static struct gaicb req;
@@ -52,7 +52,8 @@ static int conn_resolve(struct rl_cli_conn *c, const char *host, const char *por
 		if (gai_suspend((const struct gaicb *const *)list, 1, &ts) == EAI_AGAIN &&
 		    rl_cli_left_ms(deadline) == 0) {
 			gai_cancel(&req);
-			snprintf(c->why, sizeof c->why, "cannot resolve host '%s': timed out", host);
+			snprintf(c->why, sizeof c->why, "cannot resolve host '%s': timed out",
+				 host);
 			return -ETIMEDOUT;
 		}
 		rc = 0;
@@ -73,8 +74,7 @@ static int conn_connect_one(const struct addrinfo *ai, int64_t deadline)
 	int fd, n, err = 0;
 	socklen_t len = sizeof err;
 
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    ai->ai_protocol);
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd == -1)
 		return -errno;
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
@@ -98,8 +98,8 @@ fail:
 	return -err;
 }
 
-int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
-		     int timeout_ms, rl_cli_event_fn *on_event, void *arg)
+int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port, int timeout_ms,
+		     rl_cli_event_fn *on_event, void *arg)
 {
 	int64_t deadline = rl_cli_now_ms() + timeout_ms;
 	struct addrinfo *res = NULL, *ai;
@@ -110,6 +110,8 @@ int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
 	c->on_event = on_event;
 	c->arg = arg;
 	c->max_frame = RL_DEFAULT_MAX_FRAME;
+	c->keepalive_ms = RL_CLI_KEEPALIVE_MS;
+	c->last_tx_ms = rl_cli_now_ms();
 	rl_decoder_init(&c->dec, CONN_RX_MAX_FRAME);
 	rc = conn_resolve(c, host, port, deadline, &res);
 	if (rc)
@@ -122,8 +124,8 @@ int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
 	freeaddrinfo(res);
 	if (fd < 0) {
 		snprintf(c->why, sizeof c->why, "cannot connect to %s%s%s:%s: %s",
-			 strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-			 port, fd == -ETIMEDOUT ? "timed out" : strerror(-fd));
+			 strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
+			 fd == -ETIMEDOUT ? "timed out" : strerror(-fd));
 		return fd;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -185,28 +187,45 @@ static int conn_write_all(struct rl_cli_conn *c, struct iovec *iov, int n)
 	return 0;
 }
 
-int rl_cli_conn_send(struct rl_cli_conn *c, uint8_t type, uint8_t flags,
-		     const void *payload, size_t len)
+int rl_cli_conn_send(struct rl_cli_conn *c, uint8_t type, uint8_t flags, const void *payload,
+		     size_t len)
 {
 	uint8_t hdr[RL_FRAME_HDR_BYTES];
 	struct iovec iov[2];
 
 	if (len + RL_FRAME_MIN_LENGTH > c->max_frame) {
 		snprintf(c->why, sizeof c->why,
-			 "message too large: %zu bytes, the server accepts at most %u",
-			 len, c->max_frame - RL_FRAME_MIN_LENGTH);
+			 "message too large: %zu bytes, the server accepts at most %u", len,
+			 c->max_frame - RL_FRAME_MIN_LENGTH);
 		return -EMSGSIZE;
 	}
 	rl_frame_put_header(hdr, type, flags, (uint32_t)len);
 	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof hdr};
 	iov[1] = (struct iovec){.iov_base = (void *)payload, .iov_len = len};
+	c->last_tx_ms = rl_cli_now_ms();
 	return conn_write_all(c, iov, 2);
+}
+
+int rl_cli_conn_keepalive(struct rl_cli_conn *c)
+{
+	if (rl_cli_now_ms() - c->last_tx_ms < c->keepalive_ms)
+		return 0;
+	return rl_cli_conn_send(c, RL_MSG_HEARTBEAT, 0, NULL, 0);
+}
+
+int rl_cli_conn_poll_ms(const struct rl_cli_conn *c, int other_ms)
+{
+	int64_t due = c->last_tx_ms + c->keepalive_ms - rl_cli_now_ms();
+	int ka = due <= 0 ? 0 : (int)due;
+
+	return other_ms < 0 || ka < other_ms ? ka : other_ms;
 }
 
 /* ---- receiving ---------------------------------------------------------- */
 
 /* Whether <ev> answers the request in flight. ERRORs answer HELLO, JOIN and
- * LEAVE when they name the same room (or none, for HELLO). */
+ * LEAVE when they name the same room (or none, for HELLO). A HEARTBEAT echo
+ * answers only when it carries our ping's payload (not a keepalive's). */
 static bool conn_is_reply(const struct rl_cli_conn *c, const struct rl_cli_event *ev)
 {
 	if (c->await == RL_CLI_EV_OTHER || c->await_done)
@@ -218,6 +237,9 @@ static bool conn_is_reply(const struct rl_cli_conn *c, const struct rl_cli_event
 	}
 	if (ev->kind != c->await)
 		return false;
+	if (ev->kind == RL_CLI_EV_HEARTBEAT)
+		return ev->payload.n == strlen(c->await_ping) &&
+		       memcmp(ev->payload.p, c->await_ping, ev->payload.n) == 0;
 	return c->await_room[0] == '\0' || strcmp(ev->room, c->await_room) == 0;
 }
 
@@ -228,8 +250,8 @@ static int conn_dispatch(struct rl_cli_conn *c, const struct rl_frame *f)
 	if (rl_cli_event_decode(f, &ev, c->why, sizeof c->why))
 		return -EPROTO;
 	if (ev.kind == RL_CLI_EV_ERROR && ev.fatal) {
-		snprintf(c->why, sizeof c->why, "server closed the connection: %s: %s",
-			 ev.code, ev.message);
+		snprintf(c->why, sizeof c->why, "server closed the connection: %s: %s", ev.code,
+			 ev.message);
 		return -ECONNABORTED;
 	}
 	if (conn_is_reply(c, &ev)) {
@@ -311,13 +333,15 @@ static int conn_await(struct rl_cli_conn *c, int64_t deadline)
 	}
 }
 
-int rl_cli_conn_request(struct rl_cli_conn *c, uint8_t type, const char *room,
-			const void *payload, size_t len, int timeout_ms)
+int rl_cli_conn_request(struct rl_cli_conn *c, uint8_t type, const char *room, const void *payload,
+			size_t len, int timeout_ms)
 {
 	int rc;
 
 	c->await = conn_reply_kind[type];
 	snprintf(c->await_room, sizeof c->await_room, "%s", room ? room : "");
+	snprintf(c->await_ping, sizeof c->await_ping, "%.*s",
+		 type == RL_MSG_HEARTBEAT ? (int)len : 0, payload ? (const char *)payload : "");
 	c->await_done = false;
 	rc = rl_cli_conn_send(c, type, len ? RL_FLAG_JSON : 0, payload, len);
 	if (rc == 0)
@@ -350,16 +374,21 @@ int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user)
 	memcpy(c->server_version, c->reply.server_version, sizeof c->server_version);
 	if (c->reply.max_frame >= RL_FRAME_MIN_LENGTH)
 		c->max_frame = c->reply.max_frame;
+	if (c->reply.heartbeat_ms >= 100 && c->reply.heartbeat_ms < 3600000)
+		c->keepalive_ms = (int)c->reply.heartbeat_ms;
 	return 0;
 }
 
 int rl_cli_conn_ping(struct rl_cli_conn *c, int64_t *rtt_us)
 {
 	struct timespec a, b;
+	char ping[32];
+	int n = snprintf(ping, sizeof ping, "{\"ping\":%u}", ++c->ping_seq);
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	rc = rl_cli_conn_request(c, RL_MSG_HEARTBEAT, NULL, NULL, 0, RL_CLI_REPLY_TIMEOUT_MS);
+	rc = rl_cli_conn_request(c, RL_MSG_HEARTBEAT, NULL, ping, (size_t)n,
+				 RL_CLI_REPLY_TIMEOUT_MS);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	if (rtt_us)
 		*rtt_us = (b.tv_sec - a.tv_sec) * 1000000LL + (b.tv_nsec - a.tv_nsec) / 1000;

@@ -14,12 +14,9 @@
 
 /* Which event a frame of each type is, before looking inside it. */
 static const enum rl_cli_ev ev_kind_by_type[RL_MSG_NTYPES] = {
-	[RL_MSG_HELLO] = RL_CLI_EV_HELLO,
-	[RL_MSG_JOIN_ROOM] = RL_CLI_EV_JOINED,
-	[RL_MSG_LEAVE_ROOM] = RL_CLI_EV_LEFT,
-	[RL_MSG_MESSAGE] = RL_CLI_EV_MESSAGE,
-	[RL_MSG_HEARTBEAT] = RL_CLI_EV_HEARTBEAT,
-	[RL_MSG_ERROR] = RL_CLI_EV_ERROR,
+    [RL_MSG_HELLO] = RL_CLI_EV_HELLO,	      [RL_MSG_JOIN_ROOM] = RL_CLI_EV_JOINED,
+    [RL_MSG_LEAVE_ROOM] = RL_CLI_EV_LEFT,     [RL_MSG_MESSAGE] = RL_CLI_EV_MESSAGE,
+    [RL_MSG_HEARTBEAT] = RL_CLI_EV_HEARTBEAT, [RL_MSG_ERROR] = RL_CLI_EV_ERROR,
 };
 
 /* The top-level keys relay-cli reads. String-valued ones are decoded into the
@@ -38,29 +35,34 @@ enum ev_key {
 	EV_K_TIMESTAMP,
 	EV_K_MEMBERS,
 	EV_K_MAX_FRAME,
+	EV_K_HEARTBEAT_MS,
 	EV_K_FATAL,
 	EV_K_NKEYS
 };
 
-#define EV_STR(k, m) {k, offsetof(struct rl_cli_event, m), sizeof(((struct rl_cli_event *)0)->m)}
+#define EV_STR(k, m)                                                                               \
+	{                                                                                          \
+		k, offsetof(struct rl_cli_event, m), sizeof(((struct rl_cli_event *)0)->m)         \
+	}
 static const struct ev_key_def {
 	const char *key;
-	size_t off;  /* 0: not decoded into the event */
+	size_t off; /* 0: not decoded into the event */
 	size_t size;
 } ev_keys[EV_K_NKEYS] = {
-	[EV_K_ROOM] = EV_STR("room", room),
-	[EV_K_FROM] = EV_STR("from", conn),
-	[EV_K_CONN_ID] = EV_STR("connectionId", conn),
-	[EV_K_USER] = EV_STR("userId", user),
-	[EV_K_CODE] = EV_STR("code", code),
-	[EV_K_MESSAGE] = EV_STR("message", message),
-	[EV_K_SERVER_VERSION] = EV_STR("serverVersion", server_version),
-	[EV_K_TYPE] = {"type", 0, 0},
-	[EV_K_CONTENT] = {"content", 0, 0},
-	[EV_K_TIMESTAMP] = {"timestamp", 0, 0},
-	[EV_K_MEMBERS] = {"members", 0, 0},
-	[EV_K_MAX_FRAME] = {"maxFrameBytes", 0, 0},
-	[EV_K_FATAL] = {"fatal", 0, 0},
+    [EV_K_ROOM] = EV_STR("room", room),
+    [EV_K_FROM] = EV_STR("from", conn),
+    [EV_K_CONN_ID] = EV_STR("connectionId", conn),
+    [EV_K_USER] = EV_STR("userId", user),
+    [EV_K_CODE] = EV_STR("code", code),
+    [EV_K_MESSAGE] = EV_STR("message", message),
+    [EV_K_SERVER_VERSION] = EV_STR("serverVersion", server_version),
+    [EV_K_TYPE] = {"type", 0, 0},
+    [EV_K_CONTENT] = {"content", 0, 0},
+    [EV_K_TIMESTAMP] = {"timestamp", 0, 0},
+    [EV_K_MEMBERS] = {"members", 0, 0},
+    [EV_K_MAX_FRAME] = {"maxFrameBytes", 0, 0},
+    [EV_K_HEARTBEAT_MS] = {"heartbeatMs", 0, 0},
+    [EV_K_FATAL] = {"fatal", 0, 0},
 };
 
 static uint64_t ev_number(const struct rl_json_field *f, uint64_t absent)
@@ -78,8 +80,7 @@ static bool ev_is(const struct rl_json_field *f, const char *s)
 {
 	size_t n = strlen(s);
 
-	return f->kind == RL_JSON_STRING && f->raw.n == n + 2 &&
-	       memcmp(f->raw.p + 1, s, n) == 0;
+	return f->kind == RL_JSON_STRING && f->raw.n == n + 2 && memcmp(f->raw.p + 1, s, n) == 0;
 }
 
 /* NUL-terminates the decoded string members (truncating), "" when absent. */
@@ -95,8 +96,8 @@ static void ev_terminate(struct rl_cli_event *ev, const struct rl_json_field *fl
 	}
 }
 
-static int ev_decode_json(const struct rl_frame *f, struct rl_cli_event *ev,
-			  char *why, size_t whylen)
+static int ev_decode_json(const struct rl_frame *f, struct rl_cli_event *ev, char *why,
+			  size_t whylen)
 {
 	struct rl_json_field fl[EV_K_NKEYS];
 	struct rl_json_result res;
@@ -119,6 +120,7 @@ static int ev_decode_json(const struct rl_frame *f, struct rl_cli_event *ev,
 	ev->timestamp_ms = ev_number(&fl[EV_K_TIMESTAMP], 0);
 	ev->members = (long)ev_number(&fl[EV_K_MEMBERS], (uint64_t)-1);
 	ev->max_frame = (uint32_t)ev_number(&fl[EV_K_MAX_FRAME], 0);
+	ev->heartbeat_ms = (uint32_t)ev_number(&fl[EV_K_HEARTBEAT_MS], 0);
 	ev->fatal = fl[EV_K_FATAL].kind == RL_JSON_TRUE;
 	if (ev->kind == RL_CLI_EV_MESSAGE && ev_is(&fl[EV_K_TYPE], "userJoined"))
 		ev->kind = RL_CLI_EV_USER_JOINED;
@@ -137,8 +139,8 @@ static void ev_copy(char *dst, size_t size, const uint8_t *p, size_t n)
 
 /* Binary forms: JOIN/LEAVE acks carry the room name, MESSAGE the delivery
  * envelope. */
-static int ev_decode_binary(const struct rl_frame *f, struct rl_cli_event *ev,
-			    char *why, size_t whylen)
+static int ev_decode_binary(const struct rl_frame *f, struct rl_cli_event *ev, char *why,
+			    size_t whylen)
 {
 	struct rl_span room, from, data;
 
@@ -160,17 +162,11 @@ static int ev_decode_binary(const struct rl_frame *f, struct rl_cli_event *ev,
 	return 0;
 }
 
-int rl_cli_event_decode(const struct rl_frame *f, struct rl_cli_event *ev,
-			char *why, size_t whylen)
+int rl_cli_event_decode(const struct rl_frame *f, struct rl_cli_event *ev, char *why, size_t whylen)
 {
-	memset(ev, 0, offsetof(struct rl_cli_event, content));
-	ev->content = (struct rl_span){NULL, 0};
+	memset(ev, 0, sizeof *ev);
 	ev->payload = (struct rl_span){f->payload, f->len};
-	ev->timestamp_ms = 0;
 	ev->members = -1;
-	ev->max_frame = 0;
-	ev->fatal = false;
-	ev->binary = false;
 	ev->kind = f->type < RL_MSG_NTYPES ? ev_kind_by_type[f->type] : RL_CLI_EV_OTHER;
 	if (f->flags & RL_FLAG_JSON)
 		return ev_decode_json(f, ev, why, whylen);
@@ -209,8 +205,8 @@ size_t rl_cli_req_room(uint8_t *buf, size_t cap, const char *room)
 	return w.overflow ? 0 : w.len;
 }
 
-size_t rl_cli_req_message(uint8_t *buf, size_t cap, const char *room,
-			  const char *content, size_t len, bool raw_json)
+size_t rl_cli_req_message(uint8_t *buf, size_t cap, const char *room, const char *content,
+			  size_t len, bool raw_json)
 {
 	struct rl_jw w;
 

@@ -11,11 +11,11 @@
 #include "cli.h"
 
 static const char *const fmt_styles[RL_CLI_NSTYLES] = {
-	[RL_CLI_ST_ROOM] = "\033[36m",      /* cyan */
-	[RL_CLI_ST_SENDER] = "\033[1;33m",  /* bold yellow */
-	[RL_CLI_ST_PRESENCE] = "\033[2m",   /* dim */
-	[RL_CLI_ST_ERROR] = "\033[1;31m",   /* bold red */
-	[RL_CLI_ST_INFO] = "\033[32m",      /* green */
+    [RL_CLI_ST_ROOM] = "\033[36m",     /* cyan */
+    [RL_CLI_ST_SENDER] = "\033[1;33m", /* bold yellow */
+    [RL_CLI_ST_PRESENCE] = "\033[2m",  /* dim */
+    [RL_CLI_ST_ERROR] = "\033[1;31m",  /* bold red */
+    [RL_CLI_ST_INFO] = "\033[32m",     /* green */
 };
 
 void rl_cli_fmt_style(FILE *f, enum rl_cli_style st, bool color)
@@ -181,11 +181,9 @@ static void fmt_error(FILE *f, const struct rl_cli_event *ev, bool color)
 
 typedef void fmt_fn(FILE *f, const struct rl_cli_event *ev, bool color);
 static fmt_fn *const fmt_by_kind[RL_CLI_EV_NKINDS] = {
-	[RL_CLI_EV_MESSAGE] = fmt_message,
-	[RL_CLI_EV_BINARY] = fmt_message,
-	[RL_CLI_EV_USER_JOINED] = fmt_presence,
-	[RL_CLI_EV_USER_LEFT] = fmt_presence,
-	[RL_CLI_EV_ERROR] = fmt_error,
+    [RL_CLI_EV_MESSAGE] = fmt_message,	    [RL_CLI_EV_BINARY] = fmt_message,
+    [RL_CLI_EV_USER_JOINED] = fmt_presence, [RL_CLI_EV_USER_LEFT] = fmt_presence,
+    [RL_CLI_EV_ERROR] = fmt_error,
 };
 
 void rl_cli_fmt_event(FILE *f, const struct rl_cli_event *ev, bool color)
@@ -199,7 +197,7 @@ void rl_cli_fmt_event(FILE *f, const struct rl_cli_event *ev, bool color)
 static size_t fmt_base64(char *out, const uint8_t *p, size_t n)
 {
 	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t o = 0;
 
 	for (size_t i = 0; i < n; i += 3) {

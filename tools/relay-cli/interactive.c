@@ -30,16 +30,18 @@
 static struct ia_session {
 	const struct rl_cli_opts *o;
 	struct rl_cli_conn conn;
-	bool tty;          /* stdin and stdout are terminals: libedit drives input */
+	bool tty;	   /* stdin and stdout are terminals: libedit drives input */
 	bool prompt_live;  /* libedit's prompt and typed text are on the screen */
+	bool fresh_prompt; /* nothing typed since the prompt was installed: libedit's
+			      rl_point/rl_line_buffer still describe the last line */
 	bool quit;
-	int status;        /* exit status */
-	char *line;        /* the line libedit completed, until handled */
+	int status; /* exit status */
+	char *line; /* the line libedit completed, until handled */
 	bool have_line;
-	struct rl_cli_input in; /* non-terminal input */
+	struct rl_cli_input in;				     /* non-terminal input */
 	char rooms[RL_CLI_MAX_ROOMS][RL_ROOM_MAX_BYTES + 1]; /* joined, in join order */
 	int nrooms;
-	int current;       /* index into rooms, -1: none */
+	int current; /* index into rooms, -1: none */
 } ia;
 
 /* ---- output ------------------------------------------------------------- */
@@ -51,7 +53,8 @@ static void ia_hide_input(void)
 	int rows = 0, cols = 0, col = (int)strlen(IA_PROMPT);
 
 	rl_get_screen_size(&rows, &cols);
-	for (int i = 0; rl_line_buffer && i < rl_point && rl_line_buffer[i]; i++)
+	for (int i = 0; !ia.fresh_prompt && rl_line_buffer && i < rl_point && rl_line_buffer[i];
+	     i++)
 		col += ((unsigned char)rl_line_buffer[i] & 0xc0) != 0x80;
 	if (cols > 0 && col / cols > 0)
 		printf("\033[%dA", col / cols);
@@ -72,7 +75,7 @@ static void ia_emit(const char *text, size_t n)
 }
 
 static void ia_printf(enum rl_cli_style st, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void ia_printf(enum rl_cli_style st, const char *fmt, ...)
 {
 	char *text = NULL;
@@ -314,19 +317,19 @@ static void ia_cmd_help(char *arg);
 static const struct ia_cmd {
 	const char *name;
 	const char *args;
-	const char *help;   /* NULL: an alias, not listed */
+	const char *help; /* NULL: an alias, not listed */
 	void (*fn)(char *arg);
 	bool needs_arg;
 } ia_cmds[] = {
-	{"join", "<room>", "join a room; it becomes the current room", ia_cmd_join, true},
-	{"leave", "[room]", "leave a room (default: the current one)", ia_cmd_leave, false},
-	{"send", "<message...>", "send a message to the current room", ia_cmd_send, false},
-	{"rooms", "", "list the rooms you are in (* marks the current one)", ia_cmd_rooms, false},
-	{"switch", "<room>", "make a joined room the current one", ia_cmd_switch, true},
-	{"heartbeat", "", "measure the round-trip time to the server", ia_cmd_heartbeat, false},
-	{"help", "", "show this help", ia_cmd_help, false},
-	{"quit", "", "disconnect and exit (also: exit, Ctrl-D)", ia_cmd_quit, false},
-	{"exit", "", NULL, ia_cmd_quit, false},
+    {"join", "<room>", "join a room; it becomes the current room", ia_cmd_join, true},
+    {"leave", "[room]", "leave a room (default: the current one)", ia_cmd_leave, false},
+    {"send", "<message...>", "send a message to the current room", ia_cmd_send, false},
+    {"rooms", "", "list the rooms you are in (* marks the current one)", ia_cmd_rooms, false},
+    {"switch", "<room>", "make a joined room the current one", ia_cmd_switch, true},
+    {"heartbeat", "", "measure the round-trip time to the server", ia_cmd_heartbeat, false},
+    {"help", "", "show this help", ia_cmd_help, false},
+    {"quit", "", "disconnect and exit (also: exit, Ctrl-D)", ia_cmd_quit, false},
+    {"exit", "", NULL, ia_cmd_quit, false},
 };
 #define IA_NCMDS (sizeof ia_cmds / sizeof ia_cmds[0])
 
@@ -368,12 +371,60 @@ static void ia_run_line(char *line)
 		if (strcmp(cmd, ia_cmds[i].name))
 			continue;
 		if (ia_cmds[i].needs_arg && !*arg)
-			ia_printf(RL_CLI_ST_ERROR, "usage: %s %s", ia_cmds[i].name, ia_cmds[i].args);
+			ia_printf(RL_CLI_ST_ERROR, "usage: %s %s", ia_cmds[i].name,
+				  ia_cmds[i].args);
 		else
 			ia_cmds[i].fn(arg);
 		return;
 	}
 	ia_printf(RL_CLI_ST_ERROR, "unknown command '%s' (type 'help')", cmd);
+}
+
+/* ---- completion ------------------------------------------------------------ */
+
+/* Tab completes command names in the first word and joined rooms after it
+ * (never file names). libedit's generator protocol: <state> 0 starts over;
+ * each call returns a malloc'd match or NULL when done. */
+static char *ia_complete_cmd(const char *text, int state)
+{
+	static size_t i;
+
+	if (state == 0)
+		i = 0;
+	while (i < IA_NCMDS) {
+		const char *name = ia_cmds[i++].name;
+
+		if (!strncmp(name, text, strlen(text)))
+			return strdup(name);
+	}
+	return NULL;
+}
+
+static char *ia_complete_room(const char *text, int state)
+{
+	static int i;
+
+	if (state == 0)
+		i = 0;
+	while (i < ia.nrooms) {
+		const char *room = ia.rooms[i++];
+
+		if (!strncmp(room, text, strlen(text)))
+			return strdup(room);
+	}
+	return NULL;
+}
+
+static char **ia_complete(const char *text, int start, int end)
+{
+	bool first_word = true;
+
+	(void)end;
+	for (int i = 0; i < start && rl_line_buffer; i++)
+		if (rl_line_buffer[i] != ' ' && rl_line_buffer[i] != '\t')
+			first_word = false;
+	rl_attempted_completion_over = 1;
+	return rl_completion_matches(text, first_word ? ia_complete_cmd : ia_complete_room);
 }
 
 /* ---- input ------------------------------------------------------------------ */
@@ -388,8 +439,10 @@ static void ia_on_line(char *line)
 static void ia_read_tty(void)
 {
 	rl_callback_read_char();
-	if (!ia.have_line)
+	if (!ia.have_line) {
+		ia.fresh_prompt = false;
 		return;
+	}
 	ia.have_line = false;
 	ia.prompt_live = false;
 	if (!ia.line) { /* Ctrl-D on an empty line */
@@ -405,6 +458,7 @@ static void ia_read_tty(void)
 	if (!ia.quit) {
 		rl_callback_handler_install(IA_PROMPT, ia_on_line);
 		ia.prompt_live = true;
+		ia.fresh_prompt = true;
 	}
 }
 
@@ -430,11 +484,11 @@ static void ia_loop(void)
 			      {.fd = ia.conn.fd, .events = POLLIN}};
 
 	while (!ia.quit) {
-		if (rl_cli_conn_pump(&ia.conn) < 0) {
+		if (rl_cli_conn_pump(&ia.conn) < 0 || rl_cli_conn_keepalive(&ia.conn) < 0) {
 			ia_fail(ia.conn.why);
 			break;
 		}
-		if (rl_cli_poll(p, 2, -1) == -1) {
+		if (rl_cli_poll(p, 2, rl_cli_conn_poll_ms(&ia.conn, -1)) == -1) {
 			if (rl_cli_signalled)
 				ia.quit = true;
 			if (rl_cli_winch && ia.tty)
@@ -442,7 +496,12 @@ static void ia_loop(void)
 			rl_cli_winch = 0;
 			continue;
 		}
-		if (p[0].revents)
+		/* A hung-up terminal polls ready for ever and libedit reports
+		 * nothing: end the session. (A pipe's POLLHUP just means EOF
+		 * after the data, which ia_read_pipe sees.) */
+		if (ia.tty && (p[0].revents & (POLLHUP | POLLERR | POLLNVAL)))
+			ia.quit = true;
+		else if (p[0].revents)
 			ia.tty ? ia_read_tty() : ia_read_pipe();
 	}
 }
@@ -459,19 +518,23 @@ int rl_cli_interactive(const struct rl_cli_opts *o)
 		rl_cli_conn_close(&ia.conn);
 		return 1;
 	}
-	ia_printf(RL_CLI_ST_INFO, "connected to %s:%s as %s (server %s); type 'help' for commands",
-		  o->host, o->port, ia.conn.conn_id,
+	ia_printf(RL_CLI_ST_INFO, "connected to %s:%s as %s (server %s); type 'help'", o->host,
+		  o->port, ia.conn.conn_id,
 		  ia.conn.server_version[0] ? ia.conn.server_version : "?");
 	if (ia.tty) {
 		rl_readline_name = "relay-cli";
 		rl_catch_signals = 0;
+		rl_attempted_completion_function = ia_complete;
 		using_history();
 		rl_callback_handler_install(IA_PROMPT, ia_on_line);
 		ia.prompt_live = true;
+		ia.fresh_prompt = true;
 	} else {
 		rl_cli_input_init(&ia.in, STDIN_FILENO);
 	}
 	ia_loop();
+	if (ia.tty && ia.prompt_live)
+		fputc('\n', stdout); /* leave the half-typed line (Ctrl-C) behind */
 	if (ia.tty)
 		rl_callback_handler_remove();
 	rl_cli_input_free(&ia.in);

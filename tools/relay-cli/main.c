@@ -18,6 +18,7 @@
 volatile sig_atomic_t rl_cli_signalled;
 volatile sig_atomic_t rl_cli_winch;
 static sigset_t main_unblocked; /* the mask ppoll sleeps with */
+static sigset_t main_handled;	/* the signals we block and handle */
 
 /* ---- small shared helpers ------------------------------------------------ */
 
@@ -77,16 +78,31 @@ void rl_cli_signals_init(void)
 		sigaction(sigs[i], &sa, NULL);
 		sigaddset(&block, sigs[i]);
 	}
+	main_handled = block;
 	sigprocmask(SIG_BLOCK, &block, &main_unblocked);
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigdelset(&main_unblocked, sigs[i]);
 }
 
+/* Linux delivers a signal that ppoll's mask unblocks only when ppoll fails
+ * with EINTR; when a descriptor is ready at once the signal stays pending.
+ * A busy socket (or a hung-up terminal) would starve Ctrl-C, so pending
+ * signals are also collected here after every ppoll. */
 int rl_cli_poll(struct pollfd *fds, unsigned nfds, int timeout_ms)
 {
 	struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+	struct timespec zero = {0, 0};
+	int n = ppoll(fds, nfds, timeout_ms < 0 ? NULL : &ts, &main_unblocked);
+	int sig;
 
-	return ppoll(fds, nfds, timeout_ms < 0 ? NULL : &ts, &main_unblocked);
+	if (n == -1)
+		return n;
+	sig = sigtimedwait(&main_handled, NULL, &zero);
+	if (sig <= 0)
+		return n;
+	main_on_signal(sig);
+	errno = EINTR;
+	return -1;
 }
 
 /* ---- options ------------------------------------------------------------ */
@@ -107,28 +123,28 @@ enum main_opt {
 static const struct main_opt_def {
 	const char *name;
 	int id;
-	const char *arg;  /* NULL: a flag */
-	unsigned modes;   /* where it applies */
+	const char *arg; /* NULL: a flag */
+	unsigned modes;	 /* where it applies */
 	const char *help;
 } main_opts[] = {
-	{"host", OPT_HOST, "HOST", M_ALL, "server host name or address (default 127.0.0.1)"},
-	{"port", OPT_PORT, "PORT", M_ALL, "server TCP port (default 4000)"},
-	{"user", OPT_USER, "NAME", M_ALL, "user name sent in HELLO (shown to other members)"},
-	{"no-color", OPT_NO_COLOR, NULL, M_ALL, "no colour (also: NO_COLOR set in the environment)"},
-	{"json", OPT_JSON, NULL, (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB),
-	 "sub: print whole payloads as JSON lines; pub: messages are raw JSON"},
-	{"count", OPT_COUNT, "N", 1u << RL_CLI_SUB, "sub: exit after N messages"},
-	{"timeout", OPT_TIMEOUT, "S", 1u << RL_CLI_SUB,
-	 "sub: give up after S seconds (status 2 if --count not reached)"},
-	{"help", OPT_HELP, NULL, M_ALL, "show this help"},
-	{"version", OPT_VERSION, NULL, M_ALL, "show the version"},
+    {"host", OPT_HOST, "HOST", M_ALL, "server host name or address (default 127.0.0.1)"},
+    {"port", OPT_PORT, "PORT", M_ALL, "server TCP port (default 4000)"},
+    {"user", OPT_USER, "NAME", M_ALL, "user name sent in HELLO (shown to other members)"},
+    {"no-color", OPT_NO_COLOR, NULL, M_ALL, "no colour (also: NO_COLOR set in the environment)"},
+    {"json", OPT_JSON, NULL, (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB),
+     "sub: print whole payloads as JSON lines; pub: messages are raw JSON"},
+    {"count", OPT_COUNT, "N", 1u << RL_CLI_SUB, "sub: exit after N messages"},
+    {"timeout", OPT_TIMEOUT, "S", 1u << RL_CLI_SUB,
+     "sub: give up after S seconds (status 2 if --count not reached)"},
+    {"help", OPT_HELP, NULL, M_ALL, "show this help"},
+    {"version", OPT_VERSION, NULL, M_ALL, "show the version"},
 };
 #define MAIN_NOPTS (sizeof main_opts / sizeof main_opts[0])
 
 static const char *const main_mode_names[RL_CLI_NMODES] = {
-	[RL_CLI_INTERACTIVE] = "the interactive mode",
-	[RL_CLI_SUB] = "sub",
-	[RL_CLI_PUB] = "pub",
+    [RL_CLI_INTERACTIVE] = "the interactive mode",
+    [RL_CLI_SUB] = "sub",
+    [RL_CLI_PUB] = "pub",
 };
 
 static void main_usage(FILE *f)
@@ -136,7 +152,8 @@ static void main_usage(FILE *f)
 	fputs("usage: relay-cli [options] [HOST [PORT]]        interactive client\n"
 	      "       relay-cli [options] sub ROOM [ROOM...]   print the messages of rooms\n"
 	      "       relay-cli [options] pub ROOM [MESSAGE...] send MESSAGE, or each stdin line\n"
-	      "options:\n", f);
+	      "options:\n",
+	      f);
 	for (size_t i = 0; i < MAIN_NOPTS; i++) {
 		char left[32];
 
@@ -145,7 +162,8 @@ static void main_usage(FILE *f)
 		fprintf(f, "  %-18s %s\n", left, main_opts[i].help);
 	}
 	fputs("exit status: 0 ok, 1 error (connection, server, arguments), "
-	      "2 sub --timeout before --count\n", f);
+	      "2 sub --timeout before --count\n",
+	      f);
 }
 
 static void main_build_getopt(struct option *lo, char *so)
@@ -154,8 +172,9 @@ static void main_build_getopt(struct option *lo, char *so)
 
 	*so++ = ':'; /* report a missing value as ':' */
 	for (size_t i = 0; i < MAIN_NOPTS; i++) {
-		lo[i] = (struct option){main_opts[i].name, main_opts[i].arg ? required_argument : no_argument,
-					NULL, main_opts[i].id};
+		lo[i] = (struct option){main_opts[i].name,
+					main_opts[i].arg ? required_argument : no_argument, NULL,
+					main_opts[i].id};
 		if (main_opts[i].id < 256) {
 			so[k++] = (char)main_opts[i].id;
 			if (main_opts[i].arg)
@@ -179,16 +198,35 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 		if (main_opts[i].id == id)
 			r->seen |= 1u << i;
 	switch (id) {
-	case OPT_HOST: o->host = arg; break;
-	case OPT_PORT: o->port = arg; break;
-	case OPT_USER: o->user = arg; break;
-	case OPT_JSON: o->json = true; break;
-	case OPT_COUNT: r->count = arg; break;
-	case OPT_TIMEOUT: r->timeout = arg; break;
-	case OPT_NO_COLOR: r->no_color = true; break;
-	case OPT_HELP: r->help = true; break;
-	case OPT_VERSION: r->version = true; break;
-	default: return -1;
+	case OPT_HOST:
+		o->host = arg;
+		break;
+	case OPT_PORT:
+		o->port = arg;
+		break;
+	case OPT_USER:
+		o->user = arg;
+		break;
+	case OPT_JSON:
+		o->json = true;
+		break;
+	case OPT_COUNT:
+		r->count = arg;
+		break;
+	case OPT_TIMEOUT:
+		r->timeout = arg;
+		break;
+	case OPT_NO_COLOR:
+		r->no_color = true;
+		break;
+	case OPT_HELP:
+		r->help = true;
+		break;
+	case OPT_VERSION:
+		r->version = true;
+		break;
+	default:
+		return -1;
 	}
 	return 0;
 }
@@ -332,9 +370,9 @@ static int main_parse(int argc, char **argv, struct rl_cli_opts *o)
 int main(int argc, char **argv)
 {
 	static int (*const run[RL_CLI_NMODES])(const struct rl_cli_opts *) = {
-		[RL_CLI_INTERACTIVE] = rl_cli_interactive,
-		[RL_CLI_SUB] = rl_cli_sub,
-		[RL_CLI_PUB] = rl_cli_pub,
+	    [RL_CLI_INTERACTIVE] = rl_cli_interactive,
+	    [RL_CLI_SUB] = rl_cli_sub,
+	    [RL_CLI_PUB] = rl_cli_pub,
 	};
 	struct rl_cli_opts o;
 	int rc = main_parse(argc, argv, &o);

@@ -33,8 +33,8 @@ static int script_room(const char *name, char out[RL_ROOM_MAX_BYTES + 1])
 }
 
 /* Connects and says HELLO. 0, or -1 after reporting. */
-static int script_connect(struct rl_cli_conn *c, const struct rl_cli_opts *o,
-			  rl_cli_event_fn *fn, void *arg)
+static int script_connect(struct rl_cli_conn *c, const struct rl_cli_opts *o, rl_cli_event_fn *fn,
+			  void *arg)
 {
 	if (rl_cli_conn_open(c, o->host, o->port, RL_CLI_CONNECT_TIMEOUT_MS, fn, arg) ||
 	    rl_cli_conn_hello(c, o->user)) {
@@ -135,8 +135,12 @@ static int sub_loop(struct rl_cli_conn *c, struct sub_state *s, int64_t deadline
 			rl_cli_warn("%s", c->why);
 			return 1;
 		}
-		rc = rl_cli_poll(&p, 1, rl_cli_left_ms(deadline));
-		if (rc == 0)
+		if (rl_cli_conn_keepalive(c) < 0) {
+			rl_cli_warn("%s", c->why);
+			return 1;
+		}
+		rc = rl_cli_poll(&p, 1, rl_cli_conn_poll_ms(c, rl_cli_left_ms(deadline)));
+		if (rc == 0 && deadline >= 0 && rl_cli_left_ms(deadline) == 0)
 			return sub_short(s, "timed out");
 		if (rc == -1 && rl_cli_signalled)
 			return sub_short(s, "interrupted");
@@ -166,9 +170,9 @@ struct pub_state {
 	struct rl_cli_conn *c;
 	const struct rl_cli_opts *o;
 	char room[RL_ROOM_MAX_BYTES + 1];
-	uint8_t *buf;   /* one MESSAGE payload, max_frame bytes */
+	uint8_t *buf; /* one MESSAGE payload, max_frame bytes */
 	long sent;
-	int errors;     /* ERRORs from the server */
+	int errors; /* ERRORs from the server */
 };
 
 static int pub_on_event(void *arg, const struct rl_cli_event *ev)
@@ -243,11 +247,11 @@ static int pub_stdin(struct pub_state *s)
 
 	rl_cli_input_init(&in, STDIN_FILENO);
 	while (rc == 0 && !in.eof) {
-		if ((rc = rl_cli_conn_pump(s->c)) < 0) {
+		if ((rc = rl_cli_conn_pump(s->c)) < 0 || (rc = rl_cli_conn_keepalive(s->c)) < 0) {
 			rl_cli_warn("%s", s->c->why);
 			break;
 		}
-		if (rl_cli_poll(p, 2, -1) == -1 && rl_cli_signalled) {
+		if (rl_cli_poll(p, 2, rl_cli_conn_poll_ms(s->c, -1)) == -1 && rl_cli_signalled) {
 			rl_cli_warn("interrupted");
 			rc = -1;
 		} else if (p[0].revents) {
