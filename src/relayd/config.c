@@ -1,0 +1,318 @@
+/* config.c -- INI configuration file via libinih: parse, check, apply, reload.
+ * Threading: main thread only. The options themselves are reached through
+ * struct rl_config_ops, so this file knows nothing of their types. */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_SECTION "relayd"
+
+struct config_parse {
+	FILE *fp;
+	const char *path;
+	unsigned lineno;     /* line being read */
+	bool at_line_start;  /* the previous chunk ended a line */
+	unsigned section_line; /* line of the last [section] header */
+	struct rl_config_file *out;
+	unsigned err_line;   /* first error's line, 0 = none */
+	char msg[256];       /* first error's message */
+	int err;             /* first error's code */
+};
+
+static struct rl_config_file config_cur; /* the file as last applied */
+
+/* fgets for inih that counts lines (a line longer than inih's buffer arrives
+ * in pieces; only the first piece starts a new line). */
+static char *config_reader(char *str, int num, void *stream)
+{
+	struct config_parse *p = stream;
+	char *r = fgets(str, num, p->fp);
+	if (!r)
+		return NULL;
+	if (p->at_line_start) {
+		p->lineno++;
+		const char *c = r + strspn(r, " \t");
+		if (*c == '[')
+			p->section_line = p->lineno;
+	}
+	size_t n = strlen(r);
+	p->at_line_start = n > 0 && r[n - 1] == '\n';
+	return r;
+}
+
+static void config_fail(struct config_parse *p, int err, const char *fmt, const char *arg)
+{
+	if (p->err_line)
+		return;
+	p->err_line = p->lineno;
+	p->err = err;
+	snprintf(p->msg, sizeof(p->msg), fmt, arg);
+}
+
+static int config_add(struct rl_config_file *f, const char *name, const char *value,
+		      unsigned line)
+{
+	char *n = strdup(name), *v = strdup(value);
+	if (!n || !v) {
+		free(n);
+		free(v);
+		return -ENOMEM;
+	}
+	for (char *c = n; *c; c++)
+		if (*c == '_')
+			*c = '-';
+	for (size_t i = 0; i < f->n; i++) {
+		if (strcmp(f->e[i].name, n) == 0) { /* the last occurrence wins */
+			free(f->e[i].name);
+			free(f->e[i].value);
+			f->e[i] = (struct rl_config_entry){n, v, line};
+			return 0;
+		}
+	}
+	struct rl_config_entry *e = realloc(f->e, (f->n + 1) * sizeof(*e));
+	if (!e) {
+		free(n);
+		free(v);
+		return -ENOMEM;
+	}
+	f->e = e;
+	f->e[f->n++] = (struct rl_config_entry){n, v, line};
+	return 0;
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct config_parse *p = user;
+	if (section[0] && strcmp(section, CONFIG_SECTION) != 0) {
+		/* inih reports sections with their first key: blame the header. */
+		unsigned key_line = p->lineno;
+		if (p->section_line)
+			p->lineno = p->section_line;
+		config_fail(p, -EINVAL, "unknown section [%s] (only [" CONFIG_SECTION "])", section);
+		p->lineno = key_line;
+		return 0;
+	}
+	if (config_add(p->out, name, value, p->lineno) != 0) {
+		config_fail(p, -ENOMEM, "%s", "out of memory");
+		return 0;
+	}
+	return 1;
+}
+
+void rl_config_file_free(struct rl_config_file *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->e[i].name);
+		free(f->e[i].value);
+	}
+	free(f->e);
+	free(f->path);
+	memset(f, 0, sizeof(*f));
+}
+
+int rl_config_parse(const char *path, struct rl_config_file *out, char *err, size_t errlen)
+{
+	struct config_parse p = {.path = path, .at_line_start = true, .out = out};
+	memset(out, 0, sizeof(*out));
+	p.fp = fopen(path, "re");
+	if (!p.fp) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	int rc = ini_parse_stream(config_reader, &p, config_handler, &p);
+	fclose(p.fp);
+	if (rc == 0 && !p.err_line && (out->path = strdup(path)))
+		return 0;
+	if (rc > 0 && (!p.err_line || (unsigned)rc < p.err_line)) {
+		p.err_line = (unsigned)rc;
+		p.err = -EINVAL;
+		snprintf(p.msg, sizeof(p.msg), "syntax error (expected 'name = value' or '[section]')");
+	} else if (rc < 0 || !p.err_line) {
+		p.err = -ENOMEM;
+		snprintf(p.msg, sizeof(p.msg), "out of memory");
+	}
+	snprintf(err, errlen, "%s:%u: %s", path, p.err_line, p.msg);
+	rl_config_file_free(out);
+	return p.err;
+}
+
+/* Checks every entry of <f>: known key, valid value. */
+static int config_check(const struct rl_config_file *f, const struct rl_config_ops *ops,
+			char *err, size_t errlen)
+{
+	char why[256];
+	for (size_t i = 0; i < f->n; i++) {
+		const struct rl_config_entry *e = &f->e[i];
+		if (ops->known(e->name) != 0) {
+			snprintf(err, errlen, "%s:%u: unknown option '%s'", f->path, e->line, e->name);
+			return -EINVAL;
+		}
+		why[0] = '\0';
+		if (ops->check(e->name, e->value, why, sizeof(why)) != 0) {
+			if (why[0])
+				snprintf(err, errlen, "%s:%u: %s", f->path, e->line, why);
+			else
+				snprintf(err, errlen, "%s:%u: bad value for %s", f->path, e->line,
+					 e->name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int rl_config_load(const char *path, const struct rl_config_ops *ops, char *err, size_t errlen)
+{
+	struct rl_config_file f;
+	char why[256];
+	int rc = rl_config_parse(path, &f, err, errlen);
+	if (rc != 0)
+		return rc;
+	rc = config_check(&f, ops, err, errlen);
+	for (size_t i = 0; rc == 0 && i < f.n; i++) {
+		why[0] = '\0';
+		if (ops->apply(f.e[i].name, f.e[i].value, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s:%u: %s", f.path, f.e[i].line,
+				 why[0] ? why : "bad value");
+			rc = -EINVAL;
+		}
+	}
+	if (rc != 0) {
+		rl_config_file_free(&f);
+		return rc;
+	}
+	rl_config_file_free(&config_cur);
+	config_cur = f;
+	return 0;
+}
+
+static const struct rl_config_entry *config_find(const struct rl_config_file *f,
+						 const char *name)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->e[i].name, name) == 0)
+			return &f->e[i];
+	return NULL;
+}
+
+/* Lines a reload will log once it commits. */
+struct config_lines {
+	char **v;
+	size_t n;
+};
+
+static void config_logf(struct config_lines *out, const char *fmt, const char *a, const char *b,
+			const char *c)
+{
+	char line[768], **v;
+	snprintf(line, sizeof(line), fmt, a, b, c);
+	char *dup = strdup(line);
+	if (!dup || !(v = realloc(out->v, (out->n + 1) * sizeof(*v)))) {
+		free(dup);
+		return;
+	}
+	out->v = v;
+	out->v[out->n++] = dup;
+}
+
+static void config_lines_flush(struct config_lines *l, rl_config_log_fn *log, bool emit)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (emit)
+			log(0, l->v[i]);
+		free(l->v[i]);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* Applies one entry of the re-read file; returns 1 if the option changed. */
+static int config_reapply(const struct rl_config_entry *e, const struct rl_config_entry *old,
+			  const struct rl_config_ops *ops, struct config_lines *log)
+{
+	char before[256], after[256], why[256] = "";
+	bool file_changed = !old || strcmp(old->value, e->value) != 0;
+	if (!ops->live(e->name)) {
+		if (file_changed)
+			config_logf(log, "config: %s = %s needs a restart (still %s)", e->name,
+				    e->value, (ops->current(e->name, before, sizeof(before)), before));
+		return 0;
+	}
+	ops->current(e->name, before, sizeof(before));
+	int rc = ops->apply(e->name, e->value, why, sizeof(why));
+	if (rc < 0) {
+		config_logf(log, "config: %s: %s%s", e->name, why, ""); /* checked before: not reached */
+		return 0;
+	}
+	if (rc == 0) {
+		if (file_changed)
+			config_logf(log, "config: %s = %s ignored: set by the %s", e->name,
+				    e->value, "command line or environment");
+		return 0;
+	}
+	ops->current(e->name, after, sizeof(after));
+	if (strcmp(before, after) == 0)
+		return 0;
+	config_logf(log, "config: %s changed from %s to %s", e->name, before, after);
+	return 1;
+}
+
+int rl_config_reload(const struct rl_config_ops *ops, rl_config_log_fn *log)
+{
+	struct rl_config_file f;
+	struct config_lines lines = {0};
+	char err[512], num[16];
+	if (!config_cur.path) {
+		log(0, "config: SIGHUP received but no --config file was given; nothing to reload");
+		return 0;
+	}
+	int rc = rl_config_parse(config_cur.path, &f, err, sizeof(err));
+	if (rc == 0 && (rc = config_check(&f, ops, err, sizeof(err))) != 0)
+		rl_config_file_free(&f);
+	if (rc != 0)
+		goto failed;
+	int changed = 0;
+	for (size_t i = 0; i < f.n; i++)
+		changed += config_reapply(&f.e[i], config_find(&config_cur, f.e[i].name), ops, &lines);
+	for (size_t i = 0; i < config_cur.n; i++) {
+		const struct rl_config_entry *o = &config_cur.e[i];
+		if (!config_find(&f, o->name))
+			config_logf(&lines, "config: %s removed from %s; keeps its value until restart",
+				    o->name, f.path, "");
+	}
+	if (ops->commit && (rc = ops->commit(err, sizeof(err))) != 0) {
+		config_lines_flush(&lines, log, false);
+		rl_config_file_free(&f);
+		goto failed;
+	}
+	snprintf(num, sizeof(num), "%d", changed);
+	config_logf(&lines, "config: reloaded %s (%s option%s changed)", f.path, num,
+		    changed == 1 ? "" : "s");
+	config_lines_flush(&lines, log, true);
+	rl_config_file_free(&config_cur);
+	config_cur = f;
+	return changed;
+failed:
+	{
+		char line[768];
+		snprintf(line, sizeof(line), "config: reload failed, nothing changed: %s", err);
+		log(1, line);
+	}
+	return rc < 0 ? rc : -EINVAL;
+}
+
+const char *rl_config_path(void)
+{
+	return config_cur.path;
+}
+
+void rl_config_fini(void)
+{
+	rl_config_file_free(&config_cur);
+}

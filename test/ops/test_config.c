@@ -1,0 +1,216 @@
+/* test_config.c -- the INI loader (src/relayd/config.c) over a fake options
+ * table: FILE:LINE errors, sections, '_' for '-', all-or-nothing apply,
+ * precedence hook, and the SIGHUP reload's change/restart logging. The
+ * live-server tests (relayd --config, SIGHUP) are in test_ops_live.c. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* The fake table: port (0-65535, restart), log-level (live),
+ * max-connections (live; "held" by the command line when cli_holds). */
+static char v_port[32] = "4000", v_level[32] = "info", v_maxc[32] = "100";
+static int cli_holds;
+static int applied;
+static char logbuf[4096];
+
+static char *fake_slot(const char *name)
+{
+	if (strcmp(name, "port") == 0)
+		return v_port;
+	if (strcmp(name, "log-level") == 0)
+		return v_level;
+	if (strcmp(name, "max-connections") == 0)
+		return v_maxc;
+	return NULL;
+}
+
+static int fake_known(const char *name)
+{
+	return fake_slot(name) ? 0 : -ENOENT;
+}
+
+static int fake_check(const char *name, const char *value, char *err, size_t errlen)
+{
+	char *end;
+	if (strcmp(name, "log-level") == 0) {
+		if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn")) {
+			snprintf(err, errlen, "%s: must be one of debug, info, warn", name);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	long v = strtol(value, &end, 10);
+	if (*value == '\0' || *end || v < 0 || v > 65535) {
+		snprintf(err, errlen, "%s: must be an integer 0-65535", name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int fake_apply(const char *name, const char *value, char *err, size_t errlen)
+{
+	if (fake_check(name, value, err, errlen) != 0)
+		return -EINVAL;
+	if (cli_holds && strcmp(name, "max-connections") == 0)
+		return 0;
+	snprintf(fake_slot(name), 32, "%s", value);
+	applied++;
+	return 1;
+}
+
+static void fake_current(const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", fake_slot(name));
+}
+
+static int fake_live(const char *name)
+{
+	return strcmp(name, "port") != 0;
+}
+
+static int commit_fails;
+
+static int fake_commit(char *err, size_t errlen)
+{
+	if (commit_fails) {
+		snprintf(err, errlen, "watermarks out of order");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct rl_config_ops ops = {fake_known, fake_check, fake_apply, fake_current,
+					 fake_live, fake_commit};
+
+static char path[64];
+
+static void write_file(const char *text)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void log_line(int is_error, const char *line)
+{
+	size_t n = strlen(logbuf);
+	snprintf(logbuf + n, sizeof(logbuf) - n, "%s%s\n", is_error ? "E " : "", line);
+}
+
+static void setup(void)
+{
+	snprintf(path, sizeof(path), "/tmp/relayd-cfg-test-%d.ini", (int)getpid());
+}
+
+static void teardown(void)
+{
+	rl_config_fini();
+	unlink(path);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+static void expect_error(const char *text, const char *want_suffix)
+{
+	char err[512], want[256];
+	write_file(text);
+	applied = 0;
+	cr_assert_lt(rl_config_load(path, &ops, err, sizeof(err)), 0, "accepted: %s", text);
+	snprintf(want, sizeof(want), "%s:%s", path, want_suffix);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(applied, 0, "a bad file must change nothing");
+}
+
+Test(config, applies_keys_with_optional_section_and_underscores)
+{
+	char err[512];
+	write_file("; comment\n# another\n[relayd]\nport = 4100\nmax_connections=7 ; inline\n");
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(v_port, "4100");
+	cr_assert_str_eq(v_maxc, "7");
+	cr_assert_str_eq(rl_config_path(), path);
+}
+
+Test(config, unknown_key_names_file_and_line)
+{
+	expect_error("port = 1\n\nbogus = 2\n", "3: unknown option 'bogus'");
+}
+
+Test(config, bad_value_names_file_line_and_option)
+{
+	expect_error("[relayd]\nlog-level = loud\n", "2: log-level: must be one of debug, info, warn");
+	expect_error("port = 1\nport = 99999\n", "2: port: must be an integer 0-65535");
+}
+
+Test(config, syntax_error_and_unknown_section)
+{
+	expect_error("port = 1\nthis is not ini\n", "2: syntax error (expected 'name = value' or '[section]')");
+	expect_error("port = 1\n[other]\nport = 2\n", "2: unknown section [other] (only [relayd])");
+}
+
+Test(config, missing_file_says_why)
+{
+	char err[512];
+	unlink(path);
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), -ENOENT);
+	cr_assert(strstr(err, "No such file or directory"), "%s", err);
+}
+
+Test(config, reload_applies_live_options_and_logs_restart_ones)
+{
+	char err[512];
+	write_file("port = 4000\nlog-level = info\nmax-connections = 100\n");
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	write_file("port = 4001\nlog-level = debug\nmax-connections = 100\n");
+	logbuf[0] = '\0';
+	cr_assert_eq(rl_config_reload(&ops, log_line), 1, "%s", logbuf);
+	cr_assert_str_eq(v_level, "debug");
+	cr_assert_str_eq(v_port, "4000", "port needs a restart");
+	cr_assert(strstr(logbuf, "config: log-level changed from info to debug\n"), "%s", logbuf);
+	cr_assert(strstr(logbuf, "config: port = 4001 needs a restart (still 4000)\n"), "%s", logbuf);
+	cr_assert(strstr(logbuf, "(1 option changed)"), "%s", logbuf);
+}
+
+Test(config, reload_of_a_broken_file_changes_nothing)
+{
+	char err[512];
+	write_file("log-level = info\n");
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	write_file("log-level = debug\nmax-connections = lots\n");
+	logbuf[0] = '\0';
+	cr_assert_lt(rl_config_reload(&ops, log_line), 0);
+	cr_assert_str_eq(v_level, "info");
+	cr_assert(strstr(logbuf, "E config: reload failed, nothing changed: "), "%s", logbuf);
+	cr_assert(strstr(logbuf, ":2: max-connections: must be"), "%s", logbuf);
+}
+
+Test(config, reload_respects_stronger_sources)
+{
+	char err[512];
+	write_file("max-connections = 100\n");
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	cli_holds = 1;
+	write_file("max-connections = 5\n");
+	logbuf[0] = '\0';
+	cr_assert_eq(rl_config_reload(&ops, log_line), 0);
+	cr_assert_str_eq(v_maxc, "100");
+	cr_assert(strstr(logbuf, "max-connections = 5 ignored"), "%s", logbuf);
+}
+
+Test(config, reload_whose_commit_fails_logs_only_the_failure)
+{
+	char err[512];
+	write_file("log-level = info\n");
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	write_file("log-level = debug\n");
+	commit_fails = 1;
+	logbuf[0] = '\0';
+	cr_assert_lt(rl_config_reload(&ops, log_line), 0);
+	cr_assert_str_eq(logbuf, "E config: reload failed, nothing changed: watermarks out of order\n");
+}

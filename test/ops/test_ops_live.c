@@ -1,0 +1,435 @@
+/* test_ops_live.c -- the operations features against a live relayd (test/lib
+ * harness, --port 0, --admin 127.0.0.1:0): /metrics counters move by the
+ * right amounts, errors by code, /health 503 while draining, config file
+ * precedence and FILE:LINE errors, SIGHUP reload, sd_notify READY/STOPPING.
+ * Threading: Criterion test bodies. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <relay/protocol.h>
+
+#include "expo_check.h"
+#include "harness.h"
+#include "ops_http.h"
+
+#define T_MS 5000
+
+static void fini(void)
+{
+	rl_test_cleanup_all();
+}
+
+TestSuite(ops_live, .fini = fini, .timeout = 30);
+
+/* Starts relayd with --admin 127.0.0.1:0 plus <args>; fills <admin>. */
+static void start(struct rl_test_server *s, char *admin, size_t cap, const char *const *args,
+		  const char *const *env)
+{
+	const char *argv[32] = {"--admin", "127.0.0.1:0"};
+	size_t n = 2;
+	for (size_t i = 0; args && args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	cr_assert_eq(rl_test_server_start(s, argv, env, 0), 0, "%s", rl_test_err());
+	char line[160];
+	cr_assert_eq(rl_test_server_stdout_line(s, "relayd admin on ", line, sizeof(line), T_MS), 0,
+		     "%s", rl_test_err());
+	const char *a = line + strlen("relayd admin on ");
+	cr_assert_lt(strlen(a), cap);
+	memcpy(admin, a, strlen(a) + 1);
+}
+
+static struct ops_http_reply get(const char *admin, const char *path)
+{
+	struct ops_http_reply r;
+	char err[256];
+	cr_assert_eq(ops_http(admin, "GET", path, T_MS, &r, err, sizeof(err)), 0, "GET %s: %s", path,
+		     err);
+	return r;
+}
+
+/* Scrapes /metrics, checks the whole text, returns it (caller frees). */
+static char *scrape(const char *admin)
+{
+	struct ops_http_reply r = get(admin, "/metrics");
+	char err[256];
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(expo_check(r.body, r.len, NULL, err, sizeof(err)), 0, "%s\n%s", err, r.body);
+	char *text = strdup(r.body);
+	ops_http_free(&r);
+	return text;
+}
+
+static double metric(const char *text, const char *series)
+{
+	double v = -1;
+	cr_assert_eq(expo_value(text, series, &v), 0, "no %s in:\n%s", series, text);
+	return v;
+}
+
+static struct rl_test_client *client(struct rl_test_server *s)
+{
+	struct rl_test_client *c = rl_test_connect(s, T_MS);
+	cr_assert(c, "%s", rl_test_err());
+	cr_assert(rl_test_hello(c, NULL, T_MS), "%s", rl_test_err());
+	return c;
+}
+
+static void stop(struct rl_test_server *s)
+{
+	int st = rl_test_server_stop(s, 10000);
+	cr_assert_eq(st, 0, "relayd exit status %d", st);
+	rl_test_server_free(s);
+}
+
+Test(ops_live, metrics_count_frames_and_deliveries_exactly)
+{
+	enum { N = 25 };
+	struct rl_test_server s;
+	char admin[160];
+	const char *args[] = {"--workers", "2", NULL};
+	start(&s, admin, sizeof(admin), args, NULL);
+	struct rl_test_client *pub = client(&s), *a = client(&s), *b = client(&s);
+	cr_assert_eq(rl_test_join(a, "ops", NULL, T_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_join(b, "ops", NULL, T_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_join(pub, "ops", NULL, T_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_sync_skip(a, T_MS, NULL), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_sync_skip(b, T_MS, NULL), 0, "%s", rl_test_err());
+	char *before = scrape(admin);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(rl_test_send_json(pub, RL_MSG_MESSAGE,
+					       "{\"room\":\"ops\",\"content\":%d}", i),
+			     0, "%s", rl_test_err());
+	for (int i = 0; i < N; i++) {
+		cr_assert(rl_test_expect(a, RL_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
+		cr_assert(rl_test_expect(b, RL_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
+	}
+	char *after = scrape(admin);
+	const char *msg = "relay_frames_in_total{type=\"MESSAGE\"}";
+	cr_assert_eq(metric(after, msg) - metric(before, msg), N);
+	cr_assert_eq(metric(after, "relay_messages_delivered_total") -
+			     metric(before, "relay_messages_delivered_total"),
+		     2 * N);
+	cr_assert_eq(metric(after, "relay_frames_in_total{type=\"HELLO\"}"), 3);
+	cr_assert_eq(metric(after, "relay_frames_in_total{type=\"JOIN_ROOM\"}"), 3);
+	cr_assert_eq(metric(after, "relay_connections"), 3);
+	cr_assert_eq(metric(after, "relay_connections_accepted_total"), 3);
+	cr_assert_eq(metric(after, "relay_worker_connections{worker=\"0\"}") +
+			     metric(after, "relay_worker_connections{worker=\"1\"}"),
+		     3);
+	cr_assert_eq(metric(after, "relay_rooms"), 1);
+	cr_assert_eq(metric(after, "relay_room_memberships"), 3);
+	cr_assert_eq(metric(after, "relay_workers"), 2);
+	cr_assert_gt(metric(after, "relay_bytes_in_total"), metric(before, "relay_bytes_in_total"));
+	cr_assert_gt(metric(after, "relay_bytes_out_total"), metric(before, "relay_bytes_out_total"));
+	struct ops_http_reply r = get(admin, "/rooms?limit=5");
+	cr_assert(strstr(r.body, "{\"rooms\":1,\"largest\":[{\"room\":\"ops\",\"members\":3}]}"),
+		  "%s", r.body);
+	ops_http_free(&r);
+	r = get(admin, "/stats");
+	cr_assert_eq(rl_json_parse((const uint8_t *)r.body, r.len, NULL, 0, NULL), 0, "%s", r.body);
+	cr_assert(strstr(r.body, "\"workers\":\"2\""), "options in force: %s", r.body);
+	ops_http_free(&r);
+	free(before);
+	free(after);
+	rl_test_close(pub);
+	rl_test_close(a);
+	rl_test_close(b);
+	stop(&s);
+}
+
+Test(ops_live, protocol_errors_are_counted_by_code)
+{
+	struct rl_test_server s;
+	char admin[160];
+	start(&s, admin, sizeof(admin), NULL, NULL);
+	struct rl_test_client *c = client(&s);
+	char *before = scrape(admin);
+	cr_assert_eq(rl_test_send_json(c, RL_MSG_MESSAGE, "{\"room\":\"nope\",\"content\":1}"), 0);
+	cr_assert(rl_test_expect_error(c, "NOT_IN_ROOM", T_MS), "%s", rl_test_err());
+	struct rl_test_client *bad = client(&s);
+	cr_assert_eq(rl_test_send_frame_v(bad, 9, RL_MSG_HEARTBEAT, 0, NULL, 0), 0);
+	cr_assert_eq(rl_test_expect_fatal(bad, "UNSUPPORTED_VERSION", T_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_ping(c, T_MS), 0, "%s", rl_test_err());
+	char *after = scrape(admin);
+	const char *nir = "relay_protocol_errors_total{code=\"NOT_IN_ROOM\"}";
+	const char *ver = "relay_protocol_errors_total{code=\"UNSUPPORTED_VERSION\"}";
+	const char *pe = "relay_protocol_errors_total{code=\"PARSE_ERROR\"}";
+	cr_assert_eq(metric(after, nir) - metric(before, nir), 1);
+	cr_assert_eq(metric(after, ver) - metric(before, ver), 1);
+	cr_assert_eq(metric(after, pe), 0);
+	free(before);
+	free(after);
+	rl_test_close(c);
+	rl_test_close(bad);
+	stop(&s);
+}
+
+/* Publishes until /metrics shows at least <want> outbound bytes queued in
+ * relayd (a member that does not read, its socket buffers full). */
+static double wait_queued(const char *admin, struct rl_test_client *pub, double want)
+{
+	int64_t end = rl_test_now_ms() + 10000;
+	char chunk[4096];
+	memset(chunk, 'x', sizeof(chunk));
+	while (rl_test_now_ms() < end) {
+		for (int i = 0; i < 64; i++)
+			cr_assert_eq(rl_test_send_json(pub, RL_MSG_MESSAGE,
+						       "{\"room\":\"slow\",\"content\":\"%.*s\"}",
+						       (int)sizeof(chunk), chunk),
+				     0, "%s", rl_test_err());
+		cr_assert_eq(rl_test_ping(pub, T_MS), 0, "%s", rl_test_err());
+		char *t = scrape(admin);
+		double q = metric(t, "relay_outbound_queued_bytes");
+		free(t);
+		if (q >= want)
+			return q;
+	}
+	cr_assert_fail("outbound queue never grew");
+	return 0;
+}
+
+Test(ops_live, health_turns_503_after_sigterm_while_connections_drain)
+{
+	struct rl_test_server s;
+	char admin[160];
+	const char *args[] = {"--shutdown-grace", "15", "--slow-consumer-timeout", "0",
+			      "--outbound-hard-limit", "256M", NULL};
+	start(&s, admin, sizeof(admin), args, NULL);
+	struct ops_http_reply r = get(admin, "/health");
+	cr_assert_eq(r.status, 200);
+	cr_assert(strstr(r.body, "\"status\":\"ok\""), "%s", r.body);
+	ops_http_free(&r);
+	/* A member that never reads, so shutdown cannot finish flushing it. */
+	struct rl_test_client *slow = rl_test_connect(&s, T_MS), *pub = client(&s);
+	cr_assert(slow);
+	cr_assert_eq(rl_test_set_rcvbuf(slow, 4096), 0);
+	cr_assert_eq(rl_test_join(slow, "slow", NULL, T_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_join(pub, "slow", NULL, T_MS), 0, "%s", rl_test_err());
+	wait_queued(admin, pub, 1 << 20);
+	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0);
+	/* The publisher reads: it gets SERVER_SHUTDOWN, proof that shutdown began. */
+	cr_assert_eq(rl_test_expect_fatal(pub, "SERVER_SHUTDOWN", T_MS), 0, "%s", rl_test_err());
+	r = get(admin, "/health");
+	cr_assert_eq(r.status, 503, "%s", r.body);
+	cr_assert(strstr(r.body, "\"status\":\"shutting_down\""), "%s", r.body);
+	ops_http_free(&r);
+	char *t = scrape(admin);
+	cr_assert_eq(metric(t, "relay_shutting_down"), 1);
+	free(t);
+	int st = rl_test_server_wait(&s, 200);
+	cr_assert_eq(st, -ETIMEDOUT, "relayd must still be draining (status %d)", st);
+	rl_test_close(slow); /* the last connection goes: relayd finishes at once */
+	cr_assert_eq(rl_test_server_wait(&s, 10000), 0);
+	rl_test_close(pub);
+	rl_test_server_free(&s);
+}
+
+/* ---- config file ---- */
+
+static char cfg_path[128];
+
+static void write_cfg(const char *text)
+{
+	snprintf(cfg_path, sizeof(cfg_path), "%s/relayd-ops-%d.conf",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+	FILE *f = fopen(cfg_path, "w");
+	cr_assert(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void expect_option(const char *stats, const char *name, const char *value)
+{
+	char want[160];
+	snprintf(want, sizeof(want), "\"%s\":\"%s\"", name, value);
+	cr_assert(strstr(stats, want), "want %s in %s", want, stats);
+}
+
+Test(ops_live, config_precedence_is_cli_then_env_then_file_then_default)
+{
+	struct rl_test_server s;
+	char admin[160];
+	write_cfg("# test\n[relayd]\nmax-rooms-per-conn = 2\nmax_connections = 50\n"
+		  "idle-timeout = 7\nslow-consumer-timeout = 4\n");
+	const char *args[] = {"--config", cfg_path, "--idle-timeout", "9", NULL};
+	const char *env[] = {"RELAY_MAX_CONNECTIONS=60", "RELAY_IDLE_TIMEOUT=8", NULL};
+	start(&s, admin, sizeof(admin), args, env);
+	struct ops_http_reply r = get(admin, "/stats");
+	expect_option(r.body, "max-rooms-per-conn", "2");   /* file over default */
+	expect_option(r.body, "max-connections", "60");     /* env over file */
+	expect_option(r.body, "idle-timeout", "9");         /* cli over env and file */
+	expect_option(r.body, "slow-consumer-timeout", "4"); /* file */
+	expect_option(r.body, "frame-timeout", "30");       /* default */
+	ops_http_free(&r);
+	/* and the file's value is the one in force */
+	struct rl_test_client *c = client(&s);
+	cr_assert_eq(rl_test_join(c, "a", NULL, T_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_join(c, "b", NULL, T_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_send_json(c, RL_MSG_JOIN_ROOM, "{\"room\":\"c\"}"), 0);
+	cr_assert(rl_test_expect_error(c, "TOO_MANY_ROOMS", T_MS), "%s", rl_test_err());
+	rl_test_close(c);
+	stop(&s);
+	unlink(cfg_path);
+}
+
+static void expect_startup_error(const char *text, const char *want_after_path)
+{
+	char out[512], err[2048], want[512];
+	write_cfg(text);
+	const char *args[] = {"--port", "0", "--config", cfg_path, NULL};
+	int st = rl_test_run_relayd(args, NULL, 10000, out, sizeof(out), err, sizeof(err));
+	cr_assert_eq(st, 1, "exit status %d, stderr: %s", st, err);
+	snprintf(want, sizeof(want), "%s:%s", cfg_path, want_after_path);
+	cr_assert(strstr(err, want), "want '%s' in stderr: %s", want, err);
+	cr_assert(!strstr(out, "listening"), "%s", out);
+}
+
+Test(ops_live, config_errors_name_file_and_line_and_exit_1)
+{
+	expect_startup_error("port = 0\n\nbogus-option = 1\n", "3: unknown option 'bogus-option'");
+	expect_startup_error("[relayd]\nidle-timeout = soon\n", "2: invalid value 'soon'");
+	expect_startup_error("max-connections = 5\nnot an assignment\n", "2: syntax error");
+	expect_startup_error("[server]\nport = 1\n", "1: unknown section [server]");
+	expect_startup_error("outbound-low-watermark = 4M\n", " --outbound-low-watermark");
+	unlink(cfg_path);
+	char out[256], err[1024];
+	const char *args[] = {"--config", "/nonexistent/relayd.conf", NULL};
+	cr_assert_eq(rl_test_run_relayd(args, NULL, 10000, out, sizeof(out), err, sizeof(err)), 1);
+	cr_assert(strstr(err, "/nonexistent/relayd.conf: No such file or directory"), "%s", err);
+}
+
+/* Polls relayd's stderr log for <needle> (an event with no other signal). */
+static bool log_eventually(struct rl_test_server *s, const char *needle, int ms)
+{
+	int64_t end = rl_test_now_ms() + ms;
+	do {
+		if (rl_test_server_log_has(s, needle))
+			return true;
+		poll(NULL, 0, 20);
+	} while (rl_test_now_ms() < end);
+	return false;
+}
+
+Test(ops_live, sighup_reloads_the_log_level_of_a_running_server)
+{
+	struct rl_test_server s;
+	char admin[160];
+	write_cfg("log-level = info\nport = 0\nmax-rooms-per-conn = 5\n");
+	const char *args[] = {"--config", cfg_path, NULL};
+	start(&s, admin, sizeof(admin), args, NULL);
+	struct rl_test_client *c = client(&s);
+	cr_assert_eq(rl_test_ping(c, T_MS), 0, "%s", rl_test_err());
+	cr_assert(!rl_test_server_log_has(&s, "out HEARTBEAT"), "no debug lines at info");
+	write_cfg("log-level = debug\nport = 4321\nmax-rooms-per-conn = 6\n");
+	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
+	cr_assert(log_eventually(&s, "config: reloaded", T_MS), "no reload line");
+	cr_assert(rl_test_server_log_has(&s, "config: log-level changed from info to debug"));
+	cr_assert(rl_test_server_log_has(&s, "config: max-rooms-per-conn changed from 5 to 6"));
+	cr_assert(rl_test_server_log_has(&s, "config: port = 4321 needs a restart (still 0)"));
+	cr_assert_eq(rl_test_ping(c, T_MS), 0, "%s", rl_test_err());
+	cr_assert(log_eventually(&s, "out HEARTBEAT", T_MS), "debug lines after SIGHUP");
+	struct ops_http_reply r = get(admin, "/stats");
+	expect_option(r.body, "log-level", "debug");
+	expect_option(r.body, "max-rooms-per-conn", "6");
+	ops_http_free(&r);
+	/* A broken file changes nothing. */
+	write_cfg("log-level = loud\n");
+	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
+	cr_assert(log_eventually(&s, "config: reload failed, nothing changed", T_MS));
+	r = get(admin, "/stats");
+	expect_option(r.body, "log-level", "debug");
+	ops_http_free(&r);
+	rl_test_close(c);
+	stop(&s);
+	unlink(cfg_path);
+}
+
+/* ---- sd_notify ---- */
+
+static int notify_socket(char *path, size_t cap)
+{
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(path, cap, "%s/relayd-notify-%d.sock", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+		 (int)getpid());
+	unlink(path);
+	cr_assert_lt(strlen(path), sizeof(a.sun_path));
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "%s", strerror(errno));
+	return fd;
+}
+
+static bool notify_recv(int fd, char *buf, size_t cap, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	if (poll(&p, 1, ms) != 1)
+		return false;
+	ssize_t n = recv(fd, buf, cap - 1, 0);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+Test(ops_live, sd_notify_ready_after_listening_and_stopping_on_sigterm)
+{
+#ifndef RL_TEST_HAVE_SYSTEMD
+	cr_skip_test("relayd built without libsystemd (-Dsystemd=disabled)");
+#endif
+	struct rl_test_server s;
+	char path[160], env0[200], msg[512];
+	int fd = notify_socket(path, sizeof(path));
+	snprintf(env0, sizeof(env0), "NOTIFY_SOCKET=%s", path);
+	const char *env[] = {env0, NULL};
+	const char *args[] = {"--workers", "2", NULL};
+	cr_assert_eq(rl_test_server_start(&s, args, env, 0), 0, "%s", rl_test_err());
+	cr_assert(notify_recv(fd, msg, sizeof(msg), T_MS), "no READY=1");
+	cr_assert(strncmp(msg, "READY=1\n", 8) == 0, "%s", msg);
+	/* Sent once every listener was bound: it names the bound port, and the
+	 * port accepts at once. */
+	char want[200];
+	snprintf(want, sizeof(want), "STATUS=listening on %s:%u (2 workers)", s.host,
+		 (unsigned)s.port);
+	cr_assert(strstr(msg, want), "want %s in %s", want, msg);
+	struct rl_test_client *c = client(&s);
+	cr_assert(!notify_recv(fd, msg, sizeof(msg), 0), "one READY only: %s", msg);
+	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
+	cr_assert(notify_recv(fd, msg, sizeof(msg), T_MS) && strstr(msg, "RELOADING=1"), "%s", msg);
+	cr_assert(notify_recv(fd, msg, sizeof(msg), T_MS) && strstr(msg, "READY=1"), "%s", msg);
+	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0);
+	cr_assert(notify_recv(fd, msg, sizeof(msg), T_MS), "no STOPPING=1");
+	cr_assert(strncmp(msg, "STOPPING=1", 10) == 0, "%s", msg);
+	cr_assert_eq(rl_test_server_wait(&s, 10000), 0);
+	rl_test_close(c);
+	rl_test_server_free(&s);
+	close(fd);
+	unlink(path);
+}
+
+Test(ops_live, admin_on_a_taken_port_fails_startup)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(fd, 1), 0);
+	getsockname(fd, (struct sockaddr *)&a, &al);
+	char addr[64], out[512], err[1024];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(a.sin_port));
+	const char *args[] = {"--port", "0", "--admin", addr, NULL};
+	int st = rl_test_run_relayd(args, NULL, 10000, out, sizeof(out), err, sizeof(err));
+	cr_assert_eq(st, 1, "status %d: %s", st, err);
+	cr_assert(strstr(err, "--admin") && strstr(err, "in use"), "%s", err);
+	close(fd);
+}
