@@ -257,6 +257,19 @@ static int cli_read(struct rl_test_client *c, int64_t deadline)
 	}
 }
 
+int rl_test_poll_frame(struct rl_test_client *c, const struct rl_test_frame **out)
+{
+	int r = cli_next(c);
+	if (r == 0) {
+		r = cli_read(c, 0);
+		if (r == 1)
+			r = cli_next(c);
+	}
+	if (r == 1)
+		*out = &c->frame;
+	return r;
+}
+
 const struct rl_test_frame *rl_test_recv(struct rl_test_client *c, int timeout_ms)
 {
 	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms, 5000);

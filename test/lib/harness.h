@@ -2,7 +2,9 @@
  * tsan suites: start/stop a real relayd, talk to it as a client.
  *
  * Threading: a struct rl_test_server or rl_test_client belongs to one thread
- * at a time; distinct objects may be used from distinct threads. The last
+ * at a time; distinct objects may be used from distinct threads. Exception:
+ * the rl_test_send_* functions touch only the socket, so ONE other thread
+ * may send on a client while its owner receives (flood tests). The last
  * error text (rl_test_err) is thread-local. Nothing here calls Criterion, so
  * plain executables (the tsan suite) use it too; Criterion tests assert on
  * the return values: cr_assert(c != NULL, "%s", rl_test_err()).
@@ -55,7 +57,7 @@ struct rl_test_server {
 	int out_fd;         /* read end of relayd's stdout, or -1 */
 	char log_path[128]; /* relayd's stderr, a file under $TMPDIR or /tmp */
 	int pidfd;          /* pidfd of relayd, or -1 */
-	char *out;          /* stdout read after the listening line (at stop) */
+	char *out;          /* everything read from relayd's stdout so far (NUL-terminated) */
 	size_t out_len;
 	int status;         /* result of the first stop/wait that saw the exit */
 };
@@ -78,6 +80,13 @@ int rl_test_server_start(struct rl_test_server *s, const char *const *args,
  * truncated to the capacity; either may be NULL). For "bad option" tests. */
 int rl_test_run_relayd(const char *const *args, const char *const *env, int timeout_ms,
 		       char *out, size_t out_cap, char *err, size_t err_cap);
+
+/* Finds a stdout line starting with <prefix> among the lines relayd printed
+ * (those before the listening line included), waiting up to <timeout_ms>
+ * (0: the start default) for more; copies the whole line (no '\n') into
+ * <buf>. 0 or -errno. E.g. prefix "relayd admin on ". */
+int rl_test_server_stdout_line(struct rl_test_server *s, const char *prefix, char *buf, size_t cap,
+			       int timeout_ms);
 
 /* Sends <sig> to relayd. */
 int rl_test_server_signal(struct rl_test_server *s, int sig);
@@ -153,6 +162,11 @@ int rl_test_send_json(struct rl_test_client *c, uint8_t type, const char *fmt, .
 /* Appends one encoded frame to <buf> at *<off> (cap bytes); returns 0 or -ENOSPC. */
 int rl_test_frame_append(uint8_t *buf, size_t cap, size_t *off, uint8_t type, uint8_t flags,
 			 const void *payload, size_t len);
+
+/* Non-blocking receive: 1 and *<out> set when a frame is available now
+ * (reads the socket at most once), 0 when none is, -1 when the peer closed
+ * or sent a bad frame. For loops that poll() many clients. */
+int rl_test_poll_frame(struct rl_test_client *c, const struct rl_test_frame **out);
 
 /* Receives one frame within <timeout_ms>. NULL on timeout, peer close or a
  * malformed frame from the server (rl_test_err says which). */

@@ -63,10 +63,19 @@ static void srv_copy(char *dst, size_t cap, const char *src)
 	dst[n] = '\0';
 }
 
-/* ---- registry of running relayd pids -------------------------------------- */
+/* ---- registry of servers not yet freed ------------------------------------ */
+
+/* Servers started and not yet passed to rl_test_server_free: a test that
+ * fails an assertion never gets there, so rl_test_cleanup_all kills what is
+ * still running, prints the tail of each log (the failure's evidence) and
+ * removes the log files. */
+struct srv_reg_entry {
+	pid_t pid;          /* >0 while running */
+	char log_path[128]; /* "" when the slot is free */
+};
 
 static pthread_mutex_t srv_reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static pid_t srv_reg[SRV_REGISTRY];
+static struct srv_reg_entry srv_reg[SRV_REGISTRY];
 static pthread_once_t srv_atexit_once = PTHREAD_ONCE_INIT;
 
 static void srv_register_atexit(void)
@@ -74,37 +83,73 @@ static void srv_register_atexit(void)
 	atexit(rl_test_cleanup_all);
 }
 
-static void srv_reg_add(pid_t pid)
+static void srv_reg_add(pid_t pid, const char *log_path)
 {
 	pthread_once(&srv_atexit_once, srv_register_atexit);
 	pthread_mutex_lock(&srv_reg_lock);
 	for (int i = 0; i < SRV_REGISTRY; i++) {
-		if (srv_reg[i] == 0) {
-			srv_reg[i] = pid;
+		if (srv_reg[i].pid == 0 && srv_reg[i].log_path[0] == '\0') {
+			srv_reg[i].pid = pid;
+			srv_copy(srv_reg[i].log_path, sizeof(srv_reg[i].log_path),
+				 log_path != NULL && log_path[0] != '\0' ? log_path : "-");
 			break;
 		}
 	}
 	pthread_mutex_unlock(&srv_reg_lock);
 }
 
-static void srv_reg_del(pid_t pid)
+/* <pid> exited (the log stays registered until freed). */
+static void srv_reg_exited(pid_t pid)
 {
 	pthread_mutex_lock(&srv_reg_lock);
 	for (int i = 0; i < SRV_REGISTRY; i++)
-		if (srv_reg[i] == pid)
-			srv_reg[i] = 0;
+		if (srv_reg[i].pid == pid)
+			srv_reg[i].pid = 0;
 	pthread_mutex_unlock(&srv_reg_lock);
+}
+
+/* Frees the slot of <pid> (0: of <log_path>). */
+static void srv_reg_del(pid_t pid, const char *log_path)
+{
+	pthread_mutex_lock(&srv_reg_lock);
+	for (int i = 0; i < SRV_REGISTRY; i++)
+		if ((pid > 0 && srv_reg[i].pid == pid) ||
+		    (log_path != NULL && log_path[0] != '\0' &&
+		     strcmp(srv_reg[i].log_path, log_path) == 0))
+			memset(&srv_reg[i], 0, sizeof(srv_reg[i]));
+	pthread_mutex_unlock(&srv_reg_lock);
+}
+
+static void srv_log_release(const char *path, bool dump)
+{
+	if (path[0] == '\0' || strcmp(path, "-") == 0)
+		return;
+	if (dump) {
+		struct rl_test_server tmp;
+		memset(&tmp, 0, sizeof(tmp));
+		srv_copy(tmp.log_path, sizeof(tmp.log_path), path);
+		char tail[2048];
+		size_t n = rl_test_server_log_tail(&tmp, tail, sizeof(tail));
+		fprintf(stderr, "--- relayd stderr tail (%s, test ended without freeing it):\n%.*s%s---\n",
+			path, (int)n, tail, n > 0 && tail[n - 1] != '\n' ? "\n" : "");
+	}
+	const char *keep = getenv("RELAY_TEST_KEEP_LOGS");
+	if (keep != NULL && keep[0] == '1')
+		fprintf(stderr, "relayd log kept: %s\n", path);
+	else
+		unlink(path);
 }
 
 void rl_test_cleanup_all(void)
 {
 	pthread_mutex_lock(&srv_reg_lock);
 	for (int i = 0; i < SRV_REGISTRY; i++) {
-		if (srv_reg[i] > 0) {
-			kill(srv_reg[i], SIGKILL);
-			waitpid(srv_reg[i], NULL, 0);
-			srv_reg[i] = 0;
+		if (srv_reg[i].pid > 0) {
+			kill(srv_reg[i].pid, SIGKILL);
+			waitpid(srv_reg[i].pid, NULL, 0);
 		}
+		srv_log_release(srv_reg[i].log_path, true);
+		memset(&srv_reg[i], 0, sizeof(srv_reg[i]));
 	}
 	pthread_mutex_unlock(&srv_reg_lock);
 }
@@ -328,54 +373,102 @@ static int srv_parse_line(struct rl_test_server *s, const char *line)
 	return 0;
 }
 
-static int srv_read_ready(struct rl_test_server *s, int timeout_ms)
+/* Appends up to 4 KiB read from relayd's stdout to s->out. Returns bytes
+ * read, 0 at EOF, -1 on EAGAIN/error. */
+static ssize_t srv_read_out(struct rl_test_server *s)
 {
-	char buf[1024];
-	size_t len = 0;
+	char buf[4096];
+	ssize_t n = read(s->out_fd, buf, sizeof(buf));
+	if (n <= 0)
+		return n == 0 ? 0 : -1;
+	char *o = realloc(s->out, s->out_len + (size_t)n + 1);
+	if (o == NULL)
+		return -1;
+	memcpy(o + s->out_len, buf, (size_t)n);
+	s->out = o;
+	s->out_len += (size_t)n;
+	s->out[s->out_len] = '\0';
+	return n;
+}
+
+/* Finds a complete stdout line starting with <prefix>; copies it (no '\n'). */
+static bool srv_find_line(const struct rl_test_server *s, const char *prefix, char *buf,
+			  size_t cap)
+{
+	size_t pl = strlen(prefix);
+	for (size_t off = 0; off < s->out_len;) {
+		const char *line = s->out + off;
+		const char *nl = memchr(line, '\n', s->out_len - off);
+		if (nl == NULL)
+			return false;
+		size_t len = (size_t)(nl - line);
+		if (len >= pl && memcmp(line, prefix, pl) == 0) {
+			size_t n = len < cap - 1 ? len : cap - 1;
+			memcpy(buf, line, n);
+			buf[n] = '\0';
+			return true;
+		}
+		off += len + 1;
+	}
+	return false;
+}
+
+/* Waits up to <timeout_ms> for a stdout line starting with <prefix>. */
+static int srv_wait_line(struct rl_test_server *s, const char *prefix, char *buf, size_t cap,
+			 int timeout_ms)
+{
 	int64_t deadline = rl_test_now_ms() + timeout_ms;
 	for (;;) {
-		char *nl;
-		while ((nl = memchr(buf, '\n', len)) != NULL) {
-			*nl = '\0';
-			if (srv_parse_line(s, buf) == 0) {
-				srv_copy(s->line, sizeof(s->line), buf);
-				return 0;
-			}
-			size_t used = (size_t)(nl + 1 - buf);
-			memmove(buf, nl + 1, len - used);
-			len -= used;
-		}
-		if (len == sizeof(buf) - 1)
-			return rl_test_set_err("relayd stdout: line too long");
+		if (srv_find_line(s, prefix, buf, cap))
+			return 0;
+		if (s->out_fd < 0)
+			return rl_test_set_err("relayd stdout has no line \"%s...\"", prefix), -ENOENT;
 		int64_t left = deadline - rl_test_now_ms();
 		if (left <= 0)
-			return rl_test_set_err("relayd did not print its listening line within %d ms",
-					       timeout_ms);
+			return rl_test_set_err("relayd printed no line \"%s...\" within %d ms", prefix,
+					       timeout_ms),
+			       -ETIMEDOUT;
 		struct pollfd p[2] = {{.fd = s->out_fd, .events = POLLIN},
 				      {.fd = s->pidfd, .events = POLLIN}};
 		int r = poll(p, s->pidfd >= 0 ? 2 : 1, (int)left);
 		if (r < 0 && errno != EINTR)
-			return rl_test_set_err("poll: %s", strerror(errno));
+			return rl_test_set_err("poll: %s", strerror(errno)), -errno;
 		if (r <= 0)
 			continue;
 		if (p[0].revents != 0) {
-			ssize_t n = read(s->out_fd, buf + len, sizeof(buf) - 1 - len);
-			if (n > 0) {
-				len += (size_t)n;
-				continue;
-			}
+			ssize_t n = srv_read_out(s);
 			if (n == 0)
-				return rl_test_set_err("relayd closed stdout before listening");
-		} else if (p[1].revents != 0) {
-			/* Exited: drain stdout once more, then give up. */
-			ssize_t n = read(s->out_fd, buf + len, sizeof(buf) - 1 - len);
-			if (n > 0) {
-				len += (size_t)n;
+				return rl_test_set_err("relayd closed stdout without \"%s...\"",
+						       prefix),
+				       -EPIPE;
+			if (n > 0)
 				continue;
-			}
-			return rl_test_set_err("relayd exited before listening");
 		}
+		if (p[1].revents != 0 && srv_read_out(s) <= 0 &&
+		    !srv_find_line(s, prefix, buf, cap))
+			return rl_test_set_err("relayd exited without printing \"%s...\"", prefix),
+			       -ESRCH;
 	}
+}
+
+static int srv_read_ready(struct rl_test_server *s, int timeout_ms)
+{
+	char line[256];
+	int rc = srv_wait_line(s, "relayd listening on ", line, sizeof(line), timeout_ms);
+	if (rc != 0)
+		return rc;
+	if (srv_parse_line(s, line) != 0)
+		return rl_test_set_err("cannot parse the listening line: %s", line), -EPROTO;
+	srv_copy(s->line, sizeof(s->line), line);
+	return 0;
+}
+
+int rl_test_server_stdout_line(struct rl_test_server *s, const char *prefix, char *buf, size_t cap,
+			       int timeout_ms)
+{
+	if (cap == 0)
+		return -EINVAL;
+	return srv_wait_line(s, prefix, buf, cap, srv_default_timeout(timeout_ms));
 }
 
 /* ---- public --------------------------------------------------------------- */
@@ -440,7 +533,7 @@ int rl_test_server_start(struct rl_test_server *s, const char *const *args,
 		s->pid = 0;
 		return rc;
 	}
-	srv_reg_add(s->pid);
+	srv_reg_add(s->pid, s->log_path);
 	s->pidfd = srv_pidfd_open(s->pid);
 	snprintf(s->line, sizeof(s->line), "pid %ld, starting", (long)s->pid);
 	if (srv_read_ready(s, srv_default_timeout(timeout_ms)) != 0) {
@@ -448,10 +541,12 @@ int rl_test_server_start(struct rl_test_server *s, const char *const *args,
 		snprintf(why, sizeof(why), "%s", rl_test_err());
 		kill(s->pid, SIGKILL);
 		s->status = srv_waitpid(s->pid, s->pidfd, -1);
-		srv_reg_del(s->pid);
+		srv_reg_del(s->pid, s->log_path);
 		s->pid = 0;
 		srv_dump_log(s, why);
-		rl_test_set_err("%s (status %d; log %s)", why, s->status, s->log_path);
+		srv_log_release(s->log_path, false);
+		rl_test_set_err("%s (status %d)", why, s->status);
+		s->log_path[0] = '\0';
 		return -EIO;
 	}
 	return 0;
@@ -471,17 +566,8 @@ static void srv_drain_stdout(struct rl_test_server *s)
 	if (s->out_fd < 0)
 		return;
 	fcntl(s->out_fd, F_SETFL, O_NONBLOCK);
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(s->out_fd, buf, sizeof(buf))) > 0) {
-		char *o = realloc(s->out, s->out_len + (size_t)n + 1);
-		if (o == NULL)
-			break;
-		memcpy(o + s->out_len, buf, (size_t)n);
-		s->out = o;
-		s->out_len += (size_t)n;
-		s->out[s->out_len] = '\0';
-	}
+	while (srv_read_out(s) > 0)
+		;
 	close(s->out_fd);
 	s->out_fd = -1;
 }
@@ -489,7 +575,7 @@ static void srv_drain_stdout(struct rl_test_server *s)
 /* Bookkeeping once relayd is gone. */
 static int srv_exited(struct rl_test_server *s, int status)
 {
-	srv_reg_del(s->pid);
+	srv_reg_exited(s->pid);
 	s->pid = 0;
 	s->status = status;
 	srv_drain_stdout(s);
@@ -541,7 +627,6 @@ void rl_test_server_free(struct rl_test_server *s)
 	if (s->pid > 0) {
 		kill(s->pid, SIGKILL);
 		srv_waitpid(s->pid, s->pidfd, -1);
-		srv_reg_del(s->pid);
 		s->pid = 0;
 	}
 	if (s->out_fd >= 0)
@@ -550,11 +635,8 @@ void rl_test_server_free(struct rl_test_server *s)
 		close(s->pidfd);
 	s->out_fd = s->pidfd = -1;
 	if (s->log_path[0] != '\0') {
-		const char *keep = getenv("RELAY_TEST_KEEP_LOGS");
-		if (keep != NULL && keep[0] == '1')
-			fprintf(stderr, "relayd log kept: %s\n", s->log_path);
-		else
-			unlink(s->log_path);
+		srv_reg_del(0, s->log_path);
+		srv_log_release(s->log_path, false);
 		s->log_path[0] = '\0';
 	}
 	free(s->out);
@@ -669,7 +751,7 @@ int rl_test_run_relayd(const char *const *args, const char *const *env, int time
 		rc = rl_test_set_err("mkstemp: %s", strerror(errno));
 	free(a.wrapper);
 	if (rc == 0) {
-		srv_reg_add(pid);
+		srv_reg_add(pid, NULL);
 		int pidfd = srv_pidfd_open(pid);
 		rc = srv_waitpid(pid, pidfd, srv_default_timeout(timeout_ms));
 		if (rc == -ETIMEDOUT) {
@@ -678,7 +760,7 @@ int rl_test_run_relayd(const char *const *args, const char *const *env, int time
 			rl_test_set_err("relayd did not exit within %d ms (killed)",
 					srv_default_timeout(timeout_ms));
 		}
-		srv_reg_del(pid);
+		srv_reg_del(pid, NULL);
 		if (pidfd >= 0)
 			close(pidfd);
 	}

@@ -74,7 +74,7 @@ static void text_key(struct rb_report *r, const char *key)
 	if (r->depth == 2)
 		text_add(r, "%s%s=", r->row_first ? "    " : "  ", key);
 	else
-		text_add(r, "  %-22s ", key);
+		text_add(r, "  %-26s ", key);
 	r->row_first = false;
 }
 
@@ -170,7 +170,7 @@ void rb_report_emit(struct rb_report *r, bool ok)
 		fputc('\n', stdout);
 	} else {
 		fputs(r->text, stdout);
-		printf("  %-22s %s\n", "result", ok ? "PASS" : "FAIL");
+		printf("  %-26s %s\n", "result", ok ? "PASS" : "FAIL");
 	}
 	fflush(stdout);
 }

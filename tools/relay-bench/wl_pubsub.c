@@ -328,9 +328,11 @@ static int chat_sweep(struct rb_engine *e, const struct rb_opts *o, struct rb_re
 	rb_report_kv_num(r, "best_sent_per_s", round(beststep.sent_ps), "msgs/s");
 	rb_report_kv_num(r, "best_delivered_per_s", round(beststep.del_ps), "msgs/s");
 	rb_report_kv_num(r, "best_p99_ms", ms(rb_hist_quantile(&beststep.h, 0.99)), "ms");
-	if (beststep.cpu_s >= 0 && beststep.delivered)
+	if (beststep.cpu_s >= 0 && beststep.delivered) {
 		rb_report_kv_num(r, "best_server_cpu_s_per_M",
 				 beststep.cpu_s * 1e6 / (double)beststep.delivered, "s per M");
+		rb_report_kv_num(r, "best_server_cpu_util", beststep.cpu_s / beststep.secs, "cores");
+	}
 	report_server(r, o);
 	return best > 0 ? 0 : 1;
 }

@@ -1,0 +1,107 @@
+/* conn.h -- one client connection: state machine, receive tail (inside the
+ * decoder), send queue, timers, room list.
+ * Threading: everything here runs on the connection's owner worker; other
+ * workers reach a connection only through its owner's inbox (inbox.c). */
+#ifndef RL_CONN_H
+#define RL_CONN_H
+
+#include "outq.h"
+#include "worker.h"
+
+#include <relay/protocol.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <urcu/list.h>
+
+enum rl_conn_state {
+	RL_CONN_INIT = 0, /* accepted, not yet in the event loop */
+	RL_CONN_OPEN,
+	RL_CONN_DRAINING, /* outbound queue above the high watermark */
+	RL_CONN_CLOSING,  /* one-way: no reads, no new output, flush then close */
+	RL_CONN_CLOSED,   /* terminal */
+	RL_CONN_NSTATES
+};
+
+enum rl_conn_flag {
+	RL_CF_ECHO = 1u << 0,     /* HELLO asked for its own messages */
+	RL_CF_DEAD = 1u << 1,     /* marked for close at the end of the turn */
+	RL_CF_WBLOCKED = 1u << 2, /* socket full; waiting for EPOLLOUT */
+	RL_CF_LINGER = 1u << 3,   /* CLOSING, output done, discarding input until EOF */
+	RL_CF_REFUSED = 1u << 4,  /* SERVER_FULL: not counted in the connection gauge */
+	RL_CF_PEER_EOF = 1u << 5, /* the peer closed its sending side */
+};
+
+struct rl_conn_room {
+	struct rl_room *room;
+	uint32_t idx;  /* our entry in the room's member list of our worker */
+	uint32_t hash; /* low bits of the room hash, to skip name compares */
+};
+
+struct rl_conn {
+	uint32_t src;             /* RL_SRC_CONN; first field (evloop tag) */
+	int fd;
+	uint8_t state;            /* enum rl_conn_state */
+	uint8_t user_len;         /* bytes at user_id */
+	uint16_t flags;           /* enum rl_conn_flag */
+	uint32_t nrooms, rooms_cap;
+	uint64_t id;              /* N of "conn-N" */
+	struct rl_worker *w;
+	struct rl_decoder dec;    /* holds the incomplete tail, if any */
+	struct rl_outq out;
+	struct rl_conn_room *rooms;
+	uint8_t *user_id;         /* NULL unless HELLO gave one */
+	uint64_t last_rx_ms;      /* idle timer */
+	uint64_t frame_start_ms;  /* frame timer, while dec has a partial frame */
+	uint64_t deadline_ms;     /* DRAINING: when it began; CLOSING: flush deadline */
+	struct cds_list_head tlink; /* idle_list (OPEN/DRAINING) or closing_list */
+	struct cds_list_head flink; /* frame_list, or empty */
+	struct cds_list_head dlink; /* drain_list, or empty */
+	struct cds_list_head qlink; /* flush_list, or empty */
+	struct cds_list_head rlink; /* read_list, or empty */
+	struct rl_conn *next_dead;
+};
+
+#ifndef NDEBUG
+#define RL_ASSERT_OWNER(c) rl_conn_assert_owner(c)
+void rl_conn_assert_owner(const struct rl_conn *c);
+#else
+#define RL_ASSERT_OWNER(c) ((void)0)
+#endif
+
+/* Takes ownership of accepted socket <fd> on worker <w>: INIT, registered
+ * with the loop, then OPEN. <refused>: send SERVER_FULL and close. NULL on
+ * failure (fd closed). */
+struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, bool refused);
+/* Readiness from the event loop. */
+void rl_conn_on_event(struct rl_conn *c, uint32_t bits);
+/* Reads up to the per-turn budget and handles every complete frame. */
+void rl_conn_read(struct rl_conn *c);
+/* Writes pending output (worker flush step). */
+void rl_conn_flush(struct rl_conn *c);
+/* CLOSED: leaves every room, frees everything, closes the socket. Called
+ * once, by the worker's close step, for a conn marked dead. */
+void rl_conn_destroy(struct rl_conn *c);
+
+/* Output. All return 0, or -ECANCELED when the connection no longer
+ * accepts output (CLOSING, dead), -ENOMEM. */
+int rl_conn_send(struct rl_conn *c, uint8_t type, uint8_t flags, const void *payload,
+		 size_t len);
+/* Queues a shared frame (fan-out hot path). */
+int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m);
+/* ERROR frame for <code>; fatal codes also start CLOSING. <room> may be
+ * NULL; <detail> replaces the default message when non-NULL. */
+void rl_conn_error(struct rl_conn *c, enum rl_err code, const uint8_t *room, size_t room_len,
+		   const char *detail);
+/* Immediate close at the end of the turn (peer gone, socket error). */
+void rl_conn_kill(struct rl_conn *c);
+
+/* Writes "conn-N" to <buf> (>= 32 bytes); returns its length. */
+size_t rl_conn_name(uint64_t id, char *buf);
+bool rl_conn_can_send(const struct rl_conn *c);
+
+/* Timer expiry, from timer.c. */
+void rl_conn_expire(struct rl_conn *c, enum rl_err why);
+/* Shutdown: SERVER_SHUTDOWN and a flush deadline. */
+void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms);
+
+#endif

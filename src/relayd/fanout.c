@@ -1,0 +1,59 @@
+/* fanout.c -- room fan-out, local and cross-worker. Threading: see fanout.h. */
+#include "fanout.h"
+
+#include "conn.h"
+#include "room.h"
+#include "worker.h"
+
+static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
+			 const struct rl_conn *skip)
+{
+	uint32_t n;
+	const struct rl_member *mem = rl_room_local(r, w->id, &n);
+	uint64_t delivered = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct rl_conn *c = mem[i].who;
+		if ((int32_t)(mem[i].seq - m->seq) > 0)
+			continue; /* joined after the publish */
+		if (c != skip && rl_conn_deliver(c, m) == 0)
+			delivered++;
+	}
+	RL_STAT_ADD(w->stats, msgs_delivered, delivered);
+}
+
+void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
+		       const struct rl_conn *skip)
+{
+	uint64_t self = 1ull << w->id;
+	m->seq = rl_room_seq(r);
+	uint64_t mask = rl_room_workers(r);
+
+	if (mask & self)
+		fanout_local(w, r, m, skip);
+	mask &= ~self;
+	if (!mask)
+		return;
+	/* One room reference for all the items: whoever drops the message's
+	 * last reference drops it. */
+	rl_room_get(r);
+	m->room = r;
+	while (mask) {
+		unsigned b = (unsigned)__builtin_ctzll(mask);
+		mask &= mask - 1;
+		struct rl_msg_item *it = &m->items[b];
+		it->ib.kind = RL_INBOX_FANOUT;
+		it->msg = m;
+		rl_msg_get(m);
+		rl_inbox_push(&rl_srv.workers[b].inbox, &it->ib);
+	}
+}
+
+void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it)
+{
+	struct rl_msg_item *mi = caa_container_of(it, struct rl_msg_item, ib);
+	struct rl_msg *m = mi->msg;
+
+	fanout_local(w, m->room, m, NULL);
+	rl_msg_put(m);
+}

@@ -1,0 +1,24 @@
+/* fanout.h -- delivering one encoded frame to every member of a room.
+ * Local members get the shared rl_msg queued in place; each other worker
+ * that has members gets one inbox item (embedded in the message) and
+ * delivers to its own members when it drains its inbox. Per-sender order
+ * holds because each inbox is FIFO and each worker appends in order.
+ * Threading: the publishing worker (RCU online, holding a membership of the
+ * room or a reference to it); rl_fanout_item on the receiving worker. */
+#ifndef RL_FANOUT_H
+#define RL_FANOUT_H
+
+#include "msg.h"
+
+struct rl_worker;
+struct rl_room;
+struct rl_conn;
+
+/* Queues <m> to every member of <r> except <skip> (may be NULL). The caller
+ * keeps its own reference to <m>. A message is published once. */
+void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
+		       const struct rl_conn *skip);
+/* An RL_INBOX_FANOUT item arrived at worker <w>. */
+void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it);
+
+#endif

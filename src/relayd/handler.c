@@ -1,0 +1,533 @@
+/* handler.c -- frame dispatch and the protocol's requests.
+ * Threading: the connection's owner worker, RCU read side online. Rooms are
+ * reached through room.c; other workers' members through fanout.c. */
+#include "handler.h"
+
+#include "conn.h"
+#include "fanout.h"
+#include "room.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ROOM_BUF 4096 /* decoded JSON room names; longer ones cannot trim to 64 bytes */
+
+typedef void (*handler_fn)(struct rl_conn *c, const struct rl_frame *f);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static bool frame_binary(const struct rl_frame *f)
+{
+	return !(f->flags & RL_FLAG_JSON); /* flags 0 counts as binary */
+}
+
+/* Validates a JSON payload (PARSE_ERROR, fatal) and extracts <fields>.
+ * Returns the top-level kind, or RL_JSON_NONE after sending the error. */
+static enum rl_json_kind handler_json(struct rl_conn *c, const struct rl_frame *f,
+				      struct rl_json_field *fields, size_t n)
+{
+	struct rl_json_result res = { 0 };
+	if (rl_json_parse(f->payload, f->len, fields, n, &res) == 0)
+		return res.top;
+	char msg[160];
+	snprintf(msg, sizeof(msg), "invalid JSON at byte %zu: %s", res.err_off,
+		 res.err_msg ? res.err_msg : "syntax error");
+	RL_DEBUGF(c->id, "%s in %s payload: %.*s", msg, rl_msg_type_name(f->type),
+		  (int)(f->len < 200 ? f->len : 200), (const char *)f->payload);
+	rl_conn_error(c, RL_ERR_PARSE_ERROR, NULL, 0, msg);
+	return RL_JSON_NONE;
+}
+
+static void send_json(struct rl_conn *c, uint8_t type, const struct rl_jw *jw)
+{
+	if (!jw->overflow)
+		rl_conn_send(c, type, RL_FLAG_JSON, jw->buf, jw->len);
+}
+
+static uint64_t now_unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Index of <name> in <c>'s room list, or -1. */
+static long conn_room_find(const struct rl_conn *c, struct rl_span name)
+{
+	uint32_t h = (uint32_t)rl_room_hash_name(name.p, name.n);
+	for (uint32_t i = 0; i < c->nrooms; i++) {
+		if (c->rooms[i].hash != h)
+			continue;
+		size_t len;
+		const uint8_t *rn = rl_room_name(c->rooms[i].room, &len);
+		if (len == name.n && memcmp(rn, name.p, len) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* The room argument of JOIN/LEAVE: JSON {"room":...} or the binary payload,
+ * trimmed and checked. Returns 0, or -1 after sending the error. */
+static int handler_room_arg(struct rl_conn *c, const struct rl_frame *f, uint8_t *buf,
+			    struct rl_span *name)
+{
+	const uint8_t *raw = f->payload;
+	size_t n = f->len;
+
+	if (!frame_binary(f)) {
+		struct rl_json_field fl = { .key = "room", .buf = buf, .cap = ROOM_BUF };
+		enum rl_json_kind top = handler_json(c, f, &fl, 1);
+		if (top == RL_JSON_NONE)
+			return -1;
+		if (top != RL_JSON_OBJECT || fl.kind != RL_JSON_STRING) {
+			rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0,
+				      "\"room\" must be a string");
+			return -1;
+		}
+		if (fl.lone_surrogate || fl.dec_len > ROOM_BUF) {
+			rl_conn_error(c, RL_ERR_INVALID_ROOM, NULL, 0, NULL);
+			return -1;
+		}
+		raw = buf;
+		n = fl.dec_len;
+	}
+	if (rl_room_name_check(raw, n, name) != RL_ERR_NONE) {
+		rl_conn_error(c, RL_ERR_INVALID_ROOM, raw, n,
+			      "room names are 1-64 bytes of UTF-8 without control characters");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- memberships ---------------------------------------------------------- */
+
+static int conn_rooms_add(struct rl_conn *c, struct rl_room *r)
+{
+	if (c->nrooms == c->rooms_cap) {
+		uint32_t cap = c->rooms_cap ? c->rooms_cap * 2 : 2;
+		struct rl_conn_room *nr = realloc(c->rooms, cap * sizeof(*nr));
+		if (!nr)
+			return -ENOMEM;
+		c->rooms = nr;
+		c->rooms_cap = cap;
+	}
+	uint32_t slot = c->nrooms;
+	struct rl_member m = { c, slot, 0 };
+	uint32_t idx;
+	if (rl_room_local_add(r, c->w->id, m, &idx))
+		return -ENOMEM;
+	c->rooms[slot] = (struct rl_conn_room){ r, idx, (uint32_t)rl_room_hash(r) };
+	c->nrooms++;
+	return 0;
+}
+
+/* Removes slot <slot> from <c> and from the room's local member list. */
+static void conn_rooms_del(struct rl_conn *c, uint32_t slot)
+{
+	struct rl_conn_room *cr = &c->rooms[slot];
+	struct rl_member moved;
+	unsigned w = c->w->id;
+
+	if (rl_room_local_del(cr->room, w, cr->idx, &moved))
+		((struct rl_conn *)moved.who)->rooms[moved.slot].idx = cr->idx;
+	uint32_t last = c->nrooms - 1;
+	if (slot != last) {
+		c->rooms[slot] = c->rooms[last];
+		rl_room_local_set_slot(c->rooms[slot].room, w, c->rooms[slot].idx, slot);
+	}
+	if (--c->nrooms == 0) {
+		free(c->rooms); /* idle connections keep no room array */
+		c->rooms = NULL;
+		c->rooms_cap = 0;
+	}
+}
+
+/* {"type":"userJoined"|"userLeft","room":R,"connectionId":C[,"userId":U]} */
+static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *type)
+{
+	size_t nlen, cap;
+	const uint8_t *name = rl_room_name(r, &nlen);
+	char id[32];
+	size_t idn = rl_conn_name(c->id, id);
+	struct rl_jw jw;
+
+	if (RL_CFG(no_presence) || rl_room_members(r) < 2)
+		return;
+	cap = 96 + 6 * nlen + idn + (c->user_id ? 6 * (size_t)c->user_len + 16 : 0);
+	struct rl_msg *m = rl_msg_new(RL_FRAME_HDR_BYTES + cap, rl_srv.nworkers);
+	if (!m)
+		return;
+	rl_jw_init(&jw, m->data + RL_FRAME_HDR_BYTES, cap);
+	rl_jw_obj_begin(&jw);
+	rl_jw_key(&jw, "type");
+	rl_jw_cstr(&jw, type);
+	rl_jw_key(&jw, "room");
+	rl_jw_str(&jw, name, nlen);
+	rl_jw_key(&jw, "connectionId");
+	rl_jw_str(&jw, id, idn);
+	if (c->user_id) {
+		rl_jw_key(&jw, "userId");
+		rl_jw_str(&jw, c->user_id, c->user_len);
+	}
+	rl_jw_obj_end(&jw);
+	if (!jw.overflow) {
+		rl_frame_put_header(m->data, RL_MSG_MESSAGE, RL_FLAG_JSON, (uint32_t)jw.len);
+		m->len = (uint32_t)(RL_FRAME_HDR_BYTES + jw.len);
+		rl_fanout_publish(c->w, r, m, c);
+	}
+	rl_msg_put(m);
+}
+
+static void conn_leave_slot(struct rl_conn *c, uint32_t slot)
+{
+	struct rl_room *r = c->rooms[slot].room;
+	conn_rooms_del(c, slot);
+	presence_publish(c, r, "userLeft"); /* still a member: the room is alive */
+	rl_room_leave(r);
+}
+
+void rl_handler_leave_all(struct rl_conn *c)
+{
+	while (c->nrooms)
+		conn_leave_slot(c, c->nrooms - 1);
+}
+
+/* ---- HELLO ----------------------------------------------------------------- */
+
+static void hello_ack(struct rl_conn *c)
+{
+	uint8_t buf[512];
+	char id[32];
+	size_t idn = rl_conn_name(c->id, id);
+	struct rl_jw jw;
+	const struct rl_config *cfg = &rl_srv.cfg;
+
+	rl_jw_init(&jw, buf, sizeof(buf));
+	rl_jw_obj_begin(&jw);
+	rl_jw_key(&jw, "status");
+	rl_jw_cstr(&jw, "connected");
+	rl_jw_key(&jw, "connectionId");
+	rl_jw_str(&jw, id, idn);
+	rl_jw_key(&jw, "serverVersion");
+	rl_jw_cstr(&jw, RL_VERSION);
+	rl_jw_key(&jw, "protocolVersion");
+	rl_jw_u64(&jw, RL_PROTOCOL_VERSION);
+	rl_jw_key(&jw, "maxFrameBytes");
+	rl_jw_u64(&jw, cfg->max_frame);
+	rl_jw_key(&jw, "heartbeatMs");
+	uint64_t idle = RL_CFG(idle_ms);
+	rl_jw_u64(&jw, idle ? idle / 2 : 30000);
+	if (cfg->debug) {
+		rl_jw_key(&jw, "worker");
+		rl_jw_u64(&jw, c->w->id);
+	}
+	rl_jw_obj_end(&jw);
+	send_json(c, RL_MSG_HELLO, &jw);
+}
+
+static void handle_hello(struct rl_conn *c, const struct rl_frame *f)
+{
+	uint8_t ubuf[RL_USERID_MAX_BYTES];
+	struct rl_json_field fl[3] = {
+		{ .key = "userId", .buf = ubuf, .cap = sizeof(ubuf) },
+		{ .key = "clientVersion" },
+		{ .key = "echo" },
+	};
+	uint8_t *uid = NULL;
+	size_t ulen = 0;
+	bool echo = false;
+
+	if (!frame_binary(f)) {
+		enum rl_json_kind top = handler_json(c, f, fl, 3);
+		if (top == RL_JSON_NONE)
+			return;
+		if (top != RL_JSON_OBJECT) {
+			rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0,
+				      "HELLO payload must be a JSON object");
+			return;
+		}
+		if (fl[0].kind != RL_JSON_NONE) {
+			if (fl[0].kind != RL_JSON_STRING || fl[0].lone_surrogate ||
+			    fl[0].dec_len > sizeof(ubuf) ||
+			    rl_userid_check(ubuf, fl[0].dec_len) != RL_ERR_NONE) {
+				rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0,
+					      "userId must be a string of 1-128 bytes without control characters");
+				return;
+			}
+			ulen = fl[0].dec_len;
+			if (!(uid = malloc(ulen))) {
+				rl_conn_kill(c);
+				return;
+			}
+			memcpy(uid, ubuf, ulen);
+		}
+		echo = fl[2].kind == RL_JSON_TRUE;
+	} else if (f->len > 0) {
+		rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0, "HELLO payload must be JSON");
+		return;
+	}
+	free(c->user_id);
+	c->user_id = uid;
+	c->user_len = (uint8_t)ulen;
+	if (echo)
+		c->flags |= RL_CF_ECHO;
+	else
+		c->flags &= (uint16_t)~RL_CF_ECHO;
+	hello_ack(c);
+}
+
+/* ---- JOIN_ROOM / LEAVE_ROOM --------------------------------------------------- */
+
+static void room_ack(struct rl_conn *c, const struct rl_frame *f, struct rl_span name,
+		     const char *status, long members)
+{
+	uint8_t buf[512];
+	struct rl_jw jw;
+
+	if (frame_binary(f)) {
+		rl_conn_send(c, f->type, RL_FLAG_BINARY, name.p, name.n);
+		return;
+	}
+	rl_jw_init(&jw, buf, sizeof(buf));
+	rl_jw_obj_begin(&jw);
+	rl_jw_key(&jw, "status");
+	rl_jw_cstr(&jw, status);
+	rl_jw_key(&jw, "room");
+	rl_jw_str(&jw, name.p, name.n);
+	if (members > 0) {
+		rl_jw_key(&jw, "members");
+		rl_jw_u64(&jw, (uint64_t)members);
+	}
+	rl_jw_obj_end(&jw);
+	send_json(c, f->type, &jw);
+}
+
+static void handle_join(struct rl_conn *c, const struct rl_frame *f)
+{
+	uint8_t buf[ROOM_BUF];
+	struct rl_span name;
+	struct rl_room *r;
+	long members;
+
+	if (handler_room_arg(c, f, buf, &name))
+		return;
+	long slot = conn_room_find(c, name);
+	if (slot >= 0) {
+		members = rl_room_members(c->rooms[slot].room);
+		room_ack(c, f, name, "joined", members);
+		return;
+	}
+	if (c->nrooms >= RL_CFG(max_rooms)) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "already in %u rooms (the maximum)", c->nrooms);
+		rl_conn_error(c, RL_ERR_TOO_MANY_ROOMS, name.p, name.n, msg);
+		return;
+	}
+	if (rl_room_join(name.p, name.n, &r, &members, NULL)) {
+		rl_conn_kill(c);
+		return;
+	}
+	if (conn_rooms_add(c, r)) {
+		rl_room_leave(r);
+		rl_conn_kill(c);
+		return;
+	}
+	room_ack(c, f, name, "joined", members);
+	presence_publish(c, r, "userJoined");
+}
+
+static void handle_leave(struct rl_conn *c, const struct rl_frame *f)
+{
+	uint8_t buf[ROOM_BUF];
+	struct rl_span name;
+
+	if (handler_room_arg(c, f, buf, &name))
+		return;
+	long slot = conn_room_find(c, name);
+	/* Ack first: <name> may point into the room, which leaving can free. */
+	room_ack(c, f, name, "left", 0);
+	if (slot >= 0)
+		conn_leave_slot(c, (uint32_t)slot);
+}
+
+/* ---- MESSAGE -------------------------------------------------------------------- */
+
+static void not_in_room(struct rl_conn *c, struct rl_span name)
+{
+	char msg[RL_ROOM_MAX_BYTES + 48];
+	snprintf(msg, sizeof(msg), "not a member of room '%.*s'", (int)name.n,
+		 (const char *)name.p);
+	rl_conn_error(c, RL_ERR_NOT_IN_ROOM, name.p, name.n, msg);
+}
+
+static void too_large(struct rl_conn *c, struct rl_span name)
+{
+	rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, name.p, name.n,
+		      "message too large to deliver within the maximum frame size");
+}
+
+/* Publishes <m> if anyone would receive it; consumes the caller's ref. */
+static void message_publish(struct rl_conn *c, struct rl_room *r, struct rl_msg *m)
+{
+	bool echo = c->flags & RL_CF_ECHO;
+	if (echo || rl_room_members(r) > 1)
+		rl_fanout_publish(c->w, r, m, echo ? NULL : c);
+	rl_msg_put(m);
+}
+
+static void message_json(struct rl_conn *c, const struct rl_frame *f)
+{
+	uint8_t buf[ROOM_BUF];
+	struct rl_json_field fl[2] = {
+		{ .key = "room", .buf = buf, .cap = ROOM_BUF },
+		{ .key = "content" },
+	};
+	struct rl_span name;
+	char id[32];
+	struct rl_jw jw;
+
+	enum rl_json_kind top = handler_json(c, f, fl, 2);
+	if (top == RL_JSON_NONE)
+		return;
+	if (top != RL_JSON_OBJECT || fl[0].kind != RL_JSON_STRING ||
+	    fl[1].kind == RL_JSON_NONE) {
+		rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0,
+			      "MESSAGE needs a string \"room\" and a \"content\"");
+		return;
+	}
+	if (fl[0].lone_surrogate || fl[0].dec_len > ROOM_BUF ||
+	    rl_room_name_check(buf, fl[0].dec_len, &name) != RL_ERR_NONE) {
+		rl_conn_error(c, RL_ERR_INVALID_ROOM, buf,
+			      fl[0].dec_len > ROOM_BUF ? 0 : fl[0].dec_len, NULL);
+		return;
+	}
+	long slot = conn_room_find(c, name);
+	if (slot < 0) {
+		not_in_room(c, name);
+		return;
+	}
+	struct rl_room *r = c->rooms[slot].room;
+	size_t idn = rl_conn_name(c->id, id);
+	size_t cap = 64 + rl_jw_str_len(name.p, name.n) + idn + fl[1].raw.n + 24 +
+		     (c->user_id ? rl_jw_str_len(c->user_id, c->user_len) + 12 : 0);
+	if (cap - 32 > rl_srv.cfg.max_frame + 64) { /* surely too large: skip the work */
+		too_large(c, name);
+		return;
+	}
+	struct rl_msg *m = rl_msg_new(RL_FRAME_HDR_BYTES + cap, rl_srv.nworkers);
+	if (!m) {
+		rl_conn_kill(c);
+		return;
+	}
+	rl_jw_init(&jw, m->data + RL_FRAME_HDR_BYTES, cap);
+	rl_jw_obj_begin(&jw);
+	rl_jw_key(&jw, "room");
+	rl_jw_str(&jw, name.p, name.n);
+	rl_jw_key(&jw, "from");
+	rl_jw_str(&jw, id, idn);
+	if (c->user_id) {
+		rl_jw_key(&jw, "userId");
+		rl_jw_str(&jw, c->user_id, c->user_len);
+	}
+	rl_jw_key(&jw, "content");
+	rl_jw_raw(&jw, fl[1].raw.p, fl[1].raw.n);
+	rl_jw_key(&jw, "timestamp");
+	rl_jw_u64(&jw, now_unix_ms());
+	rl_jw_obj_end(&jw);
+	if (jw.overflow || jw.len + 3 > rl_srv.cfg.max_frame) {
+		rl_msg_put(m);
+		too_large(c, name);
+		return;
+	}
+	rl_frame_put_header(m->data, RL_MSG_MESSAGE, RL_FLAG_JSON, (uint32_t)jw.len);
+	m->len = (uint32_t)(RL_FRAME_HDR_BYTES + jw.len);
+	message_publish(c, r, m);
+}
+
+static void message_binary(struct rl_conn *c, const struct rl_frame *f)
+{
+	struct rl_span room, data, name;
+	char id[32];
+
+	if (rl_bin_msg_parse(f->payload, f->len, &room, &data) != RL_ERR_NONE) {
+		rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0,
+			      "binary MESSAGE is u8 L, L bytes of room (1-64), data");
+		return;
+	}
+	if (rl_room_name_check(room.p, room.n, &name) != RL_ERR_NONE) {
+		rl_conn_error(c, RL_ERR_INVALID_ROOM, room.p, room.n, NULL);
+		return;
+	}
+	long slot = conn_room_find(c, name);
+	if (slot < 0) {
+		not_in_room(c, name);
+		return;
+	}
+	size_t idn = rl_conn_name(c->id, id);
+	size_t plen = rl_bin_delivery_size(name.n, idn, data.n);
+	if (plen + 3 > rl_srv.cfg.max_frame) {
+		too_large(c, name);
+		return;
+	}
+	struct rl_msg *m = rl_msg_new(RL_FRAME_HDR_BYTES + plen, rl_srv.nworkers);
+	if (!m) {
+		rl_conn_kill(c);
+		return;
+	}
+	struct rl_span from = { (const uint8_t *)id, idn };
+	rl_frame_put_header(m->data, RL_MSG_MESSAGE, RL_FLAG_BINARY, (uint32_t)plen);
+	rl_bin_delivery_encode(m->data + RL_FRAME_HDR_BYTES, name, from, data);
+	message_publish(c, c->rooms[slot].room, m);
+}
+
+static void handle_message(struct rl_conn *c, const struct rl_frame *f)
+{
+	if (frame_binary(f))
+		message_binary(c, f);
+	else
+		message_json(c, f);
+}
+
+/* ---- HEARTBEAT / client ERROR ---------------------------------------------------- */
+
+static void handle_heartbeat(struct rl_conn *c, const struct rl_frame *f)
+{
+	if ((f->flags & RL_FLAG_JSON) && handler_json(c, f, NULL, 0) == RL_JSON_NONE)
+		return;
+	rl_conn_send(c, RL_MSG_HEARTBEAT, f->flags, f->payload, f->len);
+}
+
+static void handle_client_error(struct rl_conn *c, const struct rl_frame *f)
+{
+	if ((f->flags & RL_FLAG_JSON) && handler_json(c, f, NULL, 0) == RL_JSON_NONE)
+		return;
+	RL_STAT_ADD(c->w->stats, client_errors, 1);
+	RL_DEBUGF(c->id, "client sent an ERROR frame (%u bytes); ignored", f->len);
+}
+
+static const handler_fn handlers[RL_MSG_NTYPES] = {
+	[RL_MSG_HELLO] = handle_hello,
+	[RL_MSG_JOIN_ROOM] = handle_join,
+	[RL_MSG_LEAVE_ROOM] = handle_leave,
+	[RL_MSG_MESSAGE] = handle_message,
+	[RL_MSG_HEARTBEAT] = handle_heartbeat,
+	[RL_MSG_ERROR] = handle_client_error,
+};
+
+void rl_handler_frame(struct rl_conn *c, const struct rl_frame *f)
+{
+	unsigned t = f->type < RL_MSG_NTYPES ? f->type : 0;
+
+	RL_STAT_ADD(c->w->stats, frames_in[t], 1);
+	RL_DEBUGF(c->id, "in %s v%u flags 0x%02x payload %u", rl_msg_type_name(f->type),
+		  (unsigned)f->version, (unsigned)f->flags, f->len);
+	if (!handlers[t]) {
+		rl_conn_error(c, RL_ERR_UNKNOWN_MESSAGE_TYPE, NULL, 0, NULL);
+		return;
+	}
+	handlers[t](c, f);
+}

@@ -1,0 +1,18 @@
+/* handler.h -- what relayd does with each complete frame: a dispatch table
+ * indexed by frame type, the HELLO/JOIN/LEAVE/MESSAGE/HEARTBEAT/ERROR
+ * handlers, and a connection's room memberships.
+ * Threading: the connection's owner worker, RCU read side online. */
+#ifndef RL_HANDLER_H
+#define RL_HANDLER_H
+
+#include <relay/protocol.h>
+
+struct rl_conn;
+
+/* Handles one complete frame of <c> (header already checked by the
+ * decoder): JSON validity, shape, then the type's action. */
+void rl_handler_frame(struct rl_conn *c, const struct rl_frame *f);
+/* Leaves every room <c> is in, with userLeft events (disconnect path). */
+void rl_handler_leave_all(struct rl_conn *c);
+
+#endif

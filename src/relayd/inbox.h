@@ -1,0 +1,42 @@
+/* inbox.h -- a worker's MPSC inbox: liburcu's wait-free concurrent queue
+ * plus an eventfd that wakes the owner's epoll loop.
+ * Threading: rl_inbox_push/kick from any registered thread; pop/reset by the
+ * owner worker only (single consumer, so the unlocked dequeue is safe). */
+#ifndef RL_INBOX_H
+#define RL_INBOX_H
+
+#include "rcu.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum rl_inbox_kind {
+	RL_INBOX_FANOUT = 0, /* struct rl_msg_item: deliver a frame to local room members */
+	RL_INBOX_NKINDS
+};
+
+struct rl_inbox_item {
+	struct cds_wfcq_node node;
+	uint32_t kind; /* enum rl_inbox_kind */
+};
+
+struct rl_inbox {
+	struct __cds_wfcq_head head;
+	struct cds_wfcq_tail tail;
+	int efd; /* eventfd, non-blocking */
+};
+
+int rl_inbox_init(struct rl_inbox *ib);
+void rl_inbox_fini(struct rl_inbox *ib);
+/* Enqueues <it>; writes the eventfd only when the queue was empty, so a
+ * burst of pushes costs the consumer one wakeup. */
+void rl_inbox_push(struct rl_inbox *ib, struct rl_inbox_item *it);
+/* Wakes the owner without an item (shutdown). */
+void rl_inbox_kick(struct rl_inbox *ib);
+/* Owner: resets the eventfd. Must precede draining with rl_inbox_pop, or a
+ * push between the last pop and the reset would lose its wakeup. */
+void rl_inbox_reset(struct rl_inbox *ib);
+/* Owner: next item or NULL. */
+struct rl_inbox_item *rl_inbox_pop(struct rl_inbox *ib);
+
+#endif

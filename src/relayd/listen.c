@@ -1,0 +1,106 @@
+/* listen.c -- resolve the address, bind N reuseport listeners to one port.
+ * Threading: main thread only. */
+#include "listen.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define LISTEN_BACKLOG 4096
+
+static int listen_one(const struct sockaddr *sa, socklen_t len, int *out)
+{
+	int one = 1;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    bind(fd, sa, len) == -1 || listen(fd, LISTEN_BACKLOG) == -1) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* SO_REUSEPORT lets a second process of the same user join our port's
+ * group silently. A plain bind (SO_REUSEADDR only, so TIME_WAIT does not
+ * count) fails with EADDRINUSE if anyone listens on the port already. */
+static int listen_probe(const struct sockaddr *sa, socklen_t len)
+{
+	int one = 1, rc = 0;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, sa, len) == -1)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+int rl_listen_open(const char *host, uint16_t port, int *fds, unsigned n,
+		   uint16_t *bound_port, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *ai;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	unsigned i;
+	int rc = getaddrinfo(host, NULL, &hints, &ai);
+
+	if (rc) {
+		snprintf(err, errlen, "cannot resolve --host '%s': %s", host, gai_strerror(rc));
+		return -EINVAL;
+	}
+	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+	len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	set_port(&ss, port);
+
+	i = 0;
+	if (port != 0 && (rc = listen_probe((struct sockaddr *)&ss, len)))
+		goto fail;
+	for (; i < n; i++) {
+		rc = listen_one((struct sockaddr *)&ss, len, &fds[i]);
+		if (rc)
+			break;
+		if (i == 0 && port == 0) {
+			struct sockaddr_storage b;
+			socklen_t bl = sizeof(b);
+			if (getsockname(fds[0], (struct sockaddr *)&b, &bl) == -1) {
+				rc = -errno;
+				i++;
+				break;
+			}
+			port = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
+							    : ((struct sockaddr_in6 *)&b)->sin6_port);
+			set_port(&ss, port);
+		}
+	}
+fail:
+	if (rc) {
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", host, (unsigned)port,
+			 strerror(-rc));
+		while (i-- > 0)
+			close(fds[i]);
+		return rc;
+	}
+	*bound_port = port;
+	return 0;
+}

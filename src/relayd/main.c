@@ -1,0 +1,187 @@
+/* main.c -- relayd: options, listeners, workers, signals, final totals.
+ * Threading: the main thread parses options, binds every listener, starts
+ * the workers, then only waits: for SIGTERM/SIGINT (signalfd; all threads
+ * block these signals, so no work ever runs in a signal handler) and for
+ * the workers to finish. After joining them it tears everything down. */
+#include "listen.h"
+#include "log.h"
+#include "msg.h"
+#include "options.h"
+#include "room.h"
+#include "stats.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+static unsigned main_nworkers(const struct rl_config *cfg)
+{
+	long n = cfg->workers ? (long)cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > RL_MAX_WORKERS)
+		n = RL_MAX_WORKERS;
+	return (unsigned)n;
+}
+
+static void main_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int main_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	signal(SIGPIPE, SIG_IGN);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -1;
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int main_start(unsigned n, const int *fds)
+{
+	rl_srv.workers = calloc(n, sizeof(struct rl_worker));
+	if (!rl_srv.workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		int rc = rl_worker_init(&rl_srv.workers[i], i, fds[i]);
+		if (rc)
+			return rc;
+	}
+	rl_srv.nworkers = n;
+	for (unsigned i = 0; i < n; i++) {
+		int rc = rl_worker_start(&rl_srv.workers[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Waits for the workers; the first signal starts a graceful stop, a second
+ * one exits at once. */
+static void main_wait(int sfd, unsigned n)
+{
+	unsigned done = 0, signals = 0;
+	struct pollfd p[2] = { { sfd, POLLIN, 0 }, { rl_srv.done_efd, POLLIN, 0 } };
+
+	while (done < n) {
+		if (poll(p, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			RL_ERRORF(0, "poll: %s", strerror(errno));
+			_exit(1);
+		}
+		struct signalfd_siginfo si;
+		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			if (++signals == 1) {
+				RL_INFOF(0, "%s: shutting down (grace %" PRIu64 " ms)",
+					 strsignal((int)si.ssi_signo), rl_srv.cfg.grace_ms);
+				rl_workers_stop();
+			} else {
+				static const char msg[] = "relayd: second signal, exiting now\n";
+				ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+				(void)w;
+				_exit(1);
+			}
+		}
+		uint64_t v;
+		if (read(rl_srv.done_efd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+			done += (unsigned)v;
+	}
+}
+
+/* Items other workers queued after a worker had already stopped. */
+static void main_drain_inboxes(void)
+{
+	rcu_register_thread();
+	for (unsigned i = 0; i < rl_srv.nworkers; i++) {
+		struct rl_inbox_item *it;
+		while ((it = rl_inbox_pop(&rl_srv.workers[i].inbox)))
+			rl_msg_put(caa_container_of(it, struct rl_msg_item, ib)->msg);
+	}
+	rl_rcu_quiescent();
+	rcu_unregister_thread();
+}
+
+static void main_totals(void)
+{
+	struct rl_stats s;
+	rl_stats_sum(&s);
+	printf("relayd stopped: connections served %" PRIu64 ", messages in %" PRIu64
+	       ", messages out %" PRIu64 ", bytes in %" PRIu64 ", bytes out %" PRIu64
+	       ", peak connections %" PRIu64 ", slow consumers dropped %" PRIu64 "\n",
+	       s.conns_accepted, s.frames_in[RL_MSG_MESSAGE], s.msgs_delivered, s.bytes_in,
+	       s.bytes_out, s.conns_peak, s.slow_consumers);
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	struct rl_config *cfg = &rl_srv.cfg;
+	int fds[RL_MAX_WORKERS];
+	uint16_t port;
+	char err[512];
+
+	switch (rl_options_parse(cfg, argc, argv)) {
+	case RL_OPTS_EXIT_OK:
+		return 0;
+	case RL_OPTS_EXIT_ERR:
+		return 1;
+	default:
+		break;
+	}
+	rl_log_set_level(cfg->debug ? RL_LOG_DEBUG : (int)cfg->log_level);
+	unsigned n = main_nworkers(cfg);
+	main_raise_nofile();
+	int sfd = main_signals();
+	if (sfd == -1) {
+		fprintf(stderr, "relayd: signalfd: %s\n", strerror(errno));
+		return 1;
+	}
+	if (rl_listen_open(cfg->host, (uint16_t)cfg->port, fds, n, &port, err, sizeof(err))) {
+		fprintf(stderr, "relayd: %s\n", err);
+		return 1;
+	}
+	rl_srv.done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (rl_srv.done_efd == -1 || rl_stats_init(n) || rl_rooms_init(n) || main_start(n, fds)) {
+		fprintf(stderr, "relayd: cannot start workers: %s\n", strerror(errno));
+		return 1;
+	}
+	const char *h = cfg->host;
+	bool v6 = strchr(h, ':') != NULL;
+	printf("relayd listening on %s%s%s:%u (%u workers)\n", v6 ? "[" : "", h, v6 ? "]" : "",
+	       (unsigned)port, n);
+	fflush(stdout);
+	RL_INFOF(0, "relayd %s: %u workers, max frame %" PRIu64 ", max connections %" PRIu64,
+		 RL_VERSION, n, cfg->max_frame, cfg->max_conns);
+
+	main_wait(sfd, n);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(rl_srv.workers[i].thread, NULL);
+	main_drain_inboxes();
+	main_totals();
+	rl_rooms_fini();
+	for (unsigned i = 0; i < n; i++)
+		rl_worker_fini(&rl_srv.workers[i]);
+	free(rl_srv.workers);
+	rl_stats_fini();
+	close(rl_srv.done_efd);
+	close(sfd);
+	return 0;
+}

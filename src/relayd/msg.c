@@ -1,0 +1,33 @@
+/* msg.c -- refcounted frames. Threading: see msg.h. */
+#include "msg.h"
+
+#include "room.h"
+
+#include <stdlib.h>
+
+struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems)
+{
+	size_t hdr = sizeof(struct rl_msg) + nitems * sizeof(struct rl_msg_item);
+	struct rl_msg *m = malloc(hdr + frame_len);
+	if (!m)
+		return NULL;
+	m->refs = 1;
+	m->len = (uint32_t)frame_len;
+	m->room = NULL;
+	m->data = (uint8_t *)m + hdr;
+	return m;
+}
+
+void rl_msg_get(struct rl_msg *m)
+{
+	__atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+}
+
+void rl_msg_put(struct rl_msg *m)
+{
+	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	if (m->room)
+		rl_room_put(m->room);
+	free(m);
+}

@@ -1,0 +1,39 @@
+/* msg.h -- a reference-counted outgoing frame, encoded once per message and
+ * shared by every recipient and every worker it is queued to. It carries
+ * one embedded inbox item per worker, so fanning out to K other workers
+ * costs no allocation beyond the message itself.
+ * Threading: created by one worker; the refcount is atomic and the bytes are
+ * immutable once published, so any thread may read and put it. */
+#ifndef RL_MSG_H
+#define RL_MSG_H
+
+#include "inbox.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rl_room;
+struct rl_msg;
+
+struct rl_msg_item {
+	struct rl_inbox_item ib; /* kind RL_INBOX_FANOUT */
+	struct rl_msg *msg;
+};
+
+struct rl_msg {
+	uint32_t refs;         /* atomic */
+	uint32_t len;          /* frame bytes at <data> */
+	uint32_t seq;          /* rl_room_seq at publish: later joiners skip it */
+	struct rl_room *room;  /* set (with a room reference) once queued to another worker */
+	uint8_t *data;         /* the whole frame: 7-byte header + payload */
+	struct rl_msg_item items[]; /* <nitems> of them, then the frame bytes */
+};
+
+/* A message of <frame_len> bytes with room for <nitems> inbox items; one
+ * reference, owned by the caller. NULL on ENOMEM. */
+struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems);
+void rl_msg_get(struct rl_msg *m);
+/* The last put drops the room reference and frees the message. */
+void rl_msg_put(struct rl_msg *m);
+
+#endif

@@ -1,0 +1,371 @@
+/* options.c -- the option table and its parsers.
+ * Threading: main thread only, before workers start (and, for a reload, on
+ * a private copy of the config). */
+#include "options.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OFF(f) offsetof(struct rl_config, f)
+#define KiB 1024ull
+#define MiB (1024ull * 1024ull)
+#define DAY_MS (86400ull * 1000ull)
+
+const struct rl_option rl_options[] = {
+	{ "host", "RELAY_HOST", RL_OPT_STRING, "127.0.0.1", 1, sizeof(((struct rl_config *)0)->host),
+	  OFF(host), false,
+	  "address to listen on" },
+	{ "port", "RELAY_PORT", RL_OPT_UINT, "4000", 0, 65535, OFF(port), false,
+	  "TCP port (0 = ephemeral)" },
+	{ "workers", "RELAY_WORKERS", RL_OPT_UINT, "0", 0, RL_MAX_WORKERS, OFF(workers), false,
+	  "worker threads (0 = online CPUs)" },
+	{ "max-frame-bytes", "RELAY_MAX_FRAME_BYTES", RL_OPT_SIZE, "1048576", 256, 256 * MiB,
+	  OFF(max_frame), false, "largest accepted frame length field" },
+	{ "max-connections", "RELAY_MAX_CONNECTIONS", RL_OPT_UINT, "100000", 1, 10000000,
+	  OFF(max_conns), true, "connections beyond this get SERVER_FULL" },
+	{ "max-rooms-per-conn", "RELAY_MAX_ROOMS_PER_CONN", RL_OPT_UINT, "1024", 1, 1000000,
+	  OFF(max_rooms), true, "rooms one connection may be in (TOO_MANY_ROOMS)" },
+	{ "idle-timeout", "RELAY_IDLE_TIMEOUT", RL_OPT_DURATION, "60", 0, 30 * DAY_MS,
+	  OFF(idle_ms), true, "close connections silent this long (0 = off)" },
+	{ "frame-timeout", "RELAY_FRAME_TIMEOUT", RL_OPT_DURATION, "30", 0, 30 * DAY_MS,
+	  OFF(frame_ms), true, "a started frame must complete within this (0 = off)" },
+	{ "slow-consumer-timeout", "RELAY_SLOW_CONSUMER_TIMEOUT", RL_OPT_DURATION, "10", 0,
+	  30 * DAY_MS, OFF(slow_ms), true, "longest time a connection may stay DRAINING (0 = off)" },
+	{ "outbound-low-watermark", "RELAY_OUTBOUND_LOW_WATERMARK", RL_OPT_SIZE, "256K", 0,
+	  1024 * MiB, OFF(out_low), true, "queued bytes below which DRAINING returns to OPEN (a default above the high watermark becomes a quarter of it)" },
+	{ "outbound-high-watermark", "RELAY_OUTBOUND_HIGH_WATERMARK", RL_OPT_SIZE, "1M", 1,
+	  1024 * MiB, OFF(out_high), true, "queued bytes above which OPEN becomes DRAINING (a default above the hard limit becomes half of it)" },
+	{ "outbound-hard-limit", "RELAY_OUTBOUND_HARD_LIMIT", RL_OPT_SIZE, "8M", 1, 1024 * MiB,
+	  OFF(out_hard), true, "queued bytes above which the connection is a SLOW_CONSUMER" },
+	{ "no-presence", "RELAY_NO_PRESENCE", RL_OPT_BOOL, "false", 0, 0, OFF(no_presence), true,
+	  "do not send userJoined/userLeft events" },
+	{ "shutdown-grace", "RELAY_SHUTDOWN_GRACE", RL_OPT_DURATION, "5", 0, DAY_MS,
+	  OFF(grace_ms), true, "time to flush connections on SIGTERM/SIGINT" },
+	{ "log-level", "RELAY_LOG_LEVEL", RL_OPT_LOGLEVEL, "info", 0, 0, OFF(log_level), true,
+	  "error, warn, info or debug" },
+	{ "debug", "RELAY_DEBUG", RL_OPT_BOOL, "false", 0, 0, OFF(debug), false,
+	  "debug logging, and \"worker\":K in the HELLO ack" },
+};
+const size_t rl_options_count = sizeof(rl_options) / sizeof(rl_options[0]);
+
+static const char *const type_hint[RL_OPT_NTYPES] = {
+	[RL_OPT_STRING] = "a string",
+	[RL_OPT_UINT] = "an integer",
+	[RL_OPT_SIZE] = "a size in bytes (suffix K, M or G allowed)",
+	[RL_OPT_DURATION] = "a duration in seconds (or with suffix ms, s, m)",
+	[RL_OPT_BOOL] = "a boolean (1/0, true/false, yes/no, on/off)",
+	[RL_OPT_LOGLEVEL] = "one of error, warn, info, debug",
+};
+
+static const char *const type_metavar[RL_OPT_NTYPES] = {
+	[RL_OPT_STRING] = " STRING",
+	[RL_OPT_UINT] = " N",
+	[RL_OPT_SIZE] = " BYTES",
+	[RL_OPT_DURATION] = " SECONDS",
+	[RL_OPT_BOOL] = "",
+	[RL_OPT_LOGLEVEL] = " LEVEL",
+};
+
+const struct rl_option *rl_option_find(const char *name)
+{
+	for (size_t i = 0; i < rl_options_count; i++)
+		if (strcmp(rl_options[i].name, name) == 0)
+			return &rl_options[i];
+	return NULL;
+}
+
+static int parse_u64(const char *s, uint64_t *out, const char **end)
+{
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	char *e;
+	unsigned long long v = strtoull(s, &e, 10);
+	if (errno)
+		return -EINVAL;
+	*out = v;
+	*end = e;
+	return 0;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	const char *e;
+	uint64_t v, mul = 1;
+	if (parse_u64(s, &v, &e))
+		return -EINVAL;
+	if (*e == 'k' || *e == 'K')
+		mul = KiB, e++;
+	else if (*e == 'm' || *e == 'M')
+		mul = MiB, e++;
+	else if (*e == 'g' || *e == 'G')
+		mul = 1024 * MiB, e++;
+	if (mul > 1 && (strcmp(e, "iB") == 0 || strcmp(e, "B") == 0))
+		e += strlen(e);
+	if (*e || v > UINT64_MAX / mul)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+static int parse_duration(const char *s, uint64_t *out_ms)
+{
+	char *e;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	double v = strtod(s, &e);
+	if (errno || v < 0 || v > 1e12)
+		return -EINVAL;
+	double ms;
+	if (*e == 0 || strcmp(e, "s") == 0)
+		ms = v * 1000.0;
+	else if (strcmp(e, "ms") == 0)
+		ms = v;
+	else if (strcmp(e, "m") == 0 || strcmp(e, "min") == 0)
+		ms = v * 60000.0;
+	else
+		return -EINVAL;
+	*out_ms = (uint64_t)(ms + 0.5);
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "1", "true", "yes", "on" };
+	static const char *const no[] = { "0", "false", "no", "off", "" };
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		if (strcasecmp(s, yes[i]) == 0)
+			return *out = true, 0;
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (strcasecmp(s, no[i]) == 0)
+			return *out = false, 0;
+	return -EINVAL;
+}
+
+static int option_bad(const struct rl_option *o, const char *val, char *err, size_t n)
+{
+	if (o->type == RL_OPT_STRING)
+		snprintf(err, n, "invalid value '%s' for --%s: expected %" PRIu64 "..%" PRIu64
+			 " characters", val, o->name, o->min, o->max - 1);
+	else if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE)
+		snprintf(err, n, "invalid value '%s' for --%s: expected %s in %" PRIu64 "..%" PRIu64,
+			 val, o->name, type_hint[o->type], o->min, o->max);
+	else if (o->type == RL_OPT_DURATION)
+		snprintf(err, n, "invalid value '%s' for --%s: expected %s, at most %" PRIu64 " s",
+			 val, o->name, type_hint[o->type], o->max / 1000);
+	else
+		snprintf(err, n, "invalid value '%s' for --%s: expected %s", val, o->name,
+			 type_hint[o->type]);
+	return -EINVAL;
+}
+
+int rl_option_set(struct rl_config *cfg, const struct rl_option *o, const char *val,
+		  char *err, size_t errlen)
+{
+	void *p = (char *)cfg + o->off;
+	uint64_t v = 0;
+	const char *e;
+	int rc = 0;
+
+	switch (o->type) {
+	case RL_OPT_STRING: {
+		size_t n = strlen(val);
+		if (n < o->min || n >= o->max)
+			return option_bad(o, val, err, errlen);
+		memcpy(p, val, n + 1);
+		return 0;
+	}
+	case RL_OPT_BOOL:
+		return parse_bool(val, p) ? option_bad(o, val, err, errlen) : 0;
+	case RL_OPT_LOGLEVEL: {
+		int l = rl_log_level_parse(val);
+		if (l < 0)
+			return option_bad(o, val, err, errlen);
+		*(uint64_t *)p = (uint64_t)l;
+		return 0;
+	}
+	case RL_OPT_UINT:
+		rc = parse_u64(val, &v, &e);
+		if (!rc && *e)
+			rc = -EINVAL;
+		break;
+	case RL_OPT_SIZE:
+		rc = parse_size(val, &v);
+		break;
+	case RL_OPT_DURATION:
+		rc = parse_duration(val, &v);
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	if (rc || v < o->min || v > o->max)
+		return option_bad(o, val, err, errlen);
+	*(uint64_t *)p = v;
+	return 0;
+}
+
+void rl_option_format(const struct rl_config *cfg, const struct rl_option *o, char *buf,
+		      size_t cap)
+{
+	const void *p = (const char *)cfg + o->off;
+	switch (o->type) {
+	case RL_OPT_STRING:
+		snprintf(buf, cap, "%s", (const char *)p);
+		break;
+	case RL_OPT_BOOL:
+		snprintf(buf, cap, "%s", *(const bool *)p ? "true" : "false");
+		break;
+	case RL_OPT_LOGLEVEL:
+		snprintf(buf, cap, "%s", rl_log_level_name((int)*(const uint64_t *)p));
+		break;
+	case RL_OPT_DURATION: {
+		uint64_t ms = *(const uint64_t *)p;
+		if (ms % 1000)
+			snprintf(buf, cap, "%" PRIu64 "ms", ms);
+		else
+			snprintf(buf, cap, "%" PRIu64, ms / 1000);
+		break;
+	}
+	default:
+		snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)p);
+	}
+}
+
+void rl_config_defaults(struct rl_config *cfg)
+{
+	char err[256];
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < rl_options_count; i++)
+		if (rl_option_set(cfg, &rl_options[i], rl_options[i].def, err, sizeof(err)))
+			abort(); /* a bad default is a bug in the table */
+}
+
+int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->out_low > cfg->out_high) {
+		snprintf(err, errlen, "--outbound-low-watermark (%" PRIu64
+			 ") must not exceed --outbound-high-watermark (%" PRIu64 ")",
+			 cfg->out_low, cfg->out_high);
+		return -EINVAL;
+	}
+	if (cfg->out_high > cfg->out_hard) {
+		snprintf(err, errlen, "--outbound-high-watermark (%" PRIu64
+			 ") must not exceed --outbound-hard-limit (%" PRIu64 ")",
+			 cfg->out_high, cfg->out_hard);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void rl_options_usage(FILE *f)
+{
+	fprintf(f, "usage: relayd [options]\n\n"
+		   "Every option can also be set in the environment (shown in brackets);\n"
+		   "the command line wins. Durations are seconds unless suffixed ms/s/m;\n"
+		   "sizes are bytes unless suffixed K/M/G.\n\n");
+	for (size_t i = 0; i < rl_options_count; i++) {
+		const struct rl_option *o = &rl_options[i];
+		char opt[64];
+		snprintf(opt, sizeof(opt), "--%s%s", o->name, type_metavar[o->type]);
+		fprintf(f, "  %-34s %s (default: %s) [%s]\n", opt, o->help, o->def, o->env);
+	}
+	fprintf(f, "  %-34s %s\n", "-h, --help", "show this help and exit");
+	fprintf(f, "  %-34s %s\n", "-V, --version", "print the version and exit");
+}
+
+static int options_from_env(struct rl_config *cfg, bool *given, char *err, size_t n)
+{
+	for (size_t i = 0; i < rl_options_count; i++) {
+		const char *v = getenv(rl_options[i].env);
+		if (v)
+			given[i] = true;
+		if (v && rl_option_set(cfg, &rl_options[i], v, err, n)) {
+			size_t l = strlen(err);
+			snprintf(err + l, n - l, " (from %s)", rl_options[i].env);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Watermarks left at their defaults follow a smaller hard limit down, so
+ * `--outbound-hard-limit 256K` alone is a valid configuration. */
+static void options_fit_watermarks(struct rl_config *cfg, const bool *given)
+{
+	size_t ilow = (size_t)(rl_option_find("outbound-low-watermark") - rl_options);
+	size_t ihigh = (size_t)(rl_option_find("outbound-high-watermark") - rl_options);
+	if (!given[ihigh] && cfg->out_high > cfg->out_hard)
+		cfg->out_high = cfg->out_hard / 2;
+	if (!given[ilow] && cfg->out_low > cfg->out_high)
+		cfg->out_low = cfg->out_high / 4;
+}
+
+enum rl_opts_result rl_options_parse(struct rl_config *cfg, int argc, char **argv)
+{
+	struct option lo[sizeof(rl_options) / sizeof(rl_options[0]) + 3];
+	bool given[sizeof(rl_options) / sizeof(rl_options[0])] = { 0 };
+	char err[512];
+	size_t i;
+
+	rl_config_defaults(cfg);
+	if (options_from_env(cfg, given, err, sizeof(err))) {
+		fprintf(stderr, "relayd: %s\n", err);
+		return RL_OPTS_EXIT_ERR;
+	}
+	for (i = 0; i < rl_options_count; i++)
+		lo[i] = (struct option){ rl_options[i].name,
+					 rl_options[i].type == RL_OPT_BOOL ? no_argument
+									   : required_argument,
+					 NULL, (int)(256 + i) };
+	lo[i++] = (struct option){ "help", no_argument, NULL, 'h' };
+	lo[i++] = (struct option){ "version", no_argument, NULL, 'V' };
+	lo[i] = (struct option){ NULL, 0, NULL, 0 };
+
+	opterr = 0;
+	optind = 1;
+	for (;;) {
+		int prev = optind;
+		int c = getopt_long(argc, argv, ":hV", lo, NULL);
+		if (c == -1)
+			break;
+		if (c == 'h') {
+			rl_options_usage(stdout);
+			return RL_OPTS_EXIT_OK;
+		}
+		if (c == 'V') {
+			printf("relayd %s (protocol %d)\n", RL_VERSION, 1);
+			return RL_OPTS_EXIT_OK;
+		}
+		if (c == '?' || c == ':') {
+			const char *bad = prev < argc ? argv[prev] : "?";
+			if (c == ':')
+				fprintf(stderr, "relayd: option '%s' needs a value\n", bad);
+			else
+				fprintf(stderr, "relayd: unknown option '%s' (see --help)\n", bad);
+			return RL_OPTS_EXIT_ERR;
+		}
+		const struct rl_option *o = &rl_options[c - 256];
+		given[c - 256] = true;
+		if (rl_option_set(cfg, o, o->type == RL_OPT_BOOL ? "true" : optarg, err,
+				  sizeof(err))) {
+			fprintf(stderr, "relayd: %s\n", err);
+			return RL_OPTS_EXIT_ERR;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "relayd: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return RL_OPTS_EXIT_ERR;
+	}
+	options_fit_watermarks(cfg, given);
+	if (rl_config_check(cfg, err, sizeof(err))) {
+		fprintf(stderr, "relayd: %s\n", err);
+		return RL_OPTS_EXIT_ERR;
+	}
+	return RL_OPTS_RUN;
+}

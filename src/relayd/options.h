@@ -1,0 +1,79 @@
+/* options.h -- relayd's configuration: one table drives getopt_long, the
+ * RELAY_* environment variables, --help, and (later) the config file.
+ * Threading: parsed on the main thread before any worker starts; afterwards
+ * struct rl_config is read-only for the workers. */
+#ifndef RL_OPTIONS_H
+#define RL_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define RL_VERSION "0.1.0"
+#define RL_MAX_WORKERS 64
+
+struct rl_config {
+	char host[256];
+	uint64_t port;
+	uint64_t workers;          /* 0 = online CPUs (resolved in main) */
+	uint64_t max_frame;        /* bytes, the length field's bound */
+	uint64_t max_conns;
+	uint64_t max_rooms;        /* per connection */
+	uint64_t idle_ms;          /* 0 = off */
+	uint64_t frame_ms;         /* 0 = off */
+	uint64_t slow_ms;          /* 0 = off */
+	uint64_t out_low;          /* bytes */
+	uint64_t out_high;
+	uint64_t out_hard;
+	uint64_t grace_ms;
+	uint64_t log_level;        /* enum rl_log_level */
+	bool no_presence;
+	bool debug;
+};
+
+enum rl_opt_type {
+	RL_OPT_STRING = 0,
+	RL_OPT_UINT,     /* decimal integer in [min, max] */
+	RL_OPT_SIZE,     /* bytes, optional K/M/G suffix (binary) */
+	RL_OPT_DURATION, /* seconds, decimals allowed, or "<n>ms" / "<n>s" / "<n>m"; stored in ms */
+	RL_OPT_BOOL,     /* flag on the command line; 1/0/true/false/yes/no/on/off elsewhere */
+	RL_OPT_LOGLEVEL, /* error | warn | info | debug */
+	RL_OPT_NTYPES
+};
+
+struct rl_option {
+	const char *name;   /* long option, also the config file key */
+	const char *env;    /* environment variable */
+	enum rl_opt_type type;
+	const char *def;    /* default, in the option's own syntax */
+	uint64_t min, max;  /* UINT/SIZE/DURATION bounds (DURATION in ms); STRING:
+			       min length, and the size of its char array */
+	size_t off;         /* offset in struct rl_config */
+	bool reloadable;    /* may change on a running server (SIGHUP) */
+	const char *help;
+};
+
+extern const struct rl_option rl_options[];
+extern const size_t rl_options_count;
+
+const struct rl_option *rl_option_find(const char *name);
+/* Parses <val> for <o> into <cfg>. Returns 0, or -EINVAL with a one-line
+ * reason naming the option in <err>. */
+int rl_option_set(struct rl_config *cfg, const struct rl_option *o, const char *val,
+		  char *err, size_t errlen);
+/* The option's current value in <cfg>, formatted in its own syntax. */
+void rl_option_format(const struct rl_config *cfg, const struct rl_option *o,
+		      char *buf, size_t cap);
+/* Every option to its default. */
+void rl_config_defaults(struct rl_config *cfg);
+/* Cross-option rules (watermark order). 0 or -EINVAL with <err>. */
+int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen);
+void rl_options_usage(FILE *f);
+
+enum rl_opts_result { RL_OPTS_RUN = 0, RL_OPTS_EXIT_OK, RL_OPTS_EXIT_ERR };
+/* Defaults, then RELAY_* variables, then <argv>. --help/--version print and
+ * return EXIT_OK; errors print one line to stderr and return EXIT_ERR. */
+enum rl_opts_result rl_options_parse(struct rl_config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,189 @@
+/* outq.c -- chunked outbound queue, batched sendmsg. Threading: owner worker. */
+#include "outq.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#define POOL_MAX_CHUNKS 256
+#define POOL_MAX_REFS 4096
+#define FLUSH_IOV 1024 /* IOV_MAX on Linux */
+
+static struct rl_oseg *seg_chunk(struct rl_segpool *p)
+{
+	struct rl_oseg *s = p->chunks;
+	if (s) {
+		p->chunks = s->next;
+		p->nchunks--;
+	} else if (!(s = malloc(RL_CHUNK_BYTES))) {
+		return NULL;
+	}
+	s->next = NULL;
+	s->msg = NULL;
+	s->start = s->end = 0;
+	s->cap = RL_CHUNK_CAP;
+	return s;
+}
+
+static struct rl_oseg *seg_ref(struct rl_segpool *p)
+{
+	struct rl_oseg *s = p->refs;
+	if (s) {
+		p->refs = s->next;
+		p->nrefs--;
+	} else if (!(s = malloc(sizeof(*s)))) {
+		return NULL;
+	}
+	s->next = NULL;
+	s->cap = 0;
+	return s;
+}
+
+static void seg_free(struct rl_segpool *p, struct rl_oseg *s)
+{
+	if (s->msg) {
+		rl_msg_put(s->msg);
+		if (p->nrefs < POOL_MAX_REFS) {
+			s->next = p->refs;
+			p->refs = s;
+			p->nrefs++;
+			return;
+		}
+	} else if (p->nchunks < POOL_MAX_CHUNKS) {
+		s->next = p->chunks;
+		p->chunks = s;
+		p->nchunks++;
+		return;
+	}
+	free(s);
+}
+
+void rl_segpool_fini(struct rl_segpool *p)
+{
+	for (struct rl_oseg *s = p->chunks, *n; s; s = n) {
+		n = s->next;
+		free(s);
+	}
+	for (struct rl_oseg *s = p->refs, *n; s; s = n) {
+		n = s->next;
+		free(s);
+	}
+	p->chunks = p->refs = NULL;
+	p->nchunks = p->nrefs = 0;
+}
+
+static void outq_link(struct rl_outq *q, struct rl_oseg *s)
+{
+	if (q->tail)
+		q->tail->next = s;
+	else
+		q->head = s;
+	q->tail = s;
+}
+
+uint8_t *rl_outq_reserve(struct rl_outq *q, struct rl_segpool *p, size_t n)
+{
+	struct rl_oseg *t = q->tail;
+	if (!t || t->msg || t->cap - t->end < n) {
+		if (!(t = seg_chunk(p)))
+			return NULL;
+		outq_link(q, t);
+	}
+	return t->data + t->end;
+}
+
+int rl_outq_push_msg(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m)
+{
+	if (m->len <= RL_COPY_MAX) {
+		uint8_t *d = rl_outq_reserve(q, p, m->len);
+		if (!d)
+			return -ENOMEM;
+		memcpy(d, m->data, m->len);
+		rl_outq_commit(q, m->len);
+		return 0;
+	}
+	struct rl_oseg *s = seg_ref(p);
+	if (!s)
+		return -ENOMEM;
+	rl_msg_get(m);
+	s->msg = m;
+	s->start = 0;
+	s->end = m->len;
+	outq_link(q, s);
+	q->bytes += m->len;
+	return 0;
+}
+
+static const uint8_t *seg_bytes(const struct rl_oseg *s)
+{
+	return s->msg ? s->msg->data : s->data;
+}
+
+/* Drops <n> sent bytes from the head. */
+static void outq_consume(struct rl_outq *q, struct rl_segpool *p, size_t n)
+{
+	q->bytes -= n;
+	while (n) {
+		struct rl_oseg *s = q->head;
+		size_t have = s->end - s->start;
+		if (n < have) {
+			s->start += (uint32_t)n;
+			return;
+		}
+		n -= have;
+		q->head = s->next;
+		if (!q->head)
+			q->tail = NULL;
+		seg_free(p, s);
+	}
+}
+
+int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls,
+		  size_t *sent)
+{
+	struct iovec iov[FLUSH_IOV];
+
+	for (int call = 0; call < max_calls; call++) {
+		int n = 0;
+		size_t want = 0;
+		for (struct rl_oseg *s = q->head; s && n < FLUSH_IOV; s = s->next) {
+			if (s->end == s->start)
+				continue;
+			iov[n].iov_base = (void *)(seg_bytes(s) + s->start);
+			iov[n].iov_len = s->end - s->start;
+			want += iov[n].iov_len;
+			n++;
+		}
+		if (n == 0) {
+			rl_outq_clear(q, p); /* only empty segments left */
+			return 0;
+		}
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		}
+		*sent += (size_t)w;
+		outq_consume(q, p, (size_t)w);
+		if ((size_t)w < want)
+			return -EAGAIN;
+		if (!q->head)
+			return 0;
+	}
+	return 1;
+}
+
+void rl_outq_clear(struct rl_outq *q, struct rl_segpool *p)
+{
+	for (struct rl_oseg *s = q->head, *n; s; s = n) {
+		n = s->next;
+		seg_free(p, s);
+	}
+	q->head = q->tail = NULL;
+	q->bytes = 0;
+}

@@ -1,0 +1,61 @@
+/* outq.h -- a connection's outbound byte queue. Small frames are copied
+ * into per-connection chunks (many frames, one iovec); large frames are
+ * queued by reference to their shared rl_msg. An empty queue holds no
+ * memory: chunks return to the worker's pool as soon as they are sent.
+ * Threading: a queue and its pool belong to one worker. */
+#ifndef RL_OUTQ_H
+#define RL_OUTQ_H
+
+#include "msg.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RL_CHUNK_BYTES 16384u /* one chunk allocation, header included */
+#define RL_COPY_MAX 1024u     /* frames up to this size are copied, larger ones referenced */
+
+struct rl_oseg {
+	struct rl_oseg *next;
+	struct rl_msg *msg; /* referenced frame, or NULL for a chunk */
+	uint32_t start;     /* first unsent byte */
+	uint32_t end;       /* end of valid bytes */
+	uint32_t cap;       /* chunk capacity */
+	uint8_t data[];
+};
+
+struct rl_outq {
+	struct rl_oseg *head, *tail;
+	size_t bytes; /* queued, unsent */
+};
+
+/* Per-worker free lists, bounded. */
+struct rl_segpool {
+	struct rl_oseg *chunks, *refs;
+	uint32_t nchunks, nrefs;
+};
+
+#define RL_CHUNK_CAP (RL_CHUNK_BYTES - (uint32_t)sizeof(struct rl_oseg))
+
+void rl_segpool_fini(struct rl_segpool *p);
+
+/* Contiguous room for <n> (<= RL_CHUNK_CAP) bytes at the tail; write them,
+ * then rl_outq_commit(n). NULL on ENOMEM. */
+uint8_t *rl_outq_reserve(struct rl_outq *q, struct rl_segpool *p, size_t n);
+static inline void rl_outq_commit(struct rl_outq *q, size_t n)
+{
+	q->tail->end += (uint32_t)n;
+	q->bytes += n;
+}
+/* Queues <m>'s frame: copied when small, else referenced (takes a ref).
+ * 0 or -ENOMEM. */
+int rl_outq_push_msg(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m);
+/* Writes as much as the socket takes (sendmsg, up to IOV_MAX iovecs per
+ * call, at most <max_calls> calls). *<sent> += bytes written. Returns 0 when
+ * the queue is empty, -EAGAIN when the socket is full (or the call budget
+ * ran out: then 1), -errno on a socket error. */
+int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls,
+		  size_t *sent);
+/* Drops everything queued. */
+void rl_outq_clear(struct rl_outq *q, struct rl_segpool *p);
+
+#endif

@@ -1,0 +1,318 @@
+/* room.c -- the shared room table and the room lifetime protocol.
+ * Threading: see room.h. Only the owner worker touches local[w]; <members>,
+ * <wmask> and <ref> are atomics; the table is cds_lfht (QSBR). */
+#include "room.h"
+
+#include "rcu.h"
+
+#include <errno.h>
+#include <relay/protocol.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct room_local {
+	struct rl_member *m;
+	uint32_t n, cap;
+};
+
+struct rl_room {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	struct urcu_ref ref;        /* memory: the table's + in-flight holders' */
+	long members;               /* atomic; 0 = dying, never rises again */
+	uint64_t wmask;             /* atomic; bit w: local[w].n > 0 */
+	uint32_t join_seq;          /* atomic; see rl_room_seq */
+	uint64_t hash;
+	uint8_t name_len;
+	uint8_t name[RL_ROOM_MAX_BYTES];
+	struct room_local local[];  /* one per worker */
+};
+
+struct room_key {
+	const uint8_t *p;
+	size_t n;
+};
+
+static struct cds_lfht *rooms_ht;
+static unsigned rooms_nworkers;
+static long rooms_count;       /* atomic */
+static long rooms_memberships; /* atomic */
+
+char rl_rcu_token;
+
+int rl_rooms_init(unsigned nworkers)
+{
+	rooms_nworkers = nworkers;
+	rooms_ht = cds_lfht_new_flavor(1024, 1024, 0,
+				       CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+				       &urcu_qsbr_flavor, NULL);
+	return rooms_ht ? 0 : -ENOMEM;
+}
+
+long rl_rooms_count(void)
+{
+	return uatomic_read(&rooms_count);
+}
+
+long rl_rooms_memberships(void)
+{
+	return uatomic_read(&rooms_memberships);
+}
+
+uint64_t rl_room_hash_name(const uint8_t *name, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a murmur3 finaliser */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ name[i]) * 0x100000001b3ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
+
+static int room_match(struct cds_lfht_node *node, const void *key)
+{
+	const struct rl_room *r = caa_container_of(node, struct rl_room, node);
+	const struct room_key *k = key;
+	return r->name_len == k->n && memcmp(r->name, k->p, k->n) == 0;
+}
+
+static void room_free_cb(struct rcu_head *head)
+{
+	rl_rcu_callback_enter();
+	struct rl_room *r = caa_container_of(head, struct rl_room, rcu);
+	free(r);
+}
+
+static void room_release(struct urcu_ref *ref)
+{
+	struct rl_room *r = caa_container_of(ref, struct rl_room, ref);
+	call_rcu(&r->rcu, room_free_cb);
+}
+
+void rl_room_get(struct rl_room *r)
+{
+	urcu_ref_get(&r->ref);
+}
+
+void rl_room_put(struct rl_room *r)
+{
+	urcu_ref_put(&r->ref, room_release);
+}
+
+/* Removes <r> from the table if nobody has yet; the remover drops the
+ * table's reference. Safe to race: only one cds_lfht_del succeeds. */
+static void room_unlink(struct rl_room *r)
+{
+	if (cds_lfht_del(rooms_ht, &r->node) == 0) {
+		uatomic_dec(&rooms_count);
+		rl_room_put(r);
+	}
+}
+
+static struct rl_room *room_new(const uint8_t *name, size_t len, uint64_t hash)
+{
+	struct rl_room *r = calloc(1, sizeof(*r) + rooms_nworkers * sizeof(struct room_local));
+	if (!r)
+		return NULL;
+	cds_lfht_node_init(&r->node);
+	urcu_ref_init(&r->ref); /* the table's reference */
+	r->members = 1;         /* the creator's membership */
+	r->hash = hash;
+	r->name_len = (uint8_t)len;
+	memcpy(r->name, name, len);
+	return r;
+}
+
+/* members += 1 unless it is 0. Returns the new count, or 0 if dying. */
+static long room_inc_unless_zero(struct rl_room *r)
+{
+	long old = uatomic_read(&r->members);
+	for (;;) {
+		if (old == 0)
+			return 0;
+		long seen = uatomic_cmpxchg(&r->members, old, old + 1);
+		if (seen == old)
+			return old + 1;
+		old = seen;
+	}
+}
+
+static struct rl_room *room_lookup(const struct room_key *k, uint64_t hash)
+{
+	struct cds_lfht_iter it;
+	cds_lfht_lookup(rooms_ht, hash, room_match, k, &it);
+	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+	if (!node)
+		return NULL;
+	struct rl_room *r = caa_container_of(node, struct rl_room, node);
+	rl_tsan_acquire(r);
+	return r;
+}
+
+int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *members,
+		 bool *created)
+{
+	struct room_key k = { name, len };
+	uint64_t hash = rl_room_hash_name(name, len);
+	struct rl_room *fresh = NULL;
+
+	for (;;) {
+		struct rl_room *r = room_lookup(&k, hash);
+		if (r) {
+			long m = room_inc_unless_zero(r);
+			if (m > 0) {
+				free(fresh); /* never published */
+				uatomic_inc(&rooms_memberships);
+				*out = r;
+				*members = m;
+				if (created)
+					*created = false;
+				return 0;
+			}
+			room_unlink(r); /* dying: help remove it, then retry */
+			continue;
+		}
+		if (!fresh && !(fresh = room_new(name, len, hash)))
+			return -ENOMEM;
+		rl_tsan_release(fresh);
+		struct cds_lfht_node *got =
+			cds_lfht_add_unique(rooms_ht, hash, room_match, &k, &fresh->node);
+		if (got == &fresh->node) {
+			uatomic_inc(&rooms_count);
+			uatomic_inc(&rooms_memberships);
+			*out = fresh;
+			*members = 1;
+			if (created)
+				*created = true;
+			return 0;
+		}
+		/* Lost the race to another creator: retry the lookup path. */
+	}
+}
+
+bool rl_room_leave(struct rl_room *r)
+{
+	uatomic_dec(&rooms_memberships);
+	if (uatomic_sub_return(&r->members, 1) == 0) {
+		room_unlink(r);
+		return true;
+	}
+	return false;
+}
+
+long rl_room_members(const struct rl_room *r)
+{
+	return uatomic_read(&r->members);
+}
+
+const uint8_t *rl_room_name(const struct rl_room *r, size_t *len)
+{
+	*len = r->name_len;
+	return r->name;
+}
+
+uint64_t rl_room_hash(const struct rl_room *r)
+{
+	return r->hash;
+}
+
+uint32_t rl_room_seq(const struct rl_room *r)
+{
+	return __atomic_load_n(&r->join_seq, __ATOMIC_SEQ_CST);
+}
+
+uint64_t rl_room_workers(const struct rl_room *r)
+{
+	return __atomic_load_n(&r->wmask, __ATOMIC_ACQUIRE);
+}
+
+int rl_room_local_add(struct rl_room *r, unsigned w, struct rl_member m, uint32_t *idx)
+{
+	struct room_local *l = &r->local[w];
+	if (l->n == l->cap) {
+		uint32_t cap = l->cap ? l->cap * 2 : 4;
+		struct rl_member *nm = realloc(l->m, cap * sizeof(*nm));
+		if (!nm)
+			return -ENOMEM;
+		l->m = nm;
+		l->cap = cap;
+	}
+	m.seq = uatomic_add_return(&r->join_seq, 1);
+	*idx = l->n;
+	l->m[l->n++] = m;
+	if (l->n == 1)
+		__atomic_fetch_or(&r->wmask, 1ull << w, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+bool rl_room_local_del(struct rl_room *r, unsigned w, uint32_t idx, struct rl_member *moved)
+{
+	struct room_local *l = &r->local[w];
+	bool did = false;
+
+	if (idx != l->n - 1) {
+		l->m[idx] = l->m[l->n - 1];
+		*moved = l->m[idx];
+		did = true;
+	}
+	if (--l->n == 0) {
+		__atomic_fetch_and(&r->wmask, ~(1ull << w), __ATOMIC_SEQ_CST);
+		free(l->m); /* idle rooms hold no member array */
+		l->m = NULL;
+		l->cap = 0;
+	} else if (l->cap > 16 && l->n < l->cap / 4) {
+		struct rl_member *nm = realloc(l->m, (l->cap / 2) * sizeof(*nm));
+		if (nm) {
+			l->m = nm;
+			l->cap /= 2;
+		}
+	}
+	return did;
+}
+
+const struct rl_member *rl_room_local(const struct rl_room *r, unsigned w, uint32_t *n)
+{
+	*n = r->local[w].n;
+	return r->local[w].m;
+}
+
+void rl_room_local_set_slot(struct rl_room *r, unsigned w, uint32_t idx, uint32_t slot)
+{
+	r->local[w].m[idx].slot = slot;
+}
+
+void rl_rooms_foreach(void (*fn)(const struct rl_room *r, void *arg), void *arg)
+{
+	struct cds_lfht_iter it;
+	struct rl_room *r;
+	cds_lfht_for_each_entry(rooms_ht, &it, r, node) {
+		rl_tsan_acquire(r);
+		fn(r, arg);
+	}
+}
+
+void rl_rooms_fini(void)
+{
+	struct cds_lfht_iter it;
+	struct rl_room *r;
+
+	if (!rooms_ht)
+		return;
+	rcu_register_thread();
+	cds_lfht_for_each_entry(rooms_ht, &it, r, node) {
+		if (cds_lfht_del(rooms_ht, &r->node) == 0) {
+			uatomic_dec(&rooms_count);
+			for (unsigned w = 0; w < rooms_nworkers; w++)
+				free(r->local[w].m);
+			rl_room_put(r);
+		}
+	}
+	rl_rcu_quiescent();
+	rcu_unregister_thread();
+	rcu_barrier();
+	cds_lfht_destroy(rooms_ht, NULL);
+	rooms_ht = NULL;
+}

@@ -1,0 +1,77 @@
+/* stats.c -- per-worker counter slots and their sum.
+ * Threading: see stats.h. */
+#include "stats.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct rl_stats *stats_slots;
+static unsigned stats_n;
+static uint64_t stats_conns; /* atomic */
+static uint64_t stats_peak;  /* atomic */
+
+int rl_stats_init(unsigned n)
+{
+	stats_slots = aligned_alloc(64, sizeof(struct rl_stats) * n);
+	if (!stats_slots)
+		return -ENOMEM;
+	memset(stats_slots, 0, sizeof(struct rl_stats) * n);
+	stats_n = n;
+	return 0;
+}
+
+void rl_stats_fini(void)
+{
+	free(stats_slots);
+	stats_slots = NULL;
+	stats_n = 0;
+}
+
+struct rl_stats *rl_stats_slot(unsigned i)
+{
+	return &stats_slots[i];
+}
+
+void rl_stats_sum(struct rl_stats *out)
+{
+	const size_t nwords = sizeof(struct rl_stats) / sizeof(uint64_t);
+	uint64_t *o = (uint64_t *)out;
+
+	memset(out, 0, sizeof(*out));
+	for (unsigned w = 0; w < stats_n; w++) {
+		uint64_t *s = (uint64_t *)&stats_slots[w];
+		for (size_t i = 0; i < nwords; i++)
+			o[i] += __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+	}
+	out->conns_peak = rl_stats_peak();
+}
+
+bool rl_stats_conn_try_add(uint64_t max)
+{
+	uint64_t n = __atomic_add_fetch(&stats_conns, 1, __ATOMIC_RELAXED);
+	if (n > max) {
+		__atomic_sub_fetch(&stats_conns, 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	uint64_t p = __atomic_load_n(&stats_peak, __ATOMIC_RELAXED);
+	while (n > p && !__atomic_compare_exchange_n(&stats_peak, &p, n, true,
+						     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+	return true;
+}
+
+void rl_stats_conn_del(void)
+{
+	__atomic_sub_fetch(&stats_conns, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t rl_stats_conns(void)
+{
+	return __atomic_load_n(&stats_conns, __ATOMIC_RELAXED);
+}
+
+uint64_t rl_stats_peak(void)
+{
+	return __atomic_load_n(&stats_peak, __ATOMIC_RELAXED);
+}

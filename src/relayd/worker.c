@@ -1,0 +1,350 @@
+/* worker.c -- a worker thread and its loop turn.
+ * Threading: each worker runs worker_main on its own thread, owns its
+ * listener, epoll set, connections and timers, and is a registered
+ * urcu-qsbr reader: online while it works, offline while it sleeps in
+ * epoll_wait, one quiescent state per turn. Other threads reach it only
+ * through rl_inbox_push/kick and the atomic rl_srv.stopping flag.
+ *
+ * One turn: offline -> epoll_wait -> online -> dispatch ready fds -> read
+ * connections left over from the last turn's budget -> drain the inbox
+ * (bounded) -> timers -> flush pending output (one batched write each) ->
+ * close the marked connections -> quiescent state. */
+#include "worker.h"
+
+#include "conn.h"
+#include "fanout.h"
+#include "timer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WORKER_EVENTS 512
+#define WORKER_ACCEPTS_PER_TURN 64
+#define WORKER_INBOX_BATCH 4096
+#define WORKER_MAX_SLEEP_MS 1000
+
+struct rl_server rl_srv;
+
+typedef void (*src_fn)(struct rl_worker *w, void *ptr, uint32_t bits);
+
+static uint64_t worker_clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int rl_worker_init(struct rl_worker *w, unsigned id, int lfd)
+{
+	int rc;
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->lfd = lfd;
+	w->lsrc = RL_SRC_LISTEN;
+	w->isrc = RL_SRC_INBOX;
+	w->loop.epfd = -1;
+	w->inbox.efd = -1;
+	w->stats = rl_stats_slot(id);
+	CDS_INIT_LIST_HEAD(&w->idle_list);
+	CDS_INIT_LIST_HEAD(&w->closing_list);
+	CDS_INIT_LIST_HEAD(&w->frame_list);
+	CDS_INIT_LIST_HEAD(&w->drain_list);
+	CDS_INIT_LIST_HEAD(&w->flush_list);
+	CDS_INIT_LIST_HEAD(&w->read_list);
+	w->scratch = malloc(RL_SCRATCH_BYTES);
+	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (!w->scratch)
+		return -ENOMEM;
+	if ((rc = rl_evloop_init(&w->loop, WORKER_EVENTS)) || (rc = rl_inbox_init(&w->inbox)))
+		return rc;
+	if ((rc = rl_evloop_add(&w->loop, lfd, RL_EV_IN, &w->lsrc)) ||
+	    (rc = rl_evloop_add(&w->loop, w->inbox.efd, RL_EV_IN, &w->isrc)))
+		return rc;
+	return 0;
+}
+
+void rl_worker_fini(struct rl_worker *w)
+{
+	if (w->lfd >= 0)
+		close(w->lfd);
+	if (w->reserve_fd >= 0)
+		close(w->reserve_fd);
+	rl_evloop_fini(&w->loop);
+	rl_inbox_fini(&w->inbox);
+	rl_segpool_fini(&w->pool);
+	free(w->scratch);
+}
+
+void rl_worker_mark_dead(struct rl_worker *w, struct rl_conn *c)
+{
+	c->next_dead = w->dead;
+	w->dead = c;
+}
+
+void rl_workers_stop(void)
+{
+	__atomic_store_n(&rl_srv.stopping, 1, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < rl_srv.nworkers; i++)
+		rl_inbox_kick(&rl_srv.workers[i].inbox);
+}
+
+/* ---- accept ---------------------------------------------------------------- */
+
+/* Out of descriptors: free the reserve, accept and close one pending
+ * connection so its client sees a close instead of hanging in the backlog. */
+static void worker_emfile(struct rl_worker *w, int err)
+{
+	uint64_t suppressed;
+	if (w->reserve_fd >= 0) {
+		close(w->reserve_fd);
+		int fd = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			RL_STAT_ADD(w->stats, refused_emfile, 1);
+		}
+		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	if (rl_ratelimit_ok(&w->emfile_rl, w->now_ms, 1000, &suppressed))
+		RL_WARNF(0, "accept: %s; refusing connections (%llu more since last report)",
+			 strerror(err), (unsigned long long)suppressed);
+}
+
+static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
+{
+	(void)ptr;
+	(void)bits;
+	for (int i = 0; i < WORKER_ACCEPTS_PER_TURN && w->lfd >= 0; i++) {
+		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			int e = errno;
+			uint64_t suppressed;
+			if (e == EAGAIN || e == EWOULDBLOCK)
+				return;
+			if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+				continue;
+			if (e == EMFILE || e == ENFILE) {
+				worker_emfile(w, e);
+				if (w->reserve_fd < 0)
+					return;
+				continue;
+			}
+			if (rl_ratelimit_ok(&w->accept_rl, w->now_ms, 1000, &suppressed))
+				RL_WARNF(0, "accept: %s", strerror(e));
+			return;
+		}
+		bool ok = rl_stats_conn_try_add(RL_CFG(max_conns));
+		rl_conn_new(w, fd, !ok);
+	}
+	/* The listener is level-triggered: what is left shows up next turn. */
+}
+
+/* ---- event dispatch ----------------------------------------------------------- */
+
+static void worker_inbox_ready(struct rl_worker *w, void *ptr, uint32_t bits)
+{
+	(void)ptr;
+	(void)bits;
+	rl_inbox_reset(&w->inbox); /* before draining: see inbox.h */
+	w->inbox_more = true;
+}
+
+static void worker_conn_event(struct rl_worker *w, void *ptr, uint32_t bits)
+{
+	(void)w;
+	rl_conn_on_event(ptr, bits);
+}
+
+static const src_fn src_handlers[RL_SRC_NKINDS] = {
+	[RL_SRC_CONN] = worker_conn_event,
+	[RL_SRC_LISTEN] = worker_accept,
+	[RL_SRC_INBOX] = worker_inbox_ready,
+};
+
+static void worker_dispatch(struct rl_worker *w, int n)
+{
+	for (int i = 0; i < n; i++) {
+		void *ptr = w->loop.ready[i].ptr;
+		src_handlers[*(uint32_t *)ptr](w, ptr, w->loop.ready[i].bits);
+	}
+}
+
+static void worker_read_again(struct rl_worker *w)
+{
+	struct cds_list_head batch;
+
+	if (cds_list_empty(&w->read_list))
+		return;
+	CDS_INIT_LIST_HEAD(&batch);
+	cds_list_splice(&w->read_list, &batch);
+	CDS_INIT_LIST_HEAD(&w->read_list);
+	while (!cds_list_empty(&batch)) {
+		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, rlink);
+		cds_list_del_init(&c->rlink);
+		rl_conn_on_event(c, RL_EV_IN);
+	}
+}
+
+/* ---- inbox ------------------------------------------------------------------------ */
+
+typedef void (*inbox_fn)(struct rl_worker *w, struct rl_inbox_item *it);
+
+static const inbox_fn inbox_handlers[RL_INBOX_NKINDS] = {
+	[RL_INBOX_FANOUT] = rl_fanout_item,
+};
+
+static void worker_drain_inbox(struct rl_worker *w)
+{
+	uint64_t n = 0;
+	if (!w->inbox_more)
+		return;
+	for (; n < WORKER_INBOX_BATCH; n++) {
+		struct rl_inbox_item *it = rl_inbox_pop(&w->inbox);
+		if (!it) {
+			w->inbox_more = false;
+			break;
+		}
+		inbox_handlers[it->kind](w, it);
+	}
+	RL_STAT_ADD(w->stats, inbox_items, n);
+}
+
+/* ---- flush and close ----------------------------------------------------------------- */
+
+static void worker_flush(struct rl_worker *w)
+{
+	struct cds_list_head batch;
+
+	if (cds_list_empty(&w->flush_list))
+		return;
+	CDS_INIT_LIST_HEAD(&batch);
+	cds_list_splice(&w->flush_list, &batch);
+	CDS_INIT_LIST_HEAD(&w->flush_list);
+	while (!cds_list_empty(&batch)) {
+		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, qlink);
+		cds_list_del_init(&c->qlink);
+		rl_conn_flush(c);
+	}
+}
+
+static void worker_close_dead(struct rl_worker *w)
+{
+	while (w->dead) {
+		struct rl_conn *c = w->dead;
+		w->dead = c->next_dead;
+		rl_conn_destroy(c);
+	}
+}
+
+/* ---- shutdown ---------------------------------------------------------------------------- */
+
+static void worker_begin_stop(struct rl_worker *w)
+{
+	struct rl_conn *c, *tmp;
+
+	w->stopping = true;
+	w->stop_deadline = w->now_ms + RL_CFG(grace_ms);
+	if (w->lfd >= 0) {
+		rl_evloop_del(&w->loop, w->lfd);
+		close(w->lfd);
+		w->lfd = -1;
+	}
+	cds_list_for_each_entry_safe(c, tmp, &w->idle_list, tlink)
+		rl_conn_shutdown(c, w->stop_deadline);
+	cds_list_for_each_entry_safe(c, tmp, &w->closing_list, tlink)
+		rl_conn_shutdown(c, w->stop_deadline);
+}
+
+static void worker_check_stop(struct rl_worker *w)
+{
+	struct rl_conn *c, *tmp;
+
+	if (!w->stopping) {
+		if (__atomic_load_n(&rl_srv.stopping, __ATOMIC_SEQ_CST))
+			worker_begin_stop(w);
+		return;
+	}
+	if (w->now_ms < w->stop_deadline)
+		return;
+	cds_list_for_each_entry_safe(c, tmp, &w->closing_list, tlink)
+		rl_conn_kill(c);
+	cds_list_for_each_entry_safe(c, tmp, &w->idle_list, tlink)
+		rl_conn_kill(c);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static int worker_timeout(struct rl_worker *w)
+{
+	if (w->inbox_more || w->dead || !cds_list_empty(&w->read_list) ||
+	    !cds_list_empty(&w->flush_list))
+		return 0;
+	long t = rl_timers_next(w);
+	if (w->stopping) {
+		long s = w->stop_deadline > w->now_ms ? (long)(w->stop_deadline - w->now_ms) : 0;
+		if (t < 0 || s < t)
+			t = s;
+	}
+	if (t < 0 || t > WORKER_MAX_SLEEP_MS)
+		t = WORKER_MAX_SLEEP_MS;
+	return (int)t;
+}
+
+static bool worker_turn(struct rl_worker *w)
+{
+	int timeout = worker_timeout(w);
+
+	rl_rcu_offline();
+	int n = rl_evloop_wait(&w->loop, timeout);
+	rl_rcu_online();
+	w->now_ms = worker_clock_ms();
+	if (n < 0) {
+		RL_ERRORF(0, "epoll_wait: %s", strerror(-n));
+		n = 0;
+	}
+	worker_check_stop(w);
+	worker_dispatch(w, n);
+	worker_read_again(w);
+	worker_drain_inbox(w);
+	rl_timers_run(w);
+	worker_flush(w);
+	worker_close_dead(w);
+	rl_rcu_quiescent();
+	return !(w->stopping && w->nconns == 0);
+}
+
+/* After the last connection closed: drop what is still queued for us. */
+static void worker_drain_rest(struct rl_worker *w)
+{
+	w->inbox_more = true;
+	while (w->inbox_more)
+		worker_drain_inbox(w);
+}
+
+static void *worker_main(void *arg)
+{
+	struct rl_worker *w = arg;
+	uint64_t one = 1;
+
+	rl_log_worker = (int)w->id;
+	rcu_register_thread();
+	w->now_ms = worker_clock_ms();
+	while (worker_turn(w))
+		;
+	worker_drain_rest(w);
+	rl_rcu_quiescent();
+	rcu_unregister_thread();
+	ssize_t n = write(rl_srv.done_efd, &one, sizeof(one));
+	(void)n;
+	return NULL;
+}
+
+int rl_worker_start(struct rl_worker *w)
+{
+	int rc = pthread_create(&w->thread, NULL, worker_main, w);
+	return -rc;
+}

@@ -1,0 +1,85 @@
+/* worker.h -- a worker thread: its listener, epoll loop, inbox, connections,
+ * timers and counters. The struct is shared by the worker's own modules
+ * (conn.c, handler.c, fanout.c, timer.c); other threads touch only <inbox>
+ * (push/kick) and <stats> (atomic loads).
+ * Threading: one struct per worker thread; see worker.c for the loop turn. */
+#ifndef RL_WORKER_H
+#define RL_WORKER_H
+
+#include "evloop.h"
+#include "inbox.h"
+#include "log.h"
+#include "options.h"
+#include "outq.h"
+#include "stats.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <urcu/list.h>
+
+/* First field of everything registered with the evloop. */
+enum rl_src_kind { RL_SRC_CONN = 0, RL_SRC_LISTEN, RL_SRC_INBOX, RL_SRC_NKINDS };
+
+#define RL_SCRATCH_BYTES 65536u
+
+struct rl_conn;
+
+struct rl_worker {
+	unsigned id;
+	pthread_t thread;
+	int lfd;                    /* listener; -1 once shutdown began */
+	int reserve_fd;             /* spare descriptor for EMFILE; -1 if in use */
+	uint32_t lsrc, isrc;        /* evloop tags for the listener and the inbox */
+	struct rl_evloop loop;
+	struct rl_inbox inbox;
+	struct rl_stats *stats;
+	struct rl_segpool pool;
+	uint8_t *scratch;           /* RL_SCRATCH_BYTES, the read buffer of every conn */
+	uint64_t now_ms;            /* CLOCK_MONOTONIC, refreshed each loop turn */
+	/* Timer lists, each ordered by its deadline because each has one fixed
+	 * timeout: append at the tail, expire from the head (see timer.c). */
+	struct cds_list_head idle_list;    /* OPEN/DRAINING conns by last_rx_ms */
+	struct cds_list_head closing_list; /* CLOSING conns by deadline */
+	struct cds_list_head frame_list;   /* conns with a partial frame, by frame start */
+	struct cds_list_head drain_list;   /* DRAINING conns, by drain start */
+	/* Work lists for the current turn. */
+	struct cds_list_head flush_list;   /* conns with output to write */
+	struct cds_list_head read_list;    /* conns that hit their read budget */
+	struct rl_conn *dead;              /* marked for close (singly linked) */
+	bool inbox_more;                   /* the last drain stopped at its batch bound */
+	bool accept_more;                  /* the last accept loop stopped at its bound */
+	bool stopping;                     /* shutdown began on this worker */
+	uint64_t stop_deadline;
+	uint64_t nconns;
+	struct rl_ratelimit emfile_rl;
+	struct rl_ratelimit accept_rl;
+};
+
+struct rl_server {
+	struct rl_config cfg;
+	unsigned nworkers;
+	struct rl_worker *workers;
+	uint64_t next_conn_id; /* atomic */
+	int stopping;          /* atomic: SIGTERM/SIGINT received */
+	int done_efd;          /* workers signal their exit here */
+};
+
+extern struct rl_server rl_srv;
+
+/* Reads a reloadable option (struct rl_option.reloadable): a SIGHUP reload
+ * stores them from the main thread with relaxed atomics while workers run. */
+#define RL_CFG(f) __atomic_load_n(&rl_srv.cfg.f, __ATOMIC_RELAXED)
+
+/* Sets up worker <id> around listener <lfd>. Main thread. 0 or -errno. */
+int rl_worker_init(struct rl_worker *w, unsigned id, int lfd);
+int rl_worker_start(struct rl_worker *w);
+/* After the thread was joined. */
+void rl_worker_fini(struct rl_worker *w);
+/* Any thread: asks every worker to begin graceful shutdown. */
+void rl_workers_stop(void);
+
+/* Worker-side helpers used by conn.c. */
+void rl_worker_mark_dead(struct rl_worker *w, struct rl_conn *c);
+
+#endif

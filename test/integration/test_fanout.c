@@ -1,0 +1,193 @@
+/* test_fanout.c -- fan-out across workers: with --workers 4 and enough
+ * clients that SO_REUSEPORT spreads them over several workers (proved by the
+ * --debug "worker":K field of the HELLO ack), every member on every worker
+ * gets every message, in per-sender order, the sender excluded unless it
+ * said "echo":true.
+ * Threading: Criterion test body; one sender thread per publisher. */
+#include "itest.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { NCLI = 40, NPUB = 4, NMSG = 150, NWORKERS = 4 };
+
+struct pub {
+	struct rl_test_client *c;
+	uint8_t *buf;
+	size_t n;
+	int rc;
+};
+
+static void *pub_send(void *arg)
+{
+	struct pub *p = arg;
+	p->rc = rl_test_send_raw(p->c, p->buf, p->n, 10000);
+	return NULL;
+}
+
+/* Connects NCLI clients, checks where they landed, joins them to <room>. */
+static void fan_setup(struct rl_test_server *s, struct rl_test_client **c, const char *room)
+{
+	int per_worker[NWORKERS] = {0};
+	for (int i = 0; i < NCLI; i++) {
+		c[i] = it_client(s, i == 0 ? "{\"echo\":true}" : NULL);
+		int w = rl_test_worker(c[i]);
+		cr_assert(w >= 0 && w < NWORKERS, "HELLO ack with --debug must end with \"worker\":K "
+						  "(0..%d), got %d", NWORKERS - 1, w);
+		per_worker[w]++;
+	}
+	int used = 0;
+	for (int w = 0; w < NWORKERS; w++)
+		used += per_worker[w] > 0;
+	cr_log_info("clients per worker: %d %d %d %d", per_worker[0], per_worker[1], per_worker[2],
+		    per_worker[3]);
+	cr_assert_geq(used, 2, "all %d clients landed on one worker", NCLI);
+	for (int i = 0; i < NCLI; i++)
+		it_join(c[i], room, i + 1);
+}
+
+static int pub_index(char ids[NPUB][160], const char *from)
+{
+	for (int k = 0; k < NPUB; k++)
+		if (strcmp(ids[k], from) == 0)
+			return k;
+	return -1;
+}
+
+/* Reads what client <i> has now; checks order per publisher. */
+static void fan_drain(struct rl_test_client *c, int i, char ids[NPUB][160],
+		      int next[NPUB], int *total, bool binary)
+{
+	const struct rl_test_frame *f;
+	int r;
+	while ((r = rl_test_poll_frame(c, &f)) == 1) {
+		cr_assert_eq(f->type, RL_MSG_MESSAGE, "client %d got %s", i, rl_test_frame_str(f));
+		char from[160], want[64], got[64];
+		int k, seq;
+		if (binary) {
+			struct rl_span room, fr, data;
+			cr_assert_eq(rl_bin_delivery_parse(f->payload, f->len, &room, &fr, &data), RL_ERR_NONE,
+				     "client %d: %s", i, rl_test_frame_str(f));
+			snprintf(from, sizeof(from), "%.*s", (int)fr.n, (const char *)fr.p);
+			snprintf(got, sizeof(got), "%.*s", (int)data.n, (const char *)data.p);
+			cr_assert_eq(f->flags, RL_FLAG_BINARY);
+		} else {
+			const uint8_t *p;
+			size_t n;
+			cr_assert(rl_test_json_str(f, "from", from, sizeof(from)) > 0 &&
+					  rl_test_json_raw(f, "content", &p, &n) == 0,
+				  "client %d: %s", i, rl_test_frame_str(f));
+			snprintf(got, sizeof(got), "%.*s", (int)n, (const char *)p);
+		}
+		k = pub_index(ids, from);
+		cr_assert_geq(k, 0, "client %d: message from unknown sender %s", i, from);
+		seq = next[k]++;
+		snprintf(want, sizeof(want), "{\"p\":%d,\"seq\":%d}", k, seq);
+		cr_assert_str_eq(got, want, "client %d: from publisher %d, want %s got %s (order)", i,
+				 k, want, got);
+		(*total)++;
+	}
+	cr_assert_geq(r, 0, "client %d: %s", i, rl_test_err());
+}
+
+static void fan_run(bool binary)
+{
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "4", "--debug", "--no-presence");
+	cr_assert_eq(s.workers, NWORKERS, "listening line: %s", s.line);
+	struct rl_test_client *c[NCLI];
+	fan_setup(&s, c, "fan");
+
+	/* Publishers are clients 0..NPUB-1, spread over whatever workers they
+	 * landed on; client 0 said "echo":true. */
+	struct pub pub[NPUB];
+	char ids[NPUB][160];
+	for (int k = 0; k < NPUB; k++) {
+		snprintf(ids[k], sizeof(ids[k]), "%s", rl_test_conn_id(c[k]));
+		pub[k] = (struct pub){.c = c[k], .buf = malloc(NMSG * 128), .n = 0};
+		cr_assert_not_null(pub[k].buf);
+		for (int i = 0; i < NMSG; i++) {
+			char m[128];
+			int n;
+			if (binary) {
+				char d[64];
+				int dn = snprintf(d, sizeof(d), "{\"p\":%d,\"seq\":%d}", k, i);
+				m[0] = 3;
+				memcpy(m + 1, "fan", 3);
+				memcpy(m + 4, d, (size_t)dn);
+				n = 4 + dn;
+			} else {
+				n = snprintf(m, sizeof(m),
+					     "{\"room\":\"fan\",\"content\":{\"p\":%d,\"seq\":%d}}", k,
+					     i);
+			}
+			rl_test_frame_append(pub[k].buf, NMSG * 128, &pub[k].n, RL_MSG_MESSAGE,
+					     binary ? RL_FLAG_BINARY : RL_FLAG_JSON, m, (size_t)n);
+		}
+	}
+	pthread_t th[NPUB];
+	for (int k = 0; k < NPUB; k++)
+		cr_assert_eq(pthread_create(&th[k], NULL, pub_send, &pub[k]), 0);
+
+	static int next[NCLI][NPUB];
+	int total[NCLI] = {0}, want[NCLI];
+	memset(next, 0, sizeof(next));
+	for (int i = 0; i < NCLI; i++)
+		want[i] = NPUB * NMSG - (i > 0 && i < NPUB ? NMSG : 0);
+	int64_t deadline = rl_test_now_ms() + 15000;
+	for (;;) {
+		bool done = true;
+		for (int i = 0; i < NCLI; i++)
+			done = done && total[i] >= want[i];
+		if (done || rl_test_now_ms() > deadline)
+			break;
+		struct pollfd pf[NCLI];
+		for (int i = 0; i < NCLI; i++)
+			pf[i] = (struct pollfd){.fd = rl_test_fd(c[i]), .events = POLLIN};
+		poll(pf, NCLI, 100);
+		for (int i = 0; i < NCLI; i++)
+			fan_drain(c[i], i, ids, next[i], &total[i], binary);
+	}
+	for (int k = 0; k < NPUB; k++) {
+		pthread_join(th[k], NULL);
+		cr_assert_eq(pub[k].rc, 0, "publisher %d: send failed", k);
+		free(pub[k].buf);
+	}
+	for (int i = 0; i < NCLI; i++) {
+		cr_assert_eq(total[i], want[i], "client %d (worker %d) got %d of %d messages", i,
+			     rl_test_worker(c[i]), total[i], want[i]);
+		for (int k = 0; k < NPUB; k++) {
+			int w = (i == k && i != 0) ? 0 : NMSG;
+			cr_assert_eq(next[i][k], w, "client %d got %d of publisher %d's messages", i,
+				     next[i][k], k);
+		}
+		/* Nothing more: the next frame is the HEARTBEAT echo. */
+		it_ping(c[i]);
+	}
+	for (int i = 0; i < NCLI; i++)
+		rl_test_close(c[i]);
+	it_stop(&s);
+}
+
+IT_TEST(fanout, json_every_member_on_every_worker_in_order)
+{
+	fan_run(false);
+}
+
+IT_TEST(fanout, binary_every_member_on_every_worker_in_order)
+{
+	fan_run(true);
+}
+
+/* Without --debug the HELLO ack has no "worker" field (exactly the spec's). */
+IT_TEST(fanout, no_worker_field_without_debug)
+{
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "2");
+	struct rl_test_client *c = it_client(&s, NULL);
+	cr_assert_eq(rl_test_worker(c), -1, "\"worker\" in a non-debug HELLO ack");
+	rl_test_close(c);
+	it_stop(&s);
+}

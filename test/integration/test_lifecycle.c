@@ -1,0 +1,251 @@
+/* test_lifecycle.c -- the relayd process: SIGTERM with connected clients,
+ * port already in use, bad option values, --help/--version, environment
+ * variables, the listening line.
+ * Threading: Criterion test bodies. */
+#include "itest.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static size_t count_lines(const char *s)
+{
+	size_t n = 0;
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (; *hay != '\0'; hay++)
+		if (strncasecmp(hay, needle, n) == 0)
+			return true;
+	return false;
+}
+
+IT_TEST(lifecycle, sigterm_sends_server_shutdown_to_every_client_and_exits_0)
+{
+	enum { N = 12 };
+	struct rl_test_server s;
+	IT_NEED_PROCESS();
+	IT_START(&s, "--workers", "2", "--shutdown-grace", "3", "--no-presence");
+	struct rl_test_client *c[N];
+	for (int i = 0; i < N; i++) {
+		c[i] = i % 3 == 0 ? it_connect(&s) : it_client(&s, NULL);
+		if (i % 2 == 0)
+			it_join(c[i], i % 4 == 0 ? "a" : "b", -1);
+	}
+	/* One client is in the middle of a frame. */
+	uint8_t part[5] = {0, 0, 0, 10, 1};
+	it_raw(c[1], part, sizeof(part));
+	it_ping(c[2]);
+	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0, "%s", rl_test_err());
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(rl_test_expect_fatal(c[i], "SERVER_SHUTDOWN", 5000), 0, "client %d: %s", i,
+			     rl_test_err());
+	int st = rl_test_server_wait(&s, 10000);
+	cr_assert_eq(st, 0, "relayd exit status %d after SIGTERM", st);
+	for (int i = 0; i < N; i++)
+		rl_test_close(c[i]);
+	rl_test_server_free(&s);
+}
+
+/* Clients that never read cannot hold the shutdown beyond --shutdown-grace. */
+IT_TEST(lifecycle, shutdown_grace_bounds_the_flush)
+{
+	struct rl_test_server s;
+	IT_NEED_PROCESS();
+	IT_START(&s, "--workers", "1", "--shutdown-grace", "0.5", "--no-presence");
+	struct rl_test_client *stuck = it_client(&s, NULL);
+	rl_test_set_rcvbuf(stuck, 4096);
+	struct rl_test_client *pub = it_client(&s, NULL);
+	it_join(stuck, "g", 1);
+	it_join(pub, "g", 2);
+	/* 6 MiB toward a client that never reads: more than the kernel buffers
+	 * absorb, less than the default hard limit (8M). */
+	static uint8_t msg[16384];
+	msg[0] = 1;
+	msg[1] = 'g';
+	for (int i = 0; i < 384; i++)
+		it_send(pub, RL_MSG_MESSAGE, RL_FLAG_BINARY, msg, sizeof(msg));
+	it_ping(pub);
+	int64_t t0 = rl_test_now_ms();
+	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0);
+	int st = rl_test_server_wait(&s, 6000);
+	int64_t took = rl_test_now_ms() - t0;
+	cr_assert_eq(st, 0, "exit status %d", st);
+	cr_assert_lt(took, 3000, "shutdown took %lld ms with --shutdown-grace 0.5", (long long)took);
+	rl_test_close(stuck);
+	rl_test_close(pub);
+	rl_test_server_free(&s);
+}
+
+/* Whether <hay> contains one of the '|'-separated <alts>, ignoring case. */
+static bool contains_any(const char *hay, const char *alts)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", alts);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, "|", &save); t != NULL; t = strtok_r(NULL, "|", &save))
+		if (contains_ci(hay, t))
+			return true;
+	return false;
+}
+
+static void expect_start_failure(const char *const *args, const char *const *env,
+				 const char *name, const char *what)
+{
+	char out[4096], err[4096];
+	int st = rl_test_run_relayd(args, env, 5000, out, sizeof(out), err, sizeof(err));
+	cr_assert_eq(st, 1, "%s: exit status %d, want 1; stderr: %s", what, st, err);
+	cr_assert_eq(count_lines(err), 1, "%s: want exactly one stderr line, got:\n%s", what, err);
+	cr_assert(err[0] != '\n', "%s: empty error line", what);
+	if (name != NULL)
+		cr_assert(contains_any(err, name), "%s: the error should name %s: %s", what, name, err);
+	cr_assert(strstr(out, "listening") == NULL, "%s: printed %s", what, out);
+}
+
+IT_TEST(lifecycle, port_in_use_by_a_plain_listener)
+{
+	IT_NEED_PROCESS();
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(fd, 4), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	char port[16];
+	snprintf(port, sizeof(port), "%u", ntohs(a.sin_port));
+	const char *args[] = {"--port", port, "--workers", "2", NULL};
+	expect_start_failure(args, NULL, port, "port held by another socket");
+	close(fd);
+}
+
+/* The hard case: a second relayd on the same port. With SO_REUSEPORT on
+ * both sides (same user) Linux lets the bind succeed and would silently
+ * share the port, so relayd must detect it and refuse. */
+IT_TEST(lifecycle, port_in_use_by_another_relayd)
+{
+	struct rl_test_server s;
+	IT_NEED_PROCESS();
+	IT_KNOWN_BUG("server.md 06:40 itest: second relayd shares the port");
+	IT_START(&s, "--workers", "2");
+	char port[16];
+	snprintf(port, sizeof(port), "%u", s.port);
+	const char *args[] = {"--port", port, "--workers", "2", NULL};
+	expect_start_failure(args, NULL, port, "port held by a running relayd");
+	/* The first one is unaffected. */
+	struct rl_test_client *c = it_client(&s, NULL);
+	rl_test_close(c);
+	it_stop(&s);
+}
+
+IT_TEST(lifecycle, bad_option_values_exit_1_with_one_line)
+{
+	static const struct {
+		const char *opt, *val, *name;
+	} cases[] = {
+		{"--port", "70000", "port"},
+		{"--port", "abc", "port"},
+		{"--port", "-1", "port"},
+		{"--workers", "x", "workers"},
+		{"--workers", "-2", "workers"},
+		{"--max-frame-bytes", "2", "max-frame-bytes"},
+		{"--max-frame-bytes", "big", "max-frame-bytes"},
+		{"--max-connections", "-5", "max-connections"},
+		{"--max-rooms-per-conn", "lots", "max-rooms-per-conn"},
+		{"--idle-timeout", "-1", "idle-timeout"},
+		{"--idle-timeout", "soon", "idle-timeout"},
+		{"--frame-timeout", "x", "frame-timeout"},
+		{"--slow-consumer-timeout", "?", "slow-consumer-timeout"},
+		{"--shutdown-grace", "later", "shutdown-grace"},
+		{"--log-level", "loud", "log-level"},
+		{"--host", "999.1.1.1", "999.1.1.1|host"},
+	};
+	IT_NEED_PROCESS();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[] = {"--port", "0", cases[i].opt, cases[i].val, NULL};
+		char what[128];
+		snprintf(what, sizeof(what), "%s %s", cases[i].opt, cases[i].val);
+		expect_start_failure(args, NULL, cases[i].name, what);
+	}
+	/* The same through the environment. */
+	const char *args[] = {"--port", "0", NULL};
+	const char *env[] = {"RELAY_WORKERS=many", NULL};
+	expect_start_failure(args, env, "workers", "RELAY_WORKERS=many");
+	/* An unknown option is not a bad value; reading: exit 1 all the same,
+	 * and stderr names it (getopt may add a "try --help" line). */
+	const char *unk[] = {"--port", "0", "--bogus-option", NULL};
+	char out[4096], err[4096];
+	int st = rl_test_run_relayd(unk, NULL, 5000, out, sizeof(out), err, sizeof(err));
+	cr_assert_eq(st, 1, "--bogus-option: exit status %d: %s", st, err);
+	cr_assert(contains_ci(err, "bogus-option"), "--bogus-option: %s", err);
+}
+
+IT_TEST(lifecycle, help_and_version)
+{
+	static const char *const opts[] = {
+		"--host", "--port", "--workers", "--max-frame-bytes", "--max-connections",
+		"--max-rooms-per-conn", "--idle-timeout", "--frame-timeout",
+		"--slow-consumer-timeout", "--no-presence", "--shutdown-grace", "--log-level",
+		"--debug", "--version",
+	};
+	IT_NEED_PROCESS();
+	static char out[65536], err[4096];
+	const char *help[] = {"--help", NULL};
+	int st = rl_test_run_relayd(help, NULL, 5000, out, sizeof(out), err, sizeof(err));
+	cr_assert_eq(st, 0, "--help: status %d: %s", st, err);
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		cr_assert(strstr(out, opts[i]) != NULL, "--help does not list %s:\n%s", opts[i], out);
+	/* Defaults are shown. */
+	cr_assert(strstr(out, "4000") != NULL && strstr(out, "1048576") != NULL &&
+			  strstr(out, "127.0.0.1") != NULL,
+		  "--help should show defaults:\n%s", out);
+	const char *ver[] = {"--version", NULL};
+	st = rl_test_run_relayd(ver, NULL, 5000, out, sizeof(out), err, sizeof(err));
+	cr_assert_eq(st, 0, "--version: status %d", st);
+	cr_assert(strstr(out, "0.1.0") != NULL, "--version: %s", out);
+}
+
+IT_TEST(lifecycle, environment_sets_options_and_argv_wins)
+{
+	struct rl_test_server s;
+	IT_NEED_PROCESS();
+	const char *env[] = {"RELAY_WORKERS=3", NULL};
+	cr_assert_eq(rl_test_server_start(&s, NULL, env, 0), 0, "%s", rl_test_err());
+	cr_assert_eq(s.workers, 3, "RELAY_WORKERS=3: %s", s.line);
+	cr_assert_str_eq(s.host, "127.0.0.1", "default host: %s", s.line);
+	it_stop(&s);
+	const char *args[] = {"--workers", "2", NULL};
+	cr_assert_eq(rl_test_server_start(&s, args, env, 0), 0, "%s", rl_test_err());
+	cr_assert_eq(s.workers, 2, "--workers 2 over RELAY_WORKERS=3: %s", s.line);
+	it_stop(&s);
+	/* RELAY_DEBUG=1 is --debug: the HELLO ack names the worker. */
+	const char *dbg[] = {"RELAY_DEBUG=1", NULL};
+	const char *one[] = {"--workers", "1", NULL};
+	cr_assert_eq(rl_test_server_start(&s, one, dbg, 0), 0, "%s", rl_test_err());
+	struct rl_test_client *c = it_client(&s, NULL);
+	cr_assert_eq(rl_test_worker(c), 0, "RELAY_DEBUG=1: no \"worker\":0 in the HELLO ack");
+	rl_test_close(c);
+	it_stop(&s);
+}
+
+IT_TEST(lifecycle, listening_line_format)
+{
+	struct rl_test_server s;
+	IT_NEED_PROCESS();
+	IT_START(&s, "--workers", "2", "--host", "127.0.0.1");
+	char want[128];
+	snprintf(want, sizeof(want), "relayd listening on 127.0.0.1:%u (2 workers)", s.port);
+	cr_assert_str_eq(s.line, want);
+	cr_assert_neq(s.port, 0);
+	it_stop(&s);
+}
