@@ -2,8 +2,10 @@
 """install_test.py -- `meson install --destdir` puts the expected files in
 place, and the installed pkg-config file lets a client compile, link and run.
 
-Usage: install_test.py BUILD_DIR PREFIX CC -- EXPECTED_PATH...
-Each EXPECTED_PATH is relative to PREFIX (or absolute). Prints TAP."""
+Usage: install_test.py BUILD_DIR PREFIX CC SANITIZE -- EXPECTED_PATH...
+Each EXPECTED_PATH is relative to PREFIX (or absolute). SANITIZE is meson's
+b_sanitize ('none', 'address,undefined', ...): a sanitized library needs a
+client built with the same runtime. Prints TAP."""
 import os
 import shutil
 import subprocess
@@ -41,7 +43,8 @@ def check(ok, what, detail=''):
 
 def main():
     sep = sys.argv.index('--')
-    build, prefix, cc = sys.argv[1:4]
+    build, prefix, cc, sanitize = sys.argv[1:5]
+    san = [] if sanitize in ('', 'none') else ['-fsanitize=' + sanitize]
     expected = sys.argv[sep + 1:]
     dest = tempfile.mkdtemp(prefix='relayd-destdir-')
     try:
@@ -76,7 +79,7 @@ def main():
         exe = os.path.join(dest, 'client')
         with open(src, 'w') as f:
             f.write(CLIENT)
-        r = subprocess.run([cc, '-std=c11', '-Wall', '-Werror', src, '-o', exe]
+        r = subprocess.run([cc, '-std=c11', '-Wall', '-Werror'] + san + [src, '-o', exe]
                            + flags.stdout.split(), capture_output=True, text=True)
         if not check(r.returncode == 0, 'a tiny client compiles and links with those flags',
                      r.stdout + r.stderr):
