@@ -62,6 +62,28 @@ def main():
             rel = os.path.normpath(rel)
             check(rel in installed or os.path.islink(os.path.join(dest, rel)),
                   'installed: ' + rel)
+        # The unit: Type=notify, the installed binary, reload, hardening.
+        units = [f for f in installed if f.endswith('/relayd.service')]
+        if check(len(units) == 1, 'exactly one relayd.service installed', str(units)):
+            unit_path = os.path.join(dest, units[0])
+            with open(unit_path) as f:
+                unit = f.read()
+            bindir = [p for p in expected if p.endswith('/relayd')]
+            want = ['Type=notify', 'ExecReload=/bin/kill -HUP $MAINPID', 'DynamicUser=yes',
+                    'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes',
+                    'PrivateTmp=yes', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX']
+            if bindir:
+                want.append('ExecStart=' + os.path.join(prefix, bindir[0]) + ' --config ')
+            missing = [w for w in want if w not in unit]
+            check(not missing and 'LimitNOFILE=' in unit, 'relayd.service directives',
+                  'missing: %s' % missing)
+            if shutil.which('systemd-analyze'):
+                r = subprocess.run(['systemd-analyze', 'verify', '--man=no', unit_path],
+                                   capture_output=True, text=True, timeout=60)
+                bad = [l for l in (r.stdout + r.stderr).splitlines()
+                       if 'Unknown' in l or 'Failed to parse' in l or 'Invalid' in l]
+                check(not bad, 'systemd-analyze verify finds no unknown or invalid setting',
+                      '\n'.join(bad))
         # The pkg-config file: a client builds against the destdir copy.
         pcdirs = sorted({os.path.dirname(os.path.join(dest, f)) for f in installed
                          if f.endswith('/relay-protocol.pc')})
