@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "options.h"
+#include "rcu.h"
 #include "room.h"
 #include "stats.h"
 
@@ -209,10 +210,14 @@ static void ops_room_seen(const struct rl_room *r, void *arg)
 		w->fn((const char *)name, len, (uint64_t)members, w->arg);
 }
 
+/* Admin thread (registered, offline): online only for the walk, so an idle
+ * admin endpoint never holds up a grace period. */
 static void ops_rooms(rl_admin_room_fn *fn, void *arg)
 {
 	struct ops_room_walk w = {fn, arg};
+	rl_rcu_online();
 	rl_rooms_foreach(ops_room_seen, &w);
+	rl_rcu_offline();
 }
 
 #define OPS_LOAD(s, f) __atomic_load_n(&(s)->f, __ATOMIC_RELAXED)
