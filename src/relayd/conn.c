@@ -418,6 +418,11 @@ void rl_conn_read(struct rl_conn *c)
 	struct rl_worker *w = c->w;
 
 	RL_ASSERT_OWNER(c);
+	if (w->throttled) {
+		if (cds_list_empty(&c->rlink))
+			cds_list_add_tail(&c->rlink, &w->read_list);
+		return;
+	}
 	for (int i = 0; i < CONN_READS_PER_TURN;) {
 		ssize_t n = recv(c->fd, w->scratch, RL_SCRATCH_BYTES, 0);
 		if (n > 0) {

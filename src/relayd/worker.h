@@ -50,6 +50,7 @@ struct rl_worker {
 	bool inbox_more;                   /* the last drain stopped at its batch bound */
 	bool accept_more;                  /* the last accept loop stopped at its bound */
 	bool stopping;                     /* shutdown began on this worker */
+	bool throttled;                    /* a peer's inbox is backlogged: defer reads */
 	uint64_t stop_deadline;
 	uint64_t nconns;
 	struct rl_ratelimit emfile_rl;
