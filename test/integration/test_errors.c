@@ -38,7 +38,8 @@ static void fatal_frame(const struct rl_test_server *s, uint8_t version, uint8_t
 	uint8_t *b = malloc(n + 7);
 	cr_assert_not_null(b);
 	put_hdr(b, (uint32_t)(n + 3), version, type, flags);
-	memcpy(b + 7, payload, n);
+	if (n > 0)
+		memcpy(b + 7, payload, n);
 	fatal_case(s, b, n + 7, code, what);
 	free(b);
 }

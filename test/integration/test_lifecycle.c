@@ -136,7 +136,6 @@ IT_TEST(lifecycle, port_in_use_by_another_relayd)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();
-	IT_KNOWN_BUG("server.md 06:40 itest: second relayd shares the port");
 	IT_START(&s, "--workers", "2");
 	char port[16];
 	snprintf(port, sizeof(port), "%u", s.port);

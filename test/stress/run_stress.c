@@ -1,8 +1,10 @@
 /* run_stress.c -- one stress test: start relayd (port 0, via the test
  * harness), run relay-bench against it, stop relayd with SIGTERM.
  *   run-stress RELAY_BENCH [relay-bench args...] [-- relayd args...]
- * relay-bench gets "--port PORT --server-pid PID" appended; "{admin}" in its
- * arguments is replaced by the admin URL's base when relayd printed one.
+ * relay-bench gets "--host HOST --port PORT --server-pid PID" appended. An
+ * argument "{metrics}" becomes http://ADMIN/metrics, ADMIN being what relayd
+ * printed on its "relayd admin on HOST:PORT" line (give relayd
+ * "--admin 127.0.0.1:0").
  * Passes (exit 0) only when relay-bench exited 0 within the time bound and
  * relayd exited 0 after SIGTERM.
  * Threading: single-threaded; children are started with posix_spawn.
@@ -10,6 +12,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -68,13 +71,29 @@ int main(int argc, char **argv)
 		fprintf(stderr, "run-stress: relayd did not start: %s\n", rl_test_err());
 		return 1;
 	}
-	char port[16], pid[16];
+	char port[16], pid[16], line[256], metrics[300] = "";
+	bool admin = false;
+	for (int i = 0; sargs[i]; i++)
+		admin |= strncmp(sargs[i], "--admin", 7) == 0;
+	if (admin && rl_test_server_stdout_line(&s, "relayd admin on ", line, sizeof line, 0) == 0)
+		snprintf(metrics, sizeof metrics, "http://%s/metrics",
+			 line + strlen("relayd admin on "));
 	snprintf(port, sizeof port, "%u", s.port);
 	snprintf(pid, sizeof pid, "%d", (int)s.pid);
 	int k = 0;
 	bargs[k++] = argv[1];
-	for (int i = 2; i < sep; i++)
-		bargs[k++] = argv[i];
+	for (int i = 2; i < sep; i++) {
+		if (strcmp(argv[i], "{metrics}") != 0) {
+			bargs[k++] = argv[i];
+		} else if (metrics[0]) {
+			bargs[k++] = metrics;
+		} else {
+			fprintf(stderr, "run-stress: {metrics} needs relayd --admin\n");
+			rl_test_server_stop(&s, 0);
+			rl_test_server_free(&s);
+			return 1;
+		}
+	}
 	bargs[k++] = "--host";
 	bargs[k++] = s.host;
 	bargs[k++] = "--port";

@@ -26,6 +26,7 @@ struct chaos_client {
 	uint64_t joined;        /* bit r: member of room r (as the client sent it) */
 	uint64_t paused_until;  /* ns; no reads before */
 	bool expect_close;      /* we sent a fatal violation */
+	uint64_t violated_at;   /* ns when it was sent */
 	bool slow;              /* the server said SLOW_CONSUMER */
 	struct rb_buf out;
 };
@@ -51,7 +52,7 @@ struct chaos {
 	uint64_t rng;
 	uint64_t acts[CA_NACTS];
 	uint64_t sent, delivered, errors, unexpected_closes, slow_drops, expected_fatal;
-	uint64_t reconnects, connect_fail;
+	uint64_t reconnects, connect_fail, not_closed;
 	uint8_t scratch[65536];
 	uint8_t big[20000];
 };
@@ -204,6 +205,7 @@ static void act(struct chaos *x, struct chaos_client *c, enum chaos_act a, uint6
 		uint8_t bad[8] = { 0, 0, 0, 4, 9, RL_MSG_HEARTBEAT, RL_FLAG_JSON, '1' };
 		c_send(x, c, bad, sizeof bad); /* version 9: UNSUPPORTED_VERSION, fatal */
 		c->expect_close = true;
+		c->violated_at = now;
 		break;
 	}
 	case CA_HEARTBEAT:
@@ -276,8 +278,13 @@ static void chaos_tick(struct chaos *x, uint64_t now)
 			c_open(x, c);
 			continue;
 		}
-		if (c->expect_close)
-			continue; /* wait for the server to close it */
+		if (c->expect_close) { /* wait for the server to close it */
+			if (now - c->violated_at > 3000000000ull) {
+				x->not_closed++; /* a fatal error must close the connection */
+				c_reopen(x, c, true);
+			}
+			continue;
+		}
 		unsigned roll = (unsigned)(rb_rand(&x->rng) % 1000);
 		for (int a = 0; a < CA_NACTS; a++)
 			if (roll < act_odds[a]) {
@@ -390,6 +397,7 @@ static void chaos_report(struct chaos *x, struct rb_report *r)
 	rb_report_kv_int(r, "unexpected_errors", (int64_t)x->errors);
 	rb_report_kv_int(r, "unexpected_closes", (int64_t)x->unexpected_closes);
 	rb_report_kv_int(r, "connect_failures", (int64_t)x->connect_fail);
+	rb_report_kv_int(r, "violations_not_closed", (int64_t)x->not_closed);
 }
 
 int rb_wl_chaos(const struct rb_opts *o, struct rb_report *r)
@@ -441,6 +449,7 @@ int rb_wl_chaos(const struct rb_opts *o, struct rb_report *r)
 		rb_report_kv_str(r, "why", why);
 	free(pf);
 	free(x.cl);
-	bool ok = answers && metrics && !x.errors && !x.unexpected_closes && !x.connect_fail;
+	bool ok = answers && metrics && !x.errors && !x.unexpected_closes && !x.connect_fail &&
+		  !x.not_closed;
 	return ok ? 0 : 1;
 }

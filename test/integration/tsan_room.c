@@ -1,0 +1,154 @@
+/* tsan_room.c -- drives relayd's room module (src/relayd/room.h) directly from
+ * several threads, each acting as one worker, so that joins race the last
+ * leave of the same room on other threads (suite 'tsan'; plain executable,
+ * exit status 0 = pass; run under TSan and ASan as well as plain).
+ *
+ * Checked on every iteration:
+ *  - no lost member: while this thread holds a membership of room X, a second
+ *    join of X must land in the same room object (never in a room that is
+ *    being deleted, never in a second live room of the same name);
+ *  - counts: a join reports >= 1 members (1 when it created the room), a held
+ *    room reports >= 2 once joined twice; this worker's local list holds our
+ *    entry where rl_room_local_add put it;
+ *  - nothing freed in use: a reference taken with rl_room_get survives the
+ *    last leave and a quiescent state; the name is read through it before the
+ *    put (ASan/TSan catch a use-after-free);
+ *  - at the end: rooms and memberships back to 0, rl_rooms_fini frees all
+ *    (LeakSanitizer checks at exit in the ASan build).
+ *
+ * Threading: THREADS registered QSBR reader threads, thread k only touches
+ * worker k's member lists; main thread (not a reader) inits and finis. */
+#include "harness.h"
+#include "rcu.h"
+#include "room.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { THREADS = 4, NAMES = 2, RUN_MS = 2000 };
+
+static const char *const names[NAMES] = {"race-a", "race-b"};
+static atomic_bool failed;
+static atomic_long iterations, creations;
+
+#define CHECK(cond, ...)                                                                       \
+	do {                                                                                   \
+		if (!(cond)) {                                                                 \
+			fprintf(stderr, "tsan-room: thread %u: ", t->w);                        \
+			fprintf(stderr, __VA_ARGS__);                                          \
+			fputc('\n', stderr);                                                   \
+			atomic_store(&failed, true);                                           \
+			return false;                                                          \
+		}                                                                              \
+	} while (0)
+
+struct thr {
+	unsigned w;
+	unsigned seed;
+	struct rl_room *held;   /* a reference kept across a quiescent state */
+	const char *held_name;
+};
+
+/* Drops the reference kept from the previous iteration, after reading the
+ * room's name through it. */
+static bool drop_held(struct thr *t)
+{
+	if (t->held == NULL)
+		return true;
+	size_t len = 0;
+	const uint8_t *nm = rl_room_name(t->held, &len);
+	CHECK(len == strlen(t->held_name) && memcmp(nm, t->held_name, len) == 0,
+	      "held room's name changed under a reference");
+	rl_room_put(t->held);
+	t->held = NULL;
+	return true;
+}
+
+static bool one_round(struct thr *t)
+{
+	const char *name = names[rand_r(&t->seed) % NAMES];
+	size_t len = strlen(name);
+	struct rl_room *r1 = NULL, *r2 = NULL;
+	long m = 0;
+	bool created = false;
+	CHECK(rl_room_join((const uint8_t *)name, len, &r1, &m, &created) == 0, "join failed");
+	CHECK(m >= 1, "join of %s reported %ld members", name, m);
+	CHECK(!created || m == 1, "creating join of %s reported %ld members", name, m);
+	atomic_fetch_add(&creations, created);
+	uint32_t idx = 0;
+	struct rl_member me = {.who = t, .slot = 7};
+	CHECK(rl_room_local_add(r1, t->w, me, &idx) == 0, "local_add failed");
+
+	/* While we hold a membership, a join must find this very room. */
+	CHECK(rl_room_join((const uint8_t *)name, len, &r2, &m, &created) == 0, "join failed");
+	CHECK(r2 == r1 && !created, "lost member: a second join of %s got another room", name);
+	CHECK(rl_room_members(r1) >= 2, "held room %s has %ld members", name,
+	      rl_room_members(r1));
+	uint32_t n = 0;
+	const struct rl_member *lm = rl_room_local(r1, t->w, &n);
+	CHECK(idx < n && lm[idx].who == t && lm[idx].slot == 7, "our local entry is missing");
+	rl_room_leave(r2);
+
+	/* Sometimes keep a reference across the (maybe last) leave. */
+	if (rand_r(&t->seed) % 2 == 0 && t->held == NULL) {
+		rl_room_get(r1);
+		t->held = r1;
+		t->held_name = name;
+	}
+	struct rl_member moved;
+	CHECK(!rl_room_local_del(r1, t->w, idx, &moved), "an entry moved: only ours was there");
+	rl_room_leave(r1);
+	atomic_fetch_add(&iterations, 1);
+	return true;
+}
+
+static void *room_thread(void *arg)
+{
+	struct thr *t = arg;
+	rcu_register_thread();
+	int64_t end = rl_test_now_ms() + RUN_MS;
+	while (rl_test_now_ms() < end && !atomic_load(&failed)) {
+		if (!one_round(t))
+			break;
+		rl_rcu_quiescent();
+		if (!drop_held(t))
+			break;
+	}
+	drop_held(t);
+	rl_rcu_offline();
+	rcu_unregister_thread();
+	return NULL;
+}
+
+int main(void)
+{
+	if (rl_rooms_init(THREADS) != 0) {
+		fprintf(stderr, "tsan-room: rl_rooms_init failed\n");
+		return 1;
+	}
+	struct thr t[THREADS];
+	pthread_t th[THREADS];
+	for (unsigned k = 0; k < THREADS; k++) {
+		t[k] = (struct thr){.w = k, .seed = 0xc0ffeeu + k};
+		if (pthread_create(&th[k], NULL, room_thread, &t[k]) != 0) {
+			fprintf(stderr, "tsan-room: pthread_create failed\n");
+			return 1;
+		}
+	}
+	for (unsigned k = 0; k < THREADS; k++)
+		pthread_join(th[k], NULL);
+	int rc = atomic_load(&failed) ? 1 : 0;
+	long rooms = rl_rooms_count(), members = rl_rooms_memberships();
+	if (rooms != 0 || members != 0) {
+		fprintf(stderr, "tsan-room: after the race %ld rooms, %ld memberships remain (want 0)\n",
+			rooms, members);
+		rc = 1;
+	}
+	rl_rooms_fini();
+	fprintf(stderr, "tsan-room: %ld rounds, %ld rooms created, by %d threads: %s\n",
+		atomic_load(&iterations), atomic_load(&creations), THREADS, rc == 0 ? "ok" : "FAILED");
+	return rc;
+}
