@@ -278,7 +278,8 @@ void rl_options_usage(FILE *f)
 		const struct rl_option *o = &rl_options[i];
 		char opt[64];
 		snprintf(opt, sizeof(opt), "--%s%s", o->name, type_metavar[o->type]);
-		fprintf(f, "  %-34s %s (default: %s) [%s]\n", opt, o->help, o->def, o->env);
+		fprintf(f, "  %-34s %s (default: %s) [%s]\n", opt, o->help, *o->def ? o->def : "none",
+			o->env);
 	}
 	fprintf(f, "  %-34s %s\n", "-h, --help", "show this help and exit");
 	fprintf(f, "  %-34s %s\n", "-V, --version", "print the version and exit");
