@@ -175,6 +175,26 @@ Test(ops_live, protocol_errors_are_counted_by_code)
 	stop(&s);
 }
 
+Test(ops_live, refused_connections_are_counted_by_reason)
+{
+	struct rl_test_server s;
+	char admin[160];
+	const char *args[] = {"--max-connections", "1", NULL};
+	start(&s, admin, sizeof(admin), args, NULL);
+	struct rl_test_client *c = client(&s);
+	struct rl_test_client *over = rl_test_connect(&s, T_MS);
+	cr_assert(over, "%s", rl_test_err());
+	cr_assert_eq(rl_test_expect_fatal(over, "SERVER_FULL", T_MS), 0, "%s", rl_test_err());
+	char *t = scrape(admin);
+	cr_assert_eq(metric(t, "relay_connections_refused_total{reason=\"server_full\"}"), 1);
+	cr_assert_eq(metric(t, "relay_connections_refused_total{reason=\"emfile\"}"), 0);
+	cr_assert_eq(metric(t, "relay_connections"), 1);
+	free(t);
+	rl_test_close(over);
+	rl_test_close(c);
+	stop(&s);
+}
+
 /* Publishes until /metrics shows at least <want> outbound bytes queued in
  * relayd (a member that does not read, its socket buffers full). */
 static double wait_queued(const char *admin, struct rl_test_client *pub, double want)
@@ -261,7 +281,7 @@ Test(ops_live, config_precedence_is_cli_then_env_then_file_then_default)
 	struct rl_test_server s;
 	char admin[160];
 	write_cfg("# test\n[relayd]\nmax-rooms-per-conn = 2\nmax_connections = 50\n"
-		  "idle-timeout = 7\nslow-consumer-timeout = 4\n");
+		  "idle-timeout = 7\nslow-consumer-timeout = 4\noutbound-hard-limit = 256K\n");
 	const char *args[] = {"--config", cfg_path, "--idle-timeout", "9", NULL};
 	const char *env[] = {"RELAY_MAX_CONNECTIONS=60", "RELAY_IDLE_TIMEOUT=8", NULL};
 	start(&s, admin, sizeof(admin), args, env);
@@ -271,6 +291,10 @@ Test(ops_live, config_precedence_is_cli_then_env_then_file_then_default)
 	expect_option(r.body, "idle-timeout", "9");         /* cli over env and file */
 	expect_option(r.body, "slow-consumer-timeout", "4"); /* file */
 	expect_option(r.body, "frame-timeout", "30");       /* default */
+	/* watermarks nobody set follow the file's small hard limit down */
+	expect_option(r.body, "outbound-hard-limit", "262144");
+	expect_option(r.body, "outbound-high-watermark", "131072");
+	expect_option(r.body, "outbound-low-watermark", "32768");
 	ops_http_free(&r);
 	/* and the file's value is the one in force */
 	struct rl_test_client *c = client(&s);
