@@ -414,14 +414,11 @@ static void admin_rooms_json(struct rl_jw *w, void *arg)
 	rl_jw_obj_end(w);
 }
 
-/* Walks the rooms on this (admin) thread: online only for the walk. */
+/* Walks the rooms on this (admin) thread; the hook goes online itself. */
 static void admin_rooms_walk(struct admin_top *t)
 {
-	if (!admin.hooks.rooms)
-		return;
-	urcu_qsbr_thread_online();
-	admin.hooks.rooms(admin_room_seen, t);
-	urcu_qsbr_thread_offline();
+	if (admin.hooks.rooms)
+		admin.hooks.rooms(admin_room_seen, t);
 }
 
 /* ---- request dispatch ------------------------------------------------------ */

@@ -5,7 +5,7 @@
  * Requests are served by one admin thread of its own (libmicrohttpd driven by
  * an external epoll loop), never by a worker: a scrape costs the workers
  * nothing but the relaxed loads of their counters. The admin thread is a
- * registered QSBR reader, online only while the rooms hook runs. */
+ * registered QSBR reader, offline except inside the rooms hook. */
 #ifndef RL_ADMIN_H
 #define RL_ADMIN_H
 
@@ -22,8 +22,9 @@ struct rl_admin_hooks {
 	const char *listen;   /* "HOST:PORT" of the relay listener, for /stats */
 	/* Lists the options in force; NULL: /stats has none. Admin thread. */
 	void (*options)(rl_admin_kv_fn *fn, void *arg);
-	/* Walks the rooms; NULL: /rooms is empty. Runs on the admin thread while
-	 * it is an online QSBR reader (may use the lfht under rcu_read_lock). */
+	/* Walks the rooms; NULL: /rooms is empty. Runs on the admin thread, a
+	 * registered urcu-qsbr thread that is OFFLINE: the hook goes online
+	 * around its walk and offline again before returning. */
 	void (*rooms)(rl_admin_room_fn *fn, void *arg);
 };
 

@@ -6,6 +6,7 @@
 #include "listen.h"
 #include "log.h"
 #include "msg.h"
+#include "ops.h"
 #include "options.h"
 #include "room.h"
 #include "stats.h"
@@ -48,6 +49,7 @@ static int main_signals(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP); /* ops: config reload */
 	signal(SIGPIPE, SIG_IGN);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
 		return -1;
@@ -89,7 +91,12 @@ static void main_wait(int sfd, unsigned n)
 		}
 		struct signalfd_siginfo si;
 		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			if (si.ssi_signo == SIGHUP) { /* ops */
+				rl_ops_reload(&rl_srv.cfg);
+				continue;
+			}
 			if (++signals == 1) {
+				rl_ops_stopping(); /* ops: /health 503, STOPPING=1 */
 				RL_INFOF(0, "%s: shutting down (grace %" PRIu64 " ms)",
 					 strsignal((int)si.ssi_signo), rl_srv.cfg.grace_ms);
 				rl_workers_stop();
@@ -146,6 +153,8 @@ int main(int argc, char **argv)
 	default:
 		break;
 	}
+	if (rl_ops_configure(cfg, argc, argv)) /* ops: --config FILE */
+		return 1;
 	rl_log_set_level(cfg->debug ? RL_LOG_DEBUG : (int)cfg->log_level);
 	unsigned n = main_nworkers(cfg);
 	main_raise_nofile();
@@ -163,17 +172,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "relayd: cannot start workers: %s\n", strerror(errno));
 		return 1;
 	}
+	if (rl_ops_start(cfg, n, port)) /* ops: metrics, --admin (its line first) */
+		return 1;
 	const char *h = cfg->host;
 	bool v6 = strchr(h, ':') != NULL;
 	printf("relayd listening on %s%s%s:%u (%u workers)\n", v6 ? "[" : "", h, v6 ? "]" : "",
 	       (unsigned)port, n);
 	fflush(stdout);
+	rl_ops_ready(); /* ops: READY=1 */
 	RL_INFOF(0, "relayd %s: %u workers, max frame %" PRIu64 ", max connections %" PRIu64,
 		 RL_VERSION, n, cfg->max_frame, cfg->max_conns);
 
 	main_wait(sfd, n);
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(rl_srv.workers[i].thread, NULL);
+	rl_ops_stop(); /* ops: admin endpoint off before rooms and stats go */
 	main_drain_inboxes();
 	main_totals();
 	rl_rooms_fini();

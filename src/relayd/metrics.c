@@ -3,7 +3,6 @@
 #include "metrics.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,7 +13,9 @@ const uint64_t rl_metrics_fanout_le_ns[RL_M_FANOUT_NBUCKETS - 1] = {
 	1000000, 2500000, 5000000, 10000000, 100000000, 1000000000,
 };
 
-static struct rl_metrics *metrics_blocks;
+/* Static, so workers may record from their first message whenever
+ * rl_metrics_init runs (no allocation to race with). */
+static struct rl_metrics metrics_blocks[RL_METRICS_MAX_WORKERS];
 static unsigned metrics_n;
 static struct rl_metrics_source metrics_src;
 static atomic_bool metrics_shutdown;
@@ -23,15 +24,8 @@ static double metrics_start_wall;
 
 int rl_metrics_init(unsigned nworkers)
 {
-	if (nworkers == 0)
+	if (nworkers == 0 || nworkers > RL_METRICS_MAX_WORKERS)
 		return -EINVAL;
-	rl_metrics_fini();
-	size_t sz = sizeof(struct rl_metrics) * nworkers;
-	void *p = aligned_alloc(_Alignof(struct rl_metrics), sz);
-	if (!p)
-		return -ENOMEM;
-	memset(p, 0, sz);
-	metrics_blocks = p;
 	metrics_n = nworkers;
 	atomic_store(&metrics_shutdown, false);
 	struct timespec ts;
@@ -43,8 +37,6 @@ int rl_metrics_init(unsigned nworkers)
 
 void rl_metrics_fini(void)
 {
-	free(metrics_blocks);
-	metrics_blocks = NULL;
 	metrics_n = 0;
 	memset(&metrics_src, 0, sizeof(metrics_src));
 }
@@ -64,7 +56,7 @@ unsigned rl_metrics_nworkers(void)
 
 struct rl_metrics *rl_metrics_worker(unsigned k)
 {
-	return k < metrics_n ? &metrics_blocks[k] : NULL;
+	return k < RL_METRICS_MAX_WORKERS ? &metrics_blocks[k] : NULL;
 }
 
 static inline void metrics_bump(_Atomic uint64_t *p, uint64_t n)

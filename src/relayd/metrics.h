@@ -26,6 +26,7 @@
 /* Fan-out latency histogram: upper bounds in nanoseconds, the last bucket is
  * +Inf. Few fixed buckets, found by a short scan: cheap on the hot path. */
 #define RL_M_FANOUT_NBUCKETS 13
+#define RL_METRICS_MAX_WORKERS 64 /* = RL_MAX_WORKERS */
 extern const uint64_t rl_metrics_fanout_le_ns[RL_M_FANOUT_NBUCKETS - 1];
 
 struct rl_metrics {
@@ -65,16 +66,19 @@ struct rl_metrics_source {
 	void (*global)(struct rl_metrics_snap *out);
 };
 
-/* Allocates zeroed histogram blocks for <nworkers> workers and records the
- * start time. Main thread, before any worker starts. 0, -EINVAL or -ENOMEM.
- * Calling it again starts over. */
+/* Sets how many workers are reported (1..RL_METRICS_MAX_WORKERS) and
+ * records the start time. Main thread, before the admin thread starts; the
+ * histogram blocks are static, so workers may record before or after it.
+ * 0 or -EINVAL. */
 int rl_metrics_init(unsigned nworkers);
-/* Frees them. Main thread, after every worker and the admin thread stopped. */
+/* Forgets the worker count and the source. Main thread, after the admin
+ * thread stopped. */
 void rl_metrics_fini(void);
 /* Sets the counter source (copied). NULL: only the histogram is reported. */
 void rl_metrics_set_source(const struct rl_metrics_source *src);
 unsigned rl_metrics_nworkers(void);
-/* Worker <k>'s histogram block (k < nworkers), for its owner to write. */
+/* Worker <k>'s histogram block (k < RL_METRICS_MAX_WORKERS, else NULL),
+ * for its owner to write; valid for the whole process lifetime. */
 struct rl_metrics *rl_metrics_worker(unsigned k);
 
 /* Records one fan-out latency of <ns> nanoseconds (frame read -> last

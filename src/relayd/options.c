@@ -50,6 +50,11 @@ const struct rl_option rl_options[] = {
 	  "error, warn, info or debug" },
 	{ "debug", "RELAY_DEBUG", RL_OPT_BOOL, "false", 0, 0, OFF(debug), false,
 	  "debug logging, and \"worker\":K in the HELLO ack" },
+	/* ops (config.c, admin.c); min 0: may be empty (= not set) */
+	{ "config", "RELAY_CONFIG", RL_OPT_STRING, "", 0, sizeof(((struct rl_config *)0)->config),
+	  OFF(config), false, "INI configuration file, same keys as these options" },
+	{ "admin", "RELAY_ADMIN", RL_OPT_STRING, "", 0, sizeof(((struct rl_config *)0)->admin),
+	  OFF(admin), false, "HOST:PORT of the admin HTTP endpoint (/health /metrics /stats /rooms)" },
 };
 const size_t rl_options_count = sizeof(rl_options) / sizeof(rl_options[0]);
 

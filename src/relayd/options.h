@@ -30,6 +30,9 @@ struct rl_config {
 	uint64_t log_level;        /* enum rl_log_level */
 	bool no_presence;
 	bool debug;
+	/* ops (config.c, admin.c): */
+	char config[1024];         /* --config FILE, "" = none */
+	char admin[256];           /* --admin HOST:PORT, "" = off */
 };
 
 enum rl_opt_type {

@@ -2,8 +2,10 @@
 """install_test.py -- `meson install --destdir` puts the expected files in
 place, and the installed pkg-config file lets a client compile, link and run.
 
-Usage: install_test.py BUILD_DIR PREFIX CC -- EXPECTED_PATH...
-Each EXPECTED_PATH is relative to PREFIX (or absolute). Prints TAP."""
+Usage: install_test.py BUILD_DIR PREFIX CC SANITIZE -- EXPECTED_PATH...
+Each EXPECTED_PATH is relative to PREFIX (or absolute). SANITIZE is meson's
+b_sanitize ('none', 'address,undefined', ...): a sanitized library needs a
+client built with the same runtime. Prints TAP."""
 import os
 import shutil
 import subprocess
@@ -41,7 +43,8 @@ def check(ok, what, detail=''):
 
 def main():
     sep = sys.argv.index('--')
-    build, prefix, cc = sys.argv[1:4]
+    build, prefix, cc, sanitize = sys.argv[1:5]
+    san = [] if sanitize in ('', 'none') else ['-fsanitize=' + sanitize]
     expected = sys.argv[sep + 1:]
     dest = tempfile.mkdtemp(prefix='relayd-destdir-')
     try:
@@ -59,6 +62,28 @@ def main():
             rel = os.path.normpath(rel)
             check(rel in installed or os.path.islink(os.path.join(dest, rel)),
                   'installed: ' + rel)
+        # The unit: Type=notify, the installed binary, reload, hardening.
+        units = [f for f in installed if f.endswith('/relayd.service')]
+        if check(len(units) == 1, 'exactly one relayd.service installed', str(units)):
+            unit_path = os.path.join(dest, units[0])
+            with open(unit_path) as f:
+                unit = f.read()
+            bindir = [p for p in expected if p.endswith('/relayd')]
+            want = ['Type=notify', 'ExecReload=/bin/kill -HUP $MAINPID', 'DynamicUser=yes',
+                    'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes',
+                    'PrivateTmp=yes', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX']
+            if bindir:
+                want.append('ExecStart=' + os.path.join(prefix, bindir[0]) + ' --config ')
+            missing = [w for w in want if w not in unit]
+            check(not missing and 'LimitNOFILE=' in unit, 'relayd.service directives',
+                  'missing: %s' % missing)
+            if shutil.which('systemd-analyze'):
+                r = subprocess.run(['systemd-analyze', 'verify', '--man=no', unit_path],
+                                   capture_output=True, text=True, timeout=60)
+                bad = [l for l in (r.stdout + r.stderr).splitlines()
+                       if 'Unknown' in l or 'Failed to parse' in l or 'Invalid' in l]
+                check(not bad, 'systemd-analyze verify finds no unknown or invalid setting',
+                      '\n'.join(bad))
         # The pkg-config file: a client builds against the destdir copy.
         pcdirs = sorted({os.path.dirname(os.path.join(dest, f)) for f in installed
                          if f.endswith('/relay-protocol.pc')})
@@ -76,7 +101,7 @@ def main():
         exe = os.path.join(dest, 'client')
         with open(src, 'w') as f:
             f.write(CLIENT)
-        r = subprocess.run([cc, '-std=c11', '-Wall', '-Werror', src, '-o', exe]
+        r = subprocess.run([cc, '-std=c11', '-Wall', '-Werror'] + san + [src, '-o', exe]
                            + flags.stdout.split(), capture_output=True, text=True)
         if not check(r.returncode == 0, 'a tiny client compiles and links with those flags',
                      r.stdout + r.stderr):

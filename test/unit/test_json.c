@@ -100,9 +100,12 @@ Test(json, depth_64_passes_65_fails)
 	char o[1024];
 	for (int depth = 64; depth <= 65; depth++) {
 		size_t k = 0;
-		for (int i = 0; i < depth - 1; i++)
-			k += (size_t)sprintf(o + k, "{\"a\":");
-		k += (size_t)sprintf(o + k, "{}");
+		for (int i = 0; i < depth - 1; i++) {
+			memcpy(o + k, "{\"a\":", 5);
+			k += 5;
+		}
+		memcpy(o + k, "{}", 2);
+		k += 2;
 		for (int i = 0; i < depth - 1; i++)
 			o[k++] = '}';
 		o[k] = 0;

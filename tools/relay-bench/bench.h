@@ -147,6 +147,9 @@ struct rb_proto {
 	int (*input)(struct bconn *c, const uint8_t *p, size_t n);
 	/* Bytes a publish of an n-byte payload puts on the wire (for sizing). */
 	size_t (*publish_size)(uint32_t room, size_t n);
+	/* Queue a no-op the server answers (relay HEARTBEAT, NATS PING, RESP
+	 * PING), so long runs do not trip idle timeouts. */
+	void (*keepalive)(struct bconn *c);
 	/* Frees per-connection protocol state (may be NULL). */
 	void (*fini)(struct bconn *c);
 	bool pub_joins;        /* a publisher must be a room member (relay) */
@@ -218,6 +221,7 @@ struct rb_thread {
 	uint64_t rate_t0;       /* ns when the current rate started */
 	uint64_t rate_sent;     /* messages sent since rate_t0 */
 	uint64_t rate_gen_seen;
+	uint64_t keepalive_at;  /* ns of the next keepalive round */
 	size_t next_connect;    /* connect pacing */
 	unsigned connecting;
 	struct bconn *flush_head;

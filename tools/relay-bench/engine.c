@@ -417,6 +417,23 @@ static void handle_event(struct rb_thread *t, struct epoll_event *ev)
 		conn_flush(c);
 }
 
+/* Every RB_KEEPALIVE_NS, one no-op per ready connection: subscribers never
+ * send otherwise, and relayd closes connections silent for idle_timeout. */
+#define RB_KEEPALIVE_NS 15000000000ull
+
+static void keepalive_round(struct rb_thread *t)
+{
+	if (t->now < t->keepalive_at)
+		return;
+	if (t->keepalive_at)
+		for (size_t i = 0; i < t->nconns; i++) {
+			struct bconn *c = t->conns[i];
+			if (c->ready && !c->closed)
+				t->e->proto->keepalive(c);
+		}
+	t->keepalive_at = t->now + RB_KEEPALIVE_NS;
+}
+
 static void *thread_main(void *arg)
 {
 	struct rb_thread *t = arg;
@@ -429,6 +446,7 @@ static void *thread_main(void *arg)
 		t->now = rb_now_ns();
 		int timeout = 20;
 		start_connects(t);
+		keepalive_round(t);
 		if (ph == RB_PH_RUN || ph == RB_PH_MEASURE) {
 			if (e->rate > 0) {
 				timeout = pub_rate(t) ? 0 : 1;

@@ -126,6 +126,11 @@ static int nats_input(struct bconn *c, const uint8_t *p, size_t n)
 	return (int)off;
 }
 
+static void nats_keepalive(struct bconn *c)
+{
+	rb_out_append(c, "PING\r\n", 6); /* its PONG is an ack nobody waits for */
+}
+
 const struct rb_proto rb_proto_nats = {
 	.name = "nats",
 	.hello = nats_hello,
@@ -134,4 +139,5 @@ const struct rb_proto rb_proto_nats = {
 	.publish = nats_publish,
 	.input = nats_input,
 	.publish_size = nats_publish_size,
+	.keepalive = nats_keepalive,
 };

@@ -193,6 +193,11 @@ static int redis_input(struct bconn *c, const uint8_t *p, size_t n)
 	return (int)off;
 }
 
+static void redis_keepalive(struct bconn *c)
+{
+	rb_out_append(c, "*1\r\n$4\r\nPING\r\n", 14); /* allowed in subscribed mode */
+}
+
 const struct rb_proto rb_proto_redis = {
 	.name = "redis",
 	.hello = redis_hello,
@@ -201,4 +206,5 @@ const struct rb_proto rb_proto_redis = {
 	.publish = redis_publish,
 	.input = redis_input,
 	.publish_size = redis_publish_size,
+	.keepalive = redis_keepalive,
 };

@@ -172,6 +172,11 @@ static int relay_input(struct bconn *c, const uint8_t *p, size_t n)
 	return (int)n;
 }
 
+static void relay_keepalive(struct bconn *c)
+{
+	relay_frame(c, RL_MSG_HEARTBEAT, RL_FLAG_JSON, "{}", 2);
+}
+
 static void relay_fini(struct bconn *c)
 {
 	rl_decoder_free(&c->dec);
@@ -185,6 +190,7 @@ const struct rb_proto rb_proto_relay = {
 	.publish = relay_publish,
 	.input = relay_input,
 	.publish_size = relay_publish_size,
+	.keepalive = relay_keepalive,
 	.fini = relay_fini,
 	.pub_joins = true,
 };

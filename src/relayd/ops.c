@@ -1,0 +1,305 @@
+/* ops.c -- glue between relayd's core and the operations modules.
+ * Threading: see ops.h. The options shown by /stats are a copy guarded by
+ * <ops.shown_lock>; live reconfiguration stores each reloadable field of the
+ * running config with a relaxed atomic store (workers read them with
+ * relaxed atomic loads, RL_CFG_LOAD in options.h). */
+#include "ops.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "notify.h"
+#include "options.h"
+#include "rcu.h"
+#include "room.h"
+#include "stats.h"
+
+#define OPS_MAX_OPTIONS 128
+
+static struct {
+	bool held[OPS_MAX_OPTIONS]; /* rl_options[i] came from the command line or environment */
+	struct rl_config *target;   /* where the file's values go (startup: the config;
+				       reload: <next>) */
+	struct rl_config next;      /* reload scratch */
+	struct rl_config *running;  /* reload: the config the workers read */
+	pthread_mutex_t shown_lock;
+	struct rl_config shown;     /* options in force, for /stats */
+	char listen[300];
+	char status[400];
+} ops = {.shown_lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* ---- which options a file may not override ---------------------------------- */
+
+/* Re-scans <argv> with the same long options as rl_options_parse (so
+ * abbreviations resolve the same way) and checks the environment. */
+static void ops_mark_held(int argc, char **argv)
+{
+	struct option lo[OPS_MAX_OPTIONS + 3];
+	size_t i;
+	for (i = 0; i < rl_options_count && i < OPS_MAX_OPTIONS; i++) {
+		ops.held[i] = getenv(rl_options[i].env) != NULL;
+		lo[i] = (struct option){rl_options[i].name,
+					rl_options[i].type == RL_OPT_BOOL ? no_argument
+									  : required_argument,
+					NULL, (int)(256 + i)};
+	}
+	lo[i++] = (struct option){"help", no_argument, NULL, 'h'};
+	lo[i++] = (struct option){"version", no_argument, NULL, 'V'};
+	lo[i] = (struct option){NULL, 0, NULL, 0};
+	opterr = 0;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, ":hV", lo, NULL)) != -1)
+		if (c >= 256 && c - 256 < OPS_MAX_OPTIONS)
+			ops.held[c - 256] = true;
+	optind = 1;
+}
+
+/* ---- the options table seen by config.c ---------------------------------------- */
+
+static const struct rl_option *ops_opt(const char *name, size_t *idx)
+{
+	const struct rl_option *o = rl_option_find(name);
+	if (o && idx)
+		*idx = (size_t)(o - rl_options);
+	return o;
+}
+
+static int ops_known(const char *name)
+{
+	return ops_opt(name, NULL) ? 0 : -ENOENT;
+}
+
+static int ops_check(const char *name, const char *value, char *err, size_t errlen)
+{
+	const struct rl_option *o = ops_opt(name, NULL);
+	if (strcmp(name, "config") == 0) {
+		snprintf(err, errlen, "'config' cannot be set inside a configuration file");
+		return -EINVAL;
+	}
+	struct rl_config tmp = *ops.target;
+	return rl_option_set(&tmp, o, value, err, errlen) ? -EINVAL : 0;
+}
+
+static int ops_apply(const char *name, const char *value, char *err, size_t errlen)
+{
+	size_t i = 0;
+	const struct rl_option *o = ops_opt(name, &i);
+	if (!o || ops.held[i])
+		return 0;
+	return rl_option_set(ops.target, o, value, err, errlen) ? -EINVAL : 1;
+}
+
+static void ops_current(const char *name, char *buf, size_t len)
+{
+	rl_option_format(ops.target, ops_opt(name, NULL), buf, len);
+}
+
+static int ops_live(const char *name)
+{
+	return ops_opt(name, NULL)->reloadable;
+}
+
+static void ops_show(const struct rl_config *cfg)
+{
+	pthread_mutex_lock(&ops.shown_lock);
+	ops.shown = *cfg;
+	pthread_mutex_unlock(&ops.shown_lock);
+}
+
+/* Makes the reloadable fields of <ops.next> take effect: the workers read
+ * them with relaxed atomic loads, so store them the same way. */
+static int ops_commit(char *err, size_t errlen)
+{
+	if (rl_config_check(&ops.next, err, errlen))
+		return -EINVAL;
+	for (size_t i = 0; i < rl_options_count; i++) {
+		const struct rl_option *o = &rl_options[i];
+		if (!o->reloadable)
+			continue;
+		char *dst = (char *)ops.running + o->off;
+		const char *src = (const char *)&ops.next + o->off;
+		if (o->type == RL_OPT_BOOL)
+			__atomic_store_n((bool *)dst, *(const bool *)src, __ATOMIC_RELAXED);
+		else if (o->type != RL_OPT_STRING)
+			__atomic_store_n((uint64_t *)dst, *(const uint64_t *)src, __ATOMIC_RELAXED);
+	}
+	rl_log_set_level(ops.running->debug ? RL_LOG_DEBUG : (int)ops.running->log_level);
+	ops_show(ops.running);
+	return 0;
+}
+
+static const struct rl_config_ops ops_cfg_ops = {ops_known, ops_check, ops_apply, ops_current,
+						 ops_live, ops_commit};
+
+int rl_ops_configure(struct rl_config *cfg, int argc, char **argv)
+{
+	char err[768];
+	ops_mark_held(argc, argv);
+	if (cfg->config[0]) {
+		ops.target = cfg;
+		struct rl_config_ops startup = ops_cfg_ops;
+		startup.commit = NULL;
+		if (rl_config_load(cfg->config, &startup, err, sizeof(err))) {
+			fprintf(stderr, "relayd: %s\n", err);
+			return -1;
+		}
+		if (rl_config_check(cfg, err, sizeof(err))) {
+			fprintf(stderr, "relayd: %s: %s\n", cfg->config, err);
+			return -1;
+		}
+	}
+	ops_show(cfg);
+	return 0;
+}
+
+/* ---- SIGHUP ------------------------------------------------------------------- */
+
+static void ops_reload_log(int is_error, const char *line)
+{
+	/* Reload lines are rare and matter whatever the level: always written. */
+	rl_log_write(is_error ? RL_LOG_ERROR : RL_LOG_INFO, 0, "%s", line);
+}
+
+void rl_ops_reload(struct rl_config *cfg)
+{
+	rl_notify_reloading();
+	ops.next = *cfg;
+	ops.target = &ops.next;
+	ops.running = cfg;
+	rl_config_reload(&ops_cfg_ops, ops_reload_log);
+	ops.target = cfg;
+	rl_notify_ready(ops.status);
+}
+
+/* ---- admin hooks (admin thread) --------------------------------------------------- */
+
+static void ops_options(rl_admin_kv_fn *fn, void *arg)
+{
+	char buf[1100];
+	pthread_mutex_lock(&ops.shown_lock);
+	for (size_t i = 0; i < rl_options_count; i++) {
+		rl_option_format(&ops.shown, &rl_options[i], buf, sizeof(buf));
+		fn(rl_options[i].name, buf, arg);
+	}
+	pthread_mutex_unlock(&ops.shown_lock);
+}
+
+struct ops_room_walk {
+	rl_admin_room_fn *fn;
+	void *arg;
+};
+
+static void ops_room_seen(const struct rl_room *r, void *arg)
+{
+	struct ops_room_walk *w = arg;
+	size_t len;
+	const uint8_t *name = rl_room_name(r, &len);
+	long members = rl_room_members(r);
+	if (members > 0) /* a dying room (0) is on its way out of the table */
+		w->fn((const char *)name, len, (uint64_t)members, w->arg);
+}
+
+/* Admin thread (registered, offline): online only for the walk, so an idle
+ * admin endpoint never holds up a grace period. */
+static void ops_rooms(rl_admin_room_fn *fn, void *arg)
+{
+	struct ops_room_walk w = {fn, arg};
+	rl_rcu_online();
+	rl_rooms_foreach(ops_room_seen, &w);
+	rl_rcu_offline();
+}
+
+#define OPS_LOAD(s, f) __atomic_load_n(&(s)->f, __ATOMIC_RELAXED)
+
+static void ops_worker_stats(unsigned k, struct rl_metrics_snap *out)
+{
+	const struct rl_stats *s = rl_stats_slot(k);
+	out->conns += OPS_LOAD(s, conns_current);
+	out->accepted += OPS_LOAD(s, conns_accepted);
+	out->closed += OPS_LOAD(s, conns_closed);
+	out->refused_full += OPS_LOAD(s, refused_full);
+	out->refused_emfile += OPS_LOAD(s, refused_emfile);
+	out->delivered += OPS_LOAD(s, msgs_delivered);
+	out->frames_out += OPS_LOAD(s, frames_out);
+	out->bytes_in += OPS_LOAD(s, bytes_in);
+	out->bytes_out += OPS_LOAD(s, bytes_out);
+	out->out_queued += OPS_LOAD(s, out_queued);
+	out->slow_consumers += OPS_LOAD(s, slow_consumers);
+	out->inbox_items += OPS_LOAD(s, inbox_items);
+	out->client_errors += OPS_LOAD(s, client_errors);
+	for (unsigned t = 0; t < RL_MSG_NTYPES; t++)
+		out->frames_in[t] += OPS_LOAD(s, frames_in[t]);
+	for (unsigned c = 0; c < RL_ERR_NCODES; c++)
+		out->errors[c] += OPS_LOAD(s, errors[c]);
+}
+
+static void ops_global_stats(struct rl_metrics_snap *out)
+{
+	long rooms = rl_rooms_count(), members = rl_rooms_memberships();
+	out->rooms += rooms > 0 ? (uint64_t)rooms : 0;
+	out->memberships += members > 0 ? (uint64_t)members : 0;
+	out->peak_conns += rl_stats_peak();
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------- */
+
+int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
+{
+	static const struct rl_metrics_source src = {ops_worker_stats, ops_global_stats};
+	char err[512], bound[80];
+	bool v6 = strchr(cfg->host, ':') != NULL;
+	if (rl_metrics_init(nworkers)) {
+		fprintf(stderr, "relayd: out of memory\n");
+		return -1;
+	}
+	rl_metrics_set_source(&src);
+	snprintf(ops.listen, sizeof(ops.listen), "%s%s%s:%u", v6 ? "[" : "", cfg->host,
+		 v6 ? "]" : "", (unsigned)port);
+	snprintf(ops.status, sizeof(ops.status), "listening on %s (%u workers)", ops.listen,
+		 nworkers);
+	if (!cfg->admin[0])
+		return 0;
+	if (rl_admin_open(cfg->admin, bound, sizeof(bound), err, sizeof(err))) {
+		fprintf(stderr, "relayd: %s\n", err);
+		return -1;
+	}
+	struct rl_admin_hooks h = {.version = RL_VERSION,
+				   .listen = ops.listen,
+				   .options = ops_options,
+				   .rooms = ops_rooms};
+	int rc = rl_admin_start(&h);
+	if (rc) {
+		fprintf(stderr, "relayd: --admin %s: cannot start: %s\n", cfg->admin, strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+void rl_ops_ready(void)
+{
+	rl_notify_ready(ops.status);
+}
+
+void rl_ops_stopping(void)
+{
+	rl_metrics_set_shutdown();
+	rl_notify_stopping();
+}
+
+void rl_ops_stop(void)
+{
+	rl_admin_stop();
+	rl_metrics_fini();
+	rl_config_fini();
+}
