@@ -7,6 +7,7 @@
 #include "conn.h"
 
 #include "handler.h"
+#include "metrics.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -418,15 +419,26 @@ void rl_conn_read(struct rl_conn *c)
 	struct rl_worker *w = c->w;
 
 	RL_ASSERT_OWNER(c);
+	if (w->throttled) {
+		if (cds_list_empty(&c->rlink))
+			cds_list_add_tail(&c->rlink, &w->read_list);
+		return;
+	}
 	for (int i = 0; i < CONN_READS_PER_TURN;) {
 		ssize_t n = recv(c->fd, w->scratch, RL_SCRATCH_BYTES, 0);
 		if (n > 0) {
+			w->t_read_ns = rl_metrics_now_ns();
 			RL_STAT_ADD(w->stats, bytes_in, n);
 			conn_touch(c);
 			conn_parse(c, w->scratch, (size_t)n);
-			if (!rl_conn_can_send(c) || (size_t)n < RL_SCRATCH_BYTES)
+			if (!rl_conn_can_send(c))
 				return;
-			i++;
+			if ((size_t)n == RL_SCRATCH_BYTES)
+				i++;
+			else if (!(c->flags & RL_CF_RDHUP))
+				return; /* drained; edge-triggered: the next byte brings a new event */
+			/* A short read with the FIN already reported: no new edge will come
+			 * for the EOF, so read on until recv says 0 (or EAGAIN). */
 			continue;
 		}
 		if (n == 0) {
@@ -467,6 +479,8 @@ void rl_conn_on_event(struct rl_conn *c, uint32_t bits)
 	RL_ASSERT_OWNER(c);
 	if (c->flags & RL_CF_DEAD)
 		return;
+	if (bits & RL_EV_HUP)
+		c->flags |= RL_CF_RDHUP;
 	if (bits & RL_EV_OUT) {
 		c->flags &= (uint16_t)~RL_CF_WBLOCKED;
 		if (c->out.bytes)

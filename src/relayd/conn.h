@@ -28,7 +28,8 @@ enum rl_conn_flag {
 	RL_CF_WBLOCKED = 1u << 2, /* socket full; waiting for EPOLLOUT */
 	RL_CF_LINGER = 1u << 3,   /* CLOSING, output done, discarding input until EOF */
 	RL_CF_REFUSED = 1u << 4,  /* SERVER_FULL: not counted in the connection gauge */
-	RL_CF_PEER_EOF = 1u << 5, /* the peer closed its sending side */
+	RL_CF_PEER_EOF = 1u << 5, /* we read the peer's EOF */
+	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
 };
 
 struct rl_conn_room {

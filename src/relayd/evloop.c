@@ -60,6 +60,8 @@ int rl_evloop_wait(struct rl_evloop *l, int timeout_ms)
 		uint32_t e = evs[i].events, bits = 0;
 		if (e & (EPOLLIN | EPOLLRDHUP))
 			bits |= RL_EV_IN;
+		if (e & (EPOLLRDHUP | EPOLLHUP))
+			bits |= RL_EV_HUP;
 		if (e & EPOLLOUT)
 			bits |= RL_EV_OUT;
 		if (e & (EPOLLERR | EPOLLHUP))

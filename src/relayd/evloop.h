@@ -10,6 +10,7 @@
 #define RL_EV_OUT 0x02u
 #define RL_EV_ERR 0x04u  /* error or hang-up */
 #define RL_EV_EDGE 0x08u /* edge-triggered registration */
+#define RL_EV_HUP 0x10u  /* the peer closed its sending side (EOF is queued) */
 
 struct rl_evloop {
 	int epfd;

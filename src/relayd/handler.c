@@ -376,6 +376,8 @@ static void message_publish(struct rl_conn *c, struct rl_room *r, struct rl_msg 
 	bool echo = c->flags & RL_CF_ECHO;
 	if (echo || rl_room_members(r) > 1)
 		rl_fanout_publish(c->w, r, m, echo ? NULL : c);
+	else
+		m->t_read_ns = 0; /* nobody to deliver to: not a fan-out sample */
 	rl_msg_put(m);
 }
 
@@ -445,6 +447,7 @@ static void message_json(struct rl_conn *c, const struct rl_frame *f)
 	}
 	rl_frame_put_header(m->data, RL_MSG_MESSAGE, RL_FLAG_JSON, (uint32_t)jw.len);
 	m->len = (uint32_t)(RL_FRAME_HDR_BYTES + jw.len);
+	m->t_read_ns = c->w->t_read_ns;
 	message_publish(c, r, m);
 }
 
@@ -481,6 +484,7 @@ static void message_binary(struct rl_conn *c, const struct rl_frame *f)
 	struct rl_span from = { (const uint8_t *)id, idn };
 	rl_frame_put_header(m->data, RL_MSG_MESSAGE, RL_FLAG_BINARY, (uint32_t)plen);
 	rl_bin_delivery_encode(m->data + RL_FRAME_HDR_BYTES, name, from, data);
+	m->t_read_ns = c->w->t_read_ns;
 	message_publish(c, c->rooms[slot].room, m);
 }
 

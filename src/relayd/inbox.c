@@ -29,6 +29,7 @@ void rl_inbox_kick(struct rl_inbox *ib)
 void rl_inbox_push(struct rl_inbox *ib, struct rl_inbox_item *it)
 {
 	cds_wfcq_node_init(&it->node);
+	__atomic_add_fetch(&ib->pending, 1, __ATOMIC_RELAXED);
 	rl_tsan_release(it);
 	if (!cds_wfcq_enqueue(&ib->head, &ib->tail, &it->node))
 		rl_inbox_kick(ib);

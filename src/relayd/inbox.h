@@ -24,7 +24,14 @@ struct rl_inbox {
 	struct __cds_wfcq_head head;
 	struct cds_wfcq_tail tail;
 	int efd; /* eventfd, non-blocking */
+	/* Items pushed and not yet drained (atomic; producers add, the owner
+	 * subtracts per batch). Publishers stop reading their clients while a
+	 * peer's backlog is above RL_INBOX_HIGH: memory stays bounded when one
+	 * worker publishes faster than another can deliver. */
+	uint64_t pending __attribute__((aligned(64)));
 };
+
+#define RL_INBOX_HIGH 65536u
 
 int rl_inbox_init(struct rl_inbox *ib);
 void rl_inbox_fini(struct rl_inbox *ib);
@@ -38,5 +45,14 @@ void rl_inbox_kick(struct rl_inbox *ib);
 void rl_inbox_reset(struct rl_inbox *ib);
 /* Owner: next item or NULL. */
 struct rl_inbox_item *rl_inbox_pop(struct rl_inbox *ib);
+/* Owner: <n> items were handled. */
+static inline void rl_inbox_done(struct rl_inbox *ib, uint64_t n)
+{
+	__atomic_sub_fetch(&ib->pending, n, __ATOMIC_RELAXED);
+}
+static inline uint64_t rl_inbox_backlog(const struct rl_inbox *ib)
+{
+	return __atomic_load_n(&ib->pending, __ATOMIC_RELAXED);
+}
 
 #endif

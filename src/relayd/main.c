@@ -119,8 +119,10 @@ static void main_drain_inboxes(void)
 	rcu_register_thread();
 	for (unsigned i = 0; i < rl_srv.nworkers; i++) {
 		struct rl_inbox_item *it;
-		while ((it = rl_inbox_pop(&rl_srv.workers[i].inbox)))
+		while ((it = rl_inbox_pop(&rl_srv.workers[i].inbox))) {
 			rl_msg_put(caa_container_of(it, struct rl_msg_item, ib)->msg);
+			rl_inbox_done(&rl_srv.workers[i].inbox, 1);
+		}
 	}
 	rl_rcu_quiescent();
 	rcu_unregister_thread();

@@ -1,6 +1,8 @@
 /* msg.c -- refcounted frames. Threading: see msg.h. */
 #include "msg.h"
 
+#include "log.h"
+#include "metrics.h"
 #include "room.h"
 
 #include <stdlib.h>
@@ -14,6 +16,7 @@ struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems)
 	m->refs = 1;
 	m->len = (uint32_t)frame_len;
 	m->room = NULL;
+	m->t_read_ns = 0;
 	m->data = (uint8_t *)m + hdr;
 	return m;
 }
@@ -27,6 +30,9 @@ void rl_msg_put(struct rl_msg *m)
 {
 	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
+	if (m->t_read_ns && rl_log_worker >= 0) /* rl_log_worker: this thread's worker index */
+		rl_metrics_fanout_observe(rl_metrics_worker((unsigned)rl_log_worker),
+					  rl_metrics_now_ns() - m->t_read_ns);
 	if (m->room)
 		rl_room_put(m->room);
 	free(m);

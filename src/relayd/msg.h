@@ -24,6 +24,7 @@ struct rl_msg {
 	uint32_t refs;         /* atomic */
 	uint32_t len;          /* frame bytes at <data> */
 	uint32_t seq;          /* rl_room_seq at publish: later joiners skip it */
+	uint64_t t_read_ns;    /* MESSAGE: when its frame was read (0: not timed) */
 	struct rl_room *room;  /* set (with a room reference) once queued to another worker */
 	uint8_t *data;         /* the whole frame: 7-byte header + payload */
 	struct rl_msg_item items[]; /* <nitems> of them, then the frame bytes */
@@ -33,7 +34,9 @@ struct rl_msg {
  * reference, owned by the caller. NULL on ENOMEM. */
 struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems);
 void rl_msg_get(struct rl_msg *m);
-/* The last put drops the room reference and frees the message. */
+/* The last put drops the room reference and frees the message; for a timed
+ * MESSAGE it records read -> queued-to-every-member in the fan-out latency
+ * histogram of the calling worker (ops' metrics.h). */
 void rl_msg_put(struct rl_msg *m);
 
 #endif

@@ -28,6 +28,7 @@
 
 static struct {
 	bool held[OPS_MAX_OPTIONS]; /* rl_options[i] came from the command line or environment */
+	bool in_file[OPS_MAX_OPTIONS]; /* rl_options[i] was applied from the file */
 	struct rl_config *target;   /* where the file's values go (startup: the config;
 				       reload: <next>) */
 	struct rl_config next;      /* reload scratch */
@@ -97,7 +98,10 @@ static int ops_apply(const char *name, const char *value, char *err, size_t errl
 	const struct rl_option *o = ops_opt(name, &i);
 	if (!o || ops.held[i])
 		return 0;
-	return rl_option_set(ops.target, o, value, err, errlen) ? -EINVAL : 1;
+	if (rl_option_set(ops.target, o, value, err, errlen))
+		return -EINVAL;
+	ops.in_file[i] = true;
+	return 1;
 }
 
 static void ops_current(const char *name, char *buf, size_t len)
@@ -117,10 +121,20 @@ static void ops_show(const struct rl_config *cfg)
 	pthread_mutex_unlock(&ops.shown_lock);
 }
 
+/* Watermarks nobody set follow a smaller hard limit, as on the command line. */
+static void ops_fit(struct rl_config *cfg)
+{
+	bool given[OPS_MAX_OPTIONS];
+	for (size_t i = 0; i < rl_options_count && i < OPS_MAX_OPTIONS; i++)
+		given[i] = ops.held[i] || ops.in_file[i];
+	rl_options_fit_watermarks(cfg, given);
+}
+
 /* Makes the reloadable fields of <ops.next> take effect: the workers read
- * them with relaxed atomic loads, so store them the same way. */
+ * them with relaxed atomic loads (RL_CFG), so store them the same way. */
 static int ops_commit(char *err, size_t errlen)
 {
+	ops_fit(&ops.next);
 	if (rl_config_check(&ops.next, err, errlen))
 		return -EINVAL;
 	for (size_t i = 0; i < rl_options_count; i++) {
@@ -154,6 +168,7 @@ int rl_ops_configure(struct rl_config *cfg, int argc, char **argv)
 			fprintf(stderr, "relayd: %s\n", err);
 			return -1;
 		}
+		ops_fit(cfg);
 		if (rl_config_check(cfg, err, sizeof(err))) {
 			fprintf(stderr, "relayd: %s: %s\n", cfg->config, err);
 			return -1;

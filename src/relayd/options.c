@@ -278,7 +278,8 @@ void rl_options_usage(FILE *f)
 		const struct rl_option *o = &rl_options[i];
 		char opt[64];
 		snprintf(opt, sizeof(opt), "--%s%s", o->name, type_metavar[o->type]);
-		fprintf(f, "  %-34s %s (default: %s) [%s]\n", opt, o->help, o->def, o->env);
+		fprintf(f, "  %-34s %s (default: %s) [%s]\n", opt, o->help, *o->def ? o->def : "none",
+			o->env);
 	}
 	fprintf(f, "  %-34s %s\n", "-h, --help", "show this help and exit");
 	fprintf(f, "  %-34s %s\n", "-V, --version", "print the version and exit");
@@ -301,7 +302,7 @@ static int options_from_env(struct rl_config *cfg, bool *given, char *err, size_
 
 /* Watermarks left at their defaults follow a smaller hard limit down, so
  * `--outbound-hard-limit 256K` alone is a valid configuration. */
-static void options_fit_watermarks(struct rl_config *cfg, const bool *given)
+void rl_options_fit_watermarks(struct rl_config *cfg, const bool *given)
 {
 	size_t ilow = (size_t)(rl_option_find("outbound-low-watermark") - rl_options);
 	size_t ihigh = (size_t)(rl_option_find("outbound-high-watermark") - rl_options);
@@ -367,7 +368,7 @@ enum rl_opts_result rl_options_parse(struct rl_config *cfg, int argc, char **arg
 		fprintf(stderr, "relayd: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return RL_OPTS_EXIT_ERR;
 	}
-	options_fit_watermarks(cfg, given);
+	rl_options_fit_watermarks(cfg, given);
 	if (rl_config_check(cfg, err, sizeof(err))) {
 		fprintf(stderr, "relayd: %s\n", err);
 		return RL_OPTS_EXIT_ERR;

@@ -74,6 +74,11 @@ void rl_config_defaults(struct rl_config *cfg);
 int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen);
 void rl_options_usage(FILE *f);
 
+/* Watermarks not given (<given>[i] false for rl_options[i]) that exceed a
+ * smaller hard limit follow it down (high = hard/2, low = high/4). Also used
+ * by ops.c once the config file has been applied. */
+void rl_options_fit_watermarks(struct rl_config *cfg, const bool *given);
+
 enum rl_opts_result { RL_OPTS_RUN = 0, RL_OPTS_EXIT_OK, RL_OPTS_EXIT_ERR };
 /* Defaults, then RELAY_* variables, then <argv>. --help/--version print and
  * return EXIT_OK; errors print one line to stderr and return EXIT_ERR. */

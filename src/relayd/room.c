@@ -74,8 +74,9 @@ uint64_t rl_room_hash_name(const uint8_t *name, size_t len)
 
 static int room_match(struct cds_lfht_node *node, const void *key)
 {
-	const struct rl_room *r = caa_container_of(node, struct rl_room, node);
+	struct rl_room *r = caa_container_of(node, struct rl_room, node);
 	const struct room_key *k = key;
+	rl_tsan_acquire(r); /* published by another thread's add_unique */
 	return r->name_len == k->n && memcmp(r->name, k->p, k->n) == 0;
 }
 

@@ -210,6 +210,7 @@ static void worker_drain_inbox(struct rl_worker *w)
 		}
 		inbox_handlers[it->kind](w, it);
 	}
+	rl_inbox_done(&w->inbox, n);
 	RL_STAT_ADD(w->stats, inbox_items, n);
 }
 
@@ -278,8 +279,19 @@ static void worker_check_stop(struct rl_worker *w)
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
+/* Whether any other worker has more than RL_INBOX_HIGH items waiting. */
+static bool worker_peers_backlogged(const struct rl_worker *w)
+{
+	for (unsigned k = 0; k < rl_srv.nworkers; k++)
+		if (k != w->id && rl_inbox_backlog(&rl_srv.workers[k].inbox) > RL_INBOX_HIGH)
+			return true;
+	return false;
+}
+
 static int worker_timeout(struct rl_worker *w)
 {
+	if (w->throttled && !cds_list_empty(&w->read_list))
+		return 1; /* reads deferred: poll again soon, do not spin */
 	if (w->inbox_more || w->dead || !cds_list_empty(&w->read_list) ||
 	    !cds_list_empty(&w->flush_list))
 		return 0;
@@ -307,6 +319,7 @@ static bool worker_turn(struct rl_worker *w)
 		n = 0;
 	}
 	worker_check_stop(w);
+	w->throttled = rl_srv.nworkers > 1 && worker_peers_backlogged(w);
 	worker_dispatch(w, n);
 	worker_read_again(w);
 	worker_drain_inbox(w);

@@ -37,6 +37,7 @@ struct rl_worker {
 	struct rl_segpool pool;
 	uint8_t *scratch;           /* RL_SCRATCH_BYTES, the read buffer of every conn */
 	uint64_t now_ms;            /* CLOCK_MONOTONIC, refreshed each loop turn */
+	uint64_t t_read_ns;         /* CLOCK_MONOTONIC of the last successful read */
 	/* Timer lists, each ordered by its deadline because each has one fixed
 	 * timeout: append at the tail, expire from the head (see timer.c). */
 	struct cds_list_head idle_list;    /* OPEN/DRAINING conns by last_rx_ms */
@@ -50,6 +51,7 @@ struct rl_worker {
 	bool inbox_more;                   /* the last drain stopped at its batch bound */
 	bool accept_more;                  /* the last accept loop stopped at its bound */
 	bool stopping;                     /* shutdown began on this worker */
+	bool throttled;                    /* a peer's inbox is backlogged: defer reads */
 	uint64_t stop_deadline;
 	uint64_t nconns;
 	struct rl_ratelimit emfile_rl;

@@ -261,7 +261,7 @@ Test(ops_live, config_precedence_is_cli_then_env_then_file_then_default)
 	struct rl_test_server s;
 	char admin[160];
 	write_cfg("# test\n[relayd]\nmax-rooms-per-conn = 2\nmax_connections = 50\n"
-		  "idle-timeout = 7\nslow-consumer-timeout = 4\n");
+		  "idle-timeout = 7\nslow-consumer-timeout = 4\noutbound-hard-limit = 256K\n");
 	const char *args[] = {"--config", cfg_path, "--idle-timeout", "9", NULL};
 	const char *env[] = {"RELAY_MAX_CONNECTIONS=60", "RELAY_IDLE_TIMEOUT=8", NULL};
 	start(&s, admin, sizeof(admin), args, env);
@@ -271,6 +271,10 @@ Test(ops_live, config_precedence_is_cli_then_env_then_file_then_default)
 	expect_option(r.body, "idle-timeout", "9");         /* cli over env and file */
 	expect_option(r.body, "slow-consumer-timeout", "4"); /* file */
 	expect_option(r.body, "frame-timeout", "30");       /* default */
+	/* watermarks nobody set follow the file's small hard limit down */
+	expect_option(r.body, "outbound-hard-limit", "262144");
+	expect_option(r.body, "outbound-high-watermark", "131072");
+	expect_option(r.body, "outbound-low-watermark", "32768");
 	ops_http_free(&r);
 	/* and the file's value is the one in force */
 	struct rl_test_client *c = client(&s);
