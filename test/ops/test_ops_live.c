@@ -175,6 +175,26 @@ Test(ops_live, protocol_errors_are_counted_by_code)
 	stop(&s);
 }
 
+Test(ops_live, refused_connections_are_counted_by_reason)
+{
+	struct rl_test_server s;
+	char admin[160];
+	const char *args[] = {"--max-connections", "1", NULL};
+	start(&s, admin, sizeof(admin), args, NULL);
+	struct rl_test_client *c = client(&s);
+	struct rl_test_client *over = rl_test_connect(&s, T_MS);
+	cr_assert(over, "%s", rl_test_err());
+	cr_assert_eq(rl_test_expect_fatal(over, "SERVER_FULL", T_MS), 0, "%s", rl_test_err());
+	char *t = scrape(admin);
+	cr_assert_eq(metric(t, "relay_connections_refused_total{reason=\"server_full\"}"), 1);
+	cr_assert_eq(metric(t, "relay_connections_refused_total{reason=\"emfile\"}"), 0);
+	cr_assert_eq(metric(t, "relay_connections"), 1);
+	free(t);
+	rl_test_close(over);
+	rl_test_close(c);
+	stop(&s);
+}
+
 /* Publishes until /metrics shows at least <want> outbound bytes queued in
  * relayd (a member that does not read, its socket buffers full). */
 static double wait_queued(const char *admin, struct rl_test_client *pub, double want)
