@@ -260,7 +260,7 @@ special:
 	}
 }
 
-static const uint8_t *json_string_skip(const uint8_t *s, const uint8_t *end,
+RL_INLINE const uint8_t *json_string_skip(const uint8_t *s, const uint8_t *end,
 				       struct json_err *e)
 {
 	struct json_str o = {0};
@@ -326,8 +326,12 @@ static const uint8_t *json_literal(const uint8_t *s, const uint8_t *end,
 	return s + n;
 }
 
+/* Most tokens are not followed by whitespace: a byte above ' ' settles it
+ * without the dependent table load. */
 RL_INLINE const uint8_t *json_skip_ws(const uint8_t *s, const uint8_t *end)
 {
+	if (RL_LIKELY(s < end && *s > ' '))
+		return s;
 	while (s < end && json_ws[*s])
 		s++;
 	return s;
