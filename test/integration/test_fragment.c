@@ -202,6 +202,7 @@ static void *burst_send(void *arg)
 IT_TEST(fragment, burst_of_10000_frames_in_one_write_does_not_starve_others)
 {
 	struct rl_test_server s;
+	IT_NEED_PROCESS();
 	IT_START(&s, "--workers", "1", "--no-presence");
 	struct rl_test_client *a = it_client(&s, NULL);
 	struct rl_test_client *b = it_client(&s, NULL);

@@ -317,3 +317,33 @@ IT_TEST(session, presence_crosses_workers)
 	rl_test_close(c[0]);
 	it_stop(&s);
 }
+
+IT_TEST(session, disconnect_leaves_every_room_once)
+{
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "2");
+	struct rl_test_client *a = it_client(&s, "{\"userId\":\"ann\"}");
+	struct rl_test_client *b = it_client(&s, NULL);
+	struct rl_test_client *c = it_client(&s, NULL);
+	it_join(b, "r1", 1);
+	it_join(c, "r2", 1);
+	it_join(a, "r1", 2);
+	it_join(a, "r2", 2);
+	it_join(a, "r3", 1);
+	expect_presence(b, "userJoined", "r1", a, "ann");
+	expect_presence(c, "userJoined", "r2", a, "ann");
+	char id[160];
+	snprintf(id, sizeof(id), "%s", rl_test_conn_id(a));
+	rl_test_close(a);
+	expect_presence_id(b, "userLeft", "r1", id, "ann");
+	expect_presence_id(c, "userLeft", "r2", id, "ann");
+	it_silent(b);
+	it_silent(c);
+	/* The rooms count a's membership no more; r3 is gone (rejoin starts at 1). */
+	it_leave(c, "r2");
+	it_join(b, "r2", 1);
+	it_join(b, "r3", 1);
+	rl_test_close(b);
+	rl_test_close(c);
+	it_stop(&s);
+}
