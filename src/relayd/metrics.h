@@ -25,7 +25,7 @@
 
 /* Fan-out latency histogram: upper bounds in nanoseconds, the last bucket is
  * +Inf. Few fixed buckets, found by a short scan: cheap on the hot path. */
-#define RL_M_FANOUT_NBUCKETS 13
+#define RL_M_FANOUT_NBUCKETS 16
 #define RL_METRICS_MAX_WORKERS 64 /* = RL_MAX_WORKERS */
 extern const uint64_t rl_metrics_fanout_le_ns[RL_M_FANOUT_NBUCKETS - 1];
 

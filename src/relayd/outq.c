@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#define POOL_MAX_CHUNKS 256
+#define POOL_MAX_CHUNKS 1024 /* x 4 KiB: what a 1000-member fan-out turn needs */
 #define POOL_MAX_REFS 4096
 #define FLUSH_IOV 1024 /* IOV_MAX on Linux */
 

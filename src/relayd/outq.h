@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RL_CHUNK_BYTES 16384u /* one chunk allocation, header included */
+#define RL_CHUNK_BYTES 4096u  /* one chunk allocation, header included */
 #define RL_COPY_MAX 1024u     /* frames up to this size are copied, larger ones referenced */
 
 struct rl_oseg {

@@ -114,7 +114,22 @@ Test(ops_live, metrics_count_frames_and_deliveries_exactly)
 		cr_assert(rl_test_expect(a, RL_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
 		cr_assert(rl_test_expect(b, RL_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
 	}
-	char *after = scrape(admin);
+	/* Each message is one fan-out sample, recorded when its last member's
+	 * write released it: wait for the histogram to catch up. */
+	const char *cnt = "relay_fanout_latency_seconds_count";
+	char *after = NULL;
+	for (int64_t end = rl_test_now_ms() + T_MS; rl_test_now_ms() < end;) {
+		free(after);
+		after = scrape(admin);
+		if (metric(after, cnt) - metric(before, cnt) >= N)
+			break;
+		poll(NULL, 0, 10);
+	}
+	cr_assert_eq(metric(after, cnt) - metric(before, cnt), N);
+	cr_assert_eq(metric(after, "relay_fanout_latency_seconds_bucket{le=\"+Inf\"}"),
+		     metric(after, cnt));
+	cr_assert_gt(metric(after, "relay_fanout_latency_seconds_sum"),
+		     metric(before, "relay_fanout_latency_seconds_sum"));
 	const char *msg = "relay_frames_in_total{type=\"MESSAGE\"}";
 	cr_assert_eq(metric(after, msg) - metric(before, msg), N);
 	cr_assert_eq(metric(after, "relay_messages_delivered_total") -
