@@ -106,17 +106,18 @@ static void shape_strings(struct buf *b, size_t size)
 	buf_str(b, "]");
 }
 
-/* Repeated depth-64 nests: {"a":[{"a":[ ... 1 ... ]}]} side by side. */
+/* Nests {"a":[{"a":[ ... 1 ... ]}]} 62 levels deep, side by side in an
+ * array: depth 63 in all. */
 static void shape_nested(struct buf *b, size_t size)
 {
 	buf_str(b, "[");
-	for (unsigned i = 0; b->n + 400 < size; i++) {
+	for (unsigned i = 0; b->n + 200 < size; i++) {
 		if (i)
 			buf_str(b, ",");
-		for (int d = 0; d < 31; d++)
+		for (int d = 0; d < 62; d++)
 			buf_str(b, d % 2 ? "[" : "{\"a\":");
 		buf_str(b, "1");
-		for (int d = 30; d >= 0; d--)
+		for (int d = 61; d >= 0; d--)
 			buf_str(b, d % 2 ? "]" : "}");
 	}
 	buf_str(b, "]");
@@ -250,9 +251,9 @@ int main(int argc, char **argv)
 	struct json_arg shapes[8] = {0};
 	const char *shape_names[8] = {
 		"JSON chat message object, 1 KiB", "JSON number-heavy array, 1 KiB",
-		"JSON string-heavy array (UTF-8, escapes), 1 KiB", "JSON nested to depth 62, 1 KiB",
+		"JSON string-heavy array (UTF-8, escapes), 1 KiB", "JSON nested to depth 63, 1 KiB",
 		"JSON chat message object, 64 KiB", "JSON number-heavy array, 64 KiB",
-		"JSON string-heavy array (UTF-8, escapes), 64 KiB", "JSON nested to depth 62, 64 KiB",
+		"JSON string-heavy array (UTF-8, escapes), 64 KiB", "JSON nested to depth 63, 64 KiB",
 	};
 	void (*makers[4])(struct buf *, size_t) = {shape_chat, shape_numbers, shape_strings, shape_nested};
 	for (int k = 0; k < 8; k++)

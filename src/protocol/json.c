@@ -337,20 +337,38 @@ RL_INLINE const uint8_t *json_skip_ws(const uint8_t *s, const uint8_t *end)
 	return s;
 }
 
-/* The wanted field named by the decoded key <k>/<n>, or NULL. */
-static struct rl_json_field *json_match(struct rl_json_field *f, size_t nf,
-					const uint8_t *k, size_t n)
+/* Wanted keys and their lengths, measured once per parse. */
+#define JSON_KEYS_CACHED 8
+
+struct json_keys {
+	struct rl_json_field *f;
+	size_t nf;
+	size_t len[JSON_KEYS_CACHED];
+};
+
+static void json_keys_init(struct json_keys *k, struct rl_json_field *f, size_t nf)
 {
-	for (size_t i = 0; i < nf; i++)
-		if (strlen(f[i].key) == n && memcmp(f[i].key, k, n) == 0)
-			return &f[i];
+	k->f = f;
+	k->nf = nf;
+	for (size_t i = 0; i < nf && i < JSON_KEYS_CACHED; i++)
+		k->len[i] = strlen(f[i].key);
+}
+
+/* The wanted field named by the decoded key <k>/<n>, or NULL. */
+static struct rl_json_field *json_match(const struct json_keys *keys, const uint8_t *k, size_t n)
+{
+	for (size_t i = 0; i < keys->nf; i++) {
+		size_t len = i < JSON_KEYS_CACHED ? keys->len[i] : strlen(keys->f[i].key);
+		if (len == n && memcmp(keys->f[i].key, k, n) == 0)
+			return &keys->f[i];
+	}
 	return NULL;
 }
 
 /* Scans a key at depth 1 (<s> past its quote) and sets *want to the field it
  * names, if any. */
 static const uint8_t *json_top_key(const uint8_t *s, const uint8_t *end,
-				   struct rl_json_field *f, size_t nf,
+				   const struct json_keys *keys,
 				   struct rl_json_field **want, struct json_err *e)
 {
 	uint8_t kb[256];
@@ -361,9 +379,9 @@ static const uint8_t *json_top_key(const uint8_t *s, const uint8_t *end,
 	if (s == NULL)
 		return NULL;
 	if (!o.esc)
-		*want = json_match(f, nf, k, (size_t)(s - 1 - k));
+		*want = json_match(keys, k, (size_t)(s - 1 - k));
 	else if (o.len <= sizeof kb)
-		*want = json_match(f, nf, kb, o.len);
+		*want = json_match(keys, kb, o.len);
 	else
 		*want = NULL;
 	return s;
@@ -400,10 +418,12 @@ int rl_json_parse(const uint8_t *p, size_t n, struct rl_json_field *fields,
 	struct rl_json_field *capture = NULL; /* whose value is being scanned */
 	enum rl_json_kind top = RL_JSON_NONE, kind;
 	struct json_err e = {NULL, NULL};
+	struct json_keys keys;
 
 	if (fields == NULL)
 		nfields = 0;
 	json_fields_reset(fields, nfields);
+	json_keys_init(&keys, fields, nfields);
 
 value:
 	s = json_skip_ws(s, end);
@@ -514,7 +534,7 @@ key:
 		goto fail;
 	}
 	if (depth == 1 && nfields > 0)
-		s = json_top_key(s + 1, end, fields, nfields, &want, &e);
+		s = json_top_key(s + 1, end, &keys, &want, &e);
 	else
 		s = json_string_skip(s + 1, end, &e);
 	if (s == NULL)

@@ -124,7 +124,7 @@ static void ops_show(const struct rl_config *cfg)
 /* Watermarks nobody set follow a smaller hard limit, as on the command line. */
 static void ops_fit(struct rl_config *cfg)
 {
-	bool given[OPS_MAX_OPTIONS];
+	bool given[OPS_MAX_OPTIONS] = {0};
 	for (size_t i = 0; i < rl_options_count && i < OPS_MAX_OPTIONS; i++)
 		given[i] = ops.held[i] || ops.in_file[i];
 	rl_options_fit_watermarks(cfg, given);
