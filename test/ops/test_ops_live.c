@@ -441,7 +441,14 @@ Test(ops_live, sd_notify_ready_after_listening_and_stopping_on_sigterm)
 	snprintf(want, sizeof(want), "STATUS=listening on %s:%u (2 workers)", s.host,
 		 (unsigned)s.port);
 	cr_assert(strstr(msg, want), "want %s in %s", want, msg);
-	struct rl_test_client *c = client(&s);
+	/* Connect to the address READY names, not to the one the harness read. */
+	char host[64];
+	unsigned port = 0;
+	const char *st = strstr(msg, "STATUS=listening on ");
+	cr_assert(st && sscanf(st, "STATUS=listening on %63[^:]:%u", host, &port) == 2, "%s", msg);
+	struct rl_test_client *c = rl_test_connect_addr(host, (uint16_t)port, T_MS);
+	cr_assert(c, "READY=1 sent but %s:%u does not accept: %s", host, port, rl_test_err());
+	cr_assert(rl_test_hello(c, NULL, T_MS), "%s", rl_test_err());
 	cr_assert(!notify_recv(fd, msg, sizeof(msg), 0), "one READY only: %s", msg);
 	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
 	cr_assert(notify_recv(fd, msg, sizeof(msg), T_MS) && strstr(msg, "RELOADING=1"), "%s", msg);
