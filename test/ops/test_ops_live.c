@@ -236,6 +236,40 @@ static double wait_queued(const char *admin, struct rl_test_client *pub, double 
 	return 0;
 }
 
+Test(ops_live, slow_consumers_are_counted)
+{
+	struct rl_test_server s;
+	char admin[160], chunk[4096];
+	const char *args[] = {"--outbound-hard-limit", "256K", NULL};
+	start(&s, admin, sizeof(admin), args, NULL);
+	struct rl_test_client *slow = rl_test_connect(&s, T_MS), *pub = client(&s);
+	cr_assert(slow);
+	cr_assert_eq(rl_test_set_rcvbuf(slow, 4096), 0);
+	cr_assert_eq(rl_test_join(slow, "flood", NULL, T_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_join(pub, "flood", NULL, T_MS), 0, "%s", rl_test_err());
+	memset(chunk, 'x', sizeof(chunk));
+	double dropped = 0;
+	for (int64_t end = rl_test_now_ms() + 10000; dropped < 1 && rl_test_now_ms() < end;) {
+		for (int i = 0; i < 64; i++)
+			cr_assert_eq(rl_test_send_json(pub, RL_MSG_MESSAGE,
+						       "{\"room\":\"flood\",\"content\":\"%.*s\"}",
+						       (int)sizeof(chunk), chunk),
+				     0, "%s", rl_test_err());
+		cr_assert_eq(rl_test_sync_skip(pub, T_MS, NULL), 0, "%s", rl_test_err());
+		char *t = scrape(admin);
+		dropped = metric(t, "relay_slow_consumers_total");
+		free(t);
+	}
+	char *t = scrape(admin);
+	cr_assert_eq(metric(t, "relay_slow_consumers_total"), 1);
+	cr_assert_eq(metric(t, "relay_protocol_errors_total{code=\"SLOW_CONSUMER\"}"), 1);
+	cr_assert_eq(metric(t, "relay_connections"), 1, "the slow one is gone");
+	free(t);
+	rl_test_close(slow);
+	rl_test_close(pub);
+	stop(&s);
+}
+
 Test(ops_live, health_turns_503_after_sigterm_while_connections_drain)
 {
 	struct rl_test_server s;
