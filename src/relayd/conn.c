@@ -167,8 +167,6 @@ static void conn_want_flush(struct rl_conn *c)
 /* Output is done (or abandoned) for a CLOSING connection: close now if the
  * peer has nothing more in flight, else half-close and discard its input
  * until EOF (so our final ERROR is not destroyed by an RST). */
-static void conn_linger_read(struct rl_conn *c);
-
 static void conn_closing_done(struct rl_conn *c)
 {
 	int pending = 0;
@@ -179,7 +177,10 @@ static void conn_closing_done(struct rl_conn *c)
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->flags |= RL_CF_LINGER;
-	conn_linger_read(c);
+	/* Discard next turn, never here: we may be inside another connection's
+	 * parse, whose frames point into the shared scratch buffer. */
+	if (cds_list_empty(&c->rlink))
+		cds_list_add_tail(&c->rlink, &c->w->read_list);
 }
 
 static void conn_begin_closing(struct rl_conn *c, uint64_t deadline)
