@@ -46,8 +46,9 @@ static void write_cfg(unsigned round)
 	FILE *f = fopen(cfg, "w");
 	if (!f)
 		fail("cannot write %s", cfg);
-	fprintf(f, "[relayd]\nmax-connections = %u\nidle-timeout = %u\nmax-rooms-per-conn = %u\n"
-		   "outbound-hard-limit = %uM\nlog-level = %s\n",
+	fprintf(f,
+		"[relayd]\nmax-connections = %u\nidle-timeout = %u\nmax-rooms-per-conn = %u\n"
+		"outbound-hard-limit = %uM\nlog-level = %s\n",
 		1000 + round, 60 + round, 16 + round, 8 + round % 4, round % 2 ? "warn" : "info");
 	fclose(f);
 }
@@ -89,7 +90,8 @@ int main(void)
 	for (unsigned round = 1; round <= ROUNDS; round++) {
 		for (int i = 0; i < NCLIENTS; i++)
 			if (rl_test_send_json(c[i], RL_MSG_MESSAGE,
-					      "{\"room\":\"r%d\",\"content\":%u}", i % 3, round) != 0)
+					      "{\"room\":\"r%d\",\"content\":%u}", i % 3,
+					      round) != 0)
 				fail("send: %s", rl_test_err());
 		scrape(admin, "/metrics");
 		scrape(admin, "/rooms?limit=2");
