@@ -112,14 +112,14 @@ static enum rl_decode_status dec_next_tail(struct rl_decoder *d, struct rl_frame
 		if (d->_tail_len < RL_FRAME_LEN_BYTES)
 			return RL_DECODE_NEED_MORE;
 		uint32_t length = dec_be32(d->_tail);
-		err = rl_frame_check_length(length, d->max_frame);
+		err = rl_check_length(length, d->max_frame);
 		if (err != RL_ERR_NONE)
 			return dec_fail(d, err);
 		dec_tail_alloc(d, RL_FRAME_LEN_BYTES + length);
 	}
 	dec_take(d, d->_tail_cap - d->_tail_len);
 	if (d->_tail_len >= RL_FRAME_HDR_BYTES) {
-		err = rl_frame_check_header(d->_tail[4], d->_tail[5], d->_tail[6]);
+		err = rl_check_header(d->_tail[4], d->_tail[5], d->_tail[6]);
 		if (err != RL_ERR_NONE)
 			return dec_fail(d, err);
 	}
@@ -141,11 +141,11 @@ static enum rl_decode_status dec_next_input(struct rl_decoder *d, struct rl_fram
 		return RL_DECODE_NEED_MORE;
 	}
 	uint32_t length = dec_be32(in);
-	err = rl_frame_check_length(length, d->max_frame);
+	err = rl_check_length(length, d->max_frame);
 	if (err != RL_ERR_NONE)
 		return dec_fail(d, err);
 	if (d->_in_len >= RL_FRAME_HDR_BYTES) {
-		err = rl_frame_check_header(in[4], in[5], in[6]);
+		err = rl_check_header(in[4], in[5], in[6]);
 		if (err != RL_ERR_NONE)
 			return dec_fail(d, err);
 	}

@@ -98,23 +98,12 @@ size_t rl_frame_encode(uint8_t *out, uint8_t type, uint8_t flags,
 
 enum rl_err rl_frame_check_length(uint32_t length, uint32_t max_frame)
 {
-	if (length < RL_FRAME_MIN_LENGTH)
-		return RL_ERR_INVALID_FRAME;
-	if (length > max_frame)
-		return RL_ERR_FRAME_TOO_LARGE;
-	return RL_ERR_NONE;
+	return rl_check_length(length, max_frame);
 }
 
 enum rl_err rl_frame_check_header(uint8_t version, uint8_t type, uint8_t flags)
 {
-	if (version != RL_PROTOCOL_VERSION)
-		return RL_ERR_UNSUPPORTED_VERSION;
-	if (type == RL_MSG_INVALID || type >= RL_MSG_NTYPES)
-		return RL_ERR_UNKNOWN_MESSAGE_TYPE;
-	if ((flags & RL_FLAG_RESERVED_MASK) != 0 ||
-	    (flags & (RL_FLAG_JSON | RL_FLAG_BINARY)) == (RL_FLAG_JSON | RL_FLAG_BINARY))
-		return RL_ERR_INVALID_FRAME;
-	return RL_ERR_NONE;
+	return rl_check_header(version, type, flags);
 }
 
 void rl_proto_oom(size_t n)

@@ -260,7 +260,7 @@ special:
 	}
 }
 
-static const uint8_t *json_string_skip(const uint8_t *s, const uint8_t *end,
+RL_INLINE const uint8_t *json_string_skip(const uint8_t *s, const uint8_t *end,
 				       struct json_err *e)
 {
 	struct json_str o = {0};
@@ -282,7 +282,7 @@ RL_INLINE const uint8_t *json_digits(const uint8_t *s, const uint8_t *end)
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?  Whatever follows is the
  * caller's to judge (so "01" fails there, at the '1'). */
-static const uint8_t *json_number(const uint8_t *s, const uint8_t *end, struct json_err *e)
+RL_INLINE const uint8_t *json_number(const uint8_t *s, const uint8_t *end, struct json_err *e)
 {
 	if (*s == '-')
 		s++;
@@ -326,27 +326,49 @@ static const uint8_t *json_literal(const uint8_t *s, const uint8_t *end,
 	return s + n;
 }
 
+/* Most tokens are not followed by whitespace: a byte above ' ' settles it
+ * without the dependent table load. */
 RL_INLINE const uint8_t *json_skip_ws(const uint8_t *s, const uint8_t *end)
 {
+	if (RL_LIKELY(s < end && *s > ' '))
+		return s;
 	while (s < end && json_ws[*s])
 		s++;
 	return s;
 }
 
-/* The wanted field named by the decoded key <k>/<n>, or NULL. */
-static struct rl_json_field *json_match(struct rl_json_field *f, size_t nf,
-					const uint8_t *k, size_t n)
+/* Wanted keys and their lengths, measured once per parse. */
+#define JSON_KEYS_CACHED 8
+
+struct json_keys {
+	struct rl_json_field *f;
+	size_t nf;
+	size_t len[JSON_KEYS_CACHED];
+};
+
+static void json_keys_init(struct json_keys *k, struct rl_json_field *f, size_t nf)
 {
-	for (size_t i = 0; i < nf; i++)
-		if (strlen(f[i].key) == n && memcmp(f[i].key, k, n) == 0)
-			return &f[i];
+	k->f = f;
+	k->nf = nf;
+	for (size_t i = 0; i < nf && i < JSON_KEYS_CACHED; i++)
+		k->len[i] = strlen(f[i].key);
+}
+
+/* The wanted field named by the decoded key <k>/<n>, or NULL. */
+static struct rl_json_field *json_match(const struct json_keys *keys, const uint8_t *k, size_t n)
+{
+	for (size_t i = 0; i < keys->nf; i++) {
+		size_t len = i < JSON_KEYS_CACHED ? keys->len[i] : strlen(keys->f[i].key);
+		if (len == n && memcmp(keys->f[i].key, k, n) == 0)
+			return &keys->f[i];
+	}
 	return NULL;
 }
 
 /* Scans a key at depth 1 (<s> past its quote) and sets *want to the field it
  * names, if any. */
 static const uint8_t *json_top_key(const uint8_t *s, const uint8_t *end,
-				   struct rl_json_field *f, size_t nf,
+				   const struct json_keys *keys,
 				   struct rl_json_field **want, struct json_err *e)
 {
 	uint8_t kb[256];
@@ -357,9 +379,9 @@ static const uint8_t *json_top_key(const uint8_t *s, const uint8_t *end,
 	if (s == NULL)
 		return NULL;
 	if (!o.esc)
-		*want = json_match(f, nf, k, (size_t)(s - 1 - k));
+		*want = json_match(keys, k, (size_t)(s - 1 - k));
 	else if (o.len <= sizeof kb)
-		*want = json_match(f, nf, kb, o.len);
+		*want = json_match(keys, kb, o.len);
 	else
 		*want = NULL;
 	return s;
@@ -389,20 +411,34 @@ static void json_capture_begin(struct rl_json_field *c, enum rl_json_kind kind,
 int rl_json_parse(const uint8_t *p, size_t n, struct rl_json_field *fields,
 		  size_t nfields, struct rl_json_result *res)
 {
-	const uint8_t *s = p, *end = p + n;
+	const uint8_t *s, *end;
 	uint64_t objects = 0;  /* bit d: the container at depth d+1 is an object */
 	unsigned depth = 0;
+	bool in_obj = false;   /* the innermost open container is an object */
 	struct rl_json_field *want = NULL;    /* named by the key just read */
 	struct rl_json_field *capture = NULL; /* whose value is being scanned */
 	enum rl_json_kind top = RL_JSON_NONE, kind;
 	struct json_err e = {NULL, NULL};
+	struct json_keys keys;
 
 	if (fields == NULL)
 		nfields = 0;
 	json_fields_reset(fields, nfields);
+	json_keys_init(&keys, fields, nfields);
+	if (n == 0) { /* also keeps NULL + 0 out of the pointer arithmetic */
+		if (res != NULL) {
+			res->top = RL_JSON_NONE;
+			res->err_off = 0;
+			res->err_msg = "empty input";
+		}
+		return -1;
+	}
+	s = p;
+	end = p + n;
 
 value:
 	s = json_skip_ws(s, end);
+value_ws: /* <s> is past any whitespace */
 	if (RL_UNLIKELY(s == end)) {
 		e.at = s;
 		e.msg = "unexpected end of input";
@@ -424,20 +460,15 @@ value:
 			e.msg = "nesting deeper than 64";
 			goto fail;
 		}
-		if (kind == RL_JSON_OBJECT)
-			objects |= 1ull << depth;
-		else
-			objects &= ~(1ull << depth);
+		in_obj = kind == RL_JSON_OBJECT;
+		objects = (objects & ~(1ull << depth)) | ((uint64_t)in_obj << depth);
 		depth++;
 		s = json_skip_ws(s + 1, end);
-		if (s < end && *s == (kind == RL_JSON_OBJECT ? '}' : ']')) {
-			s++;
-			depth--;
-			goto after;
-		}
-		if (kind == RL_JSON_OBJECT)
-			goto key;
-		goto value;
+		if (s < end && *s == (in_obj ? '}' : ']'))
+			goto close;
+		if (in_obj)
+			goto key_ws;
+		goto value_ws;
 	case RL_JSON_STRING:
 		if (capture != NULL && depth == 1) {
 			struct json_str o = {.buf = capture->buf, .cap = capture->buf ? capture->cap : 0};
@@ -470,7 +501,7 @@ after:
 		capture = NULL;
 	}
 	s = json_skip_ws(s, end);
-	if (depth == 0) {
+	if (RL_UNLIKELY(depth == 0)) {
 		if (s != end) {
 			e.at = s;
 			e.msg = "trailing bytes after the value";
@@ -483,34 +514,38 @@ after:
 		}
 		return 0;
 	}
-	{
-		bool obj = (objects >> (depth - 1)) & 1;
-		if (s < end && *s == ',') {
+	if (RL_LIKELY(s < end)) {
+		if (*s == ',') {
 			s++;
-			if (obj)
+			if (in_obj)
 				goto key;
 			goto value;
 		}
-		if (s < end && *s == (obj ? '}' : ']')) {
-			s++;
-			depth--;
-			goto after;
-		}
-		e.at = s;
-		e.msg = s == end ? "unexpected end of input"
-				 : obj ? "expected ',' or '}'" : "expected ',' or ']'";
-		goto fail;
+		if (*s == (in_obj ? '}' : ']'))
+			goto close;
 	}
+	e.at = s;
+	e.msg = s == end ? "unexpected end of input"
+			 : in_obj ? "expected ',' or '}'" : "expected ',' or ']'";
+	goto fail;
+
+close: /* <s> is at the closing bracket of the innermost container */
+	s++;
+	depth--;
+	/* the parent's kind; at depth 0 the value is unused (after: returns) */
+	in_obj = (objects >> ((depth - 1) & 63)) & 1;
+	goto after;
 
 key:
 	s = json_skip_ws(s, end);
+key_ws: /* <s> is past any whitespace */
 	if (s == end || *s != '"') {
 		e.at = s;
 		e.msg = s == end ? "unexpected end of input" : "expected a string key";
 		goto fail;
 	}
 	if (depth == 1 && nfields > 0)
-		s = json_top_key(s + 1, end, fields, nfields, &want, &e);
+		s = json_top_key(s + 1, end, &keys, &want, &e);
 	else
 		s = json_string_skip(s + 1, end, &e);
 	if (s == NULL)

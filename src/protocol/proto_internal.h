@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "relay/protocol.h"
+
 #if defined(__GNUC__)
 #define RL_LIKELY(x) __builtin_expect(!!(x), 1)
 #define RL_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -103,6 +105,29 @@ RL_INLINE unsigned rl_utf8_put(uint8_t out[4], uint32_t cp)
 	out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
 	out[3] = (uint8_t)(0x80 | (cp & 0x3F));
 	return 4;
+}
+
+/* The frame checks of rl_frame_check_length / rl_frame_check_header, inline
+ * for the decoder's hot path (frame.c's exported versions call these). */
+RL_INLINE enum rl_err rl_check_length(uint32_t length, uint32_t max_frame)
+{
+	if (length < RL_FRAME_MIN_LENGTH)
+		return RL_ERR_INVALID_FRAME;
+	if (length > max_frame)
+		return RL_ERR_FRAME_TOO_LARGE;
+	return RL_ERR_NONE;
+}
+
+RL_INLINE enum rl_err rl_check_header(uint8_t version, uint8_t type, uint8_t flags)
+{
+	if (version != RL_PROTOCOL_VERSION)
+		return RL_ERR_UNSUPPORTED_VERSION;
+	if (type == RL_MSG_INVALID || type >= RL_MSG_NTYPES)
+		return RL_ERR_UNKNOWN_MESSAGE_TYPE;
+	if ((flags & RL_FLAG_RESERVED_MASK) != 0 ||
+	    (flags & (RL_FLAG_JSON | RL_FLAG_BINARY)) == (RL_FLAG_JSON | RL_FLAG_BINARY))
+		return RL_ERR_INVALID_FRAME;
+	return RL_ERR_NONE;
 }
 
 /* Allocation failure inside the library: the process cannot continue

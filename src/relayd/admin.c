@@ -216,19 +216,19 @@ static const struct admin_field {
 	const char *key;
 	size_t off;
 } admin_fields[] = {
-	{"connections", offsetof(struct rl_metrics_snap, conns)},
-	{"connections_accepted", offsetof(struct rl_metrics_snap, accepted)},
-	{"connections_closed", offsetof(struct rl_metrics_snap, closed)},
-	{"refused_server_full", offsetof(struct rl_metrics_snap, refused_full)},
-	{"refused_emfile", offsetof(struct rl_metrics_snap, refused_emfile)},
-	{"messages_delivered", offsetof(struct rl_metrics_snap, delivered)},
-	{"frames_out", offsetof(struct rl_metrics_snap, frames_out)},
-	{"bytes_in", offsetof(struct rl_metrics_snap, bytes_in)},
-	{"bytes_out", offsetof(struct rl_metrics_snap, bytes_out)},
-	{"outbound_queued_bytes", offsetof(struct rl_metrics_snap, out_queued)},
-	{"slow_consumers", offsetof(struct rl_metrics_snap, slow_consumers)},
-	{"inbox_items", offsetof(struct rl_metrics_snap, inbox_items)},
-	{"client_error_frames", offsetof(struct rl_metrics_snap, client_errors)},
+    {"connections", offsetof(struct rl_metrics_snap, conns)},
+    {"connections_accepted", offsetof(struct rl_metrics_snap, accepted)},
+    {"connections_closed", offsetof(struct rl_metrics_snap, closed)},
+    {"refused_server_full", offsetof(struct rl_metrics_snap, refused_full)},
+    {"refused_emfile", offsetof(struct rl_metrics_snap, refused_emfile)},
+    {"messages_delivered", offsetof(struct rl_metrics_snap, delivered)},
+    {"frames_out", offsetof(struct rl_metrics_snap, frames_out)},
+    {"bytes_in", offsetof(struct rl_metrics_snap, bytes_in)},
+    {"bytes_out", offsetof(struct rl_metrics_snap, bytes_out)},
+    {"outbound_queued_bytes", offsetof(struct rl_metrics_snap, out_queued)},
+    {"slow_consumers", offsetof(struct rl_metrics_snap, slow_consumers)},
+    {"inbox_items", offsetof(struct rl_metrics_snap, inbox_items)},
+    {"client_error_frames", offsetof(struct rl_metrics_snap, client_errors)},
 };
 
 static void admin_snap_fields(struct rl_jw *w, const struct rl_metrics_snap *m)
@@ -432,8 +432,7 @@ struct admin_reply {
 
 typedef int admin_route_fn(struct MHD_Connection *c, struct admin_reply *r);
 
-static int admin_json_reply(struct admin_reply *r, unsigned status, admin_json_fn *fn,
-			    void *arg)
+static int admin_json_reply(struct admin_reply *r, unsigned status, admin_json_fn *fn, void *arg)
 {
 	r->status = status;
 	r->type = "application/json";
@@ -506,10 +505,10 @@ static const struct admin_route {
 	const char *path;
 	admin_route_fn *fn;
 } admin_routes[] = {
-	{"/health", admin_route_health},
-	{"/metrics", admin_route_metrics},
-	{"/stats", admin_route_stats},
-	{"/rooms", admin_route_rooms},
+    {"/health", admin_route_health},
+    {"/metrics", admin_route_metrics},
+    {"/stats", admin_route_stats},
+    {"/rooms", admin_route_rooms},
 };
 
 #define ADMIN_NROUTES (sizeof(admin_routes) / sizeof(admin_routes[0]))
@@ -517,7 +516,7 @@ static const struct admin_route {
 static enum MHD_Result admin_send(struct MHD_Connection *c, struct admin_reply *r)
 {
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+	    MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
 		free(r->body);
 		return MHD_NO;
@@ -561,7 +560,8 @@ static enum MHD_Result admin_request(void *cls, struct MHD_Connection *c, const 
 			if (strcmp(url, admin_routes[i].path) == 0)
 				route = &admin_routes[i];
 		rc = route ? route->fn(c, &r)
-			   : admin_static_reply(&r, MHD_HTTP_NOT_FOUND, "{\"error\":\"not found\"}\n");
+			   : admin_static_reply(&r, MHD_HTTP_NOT_FOUND,
+						"{\"error\":\"not found\"}\n");
 	}
 	if (rc != 0)
 		return MHD_NO;
@@ -613,12 +613,11 @@ int rl_admin_start(const struct rl_admin_hooks *hooks)
 	admin.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (admin.stop_fd == -1)
 		return -errno;
-	admin.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-				     admin_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-				     admin_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, admin.listen_fd,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNS,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_CONN_TIMEOUT_S,
-				     MHD_OPTION_END);
+	admin.mhd = MHD_start_daemon(
+	    MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, admin_request, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, admin_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+	    admin.listen_fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNS,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_CONN_TIMEOUT_S, MHD_OPTION_END);
 	if (!admin.mhd) {
 		close(admin.stop_fd);
 		admin.stop_fd = -1;

@@ -18,8 +18,8 @@ typedef void rl_admin_kv_fn(const char *name, const char *value, void *arg);
 typedef void rl_admin_room_fn(const char *name, size_t len, uint64_t members, void *arg);
 
 struct rl_admin_hooks {
-	const char *version;  /* server version for /stats and relay_build_info */
-	const char *listen;   /* "HOST:PORT" of the relay listener, for /stats */
+	const char *version; /* server version for /stats and relay_build_info */
+	const char *listen;  /* "HOST:PORT" of the relay listener, for /stats */
 	/* Lists the options in force; NULL: /stats has none. Admin thread. */
 	void (*options)(rl_admin_kv_fn *fn, void *arg);
 	/* Walks the rooms; NULL: /rooms is empty. Runs on the admin thread, a

@@ -15,13 +15,13 @@
 struct config_parse {
 	FILE *fp;
 	const char *path;
-	unsigned lineno;     /* line being read */
-	bool at_line_start;  /* the previous chunk ended a line */
+	unsigned lineno;       /* line being read */
+	bool at_line_start;    /* the previous chunk ended a line */
 	unsigned section_line; /* line of the last [section] header */
 	struct rl_config_file *out;
-	unsigned err_line;   /* first error's line, 0 = none */
-	char msg[256];       /* first error's message */
-	int err;             /* first error's code */
+	unsigned err_line; /* first error's line, 0 = none */
+	char msg[256];	   /* first error's message */
+	int err;	   /* first error's code */
 };
 
 static struct rl_config_file config_cur; /* the file as last applied */
@@ -54,8 +54,7 @@ static void config_fail(struct config_parse *p, int err, const char *fmt, const 
 	snprintf(p->msg, sizeof(p->msg), fmt, arg);
 }
 
-static int config_add(struct rl_config_file *f, const char *name, const char *value,
-		      unsigned line)
+static int config_add(struct rl_config_file *f, const char *name, const char *value, unsigned line)
 {
 	char *n = strdup(name), *v = strdup(value);
 	if (!n || !v) {
@@ -93,7 +92,8 @@ static int config_handler(void *user, const char *section, const char *name, con
 		unsigned key_line = p->lineno;
 		if (p->section_line)
 			p->lineno = p->section_line;
-		config_fail(p, -EINVAL, "unknown section [%s] (only [" CONFIG_SECTION "])", section);
+		config_fail(p, -EINVAL, "unknown section [%s] (only [" CONFIG_SECTION "])",
+			    section);
 		p->lineno = key_line;
 		return 0;
 	}
@@ -132,7 +132,8 @@ int rl_config_parse(const char *path, struct rl_config_file *out, char *err, siz
 	if (rc > 0 && (!p.err_line || (unsigned)rc < p.err_line)) {
 		p.err_line = (unsigned)rc;
 		p.err = -EINVAL;
-		snprintf(p.msg, sizeof(p.msg), "syntax error (expected 'name = value' or '[section]')");
+		snprintf(p.msg, sizeof(p.msg),
+			 "syntax error (expected 'name = value' or '[section]')");
 	} else if (rc < 0 || !p.err_line) {
 		p.err = -ENOMEM;
 		snprintf(p.msg, sizeof(p.msg), "out of memory");
@@ -143,14 +144,15 @@ int rl_config_parse(const char *path, struct rl_config_file *out, char *err, siz
 }
 
 /* Checks every entry of <f>: known key, valid value. */
-static int config_check(const struct rl_config_file *f, const struct rl_config_ops *ops,
-			char *err, size_t errlen)
+static int config_check(const struct rl_config_file *f, const struct rl_config_ops *ops, char *err,
+			size_t errlen)
 {
 	char why[256];
 	for (size_t i = 0; i < f->n; i++) {
 		const struct rl_config_entry *e = &f->e[i];
 		if (ops->known(e->name) != 0) {
-			snprintf(err, errlen, "%s:%u: unknown option '%s'", f->path, e->line, e->name);
+			snprintf(err, errlen, "%s:%u: unknown option '%s'", f->path, e->line,
+				 e->name);
 			return -EINVAL;
 		}
 		why[0] = '\0';
@@ -191,8 +193,7 @@ int rl_config_load(const char *path, const struct rl_config_ops *ops, char *err,
 	return 0;
 }
 
-static const struct rl_config_entry *config_find(const struct rl_config_file *f,
-						 const char *name)
+static const struct rl_config_entry *config_find(const struct rl_config_file *f, const char *name)
 {
 	for (size_t i = 0; i < f->n; i++)
 		if (strcmp(f->e[i].name, name) == 0)
@@ -241,13 +242,15 @@ static int config_reapply(const struct rl_config_entry *e, const struct rl_confi
 	if (!ops->live(e->name)) {
 		if (file_changed)
 			config_logf(log, "config: %s = %s needs a restart (still %s)", e->name,
-				    e->value, (ops->current(e->name, before, sizeof(before)), before));
+				    e->value,
+				    (ops->current(e->name, before, sizeof(before)), before));
 		return 0;
 	}
 	ops->current(e->name, before, sizeof(before));
 	int rc = ops->apply(e->name, e->value, why, sizeof(why));
 	if (rc < 0) {
-		config_logf(log, "config: %s: %s%s", e->name, why, ""); /* checked before: not reached */
+		config_logf(log, "config: %s: %s%s", e->name, why,
+			    ""); /* checked before: not reached */
 		return 0;
 	}
 	if (rc == 0) {
@@ -279,11 +282,13 @@ int rl_config_reload(const struct rl_config_ops *ops, rl_config_log_fn *log)
 		goto failed;
 	int changed = 0;
 	for (size_t i = 0; i < f.n; i++)
-		changed += config_reapply(&f.e[i], config_find(&config_cur, f.e[i].name), ops, &lines);
+		changed +=
+		    config_reapply(&f.e[i], config_find(&config_cur, f.e[i].name), ops, &lines);
 	for (size_t i = 0; i < config_cur.n; i++) {
 		const struct rl_config_entry *o = &config_cur.e[i];
 		if (!config_find(&f, o->name))
-			config_logf(&lines, "config: %s removed from %s; keeps its value until restart",
+			config_logf(&lines,
+				    "config: %s removed from %s; keeps its value until restart",
 				    o->name, f.path, "");
 	}
 	if (ops->commit && (rc = ops->commit(err, sizeof(err))) != 0) {
@@ -298,12 +303,11 @@ int rl_config_reload(const struct rl_config_ops *ops, rl_config_log_fn *log)
 	rl_config_file_free(&config_cur);
 	config_cur = f;
 	return changed;
-failed:
-	{
-		char line[768];
-		snprintf(line, sizeof(line), "config: reload failed, nothing changed: %s", err);
-		log(1, line);
-	}
+failed : {
+	char line[768];
+	snprintf(line, sizeof(line), "config: reload failed, nothing changed: %s", err);
+	log(1, line);
+}
 	return rc < 0 ? rc : -EINVAL;
 }
 

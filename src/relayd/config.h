@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 struct rl_config_entry {
-	char *name;  /* canonical: '_' replaced by '-' */
+	char *name; /* canonical: '_' replaced by '-' */
 	char *value;
 	unsigned line;
 };

@@ -167,8 +167,6 @@ static void conn_want_flush(struct rl_conn *c)
 /* Output is done (or abandoned) for a CLOSING connection: close now if the
  * peer has nothing more in flight, else half-close and discard its input
  * until EOF (so our final ERROR is not destroyed by an RST). */
-static void conn_linger_read(struct rl_conn *c);
-
 static void conn_closing_done(struct rl_conn *c)
 {
 	int pending = 0;
@@ -179,7 +177,10 @@ static void conn_closing_done(struct rl_conn *c)
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->flags |= RL_CF_LINGER;
-	conn_linger_read(c);
+	/* Discard next turn, never here: we may be inside another connection's
+	 * parse, whose frames point into the shared scratch buffer. */
+	if (cds_list_empty(&c->rlink))
+		cds_list_add_tail(&c->rlink, &c->w->read_list);
 }
 
 static void conn_begin_closing(struct rl_conn *c, uint64_t deadline)
@@ -240,6 +241,15 @@ static int conn_queue_frame(struct rl_conn *c, uint8_t type, uint8_t flags, cons
 	return 0;
 }
 
+/* A slow consumer loses what it has not started to receive (delivery is
+ * at-most-once): the memory is released now and the final ERROR goes out
+ * right after the frame on the wire. */
+static void conn_drop_unsent(struct rl_conn *c)
+{
+	size_t n = rl_outq_drop_unsent(&c->out, &c->w->pool);
+	RL_STAT_SUB(c->w->stats, out_queued, n);
+}
+
 static void conn_check_watermarks(struct rl_conn *c)
 {
 	size_t b = c->out.bytes;
@@ -249,6 +259,7 @@ static void conn_check_watermarks(struct rl_conn *c)
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
 		RL_INFOF(c->id, "slow consumer: %zu bytes queued (hard limit %" PRIu64 ")", b,
 			 hard);
+		conn_drop_unsent(c);
 		rl_conn_error(c, RL_ERR_SLOW_CONSUMER, NULL, 0, NULL);
 		return;
 	}
@@ -329,6 +340,7 @@ void rl_conn_expire(struct rl_conn *c, enum rl_err why)
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
 		RL_INFOF(c->id, "slow consumer: DRAINING for longer than %" PRIu64 " ms",
 			 RL_CFG(slow_ms));
+		conn_drop_unsent(c);
 	}
 	rl_conn_error(c, why, NULL, 0, NULL);
 }

@@ -38,17 +38,22 @@ struct rl_conn_room {
 	uint32_t hash; /* low bits of the room hash, to skip name compares */
 };
 
+/* The first 64 bytes are what fan-out touches per recipient (state, flags,
+ * owner, output queue, flush-list link): one cache line per delivery. */
 struct rl_conn {
 	uint32_t src;             /* RL_SRC_CONN; first field (evloop tag) */
 	int fd;
 	uint8_t state;            /* enum rl_conn_state */
 	uint8_t user_len;         /* bytes at user_id */
 	uint16_t flags;           /* enum rl_conn_flag */
-	uint32_t nrooms, rooms_cap;
-	uint64_t id;              /* N of "conn-N" */
+	uint32_t nrooms;
 	struct rl_worker *w;
-	struct rl_decoder dec;    /* holds the incomplete tail, if any */
 	struct rl_outq out;
+	struct cds_list_head qlink; /* flush_list, or empty */
+	/* --- colder --- */
+	uint64_t id;              /* N of "conn-N" */
+	uint32_t rooms_cap;
+	struct rl_decoder dec;    /* holds the incomplete tail, if any */
 	struct rl_conn_room *rooms;
 	uint8_t *user_id;         /* NULL unless HELLO gave one */
 	uint64_t last_rx_ms;      /* idle timer */
@@ -57,7 +62,6 @@ struct rl_conn {
 	struct cds_list_head tlink; /* idle_list (OPEN/DRAINING) or closing_list */
 	struct cds_list_head flink; /* frame_list, or empty */
 	struct cds_list_head dlink; /* drain_list, or empty */
-	struct cds_list_head qlink; /* flush_list, or empty */
 	struct cds_list_head rlink; /* read_list, or empty */
 	struct rl_conn *next_dead;
 };

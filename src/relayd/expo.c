@@ -118,28 +118,26 @@ struct expo_simple {
 };
 
 static const struct expo_simple expo_simple_table[] = {
-	{"relay_connections", "gauge", "Client connections currently open.", SNAP(conns)},
-	{"relay_connections_peak", "gauge", "Most client connections open at once since start.",
-	 SNAP(peak_conns)},
-	{"relay_connections_accepted_total", "counter", "Client connections accepted.",
-	 SNAP(accepted)},
-	{"relay_connections_closed_total", "counter", "Client connections closed, any reason.",
-	 SNAP(closed)},
-	{"relay_rooms", "gauge", "Rooms that currently exist.", SNAP(rooms)},
-	{"relay_room_memberships", "gauge", "Connection-in-room memberships, over all rooms.",
-	 SNAP(memberships)},
-	{"relay_messages_delivered_total", "counter",
-	 "MESSAGE frames queued to room members (presence events included).", SNAP(delivered)},
-	{"relay_frames_out_total", "counter", "Frames queued to clients, all types.",
-	 SNAP(frames_out)},
-	{"relay_bytes_in_total", "counter", "Bytes read from client sockets.", SNAP(bytes_in)},
-	{"relay_bytes_out_total", "counter", "Bytes written to client sockets.", SNAP(bytes_out)},
-	{"relay_outbound_queued_bytes", "gauge", "Bytes waiting in connections' send queues.",
-	 SNAP(out_queued)},
-	{"relay_slow_consumers_total", "counter",
-	 "Connections closed as slow consumers (SLOW_CONSUMER).", SNAP(slow_consumers)},
-	{"relay_client_error_frames_total", "counter",
-	 "ERROR frames received from clients (counted and ignored).", SNAP(client_errors)},
+    {"relay_connections", "gauge", "Client connections currently open.", SNAP(conns)},
+    {"relay_connections_peak", "gauge", "Most client connections open at once since start.",
+     SNAP(peak_conns)},
+    {"relay_connections_accepted_total", "counter", "Client connections accepted.", SNAP(accepted)},
+    {"relay_connections_closed_total", "counter", "Client connections closed, any reason.",
+     SNAP(closed)},
+    {"relay_rooms", "gauge", "Rooms that currently exist.", SNAP(rooms)},
+    {"relay_room_memberships", "gauge", "Connection-in-room memberships, over all rooms.",
+     SNAP(memberships)},
+    {"relay_messages_delivered_total", "counter",
+     "MESSAGE frames queued to room members (presence events included).", SNAP(delivered)},
+    {"relay_frames_out_total", "counter", "Frames queued to clients, all types.", SNAP(frames_out)},
+    {"relay_bytes_in_total", "counter", "Bytes read from client sockets.", SNAP(bytes_in)},
+    {"relay_bytes_out_total", "counter", "Bytes written to client sockets.", SNAP(bytes_out)},
+    {"relay_outbound_queued_bytes", "gauge", "Bytes waiting in connections' send queues.",
+     SNAP(out_queued)},
+    {"relay_slow_consumers_total", "counter",
+     "Connections closed as slow consumers (SLOW_CONSUMER).", SNAP(slow_consumers)},
+    {"relay_client_error_frames_total", "counter",
+     "ERROR frames received from clients (counted and ignored).", SNAP(client_errors)},
 };
 
 #define EXPO_NSIMPLE (sizeof(expo_simple_table) / sizeof(expo_simple_table[0]))
@@ -226,26 +224,25 @@ static void expo_histogram(struct rl_expo *e, const struct rl_metrics_snap *m)
 			snprintf(lab, sizeof(lab), "le=\"+Inf\"");
 		rl_expo_u64(e, "relay_fanout_latency_seconds_bucket", lab, cum);
 	}
-	rl_expo_double(e, "relay_fanout_latency_seconds_sum", NULL,
-		       (double)m->fanout_sum_ns / 1e9);
+	rl_expo_double(e, "relay_fanout_latency_seconds_sum", NULL, (double)m->fanout_sum_ns / 1e9);
 	rl_expo_u64(e, "relay_fanout_latency_seconds_count", NULL, cum);
 }
 
 /* Per-worker families: one sample per worker, label worker="K". */
 static const struct expo_simple expo_worker_table[] = {
-	{"relay_worker_connections", "gauge", "Client connections open, per worker.", SNAP(conns)},
-	{"relay_worker_connections_accepted_total", "counter",
-	 "Client connections accepted, per worker.", SNAP(accepted)},
-	{"relay_worker_inbox_items_total", "counter",
-	 "Cross-worker items processed from the worker's inbox.", SNAP(inbox_items)},
-	{"relay_worker_messages_delivered_total", "counter",
-	 "MESSAGE frames queued to members, per worker.", SNAP(delivered)},
-	{"relay_worker_outbound_queued_bytes", "gauge", "Bytes waiting in send queues, per worker.",
-	 SNAP(out_queued)},
-	{"relay_worker_bytes_in_total", "counter", "Bytes read from client sockets, per worker.",
-	 SNAP(bytes_in)},
-	{"relay_worker_bytes_out_total", "counter", "Bytes written to client sockets, per worker.",
-	 SNAP(bytes_out)},
+    {"relay_worker_connections", "gauge", "Client connections open, per worker.", SNAP(conns)},
+    {"relay_worker_connections_accepted_total", "counter",
+     "Client connections accepted, per worker.", SNAP(accepted)},
+    {"relay_worker_inbox_items_total", "counter",
+     "Cross-worker items processed from the worker's inbox.", SNAP(inbox_items)},
+    {"relay_worker_messages_delivered_total", "counter",
+     "MESSAGE frames queued to members, per worker.", SNAP(delivered)},
+    {"relay_worker_outbound_queued_bytes", "gauge", "Bytes waiting in send queues, per worker.",
+     SNAP(out_queued)},
+    {"relay_worker_bytes_in_total", "counter", "Bytes read from client sockets, per worker.",
+     SNAP(bytes_in)},
+    {"relay_worker_bytes_out_total", "counter", "Bytes written to client sockets, per worker.",
+     SNAP(bytes_out)},
 };
 
 #define EXPO_NWORKER (sizeof(expo_worker_table) / sizeof(expo_worker_table[0]))

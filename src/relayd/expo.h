@@ -19,8 +19,7 @@ struct rl_expo {
 
 void rl_expo_init(struct rl_expo *e);
 void rl_expo_free(struct rl_expo *e);
-void rl_expo_printf(struct rl_expo *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void rl_expo_printf(struct rl_expo *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* "# HELP <name> <help>\n# TYPE <name> <type>\n" (help escaped as the format says). */
 void rl_expo_family(struct rl_expo *e, const char *name, const char *type, const char *help);

@@ -397,7 +397,10 @@ static void message_json(struct rl_conn *c, const struct rl_frame *f)
 		return;
 	if (top != RL_JSON_OBJECT || fl[0].kind != RL_JSON_STRING ||
 	    fl[1].kind == RL_JSON_NONE) {
-		rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0,
+		bool room = fl[0].kind == RL_JSON_STRING && !fl[0].lone_surrogate &&
+			    fl[0].dec_len <= ROOM_BUF;
+		rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, room ? buf : NULL,
+			      room ? fl[0].dec_len : 0,
 			      "MESSAGE needs a string \"room\" and a \"content\"");
 		return;
 	}

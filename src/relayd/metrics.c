@@ -6,11 +6,12 @@
 #include <string.h>
 #include <time.h>
 
-/* 10 us .. 1 s: in-server fan-out is expected in the tens of microseconds;
- * the upper buckets catch a stalled worker or a huge room. */
+/* 10 us .. 1 s: in-server fan-out is tens of microseconds when idle and
+ * milliseconds under saturation (queueing); the upper buckets catch a
+ * stalled worker or a huge room. */
 const uint64_t rl_metrics_fanout_le_ns[RL_M_FANOUT_NBUCKETS - 1] = {
-	10000,   25000,   50000,   100000,   250000,    500000,
-	1000000, 2500000, 5000000, 10000000, 100000000, 1000000000,
+    10000,   25000,    50000,	 100000,   250000,    500000,	 1000000,    2500000,
+    5000000, 10000000, 25000000, 50000000, 100000000, 250000000, 1000000000,
 };
 
 /* Static, so workers may record from their first message whenever
@@ -96,7 +97,8 @@ void rl_metrics_read(unsigned k, struct rl_metrics_snap *out)
 		return;
 	const struct rl_metrics *m = &metrics_blocks[k];
 	for (unsigned i = 0; i < RL_M_FANOUT_NBUCKETS; i++)
-		out->fanout_bucket[i] = atomic_load_explicit(&m->fanout_bucket[i], memory_order_relaxed);
+		out->fanout_bucket[i] =
+		    atomic_load_explicit(&m->fanout_bucket[i], memory_order_relaxed);
 	out->fanout_sum_ns = atomic_load_explicit(&m->fanout_sum_ns, memory_order_relaxed);
 	if (metrics_src.worker)
 		metrics_src.worker(k, out);

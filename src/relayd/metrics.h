@@ -25,7 +25,7 @@
 
 /* Fan-out latency histogram: upper bounds in nanoseconds, the last bucket is
  * +Inf. Few fixed buckets, found by a short scan: cheap on the hot path. */
-#define RL_M_FANOUT_NBUCKETS 13
+#define RL_M_FANOUT_NBUCKETS 16
 #define RL_METRICS_MAX_WORKERS 64 /* = RL_MAX_WORKERS */
 extern const uint64_t rl_metrics_fanout_le_ns[RL_M_FANOUT_NBUCKETS - 1];
 
@@ -36,24 +36,24 @@ struct rl_metrics {
 
 /* Everything a scrape shows, for one worker or summed over all. */
 struct rl_metrics_snap {
-	uint64_t conns;            /* gauge: open client connections */
-	uint64_t accepted;         /* connections accepted */
-	uint64_t closed;           /* connections closed, any reason */
-	uint64_t refused_full;     /* refused at accept: over max-connections */
-	uint64_t refused_emfile;   /* refused at accept: out of descriptors */
-	uint64_t rooms;            /* gauge, process-wide (0 in per-worker snaps) */
-	uint64_t memberships;      /* gauge, process-wide (0 in per-worker snaps) */
-	uint64_t peak_conns;       /* process-wide peak (0 in per-worker snaps) */
-	uint64_t delivered;        /* MESSAGE frames queued to members */
-	uint64_t frames_out;       /* frames queued to clients, all types */
+	uint64_t conns;		 /* gauge: open client connections */
+	uint64_t accepted;	 /* connections accepted */
+	uint64_t closed;	 /* connections closed, any reason */
+	uint64_t refused_full;	 /* refused at accept: over max-connections */
+	uint64_t refused_emfile; /* refused at accept: out of descriptors */
+	uint64_t rooms;		 /* gauge, process-wide (0 in per-worker snaps) */
+	uint64_t memberships;	 /* gauge, process-wide (0 in per-worker snaps) */
+	uint64_t peak_conns;	 /* process-wide peak (0 in per-worker snaps) */
+	uint64_t delivered;	 /* MESSAGE frames queued to members */
+	uint64_t frames_out;	 /* frames queued to clients, all types */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
-	uint64_t out_queued;       /* gauge: bytes waiting in send queues */
+	uint64_t out_queued; /* gauge: bytes waiting in send queues */
 	uint64_t slow_consumers;
-	uint64_t inbox_items;      /* cross-worker items processed */
-	uint64_t client_errors;    /* ERROR frames received from clients (ignored) */
+	uint64_t inbox_items;		   /* cross-worker items processed */
+	uint64_t client_errors;		   /* ERROR frames received from clients (ignored) */
 	uint64_t frames_in[RL_MSG_NTYPES]; /* by wire type; 0 = not in the table */
-	uint64_t errors[RL_ERR_NCODES];    /* ERROR frames sent, by code */
+	uint64_t errors[RL_ERR_NCODES];	   /* ERROR frames sent, by code */
 	uint64_t fanout_bucket[RL_M_FANOUT_NBUCKETS];
 	uint64_t fanout_sum_ns;
 };

@@ -27,14 +27,14 @@
 #define OPS_MAX_OPTIONS 128
 
 static struct {
-	bool held[OPS_MAX_OPTIONS]; /* rl_options[i] came from the command line or environment */
+	bool held[OPS_MAX_OPTIONS];    /* rl_options[i] came from the command line or environment */
 	bool in_file[OPS_MAX_OPTIONS]; /* rl_options[i] was applied from the file */
-	struct rl_config *target;   /* where the file's values go (startup: the config;
-				       reload: <next>) */
-	struct rl_config next;      /* reload scratch */
-	struct rl_config *running;  /* reload: the config the workers read */
+	struct rl_config *target;      /* where the file's values go (startup: the config;
+					  reload: <next>) */
+	struct rl_config next;	       /* reload scratch */
+	struct rl_config *running;     /* reload: the config the workers read */
 	pthread_mutex_t shown_lock;
-	struct rl_config shown;     /* options in force, for /stats */
+	struct rl_config shown; /* options in force, for /stats */
 	char listen[300];
 	char status[400];
 } ops = {.shown_lock = PTHREAD_MUTEX_INITIALIZER};
@@ -124,7 +124,7 @@ static void ops_show(const struct rl_config *cfg)
 /* Watermarks nobody set follow a smaller hard limit, as on the command line. */
 static void ops_fit(struct rl_config *cfg)
 {
-	bool given[OPS_MAX_OPTIONS];
+	bool given[OPS_MAX_OPTIONS] = {0};
 	for (size_t i = 0; i < rl_options_count && i < OPS_MAX_OPTIONS; i++)
 		given[i] = ops.held[i] || ops.in_file[i];
 	rl_options_fit_watermarks(cfg, given);
@@ -153,8 +153,8 @@ static int ops_commit(char *err, size_t errlen)
 	return 0;
 }
 
-static const struct rl_config_ops ops_cfg_ops = {ops_known, ops_check, ops_apply, ops_current,
-						 ops_live, ops_commit};
+static const struct rl_config_ops ops_cfg_ops = {ops_known,   ops_check, ops_apply,
+						 ops_current, ops_live,	 ops_commit};
 
 int rl_ops_configure(struct rl_config *cfg, int argc, char **argv)
 {
@@ -295,7 +295,8 @@ int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
 				   .rooms = ops_rooms};
 	int rc = rl_admin_start(&h);
 	if (rc) {
-		fprintf(stderr, "relayd: --admin %s: cannot start: %s\n", cfg->admin, strerror(-rc));
+		fprintf(stderr, "relayd: --admin %s: cannot start: %s\n", cfg->admin,
+			strerror(-rc));
 		return -1;
 	}
 	return 0;

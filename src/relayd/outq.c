@@ -2,13 +2,14 @@
 #include "outq.h"
 
 #include <errno.h>
+#include <relay/protocol.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#define POOL_MAX_CHUNKS 256
+#define POOL_MAX_CHUNKS 1024 /* x 4 KiB: what a 1000-member fan-out turn needs */
 #define POOL_MAX_REFS 4096
 #define FLUSH_IOV 1024 /* IOV_MAX on Linux */
 
@@ -199,6 +200,47 @@ int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls
 			return 0;
 	}
 	return 1;
+}
+
+/* End of the frame in chunk <s> that contains byte <s->start>, or
+ * <s->start> itself when it sits on a frame boundary. Frames never span
+ * chunks and a chunk starts with a frame. */
+static uint32_t chunk_cut(const struct rl_oseg *s)
+{
+	uint32_t o = 0;
+	while (o < s->start) {
+		const uint8_t *h = s->data + o;
+		uint32_t len = ((uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 |
+				(uint32_t)h[3]) + RL_FRAME_LEN_BYTES;
+		o += len;
+	}
+	return o;
+}
+
+size_t rl_outq_drop_unsent(struct rl_outq *q, struct rl_segpool *p)
+{
+	struct rl_oseg *h = q->head;
+	size_t before = q->bytes;
+
+	if (!h)
+		return 0;
+	struct rl_oseg *rest = h->next;
+	if (h->start == 0) {
+		rest = h; /* nothing of it written: drop it too */
+		q->head = q->tail = NULL;
+		q->bytes = 0;
+	} else {
+		if (!h->msg)
+			h->end = chunk_cut(h);
+		h->next = NULL;
+		q->tail = h;
+		q->bytes = h->end - h->start;
+	}
+	for (struct rl_oseg *s = rest, *n; s; s = n) {
+		n = s->next;
+		seg_free(p, s);
+	}
+	return before - q->bytes;
 }
 
 void rl_outq_clear(struct rl_outq *q, struct rl_segpool *p)

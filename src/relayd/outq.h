@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RL_CHUNK_BYTES 16384u /* one chunk allocation, header included */
+#define RL_CHUNK_BYTES 4096u  /* one chunk allocation, header included */
 #define RL_COPY_MAX 1024u     /* frames up to this size are copied, larger ones referenced */
 
 struct rl_oseg {
@@ -55,6 +55,10 @@ int rl_outq_push_msg(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m);
  * ran out: then 1), -errno on a socket error. */
 int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls,
 		  size_t *sent);
+/* Drops every queued byte that is not part of a frame already partly
+ * written, so a frame queued next follows at once on the wire (a slow
+ * consumer's final ERROR). Returns the bytes dropped. */
+size_t rl_outq_drop_unsent(struct rl_outq *q, struct rl_segpool *p);
 /* Drops everything queued. */
 void rl_outq_clear(struct rl_outq *q, struct rl_segpool *p);
 

@@ -415,3 +415,53 @@ IT_TEST(errors, frame_timeout_for_a_trickled_frame)
 	rl_test_close(c);
 	it_stop(&s);
 }
+
+/* After a fatal ERROR the server stops reading: frames behind the bad one in
+ * the same write get no reply; replies queued before it are still flushed. */
+IT_TEST(errors, fatal_error_stops_reading_and_flushes_earlier_replies)
+{
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "1");
+	struct rl_test_client *c = it_client(&s, NULL);
+	uint8_t buf[128];
+	size_t n = 0;
+	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "before", 6);
+	size_t bad = n;
+	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "bad", 3);
+	buf[bad + 4] = 7; /* version 7 */
+	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "after", 5);
+	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "nope", 4);
+	it_raw(c, buf, n);
+	it_expect_bin(c, RL_MSG_HEARTBEAT, "before", 6);
+	it_fatal(c, "UNSUPPORTED_VERSION");
+	rl_test_close(c);
+	/* The JOIN behind the bad frame was not processed: the room is new. */
+	c = it_client(&s, NULL);
+	it_join(c, "nope", 1);
+	rl_test_close(c);
+	it_stop(&s);
+}
+
+/* Any received byte counts as activity: a frame trickled slowly (frame
+ * timeout off) keeps the connection from IDLE_TIMEOUT. */
+IT_TEST(errors, any_received_byte_counts_as_activity)
+{
+	struct rl_test_server s;
+	IT_NEED_PROCESS();
+	IT_START(&s, "--workers", "1", "--idle-timeout", IT_SEC(0.6), "--frame-timeout", "0");
+	struct rl_test_client *c = it_client(&s, NULL);
+	uint8_t b[7 + 5];
+	put_hdr(b, 8, 1, RL_MSG_HEARTBEAT, RL_FLAG_BINARY);
+	memcpy(b + 7, "slow!", 5);
+	/* 12 bytes, one per 150 ms: 1.8 s in all, 3x the idle timeout. */
+	for (size_t i = 0; i < sizeof(b); i++) {
+		it_raw(c, b + i, 1);
+		struct pollfd p = {.fd = rl_test_fd(c), .events = POLLIN};
+		if (i + 1 < sizeof(b))
+			cr_assert_eq(poll(&p, 1, 150), 0,
+				     "the server spoke (or closed) while a frame was trickling");
+	}
+	it_expect_bin(c, RL_MSG_HEARTBEAT, "slow!", 5);
+	rl_test_close(c);
+	it_stop(&s);
+}

@@ -95,6 +95,7 @@ static void fan_drain(struct rl_test_client *c, int i, char ids[NPUB][160],
 static void fan_run(bool binary)
 {
 	struct rl_test_server s;
+	IT_NEED_PROCESS();
 	IT_START(&s, "--workers", "4", "--debug", "--no-presence");
 	cr_assert_eq(s.workers, NWORKERS, "listening line: %s", s.line);
 	struct rl_test_client *c[NCLI];

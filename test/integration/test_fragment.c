@@ -7,6 +7,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -202,6 +203,7 @@ static void *burst_send(void *arg)
 IT_TEST(fragment, burst_of_10000_frames_in_one_write_does_not_starve_others)
 {
 	struct rl_test_server s;
+	IT_NEED_PROCESS();
 	IT_START(&s, "--workers", "1", "--no-presence");
 	struct rl_test_client *a = it_client(&s, NULL);
 	struct rl_test_client *b = it_client(&s, NULL);
@@ -266,5 +268,92 @@ IT_TEST(fragment, burst_of_10000_frames_in_one_write_does_not_starve_others)
 	rl_test_close(a);
 	rl_test_close(b);
 	rl_test_close(c);
+	it_stop(&s);
+}
+
+/* ---- a sustained flood -------------------------------------------------------- */
+
+/* The flooder sends binary MESSAGE frames to a room where it is the only
+ * member: real work for relayd (envelope, name, membership, fan-out to
+ * nobody) and no reply, so the writer can keep relayd's socket full all the
+ * time without becoming a slow consumer of its own echoes. */
+struct stream {
+	struct rl_test_client *a;
+	atomic_bool stop;
+	unsigned long long sent;
+	int rc;
+};
+
+static void *stream_write(void *arg)
+{
+	struct stream *st = arg;
+	static uint8_t chunk[1000 * 16];
+	static const uint8_t m[] = {4, 's', 'o', 'l', 'o', 'd', 'a', 't', 'a'};
+	size_t n = 0;
+	for (int i = 0; i < 1000; i++)
+		rl_test_frame_append(chunk, sizeof(chunk), &n, RL_MSG_MESSAGE, RL_FLAG_BINARY, m,
+				     sizeof(m));
+	while (!atomic_load(&st->stop)) {
+		st->rc = rl_test_send_raw(st->a, chunk, n, 10000);
+		if (st->rc != 0)
+			break;
+		st->sent += 1000;
+	}
+	return NULL;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define STREAM_RTT_MS 1500
+#else
+#define STREAM_RTT_MS 500
+#endif
+
+/* One client streams frames as fast as it can for 1.5 s (relayd's socket
+ * always has more bytes waiting); another client on the same worker pings
+ * every 10 ms. A loop that reads one connection until EAGAIN would answer
+ * the pinger only when the flood stops (RTT about 1.5 s); with a read budget
+ * per connection per turn every ping is answered within STREAM_RTT_MS
+ * (500 ms; 1.5 s under sanitizers: generous for a loaded 2-core box). */
+IT_TEST(fragment, sustained_flood_does_not_starve_a_neighbour)
+{
+	struct rl_test_server s;
+	IT_NEED_PROCESS();
+	IT_START(&s, "--workers", "1");
+	static struct stream st;
+	st.a = it_client(&s, NULL);
+	it_join(st.a, "solo", 1);
+	struct rl_test_client *b = it_client(&s, NULL);
+	pthread_t wt;
+	cr_assert_eq(pthread_create(&wt, NULL, stream_write, &st), 0);
+	int64_t t0 = rl_test_now_ms(), worst = 0;
+	int answered = 0;
+	while (rl_test_now_ms() - t0 < 1500) {
+		int64_t t = rl_test_now_ms();
+		int rc = rl_test_ping(b, 5000);
+		int64_t rtt = rl_test_now_ms() - t;
+		worst = rtt > worst ? rtt : worst;
+		if (rc != 0 || rtt > STREAM_RTT_MS) {
+			atomic_store(&st.stop, true);
+			pthread_join(wt, NULL);
+			cr_assert_fail("ping %d during the flood: %lld ms (bound %d): %s", answered,
+				       (long long)rtt, STREAM_RTT_MS, rc != 0 ? rl_test_err() : "slow");
+		}
+		answered++;
+		struct pollfd p = {.fd = -1};
+		poll(&p, 0, 10); /* the pinger's pace */
+	}
+	atomic_store(&st.stop, true);
+	pthread_join(wt, NULL);
+	cr_assert_eq(st.rc, 0, "flooder: send failed: %s", rl_test_err());
+	/* Everything the flooder sent was handled without a reply: its ping
+	 * echo comes next. */
+	int64_t t = rl_test_now_ms();
+	cr_assert_eq(rl_test_ping(st.a, 20000), 0, "flooder: %s", rl_test_err());
+	cr_log_info("flood: %llu frames; %d pings answered meanwhile, worst %lld ms; backlog drained "
+		    "in %lld ms",
+		    st.sent, answered, (long long)worst, (long long)(rl_test_now_ms() - t));
+	cr_assert_gt(st.sent, 10000u, "the flood was too small to mean anything");
+	rl_test_close(st.a);
+	rl_test_close(b);
 	it_stop(&s);
 }

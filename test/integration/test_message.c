@@ -216,9 +216,13 @@ IT_TEST(message, not_in_room_is_nonfatal)
 	struct rl_test_client *a = it_client(&s, NULL);
 	struct rl_test_client *b = it_client(&s, NULL);
 	it_join(b, "physics", 1);
-	/* The room exists (b is in it) but a is not a member. */
+	/* The room exists (b is in it) but a is not a member. Byte-exact
+	 * against the spec's example, "room" after "fatal". */
 	send_msg(a, "physics", "1");
-	it_nonfatal_room(a, "NOT_IN_ROOM", "physics");
+	it_expect_exact(a, RL_MSG_ERROR,
+			"{\"code\":\"NOT_IN_ROOM\",\"message\":\"not a member of room 'physics'\","
+			"\"fatal\":false,\"room\":\"physics\"}");
+	it_ping(a);
 	/* A room that does not exist at all. */
 	send_msg(a, "ghost", "1");
 	it_nonfatal_room(a, "NOT_IN_ROOM", "ghost");

@@ -317,3 +317,65 @@ IT_TEST(session, presence_crosses_workers)
 	rl_test_close(c[0]);
 	it_stop(&s);
 }
+
+IT_TEST(session, disconnect_leaves_every_room_once)
+{
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "2");
+	struct rl_test_client *a = it_client(&s, "{\"userId\":\"ann\"}");
+	struct rl_test_client *b = it_client(&s, NULL);
+	struct rl_test_client *c = it_client(&s, NULL);
+	it_join(b, "r1", 1);
+	it_join(c, "r2", 1);
+	it_join(a, "r1", 2);
+	it_join(a, "r2", 2);
+	it_join(a, "r3", 1);
+	expect_presence(b, "userJoined", "r1", a, "ann");
+	expect_presence(c, "userJoined", "r2", a, "ann");
+	char id[160];
+	snprintf(id, sizeof(id), "%s", rl_test_conn_id(a));
+	rl_test_close(a);
+	expect_presence_id(b, "userLeft", "r1", id, "ann");
+	expect_presence_id(c, "userLeft", "r2", id, "ann");
+	it_silent(b);
+	it_silent(c);
+	/* The rooms count a's membership no more; r3 is gone (rejoin starts at 1). */
+	it_leave(c, "r2");
+	it_join(b, "r2", 1);
+	it_join(b, "r3", 1);
+	rl_test_close(b);
+	rl_test_close(c);
+	it_stop(&s);
+}
+
+/* Names are decoded from JSON, and written back as JSON strings: quotes and
+ * backslashes escaped, "\/" decoded to "/", non-ASCII raw; keys are matched
+ * after decoding their escapes; with duplicate keys the last one wins;
+ * only ASCII whitespace is trimmed (U+00A0 stays). */
+IT_TEST(session, json_names_escapes_keys_and_duplicates)
+{
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "1");
+	struct rl_test_client *a = it_client(&s, NULL);
+	struct rl_test_client *b = it_client(&s, NULL);
+	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"q\\\"b\\\\s\\/d\"}");
+	it_expect_exact(a, RL_MSG_JOIN_ROOM,
+			"{\"status\":\"joined\",\"room\":\"q\\\"b\\\\s/d\",\"members\":1}");
+	/* The same room by its raw bytes in binary form. */
+	it_send_str(b, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "q\"b\\s/d");
+	it_expect_bin(b, RL_MSG_JOIN_ROOM, "q\"b\\s/d", 7);
+	expect_presence(a, "userJoined", "q\\\"b\\\\s/d", b, NULL);
+	/* An escaped key. */
+	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"ro\\u006fm\":\"esc\"}");
+	it_expect_exact(a, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"esc\",\"members\":1}");
+	/* Duplicate keys: the last wins. */
+	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"first\",\"room\":\"last\"}");
+	it_expect_exact(a, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"last\",\"members\":1}");
+	/* U+00A0 is not ASCII whitespace: kept. */
+	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\" \\u00a0x\\u00a0 \"}");
+	it_expect_exact(a, RL_MSG_JOIN_ROOM,
+			"{\"status\":\"joined\",\"room\":\"\xc2\xa0x\xc2\xa0\",\"members\":1}");
+	rl_test_close(a);
+	rl_test_close(b);
+	it_stop(&s);
+}

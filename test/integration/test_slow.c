@@ -211,7 +211,12 @@ static void slow_run(const char *const *args, uint32_t count, int crawl_ms, int 
 	rl_test_close(pub);
 	pthread_mutex_destroy(&f.lock);
 	pthread_cond_destroy(&f.cond);
-	it_stop(&s);
+	int st = rl_test_server_stop(&s, 0);
+	cr_assert_eq(st, 0, "relayd exit status %d", st);
+	/* relayd's final totals count the drop. */
+	cr_assert(s.out != NULL && strstr(s.out, "slow consumers dropped 1") != NULL,
+		  "final totals on stdout: %s", s.out != NULL ? s.out : "(none)");
+	rl_test_server_free(&s);
 }
 
 IT_TEST(slow, hard_limit_disconnects_and_memory_stays_bounded)

@@ -17,7 +17,8 @@
  *                       "valgrind --error-exitcode=99 --leak-check=full"
  *   RELAY_TEST_ADDR     host:port of an already-running relayd: nothing is
  *                       spawned, stop returns 0 (tests that need options or
- *                       the process itself check rl_test_external() and skip)
+ *                       the process itself check rl_test_external() and skip;
+ *                       tests share room names: run Criterion with -j1)
  *   RELAY_TEST_KEEP_LOGS=1  keep relayd's stderr log files (path printed)
  *
  * Returns: functions returning int give 0 or -errno; pointer-returning ones

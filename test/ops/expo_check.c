@@ -189,8 +189,7 @@ static int ec_labels(struct ec_state *s, const char **pp, char *other, size_t ol
 			size_t c = vl < lelen - 1 ? vl : lelen - 1;
 			memcpy(le, val, c);
 			le[c] = '\0';
-		}
-		else if (ol < olen)
+		} else if (ol < olen)
 			ol += (size_t)snprintf(other + ol, ol < olen ? olen - ol : 0, "%.*s=%s,",
 					       (int)nl, n0, val);
 		if (*p == ',')
@@ -235,8 +234,8 @@ static struct ec_family *ec_family_of(struct ec_state *s, const char *name, size
 	return ec_get(s, name, n);
 }
 
-static int ec_hist(struct ec_state *s, struct ec_family *f, const char *suffix,
-		   const char *other, const char *le, double v)
+static int ec_hist(struct ec_state *s, struct ec_family *f, const char *suffix, const char *other,
+		   const char *le, double v)
 {
 	if (strcmp(other, f->hist_key) != 0) {
 		if (f->has_samples && (!f->seen_inf || !f->seen_count || !f->seen_sum))
@@ -355,7 +354,8 @@ int expo_check(const char *text, size_t n, size_t *nsamples, char *err, size_t e
 		struct ec_family *f = &s->fam[i];
 		if (f->type == EC_HISTOGRAM && f->has_samples &&
 		    (!f->seen_inf || !f->seen_count || !f->seen_sum))
-			rc = ec_fail(s, "histogram %s: missing +Inf bucket, _count or _sum", f->name);
+			rc = ec_fail(s, "histogram %s: missing +Inf bucket, _count or _sum",
+				     f->name);
 	}
 	for (size_t i = 0; i < s->nseries; i++)
 		free(s->series[i]);

@@ -24,7 +24,8 @@ static int http_connect(const char *hostport, char *err, size_t errlen)
 {
 	char host[128], port[16];
 	const char *colon = strrchr(hostport, ':');
-	if (!colon || (size_t)(colon - hostport) >= sizeof(host) || strlen(colon + 1) >= sizeof(port)) {
+	if (!colon || (size_t)(colon - hostport) >= sizeof(host) ||
+	    strlen(colon + 1) >= sizeof(port)) {
 		snprintf(err, errlen, "bad address %s", hostport);
 		return -EINVAL;
 	}
@@ -70,7 +71,8 @@ static int http_read_all(int fd, int timeout_ms, char **out, size_t *outlen, cha
 		int left = (int)(deadline - http_now_ms());
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (left <= 0 || poll(&p, 1, left) <= 0) {
-			snprintf(err, errlen, "timed out reading the reply (%zu bytes so far)", len);
+			snprintf(err, errlen, "timed out reading the reply (%zu bytes so far)",
+				 len);
 			free(buf);
 			return -ETIMEDOUT;
 		}

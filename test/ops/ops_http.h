@@ -6,9 +6,9 @@
 #include <stddef.h>
 
 struct ops_http_reply {
-	int status;        /* HTTP status code */
-	char *head;        /* status line and headers, NUL-terminated */
-	char *body;        /* NUL-terminated (not counted in len) */
+	int status; /* HTTP status code */
+	char *head; /* status line and headers, NUL-terminated */
+	char *body; /* NUL-terminated (not counted in len) */
 	size_t len;
 };
 

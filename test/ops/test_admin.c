@@ -68,8 +68,8 @@ static void fill_counters(void)
 {
 	static const struct rl_metrics_source src = {fake_worker, fake_global};
 	rl_metrics_set_source(&src);
-	rl_metrics_fanout_observe(rl_metrics_worker(0), 5000);       /* le 1e-05 */
-	rl_metrics_fanout_observe(rl_metrics_worker(1), 70000);      /* le 0.0001 */
+	rl_metrics_fanout_observe(rl_metrics_worker(0), 5000);	     /* le 1e-05 */
+	rl_metrics_fanout_observe(rl_metrics_worker(1), 70000);	     /* le 0.0001 */
 	rl_metrics_fanout_observe(rl_metrics_worker(1), 5000000000); /* +Inf only */
 }
 
@@ -169,15 +169,18 @@ Test(admin, stats_is_one_json_object_with_options_and_workers)
 {
 	struct ops_http_reply r = get("GET", "/stats");
 	cr_assert_eq(r.status, 200);
-	struct rl_json_field f[] = {{.key = "version"}, {.key = "options"}, {.key = "per_worker"},
-				    {.key = "totals"},  {.key = "workers"}};
+	struct rl_json_field f[] = {{.key = "version"},
+				    {.key = "options"},
+				    {.key = "per_worker"},
+				    {.key = "totals"},
+				    {.key = "workers"}};
 	cr_assert_eq(rl_json_parse((const uint8_t *)r.body, r.len, f, 5, NULL), 0, "%s", r.body);
 	cr_assert_eq(f[0].kind, RL_JSON_STRING);
 	cr_assert_eq(f[1].kind, RL_JSON_OBJECT);
 	cr_assert_eq(f[2].kind, RL_JSON_ARRAY);
 	cr_assert_eq(f[3].kind, RL_JSON_OBJECT);
-	cr_assert(strstr(r.body, "\"options\":{\"port\":\"4000\",\"log-level\":\"info\""),
-		  "%s", r.body);
+	cr_assert(strstr(r.body, "\"options\":{\"port\":\"4000\",\"log-level\":\"info\""), "%s",
+		  r.body);
 	cr_assert(strstr(r.body, "\"worker\":1,\"connections\":4"), "%s", r.body);
 	cr_assert(strstr(r.body, "\"MESSAGE\":10"), "%s", r.body);
 	ops_http_free(&r);
@@ -278,23 +281,23 @@ Test(expo_check, accepts_well_formed_text)
 Test(expo_check, rejects_malformed_text)
 {
 	static const char *const bad[] = {
-		"a 1",                                  /* no final newline */
-		"1a 1\n",                               /* bad name */
-		"a{b=1} 1\n",                           /* unquoted label */
-		"a{b=\"x\\q\"} 1\n",                    /* bad escape */
-		"a{b=\"1\",b=\"2\"} 1\n",               /* duplicate label */
-		"a one\n",                              /* bad value */
-		"a 1\na 2\n",                           /* duplicate series */
-		"a 1\nb 1\na{x=\"1\"} 1\n",             /* not contiguous */
-		"a 1\n# TYPE a gauge\n",                /* TYPE after samples */
-		"# TYPE a gauge\n# TYPE a gauge\na 1\n", /* second TYPE */
-		"# TYPE a frobnicator\n",               /* unknown type */
-		"# TYPE c counter\nc -1\n",             /* negative counter */
-		"# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\n"
-		"h_count 1\n", /* not cumulative */
-		"# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n", /* count */
-		"# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",    /* no +Inf */
-		"a{b=\"1\"}1\n",                        /* no space */
+	    "a 1",				     /* no final newline */
+	    "1a 1\n",				     /* bad name */
+	    "a{b=1} 1\n",			     /* unquoted label */
+	    "a{b=\"x\\q\"} 1\n",		     /* bad escape */
+	    "a{b=\"1\",b=\"2\"} 1\n",		     /* duplicate label */
+	    "a one\n",				     /* bad value */
+	    "a 1\na 2\n",			     /* duplicate series */
+	    "a 1\nb 1\na{x=\"1\"} 1\n",		     /* not contiguous */
+	    "a 1\n# TYPE a gauge\n",		     /* TYPE after samples */
+	    "# TYPE a gauge\n# TYPE a gauge\na 1\n", /* second TYPE */
+	    "# TYPE a frobnicator\n",		     /* unknown type */
+	    "# TYPE c counter\nc -1\n",		     /* negative counter */
+	    "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\n"
+	    "h_count 1\n", /* not cumulative */
+	    "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n", /* count */
+	    "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",	 /* no +Inf */
+	    "a{b=\"1\"}1\n",							 /* no space */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_expect_neq(check(bad[i]), 0, "accepted: %s", bad[i]);

@@ -84,8 +84,8 @@ static int fake_commit(char *err, size_t errlen)
 	return 0;
 }
 
-static const struct rl_config_ops ops = {fake_known, fake_check, fake_apply, fake_current,
-					 fake_live, fake_commit};
+static const struct rl_config_ops ops = {fake_known,   fake_check, fake_apply,
+					 fake_current, fake_live,  fake_commit};
 
 static char path[64];
 
@@ -144,13 +144,15 @@ Test(config, unknown_key_names_file_and_line)
 
 Test(config, bad_value_names_file_line_and_option)
 {
-	expect_error("[relayd]\nlog-level = loud\n", "2: log-level: must be one of debug, info, warn");
+	expect_error("[relayd]\nlog-level = loud\n",
+		     "2: log-level: must be one of debug, info, warn");
 	expect_error("port = 1\nport = 99999\n", "2: port: must be an integer 0-65535");
 }
 
 Test(config, syntax_error_and_unknown_section)
 {
-	expect_error("port = 1\nthis is not ini\n", "2: syntax error (expected 'name = value' or '[section]')");
+	expect_error("port = 1\nthis is not ini\n",
+		     "2: syntax error (expected 'name = value' or '[section]')");
 	expect_error("port = 1\n[other]\nport = 2\n", "2: unknown section [other] (only [relayd])");
 }
 
@@ -173,7 +175,8 @@ Test(config, reload_applies_live_options_and_logs_restart_ones)
 	cr_assert_str_eq(v_level, "debug");
 	cr_assert_str_eq(v_port, "4000", "port needs a restart");
 	cr_assert(strstr(logbuf, "config: log-level changed from info to debug\n"), "%s", logbuf);
-	cr_assert(strstr(logbuf, "config: port = 4001 needs a restart (still 4000)\n"), "%s", logbuf);
+	cr_assert(strstr(logbuf, "config: port = 4001 needs a restart (still 4000)\n"), "%s",
+		  logbuf);
 	cr_assert(strstr(logbuf, "(1 option changed)"), "%s", logbuf);
 }
 
@@ -212,5 +215,6 @@ Test(config, reload_whose_commit_fails_logs_only_the_failure)
 	commit_fails = 1;
 	logbuf[0] = '\0';
 	cr_assert_lt(rl_config_reload(&ops, log_line), 0);
-	cr_assert_str_eq(logbuf, "E config: reload failed, nothing changed: watermarks out of order\n");
+	cr_assert_str_eq(logbuf,
+			 "E config: reload failed, nothing changed: watermarks out of order\n");
 }

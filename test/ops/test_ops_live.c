@@ -53,8 +53,8 @@ static struct ops_http_reply get(const char *admin, const char *path)
 {
 	struct ops_http_reply r;
 	char err[256];
-	cr_assert_eq(ops_http(admin, "GET", path, T_MS, &r, err, sizeof(err)), 0, "GET %s: %s", path,
-		     err);
+	cr_assert_eq(ops_http(admin, "GET", path, T_MS, &r, err, sizeof(err)), 0, "GET %s: %s",
+		     path, err);
 	return r;
 }
 
@@ -107,31 +107,47 @@ Test(ops_live, metrics_count_frames_and_deliveries_exactly)
 	cr_assert_eq(rl_test_sync_skip(b, T_MS, NULL), 0, "%s", rl_test_err());
 	char *before = scrape(admin);
 	for (int i = 0; i < N; i++)
-		cr_assert_eq(rl_test_send_json(pub, RL_MSG_MESSAGE,
-					       "{\"room\":\"ops\",\"content\":%d}", i),
-			     0, "%s", rl_test_err());
+		cr_assert_eq(
+		    rl_test_send_json(pub, RL_MSG_MESSAGE, "{\"room\":\"ops\",\"content\":%d}", i),
+		    0, "%s", rl_test_err());
 	for (int i = 0; i < N; i++) {
 		cr_assert(rl_test_expect(a, RL_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
 		cr_assert(rl_test_expect(b, RL_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
 	}
-	char *after = scrape(admin);
+	/* Each message is one fan-out sample, recorded when its last member's
+	 * write released it: wait for the histogram to catch up. */
+	const char *cnt = "relay_fanout_latency_seconds_count";
+	char *after = NULL;
+	for (int64_t end = rl_test_now_ms() + T_MS; rl_test_now_ms() < end;) {
+		free(after);
+		after = scrape(admin);
+		if (metric(after, cnt) - metric(before, cnt) >= N)
+			break;
+		poll(NULL, 0, 10);
+	}
+	cr_assert_eq(metric(after, cnt) - metric(before, cnt), N);
+	cr_assert_eq(metric(after, "relay_fanout_latency_seconds_bucket{le=\"+Inf\"}"),
+		     metric(after, cnt));
+	cr_assert_gt(metric(after, "relay_fanout_latency_seconds_sum"),
+		     metric(before, "relay_fanout_latency_seconds_sum"));
 	const char *msg = "relay_frames_in_total{type=\"MESSAGE\"}";
 	cr_assert_eq(metric(after, msg) - metric(before, msg), N);
 	cr_assert_eq(metric(after, "relay_messages_delivered_total") -
-			     metric(before, "relay_messages_delivered_total"),
+			 metric(before, "relay_messages_delivered_total"),
 		     2 * N);
 	cr_assert_eq(metric(after, "relay_frames_in_total{type=\"HELLO\"}"), 3);
 	cr_assert_eq(metric(after, "relay_frames_in_total{type=\"JOIN_ROOM\"}"), 3);
 	cr_assert_eq(metric(after, "relay_connections"), 3);
 	cr_assert_eq(metric(after, "relay_connections_accepted_total"), 3);
 	cr_assert_eq(metric(after, "relay_worker_connections{worker=\"0\"}") +
-			     metric(after, "relay_worker_connections{worker=\"1\"}"),
+			 metric(after, "relay_worker_connections{worker=\"1\"}"),
 		     3);
 	cr_assert_eq(metric(after, "relay_rooms"), 1);
 	cr_assert_eq(metric(after, "relay_room_memberships"), 3);
 	cr_assert_eq(metric(after, "relay_workers"), 2);
 	cr_assert_gt(metric(after, "relay_bytes_in_total"), metric(before, "relay_bytes_in_total"));
-	cr_assert_gt(metric(after, "relay_bytes_out_total"), metric(before, "relay_bytes_out_total"));
+	cr_assert_gt(metric(after, "relay_bytes_out_total"),
+		     metric(before, "relay_bytes_out_total"));
 	struct ops_http_reply r = get(admin, "/rooms?limit=5");
 	cr_assert(strstr(r.body, "{\"rooms\":1,\"largest\":[{\"room\":\"ops\",\"members\":3}]}"),
 		  "%s", r.body);
@@ -159,7 +175,8 @@ Test(ops_live, protocol_errors_are_counted_by_code)
 	cr_assert(rl_test_expect_error(c, "NOT_IN_ROOM", T_MS), "%s", rl_test_err());
 	struct rl_test_client *bad = client(&s);
 	cr_assert_eq(rl_test_send_frame_v(bad, 9, RL_MSG_HEARTBEAT, 0, NULL, 0), 0);
-	cr_assert_eq(rl_test_expect_fatal(bad, "UNSUPPORTED_VERSION", T_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_expect_fatal(bad, "UNSUPPORTED_VERSION", T_MS), 0, "%s",
+		     rl_test_err());
 	cr_assert_eq(rl_test_ping(c, T_MS), 0, "%s", rl_test_err());
 	char *after = scrape(admin);
 	const char *nir = "relay_protocol_errors_total{code=\"NOT_IN_ROOM\"}";
@@ -172,6 +189,26 @@ Test(ops_live, protocol_errors_are_counted_by_code)
 	free(after);
 	rl_test_close(c);
 	rl_test_close(bad);
+	stop(&s);
+}
+
+Test(ops_live, refused_connections_are_counted_by_reason)
+{
+	struct rl_test_server s;
+	char admin[160];
+	const char *args[] = {"--max-connections", "1", NULL};
+	start(&s, admin, sizeof(admin), args, NULL);
+	struct rl_test_client *c = client(&s);
+	struct rl_test_client *over = rl_test_connect(&s, T_MS);
+	cr_assert(over, "%s", rl_test_err());
+	cr_assert_eq(rl_test_expect_fatal(over, "SERVER_FULL", T_MS), 0, "%s", rl_test_err());
+	char *t = scrape(admin);
+	cr_assert_eq(metric(t, "relay_connections_refused_total{reason=\"server_full\"}"), 1);
+	cr_assert_eq(metric(t, "relay_connections_refused_total{reason=\"emfile\"}"), 0);
+	cr_assert_eq(metric(t, "relay_connections"), 1);
+	free(t);
+	rl_test_close(over);
+	rl_test_close(c);
 	stop(&s);
 }
 
@@ -199,12 +236,51 @@ static double wait_queued(const char *admin, struct rl_test_client *pub, double 
 	return 0;
 }
 
+Test(ops_live, slow_consumers_are_counted)
+{
+	struct rl_test_server s;
+	char admin[160], chunk[4096];
+	const char *args[] = {"--outbound-hard-limit", "256K", NULL};
+	start(&s, admin, sizeof(admin), args, NULL);
+	struct rl_test_client *slow = rl_test_connect(&s, T_MS), *pub = client(&s);
+	cr_assert(slow);
+	cr_assert_eq(rl_test_set_rcvbuf(slow, 4096), 0);
+	cr_assert_eq(rl_test_join(slow, "flood", NULL, T_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_join(pub, "flood", NULL, T_MS), 0, "%s", rl_test_err());
+	memset(chunk, 'x', sizeof(chunk));
+	double dropped = 0;
+	for (int64_t end = rl_test_now_ms() + 10000; dropped < 1 && rl_test_now_ms() < end;) {
+		for (int i = 0; i < 64; i++)
+			cr_assert_eq(rl_test_send_json(pub, RL_MSG_MESSAGE,
+						       "{\"room\":\"flood\",\"content\":\"%.*s\"}",
+						       (int)sizeof(chunk), chunk),
+				     0, "%s", rl_test_err());
+		cr_assert_eq(rl_test_sync_skip(pub, T_MS, NULL), 0, "%s", rl_test_err());
+		char *t = scrape(admin);
+		dropped = metric(t, "relay_slow_consumers_total");
+		free(t);
+	}
+	char *t = scrape(admin);
+	cr_assert_eq(metric(t, "relay_slow_consumers_total"), 1);
+	cr_assert_eq(metric(t, "relay_protocol_errors_total{code=\"SLOW_CONSUMER\"}"), 1);
+	cr_assert_eq(metric(t, "relay_connections"), 1, "the slow one is gone");
+	free(t);
+	rl_test_close(slow);
+	rl_test_close(pub);
+	stop(&s);
+}
+
 Test(ops_live, health_turns_503_after_sigterm_while_connections_drain)
 {
 	struct rl_test_server s;
 	char admin[160];
-	const char *args[] = {"--shutdown-grace", "15", "--slow-consumer-timeout", "0",
-			      "--outbound-hard-limit", "256M", NULL};
+	const char *args[] = {"--shutdown-grace",
+			      "15",
+			      "--slow-consumer-timeout",
+			      "0",
+			      "--outbound-hard-limit",
+			      "256M",
+			      NULL};
 	start(&s, admin, sizeof(admin), args, NULL);
 	struct ops_http_reply r = get(admin, "/health");
 	cr_assert_eq(r.status, 200);
@@ -266,11 +342,11 @@ Test(ops_live, config_precedence_is_cli_then_env_then_file_then_default)
 	const char *env[] = {"RELAY_MAX_CONNECTIONS=60", "RELAY_IDLE_TIMEOUT=8", NULL};
 	start(&s, admin, sizeof(admin), args, env);
 	struct ops_http_reply r = get(admin, "/stats");
-	expect_option(r.body, "max-rooms-per-conn", "2");   /* file over default */
-	expect_option(r.body, "max-connections", "60");     /* env over file */
-	expect_option(r.body, "idle-timeout", "9");         /* cli over env and file */
+	expect_option(r.body, "max-rooms-per-conn", "2");    /* file over default */
+	expect_option(r.body, "max-connections", "60");	     /* env over file */
+	expect_option(r.body, "idle-timeout", "9");	     /* cli over env and file */
 	expect_option(r.body, "slow-consumer-timeout", "4"); /* file */
-	expect_option(r.body, "frame-timeout", "30");       /* default */
+	expect_option(r.body, "frame-timeout", "30");	     /* default */
 	/* watermarks nobody set follow the file's small hard limit down */
 	expect_option(r.body, "outbound-hard-limit", "262144");
 	expect_option(r.body, "outbound-high-watermark", "131072");
@@ -365,12 +441,13 @@ static int notify_socket(char *path, size_t cap)
 {
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	snprintf(path, cap, "%s/relayd-notify-%d.sock", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-		 (int)getpid());
+	snprintf(path, cap, "%s/relayd-notify-%d.sock",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
 	unlink(path);
 	cr_assert_lt(strlen(path), sizeof(a.sun_path));
 	memcpy(a.sun_path, path, strlen(path) + 1);
-	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "%s", strerror(errno));
+	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "%s",
+		  strerror(errno));
 	return fd;
 }
 
@@ -406,7 +483,14 @@ Test(ops_live, sd_notify_ready_after_listening_and_stopping_on_sigterm)
 	snprintf(want, sizeof(want), "STATUS=listening on %s:%u (2 workers)", s.host,
 		 (unsigned)s.port);
 	cr_assert(strstr(msg, want), "want %s in %s", want, msg);
-	struct rl_test_client *c = client(&s);
+	/* Connect to the address READY names, not to the one the harness read. */
+	char host[64];
+	unsigned port = 0;
+	const char *st = strstr(msg, "STATUS=listening on ");
+	cr_assert(st && sscanf(st, "STATUS=listening on %63[^:]:%u", host, &port) == 2, "%s", msg);
+	struct rl_test_client *c = rl_test_connect_addr(host, (uint16_t)port, T_MS);
+	cr_assert(c, "READY=1 sent but %s:%u does not accept: %s", host, port, rl_test_err());
+	cr_assert(rl_test_hello(c, NULL, T_MS), "%s", rl_test_err());
 	cr_assert(!notify_recv(fd, msg, sizeof(msg), 0), "one READY only: %s", msg);
 	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
 	cr_assert(notify_recv(fd, msg, sizeof(msg), T_MS) && strstr(msg, "RELOADING=1"), "%s", msg);

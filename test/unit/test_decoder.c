@@ -356,6 +356,21 @@ Test(decoder, zero_max_frame_means_the_default)
 	rl_decoder_free(&d);
 }
 
+Test(decoder, huge_max_frame_is_clamped_so_sizes_fit)
+{
+	struct rl_decoder d;
+	struct rl_frame f;
+	const uint8_t b[] = {0xFF, 0xFF, 0xFF, 0xFF};
+
+	rl_decoder_init(&d, UINT32_MAX);
+	cr_assert_eq(d.max_frame, UINT32_MAX - 4);
+	rl_decoder_feed(&d, b, sizeof b);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
+	cr_assert_eq(d.err, RL_ERR_FRAME_TOO_LARGE);
+	rl_decoder_free(&d);
+	RL_ASSERT_NO_LEAKS();
+}
+
 /* ---- fatal conditions ------------------------------------------------- */
 
 /* Feeds <bytes> one at a time; returns the error and how many bytes it took. */
