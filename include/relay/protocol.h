@@ -215,7 +215,8 @@ struct rl_json_field {
 				    as U+FFFD (3 bytes) in <buf>/<dec_len> */
 };
 /* Only a key of the top-level object matches (nested keys never do). When two
- * entries of <fields> name the same key, only the first is filled. */
+ * entries of <fields> name the same key, only the first is filled. A key
+ * written with escapes that decodes to more than 256 bytes matches no field. */
 
 struct rl_json_result {
 	enum rl_json_kind top; /* kind of the top-level value */
