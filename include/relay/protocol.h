@@ -249,7 +249,7 @@ struct rl_jw {
 	size_t cap;
 	size_t len;
 	bool overflow;
-	uint32_t _first;  /* bit d: nothing written yet at nesting depth d */
+	uint32_t _first;  /* bit d-1: nothing written yet at nesting depth d */
 	uint8_t _depth;
 	bool _after_key;  /* a key was written; its value comes next */
 };

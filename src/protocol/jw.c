@@ -18,7 +18,7 @@ void rl_jw_init(struct rl_jw *w, uint8_t *buf, size_t cap)
 	w->cap = cap;
 	w->len = 0;
 	w->overflow = false;
-	w->_first = 1u; /* depth 0: nothing written yet */
+	w->_first = 0;
 	w->_depth = 0;
 	w->_after_key = false;
 }
@@ -40,14 +40,17 @@ static void jw_byte(struct rl_jw *w, uint8_t c)
 	jw_put(w, &c, 1);
 }
 
-/* Comma bookkeeping before any value or key at the current depth. */
+/* Comma bookkeeping before any value or key at the current depth. Bit d-1 of
+ * _first belongs to depth d (1-32); a top-level value never takes a comma. */
 static void jw_sep(struct rl_jw *w)
 {
 	if (w->_after_key) {
 		w->_after_key = false;
 		return;
 	}
-	uint32_t bit = 1u << w->_depth;
+	if (w->_depth == 0)
+		return;
+	uint32_t bit = 1u << (w->_depth - 1);
 	if (w->_first & bit)
 		w->_first &= ~bit;
 	else
@@ -57,13 +60,13 @@ static void jw_sep(struct rl_jw *w)
 static void jw_open(struct rl_jw *w, uint8_t c)
 {
 	jw_sep(w);
-	if (w->_depth + 1 >= JW_MAX_DEPTH) {
+	if (w->_depth >= JW_MAX_DEPTH) {
 		w->overflow = true; /* misuse: deeper than the writer tracks */
 		return;
 	}
 	jw_byte(w, c);
 	w->_depth++;
-	w->_first |= 1u << w->_depth;
+	w->_first |= 1u << (w->_depth - 1);
 }
 
 static void jw_close(struct rl_jw *w, uint8_t c)

@@ -332,7 +332,7 @@ void rl_conn_error(struct rl_conn *c, enum rl_err code, const uint8_t *room, siz
 void rl_conn_expire(struct rl_conn *c, enum rl_err why)
 {
 	if (c->state == RL_CONN_CLOSING) {
-		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent", c->out.bytes);
+		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent", (size_t)c->out.bytes);
 		rl_conn_kill(c);
 		return;
 	}
@@ -531,7 +531,7 @@ void rl_conn_flush(struct rl_conn *c)
 	if (c->state == RL_CONN_DRAINING && c->out.bytes < RL_CFG(out_low)) {
 		conn_set_state(c, RL_CONN_OPEN);
 		cds_list_del_init(&c->dlink);
-		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", c->out.bytes);
+		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);
 	}
 	if (c->state == RL_CONN_CLOSING && c->out.bytes == 0 && !(c->flags & RL_CF_LINGER))
 		conn_closing_done(c);

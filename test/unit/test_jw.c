@@ -130,3 +130,27 @@ Test(jw, overflow_is_sticky_and_never_writes_past_cap)
 	cr_assert_not(w.overflow);
 	cr_assert_eq(w.len, 2);
 }
+
+Test(jw, nesting_past_the_writer_limit_is_reported_as_overflow)
+{
+	struct rl_jw w;
+	rl_jw_init(&w, buf, sizeof buf);
+	for (int i = 0; i < 32; i++) {
+		rl_jw_arr_begin(&w);
+		rl_jw_u64(&w, (uint64_t)i);
+	}
+	cr_assert_not(w.overflow, "32 levels fit");
+	for (int i = 0; i < 32; i++) {
+		rl_jw_u64(&w, 7);
+		rl_jw_arr_end(&w);
+	}
+	cr_assert_not(w.overflow);
+	cr_assert_eq(rl_json_parse(buf, w.len, NULL, 0, NULL), 0);
+	rl_jw_init(&w, buf, sizeof buf);
+	for (int i = 0; i < 33; i++)
+		rl_jw_arr_begin(&w);
+	cr_assert(w.overflow, "33 levels: deeper than the writer tracks");
+	rl_jw_init(&w, buf, sizeof buf);
+	rl_jw_obj_end(&w);
+	cr_assert(w.overflow, "closing what was never opened");
+}
