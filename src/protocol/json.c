@@ -411,7 +411,7 @@ static void json_capture_begin(struct rl_json_field *c, enum rl_json_kind kind,
 int rl_json_parse(const uint8_t *p, size_t n, struct rl_json_field *fields,
 		  size_t nfields, struct rl_json_result *res)
 {
-	const uint8_t *s = p, *end = p + n;
+	const uint8_t *s, *end;
 	uint64_t objects = 0;  /* bit d: the container at depth d+1 is an object */
 	unsigned depth = 0;
 	struct rl_json_field *want = NULL;    /* named by the key just read */
@@ -424,6 +424,16 @@ int rl_json_parse(const uint8_t *p, size_t n, struct rl_json_field *fields,
 		nfields = 0;
 	json_fields_reset(fields, nfields);
 	json_keys_init(&keys, fields, nfields);
+	if (n == 0) { /* also keeps NULL + 0 out of the pointer arithmetic */
+		if (res != NULL) {
+			res->top = RL_JSON_NONE;
+			res->err_off = 0;
+			res->err_msg = "empty input";
+		}
+		return -1;
+	}
+	s = p;
+	end = p + n;
 
 value:
 	s = json_skip_ws(s, end);

@@ -6,6 +6,8 @@
 
 bool rl_utf8_valid(const uint8_t *p, size_t n)
 {
+	if (n == 0)
+		return true;
 	const uint8_t *end = p + n;
 
 	while (p < end) {
