@@ -1,6 +1,8 @@
 /* test_jw.c -- the JSON writer (jw.c). */
 #include "unit.h"
 
+#include <stdio.h>
+
 static uint8_t buf[1024];
 
 static const char *str_of(const void *s, size_t n)
@@ -153,4 +155,28 @@ Test(jw, nesting_past_the_writer_limit_is_reported_as_overflow)
 	rl_jw_init(&w, buf, sizeof buf);
 	rl_jw_obj_end(&w);
 	cr_assert(w.overflow, "closing what was never opened");
+}
+
+Test(jw, integers_match_printf)
+{
+	static const int64_t iv[] = {0, 1, -1, 9, 10, -10, 99, 100, 1732147200123LL, INT64_MAX, INT64_MIN,
+				     INT64_MIN + 1, -1000000007LL};
+	static const uint64_t uv[] = {0, 1, 9, 10, 1048576, 4294967296ull, UINT64_MAX, UINT64_MAX - 1};
+	char want[32];
+	struct rl_jw w;
+
+	for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) {
+		rl_jw_init(&w, buf, sizeof buf);
+		rl_jw_i64(&w, iv[i]);
+		snprintf(want, sizeof want, "%lld", (long long)iv[i]);
+		cr_assert_eq(w.len, strlen(want));
+		cr_assert_eq(memcmp(buf, want, w.len), 0, "%s", want);
+	}
+	for (size_t i = 0; i < sizeof uv / sizeof uv[0]; i++) {
+		rl_jw_init(&w, buf, sizeof buf);
+		rl_jw_u64(&w, uv[i]);
+		snprintf(want, sizeof want, "%llu", (unsigned long long)uv[i]);
+		cr_assert_eq(w.len, strlen(want));
+		cr_assert_eq(memcmp(buf, want, w.len), 0, "%s", want);
+	}
 }
