@@ -193,6 +193,38 @@ static size_t bench_json(void *a)
 	return j->doc.n;
 }
 
+/* What relayd writes per JSON delivery: the envelope around verbatim content. */
+struct jw_arg {
+	struct buf content;
+	uint8_t out[4096];
+};
+
+static size_t bench_jw(void *a)
+{
+	struct jw_arg *j = a;
+	struct rl_jw w;
+	size_t total = 0;
+
+	for (int i = 0; i < 64; i++) {
+		rl_jw_init(&w, j->out, sizeof j->out);
+		rl_jw_obj_begin(&w);
+		rl_jw_key(&w, "room");
+		rl_jw_str(&w, "physics", 7);
+		rl_jw_key(&w, "from");
+		rl_jw_str(&w, "conn-17", 7);
+		rl_jw_key(&w, "userId");
+		rl_jw_str(&w, "alice", 5);
+		rl_jw_key(&w, "content");
+		rl_jw_raw(&w, j->content.p, j->content.n);
+		rl_jw_key(&w, "timestamp");
+		rl_jw_u64(&w, 1732147200123ull + (uint64_t)i);
+		rl_jw_obj_end(&w);
+		total += w.len;
+	}
+	bench_sink = total;
+	return 64;
+}
+
 struct result {
 	const char *name;
 	const char *unit;
@@ -259,6 +291,15 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 8; k++)
 		makers[k % 4](&shapes[k].doc, k < 4 ? 1024 : 65536);
 
+	struct jw_arg jwa[2];
+	memset(jwa, 0, sizeof jwa);
+	chat_payload(&jwa[0].content, 64);
+	chat_payload(&jwa[1].content, 1024);
+	struct result jwr[2] = {
+		{.name = "write JSON delivery, 64 B content", .unit = "M frames/s"},
+		{.name = "write JSON delivery, 1 KiB content", .unit = "M frames/s"},
+	};
+
 	struct result dec[4] = {
 		{.name = "decode 64 B MESSAGE frames", .unit = "M frames/s"},
 		{.name = "decode 1 KiB MESSAGE frames", .unit = "M frames/s"},
@@ -276,6 +317,9 @@ int main(int argc, char **argv)
 		for (int k = 0; k < 8; k++)
 			if (strstr(js[k].name, only))
 				js[k].v[r] = measure(bench_json, &shapes[k], ms);
+		for (int k = 0; k < 2; k++)
+			if (strstr(jwr[k].name, only))
+				jwr[k].v[r] = measure(bench_jw, &jwa[k], ms);
 	}
 
 	printf("%d runs of %.0f ms each; median (min - max)\n\n", runs, ms);
@@ -285,6 +329,9 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 4; k++)
 		if (strstr(dec[k].name, only))
 			report(&dec[k], runs, 1e6);
+	for (int k = 0; k < 2; k++)
+		if (strstr(jwr[k].name, only))
+			report(&jwr[k], runs, 1e6);
 	for (int k = 0; k < 8; k++) {
 		if (!strstr(js[k].name, only))
 			continue;
@@ -298,5 +345,7 @@ int main(int argc, char **argv)
 		free(streams[k].stream.p);
 	for (int k = 0; k < 8; k++)
 		free(shapes[k].doc.p);
+	for (int k = 0; k < 2; k++)
+		free(jwa[k].content.p);
 	return 0;
 }

@@ -215,7 +215,8 @@ struct rl_json_field {
 				    as U+FFFD (3 bytes) in <buf>/<dec_len> */
 };
 /* Only a key of the top-level object matches (nested keys never do). When two
- * entries of <fields> name the same key, only the first is filled. */
+ * entries of <fields> name the same key, only the first is filled. A key
+ * written with escapes that decodes to more than 256 bytes matches no field. */
 
 struct rl_json_result {
 	enum rl_json_kind top; /* kind of the top-level value */
@@ -248,7 +249,7 @@ struct rl_jw {
 	size_t cap;
 	size_t len;
 	bool overflow;
-	uint32_t _first;  /* bit d: nothing written yet at nesting depth d */
+	uint32_t _first;  /* bit d-1: nothing written yet at nesting depth d */
 	uint8_t _depth;
 	bool _after_key;  /* a key was written; its value comes next */
 };

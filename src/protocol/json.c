@@ -282,7 +282,7 @@ RL_INLINE const uint8_t *json_digits(const uint8_t *s, const uint8_t *end)
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?  Whatever follows is the
  * caller's to judge (so "01" fails there, at the '1'). */
-static const uint8_t *json_number(const uint8_t *s, const uint8_t *end, struct json_err *e)
+RL_INLINE const uint8_t *json_number(const uint8_t *s, const uint8_t *end, struct json_err *e)
 {
 	if (*s == '-')
 		s++;
@@ -414,6 +414,7 @@ int rl_json_parse(const uint8_t *p, size_t n, struct rl_json_field *fields,
 	const uint8_t *s, *end;
 	uint64_t objects = 0;  /* bit d: the container at depth d+1 is an object */
 	unsigned depth = 0;
+	bool in_obj = false;   /* the innermost open container is an object */
 	struct rl_json_field *want = NULL;    /* named by the key just read */
 	struct rl_json_field *capture = NULL; /* whose value is being scanned */
 	enum rl_json_kind top = RL_JSON_NONE, kind;
@@ -437,6 +438,7 @@ int rl_json_parse(const uint8_t *p, size_t n, struct rl_json_field *fields,
 
 value:
 	s = json_skip_ws(s, end);
+value_ws: /* <s> is past any whitespace */
 	if (RL_UNLIKELY(s == end)) {
 		e.at = s;
 		e.msg = "unexpected end of input";
@@ -458,20 +460,15 @@ value:
 			e.msg = "nesting deeper than 64";
 			goto fail;
 		}
-		if (kind == RL_JSON_OBJECT)
-			objects |= 1ull << depth;
-		else
-			objects &= ~(1ull << depth);
+		in_obj = kind == RL_JSON_OBJECT;
+		objects = (objects & ~(1ull << depth)) | ((uint64_t)in_obj << depth);
 		depth++;
 		s = json_skip_ws(s + 1, end);
-		if (s < end && *s == (kind == RL_JSON_OBJECT ? '}' : ']')) {
-			s++;
-			depth--;
-			goto after;
-		}
-		if (kind == RL_JSON_OBJECT)
-			goto key;
-		goto value;
+		if (s < end && *s == (in_obj ? '}' : ']'))
+			goto close;
+		if (in_obj)
+			goto key_ws;
+		goto value_ws;
 	case RL_JSON_STRING:
 		if (capture != NULL && depth == 1) {
 			struct json_str o = {.buf = capture->buf, .cap = capture->buf ? capture->cap : 0};
@@ -504,7 +501,7 @@ after:
 		capture = NULL;
 	}
 	s = json_skip_ws(s, end);
-	if (depth == 0) {
+	if (RL_UNLIKELY(depth == 0)) {
 		if (s != end) {
 			e.at = s;
 			e.msg = "trailing bytes after the value";
@@ -517,27 +514,31 @@ after:
 		}
 		return 0;
 	}
-	{
-		bool obj = (objects >> (depth - 1)) & 1;
-		if (s < end && *s == ',') {
+	if (RL_LIKELY(s < end)) {
+		if (*s == ',') {
 			s++;
-			if (obj)
+			if (in_obj)
 				goto key;
 			goto value;
 		}
-		if (s < end && *s == (obj ? '}' : ']')) {
-			s++;
-			depth--;
-			goto after;
-		}
-		e.at = s;
-		e.msg = s == end ? "unexpected end of input"
-				 : obj ? "expected ',' or '}'" : "expected ',' or ']'";
-		goto fail;
+		if (*s == (in_obj ? '}' : ']'))
+			goto close;
 	}
+	e.at = s;
+	e.msg = s == end ? "unexpected end of input"
+			 : in_obj ? "expected ',' or '}'" : "expected ',' or ']'";
+	goto fail;
+
+close: /* <s> is at the closing bracket of the innermost container */
+	s++;
+	depth--;
+	/* the parent's kind; at depth 0 the value is unused (after: returns) */
+	in_obj = (objects >> ((depth - 1) & 63)) & 1;
+	goto after;
 
 key:
 	s = json_skip_ws(s, end);
+key_ws: /* <s> is past any whitespace */
 	if (s == end || *s != '"') {
 		e.at = s;
 		e.msg = s == end ? "unexpected end of input" : "expected a string key";

@@ -6,8 +6,6 @@
 #include "relay/protocol.h"
 #include "proto_internal.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #define JW_MAX_DEPTH 32
@@ -18,7 +16,7 @@ void rl_jw_init(struct rl_jw *w, uint8_t *buf, size_t cap)
 	w->cap = cap;
 	w->len = 0;
 	w->overflow = false;
-	w->_first = 1u; /* depth 0: nothing written yet */
+	w->_first = 0;
 	w->_depth = 0;
 	w->_after_key = false;
 }
@@ -37,17 +35,26 @@ static void jw_put(struct rl_jw *w, const void *p, size_t n)
 
 static void jw_byte(struct rl_jw *w, uint8_t c)
 {
-	jw_put(w, &c, 1);
+	if (w->overflow)
+		return;
+	if (w->len == w->cap) {
+		w->overflow = true;
+		return;
+	}
+	w->buf[w->len++] = c;
 }
 
-/* Comma bookkeeping before any value or key at the current depth. */
+/* Comma bookkeeping before any value or key at the current depth. Bit d-1 of
+ * _first belongs to depth d (1-32); a top-level value never takes a comma. */
 static void jw_sep(struct rl_jw *w)
 {
 	if (w->_after_key) {
 		w->_after_key = false;
 		return;
 	}
-	uint32_t bit = 1u << w->_depth;
+	if (w->_depth == 0)
+		return;
+	uint32_t bit = 1u << (w->_depth - 1);
 	if (w->_first & bit)
 		w->_first &= ~bit;
 	else
@@ -57,13 +64,13 @@ static void jw_sep(struct rl_jw *w)
 static void jw_open(struct rl_jw *w, uint8_t c)
 {
 	jw_sep(w);
-	if (w->_depth + 1 >= JW_MAX_DEPTH) {
+	if (w->_depth >= JW_MAX_DEPTH) {
 		w->overflow = true; /* misuse: deeper than the writer tracks */
 		return;
 	}
 	jw_byte(w, c);
 	w->_depth++;
-	w->_first |= 1u << w->_depth;
+	w->_first |= 1u << (w->_depth - 1);
 }
 
 static void jw_close(struct rl_jw *w, uint8_t c)
@@ -82,21 +89,43 @@ void rl_jw_obj_end(struct rl_jw *w) { jw_close(w, '}'); }
 void rl_jw_arr_begin(struct rl_jw *w) { jw_open(w, '['); }
 void rl_jw_arr_end(struct rl_jw *w) { jw_close(w, ']'); }
 
-/* How a byte is written inside a string: 0 as is, 'u' as \u00XX, another
- * letter as that one-letter escape, 'x' when it starts a UTF-8 sequence. */
-static uint8_t jw_class(uint8_t c)
-{
-	static const uint8_t short_esc[0x20] = {
-		['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
-	};
-	if (c < 0x20)
-		return short_esc[c] ? short_esc[c] : 'u';
-	if (c == '"' || c == '\\')
-		return c;
-	if (c == 0x7F)
-		return 'u';
-	return c < 0x80 ? 0 : 'x';
-}
+/* How a byte is written inside a string: 0 as is, 'u' as \u00XX, '"' or
+ * '\\' or b f n r t as that one-letter escape, 'x' when it starts (or
+ * breaks) a UTF-8 sequence. */
+static const uint8_t jw_class[256] = {
+	'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+	'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+	'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+	'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+	0, 0, 34, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 92, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 'u',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+};
 
 /* Length of the run of bytes at <s> that need no escaping. */
 static size_t jw_plain_run(const uint8_t *s, size_t n)
@@ -110,7 +139,7 @@ static size_t jw_plain_run(const uint8_t *s, size_t n)
 			return i + rl_swar_first(m);
 		i += 8;
 	}
-	while (i < n && jw_class(s[i]) == 0)
+	while (i < n && jw_class[s[i]] == 0)
 		i++;
 	return i;
 }
@@ -130,7 +159,7 @@ static size_t jw_str_body(struct rl_jw *w, const uint8_t *s, size_t n)
 		out += run;
 		if (i == n)
 			break;
-		uint8_t c = s[i], k = jw_class(c);
+		uint8_t c = s[i], k = jw_class[c];
 		if (k == 'x') {
 			unsigned len = rl_utf8_seq(s + i, s + n);
 			if (len != 0) {
@@ -186,20 +215,34 @@ void rl_jw_key(struct rl_jw *w, const char *key)
 	w->_after_key = true;
 }
 
+/* Decimal digits of <v> written backwards ending at <end>; returns the first.
+ * (snprintf costs more than the rest of a delivery's JSON together.) */
+static char *jw_digits(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return end;
+}
+
 void rl_jw_u64(struct rl_jw *w, uint64_t v)
 {
 	char b[24];
-	int n = snprintf(b, sizeof b, "%" PRIu64, v);
+	char *p = jw_digits(b + sizeof b, v);
 	jw_sep(w);
-	jw_put(w, b, (size_t)n);
+	jw_put(w, p, (size_t)(b + sizeof b - p));
 }
 
 void rl_jw_i64(struct rl_jw *w, int64_t v)
 {
 	char b[24];
-	int n = snprintf(b, sizeof b, "%" PRId64, v);
+	uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	char *p = jw_digits(b + sizeof b, mag);
+	if (v < 0)
+		*--p = '-';
 	jw_sep(w);
-	jw_put(w, b, (size_t)n);
+	jw_put(w, p, (size_t)(b + sizeof b - p));
 }
 
 void rl_jw_bool(struct rl_jw *w, bool v)

@@ -241,6 +241,15 @@ static int conn_queue_frame(struct rl_conn *c, uint8_t type, uint8_t flags, cons
 	return 0;
 }
 
+/* A slow consumer loses what it has not started to receive (delivery is
+ * at-most-once): the memory is released now and the final ERROR goes out
+ * right after the frame on the wire. */
+static void conn_drop_unsent(struct rl_conn *c)
+{
+	size_t n = rl_outq_drop_unsent(&c->out, &c->w->pool);
+	RL_STAT_SUB(c->w->stats, out_queued, n);
+}
+
 static void conn_check_watermarks(struct rl_conn *c)
 {
 	size_t b = c->out.bytes;
@@ -250,6 +259,7 @@ static void conn_check_watermarks(struct rl_conn *c)
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
 		RL_INFOF(c->id, "slow consumer: %zu bytes queued (hard limit %" PRIu64 ")", b,
 			 hard);
+		conn_drop_unsent(c);
 		rl_conn_error(c, RL_ERR_SLOW_CONSUMER, NULL, 0, NULL);
 		return;
 	}
@@ -322,7 +332,7 @@ void rl_conn_error(struct rl_conn *c, enum rl_err code, const uint8_t *room, siz
 void rl_conn_expire(struct rl_conn *c, enum rl_err why)
 {
 	if (c->state == RL_CONN_CLOSING) {
-		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent", c->out.bytes);
+		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent", (size_t)c->out.bytes);
 		rl_conn_kill(c);
 		return;
 	}
@@ -330,6 +340,7 @@ void rl_conn_expire(struct rl_conn *c, enum rl_err why)
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
 		RL_INFOF(c->id, "slow consumer: DRAINING for longer than %" PRIu64 " ms",
 			 RL_CFG(slow_ms));
+		conn_drop_unsent(c);
 	}
 	rl_conn_error(c, why, NULL, 0, NULL);
 }
@@ -520,7 +531,7 @@ void rl_conn_flush(struct rl_conn *c)
 	if (c->state == RL_CONN_DRAINING && c->out.bytes < RL_CFG(out_low)) {
 		conn_set_state(c, RL_CONN_OPEN);
 		cds_list_del_init(&c->dlink);
-		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", c->out.bytes);
+		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);
 	}
 	if (c->state == RL_CONN_CLOSING && c->out.bytes == 0 && !(c->flags & RL_CF_LINGER))
 		conn_closing_done(c);

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#define ROOM_BUF 4096 /* decoded JSON room names; longer ones cannot trim to 64 bytes */
+#define ROOM_BUF 512 /* decoded JSON room names on the stack; longer ones go to the heap */
 
 typedef void (*handler_fn)(struct rl_conn *c, const struct rl_frame *f);
 
@@ -70,10 +70,25 @@ static long conn_room_find(const struct rl_conn *c, struct rl_span name)
 	return -1;
 }
 
+/* The decoded bytes of string field <fl> (decoded into fl->buf when they
+ * fit). A longer string, e.g. a name padded with whitespace that still trims
+ * to a valid one, is decoded into *<heap> (the caller frees it). NULL on
+ * ENOMEM. */
+static const uint8_t *json_str_bytes(const struct rl_json_field *fl, uint8_t **heap)
+{
+	if (fl->dec_len <= fl->cap)
+		return fl->buf;
+	if (!(*heap = malloc(fl->dec_len)))
+		return NULL;
+	rl_json_string_decode(fl->raw, *heap, fl->dec_len);
+	return *heap;
+}
+
 /* The room argument of JOIN/LEAVE: JSON {"room":...} or the binary payload,
- * trimmed and checked. Returns 0, or -1 after sending the error. */
+ * trimmed and checked. Returns 0, or -1 after sending the error. <name> may
+ * point into *<heap>, which the caller frees. */
 static int handler_room_arg(struct rl_conn *c, const struct rl_frame *f, uint8_t *buf,
-			    struct rl_span *name)
+			    uint8_t **heap, struct rl_span *name)
 {
 	const uint8_t *raw = f->payload;
 	size_t n = f->len;
@@ -88,11 +103,14 @@ static int handler_room_arg(struct rl_conn *c, const struct rl_frame *f, uint8_t
 				      "\"room\" must be a string");
 			return -1;
 		}
-		if (fl.lone_surrogate || fl.dec_len > ROOM_BUF) {
+		if (fl.lone_surrogate) {
 			rl_conn_error(c, RL_ERR_INVALID_ROOM, NULL, 0, NULL);
 			return -1;
 		}
-		raw = buf;
+		if (!(raw = json_str_bytes(&fl, heap))) {
+			rl_conn_kill(c);
+			return -1;
+		}
 		n = fl.dec_len;
 	}
 	if (rl_room_name_check(raw, n, name) != RL_ERR_NONE) {
@@ -306,15 +324,10 @@ static void room_ack(struct rl_conn *c, const struct rl_frame *f, struct rl_span
 	send_json(c, f->type, &jw);
 }
 
-static void handle_join(struct rl_conn *c, const struct rl_frame *f)
+static void join_room(struct rl_conn *c, const struct rl_frame *f, struct rl_span name)
 {
-	uint8_t buf[ROOM_BUF];
-	struct rl_span name;
 	struct rl_room *r;
 	long members;
-
-	if (handler_room_arg(c, f, buf, &name))
-		return;
 	long slot = conn_room_find(c, name);
 	if (slot >= 0) {
 		members = rl_room_members(c->rooms[slot].room);
@@ -340,18 +353,33 @@ static void handle_join(struct rl_conn *c, const struct rl_frame *f)
 	presence_publish(c, r, "userJoined");
 }
 
-static void handle_leave(struct rl_conn *c, const struct rl_frame *f)
+static void handle_join(struct rl_conn *c, const struct rl_frame *f)
 {
-	uint8_t buf[ROOM_BUF];
+	uint8_t buf[ROOM_BUF], *heap = NULL;
 	struct rl_span name;
 
-	if (handler_room_arg(c, f, buf, &name))
-		return;
+	if (handler_room_arg(c, f, buf, &heap, &name) == 0)
+		join_room(c, f, name);
+	free(heap);
+}
+
+static void leave_room(struct rl_conn *c, const struct rl_frame *f, struct rl_span name)
+{
 	long slot = conn_room_find(c, name);
 	/* Ack first: <name> may point into the room, which leaving can free. */
 	room_ack(c, f, name, "left", 0);
 	if (slot >= 0)
 		conn_leave_slot(c, (uint32_t)slot);
+}
+
+static void handle_leave(struct rl_conn *c, const struct rl_frame *f)
+{
+	uint8_t buf[ROOM_BUF], *heap = NULL;
+	struct rl_span name;
+
+	if (handler_room_arg(c, f, buf, &heap, &name) == 0)
+		leave_room(c, f, name);
+	free(heap);
 }
 
 /* ---- MESSAGE -------------------------------------------------------------------- */
@@ -381,35 +409,11 @@ static void message_publish(struct rl_conn *c, struct rl_room *r, struct rl_msg 
 	rl_msg_put(m);
 }
 
-static void message_json(struct rl_conn *c, const struct rl_frame *f)
+static void message_json_send(struct rl_conn *c, struct rl_span name, struct rl_span content)
 {
-	uint8_t buf[ROOM_BUF];
-	struct rl_json_field fl[2] = {
-		{ .key = "room", .buf = buf, .cap = ROOM_BUF },
-		{ .key = "content" },
-	};
-	struct rl_span name;
 	char id[32];
 	struct rl_jw jw;
 
-	enum rl_json_kind top = handler_json(c, f, fl, 2);
-	if (top == RL_JSON_NONE)
-		return;
-	if (top != RL_JSON_OBJECT || fl[0].kind != RL_JSON_STRING ||
-	    fl[1].kind == RL_JSON_NONE) {
-		bool room = fl[0].kind == RL_JSON_STRING && !fl[0].lone_surrogate &&
-			    fl[0].dec_len <= ROOM_BUF;
-		rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, room ? buf : NULL,
-			      room ? fl[0].dec_len : 0,
-			      "MESSAGE needs a string \"room\" and a \"content\"");
-		return;
-	}
-	if (fl[0].lone_surrogate || fl[0].dec_len > ROOM_BUF ||
-	    rl_room_name_check(buf, fl[0].dec_len, &name) != RL_ERR_NONE) {
-		rl_conn_error(c, RL_ERR_INVALID_ROOM, buf,
-			      fl[0].dec_len > ROOM_BUF ? 0 : fl[0].dec_len, NULL);
-		return;
-	}
 	long slot = conn_room_find(c, name);
 	if (slot < 0) {
 		not_in_room(c, name);
@@ -417,7 +421,7 @@ static void message_json(struct rl_conn *c, const struct rl_frame *f)
 	}
 	struct rl_room *r = c->rooms[slot].room;
 	size_t idn = rl_conn_name(c->id, id);
-	size_t cap = 64 + rl_jw_str_len(name.p, name.n) + idn + fl[1].raw.n + 24 +
+	size_t cap = 64 + rl_jw_str_len(name.p, name.n) + idn + content.n + 24 +
 		     (c->user_id ? rl_jw_str_len(c->user_id, c->user_len) + 12 : 0);
 	if (cap - 32 > rl_srv.cfg.max_frame + 64) { /* surely too large: skip the work */
 		too_large(c, name);
@@ -439,7 +443,7 @@ static void message_json(struct rl_conn *c, const struct rl_frame *f)
 		rl_jw_str(&jw, c->user_id, c->user_len);
 	}
 	rl_jw_key(&jw, "content");
-	rl_jw_raw(&jw, fl[1].raw.p, fl[1].raw.n);
+	rl_jw_raw(&jw, content.p, content.n);
 	rl_jw_key(&jw, "timestamp");
 	rl_jw_u64(&jw, now_unix_ms());
 	rl_jw_obj_end(&jw);
@@ -452,6 +456,41 @@ static void message_json(struct rl_conn *c, const struct rl_frame *f)
 	m->len = (uint32_t)(RL_FRAME_HDR_BYTES + jw.len);
 	m->t_read_ns = c->w->t_read_ns;
 	message_publish(c, r, m);
+}
+
+static void message_json(struct rl_conn *c, const struct rl_frame *f)
+{
+	uint8_t buf[ROOM_BUF], *heap = NULL;
+	struct rl_json_field fl[2] = {
+		{ .key = "room", .buf = buf, .cap = ROOM_BUF },
+		{ .key = "content" },
+	};
+	struct rl_span name;
+
+	enum rl_json_kind top = handler_json(c, f, fl, 2);
+	if (top == RL_JSON_NONE)
+		return;
+	if (top != RL_JSON_OBJECT || fl[0].kind != RL_JSON_STRING ||
+	    fl[1].kind == RL_JSON_NONE) {
+		bool room = fl[0].kind == RL_JSON_STRING && !fl[0].lone_surrogate &&
+			    fl[0].dec_len <= ROOM_BUF;
+		rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, room ? buf : NULL,
+			      room ? fl[0].dec_len : 0,
+			      "MESSAGE needs a string \"room\" and a \"content\"");
+		return;
+	}
+	if (fl[0].lone_surrogate) {
+		rl_conn_error(c, RL_ERR_INVALID_ROOM, NULL, 0, NULL);
+		return;
+	}
+	const uint8_t *rb = json_str_bytes(&fl[0], &heap);
+	if (!rb)
+		rl_conn_kill(c);
+	else if (rl_room_name_check(rb, fl[0].dec_len, &name) != RL_ERR_NONE)
+		rl_conn_error(c, RL_ERR_INVALID_ROOM, rb, fl[0].dec_len, NULL);
+	else
+		message_json_send(c, name, fl[1].raw);
+	free(heap);
 }
 
 static void message_binary(struct rl_conn *c, const struct rl_frame *f)

@@ -68,8 +68,15 @@ int rl_listen_open(const char *host, uint16_t port, int *fds, unsigned n,
 		snprintf(err, errlen, "cannot resolve --host '%s': %s", host, gai_strerror(rc));
 		return -EINVAL;
 	}
-	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-	len = ai->ai_addrlen;
+	/* "localhost" may resolve to ::1 first; clients mostly dial 127.0.0.1. */
+	struct addrinfo *pick = ai;
+	for (struct addrinfo *a = ai; a; a = a->ai_next)
+		if (a->ai_family == AF_INET) {
+			pick = a;
+			break;
+		}
+	memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
+	len = pick->ai_addrlen;
 	freeaddrinfo(ai);
 	set_port(&ss, port);
 

@@ -2,6 +2,7 @@
 #include "outq.h"
 
 #include <errno.h>
+#include <relay/protocol.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,24 +76,32 @@ void rl_segpool_fini(struct rl_segpool *p)
 	p->nchunks = p->nrefs = 0;
 }
 
+/* Writes the tail chunk's fill level back into its header. */
+static void outq_sync(struct rl_outq *q)
+{
+	if (q->tail && !q->tail->msg)
+		q->tail->end = RL_CHUNK_CAP - q->tail_free;
+}
+
 static void outq_link(struct rl_outq *q, struct rl_oseg *s)
 {
+	outq_sync(q);
 	if (q->tail)
 		q->tail->next = s;
 	else
 		q->head = s;
 	q->tail = s;
+	q->tail_free = s->msg ? 0 : RL_CHUNK_CAP - s->end;
 }
 
-uint8_t *rl_outq_reserve(struct rl_outq *q, struct rl_segpool *p, size_t n)
+uint8_t *rl_outq_reserve_slow(struct rl_outq *q, struct rl_segpool *p, size_t n)
 {
-	struct rl_oseg *t = q->tail;
-	if (!t || t->msg || t->cap - t->end < n) {
-		if (!(t = seg_chunk(p)))
-			return NULL;
-		outq_link(q, t);
-	}
-	return t->data + t->end;
+	struct rl_oseg *t = seg_chunk(p);
+	(void)n;
+	if (!t)
+		return NULL;
+	outq_link(q, t);
+	return t->data;
 }
 
 /* Copies a small frame (>= 7 bytes) with 16-byte vector moves; the last
@@ -158,8 +167,10 @@ static void outq_consume(struct rl_outq *q, struct rl_segpool *p, size_t n)
 		}
 		n -= have;
 		q->head = s->next;
-		if (!q->head)
+		if (!q->head) {
 			q->tail = NULL;
+			q->tail_free = 0;
+		}
 		seg_free(p, s);
 	}
 }
@@ -169,6 +180,7 @@ int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls
 {
 	struct iovec iov[FLUSH_IOV];
 
+	outq_sync(q);
 	for (int call = 0; call < max_calls; call++) {
 		int n = 0;
 		size_t want = 0;
@@ -201,6 +213,50 @@ int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls
 	return 1;
 }
 
+/* End of the frame in chunk <s> that contains byte <s->start>, or
+ * <s->start> itself when it sits on a frame boundary. Frames never span
+ * chunks and a chunk starts with a frame. */
+static uint32_t chunk_cut(const struct rl_oseg *s)
+{
+	uint32_t o = 0;
+	while (o < s->start) {
+		const uint8_t *h = s->data + o;
+		uint32_t len = ((uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 |
+				(uint32_t)h[3]) + RL_FRAME_LEN_BYTES;
+		o += len;
+	}
+	return o;
+}
+
+size_t rl_outq_drop_unsent(struct rl_outq *q, struct rl_segpool *p)
+{
+	struct rl_oseg *h = q->head;
+	size_t before = q->bytes;
+
+	if (!h)
+		return 0;
+	outq_sync(q);
+	struct rl_oseg *rest = h->next;
+	if (h->start == 0) {
+		rest = h; /* nothing of it written: drop it too */
+		q->head = q->tail = NULL;
+		q->bytes = 0;
+		q->tail_free = 0;
+	} else {
+		if (!h->msg)
+			h->end = chunk_cut(h);
+		h->next = NULL;
+		q->tail = h;
+		q->bytes = h->end - h->start;
+		q->tail_free = h->msg ? 0 : RL_CHUNK_CAP - h->end;
+	}
+	for (struct rl_oseg *s = rest, *n; s; s = n) {
+		n = s->next;
+		seg_free(p, s);
+	}
+	return before - q->bytes;
+}
+
 void rl_outq_clear(struct rl_outq *q, struct rl_segpool *p)
 {
 	for (struct rl_oseg *s = q->head, *n; s; s = n) {
@@ -209,4 +265,5 @@ void rl_outq_clear(struct rl_outq *q, struct rl_segpool *p)
 	}
 	q->head = q->tail = NULL;
 	q->bytes = 0;
+	q->tail_free = 0;
 }

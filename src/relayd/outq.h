@@ -23,9 +23,14 @@ struct rl_oseg {
 	uint8_t data[];
 };
 
+/* The tail chunk's fill level lives here (<tail_free>), not in the chunk:
+ * appending a frame touches the connection's hot cache line and the bytes
+ * written, never the chunk header. tail->end is brought up to date (sync)
+ * before the chunk is read or stops being the tail. */
 struct rl_outq {
 	struct rl_oseg *head, *tail;
-	size_t bytes; /* queued, unsent */
+	uint32_t bytes;     /* queued, unsent */
+	uint32_t tail_free; /* room left in the tail chunk; 0 if the tail is a reference */
 };
 
 /* Per-worker free lists, bounded. */
@@ -40,11 +45,17 @@ void rl_segpool_fini(struct rl_segpool *p);
 
 /* Contiguous room for <n> (<= RL_CHUNK_CAP) bytes at the tail; write them,
  * then rl_outq_commit(n). NULL on ENOMEM. */
-uint8_t *rl_outq_reserve(struct rl_outq *q, struct rl_segpool *p, size_t n);
+uint8_t *rl_outq_reserve_slow(struct rl_outq *q, struct rl_segpool *p, size_t n);
+static inline uint8_t *rl_outq_reserve(struct rl_outq *q, struct rl_segpool *p, size_t n)
+{
+	if (q->tail_free >= n)
+		return q->tail->data + (RL_CHUNK_CAP - q->tail_free);
+	return rl_outq_reserve_slow(q, p, n);
+}
 static inline void rl_outq_commit(struct rl_outq *q, size_t n)
 {
-	q->tail->end += (uint32_t)n;
-	q->bytes += n;
+	q->tail_free -= (uint32_t)n;
+	q->bytes += (uint32_t)n;
 }
 /* Queues <m>'s frame: copied when small, else referenced (takes a ref).
  * 0 or -ENOMEM. */
@@ -55,6 +66,10 @@ int rl_outq_push_msg(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m);
  * ran out: then 1), -errno on a socket error. */
 int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls,
 		  size_t *sent);
+/* Drops every queued byte that is not part of a frame already partly
+ * written, so a frame queued next follows at once on the wire (a slow
+ * consumer's final ERROR). Returns the bytes dropped. */
+size_t rl_outq_drop_unsent(struct rl_outq *q, struct rl_segpool *p);
 /* Drops everything queued. */
 void rl_outq_clear(struct rl_outq *q, struct rl_segpool *p);
 

@@ -27,6 +27,7 @@
 #define WORKER_ACCEPTS_PER_TURN 64
 #define WORKER_INBOX_BATCH 4096
 #define WORKER_MAX_SLEEP_MS 1000
+#define WORKER_STOP_ACCEPTS 4096 /* backlog taken over at shutdown */
 
 struct rl_server rl_srv;
 
@@ -249,6 +250,14 @@ static void worker_begin_stop(struct rl_worker *w)
 
 	w->stopping = true;
 	w->stop_deadline = w->now_ms + RL_CFG(grace_ms);
+	/* Closing a listener resets the connections in its accept queue: take
+	 * them first, so they get SERVER_SHUTDOWN like everybody else. */
+	for (int i = 0; i < WORKER_STOP_ACCEPTS && w->lfd >= 0; i++) {
+		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1)
+			break;
+		rl_conn_new(w, fd, !rl_stats_conn_try_add(RL_CFG(max_conns)));
+	}
 	if (w->lfd >= 0) {
 		rl_evloop_del(&w->loop, w->lfd);
 		close(w->lfd);

@@ -260,6 +260,93 @@ Test(decoder, seeded_random_chunkings_yield_the_same_frames, .timeout = 60)
 	RL_ASSERT_NO_LEAKS();
 }
 
+Test(decoder, random_streams_in_random_chunks_yield_the_same_frames)
+{
+	uint64_t seed = 0xC0FFEEull;
+	uint8_t *payload = malloc(5000);
+
+	for (int i = 0; i < 5000; i++)
+		payload[i] = (uint8_t)rl_test_rand(&seed);
+	for (int iter = 0; iter < 300; iter++) {
+		struct stream s;
+		memset(&s, 0, sizeof s);
+		int nframes = 1 + (int)(rl_test_rand(&seed) % MAX_FRAMES);
+		for (int k = 0; k < nframes; k++) {
+			uint64_t x = rl_test_rand(&seed);
+			uint8_t type = (uint8_t)(1 + x % 6);
+			uint8_t flags = (uint8_t)((x >> 8) % 3);
+			uint32_t len = (uint32_t)((x >> 16) % ((x >> 32) & 1 ? 5000 : 16));
+			stream_add(&s, type, flags, payload + (x >> 40) % (5000 - len + 1), len);
+		}
+		stream_seal(&s);
+		struct run r;
+		run_init(&r, &s, true);
+		for (size_t off = 0; off < s.len;) {
+			size_t n = (size_t)(rl_test_rand(&seed) % 700);
+			if (n > s.len - off)
+				n = s.len - off;
+			run_feed(&r, s.bytes + off, n);
+			off += n;
+		}
+		char what[64];
+		snprintf(what, sizeof what, "random stream %d", iter);
+		run_finish(&r, what);
+		stream_free(&s);
+	}
+	free(payload);
+	RL_ASSERT_NO_LEAKS();
+}
+
+/* Valid frames, then a frame with a bad version: whatever the split, the
+ * same frames come out first and then the same error. */
+Test(decoder, every_two_way_split_before_an_error_gives_the_same_error)
+{
+	static const uint8_t bad_headers[][7] = {
+		{0, 0, 0, 2, 1, 1, 1},          /* INVALID_FRAME (length) */
+		{0, 0x20, 0, 0, 1, 1, 1},       /* FRAME_TOO_LARGE */
+		{0, 0, 0, 5, 9, 1, 1},          /* UNSUPPORTED_VERSION */
+		{0, 0, 0, 5, 1, 9, 1},          /* UNKNOWN_MESSAGE_TYPE */
+		{0, 0, 0, 5, 1, 1, 3},          /* INVALID_FRAME (flags) */
+	};
+	static const enum rl_err want[] = {
+		RL_ERR_INVALID_FRAME, RL_ERR_FRAME_TOO_LARGE, RL_ERR_UNSUPPORTED_VERSION,
+		RL_ERR_UNKNOWN_MESSAGE_TYPE, RL_ERR_INVALID_FRAME,
+	};
+	for (size_t b = 0; b < sizeof want / sizeof want[0]; b++) {
+		struct stream s;
+		stream_build(&s, 3000);
+		size_t valid_len = s.len;
+		s.bytes = realloc(s.bytes, s.len + 7 + 2);
+		memcpy(s.bytes + s.len, bad_headers[b], 7);
+		s.bytes[s.len + 7] = 'x';
+		s.bytes[s.len + 8] = 'y';
+		s.len += 9;
+		stream_seal(&s);
+		for (size_t k = 0; k <= s.len; k++) {
+			struct rl_decoder d;
+			struct rl_frame f;
+			size_t got = 0;
+			enum rl_decode_status st = RL_DECODE_NEED_MORE;
+			rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+			const size_t cuts[3] = {0, k, s.len};
+			for (int c = 0; c < 2 && st != RL_DECODE_ERROR; c++) {
+				rl_decoder_feed(&d, s.bytes + cuts[c], cuts[c + 1] - cuts[c]);
+				while ((st = rl_decoder_next(&d, &f)) == RL_DECODE_FRAME)
+					if (got++ > s.nwant)
+						break;
+			}
+			if (st != RL_DECODE_ERROR || d.err != want[b] || got != s.nwant)
+				cr_assert_fail("bad header %zu, split at %zu (valid part %zu): status %d "
+					       "err %s, %zu frames (want %s after %zu)",
+					       b, k, valid_len, st, rl_err_name(d.err), got,
+					       rl_err_name(want[b]), s.nwant);
+			rl_decoder_free(&d);
+		}
+		stream_free(&s);
+	}
+	RL_ASSERT_NO_LEAKS();
+}
+
 Test(decoder, tail_is_allocated_exactly_once_the_length_is_known)
 {
 	struct rl_decoder d;
@@ -354,6 +441,21 @@ Test(decoder, zero_max_frame_means_the_default)
 	rl_decoder_init(&d, 0);
 	cr_assert_eq(d.max_frame, RL_DEFAULT_MAX_FRAME);
 	rl_decoder_free(&d);
+}
+
+Test(decoder, huge_max_frame_is_clamped_so_sizes_fit)
+{
+	struct rl_decoder d;
+	struct rl_frame f;
+	const uint8_t b[] = {0xFF, 0xFF, 0xFF, 0xFF};
+
+	rl_decoder_init(&d, UINT32_MAX);
+	cr_assert_eq(d.max_frame, UINT32_MAX - 4);
+	rl_decoder_feed(&d, b, sizeof b);
+	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
+	cr_assert_eq(d.err, RL_ERR_FRAME_TOO_LARGE);
+	rl_decoder_free(&d);
+	RL_ASSERT_NO_LEAKS();
 }
 
 /* ---- fatal conditions ------------------------------------------------- */

@@ -60,6 +60,13 @@ static size_t corpus_dir(const char *dir, bool want)
 			     e->d_name, rc ? res.err_msg : "valid", rc ? res.err_off : 0);
 		if (rc != 0)
 			cr_expect_leq(res.err_off, n, "%s: error offset past the end", e->d_name);
+		/* asking for fields never changes the verdict */
+		uint8_t room[8];
+		struct rl_json_field f[3] = {
+			{.key = "room", .buf = room, .cap = sizeof room}, {.key = "content"}, {.key = "a"},
+		};
+		cr_expect_eq(rl_json_parse(exact, n, f, 3, NULL), rc, "%s: verdict with fields",
+			     e->d_name);
 		free(exact);
 		free(b);
 		count++;

@@ -1,6 +1,8 @@
 /* test_jw.c -- the JSON writer (jw.c). */
 #include "unit.h"
 
+#include <stdio.h>
+
 static uint8_t buf[1024];
 
 static const char *str_of(const void *s, size_t n)
@@ -129,4 +131,52 @@ Test(jw, overflow_is_sticky_and_never_writes_past_cap)
 	rl_jw_obj_end(&w);
 	cr_assert_not(w.overflow);
 	cr_assert_eq(w.len, 2);
+}
+
+Test(jw, nesting_past_the_writer_limit_is_reported_as_overflow)
+{
+	struct rl_jw w;
+	rl_jw_init(&w, buf, sizeof buf);
+	for (int i = 0; i < 32; i++) {
+		rl_jw_arr_begin(&w);
+		rl_jw_u64(&w, (uint64_t)i);
+	}
+	cr_assert_not(w.overflow, "32 levels fit");
+	for (int i = 0; i < 32; i++) {
+		rl_jw_u64(&w, 7);
+		rl_jw_arr_end(&w);
+	}
+	cr_assert_not(w.overflow);
+	cr_assert_eq(rl_json_parse(buf, w.len, NULL, 0, NULL), 0);
+	rl_jw_init(&w, buf, sizeof buf);
+	for (int i = 0; i < 33; i++)
+		rl_jw_arr_begin(&w);
+	cr_assert(w.overflow, "33 levels: deeper than the writer tracks");
+	rl_jw_init(&w, buf, sizeof buf);
+	rl_jw_obj_end(&w);
+	cr_assert(w.overflow, "closing what was never opened");
+}
+
+Test(jw, integers_match_printf)
+{
+	static const int64_t iv[] = {0, 1, -1, 9, 10, -10, 99, 100, 1732147200123LL, INT64_MAX, INT64_MIN,
+				     INT64_MIN + 1, -1000000007LL};
+	static const uint64_t uv[] = {0, 1, 9, 10, 1048576, 4294967296ull, UINT64_MAX, UINT64_MAX - 1};
+	char want[32];
+	struct rl_jw w;
+
+	for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) {
+		rl_jw_init(&w, buf, sizeof buf);
+		rl_jw_i64(&w, iv[i]);
+		snprintf(want, sizeof want, "%lld", (long long)iv[i]);
+		cr_assert_eq(w.len, strlen(want));
+		cr_assert_eq(memcmp(buf, want, w.len), 0, "%s", want);
+	}
+	for (size_t i = 0; i < sizeof uv / sizeof uv[0]; i++) {
+		rl_jw_init(&w, buf, sizeof buf);
+		rl_jw_u64(&w, uv[i]);
+		snprintf(want, sizeof want, "%llu", (unsigned long long)uv[i]);
+		cr_assert_eq(w.len, strlen(want));
+		cr_assert_eq(memcmp(buf, want, w.len), 0, "%s", want);
+	}
 }
