@@ -366,24 +366,26 @@ static struct rl_json_field *json_match(const struct json_keys *keys, const uint
 }
 
 /* Scans a key at depth 1 (<s> past its quote) and sets *want to the field it
- * names, if any. */
+ * names, if any. Keys without escapes (nearly all) are compared in place; only
+ * a key with escapes is decoded, in a second look at just that key. */
 static const uint8_t *json_top_key(const uint8_t *s, const uint8_t *end,
 				   const struct json_keys *keys,
 				   struct rl_json_field **want, struct json_err *e)
 {
-	uint8_t kb[256];
-	struct json_str o = {.buf = kb, .cap = sizeof kb};
+	struct json_str o = {0};
 	const uint8_t *k = s;
 
-	s = json_string_dec(s, end, &o, e);
+	s = json_string(s, end, &o, false, e);
 	if (s == NULL)
 		return NULL;
-	if (!o.esc)
+	if (!o.esc) {
 		*want = json_match(keys, k, (size_t)(s - 1 - k));
-	else if (o.len <= sizeof kb)
-		*want = json_match(keys, kb, o.len);
-	else
-		*want = NULL;
+		return s;
+	}
+	uint8_t kb[256];
+	struct json_str d = {.buf = kb, .cap = sizeof kb};
+	json_string_dec(k, end, &d, e);
+	*want = d.len <= sizeof kb ? json_match(keys, kb, d.len) : NULL;
 	return s;
 }
 
