@@ -4,7 +4,9 @@
  *
  * relayd --workers 4; THREADS client threads, each with CONNS connections
  * spread over the workers, join/leave/message/disconnect the same ROOMS rooms
- * for about CHURN_MS, so joins race last leaves on different workers. Then:
+ * for about CHURN_MS, so joins race last leaves on different workers. All
+ * along, every room frame a connection receives must concern a room it is a
+ * member of (between the JOIN ack and the LEAVE ack). Then:
  * every room must be empty again (a probe JOIN acks "members":1, retried
  * briefly because leave-on-disconnect is asynchronous), relayd must exit 0
  * on SIGTERM (an ASan/LSan build that leaks does not), and its stderr must
@@ -27,6 +29,7 @@
 enum { THREADS = 6, CONNS = 3, ROOMS = 3, CHURN_MS = 3000, T_MS = 10000 };
 
 static atomic_bool churn_failed;
+static atomic_ulong deliveries; /* room frames received and checked */
 static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 static char fail_text[1024];
 
@@ -53,12 +56,28 @@ static const char *room_name(int r)
 	return names[r];
 }
 
-/* Receives until a frame of <type> arrives, skipping room traffic
- * (MESSAGE frames: deliveries and presence events). */
-static bool wait_for(struct rl_test_client *c, uint8_t type)
+/* Index of the room a MESSAGE frame (delivery or presence, JSON) concerns,
+ * or -1. */
+static int frame_room(const struct rl_test_frame *f)
+{
+	char room[80];
+	if (f->flags != RL_FLAG_JSON || rl_test_json_str(f, "room", room, sizeof(room)) < 0)
+		return -1;
+	for (int r = 0; r < ROOMS; r++)
+		if (strcmp(room, room_name(r)) == 0)
+			return r;
+	return -1;
+}
+
+/* Receives until a frame of <type> arrives, checking room traffic on the
+ * way: a MESSAGE (delivery or presence event) for room R may only arrive
+ * between the JOIN ack for R and the LEAVE ack for R on this connection
+ * (joins and leaves are handled in order with the deliveries queued to the
+ * connection, so nothing for R can precede the ack or follow the leave). */
+static bool wait_for(struct worker *w, int i, uint8_t type)
 {
 	for (;;) {
-		const struct rl_test_frame *f = rl_test_recv(c, T_MS);
+		const struct rl_test_frame *f = rl_test_recv(w->c[i], T_MS);
 		if (f == NULL) {
 			churn_fail("waiting for a reply: %s", rl_test_err());
 			return false;
@@ -69,6 +88,12 @@ static bool wait_for(struct rl_test_client *c, uint8_t type)
 			churn_fail("unexpected frame %s", rl_test_frame_str(f));
 			return false;
 		}
+		int r = frame_room(f);
+		if (r < 0 || !w->in[i][r]) {
+			churn_fail("delivery to a non-member: %s", rl_test_frame_str(f));
+			return false;
+		}
+		atomic_fetch_add(&deliveries, 1);
 	}
 }
 
@@ -89,7 +114,7 @@ static bool room_op(struct worker *w, int i, int r, uint8_t type)
 		churn_fail("send: %s", rl_test_err());
 		return false;
 	}
-	if (!wait_for(w->c[i], type))
+	if (!wait_for(w, i, type))
 		return false;
 	w->in[i][r] = type == RL_MSG_JOIN_ROOM;
 	return true;
@@ -113,12 +138,12 @@ static bool one_op(struct worker *w)
 			churn_fail("send: %s", rl_test_err());
 			return false;
 		}
-		/* A HEARTBEAT round trip drains what arrived meanwhile. */
-		if (rl_test_sync_skip(w->c[i], T_MS, NULL) != 0) {
-			churn_fail("%s", rl_test_err());
+		/* A HEARTBEAT round trip drains (and checks) what arrived meanwhile. */
+		if (rl_test_send_frame(w->c[i], RL_MSG_HEARTBEAT, 0, NULL, 0) != 0) {
+			churn_fail("send: %s", rl_test_err());
 			return false;
 		}
-		return true;
+		return wait_for(w, i, RL_MSG_HEARTBEAT);
 	}
 	/* Disconnect while (maybe) in rooms: relayd leaves them for us. */
 	rl_test_close(w->c[i]);
@@ -228,8 +253,10 @@ int main(void)
 			rc = 1;
 		}
 	}
-	fprintf(stderr, "tsan-churn: %lu operations by %d threads x %d connections on %d rooms: %s\n",
-		ops, THREADS, CONNS, ROOMS, rc == 0 ? "ok" : "FAILED");
+	fprintf(stderr,
+		"tsan-churn: %lu operations by %d threads x %d connections on %d rooms, %lu room "
+		"frames checked: %s\n",
+		ops, THREADS, CONNS, ROOMS, atomic_load(&deliveries), rc == 0 ? "ok" : "FAILED");
 	rl_test_server_free(&s);
 	return rc;
 }
