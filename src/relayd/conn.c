@@ -292,7 +292,7 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m)
 		return rc;
 	if (rl_log_on(RL_LOG_DEBUG))
 		conn_log_out(c, m->data[5], m->data[6], m->len - RL_FRAME_HDR_BYTES);
-	conn_queued(c, m->len);
+	conn_want_flush(c); /* counters: the caller adds them per message, not per member */
 	conn_check_watermarks(c);
 	return 0;
 }
