@@ -292,39 +292,48 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m)
 		return rc;
 	if (rl_log_on(RL_LOG_DEBUG))
 		conn_log_out(c, m->data[5], m->data[6], m->len - RL_FRAME_HDR_BYTES);
-	conn_queued(c, m->len);
+	conn_want_flush(c); /* counters: the caller adds them per message, not per member */
 	conn_check_watermarks(c);
 	return 0;
 }
 
-void rl_conn_error(struct rl_conn *c, enum rl_err code, const uint8_t *room, size_t room_len,
-		   const char *detail)
+static size_t conn_error_json(uint8_t *buf, size_t cap, enum rl_err code, const uint8_t *room,
+			      size_t room_len, const char *detail)
 {
-	uint8_t buf[1024];
 	struct rl_jw jw;
-	bool fatal = rl_err_is_fatal(code);
-
-	RL_ASSERT_OWNER(c);
-	if (!rl_conn_can_send(c))
-		return;
-	rl_jw_init(&jw, buf, sizeof(buf));
+	rl_jw_init(&jw, buf, cap);
 	rl_jw_obj_begin(&jw);
 	rl_jw_key(&jw, "code");
 	rl_jw_cstr(&jw, rl_err_name(code));
 	rl_jw_key(&jw, "message");
 	rl_jw_cstr(&jw, detail ? detail : err_text[code]);
 	rl_jw_key(&jw, "fatal");
-	rl_jw_bool(&jw, fatal);
+	rl_jw_bool(&jw, rl_err_is_fatal(code));
 	if (room && room_len <= 4 * RL_ROOM_MAX_BYTES && rl_utf8_valid(room, room_len)) {
 		rl_jw_key(&jw, "room");
 		rl_jw_str(&jw, room, room_len);
 	}
 	rl_jw_obj_end(&jw);
+	return jw.overflow ? 0 : jw.len;
+}
+
+void rl_conn_error(struct rl_conn *c, enum rl_err code, const uint8_t *room, size_t room_len,
+		   const char *detail)
+{
+	uint8_t buf[1024];
+	bool fatal = rl_err_is_fatal(code);
+
+	RL_ASSERT_OWNER(c);
+	if (!rl_conn_can_send(c))
+		return;
+	size_t n = conn_error_json(buf, sizeof(buf), code, room, room_len, detail);
+	if (n == 0 || n + 3 > rl_srv.cfg.max_frame) /* never send more than max_frame */
+		n = conn_error_json(buf, sizeof(buf), code, NULL, 0, NULL);
 	RL_STAT_ADD(c->w->stats, errors[code], 1);
 	if (fatal)
 		RL_DEBUGF(c->id, "fatal %s", rl_err_name(code));
-	if (!jw.overflow)
-		conn_queue_frame(c, RL_MSG_ERROR, RL_FLAG_JSON, buf, jw.len);
+	if (n)
+		conn_queue_frame(c, RL_MSG_ERROR, RL_FLAG_JSON, buf, n);
 	if (fatal)
 		conn_begin_closing(c, c->w->now_ms + CONN_CLOSE_FLUSH_MS);
 }

@@ -91,7 +91,8 @@ void rl_conn_destroy(struct rl_conn *c);
  * accepts output (CLOSING, dead), -ENOMEM. */
 int rl_conn_send(struct rl_conn *c, uint8_t type, uint8_t flags, const void *payload,
 		 size_t len);
-/* Queues a shared frame (fan-out hot path). */
+/* Queues a shared frame (fan-out hot path). The caller counts it
+ * (frames_out, out_queued, msgs_delivered) once per batch of members. */
 int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m);
 /* ERROR frame for <code>; fatal codes also start CLOSING. <room> may be
  * NULL; <detail> replaces the default message when non-NULL. */

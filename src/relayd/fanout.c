@@ -5,6 +5,10 @@
 #include "room.h"
 #include "worker.h"
 
+/* Counters are added once per message, not per member. The queued-bytes
+ * gauge is raised for every member up front and lowered for those that did
+ * not take the frame, so a slow consumer dropped inside the loop (which
+ * lowers it by what it loses) never drives it below zero for a reader. */
 static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 			 const struct rl_conn *skip)
 {
@@ -12,6 +16,7 @@ static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *
 	const struct rl_member *mem = rl_room_local(r, w->id, &n);
 	uint64_t delivered = 0;
 
+	RL_STAT_ADD(w->stats, out_queued, (uint64_t)n * m->len);
 	for (uint32_t i = 0; i < n; i++) {
 		struct rl_conn *c = mem[i].who;
 		if ((int32_t)(mem[i].seq - m->seq) > 0)
@@ -19,7 +24,9 @@ static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *
 		if (c != skip && rl_conn_deliver(c, m) == 0)
 			delivered++;
 	}
+	RL_STAT_SUB(w->stats, out_queued, (n - delivered) * m->len);
 	RL_STAT_ADD(w->stats, msgs_delivered, delivered);
+	RL_STAT_ADD(w->stats, frames_out, delivered);
 }
 
 void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,

@@ -207,6 +207,8 @@ IT_TEST(errors, parse_error_cases)
 		{RL_MSG_MESSAGE, "{\"room\":\"x\",\"content\":\"\xff\"}", "0xff in content"},
 		{RL_MSG_HELLO, "\xff\xfe{", "UTF-16 input (BOM, first unit)"},
 		{RL_MSG_ERROR, "{\"code\":", "client ERROR frames are checked too"},
+		{RL_MSG_LEAVE_ROOM, "{\"room\":\"x\"", "LEAVE_ROOM, unterminated object"},
+		{RL_MSG_HEARTBEAT, "[1,2", "HEARTBEAT, unterminated array"},
 	};
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");

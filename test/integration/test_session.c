@@ -113,7 +113,8 @@ IT_TEST(session, join_ack_and_presence_byte_exact)
 	it_expect_exact(a, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":1}");
 	it_send_str(b, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"physics\"}");
 	it_expect_exact(b, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":2}");
-	/* userId follows connectionId when the joiner gave one. */
+	/* userId follows connectionId when the joiner gave one (reading of
+	 * "plus \"userId\"": appended after the example's last key). */
 	expect_presence(a, "userJoined", "physics", b, "bob");
 	it_send_str(c, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"physics\"}");
 	it_expect_exact(c, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":3}");

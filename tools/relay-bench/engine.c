@@ -261,7 +261,8 @@ static int tail_keep(struct bconn *c, const uint8_t *p, size_t n)
 			return -1;
 		c->tail.cap = cap;
 	}
-	memmove(c->tail.p, p, n);
+	if (n)
+		memmove(c->tail.p, p, n); /* tail.p may be NULL when nothing is kept */
 	c->tail.len = n;
 	if (!n && c->tail.cap > 65536) {
 		free(c->tail.p);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define RLX memory_order_relaxed
 #define LD(x) atomic_load_explicit(&(x), RLX)
@@ -17,8 +18,19 @@ struct step {
 	double secs, sent_ps, del_ps, offered_ps;
 	uint64_t sent, delivered, expected, lost, errors, closed;
 	double cpu_s;
+	double client_cpu_s;
 	struct rb_hist h;
 };
+
+/* This process's CPU (all threads), seconds. */
+static double self_cpu(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == -1)
+		return 0;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
 
 static double ms(uint64_t ns)
 {
@@ -105,6 +117,7 @@ static void run_step(struct rb_engine *e, double warmup, double duration, struct
 	sleep_progress(e, "warmup", warmup, origin, &prev, &last);
 	rb_engine_sum(e, &s0);
 	double cpu0 = o->server_pid ? rb_cpu_seconds(o->server_pid) : -1;
+	double ccpu0 = self_cpu();
 	uint64_t t0 = rb_now_ns();
 	rb_engine_set_phase(e, RB_PH_MEASURE);
 	sleep_progress(e, "measure", duration, origin, &prev, &last);
@@ -112,6 +125,7 @@ static void run_step(struct rb_engine *e, double warmup, double duration, struct
 	uint64_t t1 = rb_now_ns();
 	rb_engine_sum(e, &s1);
 	double cpu1 = o->server_pid ? rb_cpu_seconds(o->server_pid) : -1;
+	double ccpu1 = self_cpu();
 	uint64_t dend = t1 + (uint64_t)(o->drain * 1e9), exp1;
 	for (;;) {
 		rb_engine_sum(e, &s2);
@@ -132,6 +146,7 @@ static void run_step(struct rb_engine *e, double warmup, double duration, struct
 	st->errors = LD(s2.errors) - LD(base.errors);
 	st->closed = LD(s2.closed) - LD(base.closed);
 	st->cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+	st->client_cpu_s = ccpu1 - ccpu0;
 	rb_engine_hist(e, &st->h);
 }
 
@@ -143,6 +158,19 @@ static void report_latency(struct rb_report *r, const struct rb_hist *h)
 	rb_report_kv_num(r, "p999_ms", ms(rb_hist_quantile(h, 0.999)), "ms");
 	rb_report_kv_num(r, "max_ms", ms(LD(h->max)), "ms");
 	rb_report_kv_int(r, "latency_samples", (int64_t)LD(h->count));
+}
+
+/* The load generator's own cost, so a table can show where the time went. */
+static void report_client_cpu(struct rb_report *r, const char *prefix, const struct step *st)
+{
+	char k[64];
+	snprintf(k, sizeof k, "%sclient_cpu_s", prefix);
+	rb_report_kv_num(r, k, st->client_cpu_s, "s");
+	snprintf(k, sizeof k, "%sclient_cpu_s_per_M", prefix);
+	rb_report_kv_num(r, k, st->delivered ? st->client_cpu_s * 1e6 / (double)st->delivered : 0,
+			 "s per M delivered");
+	snprintf(k, sizeof k, "%sclient_cpu_util", prefix);
+	rb_report_kv_num(r, k, st->client_cpu_s / st->secs, "cores");
 }
 
 static void report_step(struct rb_report *r, const struct rb_opts *o, const struct step *st)
@@ -166,6 +194,7 @@ static void report_step(struct rb_report *r, const struct rb_opts *o, const stru
 				 "s per M delivered");
 		rb_report_kv_num(r, "server_cpu_util", st->cpu_s / st->secs, "cores");
 	}
+	report_client_cpu(r, "", st);
 }
 
 static bool step_ok(const struct rb_opts *o, const struct step *st)
@@ -333,6 +362,8 @@ static int chat_sweep(struct rb_engine *e, const struct rb_opts *o, struct rb_re
 				 beststep.cpu_s * 1e6 / (double)beststep.delivered, "s per M");
 		rb_report_kv_num(r, "best_server_cpu_util", beststep.cpu_s / beststep.secs, "cores");
 	}
+	if (best > 0)
+		report_client_cpu(r, "best_", &beststep);
 	report_server(r, o);
 	return best > 0 ? 0 : 1;
 }
