@@ -150,7 +150,8 @@ void rl_decoder_feed(struct rl_decoder *d, const uint8_t *buf, size_t len);
  *   lay whole inside them (no copy), otherwise into the decoder's tail. It is
  *   valid until the next call to rl_decoder_next/feed/free on <d>.
  * NEED_MORE: every fed byte is consumed; an incomplete frame's bytes were
- *   copied into the tail (allocated on demand, freed when empty), so the
+ *   copied into the tail (grown as bytes arrive, never past the frame, freed
+ *   when empty), so a stalled large frame pins only what was sent; the
  *   caller may reuse its buffer.
  * ERROR: the first failing check in the spec's order; FRAME_TOO_LARGE and
  *   INVALID_FRAME(length) are decided from the 4 length bytes alone, before

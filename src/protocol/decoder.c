@@ -1,7 +1,9 @@
 /* decoder.c -- incremental frame decoder: bytes in any chunking -> frames.
  * Frames that lie whole inside a feed are returned in place (no copy); only
  * the bytes of an incomplete frame at the end of a feed are copied into a tail
- * buffer, sized exactly for that frame once its length is known.
+ * buffer that grows with the bytes that actually arrived (doubling, never past
+ * the frame's size), so a peer that announces a large frame and then trickles
+ * or stalls holds about what it sent, not max_frame.
  * Threading: a decoder belongs to its caller; no shared state.
  */
 #include "relay/protocol.h"
@@ -12,6 +14,8 @@
 
 /* Largest max_frame we honour: 4 + length must fit the uint32 tail size. */
 #define DEC_MAX_FRAME_LIMIT (UINT32_MAX - RL_FRAME_LEN_BYTES)
+/* First tail allocation once a frame outgrows its length field. */
+#define DEC_TAIL_MIN 256u
 
 void rl_decoder_init(struct rl_decoder *d, uint32_t max_frame)
 {
@@ -38,11 +42,25 @@ void rl_decoder_free(struct rl_decoder *d)
 	d->_in_len = 0;
 }
 
+static uint32_t dec_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Size of the frame being assembled in the tail: 4 + length once the length
+ * field is in (it was checked against max_frame then), else just the field. */
+static uint32_t dec_tail_frame_size(const struct rl_decoder *d)
+{
+	if (d->_tail_len < RL_FRAME_LEN_BYTES)
+		return RL_FRAME_LEN_BYTES;
+	return RL_FRAME_LEN_BYTES + dec_be32(d->_tail);
+}
+
 /* A tail holding a whole frame has been returned by rl_decoder_next; its
  * payload stays valid until the next call, which releases it. */
 static bool dec_tail_delivered(const struct rl_decoder *d)
 {
-	return d->_tail_len >= RL_FRAME_HDR_BYTES && d->_tail_len == d->_tail_cap;
+	return d->_tail_len >= RL_FRAME_HDR_BYTES && d->_tail_len == dec_tail_frame_size(d);
 }
 
 void rl_decoder_feed(struct rl_decoder *d, const uint8_t *buf, size_t len)
@@ -56,11 +74,6 @@ void rl_decoder_feed(struct rl_decoder *d, const uint8_t *buf, size_t len)
 size_t rl_decoder_pending(const struct rl_decoder *d)
 {
 	return dec_tail_delivered(d) ? 0 : d->_tail_len;
-}
-
-static uint32_t dec_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 static enum rl_decode_status dec_fail(struct rl_decoder *d, enum rl_err err)
@@ -81,21 +94,32 @@ static void dec_fill(struct rl_frame *out, const uint8_t *f)
 	out->payload = f + RL_FRAME_HDR_BYTES;
 }
 
-static void dec_tail_alloc(struct rl_decoder *d, uint32_t cap)
+/* Makes room for <need> bytes in the tail: doubles (from DEC_TAIL_MIN) but
+ * never allocates past <limit>, the size of the frame being assembled. */
+static void dec_tail_reserve(struct rl_decoder *d, uint32_t need, uint32_t limit)
 {
-	uint8_t *t = realloc(d->_tail, cap);
+	if (need <= d->_tail_cap)
+		return;
+	uint64_t cap = d->_tail_cap ? (uint64_t)d->_tail_cap * 2 : DEC_TAIL_MIN;
+	if (cap < need)
+		cap = need;
+	if (cap > limit)
+		cap = limit;
+	uint8_t *t = realloc(d->_tail, (size_t)cap);
 	if (t == NULL)
-		rl_proto_oom(cap);
+		rl_proto_oom((size_t)cap);
 	d->_tail = t;
-	d->_tail_cap = cap;
+	d->_tail_cap = (uint32_t)cap;
 }
 
-/* Moves up to <want> bytes of the current feed into the tail. */
-static void dec_take(struct rl_decoder *d, size_t want)
+/* Moves up to <want> bytes of the current feed into the tail, where the frame
+ * being assembled is <frame_size> bytes long in all. */
+static void dec_take(struct rl_decoder *d, size_t want, uint32_t frame_size)
 {
 	size_t n = want < d->_in_len ? want : d->_in_len;
 	if (n == 0)
 		return;
+	dec_tail_reserve(d, d->_tail_len + (uint32_t)n, frame_size);
 	memcpy(d->_tail + d->_tail_len, d->_in, n);
 	d->_tail_len += (uint32_t)n;
 	d->_in += n;
@@ -108,22 +132,21 @@ static enum rl_decode_status dec_next_tail(struct rl_decoder *d, struct rl_frame
 	enum rl_err err;
 
 	if (d->_tail_len < RL_FRAME_LEN_BYTES) {
-		dec_take(d, RL_FRAME_LEN_BYTES - d->_tail_len);
+		dec_take(d, RL_FRAME_LEN_BYTES - d->_tail_len, RL_FRAME_LEN_BYTES);
 		if (d->_tail_len < RL_FRAME_LEN_BYTES)
 			return RL_DECODE_NEED_MORE;
-		uint32_t length = dec_be32(d->_tail);
-		err = rl_check_length(length, d->max_frame);
+		err = rl_check_length(dec_be32(d->_tail), d->max_frame);
 		if (err != RL_ERR_NONE)
 			return dec_fail(d, err);
-		dec_tail_alloc(d, RL_FRAME_LEN_BYTES + length);
 	}
-	dec_take(d, d->_tail_cap - d->_tail_len);
+	uint32_t size = dec_tail_frame_size(d);
+	dec_take(d, size - d->_tail_len, size);
 	if (d->_tail_len >= RL_FRAME_HDR_BYTES) {
 		err = rl_check_header(d->_tail[4], d->_tail[5], d->_tail[6]);
 		if (err != RL_ERR_NONE)
 			return dec_fail(d, err);
 	}
-	if (d->_tail_len < d->_tail_cap)
+	if (d->_tail_len < size)
 		return RL_DECODE_NEED_MORE;
 	dec_fill(out, d->_tail);
 	return RL_DECODE_FRAME;
@@ -136,8 +159,7 @@ static enum rl_decode_status dec_next_input(struct rl_decoder *d, struct rl_fram
 	enum rl_err err;
 
 	if (d->_in_len < RL_FRAME_LEN_BYTES) {
-		dec_tail_alloc(d, RL_FRAME_LEN_BYTES);
-		dec_take(d, d->_in_len);
+		dec_take(d, d->_in_len, RL_FRAME_LEN_BYTES);
 		return RL_DECODE_NEED_MORE;
 	}
 	uint32_t length = dec_be32(in);
@@ -156,8 +178,7 @@ static enum rl_decode_status dec_next_input(struct rl_decoder *d, struct rl_fram
 		d->_in_len -= size;
 		return RL_DECODE_FRAME;
 	}
-	dec_tail_alloc(d, (uint32_t)size);
-	dec_take(d, d->_in_len);
+	dec_take(d, d->_in_len, (uint32_t)size);
 	return RL_DECODE_NEED_MORE;
 }
 

@@ -347,31 +347,53 @@ Test(decoder, every_two_way_split_before_an_error_gives_the_same_error)
 	RL_ASSERT_NO_LEAKS();
 }
 
-Test(decoder, tail_is_allocated_exactly_once_the_length_is_known)
+Test(decoder, tail_grows_with_the_bytes_that_arrived_not_the_announced_length)
 {
 	struct rl_decoder d;
 	struct rl_frame f;
-	uint8_t frame[7 + 1000];
+	const uint32_t len = RL_DEFAULT_MAX_FRAME - 3; /* the largest frame allowed */
+	uint8_t *frame = malloc(RL_FRAME_HDR_BYTES + len);
 
-	rl_frame_encode(frame, RL_MSG_MESSAGE, RL_FLAG_BINARY, memset(frame + 7, 'x', 1000), 1000);
+	cr_assert_not_null(frame);
+	memset(frame + RL_FRAME_HDR_BYTES, 'x', len);
+	rl_frame_encode(frame, RL_MSG_MESSAGE, RL_FLAG_BINARY, frame + RL_FRAME_HDR_BYTES, len);
 	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
 	cr_assert_null(d._tail, "an idle decoder holds no buffer");
 	rl_decoder_feed(&d, frame, 2);
 	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
 	cr_assert_eq(rl_decoder_pending(&d), 2);
 	cr_assert_leq(d._tail_cap, 4, "length unknown: at most the length bytes");
-	rl_decoder_feed(&d, frame + 2, 3);
+
+	/* A peer announcing 1 MiB and sending 10 bytes holds about 10 bytes. */
+	rl_decoder_feed(&d, frame + 2, 8);
 	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
-	cr_assert_eq(d._tail_cap, sizeof frame, "exact frame size once the length is in");
-	cr_assert_eq(rl_decoder_pending(&d), 5);
-	rl_decoder_feed(&d, frame + 5, sizeof frame - 5);
+	cr_assert_eq(rl_decoder_pending(&d), 10);
+	cr_assert_leq(d._tail_cap, 256, "a stalled 1 MiB frame must not pin 1 MiB (cap %u)",
+		      d._tail_cap);
+
+	/* Then the buffer stays within twice what arrived, never past the frame. */
+	size_t at = 10;
+	while (at < RL_FRAME_HDR_BYTES + (size_t)len) {
+		size_t n = RL_FRAME_HDR_BYTES + (size_t)len - at;
+		if (n > 65536)
+			n = 65536;
+		rl_decoder_feed(&d, frame + at, n);
+		at += n;
+		if (at < RL_FRAME_HDR_BYTES + (size_t)len) {
+			cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+			cr_assert_leq(d._tail_cap, 2 * at, "cap %u after %zu bytes", d._tail_cap, at);
+		}
+	}
 	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
-	cr_assert_eq(f.len, 1000);
-	cr_assert_eq(f.payload[999], 'x');
+	cr_assert_leq(d._tail_cap, RL_FRAME_HDR_BYTES + len, "never past the frame's size");
+	cr_assert_eq(f.len, len);
+	cr_assert_eq(f.payload[0], 'x');
+	cr_assert_eq(f.payload[len - 1], 'x');
 	cr_assert_eq(rl_decoder_pending(&d), 0);
 	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
 	cr_assert_null(d._tail, "tail freed once empty");
 	rl_decoder_free(&d);
+	free(frame);
 	RL_ASSERT_NO_LEAKS();
 }
 
