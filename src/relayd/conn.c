@@ -33,13 +33,14 @@ static const char *const state_names[RL_CONN_NSTATES] = {
 	[RL_CONN_CLOSED] = "CLOSED",
 };
 
-/* The spec's lifecycle: only OPEN <-> DRAINING is reversible. */
+/* The spec's lifecycle: only OPEN <-> DRAINING is reversible; every close
+ * passes through CLOSING (instantly when nothing is left to flush). INIT ->
+ * CLOSED is only for a socket that could not be registered with the event
+ * loop: it never became a connection, so there is nothing to flush. */
 static const bool conn_transitions[RL_CONN_NSTATES][RL_CONN_NSTATES] = {
 	[RL_CONN_INIT] = { [RL_CONN_OPEN] = true, [RL_CONN_CLOSED] = true },
-	[RL_CONN_OPEN] = { [RL_CONN_DRAINING] = true, [RL_CONN_CLOSING] = true,
-			   [RL_CONN_CLOSED] = true },
-	[RL_CONN_DRAINING] = { [RL_CONN_OPEN] = true, [RL_CONN_CLOSING] = true,
-			       [RL_CONN_CLOSED] = true },
+	[RL_CONN_OPEN] = { [RL_CONN_DRAINING] = true, [RL_CONN_CLOSING] = true },
+	[RL_CONN_DRAINING] = { [RL_CONN_OPEN] = true, [RL_CONN_CLOSING] = true },
 	[RL_CONN_CLOSING] = { [RL_CONN_CLOSED] = true },
 };
 
@@ -148,6 +149,8 @@ void rl_conn_kill(struct rl_conn *c)
 	RL_ASSERT_OWNER(c);
 	if (c->flags & RL_CF_DEAD)
 		return;
+	if (c->state == RL_CONN_OPEN || c->state == RL_CONN_DRAINING)
+		conn_set_state(c, RL_CONN_CLOSING); /* nothing more will be flushed */
 	c->flags |= RL_CF_DEAD;
 	/* Off every timer and work list now, so no later step of this turn sees it. */
 	cds_list_del_init(&c->tlink);
@@ -201,8 +204,9 @@ static void conn_begin_closing(struct rl_conn *c, uint64_t deadline)
 
 static void conn_log_out(const struct rl_conn *c, uint8_t type, uint8_t flags, size_t plen)
 {
-	RL_DEBUGF(c->id, "out %s v1 flags 0x%02x payload %zu", rl_msg_type_name(type),
-		  (unsigned)flags, plen);
+	char bits[11];
+	RL_DEBUGF(c->id, "out %s v1 flags %s payload %zu", rl_msg_type_name(type),
+		  rl_log_bits8(flags, bits), plen);
 }
 
 static void conn_queued(struct rl_conn *c, size_t n)

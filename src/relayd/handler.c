@@ -569,8 +569,9 @@ void rl_handler_frame(struct rl_conn *c, const struct rl_frame *f)
 	unsigned t = f->type < RL_MSG_NTYPES ? f->type : 0;
 
 	RL_STAT_ADD(c->w->stats, frames_in[t], 1);
-	RL_DEBUGF(c->id, "in %s v%u flags 0x%02x payload %u", rl_msg_type_name(f->type),
-		  (unsigned)f->version, (unsigned)f->flags, f->len);
+	char bits[11];
+	RL_DEBUGF(c->id, "in %s v%u flags %s payload %u", rl_msg_type_name(f->type),
+		  (unsigned)f->version, rl_log_bits8(f->flags, bits), f->len);
 	if (!handlers[t]) {
 		rl_conn_error(c, RL_ERR_UNKNOWN_MESSAGE_TYPE, NULL, 0, NULL);
 		return;

@@ -20,6 +20,16 @@ static const char *const log_names[RL_LOG_NLEVELS] = {
 	[RL_LOG_DEBUG] = "debug",
 };
 
+const char *rl_log_bits8(unsigned v, char *buf)
+{
+	buf[0] = '0';
+	buf[1] = 'b';
+	for (int i = 0; i < 8; i++)
+		buf[2 + i] = (char)('0' + ((v >> (7 - i)) & 1u));
+	buf[10] = 0;
+	return buf;
+}
+
 void rl_log_set_level(int lvl)
 {
 	__atomic_store_n(&rl_log_level_cur, lvl, __ATOMIC_RELAXED);

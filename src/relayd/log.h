@@ -32,6 +32,9 @@ void rl_log_write(int lvl, uint64_t connid, const char *fmt, ...)
 int rl_log_level_parse(const char *s);
 const char *rl_log_level_name(int lvl);
 
+/* "0b" + 8 binary digits of <v> into <buf> (>= 11 bytes); returns <buf>. */
+const char *rl_log_bits8(unsigned v, char *buf);
+
 #define rl_log(lvl, connid, ...)                                   \
 	do {                                                       \
 		if (rl_log_on(lvl))                                \
