@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli_run.h"
+#include "harness.h"
 
 extern char **environ;
 
@@ -337,15 +338,11 @@ size_t cli_lines(const char *s)
 
 int cli_dead_port(void)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	uint16_t port;
+	int fd = rl_test_loopback_listener(&port);
 
 	if (fd == -1)
 		return -1;
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
 	close(fd);
 	return port;
 }

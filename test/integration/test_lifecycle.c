@@ -127,15 +127,11 @@ static void expect_start_failure(const char *const *args, const char *const *env
 IT_TEST(lifecycle, port_in_use_by_a_plain_listener)
 {
 	IT_NEED_PROCESS();
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(fd, 4), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	uint16_t taken;
+	int fd = rl_test_loopback_listener(&taken);
+	cr_assert_geq(fd, 0, "%s", rl_test_err());
 	char port[16];
-	snprintf(port, sizeof(port), "%u", ntohs(a.sin_port));
+	snprintf(port, sizeof(port), "%u", taken);
 	const char *args[] = {"--port", port, "--workers", "2", NULL};
 	expect_start_failure(args, NULL, port, "port held by another socket");
 	close(fd);

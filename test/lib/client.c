@@ -630,3 +630,21 @@ long rl_test_json_mask(const uint8_t *p, size_t n, const char *const *mask, char
 	out[o] = '\0';
 	return (long)o;
 }
+
+int rl_test_loopback_listener(uint16_t *port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd == -1)
+		return rl_test_set_err("socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == -1 || listen(fd, 4) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) == -1) {
+		rl_test_set_err("loopback listener: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(a.sin_port);
+	return fd;
+}

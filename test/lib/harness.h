@@ -139,6 +139,10 @@ struct rl_test_client; /* opaque */
 /* Connects (blocking, up to <timeout_ms>; 0: 5 s) to the server. */
 struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms);
 struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms);
+/* Listens on an ephemeral 127.0.0.1 port and sets *port: the port is taken
+ * while the returned fd is open, and refuses connections once it is closed.
+ * Returns the fd, or -1 (rl_test_err() says why). */
+int rl_test_loopback_listener(uint16_t *port);
 /* Closes and frees (NULL is fine). */
 void rl_test_close(struct rl_test_client *c);
 /* The socket (non-blocking, close-on-exec). */

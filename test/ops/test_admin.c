@@ -15,6 +15,7 @@
 
 #include "admin.h"
 #include "expo_check.h"
+#include "harness.h"
 #include "metrics.h"
 #include "ops_http.h"
 
@@ -229,14 +230,11 @@ Test(admin, unknown_path_is_404_and_other_methods_405)
 
 Test(admin_addr, taken_port_fails_at_open_with_a_reason)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(fd, 1), 0);
-	getsockname(fd, (struct sockaddr *)&a, &al);
+	uint16_t taken;
+	int fd = rl_test_loopback_listener(&taken);
+	cr_assert_geq(fd, 0, "%s", rl_test_err());
 	char addr[64], b[80], err[256];
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(a.sin_port));
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", taken);
 	cr_assert_lt(rl_admin_open(addr, b, sizeof(b), err, sizeof(err)), 0);
 	cr_assert(strstr(err, "--admin") && strstr(err, "Address already in use"), "%s", err);
 	cr_assert_lt(rl_admin_open("nonsense", b, sizeof(b), err, sizeof(err)), 0);
