@@ -1,5 +1,5 @@
 /* codec.c -- micro-benchmark of the protocol library on one core: frames/s
- * through the incremental decoder, and MB/s through rl_json_parse for a few
+ * through the incremental decoder, and MB/s through relay_json_parse for a few
  * JSON shapes. Prints the median (and min-max) of several runs.
  *
  *   codec-bench [--runs N] [--ms M] [--only SUBSTRING]
@@ -143,36 +143,36 @@ static double measure(bench_fn fn, void *arg, double ms)
 struct stream_arg {
 	struct buf stream;  /* many frames back to back */
 	size_t read_size;   /* fed in chunks of this size, like socket reads */
-	bool validate;      /* also rl_json_parse + extract room/content */
+	bool validate;      /* also relay_json_parse + extract room/content */
 };
 
 static size_t bench_decode(void *a)
 {
 	struct stream_arg *s = a;
-	struct rl_decoder d;
-	struct rl_frame f;
+	struct relay_decoder d;
+	struct relay_frame f;
 	size_t frames = 0, sum = 0;
 	uint8_t room[64];
 
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
 	for (size_t off = 0; off < s->stream.n; off += s->read_size) {
 		size_t n = s->stream.n - off < s->read_size ? s->stream.n - off : s->read_size;
-		rl_decoder_feed(&d, s->stream.p + off, n);
-		while (rl_decoder_next(&d, &f) == RL_DECODE_FRAME) {
+		relay_decoder_feed(&d, s->stream.p + off, n);
+		while (relay_decoder_next(&d, &f) == RELAY_DECODE_FRAME) {
 			frames++;
 			sum += f.len;
 			if (s->validate) {
-				struct rl_json_field fl[2] = {
+				struct relay_json_field fl[2] = {
 					{.key = "room", .buf = room, .cap = sizeof room},
 					{.key = "content"},
 				};
-				if (rl_json_parse(f.payload, f.len, fl, 2, NULL) != 0)
+				if (relay_json_parse(f.payload, f.len, fl, 2, NULL) != 0)
 					abort();
 				sum += fl[1].raw.n;
 			}
 		}
 	}
-	rl_decoder_free(&d);
+	relay_decoder_free(&d);
 	bench_sink = sum;
 	return frames;
 }
@@ -184,8 +184,8 @@ struct json_arg {
 static size_t bench_json(void *a)
 {
 	struct json_arg *j = a;
-	struct rl_json_result res;
-	if (rl_json_parse(j->doc.p, j->doc.n, NULL, 0, &res) != 0) {
+	struct relay_json_result res;
+	if (relay_json_parse(j->doc.p, j->doc.n, NULL, 0, &res) != 0) {
 		fprintf(stderr, "codec-bench: shape invalid: %s at %zu\n", res.err_msg, res.err_off);
 		abort();
 	}
@@ -202,23 +202,23 @@ struct jw_arg {
 static size_t bench_jw(void *a)
 {
 	struct jw_arg *j = a;
-	struct rl_jw w;
+	struct relay_jw w;
 	size_t total = 0;
 
 	for (int i = 0; i < 64; i++) {
-		rl_jw_init(&w, j->out, sizeof j->out);
-		rl_jw_obj_begin(&w);
-		rl_jw_key(&w, "room");
-		rl_jw_str(&w, "physics", 7);
-		rl_jw_key(&w, "from");
-		rl_jw_str(&w, "conn-17", 7);
-		rl_jw_key(&w, "userId");
-		rl_jw_str(&w, "alice", 5);
-		rl_jw_key(&w, "content");
-		rl_jw_raw(&w, j->content.p, j->content.n);
-		rl_jw_key(&w, "timestamp");
-		rl_jw_u64(&w, 1732147200123ull + (uint64_t)i);
-		rl_jw_obj_end(&w);
+		relay_jw_init(&w, j->out, sizeof j->out);
+		relay_jw_obj_begin(&w);
+		relay_jw_key(&w, "room");
+		relay_jw_str(&w, "physics", 7);
+		relay_jw_key(&w, "from");
+		relay_jw_str(&w, "conn-17", 7);
+		relay_jw_key(&w, "userId");
+		relay_jw_str(&w, "alice", 5);
+		relay_jw_key(&w, "content");
+		relay_jw_raw(&w, j->content.p, j->content.n);
+		relay_jw_key(&w, "timestamp");
+		relay_jw_u64(&w, 1732147200123ull + (uint64_t)i);
+		relay_jw_obj_end(&w);
 		total += w.len;
 	}
 	bench_sink = total;
@@ -269,8 +269,8 @@ int main(int argc, char **argv)
 		struct stream_arg *s = &streams[k];
 		memset(s, 0, sizeof *s);
 		chat_payload(&one, payload_sizes[k % 2]);
-		uint8_t hdr[RL_FRAME_HDR_BYTES];
-		rl_frame_put_header(hdr, RL_MSG_MESSAGE, RL_FLAG_JSON, (uint32_t)one.n);
+		uint8_t hdr[RELAY_FRAME_HDR_BYTES];
+		relay_frame_put_header(hdr, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)one.n);
 		while (s->stream.n < (4u << 20)) {
 			buf_add(&s->stream, hdr, sizeof hdr);
 			buf_add(&s->stream, one.p, one.n);

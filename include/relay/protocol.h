@@ -23,73 +23,73 @@
 extern "C" {
 #endif
 
-#define RL_PROTOCOL_VERSION 1
-#define RL_FRAME_LEN_BYTES 4     /* the length field */
-#define RL_FRAME_HDR_BYTES 7     /* length + version + type + flags */
-#define RL_FRAME_MIN_LENGTH 3    /* smallest valid length field */
-#define RL_DEFAULT_MAX_FRAME 1048576u
-#define RL_JSON_MAX_DEPTH 64
-#define RL_ROOM_MAX_BYTES 64
-#define RL_USERID_MAX_BYTES 128
+#define RELAY_PROTOCOL_VERSION 1
+#define RELAY_FRAME_LEN_BYTES 4     /* the length field */
+#define RELAY_FRAME_HDR_BYTES 7     /* length + version + type + flags */
+#define RELAY_FRAME_MIN_LENGTH 3    /* smallest valid length field */
+#define RELAY_DEFAULT_MAX_FRAME 1048576u
+#define RELAY_JSON_MAX_DEPTH 64
+#define RELAY_ROOM_MAX_BYTES 64
+#define RELAY_USERID_MAX_BYTES 128
 
 /* ---- frame types, flags, error codes ---------------------------------- */
 
 /* Wire values; 0 is not a type. */
-enum rl_msg_type {
-	RL_MSG_INVALID = 0,
-	RL_MSG_HELLO = 0x01,
-	RL_MSG_JOIN_ROOM = 0x02,
-	RL_MSG_LEAVE_ROOM = 0x03,
-	RL_MSG_MESSAGE = 0x04,
-	RL_MSG_HEARTBEAT = 0x05,
-	RL_MSG_ERROR = 0x06,
-	RL_MSG_NTYPES
+enum relay_msg_type {
+	RELAY_MSG_INVALID = 0,
+	RELAY_MSG_HELLO = 0x01,
+	RELAY_MSG_JOIN_ROOM = 0x02,
+	RELAY_MSG_LEAVE_ROOM = 0x03,
+	RELAY_MSG_MESSAGE = 0x04,
+	RELAY_MSG_HEARTBEAT = 0x05,
+	RELAY_MSG_ERROR = 0x06,
+	RELAY_MSG_NTYPES
 };
 
-#define RL_FLAG_JSON 0x01u
-#define RL_FLAG_BINARY 0x02u
-#define RL_FLAG_RESERVED_MASK 0xFCu /* bits 2-7, 0x04 "compressed" included */
+#define RELAY_FLAG_JSON 0x01u
+#define RELAY_FLAG_BINARY 0x02u
+#define RELAY_FLAG_RESERVED_MASK 0xFCu /* bits 2-7, 0x04 "compressed" included */
 
 /* One enum for every protocol outcome; maps one-to-one to the spec's codes.
  * Never mixed with errno. */
-enum rl_err {
-	RL_ERR_NONE = 0,
-	RL_ERR_INVALID_FRAME,
-	RL_ERR_FRAME_TOO_LARGE,
-	RL_ERR_UNSUPPORTED_VERSION,
-	RL_ERR_UNKNOWN_MESSAGE_TYPE,
-	RL_ERR_PARSE_ERROR,
-	RL_ERR_INVALID_PAYLOAD,
-	RL_ERR_INVALID_ROOM,
-	RL_ERR_NOT_IN_ROOM,
-	RL_ERR_TOO_MANY_ROOMS,
-	RL_ERR_IDLE_TIMEOUT,
-	RL_ERR_FRAME_TIMEOUT,
-	RL_ERR_SLOW_CONSUMER,
-	RL_ERR_SERVER_FULL,
-	RL_ERR_SERVER_SHUTDOWN,
-	RL_ERR_NCODES
+enum relay_err {
+	RELAY_ERR_NONE = 0,
+	RELAY_ERR_INVALID_FRAME,
+	RELAY_ERR_FRAME_TOO_LARGE,
+	RELAY_ERR_UNSUPPORTED_VERSION,
+	RELAY_ERR_UNKNOWN_MESSAGE_TYPE,
+	RELAY_ERR_PARSE_ERROR,
+	RELAY_ERR_INVALID_PAYLOAD,
+	RELAY_ERR_INVALID_ROOM,
+	RELAY_ERR_NOT_IN_ROOM,
+	RELAY_ERR_TOO_MANY_ROOMS,
+	RELAY_ERR_IDLE_TIMEOUT,
+	RELAY_ERR_FRAME_TIMEOUT,
+	RELAY_ERR_SLOW_CONSUMER,
+	RELAY_ERR_SERVER_FULL,
+	RELAY_ERR_SERVER_SHUTDOWN,
+	RELAY_ERR_NCODES
 };
 
 /* "HELLO" ... "ERROR"; "UNKNOWN" for anything else. Never NULL. */
-const char *rl_msg_type_name(unsigned type);
-/* "INVALID_FRAME" ...; "NONE" for RL_ERR_NONE, "UNKNOWN" out of range. */
-const char *rl_err_name(enum rl_err code);
+const char *relay_msg_type_name(unsigned type);
+/* "INVALID_FRAME" ...; "NONE" for RELAY_ERR_NONE, "UNKNOWN" out of range. */
+const char *relay_err_name(enum relay_err code);
 /* Whether the spec's table marks <code> fatal. */
-bool rl_err_is_fatal(enum rl_err code);
-/* Inverse of rl_err_name over <n> bytes at <s>; RL_ERR_NONE if unknown. */
-enum rl_err rl_err_from_name(const char *s, size_t n);
+bool relay_err_is_fatal(enum relay_err code);
+/* Inverse of relay_err_name over <n> bytes at <s>; RELAY_ERR_NONE if unknown. */
+enum relay_err relay_err_from_name(const char *s, size_t n);
 
 /* ---- frame header ------------------------------------------------------ */
 
-struct rl_span {
+struct relay_span {
 	const uint8_t *p;
 	size_t n;
 };
 
 /* A complete frame. <payload> points into the caller's bytes or into the
- * decoder's tail; see rl_decoder_next for how long it stays valid. */
-struct rl_frame {
+ * decoder's tail; see relay_decoder_next for how long it stays valid. */
+struct relay_frame {
 	uint8_t version;
 	uint8_t type;
 	uint8_t flags;
@@ -98,33 +98,33 @@ struct rl_frame {
 };
 
 /* Writes the 7 header bytes for a payload of <payload_len> bytes to <out>. */
-void rl_frame_put_header(uint8_t out[RL_FRAME_HDR_BYTES], uint8_t type,
+void relay_frame_put_header(uint8_t out[RELAY_FRAME_HDR_BYTES], uint8_t type,
 			 uint8_t flags, uint32_t payload_len);
 /* Writes header + payload to <out>, which must hold 7 + <len> bytes.
  * Returns the bytes written. */
-size_t rl_frame_encode(uint8_t *out, uint8_t type, uint8_t flags,
+size_t relay_frame_encode(uint8_t *out, uint8_t type, uint8_t flags,
 		       const void *payload, uint32_t len);
 
 /* The checks the spec runs as soon as the 4 length bytes are in:
  * INVALID_FRAME (length < 3) then FRAME_TOO_LARGE (length > max_frame). */
-enum rl_err rl_frame_check_length(uint32_t length, uint32_t max_frame);
+enum relay_err relay_frame_check_length(uint32_t length, uint32_t max_frame);
 /* The checks run as soon as the 7 header bytes are in, in the spec's order:
  * version (UNSUPPORTED_VERSION), type (UNKNOWN_MESSAGE_TYPE), flags
  * (INVALID_FRAME: JSON and BINARY both set, or a reserved bit set). */
-enum rl_err rl_frame_check_header(uint8_t version, uint8_t type, uint8_t flags);
+enum relay_err relay_frame_check_header(uint8_t version, uint8_t type, uint8_t flags);
 
 /* ---- incremental decoder ------------------------------------------------ */
 
-enum rl_decode_status {
-	RL_DECODE_NEED_MORE = 0, /* all input consumed; feed more bytes */
-	RL_DECODE_FRAME,         /* *out holds one complete frame */
-	RL_DECODE_ERROR,         /* fatal; d->err says which; sticky */
+enum relay_decode_status {
+	RELAY_DECODE_NEED_MORE = 0, /* all input consumed; feed more bytes */
+	RELAY_DECODE_FRAME,         /* *out holds one complete frame */
+	RELAY_DECODE_ERROR,         /* fatal; d->err says which; sticky */
 };
 
 /* Fields are private to decoder.c except <err> (read-only). Small on purpose:
  * an idle connection holds one of these and no buffer. */
-struct rl_decoder {
-	enum rl_err err;      /* set once RL_DECODE_ERROR was returned */
+struct relay_decoder {
+	enum relay_err err;      /* set once RELAY_DECODE_ERROR was returned */
 	uint32_t max_frame;   /* largest accepted length field */
 	uint8_t *_tail;       /* incomplete frame carried between feeds, or NULL */
 	uint32_t _tail_len;   /* bytes in _tail */
@@ -133,22 +133,22 @@ struct rl_decoder {
 	size_t _in_len;
 };
 
-/* <max_frame> 0 means RL_DEFAULT_MAX_FRAME; values above UINT32_MAX - 4 are
+/* <max_frame> 0 means RELAY_DEFAULT_MAX_FRAME; values above UINT32_MAX - 4 are
  * clamped to it. Allocation failure (of a tail of at most 4 + max_frame
  * bytes) aborts the process. */
-void rl_decoder_init(struct rl_decoder *d, uint32_t max_frame);
+void relay_decoder_init(struct relay_decoder *d, uint32_t max_frame);
 /* Frees the tail; <d> may be re-initialised afterwards. */
-void rl_decoder_free(struct rl_decoder *d);
+void relay_decoder_free(struct relay_decoder *d);
 
 /* Hands <len> bytes at <buf> to the decoder. The previous feed must have been
- * consumed (rl_decoder_next returned NEED_MORE or ERROR). <buf> must stay
- * valid and unchanged until rl_decoder_next returns NEED_MORE. */
-void rl_decoder_feed(struct rl_decoder *d, const uint8_t *buf, size_t len);
+ * consumed (relay_decoder_next returned NEED_MORE or ERROR). <buf> must stay
+ * valid and unchanged until relay_decoder_next returns NEED_MORE. */
+void relay_decoder_feed(struct relay_decoder *d, const uint8_t *buf, size_t len);
 
 /* Yields the next complete frame of the current feed.
  * FRAME: <out> is filled; its payload points into the fed bytes when the frame
  *   lay whole inside them (no copy), otherwise into the decoder's tail. It is
- *   valid until the next call to rl_decoder_next/feed/free on <d>.
+ *   valid until the next call to relay_decoder_next/feed/free on <d>.
  * NEED_MORE: every fed byte is consumed; an incomplete frame's bytes were
  *   copied into the tail (grown as bytes arrive, never past the frame, freed
  *   when empty), so a stalled large frame pins only what was sent; the
@@ -156,56 +156,56 @@ void rl_decoder_feed(struct rl_decoder *d, const uint8_t *buf, size_t len);
  * ERROR: the first failing check in the spec's order; FRAME_TOO_LARGE and
  *   INVALID_FRAME(length) are decided from the 4 length bytes alone, before
  *   any payload is buffered. Every later call returns ERROR again.
- * Header checks only: JSON validity is the handler's (rl_json_parse). */
-enum rl_decode_status rl_decoder_next(struct rl_decoder *d, struct rl_frame *out);
+ * Header checks only: JSON validity is the handler's (relay_json_parse). */
+enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct relay_frame *out);
 
 /* Bytes of a started but incomplete frame held in the tail (0: at a frame
  * boundary). Drives the frame timeout. */
-size_t rl_decoder_pending(const struct rl_decoder *d);
+size_t relay_decoder_pending(const struct relay_decoder *d);
 
 /* ---- UTF-8 and names ----------------------------------------------------- */
 
 /* Strict UTF-8: no overlongs, no encoded surrogates, nothing above U+10FFFF,
  * no truncated sequences or stray continuation bytes. */
-bool rl_utf8_valid(const uint8_t *p, size_t n);
+bool relay_utf8_valid(const uint8_t *p, size_t n);
 
 /* Room name rule: trims ASCII whitespace (space \t \n \v \f \r) at both ends,
  * then requires 1-64 bytes of valid UTF-8 with no control character
  * (U+0000-U+001F, U+007F-U+009F). On success sets *out to the trimmed
- * name (inside <p>) and returns RL_ERR_NONE; otherwise RL_ERR_INVALID_ROOM. */
-enum rl_err rl_room_name_check(const uint8_t *p, size_t n, struct rl_span *out);
+ * name (inside <p>) and returns RELAY_ERR_NONE; otherwise RELAY_ERR_INVALID_ROOM. */
+enum relay_err relay_room_name_check(const uint8_t *p, size_t n, struct relay_span *out);
 
 /* userId rule: 1-128 bytes of valid UTF-8, no control character. Returns
- * RL_ERR_NONE or RL_ERR_INVALID_PAYLOAD. (Lone surrogates are caught by the
- * JSON decoder, see rl_json_field.lone_surrogate.) */
-enum rl_err rl_userid_check(const uint8_t *p, size_t n);
+ * RELAY_ERR_NONE or RELAY_ERR_INVALID_PAYLOAD. (Lone surrogates are caught by the
+ * JSON decoder, see relay_json_field.lone_surrogate.) */
+enum relay_err relay_userid_check(const uint8_t *p, size_t n);
 
 /* ---- JSON validation with top-level field extraction --------------------- */
 
-enum rl_json_kind {
-	RL_JSON_NONE = 0, /* field absent */
-	RL_JSON_STRING,
-	RL_JSON_NUMBER,
-	RL_JSON_OBJECT,
-	RL_JSON_ARRAY,
-	RL_JSON_TRUE,
-	RL_JSON_FALSE,
-	RL_JSON_NULL,
-	RL_JSON_NKINDS
+enum relay_json_kind {
+	RELAY_JSON_NONE = 0, /* field absent */
+	RELAY_JSON_STRING,
+	RELAY_JSON_NUMBER,
+	RELAY_JSON_OBJECT,
+	RELAY_JSON_ARRAY,
+	RELAY_JSON_TRUE,
+	RELAY_JSON_FALSE,
+	RELAY_JSON_NULL,
+	RELAY_JSON_NKINDS
 };
 
 /* One top-level key the caller wants out of an object. Fill the "in" part;
- * rl_json_parse fills the "out" part. Duplicate keys: the LAST occurrence
+ * relay_json_parse fills the "out" part. Duplicate keys: the LAST occurrence
  * wins (as JavaScript's JSON.parse does), for every out field. Keys are
  * compared after decoding their escapes ("ro\u006fm" matches "room"). */
-struct rl_json_field {
+struct relay_json_field {
 	/* in */
 	const char *key;     /* NUL-terminated key */
 	uint8_t *buf;        /* optional: receives a string value decoded to UTF-8 */
 	size_t cap;          /* bytes available at <buf> */
 	/* out */
-	enum rl_json_kind kind;  /* RL_JSON_NONE when the key is absent */
-	struct rl_span raw;      /* the value's bytes, first to last, verbatim;
+	enum relay_json_kind kind;  /* RELAY_JSON_NONE when the key is absent */
+	struct relay_span raw;      /* the value's bytes, first to last, verbatim;
 				    for a string, quotes included */
 	size_t dec_len;          /* string: decoded length in bytes, even when it
 				    did not fit <cap> (then buf holds the first
@@ -219,8 +219,8 @@ struct rl_json_field {
  * entries of <fields> name the same key, only the first is filled. A key
  * written with escapes that decodes to more than 256 bytes matches no field. */
 
-struct rl_json_result {
-	enum rl_json_kind top; /* kind of the top-level value */
+struct relay_json_result {
+	enum relay_json_kind top; /* kind of the top-level value */
 	size_t err_off;        /* on failure: byte offset where it was detected */
 	const char *err_msg;   /* on failure: static text, e.g. "bad escape" */
 };
@@ -232,20 +232,20 @@ struct rl_json_result {
  * <nfields> entries of <fields> (may be NULL/0). An empty input is invalid.
  * Returns 0 when valid, -1 when not (then <res> says where and why and the
  * fields are unspecified). <res> may be NULL. */
-int rl_json_parse(const uint8_t *p, size_t n, struct rl_json_field *fields,
-		  size_t nfields, struct rl_json_result *res);
+int relay_json_parse(const uint8_t *p, size_t n, struct relay_json_field *fields,
+		  size_t nfields, struct relay_json_result *res);
 
 /* Decodes the JSON string token <raw> (quotes included, already validated) to
  * UTF-8 into <out>/<cap>. Returns the decoded length (may exceed <cap>: then
  * only <cap> bytes were written), or -1 if it holds a lone surrogate escape. */
-long rl_json_string_decode(struct rl_span raw, uint8_t *out, size_t cap);
+long relay_json_string_decode(struct relay_span raw, uint8_t *out, size_t cap);
 
 /* ---- JSON writer ---------------------------------------------------------- */
 
 /* Writes into a fixed caller buffer; on overflow sets <overflow> and stops
  * writing (check it once at the end). Handles commas itself: begin/end nest
  * objects and arrays up to 32 levels. */
-struct rl_jw {
+struct relay_jw {
 	uint8_t *buf;
 	size_t cap;
 	size_t len;
@@ -255,46 +255,46 @@ struct rl_jw {
 	bool _after_key;  /* a key was written; its value comes next */
 };
 
-void rl_jw_init(struct rl_jw *w, uint8_t *buf, size_t cap);
-void rl_jw_obj_begin(struct rl_jw *w);
-void rl_jw_obj_end(struct rl_jw *w);
-void rl_jw_arr_begin(struct rl_jw *w);
-void rl_jw_arr_end(struct rl_jw *w);
+void relay_jw_init(struct relay_jw *w, uint8_t *buf, size_t cap);
+void relay_jw_obj_begin(struct relay_jw *w);
+void relay_jw_obj_end(struct relay_jw *w);
+void relay_jw_arr_begin(struct relay_jw *w);
+void relay_jw_arr_end(struct relay_jw *w);
 /* Writes "<key>": (with a comma before it when needed). */
-void rl_jw_key(struct rl_jw *w, const char *key);
+void relay_jw_key(struct relay_jw *w, const char *key);
 /* A string value: quotes added; '"' '\\' and control characters escaped
  * (\b \f \n \r \t, others \u00XX, and U+007F as \u007f); valid UTF-8 is
  * copied through unchanged. */
-void rl_jw_str(struct rl_jw *w, const void *s, size_t n);
-void rl_jw_cstr(struct rl_jw *w, const char *s);
-void rl_jw_u64(struct rl_jw *w, uint64_t v);
-void rl_jw_i64(struct rl_jw *w, int64_t v);
-void rl_jw_bool(struct rl_jw *w, bool v);
-void rl_jw_null(struct rl_jw *w);
+void relay_jw_str(struct relay_jw *w, const void *s, size_t n);
+void relay_jw_cstr(struct relay_jw *w, const char *s);
+void relay_jw_u64(struct relay_jw *w, uint64_t v);
+void relay_jw_i64(struct relay_jw *w, int64_t v);
+void relay_jw_bool(struct relay_jw *w, bool v);
+void relay_jw_null(struct relay_jw *w);
 /* An already-valid JSON value copied verbatim (e.g. forwarded content). */
-void rl_jw_raw(struct rl_jw *w, const void *json, size_t n);
-/* Bytes rl_jw_str would write for <n> bytes at <s> (quotes included). */
-size_t rl_jw_str_len(const void *s, size_t n);
+void relay_jw_raw(struct relay_jw *w, const void *json, size_t n);
+/* Bytes relay_jw_str would write for <n> bytes at <s> (quotes included). */
+size_t relay_jw_str_len(const void *s, size_t n);
 
 /* ---- binary MESSAGE envelopes ---------------------------------------------- */
 
 /* Client -> server: u8 L | L bytes room | data.  1 <= L <= 64.
- * Returns RL_ERR_NONE or RL_ERR_INVALID_PAYLOAD (too short, L = 0 or > 64).
- * The room is returned raw: apply rl_room_name_check to it. */
-enum rl_err rl_bin_msg_parse(const uint8_t *p, size_t n, struct rl_span *room,
-			     struct rl_span *data);
-size_t rl_bin_msg_size(size_t room_len, size_t data_len);
-/* Writes the envelope to <out> (rl_bin_msg_size bytes). Returns bytes written,
+ * Returns RELAY_ERR_NONE or RELAY_ERR_INVALID_PAYLOAD (too short, L = 0 or > 64).
+ * The room is returned raw: apply relay_room_name_check to it. */
+enum relay_err relay_bin_msg_parse(const uint8_t *p, size_t n, struct relay_span *room,
+			     struct relay_span *data);
+size_t relay_bin_msg_size(size_t room_len, size_t data_len);
+/* Writes the envelope to <out> (relay_bin_msg_size bytes). Returns bytes written,
  * 0 if room_len is not 1-64. */
-size_t rl_bin_msg_encode(uint8_t *out, struct rl_span room, struct rl_span data);
+size_t relay_bin_msg_encode(uint8_t *out, struct relay_span room, struct relay_span data);
 
 /* Server -> members: u8 L | room | u8 F | F bytes connectionId | data. */
-enum rl_err rl_bin_delivery_parse(const uint8_t *p, size_t n, struct rl_span *room,
-				  struct rl_span *from, struct rl_span *data);
-size_t rl_bin_delivery_size(size_t room_len, size_t from_len, size_t data_len);
+enum relay_err relay_bin_delivery_parse(const uint8_t *p, size_t n, struct relay_span *room,
+				  struct relay_span *from, struct relay_span *data);
+size_t relay_bin_delivery_size(size_t room_len, size_t from_len, size_t data_len);
 /* Returns bytes written, 0 if room_len is not 1-64 or from_len > 255. */
-size_t rl_bin_delivery_encode(uint8_t *out, struct rl_span room, struct rl_span from,
-			      struct rl_span data);
+size_t relay_bin_delivery_encode(uint8_t *out, struct relay_span room, struct relay_span from,
+			      struct relay_span data);
 
 #ifdef __cplusplus
 }

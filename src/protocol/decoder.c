@@ -13,21 +13,21 @@
 #include <string.h>
 
 /* Largest max_frame we honour: 4 + length must fit the uint32 tail size. */
-#define DEC_MAX_FRAME_LIMIT (UINT32_MAX - RL_FRAME_LEN_BYTES)
+#define DEC_MAX_FRAME_LIMIT (UINT32_MAX - RELAY_FRAME_LEN_BYTES)
 /* First tail allocation once a frame outgrows its length field. */
 #define DEC_TAIL_MIN 256u
 
-void rl_decoder_init(struct rl_decoder *d, uint32_t max_frame)
+void relay_decoder_init(struct relay_decoder *d, uint32_t max_frame)
 {
 	memset(d, 0, sizeof *d);
 	if (max_frame == 0)
-		max_frame = RL_DEFAULT_MAX_FRAME;
+		max_frame = RELAY_DEFAULT_MAX_FRAME;
 	if (max_frame > DEC_MAX_FRAME_LIMIT)
 		max_frame = DEC_MAX_FRAME_LIMIT;
 	d->max_frame = max_frame;
 }
 
-static void dec_tail_release(struct rl_decoder *d)
+static void dec_tail_release(struct relay_decoder *d)
 {
 	free(d->_tail);
 	d->_tail = NULL;
@@ -35,7 +35,7 @@ static void dec_tail_release(struct rl_decoder *d)
 	d->_tail_cap = 0;
 }
 
-void rl_decoder_free(struct rl_decoder *d)
+void relay_decoder_free(struct relay_decoder *d)
 {
 	dec_tail_release(d);
 	d->_in = NULL;
@@ -49,21 +49,21 @@ static uint32_t dec_be32(const uint8_t *p)
 
 /* Size of the frame being assembled in the tail: 4 + length once the length
  * field is in (it was checked against max_frame then), else just the field. */
-static uint32_t dec_tail_frame_size(const struct rl_decoder *d)
+static uint32_t dec_tail_frame_size(const struct relay_decoder *d)
 {
-	if (d->_tail_len < RL_FRAME_LEN_BYTES)
-		return RL_FRAME_LEN_BYTES;
-	return RL_FRAME_LEN_BYTES + dec_be32(d->_tail);
+	if (d->_tail_len < RELAY_FRAME_LEN_BYTES)
+		return RELAY_FRAME_LEN_BYTES;
+	return RELAY_FRAME_LEN_BYTES + dec_be32(d->_tail);
 }
 
-/* A tail holding a whole frame has been returned by rl_decoder_next; its
+/* A tail holding a whole frame has been returned by relay_decoder_next; its
  * payload stays valid until the next call, which releases it. */
-static bool dec_tail_delivered(const struct rl_decoder *d)
+static bool dec_tail_delivered(const struct relay_decoder *d)
 {
-	return d->_tail_len >= RL_FRAME_HDR_BYTES && d->_tail_len == dec_tail_frame_size(d);
+	return d->_tail_len >= RELAY_FRAME_HDR_BYTES && d->_tail_len == dec_tail_frame_size(d);
 }
 
-void rl_decoder_feed(struct rl_decoder *d, const uint8_t *buf, size_t len)
+void relay_decoder_feed(struct relay_decoder *d, const uint8_t *buf, size_t len)
 {
 	if (dec_tail_delivered(d))
 		dec_tail_release(d);
@@ -71,32 +71,32 @@ void rl_decoder_feed(struct rl_decoder *d, const uint8_t *buf, size_t len)
 	d->_in_len = len;
 }
 
-size_t rl_decoder_pending(const struct rl_decoder *d)
+size_t relay_decoder_pending(const struct relay_decoder *d)
 {
 	return dec_tail_delivered(d) ? 0 : d->_tail_len;
 }
 
-static enum rl_decode_status dec_fail(struct rl_decoder *d, enum rl_err err)
+static enum relay_decode_status dec_fail(struct relay_decoder *d, enum relay_err err)
 {
 	d->err = err;
 	dec_tail_release(d);
 	d->_in = NULL;
 	d->_in_len = 0;
-	return RL_DECODE_ERROR;
+	return RELAY_DECODE_ERROR;
 }
 
-static void dec_fill(struct rl_frame *out, const uint8_t *f)
+static void dec_fill(struct relay_frame *out, const uint8_t *f)
 {
 	out->version = f[4];
 	out->type = f[5];
 	out->flags = f[6];
-	out->len = dec_be32(f) - RL_FRAME_MIN_LENGTH;
-	out->payload = f + RL_FRAME_HDR_BYTES;
+	out->len = dec_be32(f) - RELAY_FRAME_MIN_LENGTH;
+	out->payload = f + RELAY_FRAME_HDR_BYTES;
 }
 
 /* Makes room for <need> bytes in the tail: doubles (from DEC_TAIL_MIN) but
  * never allocates past <limit>, the size of the frame being assembled. */
-static void dec_tail_reserve(struct rl_decoder *d, uint32_t need, uint32_t limit)
+static void dec_tail_reserve(struct relay_decoder *d, uint32_t need, uint32_t limit)
 {
 	if (need <= d->_tail_cap)
 		return;
@@ -107,14 +107,14 @@ static void dec_tail_reserve(struct rl_decoder *d, uint32_t need, uint32_t limit
 		cap = limit;
 	uint8_t *t = realloc(d->_tail, (size_t)cap);
 	if (t == NULL)
-		rl_proto_oom((size_t)cap);
+		relay_proto_oom((size_t)cap);
 	d->_tail = t;
 	d->_tail_cap = (uint32_t)cap;
 }
 
 /* Moves up to <want> bytes of the current feed into the tail, where the frame
  * being assembled is <frame_size> bytes long in all. */
-static void dec_take(struct rl_decoder *d, size_t want, uint32_t frame_size)
+static void dec_take(struct relay_decoder *d, size_t want, uint32_t frame_size)
 {
 	size_t n = want < d->_in_len ? want : d->_in_len;
 	if (n == 0)
@@ -127,70 +127,70 @@ static void dec_take(struct rl_decoder *d, size_t want, uint32_t frame_size)
 }
 
 /* Continues the frame started in the tail with the current feed. */
-static enum rl_decode_status dec_next_tail(struct rl_decoder *d, struct rl_frame *out)
+static enum relay_decode_status dec_next_tail(struct relay_decoder *d, struct relay_frame *out)
 {
-	enum rl_err err;
+	enum relay_err err;
 
-	if (d->_tail_len < RL_FRAME_LEN_BYTES) {
-		dec_take(d, RL_FRAME_LEN_BYTES - d->_tail_len, RL_FRAME_LEN_BYTES);
-		if (d->_tail_len < RL_FRAME_LEN_BYTES)
-			return RL_DECODE_NEED_MORE;
-		err = rl_check_length(dec_be32(d->_tail), d->max_frame);
-		if (err != RL_ERR_NONE)
+	if (d->_tail_len < RELAY_FRAME_LEN_BYTES) {
+		dec_take(d, RELAY_FRAME_LEN_BYTES - d->_tail_len, RELAY_FRAME_LEN_BYTES);
+		if (d->_tail_len < RELAY_FRAME_LEN_BYTES)
+			return RELAY_DECODE_NEED_MORE;
+		err = relay_check_length(dec_be32(d->_tail), d->max_frame);
+		if (err != RELAY_ERR_NONE)
 			return dec_fail(d, err);
 	}
 	uint32_t size = dec_tail_frame_size(d);
 	dec_take(d, size - d->_tail_len, size);
-	if (d->_tail_len >= RL_FRAME_HDR_BYTES) {
-		err = rl_check_header(d->_tail[4], d->_tail[5], d->_tail[6]);
-		if (err != RL_ERR_NONE)
+	if (d->_tail_len >= RELAY_FRAME_HDR_BYTES) {
+		err = relay_check_header(d->_tail[4], d->_tail[5], d->_tail[6]);
+		if (err != RELAY_ERR_NONE)
 			return dec_fail(d, err);
 	}
 	if (d->_tail_len < size)
-		return RL_DECODE_NEED_MORE;
+		return RELAY_DECODE_NEED_MORE;
 	dec_fill(out, d->_tail);
-	return RL_DECODE_FRAME;
+	return RELAY_DECODE_FRAME;
 }
 
 /* Starts a frame at the front of the current feed (tail empty). */
-static enum rl_decode_status dec_next_input(struct rl_decoder *d, struct rl_frame *out)
+static enum relay_decode_status dec_next_input(struct relay_decoder *d, struct relay_frame *out)
 {
 	const uint8_t *in = d->_in;
-	enum rl_err err;
+	enum relay_err err;
 
-	if (d->_in_len < RL_FRAME_LEN_BYTES) {
-		dec_take(d, d->_in_len, RL_FRAME_LEN_BYTES);
-		return RL_DECODE_NEED_MORE;
+	if (d->_in_len < RELAY_FRAME_LEN_BYTES) {
+		dec_take(d, d->_in_len, RELAY_FRAME_LEN_BYTES);
+		return RELAY_DECODE_NEED_MORE;
 	}
 	uint32_t length = dec_be32(in);
-	err = rl_check_length(length, d->max_frame);
-	if (err != RL_ERR_NONE)
+	err = relay_check_length(length, d->max_frame);
+	if (err != RELAY_ERR_NONE)
 		return dec_fail(d, err);
-	if (d->_in_len >= RL_FRAME_HDR_BYTES) {
-		err = rl_check_header(in[4], in[5], in[6]);
-		if (err != RL_ERR_NONE)
+	if (d->_in_len >= RELAY_FRAME_HDR_BYTES) {
+		err = relay_check_header(in[4], in[5], in[6]);
+		if (err != RELAY_ERR_NONE)
 			return dec_fail(d, err);
 	}
-	size_t size = (size_t)RL_FRAME_LEN_BYTES + length;
+	size_t size = (size_t)RELAY_FRAME_LEN_BYTES + length;
 	if (d->_in_len >= size) {
 		dec_fill(out, in);
 		d->_in += size;
 		d->_in_len -= size;
-		return RL_DECODE_FRAME;
+		return RELAY_DECODE_FRAME;
 	}
 	dec_take(d, d->_in_len, (uint32_t)size);
-	return RL_DECODE_NEED_MORE;
+	return RELAY_DECODE_NEED_MORE;
 }
 
-enum rl_decode_status rl_decoder_next(struct rl_decoder *d, struct rl_frame *out)
+enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct relay_frame *out)
 {
-	if (d->err != RL_ERR_NONE)
-		return RL_DECODE_ERROR;
+	if (d->err != RELAY_ERR_NONE)
+		return RELAY_DECODE_ERROR;
 	if (dec_tail_delivered(d))
 		dec_tail_release(d);
 	if (d->_tail_len > 0)
 		return dec_next_tail(d, out);
 	if (d->_in_len == 0)
-		return RL_DECODE_NEED_MORE;
+		return RELAY_DECODE_NEED_MORE;
 	return dec_next_input(d, out);
 }

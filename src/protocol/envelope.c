@@ -10,35 +10,35 @@
 
 static bool env_room_len_ok(size_t n)
 {
-	return n >= 1 && n <= RL_ROOM_MAX_BYTES;
+	return n >= 1 && n <= RELAY_ROOM_MAX_BYTES;
 }
 
-enum rl_err rl_bin_msg_parse(const uint8_t *p, size_t n, struct rl_span *room,
-			     struct rl_span *data)
+enum relay_err relay_bin_msg_parse(const uint8_t *p, size_t n, struct relay_span *room,
+			     struct relay_span *data)
 {
 	if (n < 1 || !env_room_len_ok(p[0]) || n - 1 < p[0])
-		return RL_ERR_INVALID_PAYLOAD;
+		return RELAY_ERR_INVALID_PAYLOAD;
 	size_t l = p[0];
 	room->p = p + 1;
 	room->n = l;
 	data->p = p + 1 + l;
 	data->n = n - 1 - l;
-	return RL_ERR_NONE;
+	return RELAY_ERR_NONE;
 }
 
-size_t rl_bin_msg_size(size_t room_len, size_t data_len)
+size_t relay_bin_msg_size(size_t room_len, size_t data_len)
 {
 	return 1 + room_len + data_len;
 }
 
-static uint8_t *env_put(uint8_t *out, struct rl_span s)
+static uint8_t *env_put(uint8_t *out, struct relay_span s)
 {
 	if (s.n > 0)
 		memcpy(out, s.p, s.n);
 	return out + s.n;
 }
 
-size_t rl_bin_msg_encode(uint8_t *out, struct rl_span room, struct rl_span data)
+size_t relay_bin_msg_encode(uint8_t *out, struct relay_span room, struct relay_span data)
 {
 	if (!env_room_len_ok(room.n))
 		return 0;
@@ -49,31 +49,31 @@ size_t rl_bin_msg_encode(uint8_t *out, struct rl_span room, struct rl_span data)
 	return (size_t)(o - out);
 }
 
-enum rl_err rl_bin_delivery_parse(const uint8_t *p, size_t n, struct rl_span *room,
-				  struct rl_span *from, struct rl_span *data)
+enum relay_err relay_bin_delivery_parse(const uint8_t *p, size_t n, struct relay_span *room,
+				  struct relay_span *from, struct relay_span *data)
 {
 	if (n < 1 || !env_room_len_ok(p[0]) || n - 1 < (size_t)p[0] + 1)
-		return RL_ERR_INVALID_PAYLOAD;
+		return RELAY_ERR_INVALID_PAYLOAD;
 	size_t l = p[0];
 	size_t f = p[1 + l];
 	if (n - 2 - l < f)
-		return RL_ERR_INVALID_PAYLOAD;
+		return RELAY_ERR_INVALID_PAYLOAD;
 	room->p = p + 1;
 	room->n = l;
 	from->p = p + 2 + l;
 	from->n = f;
 	data->p = p + 2 + l + f;
 	data->n = n - 2 - l - f;
-	return RL_ERR_NONE;
+	return RELAY_ERR_NONE;
 }
 
-size_t rl_bin_delivery_size(size_t room_len, size_t from_len, size_t data_len)
+size_t relay_bin_delivery_size(size_t room_len, size_t from_len, size_t data_len)
 {
 	return 2 + room_len + from_len + data_len;
 }
 
-size_t rl_bin_delivery_encode(uint8_t *out, struct rl_span room, struct rl_span from,
-			      struct rl_span data)
+size_t relay_bin_delivery_encode(uint8_t *out, struct relay_span room, struct relay_span from,
+			      struct relay_span data)
 {
 	if (!env_room_len_ok(room.n) || from.n > 255)
 		return 0;

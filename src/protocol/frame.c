@@ -8,66 +8,66 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const msg_type_names[RL_MSG_NTYPES] = {
-	[RL_MSG_HELLO] = "HELLO",
-	[RL_MSG_JOIN_ROOM] = "JOIN_ROOM",
-	[RL_MSG_LEAVE_ROOM] = "LEAVE_ROOM",
-	[RL_MSG_MESSAGE] = "MESSAGE",
-	[RL_MSG_HEARTBEAT] = "HEARTBEAT",
-	[RL_MSG_ERROR] = "ERROR",
+static const char *const msg_type_names[RELAY_MSG_NTYPES] = {
+	[RELAY_MSG_HELLO] = "HELLO",
+	[RELAY_MSG_JOIN_ROOM] = "JOIN_ROOM",
+	[RELAY_MSG_LEAVE_ROOM] = "LEAVE_ROOM",
+	[RELAY_MSG_MESSAGE] = "MESSAGE",
+	[RELAY_MSG_HEARTBEAT] = "HEARTBEAT",
+	[RELAY_MSG_ERROR] = "ERROR",
 };
 
 /* The spec's error table: name and whether it is fatal. */
 static const struct {
 	const char *name;
 	bool fatal;
-} err_table[RL_ERR_NCODES] = {
-	[RL_ERR_NONE] = {"NONE", false},
-	[RL_ERR_INVALID_FRAME] = {"INVALID_FRAME", true},
-	[RL_ERR_FRAME_TOO_LARGE] = {"FRAME_TOO_LARGE", true},
-	[RL_ERR_UNSUPPORTED_VERSION] = {"UNSUPPORTED_VERSION", true},
-	[RL_ERR_UNKNOWN_MESSAGE_TYPE] = {"UNKNOWN_MESSAGE_TYPE", true},
-	[RL_ERR_PARSE_ERROR] = {"PARSE_ERROR", true},
-	[RL_ERR_INVALID_PAYLOAD] = {"INVALID_PAYLOAD", false},
-	[RL_ERR_INVALID_ROOM] = {"INVALID_ROOM", false},
-	[RL_ERR_NOT_IN_ROOM] = {"NOT_IN_ROOM", false},
-	[RL_ERR_TOO_MANY_ROOMS] = {"TOO_MANY_ROOMS", false},
-	[RL_ERR_IDLE_TIMEOUT] = {"IDLE_TIMEOUT", true},
-	[RL_ERR_FRAME_TIMEOUT] = {"FRAME_TIMEOUT", true},
-	[RL_ERR_SLOW_CONSUMER] = {"SLOW_CONSUMER", true},
-	[RL_ERR_SERVER_FULL] = {"SERVER_FULL", true},
-	[RL_ERR_SERVER_SHUTDOWN] = {"SERVER_SHUTDOWN", true},
+} err_table[RELAY_ERR_NCODES] = {
+	[RELAY_ERR_NONE] = {"NONE", false},
+	[RELAY_ERR_INVALID_FRAME] = {"INVALID_FRAME", true},
+	[RELAY_ERR_FRAME_TOO_LARGE] = {"FRAME_TOO_LARGE", true},
+	[RELAY_ERR_UNSUPPORTED_VERSION] = {"UNSUPPORTED_VERSION", true},
+	[RELAY_ERR_UNKNOWN_MESSAGE_TYPE] = {"UNKNOWN_MESSAGE_TYPE", true},
+	[RELAY_ERR_PARSE_ERROR] = {"PARSE_ERROR", true},
+	[RELAY_ERR_INVALID_PAYLOAD] = {"INVALID_PAYLOAD", false},
+	[RELAY_ERR_INVALID_ROOM] = {"INVALID_ROOM", false},
+	[RELAY_ERR_NOT_IN_ROOM] = {"NOT_IN_ROOM", false},
+	[RELAY_ERR_TOO_MANY_ROOMS] = {"TOO_MANY_ROOMS", false},
+	[RELAY_ERR_IDLE_TIMEOUT] = {"IDLE_TIMEOUT", true},
+	[RELAY_ERR_FRAME_TIMEOUT] = {"FRAME_TIMEOUT", true},
+	[RELAY_ERR_SLOW_CONSUMER] = {"SLOW_CONSUMER", true},
+	[RELAY_ERR_SERVER_FULL] = {"SERVER_FULL", true},
+	[RELAY_ERR_SERVER_SHUTDOWN] = {"SERVER_SHUTDOWN", true},
 };
 
-const char *rl_msg_type_name(unsigned type)
+const char *relay_msg_type_name(unsigned type)
 {
-	if (type > RL_MSG_INVALID && type < RL_MSG_NTYPES)
+	if (type > RELAY_MSG_INVALID && type < RELAY_MSG_NTYPES)
 		return msg_type_names[type];
 	return "UNKNOWN";
 }
 
-const char *rl_err_name(enum rl_err code)
+const char *relay_err_name(enum relay_err code)
 {
-	if ((unsigned)code < RL_ERR_NCODES)
+	if ((unsigned)code < RELAY_ERR_NCODES)
 		return err_table[code].name;
 	return "UNKNOWN";
 }
 
-bool rl_err_is_fatal(enum rl_err code)
+bool relay_err_is_fatal(enum relay_err code)
 {
-	return (unsigned)code < RL_ERR_NCODES && err_table[code].fatal;
+	return (unsigned)code < RELAY_ERR_NCODES && err_table[code].fatal;
 }
 
-enum rl_err rl_err_from_name(const char *s, size_t n)
+enum relay_err relay_err_from_name(const char *s, size_t n)
 {
 	if (s == NULL)
-		return RL_ERR_NONE;
-	for (unsigned i = RL_ERR_NONE + 1; i < RL_ERR_NCODES; i++) {
+		return RELAY_ERR_NONE;
+	for (unsigned i = RELAY_ERR_NONE + 1; i < RELAY_ERR_NCODES; i++) {
 		const char *name = err_table[i].name;
 		if (strlen(name) == n && memcmp(name, s, n) == 0)
-			return (enum rl_err)i;
+			return (enum relay_err)i;
 	}
-	return RL_ERR_NONE;
+	return RELAY_ERR_NONE;
 }
 
 static void put_be32(uint8_t *out, uint32_t v)
@@ -78,35 +78,35 @@ static void put_be32(uint8_t *out, uint32_t v)
 	out[3] = (uint8_t)v;
 }
 
-void rl_frame_put_header(uint8_t out[RL_FRAME_HDR_BYTES], uint8_t type,
+void relay_frame_put_header(uint8_t out[RELAY_FRAME_HDR_BYTES], uint8_t type,
 			 uint8_t flags, uint32_t payload_len)
 {
-	put_be32(out, payload_len + RL_FRAME_MIN_LENGTH);
-	out[4] = RL_PROTOCOL_VERSION;
+	put_be32(out, payload_len + RELAY_FRAME_MIN_LENGTH);
+	out[4] = RELAY_PROTOCOL_VERSION;
 	out[5] = type;
 	out[6] = flags;
 }
 
-size_t rl_frame_encode(uint8_t *out, uint8_t type, uint8_t flags,
+size_t relay_frame_encode(uint8_t *out, uint8_t type, uint8_t flags,
 		       const void *payload, uint32_t len)
 {
-	rl_frame_put_header(out, type, flags, len);
+	relay_frame_put_header(out, type, flags, len);
 	if (len > 0)
-		memcpy(out + RL_FRAME_HDR_BYTES, payload, len);
-	return (size_t)RL_FRAME_HDR_BYTES + len;
+		memcpy(out + RELAY_FRAME_HDR_BYTES, payload, len);
+	return (size_t)RELAY_FRAME_HDR_BYTES + len;
 }
 
-enum rl_err rl_frame_check_length(uint32_t length, uint32_t max_frame)
+enum relay_err relay_frame_check_length(uint32_t length, uint32_t max_frame)
 {
-	return rl_check_length(length, max_frame);
+	return relay_check_length(length, max_frame);
 }
 
-enum rl_err rl_frame_check_header(uint8_t version, uint8_t type, uint8_t flags)
+enum relay_err relay_frame_check_header(uint8_t version, uint8_t type, uint8_t flags)
 {
-	return rl_check_header(version, type, flags);
+	return relay_check_header(version, type, flags);
 }
 
-void rl_proto_oom(size_t n)
+void relay_proto_oom(size_t n)
 {
 	fprintf(stderr, "relay-protocol: out of memory allocating %zu bytes\n", n);
 	abort();

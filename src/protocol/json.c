@@ -14,13 +14,13 @@
 
 #include <string.h>
 
-#define K_OBJ RL_JSON_OBJECT
-#define K_ARR RL_JSON_ARRAY
-#define K_STR RL_JSON_STRING
-#define K_NUM RL_JSON_NUMBER
-#define K_TRU RL_JSON_TRUE
-#define K_FAL RL_JSON_FALSE
-#define K_NUL RL_JSON_NULL
+#define K_OBJ RELAY_JSON_OBJECT
+#define K_ARR RELAY_JSON_ARRAY
+#define K_STR RELAY_JSON_STRING
+#define K_NUM RELAY_JSON_NUMBER
+#define K_TRU RELAY_JSON_TRUE
+#define K_FAL RELAY_JSON_FALSE
+#define K_NUL RELAY_JSON_NULL
 
 /* 1: JSON whitespace (space \t \n \r only) */
 static const uint8_t json_ws[256] = {
@@ -137,7 +137,7 @@ struct json_err {
 	const char *msg;
 };
 
-RL_INLINE void str_put(struct json_str *o, const uint8_t *b, size_t n)
+RELAY_INLINE void str_put(struct json_str *o, const uint8_t *b, size_t n)
 {
 	if (o->len < o->cap) {
 		size_t room = o->cap - o->len;
@@ -146,7 +146,7 @@ RL_INLINE void str_put(struct json_str *o, const uint8_t *b, size_t n)
 	o->len += n;
 }
 
-RL_INLINE int json_hex4(const uint8_t *s)
+RELAY_INLINE int json_hex4(const uint8_t *s)
 {
 	unsigned a = json_hex[s[0]], b = json_hex[s[1]], c = json_hex[s[2]], d = json_hex[s[3]];
 	if ((a | b | c | d) > 15)
@@ -199,7 +199,7 @@ static const uint8_t *json_escape(const uint8_t *s, const uint8_t *end,
 		}
 	}
 	if (decode)
-		str_put(o, u, rl_utf8_put(u, (uint32_t)cp));
+		str_put(o, u, relay_utf8_put(u, (uint32_t)cp));
 	return s;
 truncated:
 	e->at = s;
@@ -210,17 +210,17 @@ truncated:
 /* Scans the rest of a string; <s> is just past the opening quote. Returns the
  * byte after the closing quote, or NULL (then <e> says why). With <decode>,
  * appends the decoded bytes to <o>. */
-RL_INLINE const uint8_t *json_string(const uint8_t *s, const uint8_t *end,
+RELAY_INLINE const uint8_t *json_string(const uint8_t *s, const uint8_t *end,
 				     struct json_str *o, bool decode, struct json_err *e)
 {
 	for (;;) {
 		const uint8_t *run = s;
 		while (end - s >= 8) {
-			uint64_t v = rl_load64(s);
-			uint64_t m = rl_swar_less(v, 0x20) | rl_swar_eq(v, '"') |
-				     rl_swar_eq(v, '\\') | (v & RL_HIGH8);
+			uint64_t v = relay_load64(s);
+			uint64_t m = relay_swar_less(v, 0x20) | relay_swar_eq(v, '"') |
+				     relay_swar_eq(v, '\\') | (v & RELAY_HIGH8);
 			if (m != 0) {
-				s += rl_swar_first(m);
+				s += relay_swar_first(m);
 				goto special;
 			}
 			s += 8;
@@ -230,7 +230,7 @@ RL_INLINE const uint8_t *json_string(const uint8_t *s, const uint8_t *end,
 special:
 		if (decode && s > run)
 			str_put(o, run, (size_t)(s - run));
-		if (RL_UNLIKELY(s == end)) {
+		if (RELAY_UNLIKELY(s == end)) {
 			e->at = s;
 			e->msg = "unterminated string";
 			return NULL;
@@ -248,7 +248,7 @@ special:
 			e->msg = "control character in string";
 			return NULL;
 		}
-		unsigned n = rl_utf8_seq(s, end);
+		unsigned n = relay_utf8_seq(s, end);
 		if (n == 0) {
 			e->at = s;
 			e->msg = "invalid UTF-8";
@@ -260,7 +260,7 @@ special:
 	}
 }
 
-RL_INLINE const uint8_t *json_string_skip(const uint8_t *s, const uint8_t *end,
+RELAY_INLINE const uint8_t *json_string_skip(const uint8_t *s, const uint8_t *end,
 				       struct json_err *e)
 {
 	struct json_str o = {0};
@@ -273,7 +273,7 @@ static const uint8_t *json_string_dec(const uint8_t *s, const uint8_t *end,
 	return json_string(s, end, o, true, e);
 }
 
-RL_INLINE const uint8_t *json_digits(const uint8_t *s, const uint8_t *end)
+RELAY_INLINE const uint8_t *json_digits(const uint8_t *s, const uint8_t *end)
 {
 	while (s < end && (unsigned)(*s - '0') < 10)
 		s++;
@@ -282,7 +282,7 @@ RL_INLINE const uint8_t *json_digits(const uint8_t *s, const uint8_t *end)
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?  Whatever follows is the
  * caller's to judge (so "01" fails there, at the '1'). */
-RL_INLINE const uint8_t *json_number(const uint8_t *s, const uint8_t *end, struct json_err *e)
+RELAY_INLINE const uint8_t *json_number(const uint8_t *s, const uint8_t *end, struct json_err *e)
 {
 	if (*s == '-')
 		s++;
@@ -311,12 +311,12 @@ bad:
 }
 
 static const uint8_t *json_literal(const uint8_t *s, const uint8_t *end,
-				   enum rl_json_kind kind, struct json_err *e)
+				   enum relay_json_kind kind, struct json_err *e)
 {
-	static const char *const lit[RL_JSON_NKINDS] = {
-		[RL_JSON_TRUE] = "true", [RL_JSON_FALSE] = "false", [RL_JSON_NULL] = "null",
+	static const char *const lit[RELAY_JSON_NKINDS] = {
+		[RELAY_JSON_TRUE] = "true", [RELAY_JSON_FALSE] = "false", [RELAY_JSON_NULL] = "null",
 	};
-	size_t n = kind == RL_JSON_FALSE ? 5 : 4;
+	size_t n = kind == RELAY_JSON_FALSE ? 5 : 4;
 
 	if ((size_t)(end - s) < n || memcmp(s, lit[kind], n) != 0) {
 		e->at = s;
@@ -328,9 +328,9 @@ static const uint8_t *json_literal(const uint8_t *s, const uint8_t *end,
 
 /* Most tokens are not followed by whitespace: a byte above ' ' settles it
  * without the dependent table load. */
-RL_INLINE const uint8_t *json_skip_ws(const uint8_t *s, const uint8_t *end)
+RELAY_INLINE const uint8_t *json_skip_ws(const uint8_t *s, const uint8_t *end)
 {
-	if (RL_LIKELY(s < end && *s > ' '))
+	if (RELAY_LIKELY(s < end && *s > ' '))
 		return s;
 	while (s < end && json_ws[*s])
 		s++;
@@ -341,12 +341,12 @@ RL_INLINE const uint8_t *json_skip_ws(const uint8_t *s, const uint8_t *end)
 #define JSON_KEYS_CACHED 8
 
 struct json_keys {
-	struct rl_json_field *f;
+	struct relay_json_field *f;
 	size_t nf;
 	size_t len[JSON_KEYS_CACHED];
 };
 
-static void json_keys_init(struct json_keys *k, struct rl_json_field *f, size_t nf)
+static void json_keys_init(struct json_keys *k, struct relay_json_field *f, size_t nf)
 {
 	k->f = f;
 	k->nf = nf;
@@ -355,7 +355,7 @@ static void json_keys_init(struct json_keys *k, struct rl_json_field *f, size_t 
 }
 
 /* The wanted field named by the decoded key <k>/<n>, or NULL. */
-static struct rl_json_field *json_match(const struct json_keys *keys, const uint8_t *k, size_t n)
+static struct relay_json_field *json_match(const struct json_keys *keys, const uint8_t *k, size_t n)
 {
 	for (size_t i = 0; i < keys->nf; i++) {
 		size_t len = i < JSON_KEYS_CACHED ? keys->len[i] : strlen(keys->f[i].key);
@@ -370,7 +370,7 @@ static struct rl_json_field *json_match(const struct json_keys *keys, const uint
  * a key with escapes is decoded, in a second look at just that key. */
 static const uint8_t *json_top_key(const uint8_t *s, const uint8_t *end,
 				   const struct json_keys *keys,
-				   struct rl_json_field **want, struct json_err *e)
+				   struct relay_json_field **want, struct json_err *e)
 {
 	struct json_str o = {0};
 	const uint8_t *k = s;
@@ -389,10 +389,10 @@ static const uint8_t *json_top_key(const uint8_t *s, const uint8_t *end,
 	return s;
 }
 
-static void json_fields_reset(struct rl_json_field *f, size_t nf)
+static void json_fields_reset(struct relay_json_field *f, size_t nf)
 {
 	for (size_t i = 0; i < nf; i++) {
-		f[i].kind = RL_JSON_NONE;
+		f[i].kind = RELAY_JSON_NONE;
 		f[i].raw.p = NULL;
 		f[i].raw.n = 0;
 		f[i].dec_len = 0;
@@ -400,7 +400,7 @@ static void json_fields_reset(struct rl_json_field *f, size_t nf)
 	}
 }
 
-static void json_capture_begin(struct rl_json_field *c, enum rl_json_kind kind,
+static void json_capture_begin(struct relay_json_field *c, enum relay_json_kind kind,
 			       const uint8_t *s)
 {
 	c->kind = kind;
@@ -410,16 +410,16 @@ static void json_capture_begin(struct rl_json_field *c, enum rl_json_kind kind,
 	c->lone_surrogate = false;
 }
 
-int rl_json_parse(const uint8_t *p, size_t n, struct rl_json_field *fields,
-		  size_t nfields, struct rl_json_result *res)
+int relay_json_parse(const uint8_t *p, size_t n, struct relay_json_field *fields,
+		  size_t nfields, struct relay_json_result *res)
 {
 	const uint8_t *s, *end;
 	uint64_t objects = 0;  /* bit d: the container at depth d+1 is an object */
 	unsigned depth = 0;
 	bool in_obj = false;   /* the innermost open container is an object */
-	struct rl_json_field *want = NULL;    /* named by the key just read */
-	struct rl_json_field *capture = NULL; /* whose value is being scanned */
-	enum rl_json_kind top = RL_JSON_NONE, kind;
+	struct relay_json_field *want = NULL;    /* named by the key just read */
+	struct relay_json_field *capture = NULL; /* whose value is being scanned */
+	enum relay_json_kind top = RELAY_JSON_NONE, kind;
 	struct json_err e = {NULL, NULL};
 	struct json_keys keys;
 
@@ -429,7 +429,7 @@ int rl_json_parse(const uint8_t *p, size_t n, struct rl_json_field *fields,
 	json_keys_init(&keys, fields, nfields);
 	if (n == 0) { /* also keeps NULL + 0 out of the pointer arithmetic */
 		if (res != NULL) {
-			res->top = RL_JSON_NONE;
+			res->top = RELAY_JSON_NONE;
 			res->err_off = 0;
 			res->err_msg = "empty input";
 		}
@@ -441,7 +441,7 @@ int rl_json_parse(const uint8_t *p, size_t n, struct rl_json_field *fields,
 value:
 	s = json_skip_ws(s, end);
 value_ws: /* <s> is past any whitespace */
-	if (RL_UNLIKELY(s == end)) {
+	if (RELAY_UNLIKELY(s == end)) {
 		e.at = s;
 		e.msg = "unexpected end of input";
 		goto fail;
@@ -455,14 +455,14 @@ value_ws: /* <s> is past any whitespace */
 		json_capture_begin(capture, kind, s);
 	}
 	switch (kind) {
-	case RL_JSON_OBJECT:
-	case RL_JSON_ARRAY:
-		if (RL_UNLIKELY(depth == RL_JSON_MAX_DEPTH)) {
+	case RELAY_JSON_OBJECT:
+	case RELAY_JSON_ARRAY:
+		if (RELAY_UNLIKELY(depth == RELAY_JSON_MAX_DEPTH)) {
 			e.at = s;
 			e.msg = "nesting deeper than 64";
 			goto fail;
 		}
-		in_obj = kind == RL_JSON_OBJECT;
+		in_obj = kind == RELAY_JSON_OBJECT;
 		objects = (objects & ~(1ull << depth)) | ((uint64_t)in_obj << depth);
 		depth++;
 		s = json_skip_ws(s + 1, end);
@@ -471,7 +471,7 @@ value_ws: /* <s> is past any whitespace */
 		if (in_obj)
 			goto key_ws;
 		goto value_ws;
-	case RL_JSON_STRING:
+	case RELAY_JSON_STRING:
 		if (capture != NULL && depth == 1) {
 			struct json_str o = {.buf = capture->buf, .cap = capture->buf ? capture->cap : 0};
 			s = json_string_dec(s + 1, end, &o, &e);
@@ -481,12 +481,12 @@ value_ws: /* <s> is past any whitespace */
 			s = json_string_skip(s + 1, end, &e);
 		}
 		break;
-	case RL_JSON_NUMBER:
+	case RELAY_JSON_NUMBER:
 		s = json_number(s, end, &e);
 		break;
-	case RL_JSON_TRUE:
-	case RL_JSON_FALSE:
-	case RL_JSON_NULL:
+	case RELAY_JSON_TRUE:
+	case RELAY_JSON_FALSE:
+	case RELAY_JSON_NULL:
 		s = json_literal(s, end, kind, &e);
 		break;
 	default:
@@ -494,7 +494,7 @@ value_ws: /* <s> is past any whitespace */
 		e.msg = "unexpected character";
 		goto fail;
 	}
-	if (RL_UNLIKELY(s == NULL))
+	if (RELAY_UNLIKELY(s == NULL))
 		goto fail;
 
 after:
@@ -503,7 +503,7 @@ after:
 		capture = NULL;
 	}
 	s = json_skip_ws(s, end);
-	if (RL_UNLIKELY(depth == 0)) {
+	if (RELAY_UNLIKELY(depth == 0)) {
 		if (s != end) {
 			e.at = s;
 			e.msg = "trailing bytes after the value";
@@ -516,7 +516,7 @@ after:
 		}
 		return 0;
 	}
-	if (RL_LIKELY(s < end)) {
+	if (RELAY_LIKELY(s < end)) {
 		if (*s == ',') {
 			s++;
 			if (in_obj)
@@ -570,7 +570,7 @@ fail:
 	return -1;
 }
 
-long rl_json_string_decode(struct rl_span raw, uint8_t *out, size_t cap)
+long relay_json_string_decode(struct relay_span raw, uint8_t *out, size_t cap)
 {
 	struct json_str o = {.buf = out, .cap = out ? cap : 0};
 	struct json_err e;

@@ -10,7 +10,7 @@
 
 #define JW_MAX_DEPTH 32
 
-void rl_jw_init(struct rl_jw *w, uint8_t *buf, size_t cap)
+void relay_jw_init(struct relay_jw *w, uint8_t *buf, size_t cap)
 {
 	w->buf = buf;
 	w->cap = cap;
@@ -21,7 +21,7 @@ void rl_jw_init(struct rl_jw *w, uint8_t *buf, size_t cap)
 	w->_after_key = false;
 }
 
-static void jw_put(struct rl_jw *w, const void *p, size_t n)
+static void jw_put(struct relay_jw *w, const void *p, size_t n)
 {
 	if (w->overflow || n == 0)
 		return;
@@ -33,7 +33,7 @@ static void jw_put(struct rl_jw *w, const void *p, size_t n)
 	w->len += n;
 }
 
-static void jw_byte(struct rl_jw *w, uint8_t c)
+static void jw_byte(struct relay_jw *w, uint8_t c)
 {
 	if (w->overflow)
 		return;
@@ -46,7 +46,7 @@ static void jw_byte(struct rl_jw *w, uint8_t c)
 
 /* Comma bookkeeping before any value or key at the current depth. Bit d-1 of
  * _first belongs to depth d (1-32); a top-level value never takes a comma. */
-static void jw_sep(struct rl_jw *w)
+static void jw_sep(struct relay_jw *w)
 {
 	if (w->_after_key) {
 		w->_after_key = false;
@@ -61,7 +61,7 @@ static void jw_sep(struct rl_jw *w)
 		jw_byte(w, ',');
 }
 
-static void jw_open(struct rl_jw *w, uint8_t c)
+static void jw_open(struct relay_jw *w, uint8_t c)
 {
 	jw_sep(w);
 	if (w->_depth >= JW_MAX_DEPTH) {
@@ -73,7 +73,7 @@ static void jw_open(struct rl_jw *w, uint8_t c)
 	w->_first |= 1u << (w->_depth - 1);
 }
 
-static void jw_close(struct rl_jw *w, uint8_t c)
+static void jw_close(struct relay_jw *w, uint8_t c)
 {
 	if (w->_depth == 0) {
 		w->overflow = true; /* misuse: nothing open */
@@ -84,10 +84,10 @@ static void jw_close(struct rl_jw *w, uint8_t c)
 	jw_byte(w, c);
 }
 
-void rl_jw_obj_begin(struct rl_jw *w) { jw_open(w, '{'); }
-void rl_jw_obj_end(struct rl_jw *w) { jw_close(w, '}'); }
-void rl_jw_arr_begin(struct rl_jw *w) { jw_open(w, '['); }
-void rl_jw_arr_end(struct rl_jw *w) { jw_close(w, ']'); }
+void relay_jw_obj_begin(struct relay_jw *w) { jw_open(w, '{'); }
+void relay_jw_obj_end(struct relay_jw *w) { jw_close(w, '}'); }
+void relay_jw_arr_begin(struct relay_jw *w) { jw_open(w, '['); }
+void relay_jw_arr_end(struct relay_jw *w) { jw_close(w, ']'); }
 
 /* How a byte is written inside a string: 0 as is, 'u' as \u00XX, '"' or
  * '\\' or b f n r t as that one-letter escape, 'x' when it starts (or
@@ -132,11 +132,11 @@ static size_t jw_plain_run(const uint8_t *s, size_t n)
 {
 	size_t i = 0;
 	while (n - i >= 8) {
-		uint64_t v = rl_load64(s + i);
-		uint64_t m = rl_swar_less(v, 0x20) | rl_swar_eq(v, '"') | rl_swar_eq(v, '\\') |
-			     rl_swar_eq(v, 0x7F) | (v & RL_HIGH8);
+		uint64_t v = relay_load64(s + i);
+		uint64_t m = relay_swar_less(v, 0x20) | relay_swar_eq(v, '"') | relay_swar_eq(v, '\\') |
+			     relay_swar_eq(v, 0x7F) | (v & RELAY_HIGH8);
 		if (m != 0)
-			return i + rl_swar_first(m);
+			return i + relay_swar_first(m);
 		i += 8;
 	}
 	while (i < n && jw_class[s[i]] == 0)
@@ -144,9 +144,9 @@ static size_t jw_plain_run(const uint8_t *s, size_t n)
 	return i;
 }
 
-/* Walks <s>/<n> as rl_jw_str writes it; writes when <w> is not NULL.
+/* Walks <s>/<n> as relay_jw_str writes it; writes when <w> is not NULL.
  * Returns the bytes it (would) write, quotes excluded. */
-static size_t jw_str_body(struct rl_jw *w, const uint8_t *s, size_t n)
+static size_t jw_str_body(struct relay_jw *w, const uint8_t *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i = 0, out = 0;
@@ -161,7 +161,7 @@ static size_t jw_str_body(struct rl_jw *w, const uint8_t *s, size_t n)
 			break;
 		uint8_t c = s[i], k = jw_class[c];
 		if (k == 'x') {
-			unsigned len = rl_utf8_seq(s + i, s + n);
+			unsigned len = relay_utf8_seq(s + i, s + n);
 			if (len != 0) {
 				if (w != NULL)
 					jw_put(w, s + i, len);
@@ -188,7 +188,7 @@ static size_t jw_str_body(struct rl_jw *w, const uint8_t *s, size_t n)
 	return out;
 }
 
-void rl_jw_str(struct rl_jw *w, const void *s, size_t n)
+void relay_jw_str(struct relay_jw *w, const void *s, size_t n)
 {
 	jw_sep(w);
 	jw_byte(w, '"');
@@ -196,17 +196,17 @@ void rl_jw_str(struct rl_jw *w, const void *s, size_t n)
 	jw_byte(w, '"');
 }
 
-size_t rl_jw_str_len(const void *s, size_t n)
+size_t relay_jw_str_len(const void *s, size_t n)
 {
 	return jw_str_body(NULL, s, n) + 2;
 }
 
-void rl_jw_cstr(struct rl_jw *w, const char *s)
+void relay_jw_cstr(struct relay_jw *w, const char *s)
 {
-	rl_jw_str(w, s, strlen(s));
+	relay_jw_str(w, s, strlen(s));
 }
 
-void rl_jw_key(struct rl_jw *w, const char *key)
+void relay_jw_key(struct relay_jw *w, const char *key)
 {
 	jw_sep(w);
 	jw_byte(w, '"');
@@ -226,7 +226,7 @@ static char *jw_digits(char *end, uint64_t v)
 	return end;
 }
 
-void rl_jw_u64(struct rl_jw *w, uint64_t v)
+void relay_jw_u64(struct relay_jw *w, uint64_t v)
 {
 	char b[24];
 	char *p = jw_digits(b + sizeof b, v);
@@ -234,7 +234,7 @@ void rl_jw_u64(struct rl_jw *w, uint64_t v)
 	jw_put(w, p, (size_t)(b + sizeof b - p));
 }
 
-void rl_jw_i64(struct rl_jw *w, int64_t v)
+void relay_jw_i64(struct relay_jw *w, int64_t v)
 {
 	char b[24];
 	uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
@@ -245,7 +245,7 @@ void rl_jw_i64(struct rl_jw *w, int64_t v)
 	jw_put(w, p, (size_t)(b + sizeof b - p));
 }
 
-void rl_jw_bool(struct rl_jw *w, bool v)
+void relay_jw_bool(struct relay_jw *w, bool v)
 {
 	jw_sep(w);
 	if (v)
@@ -254,13 +254,13 @@ void rl_jw_bool(struct rl_jw *w, bool v)
 		jw_put(w, "false", 5);
 }
 
-void rl_jw_null(struct rl_jw *w)
+void relay_jw_null(struct relay_jw *w)
 {
 	jw_sep(w);
 	jw_put(w, "null", 4);
 }
 
-void rl_jw_raw(struct rl_jw *w, const void *json, size_t n)
+void relay_jw_raw(struct relay_jw *w, const void *json, size_t n)
 {
 	jw_sep(w);
 	jw_put(w, json, n);

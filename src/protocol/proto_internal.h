@@ -11,19 +11,19 @@
 #include "relay/protocol.h"
 
 #if defined(__GNUC__)
-#define RL_LIKELY(x) __builtin_expect(!!(x), 1)
-#define RL_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define RL_INLINE static inline __attribute__((always_inline))
+#define RELAY_LIKELY(x) __builtin_expect(!!(x), 1)
+#define RELAY_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define RELAY_INLINE static inline __attribute__((always_inline))
 #else
-#define RL_LIKELY(x) (x)
-#define RL_UNLIKELY(x) (x)
-#define RL_INLINE static inline
+#define RELAY_LIKELY(x) (x)
+#define RELAY_UNLIKELY(x) (x)
+#define RELAY_INLINE static inline
 #endif
 
-#define RL_ONES8 0x0101010101010101ull
-#define RL_HIGH8 0x8080808080808080ull
+#define RELAY_ONES8 0x0101010101010101ull
+#define RELAY_HIGH8 0x8080808080808080ull
 
-RL_INLINE uint64_t rl_load64(const uint8_t *p)
+RELAY_INLINE uint64_t relay_load64(const uint8_t *p)
 {
 	uint64_t v;
 	memcpy(&v, p, sizeof v);
@@ -32,20 +32,20 @@ RL_INLINE uint64_t rl_load64(const uint8_t *p)
 
 /* SWAR: high bit set in each byte of <v> that is < <b> (b <= 0x80); exact
  * for the lowest flagged byte, which is all the callers look at. */
-RL_INLINE uint64_t rl_swar_less(uint64_t v, uint8_t b)
+RELAY_INLINE uint64_t relay_swar_less(uint64_t v, uint8_t b)
 {
-	return (v - RL_ONES8 * b) & ~v & RL_HIGH8;
+	return (v - RELAY_ONES8 * b) & ~v & RELAY_HIGH8;
 }
 
-RL_INLINE uint64_t rl_swar_eq(uint64_t v, uint8_t b)
+RELAY_INLINE uint64_t relay_swar_eq(uint64_t v, uint8_t b)
 {
-	uint64_t x = v ^ (RL_ONES8 * b);
-	return (x - RL_ONES8) & ~x & RL_HIGH8;
+	uint64_t x = v ^ (RELAY_ONES8 * b);
+	return (x - RELAY_ONES8) & ~x & RELAY_HIGH8;
 }
 
 /* Index of the lowest flagged byte of a non-zero SWAR mask. The mask is built
  * from a memcpy load, so byte order matters. */
-RL_INLINE unsigned rl_swar_first(uint64_t mask)
+RELAY_INLINE unsigned relay_swar_first(uint64_t mask)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	return (unsigned)__builtin_ctzll(mask) >> 3;
@@ -57,7 +57,7 @@ RL_INLINE unsigned rl_swar_first(uint64_t mask)
 /* Length of the strict UTF-8 sequence starting with the non-ASCII byte at <s>
  * (Unicode table 3-7: no overlongs, no surrogates, nothing above U+10FFFF),
  * or 0 when it is invalid or truncated before <end>. */
-RL_INLINE unsigned rl_utf8_seq(const uint8_t *s, const uint8_t *end)
+RELAY_INLINE unsigned relay_utf8_seq(const uint8_t *s, const uint8_t *end)
 {
 	size_t left = (size_t)(end - s);
 	uint8_t c = s[0];
@@ -83,7 +83,7 @@ RL_INLINE unsigned rl_utf8_seq(const uint8_t *s, const uint8_t *end)
 
 /* Writes code point <cp> (<= U+10FFFF, not a surrogate) as UTF-8 to <out>;
  * returns the byte count (1-4). */
-RL_INLINE unsigned rl_utf8_put(uint8_t out[4], uint32_t cp)
+RELAY_INLINE unsigned relay_utf8_put(uint8_t out[4], uint32_t cp)
 {
 	if (cp < 0x80) {
 		out[0] = (uint8_t)cp;
@@ -107,31 +107,31 @@ RL_INLINE unsigned rl_utf8_put(uint8_t out[4], uint32_t cp)
 	return 4;
 }
 
-/* The frame checks of rl_frame_check_length / rl_frame_check_header, inline
+/* The frame checks of relay_frame_check_length / relay_frame_check_header, inline
  * for the decoder's hot path (frame.c's exported versions call these). */
-RL_INLINE enum rl_err rl_check_length(uint32_t length, uint32_t max_frame)
+RELAY_INLINE enum relay_err relay_check_length(uint32_t length, uint32_t max_frame)
 {
-	if (length < RL_FRAME_MIN_LENGTH)
-		return RL_ERR_INVALID_FRAME;
+	if (length < RELAY_FRAME_MIN_LENGTH)
+		return RELAY_ERR_INVALID_FRAME;
 	if (length > max_frame)
-		return RL_ERR_FRAME_TOO_LARGE;
-	return RL_ERR_NONE;
+		return RELAY_ERR_FRAME_TOO_LARGE;
+	return RELAY_ERR_NONE;
 }
 
-RL_INLINE enum rl_err rl_check_header(uint8_t version, uint8_t type, uint8_t flags)
+RELAY_INLINE enum relay_err relay_check_header(uint8_t version, uint8_t type, uint8_t flags)
 {
-	if (version != RL_PROTOCOL_VERSION)
-		return RL_ERR_UNSUPPORTED_VERSION;
-	if (type == RL_MSG_INVALID || type >= RL_MSG_NTYPES)
-		return RL_ERR_UNKNOWN_MESSAGE_TYPE;
-	if ((flags & RL_FLAG_RESERVED_MASK) != 0 ||
-	    (flags & (RL_FLAG_JSON | RL_FLAG_BINARY)) == (RL_FLAG_JSON | RL_FLAG_BINARY))
-		return RL_ERR_INVALID_FRAME;
-	return RL_ERR_NONE;
+	if (version != RELAY_PROTOCOL_VERSION)
+		return RELAY_ERR_UNSUPPORTED_VERSION;
+	if (type == RELAY_MSG_INVALID || type >= RELAY_MSG_NTYPES)
+		return RELAY_ERR_UNKNOWN_MESSAGE_TYPE;
+	if ((flags & RELAY_FLAG_RESERVED_MASK) != 0 ||
+	    (flags & (RELAY_FLAG_JSON | RELAY_FLAG_BINARY)) == (RELAY_FLAG_JSON | RELAY_FLAG_BINARY))
+		return RELAY_ERR_INVALID_FRAME;
+	return RELAY_ERR_NONE;
 }
 
 /* Allocation failure inside the library: the process cannot continue
  * meaningfully (same policy as Redis' zmalloc). Prints one line, aborts. */
-void rl_proto_oom(size_t n) __attribute__((noreturn));
+void relay_proto_oom(size_t n) __attribute__((noreturn));
 
 #endif /* RELAY_PROTO_INTERNAL_H */

@@ -4,7 +4,7 @@
 #include "relay/protocol.h"
 #include "proto_internal.h"
 
-bool rl_utf8_valid(const uint8_t *p, size_t n)
+bool relay_utf8_valid(const uint8_t *p, size_t n)
 {
 	if (n == 0)
 		return true;
@@ -12,13 +12,13 @@ bool rl_utf8_valid(const uint8_t *p, size_t n)
 
 	while (p < end) {
 		/* ASCII runs 8 bytes at a time. */
-		while (end - p >= 8 && (rl_load64(p) & RL_HIGH8) == 0)
+		while (end - p >= 8 && (relay_load64(p) & RELAY_HIGH8) == 0)
 			p += 8;
 		while (p < end && *p < 0x80)
 			p++;
 		if (p == end)
 			break;
-		unsigned len = rl_utf8_seq(p, end);
+		unsigned len = relay_utf8_seq(p, end);
 		if (len == 0)
 			return false;
 		p += len;
@@ -47,10 +47,10 @@ static bool name_is_space(uint8_t c)
 
 static bool name_ok(const uint8_t *p, size_t n, size_t max)
 {
-	return n >= 1 && n <= max && rl_utf8_valid(p, n) && !name_has_control(p, n);
+	return n >= 1 && n <= max && relay_utf8_valid(p, n) && !name_has_control(p, n);
 }
 
-enum rl_err rl_room_name_check(const uint8_t *p, size_t n, struct rl_span *out)
+enum relay_err relay_room_name_check(const uint8_t *p, size_t n, struct relay_span *out)
 {
 	while (n > 0 && name_is_space(p[0])) {
 		p++;
@@ -58,16 +58,16 @@ enum rl_err rl_room_name_check(const uint8_t *p, size_t n, struct rl_span *out)
 	}
 	while (n > 0 && name_is_space(p[n - 1]))
 		n--;
-	if (!name_ok(p, n, RL_ROOM_MAX_BYTES))
-		return RL_ERR_INVALID_ROOM;
+	if (!name_ok(p, n, RELAY_ROOM_MAX_BYTES))
+		return RELAY_ERR_INVALID_ROOM;
 	if (out != NULL) {
 		out->p = p;
 		out->n = n;
 	}
-	return RL_ERR_NONE;
+	return RELAY_ERR_NONE;
 }
 
-enum rl_err rl_userid_check(const uint8_t *p, size_t n)
+enum relay_err relay_userid_check(const uint8_t *p, size_t n)
 {
-	return name_ok(p, n, RL_USERID_MAX_BYTES) ? RL_ERR_NONE : RL_ERR_INVALID_PAYLOAD;
+	return name_ok(p, n, RELAY_USERID_MAX_BYTES) ? RELAY_ERR_NONE : RELAY_ERR_INVALID_PAYLOAD;
 }

@@ -154,7 +154,7 @@ int rl_admin_open(const char *addr, char *bound, size_t boundlen, char *err, siz
 
 /* ---- JSON rendering ------------------------------------------------------ */
 
-typedef void admin_json_fn(struct rl_jw *w, void *arg);
+typedef void admin_json_fn(struct relay_jw *w, void *arg);
 
 /* Renders with <fn> into a buffer that grows until the output fits.
  * Returns a malloc'd buffer (caller frees) and its length, or NULL. */
@@ -162,10 +162,10 @@ static char *admin_json(admin_json_fn *fn, void *arg, size_t *len)
 {
 	for (size_t cap = 16384; cap <= ADMIN_JSON_MAX; cap *= 2) {
 		uint8_t *buf = malloc(cap + 1);
-		struct rl_jw w;
+		struct relay_jw w;
 		if (!buf)
 			return NULL;
-		rl_jw_init(&w, buf, cap);
+		relay_jw_init(&w, buf, cap);
 		fn(&w, arg);
 		if (!w.overflow && w.len < cap) {
 			buf[w.len++] = '\n';
@@ -182,33 +182,33 @@ static double admin_uptime(void)
 	return (double)(rl_metrics_now_ns() - rl_metrics_start_ns()) / 1e9;
 }
 
-static void admin_health_json(struct rl_jw *w, void *arg)
+static void admin_health_json(struct relay_jw *w, void *arg)
 {
 	const struct rl_metrics_snap *m = arg;
 	bool down = rl_metrics_shutting_down();
-	rl_jw_obj_begin(w);
-	rl_jw_key(w, "status");
-	rl_jw_cstr(w, down ? "shutting_down" : "ok");
-	rl_jw_key(w, "uptime_seconds");
-	rl_jw_u64(w, (uint64_t)admin_uptime());
-	rl_jw_key(w, "workers");
-	rl_jw_u64(w, rl_metrics_nworkers());
-	rl_jw_key(w, "connections");
-	rl_jw_u64(w, m->conns);
-	rl_jw_obj_end(w);
+	relay_jw_obj_begin(w);
+	relay_jw_key(w, "status");
+	relay_jw_cstr(w, down ? "shutting_down" : "ok");
+	relay_jw_key(w, "uptime_seconds");
+	relay_jw_u64(w, (uint64_t)admin_uptime());
+	relay_jw_key(w, "workers");
+	relay_jw_u64(w, rl_metrics_nworkers());
+	relay_jw_key(w, "connections");
+	relay_jw_u64(w, m->conns);
+	relay_jw_obj_end(w);
 }
 
 static void admin_kv_json(const char *name, const char *value, void *arg)
 {
-	struct rl_jw *w = arg;
-	rl_jw_key(w, name);
-	rl_jw_cstr(w, value);
+	struct relay_jw *w = arg;
+	relay_jw_key(w, name);
+	relay_jw_cstr(w, value);
 }
 
-static void admin_u64_field(struct rl_jw *w, const char *key, uint64_t v)
+static void admin_u64_field(struct relay_jw *w, const char *key, uint64_t v)
 {
-	rl_jw_key(w, key);
-	rl_jw_u64(w, v);
+	relay_jw_key(w, key);
+	relay_jw_u64(w, v);
 }
 
 /* The counters of one snapshot (a worker's or the sum) as JSON fields. */
@@ -231,33 +231,33 @@ static const struct admin_field {
     {"client_error_frames", offsetof(struct rl_metrics_snap, client_errors)},
 };
 
-static void admin_snap_fields(struct rl_jw *w, const struct rl_metrics_snap *m)
+static void admin_snap_fields(struct relay_jw *w, const struct rl_metrics_snap *m)
 {
 	for (size_t i = 0; i < sizeof(admin_fields) / sizeof(admin_fields[0]); i++) {
 		uint64_t v;
 		memcpy(&v, (const char *)m + admin_fields[i].off, sizeof(v));
 		admin_u64_field(w, admin_fields[i].key, v);
 	}
-	rl_jw_key(w, "frames_in");
-	rl_jw_obj_begin(w);
-	for (unsigned t = 0; t < RL_MSG_NTYPES; t++)
-		admin_u64_field(w, rl_msg_type_name(t), m->frames_in[t]);
-	rl_jw_obj_end(w);
-	rl_jw_key(w, "errors");
-	rl_jw_obj_begin(w);
-	for (unsigned c = RL_ERR_NONE + 1; c < RL_ERR_NCODES; c++)
-		admin_u64_field(w, rl_err_name((enum rl_err)c), m->errors[c]);
-	rl_jw_obj_end(w);
+	relay_jw_key(w, "frames_in");
+	relay_jw_obj_begin(w);
+	for (unsigned t = 0; t < RELAY_MSG_NTYPES; t++)
+		admin_u64_field(w, relay_msg_type_name(t), m->frames_in[t]);
+	relay_jw_obj_end(w);
+	relay_jw_key(w, "errors");
+	relay_jw_obj_begin(w);
+	for (unsigned c = RELAY_ERR_NONE + 1; c < RELAY_ERR_NCODES; c++)
+		admin_u64_field(w, relay_err_name((enum relay_err)c), m->errors[c]);
+	relay_jw_obj_end(w);
 }
 
-static void admin_fanout_json(struct rl_jw *w, const struct rl_metrics_snap *m)
+static void admin_fanout_json(struct relay_jw *w, const struct rl_metrics_snap *m)
 {
 	uint64_t cum = 0;
 	char le[32];
-	rl_jw_key(w, "fanout_latency_seconds");
-	rl_jw_obj_begin(w);
-	rl_jw_key(w, "buckets");
-	rl_jw_obj_begin(w);
+	relay_jw_key(w, "fanout_latency_seconds");
+	relay_jw_obj_begin(w);
+	relay_jw_key(w, "buckets");
+	relay_jw_obj_begin(w);
 	for (unsigned b = 0; b < RL_M_FANOUT_NBUCKETS; b++) {
 		cum += m->fanout_bucket[b];
 		if (b < RL_M_FANOUT_NBUCKETS - 1)
@@ -266,57 +266,57 @@ static void admin_fanout_json(struct rl_jw *w, const struct rl_metrics_snap *m)
 			snprintf(le, sizeof(le), "+Inf");
 		admin_u64_field(w, le, cum);
 	}
-	rl_jw_obj_end(w);
+	relay_jw_obj_end(w);
 	admin_u64_field(w, "count", cum);
 	admin_u64_field(w, "sum_ns", m->fanout_sum_ns);
-	rl_jw_obj_end(w);
+	relay_jw_obj_end(w);
 }
 
-static void admin_stats_json(struct rl_jw *w, void *arg)
+static void admin_stats_json(struct relay_jw *w, void *arg)
 {
 	(void)arg;
 	unsigned n = rl_metrics_nworkers();
 	struct rl_metrics_snap sum, one;
 	rl_metrics_sum(&sum);
-	rl_jw_obj_begin(w);
-	rl_jw_key(w, "server");
-	rl_jw_cstr(w, "relayd");
-	rl_jw_key(w, "version");
-	rl_jw_cstr(w, admin.hooks.version ? admin.hooks.version : "unknown");
+	relay_jw_obj_begin(w);
+	relay_jw_key(w, "server");
+	relay_jw_cstr(w, "relayd");
+	relay_jw_key(w, "version");
+	relay_jw_cstr(w, admin.hooks.version ? admin.hooks.version : "unknown");
 	admin_u64_field(w, "pid", (uint64_t)getpid());
-	rl_jw_key(w, "listen");
-	rl_jw_cstr(w, admin.hooks.listen ? admin.hooks.listen : "");
-	rl_jw_key(w, "admin");
-	rl_jw_cstr(w, admin.bound);
+	relay_jw_key(w, "listen");
+	relay_jw_cstr(w, admin.hooks.listen ? admin.hooks.listen : "");
+	relay_jw_key(w, "admin");
+	relay_jw_cstr(w, admin.bound);
 	admin_u64_field(w, "uptime_seconds", (uint64_t)admin_uptime());
 	admin_u64_field(w, "start_time_unix", (uint64_t)rl_metrics_start_wall());
 	admin_u64_field(w, "workers", n);
-	rl_jw_key(w, "shutting_down");
-	rl_jw_bool(w, rl_metrics_shutting_down());
-	rl_jw_key(w, "options");
-	rl_jw_obj_begin(w);
+	relay_jw_key(w, "shutting_down");
+	relay_jw_bool(w, rl_metrics_shutting_down());
+	relay_jw_key(w, "options");
+	relay_jw_obj_begin(w);
 	if (admin.hooks.options)
 		admin.hooks.options(admin_kv_json, w);
-	rl_jw_obj_end(w);
-	rl_jw_key(w, "totals");
-	rl_jw_obj_begin(w);
+	relay_jw_obj_end(w);
+	relay_jw_key(w, "totals");
+	relay_jw_obj_begin(w);
 	admin_u64_field(w, "rooms", sum.rooms);
 	admin_u64_field(w, "room_memberships", sum.memberships);
 	admin_u64_field(w, "connections_peak", sum.peak_conns);
 	admin_snap_fields(w, &sum);
 	admin_fanout_json(w, &sum);
-	rl_jw_obj_end(w);
-	rl_jw_key(w, "per_worker");
-	rl_jw_arr_begin(w);
+	relay_jw_obj_end(w);
+	relay_jw_key(w, "per_worker");
+	relay_jw_arr_begin(w);
 	for (unsigned k = 0; k < n; k++) {
 		rl_metrics_read(k, &one);
-		rl_jw_obj_begin(w);
+		relay_jw_obj_begin(w);
 		admin_u64_field(w, "worker", k);
 		admin_snap_fields(w, &one);
-		rl_jw_obj_end(w);
+		relay_jw_obj_end(w);
 	}
-	rl_jw_arr_end(w);
-	rl_jw_obj_end(w);
+	relay_jw_arr_end(w);
+	relay_jw_obj_end(w);
 }
 
 /* ---- /rooms: the <limit> largest rooms, kept in a min-heap ------------------ */
@@ -324,7 +324,7 @@ static void admin_stats_json(struct rl_jw *w, void *arg)
 struct admin_room {
 	uint64_t members;
 	uint8_t len;
-	char name[RL_ROOM_MAX_BYTES];
+	char name[RELAY_ROOM_MAX_BYTES];
 };
 
 struct admin_top {
@@ -396,22 +396,22 @@ static int admin_room_cmp_desc(const void *a, const void *b)
 	return c ? c : (int)x->len - (int)y->len;
 }
 
-static void admin_rooms_json(struct rl_jw *w, void *arg)
+static void admin_rooms_json(struct relay_jw *w, void *arg)
 {
 	struct admin_top *t = arg;
-	rl_jw_obj_begin(w);
+	relay_jw_obj_begin(w);
 	admin_u64_field(w, "rooms", t->total_rooms);
-	rl_jw_key(w, "largest");
-	rl_jw_arr_begin(w);
+	relay_jw_key(w, "largest");
+	relay_jw_arr_begin(w);
 	for (size_t i = 0; i < t->n; i++) {
-		rl_jw_obj_begin(w);
-		rl_jw_key(w, "room");
-		rl_jw_str(w, t->heap[i].name, t->heap[i].len);
+		relay_jw_obj_begin(w);
+		relay_jw_key(w, "room");
+		relay_jw_str(w, t->heap[i].name, t->heap[i].len);
 		admin_u64_field(w, "members", t->heap[i].members);
-		rl_jw_obj_end(w);
+		relay_jw_obj_end(w);
 	}
-	rl_jw_arr_end(w);
-	rl_jw_obj_end(w);
+	relay_jw_arr_end(w);
+	relay_jw_obj_end(w);
 }
 
 /* Walks the rooms on this (admin) thread; the hook goes online itself. */

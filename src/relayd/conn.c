@@ -44,21 +44,21 @@ static const bool conn_transitions[RL_CONN_NSTATES][RL_CONN_NSTATES] = {
 	[RL_CONN_CLOSING] = { [RL_CONN_CLOSED] = true },
 };
 
-static const char *const err_text[RL_ERR_NCODES] = {
-	[RL_ERR_INVALID_FRAME] = "invalid frame",
-	[RL_ERR_FRAME_TOO_LARGE] = "frame exceeds the maximum frame size",
-	[RL_ERR_UNSUPPORTED_VERSION] = "unsupported protocol version",
-	[RL_ERR_UNKNOWN_MESSAGE_TYPE] = "unknown message type",
-	[RL_ERR_PARSE_ERROR] = "payload is not valid JSON",
-	[RL_ERR_INVALID_PAYLOAD] = "invalid payload",
-	[RL_ERR_INVALID_ROOM] = "invalid room name",
-	[RL_ERR_NOT_IN_ROOM] = "not a member of that room",
-	[RL_ERR_TOO_MANY_ROOMS] = "too many rooms",
-	[RL_ERR_IDLE_TIMEOUT] = "idle timeout",
-	[RL_ERR_FRAME_TIMEOUT] = "frame not completed in time",
-	[RL_ERR_SLOW_CONSUMER] = "slow consumer: outbound queue limit exceeded",
-	[RL_ERR_SERVER_FULL] = "server full",
-	[RL_ERR_SERVER_SHUTDOWN] = "server shutting down",
+static const char *const err_text[RELAY_ERR_NCODES] = {
+	[RELAY_ERR_INVALID_FRAME] = "invalid frame",
+	[RELAY_ERR_FRAME_TOO_LARGE] = "frame exceeds the maximum frame size",
+	[RELAY_ERR_UNSUPPORTED_VERSION] = "unsupported protocol version",
+	[RELAY_ERR_UNKNOWN_MESSAGE_TYPE] = "unknown message type",
+	[RELAY_ERR_PARSE_ERROR] = "payload is not valid JSON",
+	[RELAY_ERR_INVALID_PAYLOAD] = "invalid payload",
+	[RELAY_ERR_INVALID_ROOM] = "invalid room name",
+	[RELAY_ERR_NOT_IN_ROOM] = "not a member of that room",
+	[RELAY_ERR_TOO_MANY_ROOMS] = "too many rooms",
+	[RELAY_ERR_IDLE_TIMEOUT] = "idle timeout",
+	[RELAY_ERR_FRAME_TIMEOUT] = "frame not completed in time",
+	[RELAY_ERR_SLOW_CONSUMER] = "slow consumer: outbound queue limit exceeded",
+	[RELAY_ERR_SERVER_FULL] = "server full",
+	[RELAY_ERR_SERVER_SHUTDOWN] = "server shutting down",
 };
 
 #ifndef NDEBUG
@@ -110,7 +110,7 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, bool refused)
 	c->w = w;
 	c->state = RL_CONN_INIT;
 	c->id = __atomic_add_fetch(&rl_srv.next_conn_id, 1, __ATOMIC_RELAXED);
-	rl_decoder_init(&c->dec, (uint32_t)rl_srv.cfg.max_frame);
+	relay_decoder_init(&c->dec, (uint32_t)rl_srv.cfg.max_frame);
 	CDS_INIT_LIST_HEAD(&c->tlink);
 	CDS_INIT_LIST_HEAD(&c->flink);
 	CDS_INIT_LIST_HEAD(&c->dlink);
@@ -139,7 +139,7 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, bool refused)
 	RL_DEBUGF(c->id, "accepted fd %d%s", fd, refused ? " (over max-connections)" : "");
 	if (refused) {
 		RL_STAT_ADD(w->stats, refused_full, 1);
-		rl_conn_error(c, RL_ERR_SERVER_FULL, NULL, 0, NULL);
+		rl_conn_error(c, RELAY_ERR_SERVER_FULL, NULL, 0, NULL);
 	}
 	return c;
 }
@@ -205,7 +205,7 @@ static void conn_begin_closing(struct rl_conn *c, uint64_t deadline)
 static void conn_log_out(const struct rl_conn *c, uint8_t type, uint8_t flags, size_t plen)
 {
 	char bits[11];
-	RL_DEBUGF(c->id, "out %s v1 flags %s payload %zu", rl_msg_type_name(type),
+	RL_DEBUGF(c->id, "out %s v1 flags %s payload %zu", relay_msg_type_name(type),
 		  rl_log_bits8(flags, bits), plen);
 }
 
@@ -220,20 +220,20 @@ static void conn_queued(struct rl_conn *c, size_t n)
 static int conn_queue_frame(struct rl_conn *c, uint8_t type, uint8_t flags, const void *payload,
 			    size_t len)
 {
-	size_t total = RL_FRAME_HDR_BYTES + len;
+	size_t total = RELAY_FRAME_HDR_BYTES + len;
 	struct rl_worker *w = c->w;
 
 	if (total <= RL_COPY_MAX) {
 		uint8_t *d = rl_outq_reserve(&c->out, &w->pool, total);
 		if (!d)
 			return -ENOMEM;
-		rl_frame_encode(d, type, flags, payload, (uint32_t)len);
+		relay_frame_encode(d, type, flags, payload, (uint32_t)len);
 		rl_outq_commit(&c->out, total);
 	} else {
 		struct rl_msg *m = rl_msg_new(total, 0);
 		if (!m)
 			return -ENOMEM;
-		rl_frame_encode(m->data, type, flags, payload, (uint32_t)len);
+		relay_frame_encode(m->data, type, flags, payload, (uint32_t)len);
 		int rc = rl_outq_push_msg(&c->out, &w->pool, m);
 		rl_msg_put(m);
 		if (rc)
@@ -264,7 +264,7 @@ static void conn_check_watermarks(struct rl_conn *c)
 		RL_INFOF(c->id, "slow consumer: %zu bytes queued (hard limit %" PRIu64 ")", b,
 			 hard);
 		conn_drop_unsent(c);
-		rl_conn_error(c, RL_ERR_SLOW_CONSUMER, NULL, 0, NULL);
+		rl_conn_error(c, RELAY_ERR_SLOW_CONSUMER, NULL, 0, NULL);
 		return;
 	}
 	if (c->state == RL_CONN_OPEN && b > RL_CFG(out_high)) {
@@ -295,37 +295,37 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m)
 	if (rc)
 		return rc;
 	if (rl_log_on(RL_LOG_DEBUG))
-		conn_log_out(c, m->data[5], m->data[6], m->len - RL_FRAME_HDR_BYTES);
+		conn_log_out(c, m->data[5], m->data[6], m->len - RELAY_FRAME_HDR_BYTES);
 	conn_want_flush(c); /* counters: the caller adds them per message, not per member */
 	conn_check_watermarks(c);
 	return 0;
 }
 
-static size_t conn_error_json(uint8_t *buf, size_t cap, enum rl_err code, const uint8_t *room,
+static size_t conn_error_json(uint8_t *buf, size_t cap, enum relay_err code, const uint8_t *room,
 			      size_t room_len, const char *detail)
 {
-	struct rl_jw jw;
-	rl_jw_init(&jw, buf, cap);
-	rl_jw_obj_begin(&jw);
-	rl_jw_key(&jw, "code");
-	rl_jw_cstr(&jw, rl_err_name(code));
-	rl_jw_key(&jw, "message");
-	rl_jw_cstr(&jw, detail ? detail : err_text[code]);
-	rl_jw_key(&jw, "fatal");
-	rl_jw_bool(&jw, rl_err_is_fatal(code));
-	if (room && room_len <= 4 * RL_ROOM_MAX_BYTES && rl_utf8_valid(room, room_len)) {
-		rl_jw_key(&jw, "room");
-		rl_jw_str(&jw, room, room_len);
+	struct relay_jw jw;
+	relay_jw_init(&jw, buf, cap);
+	relay_jw_obj_begin(&jw);
+	relay_jw_key(&jw, "code");
+	relay_jw_cstr(&jw, relay_err_name(code));
+	relay_jw_key(&jw, "message");
+	relay_jw_cstr(&jw, detail ? detail : err_text[code]);
+	relay_jw_key(&jw, "fatal");
+	relay_jw_bool(&jw, relay_err_is_fatal(code));
+	if (room && room_len <= 4 * RELAY_ROOM_MAX_BYTES && relay_utf8_valid(room, room_len)) {
+		relay_jw_key(&jw, "room");
+		relay_jw_str(&jw, room, room_len);
 	}
-	rl_jw_obj_end(&jw);
+	relay_jw_obj_end(&jw);
 	return jw.overflow ? 0 : jw.len;
 }
 
-void rl_conn_error(struct rl_conn *c, enum rl_err code, const uint8_t *room, size_t room_len,
+void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, size_t room_len,
 		   const char *detail)
 {
 	uint8_t buf[1024];
-	bool fatal = rl_err_is_fatal(code);
+	bool fatal = relay_err_is_fatal(code);
 
 	RL_ASSERT_OWNER(c);
 	if (!rl_conn_can_send(c))
@@ -335,21 +335,21 @@ void rl_conn_error(struct rl_conn *c, enum rl_err code, const uint8_t *room, siz
 		n = conn_error_json(buf, sizeof(buf), code, NULL, 0, NULL);
 	RL_STAT_ADD(c->w->stats, errors[code], 1);
 	if (fatal)
-		RL_DEBUGF(c->id, "fatal %s", rl_err_name(code));
+		RL_DEBUGF(c->id, "fatal %s", relay_err_name(code));
 	if (n)
-		conn_queue_frame(c, RL_MSG_ERROR, RL_FLAG_JSON, buf, n);
+		conn_queue_frame(c, RELAY_MSG_ERROR, RELAY_FLAG_JSON, buf, n);
 	if (fatal)
 		conn_begin_closing(c, c->w->now_ms + CONN_CLOSE_FLUSH_MS);
 }
 
-void rl_conn_expire(struct rl_conn *c, enum rl_err why)
+void rl_conn_expire(struct rl_conn *c, enum relay_err why)
 {
 	if (c->state == RL_CONN_CLOSING) {
 		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent", (size_t)c->out.bytes);
 		rl_conn_kill(c);
 		return;
 	}
-	if (why == RL_ERR_SLOW_CONSUMER) {
+	if (why == RELAY_ERR_SLOW_CONSUMER) {
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
 		RL_INFOF(c->id, "slow consumer: DRAINING for longer than %" PRIu64 " ms",
 			 RL_CFG(slow_ms));
@@ -367,7 +367,7 @@ void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms)
 			c->deadline_ms = deadline_ms;
 		return;
 	}
-	rl_conn_error(c, RL_ERR_SERVER_SHUTDOWN, NULL, 0, NULL);
+	rl_conn_error(c, RELAY_ERR_SERVER_SHUTDOWN, NULL, 0, NULL);
 	if (c->state == RL_CONN_CLOSING)
 		c->deadline_ms = deadline_ms;
 }
@@ -388,7 +388,7 @@ static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frame
 	struct rl_worker *w = c->w;
 	if (RL_CFG(frame_ms) == 0)
 		return;
-	if (rl_decoder_pending(&c->dec) == 0) {
+	if (relay_decoder_pending(&c->dec) == 0) {
 		cds_list_del_init(&c->flink);
 		return;
 	}
@@ -401,16 +401,16 @@ static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frame
 
 static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 {
-	bool was_pending = rl_decoder_pending(&c->dec) > 0;
+	bool was_pending = relay_decoder_pending(&c->dec) > 0;
 	unsigned frames = 0;
-	struct rl_frame f;
+	struct relay_frame f;
 
-	rl_decoder_feed(&c->dec, buf, n);
+	relay_decoder_feed(&c->dec, buf, n);
 	for (;;) {
-		enum rl_decode_status st = rl_decoder_next(&c->dec, &f);
-		if (st == RL_DECODE_NEED_MORE)
+		enum relay_decode_status st = relay_decoder_next(&c->dec, &f);
+		if (st == RELAY_DECODE_NEED_MORE)
 			break;
-		if (st == RL_DECODE_ERROR) {
+		if (st == RELAY_DECODE_ERROR) {
 			RL_STAT_ADD(c->w->stats, frames_in[0], 1);
 			rl_conn_error(c, c->dec.err, NULL, 0, NULL);
 			return;
@@ -565,7 +565,7 @@ void rl_conn_destroy(struct rl_conn *c)
 	cds_list_del_init(&c->rlink);
 	RL_STAT_SUB(w->stats, out_queued, c->out.bytes);
 	rl_outq_clear(&c->out, &w->pool);
-	rl_decoder_free(&c->dec);
+	relay_decoder_free(&c->dec);
 	free(c->user_id);
 	free(c->rooms);
 	close(c->fd);

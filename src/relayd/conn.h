@@ -53,7 +53,7 @@ struct rl_conn {
 	/* --- colder --- */
 	uint64_t id;              /* N of "conn-N" */
 	uint32_t rooms_cap;
-	struct rl_decoder dec;    /* holds the incomplete tail, if any */
+	struct relay_decoder dec;    /* holds the incomplete tail, if any */
 	struct rl_conn_room *rooms;
 	uint8_t *user_id;         /* NULL unless HELLO gave one */
 	uint64_t last_rx_ms;      /* idle timer */
@@ -96,7 +96,7 @@ int rl_conn_send(struct rl_conn *c, uint8_t type, uint8_t flags, const void *pay
 int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m);
 /* ERROR frame for <code>; fatal codes also start CLOSING. <room> may be
  * NULL; <detail> replaces the default message when non-NULL. */
-void rl_conn_error(struct rl_conn *c, enum rl_err code, const uint8_t *room, size_t room_len,
+void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, size_t room_len,
 		   const char *detail);
 /* Immediate close at the end of the turn (peer gone, socket error). */
 void rl_conn_kill(struct rl_conn *c);
@@ -106,7 +106,7 @@ size_t rl_conn_name(uint64_t id, char *buf);
 bool rl_conn_can_send(const struct rl_conn *c);
 
 /* Timer expiry, from timer.c. */
-void rl_conn_expire(struct rl_conn *c, enum rl_err why);
+void rl_conn_expire(struct rl_conn *c, enum relay_err why);
 /* Shutdown: SERVER_SHUTDOWN and a flush deadline. */
 void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms);
 

@@ -191,8 +191,8 @@ static void expo_frames(struct rl_expo *e, const struct rl_metrics_snap *m)
 	char lab[64];
 	rl_expo_family(e, n, "counter",
 		       "Complete frames read from clients, by type (UNKNOWN: not in the table).");
-	for (unsigned t = 0; t < RL_MSG_NTYPES; t++) {
-		snprintf(lab, sizeof(lab), "type=\"%s\"", rl_msg_type_name(t));
+	for (unsigned t = 0; t < RELAY_MSG_NTYPES; t++) {
+		snprintf(lab, sizeof(lab), "type=\"%s\"", relay_msg_type_name(t));
 		rl_expo_u64(e, n, lab, m->frames_in[t]);
 	}
 }
@@ -202,8 +202,8 @@ static void expo_errors(struct rl_expo *e, const struct rl_metrics_snap *m)
 	const char *n = "relay_protocol_errors_total";
 	char lab[64];
 	rl_expo_family(e, n, "counter", "ERROR frames sent to clients, by code.");
-	for (unsigned c = RL_ERR_NONE + 1; c < RL_ERR_NCODES; c++) {
-		snprintf(lab, sizeof(lab), "code=\"%s\"", rl_err_name((enum rl_err)c));
+	for (unsigned c = RELAY_ERR_NONE + 1; c < RELAY_ERR_NCODES; c++) {
+		snprintf(lab, sizeof(lab), "code=\"%s\"", relay_err_name((enum relay_err)c));
 		rl_expo_u64(e, n, lab, m->errors[c]);
 	}
 }

@@ -16,36 +16,36 @@
 
 #define ROOM_BUF 512 /* decoded JSON room names on the stack; longer ones go to the heap */
 
-typedef void (*handler_fn)(struct rl_conn *c, const struct rl_frame *f);
+typedef void (*handler_fn)(struct rl_conn *c, const struct relay_frame *f);
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static bool frame_binary(const struct rl_frame *f)
+static bool frame_binary(const struct relay_frame *f)
 {
-	return !(f->flags & RL_FLAG_JSON); /* flags 0 counts as binary */
+	return !(f->flags & RELAY_FLAG_JSON); /* flags 0 counts as binary */
 }
 
 /* Validates a JSON payload (PARSE_ERROR, fatal) and extracts <fields>.
- * Returns the top-level kind, or RL_JSON_NONE after sending the error. */
-static enum rl_json_kind handler_json(struct rl_conn *c, const struct rl_frame *f,
-				      struct rl_json_field *fields, size_t n)
+ * Returns the top-level kind, or RELAY_JSON_NONE after sending the error. */
+static enum relay_json_kind handler_json(struct rl_conn *c, const struct relay_frame *f,
+				      struct relay_json_field *fields, size_t n)
 {
-	struct rl_json_result res = { 0 };
-	if (rl_json_parse(f->payload, f->len, fields, n, &res) == 0)
+	struct relay_json_result res = { 0 };
+	if (relay_json_parse(f->payload, f->len, fields, n, &res) == 0)
 		return res.top;
 	char msg[160];
 	snprintf(msg, sizeof(msg), "invalid JSON at byte %zu: %s", res.err_off,
 		 res.err_msg ? res.err_msg : "syntax error");
-	RL_DEBUGF(c->id, "%s in %s payload: %.*s", msg, rl_msg_type_name(f->type),
+	RL_DEBUGF(c->id, "%s in %s payload: %.*s", msg, relay_msg_type_name(f->type),
 		  (int)(f->len < 200 ? f->len : 200), (const char *)f->payload);
-	rl_conn_error(c, RL_ERR_PARSE_ERROR, NULL, 0, msg);
-	return RL_JSON_NONE;
+	rl_conn_error(c, RELAY_ERR_PARSE_ERROR, NULL, 0, msg);
+	return RELAY_JSON_NONE;
 }
 
-static void send_json(struct rl_conn *c, uint8_t type, const struct rl_jw *jw)
+static void send_json(struct rl_conn *c, uint8_t type, const struct relay_jw *jw)
 {
 	if (!jw->overflow)
-		rl_conn_send(c, type, RL_FLAG_JSON, jw->buf, jw->len);
+		rl_conn_send(c, type, RELAY_FLAG_JSON, jw->buf, jw->len);
 }
 
 static uint64_t now_unix_ms(void)
@@ -56,7 +56,7 @@ static uint64_t now_unix_ms(void)
 }
 
 /* Index of <name> in <c>'s room list, or -1. */
-static long conn_room_find(const struct rl_conn *c, struct rl_span name)
+static long conn_room_find(const struct rl_conn *c, struct relay_span name)
 {
 	uint32_t h = (uint32_t)rl_room_hash_name(name.p, name.n);
 	for (uint32_t i = 0; i < c->nrooms; i++) {
@@ -74,37 +74,37 @@ static long conn_room_find(const struct rl_conn *c, struct rl_span name)
  * fit). A longer string, e.g. a name padded with whitespace that still trims
  * to a valid one, is decoded into *<heap> (the caller frees it). NULL on
  * ENOMEM. */
-static const uint8_t *json_str_bytes(const struct rl_json_field *fl, uint8_t **heap)
+static const uint8_t *json_str_bytes(const struct relay_json_field *fl, uint8_t **heap)
 {
 	if (fl->dec_len <= fl->cap)
 		return fl->buf;
 	if (!(*heap = malloc(fl->dec_len)))
 		return NULL;
-	rl_json_string_decode(fl->raw, *heap, fl->dec_len);
+	relay_json_string_decode(fl->raw, *heap, fl->dec_len);
 	return *heap;
 }
 
 /* The room argument of JOIN/LEAVE: JSON {"room":...} or the binary payload,
  * trimmed and checked. Returns 0, or -1 after sending the error. <name> may
  * point into *<heap>, which the caller frees. */
-static int handler_room_arg(struct rl_conn *c, const struct rl_frame *f, uint8_t *buf,
-			    uint8_t **heap, struct rl_span *name)
+static int handler_room_arg(struct rl_conn *c, const struct relay_frame *f, uint8_t *buf,
+			    uint8_t **heap, struct relay_span *name)
 {
 	const uint8_t *raw = f->payload;
 	size_t n = f->len;
 
 	if (!frame_binary(f)) {
-		struct rl_json_field fl = { .key = "room", .buf = buf, .cap = ROOM_BUF };
-		enum rl_json_kind top = handler_json(c, f, &fl, 1);
-		if (top == RL_JSON_NONE)
+		struct relay_json_field fl = { .key = "room", .buf = buf, .cap = ROOM_BUF };
+		enum relay_json_kind top = handler_json(c, f, &fl, 1);
+		if (top == RELAY_JSON_NONE)
 			return -1;
-		if (top != RL_JSON_OBJECT || fl.kind != RL_JSON_STRING) {
-			rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0,
+		if (top != RELAY_JSON_OBJECT || fl.kind != RELAY_JSON_STRING) {
+			rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, NULL, 0,
 				      "\"room\" must be a string");
 			return -1;
 		}
 		if (fl.lone_surrogate) {
-			rl_conn_error(c, RL_ERR_INVALID_ROOM, NULL, 0, NULL);
+			rl_conn_error(c, RELAY_ERR_INVALID_ROOM, NULL, 0, NULL);
 			return -1;
 		}
 		if (!(raw = json_str_bytes(&fl, heap))) {
@@ -113,8 +113,8 @@ static int handler_room_arg(struct rl_conn *c, const struct rl_frame *f, uint8_t
 		}
 		n = fl.dec_len;
 	}
-	if (rl_room_name_check(raw, n, name) != RL_ERR_NONE) {
-		rl_conn_error(c, RL_ERR_INVALID_ROOM, raw, n,
+	if (relay_room_name_check(raw, n, name) != RELAY_ERR_NONE) {
+		rl_conn_error(c, RELAY_ERR_INVALID_ROOM, raw, n,
 			      "room names are 1-64 bytes of UTF-8 without control characters");
 		return -1;
 	}
@@ -171,30 +171,30 @@ static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *t
 	const uint8_t *name = rl_room_name(r, &nlen);
 	char id[32];
 	size_t idn = rl_conn_name(c->id, id);
-	struct rl_jw jw;
+	struct relay_jw jw;
 
 	if (RL_CFG(no_presence) || rl_room_members(r) < 2)
 		return;
 	cap = 96 + 6 * nlen + idn + (c->user_id ? 6 * (size_t)c->user_len + 16 : 0);
-	struct rl_msg *m = rl_msg_new(RL_FRAME_HDR_BYTES + cap, rl_srv.nworkers);
+	struct rl_msg *m = rl_msg_new(RELAY_FRAME_HDR_BYTES + cap, rl_srv.nworkers);
 	if (!m)
 		return;
-	rl_jw_init(&jw, m->data + RL_FRAME_HDR_BYTES, cap);
-	rl_jw_obj_begin(&jw);
-	rl_jw_key(&jw, "type");
-	rl_jw_cstr(&jw, type);
-	rl_jw_key(&jw, "room");
-	rl_jw_str(&jw, name, nlen);
-	rl_jw_key(&jw, "connectionId");
-	rl_jw_str(&jw, id, idn);
+	relay_jw_init(&jw, m->data + RELAY_FRAME_HDR_BYTES, cap);
+	relay_jw_obj_begin(&jw);
+	relay_jw_key(&jw, "type");
+	relay_jw_cstr(&jw, type);
+	relay_jw_key(&jw, "room");
+	relay_jw_str(&jw, name, nlen);
+	relay_jw_key(&jw, "connectionId");
+	relay_jw_str(&jw, id, idn);
 	if (c->user_id) {
-		rl_jw_key(&jw, "userId");
-		rl_jw_str(&jw, c->user_id, c->user_len);
+		relay_jw_key(&jw, "userId");
+		relay_jw_str(&jw, c->user_id, c->user_len);
 	}
-	rl_jw_obj_end(&jw);
+	relay_jw_obj_end(&jw);
 	if (!jw.overflow) {
-		rl_frame_put_header(m->data, RL_MSG_MESSAGE, RL_FLAG_JSON, (uint32_t)jw.len);
-		m->len = (uint32_t)(RL_FRAME_HDR_BYTES + jw.len);
+		relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)jw.len);
+		m->len = (uint32_t)(RELAY_FRAME_HDR_BYTES + jw.len);
 		rl_fanout_publish(c->w, r, m, c);
 	}
 	rl_msg_put(m);
@@ -221,36 +221,36 @@ static void hello_ack(struct rl_conn *c)
 	uint8_t buf[512];
 	char id[32];
 	size_t idn = rl_conn_name(c->id, id);
-	struct rl_jw jw;
+	struct relay_jw jw;
 	const struct rl_config *cfg = &rl_srv.cfg;
 
-	rl_jw_init(&jw, buf, sizeof(buf));
-	rl_jw_obj_begin(&jw);
-	rl_jw_key(&jw, "status");
-	rl_jw_cstr(&jw, "connected");
-	rl_jw_key(&jw, "connectionId");
-	rl_jw_str(&jw, id, idn);
-	rl_jw_key(&jw, "serverVersion");
-	rl_jw_cstr(&jw, RL_VERSION);
-	rl_jw_key(&jw, "protocolVersion");
-	rl_jw_u64(&jw, RL_PROTOCOL_VERSION);
-	rl_jw_key(&jw, "maxFrameBytes");
-	rl_jw_u64(&jw, cfg->max_frame);
-	rl_jw_key(&jw, "heartbeatMs");
+	relay_jw_init(&jw, buf, sizeof(buf));
+	relay_jw_obj_begin(&jw);
+	relay_jw_key(&jw, "status");
+	relay_jw_cstr(&jw, "connected");
+	relay_jw_key(&jw, "connectionId");
+	relay_jw_str(&jw, id, idn);
+	relay_jw_key(&jw, "serverVersion");
+	relay_jw_cstr(&jw, RL_VERSION);
+	relay_jw_key(&jw, "protocolVersion");
+	relay_jw_u64(&jw, RELAY_PROTOCOL_VERSION);
+	relay_jw_key(&jw, "maxFrameBytes");
+	relay_jw_u64(&jw, cfg->max_frame);
+	relay_jw_key(&jw, "heartbeatMs");
 	uint64_t idle = RL_CFG(idle_ms);
-	rl_jw_u64(&jw, idle ? idle / 2 : 30000);
+	relay_jw_u64(&jw, idle ? idle / 2 : 30000);
 	if (cfg->debug) {
-		rl_jw_key(&jw, "worker");
-		rl_jw_u64(&jw, c->w->id);
+		relay_jw_key(&jw, "worker");
+		relay_jw_u64(&jw, c->w->id);
 	}
-	rl_jw_obj_end(&jw);
-	send_json(c, RL_MSG_HELLO, &jw);
+	relay_jw_obj_end(&jw);
+	send_json(c, RELAY_MSG_HELLO, &jw);
 }
 
-static void handle_hello(struct rl_conn *c, const struct rl_frame *f)
+static void handle_hello(struct rl_conn *c, const struct relay_frame *f)
 {
-	uint8_t ubuf[RL_USERID_MAX_BYTES];
-	struct rl_json_field fl[3] = {
+	uint8_t ubuf[RELAY_USERID_MAX_BYTES];
+	struct relay_json_field fl[3] = {
 		{ .key = "userId", .buf = ubuf, .cap = sizeof(ubuf) },
 		{ .key = "clientVersion" },
 		{ .key = "echo" },
@@ -260,19 +260,19 @@ static void handle_hello(struct rl_conn *c, const struct rl_frame *f)
 	bool echo = false;
 
 	if (!frame_binary(f)) {
-		enum rl_json_kind top = handler_json(c, f, fl, 3);
-		if (top == RL_JSON_NONE)
+		enum relay_json_kind top = handler_json(c, f, fl, 3);
+		if (top == RELAY_JSON_NONE)
 			return;
-		if (top != RL_JSON_OBJECT) {
-			rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0,
+		if (top != RELAY_JSON_OBJECT) {
+			rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, NULL, 0,
 				      "HELLO payload must be a JSON object");
 			return;
 		}
-		if (fl[0].kind != RL_JSON_NONE) {
-			if (fl[0].kind != RL_JSON_STRING || fl[0].lone_surrogate ||
+		if (fl[0].kind != RELAY_JSON_NONE) {
+			if (fl[0].kind != RELAY_JSON_STRING || fl[0].lone_surrogate ||
 			    fl[0].dec_len > sizeof(ubuf) ||
-			    rl_userid_check(ubuf, fl[0].dec_len) != RL_ERR_NONE) {
-				rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0,
+			    relay_userid_check(ubuf, fl[0].dec_len) != RELAY_ERR_NONE) {
+				rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, NULL, 0,
 					      "userId must be a string of 1-128 bytes without control characters");
 				return;
 			}
@@ -283,9 +283,9 @@ static void handle_hello(struct rl_conn *c, const struct rl_frame *f)
 			}
 			memcpy(uid, ubuf, ulen);
 		}
-		echo = fl[2].kind == RL_JSON_TRUE;
+		echo = fl[2].kind == RELAY_JSON_TRUE;
 	} else if (f->len > 0) {
-		rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0, "HELLO payload must be JSON");
+		rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, NULL, 0, "HELLO payload must be JSON");
 		return;
 	}
 	free(c->user_id);
@@ -300,31 +300,31 @@ static void handle_hello(struct rl_conn *c, const struct rl_frame *f)
 
 /* ---- JOIN_ROOM / LEAVE_ROOM --------------------------------------------------- */
 
-static void room_ack(struct rl_conn *c, const struct rl_frame *f, struct rl_span name,
+static void room_ack(struct rl_conn *c, const struct relay_frame *f, struct relay_span name,
 		     const char *status, long members)
 {
 	uint8_t buf[512];
-	struct rl_jw jw;
+	struct relay_jw jw;
 
 	if (frame_binary(f)) {
-		rl_conn_send(c, f->type, RL_FLAG_BINARY, name.p, name.n);
+		rl_conn_send(c, f->type, RELAY_FLAG_BINARY, name.p, name.n);
 		return;
 	}
-	rl_jw_init(&jw, buf, sizeof(buf));
-	rl_jw_obj_begin(&jw);
-	rl_jw_key(&jw, "status");
-	rl_jw_cstr(&jw, status);
-	rl_jw_key(&jw, "room");
-	rl_jw_str(&jw, name.p, name.n);
+	relay_jw_init(&jw, buf, sizeof(buf));
+	relay_jw_obj_begin(&jw);
+	relay_jw_key(&jw, "status");
+	relay_jw_cstr(&jw, status);
+	relay_jw_key(&jw, "room");
+	relay_jw_str(&jw, name.p, name.n);
 	if (members > 0) {
-		rl_jw_key(&jw, "members");
-		rl_jw_u64(&jw, (uint64_t)members);
+		relay_jw_key(&jw, "members");
+		relay_jw_u64(&jw, (uint64_t)members);
 	}
-	rl_jw_obj_end(&jw);
+	relay_jw_obj_end(&jw);
 	send_json(c, f->type, &jw);
 }
 
-static void join_room(struct rl_conn *c, const struct rl_frame *f, struct rl_span name)
+static void join_room(struct rl_conn *c, const struct relay_frame *f, struct relay_span name)
 {
 	struct rl_room *r;
 	long members;
@@ -337,7 +337,7 @@ static void join_room(struct rl_conn *c, const struct rl_frame *f, struct rl_spa
 	if (c->nrooms >= RL_CFG(max_rooms)) {
 		char msg[64];
 		snprintf(msg, sizeof(msg), "already in %u rooms (the maximum)", c->nrooms);
-		rl_conn_error(c, RL_ERR_TOO_MANY_ROOMS, name.p, name.n, msg);
+		rl_conn_error(c, RELAY_ERR_TOO_MANY_ROOMS, name.p, name.n, msg);
 		return;
 	}
 	if (rl_room_join(name.p, name.n, &r, &members, NULL)) {
@@ -353,17 +353,17 @@ static void join_room(struct rl_conn *c, const struct rl_frame *f, struct rl_spa
 	presence_publish(c, r, "userJoined");
 }
 
-static void handle_join(struct rl_conn *c, const struct rl_frame *f)
+static void handle_join(struct rl_conn *c, const struct relay_frame *f)
 {
 	uint8_t buf[ROOM_BUF], *heap = NULL;
-	struct rl_span name;
+	struct relay_span name;
 
 	if (handler_room_arg(c, f, buf, &heap, &name) == 0)
 		join_room(c, f, name);
 	free(heap);
 }
 
-static void leave_room(struct rl_conn *c, const struct rl_frame *f, struct rl_span name)
+static void leave_room(struct rl_conn *c, const struct relay_frame *f, struct relay_span name)
 {
 	long slot = conn_room_find(c, name);
 	/* Ack first: <name> may point into the room, which leaving can free. */
@@ -372,10 +372,10 @@ static void leave_room(struct rl_conn *c, const struct rl_frame *f, struct rl_sp
 		conn_leave_slot(c, (uint32_t)slot);
 }
 
-static void handle_leave(struct rl_conn *c, const struct rl_frame *f)
+static void handle_leave(struct rl_conn *c, const struct relay_frame *f)
 {
 	uint8_t buf[ROOM_BUF], *heap = NULL;
-	struct rl_span name;
+	struct relay_span name;
 
 	if (handler_room_arg(c, f, buf, &heap, &name) == 0)
 		leave_room(c, f, name);
@@ -384,17 +384,17 @@ static void handle_leave(struct rl_conn *c, const struct rl_frame *f)
 
 /* ---- MESSAGE -------------------------------------------------------------------- */
 
-static void not_in_room(struct rl_conn *c, struct rl_span name)
+static void not_in_room(struct rl_conn *c, struct relay_span name)
 {
-	char msg[RL_ROOM_MAX_BYTES + 48];
+	char msg[RELAY_ROOM_MAX_BYTES + 48];
 	snprintf(msg, sizeof(msg), "not a member of room '%.*s'", (int)name.n,
 		 (const char *)name.p);
-	rl_conn_error(c, RL_ERR_NOT_IN_ROOM, name.p, name.n, msg);
+	rl_conn_error(c, RELAY_ERR_NOT_IN_ROOM, name.p, name.n, msg);
 }
 
-static void too_large(struct rl_conn *c, struct rl_span name)
+static void too_large(struct rl_conn *c, struct relay_span name)
 {
-	rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, name.p, name.n,
+	rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, name.p, name.n,
 		      "message too large to deliver within the maximum frame size");
 }
 
@@ -409,10 +409,10 @@ static void message_publish(struct rl_conn *c, struct rl_room *r, struct rl_msg 
 	rl_msg_put(m);
 }
 
-static void message_json_send(struct rl_conn *c, struct rl_span name, struct rl_span content)
+static void message_json_send(struct rl_conn *c, struct relay_span name, struct relay_span content)
 {
 	char id[32];
-	struct rl_jw jw;
+	struct relay_jw jw;
 
 	long slot = conn_room_find(c, name);
 	if (slot < 0) {
@@ -421,90 +421,90 @@ static void message_json_send(struct rl_conn *c, struct rl_span name, struct rl_
 	}
 	struct rl_room *r = c->rooms[slot].room;
 	size_t idn = rl_conn_name(c->id, id);
-	size_t cap = 64 + rl_jw_str_len(name.p, name.n) + idn + content.n + 24 +
-		     (c->user_id ? rl_jw_str_len(c->user_id, c->user_len) + 12 : 0);
+	size_t cap = 64 + relay_jw_str_len(name.p, name.n) + idn + content.n + 24 +
+		     (c->user_id ? relay_jw_str_len(c->user_id, c->user_len) + 12 : 0);
 	if (cap - 32 > rl_srv.cfg.max_frame + 64) { /* surely too large: skip the work */
 		too_large(c, name);
 		return;
 	}
-	struct rl_msg *m = rl_msg_new(RL_FRAME_HDR_BYTES + cap, rl_srv.nworkers);
+	struct rl_msg *m = rl_msg_new(RELAY_FRAME_HDR_BYTES + cap, rl_srv.nworkers);
 	if (!m) {
 		rl_conn_kill(c);
 		return;
 	}
-	rl_jw_init(&jw, m->data + RL_FRAME_HDR_BYTES, cap);
-	rl_jw_obj_begin(&jw);
-	rl_jw_key(&jw, "room");
-	rl_jw_str(&jw, name.p, name.n);
-	rl_jw_key(&jw, "from");
-	rl_jw_str(&jw, id, idn);
+	relay_jw_init(&jw, m->data + RELAY_FRAME_HDR_BYTES, cap);
+	relay_jw_obj_begin(&jw);
+	relay_jw_key(&jw, "room");
+	relay_jw_str(&jw, name.p, name.n);
+	relay_jw_key(&jw, "from");
+	relay_jw_str(&jw, id, idn);
 	if (c->user_id) {
-		rl_jw_key(&jw, "userId");
-		rl_jw_str(&jw, c->user_id, c->user_len);
+		relay_jw_key(&jw, "userId");
+		relay_jw_str(&jw, c->user_id, c->user_len);
 	}
-	rl_jw_key(&jw, "content");
-	rl_jw_raw(&jw, content.p, content.n);
-	rl_jw_key(&jw, "timestamp");
-	rl_jw_u64(&jw, now_unix_ms());
-	rl_jw_obj_end(&jw);
+	relay_jw_key(&jw, "content");
+	relay_jw_raw(&jw, content.p, content.n);
+	relay_jw_key(&jw, "timestamp");
+	relay_jw_u64(&jw, now_unix_ms());
+	relay_jw_obj_end(&jw);
 	if (jw.overflow || jw.len + 3 > rl_srv.cfg.max_frame) {
 		rl_msg_put(m);
 		too_large(c, name);
 		return;
 	}
-	rl_frame_put_header(m->data, RL_MSG_MESSAGE, RL_FLAG_JSON, (uint32_t)jw.len);
-	m->len = (uint32_t)(RL_FRAME_HDR_BYTES + jw.len);
+	relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)jw.len);
+	m->len = (uint32_t)(RELAY_FRAME_HDR_BYTES + jw.len);
 	m->t_read_ns = c->w->t_read_ns;
 	message_publish(c, r, m);
 }
 
-static void message_json(struct rl_conn *c, const struct rl_frame *f)
+static void message_json(struct rl_conn *c, const struct relay_frame *f)
 {
 	uint8_t buf[ROOM_BUF], *heap = NULL;
-	struct rl_json_field fl[2] = {
+	struct relay_json_field fl[2] = {
 		{ .key = "room", .buf = buf, .cap = ROOM_BUF },
 		{ .key = "content" },
 	};
-	struct rl_span name;
+	struct relay_span name;
 
-	enum rl_json_kind top = handler_json(c, f, fl, 2);
-	if (top == RL_JSON_NONE)
+	enum relay_json_kind top = handler_json(c, f, fl, 2);
+	if (top == RELAY_JSON_NONE)
 		return;
-	if (top != RL_JSON_OBJECT || fl[0].kind != RL_JSON_STRING ||
-	    fl[1].kind == RL_JSON_NONE) {
-		bool room = fl[0].kind == RL_JSON_STRING && !fl[0].lone_surrogate &&
+	if (top != RELAY_JSON_OBJECT || fl[0].kind != RELAY_JSON_STRING ||
+	    fl[1].kind == RELAY_JSON_NONE) {
+		bool room = fl[0].kind == RELAY_JSON_STRING && !fl[0].lone_surrogate &&
 			    fl[0].dec_len <= ROOM_BUF;
-		rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, room ? buf : NULL,
+		rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, room ? buf : NULL,
 			      room ? fl[0].dec_len : 0,
 			      "MESSAGE needs a string \"room\" and a \"content\"");
 		return;
 	}
 	if (fl[0].lone_surrogate) {
-		rl_conn_error(c, RL_ERR_INVALID_ROOM, NULL, 0, NULL);
+		rl_conn_error(c, RELAY_ERR_INVALID_ROOM, NULL, 0, NULL);
 		return;
 	}
 	const uint8_t *rb = json_str_bytes(&fl[0], &heap);
 	if (!rb)
 		rl_conn_kill(c);
-	else if (rl_room_name_check(rb, fl[0].dec_len, &name) != RL_ERR_NONE)
-		rl_conn_error(c, RL_ERR_INVALID_ROOM, rb, fl[0].dec_len, NULL);
+	else if (relay_room_name_check(rb, fl[0].dec_len, &name) != RELAY_ERR_NONE)
+		rl_conn_error(c, RELAY_ERR_INVALID_ROOM, rb, fl[0].dec_len, NULL);
 	else
 		message_json_send(c, name, fl[1].raw);
 	free(heap);
 }
 
-static void message_binary(struct rl_conn *c, const struct rl_frame *f)
+static void message_binary(struct rl_conn *c, const struct relay_frame *f)
 {
-	struct rl_span room, data, name;
+	struct relay_span room, data, name;
 	char id[32];
 
-	if (rl_bin_msg_parse(f->payload, f->len, &room, &data) != RL_ERR_NONE) {
-		rl_conn_error(c, RL_ERR_INVALID_PAYLOAD, NULL, 0,
+	if (relay_bin_msg_parse(f->payload, f->len, &room, &data) != RELAY_ERR_NONE) {
+		rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, NULL, 0,
 			      "binary MESSAGE is u8 L, L bytes of room (1-64), data");
 		return;
 	}
-	if (rl_room_name_check(room.p, room.n, &name) != RL_ERR_NONE) {
-		rl_conn_error(c, RL_ERR_INVALID_ROOM, room.p, room.n, NULL);
+	if (relay_room_name_check(room.p, room.n, &name) != RELAY_ERR_NONE) {
+		rl_conn_error(c, RELAY_ERR_INVALID_ROOM, room.p, room.n, NULL);
 		return;
 	}
 	long slot = conn_room_find(c, name);
@@ -513,24 +513,24 @@ static void message_binary(struct rl_conn *c, const struct rl_frame *f)
 		return;
 	}
 	size_t idn = rl_conn_name(c->id, id);
-	size_t plen = rl_bin_delivery_size(name.n, idn, data.n);
+	size_t plen = relay_bin_delivery_size(name.n, idn, data.n);
 	if (plen + 3 > rl_srv.cfg.max_frame) {
 		too_large(c, name);
 		return;
 	}
-	struct rl_msg *m = rl_msg_new(RL_FRAME_HDR_BYTES + plen, rl_srv.nworkers);
+	struct rl_msg *m = rl_msg_new(RELAY_FRAME_HDR_BYTES + plen, rl_srv.nworkers);
 	if (!m) {
 		rl_conn_kill(c);
 		return;
 	}
-	struct rl_span from = { (const uint8_t *)id, idn };
-	rl_frame_put_header(m->data, RL_MSG_MESSAGE, RL_FLAG_BINARY, (uint32_t)plen);
-	rl_bin_delivery_encode(m->data + RL_FRAME_HDR_BYTES, name, from, data);
+	struct relay_span from = { (const uint8_t *)id, idn };
+	relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, (uint32_t)plen);
+	relay_bin_delivery_encode(m->data + RELAY_FRAME_HDR_BYTES, name, from, data);
 	m->t_read_ns = c->w->t_read_ns;
 	message_publish(c, c->rooms[slot].room, m);
 }
 
-static void handle_message(struct rl_conn *c, const struct rl_frame *f)
+static void handle_message(struct rl_conn *c, const struct relay_frame *f)
 {
 	if (frame_binary(f))
 		message_binary(c, f);
@@ -540,40 +540,40 @@ static void handle_message(struct rl_conn *c, const struct rl_frame *f)
 
 /* ---- HEARTBEAT / client ERROR ---------------------------------------------------- */
 
-static void handle_heartbeat(struct rl_conn *c, const struct rl_frame *f)
+static void handle_heartbeat(struct rl_conn *c, const struct relay_frame *f)
 {
-	if ((f->flags & RL_FLAG_JSON) && handler_json(c, f, NULL, 0) == RL_JSON_NONE)
+	if ((f->flags & RELAY_FLAG_JSON) && handler_json(c, f, NULL, 0) == RELAY_JSON_NONE)
 		return;
-	rl_conn_send(c, RL_MSG_HEARTBEAT, f->flags, f->payload, f->len);
+	rl_conn_send(c, RELAY_MSG_HEARTBEAT, f->flags, f->payload, f->len);
 }
 
-static void handle_client_error(struct rl_conn *c, const struct rl_frame *f)
+static void handle_client_error(struct rl_conn *c, const struct relay_frame *f)
 {
-	if ((f->flags & RL_FLAG_JSON) && handler_json(c, f, NULL, 0) == RL_JSON_NONE)
+	if ((f->flags & RELAY_FLAG_JSON) && handler_json(c, f, NULL, 0) == RELAY_JSON_NONE)
 		return;
 	RL_STAT_ADD(c->w->stats, client_errors, 1);
 	RL_DEBUGF(c->id, "client sent an ERROR frame (%u bytes); ignored", f->len);
 }
 
-static const handler_fn handlers[RL_MSG_NTYPES] = {
-	[RL_MSG_HELLO] = handle_hello,
-	[RL_MSG_JOIN_ROOM] = handle_join,
-	[RL_MSG_LEAVE_ROOM] = handle_leave,
-	[RL_MSG_MESSAGE] = handle_message,
-	[RL_MSG_HEARTBEAT] = handle_heartbeat,
-	[RL_MSG_ERROR] = handle_client_error,
+static const handler_fn handlers[RELAY_MSG_NTYPES] = {
+	[RELAY_MSG_HELLO] = handle_hello,
+	[RELAY_MSG_JOIN_ROOM] = handle_join,
+	[RELAY_MSG_LEAVE_ROOM] = handle_leave,
+	[RELAY_MSG_MESSAGE] = handle_message,
+	[RELAY_MSG_HEARTBEAT] = handle_heartbeat,
+	[RELAY_MSG_ERROR] = handle_client_error,
 };
 
-void rl_handler_frame(struct rl_conn *c, const struct rl_frame *f)
+void rl_handler_frame(struct rl_conn *c, const struct relay_frame *f)
 {
-	unsigned t = f->type < RL_MSG_NTYPES ? f->type : 0;
+	unsigned t = f->type < RELAY_MSG_NTYPES ? f->type : 0;
 
 	RL_STAT_ADD(c->w->stats, frames_in[t], 1);
 	char bits[11];
-	RL_DEBUGF(c->id, "in %s v%u flags %s payload %u", rl_msg_type_name(f->type),
+	RL_DEBUGF(c->id, "in %s v%u flags %s payload %u", relay_msg_type_name(f->type),
 		  (unsigned)f->version, rl_log_bits8(f->flags, bits), f->len);
 	if (!handlers[t]) {
-		rl_conn_error(c, RL_ERR_UNKNOWN_MESSAGE_TYPE, NULL, 0, NULL);
+		rl_conn_error(c, RELAY_ERR_UNKNOWN_MESSAGE_TYPE, NULL, 0, NULL);
 		return;
 	}
 	handlers[t](c, f);

@@ -11,7 +11,7 @@ struct rl_conn;
 
 /* Handles one complete frame of <c> (header already checked by the
  * decoder): JSON validity, shape, then the type's action. */
-void rl_handler_frame(struct rl_conn *c, const struct rl_frame *f);
+void rl_handler_frame(struct rl_conn *c, const struct relay_frame *f);
 /* Leaves every room <c> is in, with userLeft events (disconnect path). */
 void rl_handler_leave_all(struct rl_conn *c);
 

@@ -135,7 +135,7 @@ static void main_totals(void)
 	printf("relayd stopped: connections served %" PRIu64 ", messages in %" PRIu64
 	       ", messages out %" PRIu64 ", bytes in %" PRIu64 ", bytes out %" PRIu64
 	       ", peak connections %" PRIu64 ", slow consumers dropped %" PRIu64 "\n",
-	       s.conns_accepted, s.frames_in[RL_MSG_MESSAGE], s.msgs_delivered, s.bytes_in,
+	       s.conns_accepted, s.frames_in[RELAY_MSG_MESSAGE], s.msgs_delivered, s.bytes_in,
 	       s.bytes_out, s.conns_peak, s.slow_consumers);
 	fflush(stdout);
 }

@@ -52,8 +52,8 @@ struct rl_metrics_snap {
 	uint64_t slow_consumers;
 	uint64_t inbox_items;		   /* cross-worker items processed */
 	uint64_t client_errors;		   /* ERROR frames received from clients (ignored) */
-	uint64_t frames_in[RL_MSG_NTYPES]; /* by wire type; 0 = not in the table */
-	uint64_t errors[RL_ERR_NCODES];	   /* ERROR frames sent, by code */
+	uint64_t frames_in[RELAY_MSG_NTYPES]; /* by wire type; 0 = not in the table */
+	uint64_t errors[RELAY_ERR_NCODES];	   /* ERROR frames sent, by code */
 	uint64_t fanout_bucket[RL_M_FANOUT_NBUCKETS];
 	uint64_t fanout_sum_ns;
 };

@@ -253,9 +253,9 @@ static void ops_worker_stats(unsigned k, struct rl_metrics_snap *out)
 	out->slow_consumers += OPS_LOAD(s, slow_consumers);
 	out->inbox_items += OPS_LOAD(s, inbox_items);
 	out->client_errors += OPS_LOAD(s, client_errors);
-	for (unsigned t = 0; t < RL_MSG_NTYPES; t++)
+	for (unsigned t = 0; t < RELAY_MSG_NTYPES; t++)
 		out->frames_in[t] += OPS_LOAD(s, frames_in[t]);
-	for (unsigned c = 0; c < RL_ERR_NCODES; c++)
+	for (unsigned c = 0; c < RELAY_ERR_NCODES; c++)
 		out->errors[c] += OPS_LOAD(s, errors[c]);
 }
 

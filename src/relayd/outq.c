@@ -222,7 +222,7 @@ static uint32_t chunk_cut(const struct rl_oseg *s)
 	while (o < s->start) {
 		const uint8_t *h = s->data + o;
 		uint32_t len = ((uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 |
-				(uint32_t)h[3]) + RL_FRAME_LEN_BYTES;
+				(uint32_t)h[3]) + RELAY_FRAME_LEN_BYTES;
 		o += len;
 	}
 	return o;

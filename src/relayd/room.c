@@ -24,7 +24,7 @@ struct rl_room {
 	uint32_t join_seq;          /* atomic; see rl_room_seq */
 	uint64_t hash;
 	uint8_t name_len;
-	uint8_t name[RL_ROOM_MAX_BYTES];
+	uint8_t name[RELAY_ROOM_MAX_BYTES];
 	struct room_local local[];  /* one per worker */
 };
 

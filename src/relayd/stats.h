@@ -15,12 +15,12 @@ struct rl_stats {
 	uint64_t conns_accepted;
 	uint64_t conns_closed;
 	uint64_t conns_peak;       /* this worker's peak (the global one is rl_stats_peak) */
-	uint64_t frames_in[RL_MSG_NTYPES]; /* by type; [0] = unknown types */
+	uint64_t frames_in[RELAY_MSG_NTYPES]; /* by type; [0] = unknown types */
 	uint64_t frames_out;       /* frames queued for clients (deliveries included) */
 	uint64_t msgs_delivered;   /* MESSAGE frames queued to members (presence included) */
 	uint64_t bytes_in;
 	uint64_t bytes_out;        /* bytes written to sockets */
-	uint64_t errors[RL_ERR_NCODES]; /* ERROR frames sent, by code */
+	uint64_t errors[RELAY_ERR_NCODES]; /* ERROR frames sent, by code */
 	uint64_t client_errors;    /* ERROR frames received from clients (ignored) */
 	uint64_t slow_consumers;
 	uint64_t refused_full;     /* SERVER_FULL at accept */

@@ -11,7 +11,7 @@ struct timer_list {
 	size_t link_off;  /* struct cds_list_head in struct rl_conn */
 	size_t start_off; /* uint64_t in struct rl_conn */
 	size_t cfg_off;   /* timeout (ms) in struct rl_config; 0 = deadline itself */
-	enum rl_err why;
+	enum relay_err why;
 };
 
 #define WOFF(f) offsetof(struct rl_worker, f)
@@ -19,12 +19,12 @@ struct timer_list {
 #define CFOFF(f) offsetof(struct rl_config, f)
 
 static const struct timer_list timer_lists[] = {
-	{ WOFF(idle_list), COFF(tlink), COFF(last_rx_ms), CFOFF(idle_ms), RL_ERR_IDLE_TIMEOUT },
+	{ WOFF(idle_list), COFF(tlink), COFF(last_rx_ms), CFOFF(idle_ms), RELAY_ERR_IDLE_TIMEOUT },
 	{ WOFF(frame_list), COFF(flink), COFF(frame_start_ms), CFOFF(frame_ms),
-	  RL_ERR_FRAME_TIMEOUT },
+	  RELAY_ERR_FRAME_TIMEOUT },
 	{ WOFF(drain_list), COFF(dlink), COFF(deadline_ms), CFOFF(slow_ms),
-	  RL_ERR_SLOW_CONSUMER },
-	{ WOFF(closing_list), COFF(tlink), COFF(deadline_ms), (size_t)-1, RL_ERR_NONE },
+	  RELAY_ERR_SLOW_CONSUMER },
+	{ WOFF(closing_list), COFF(tlink), COFF(deadline_ms), (size_t)-1, RELAY_ERR_NONE },
 };
 
 #define NLISTS (sizeof(timer_lists) / sizeof(timer_lists[0]))

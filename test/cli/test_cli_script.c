@@ -110,11 +110,11 @@ Test(cli_script, sub_listens_to_several_rooms)
 /* The value of <key> in one JSON line, raw. */
 static void json_field(const char *line, const char *key, char *out, size_t cap)
 {
-	struct rl_json_field f = {.key = key};
+	struct relay_json_field f = {.key = key};
 
-	cr_assert(rl_json_parse((const uint8_t *)line, strlen(line), &f, 1, NULL) == 0,
+	cr_assert(relay_json_parse((const uint8_t *)line, strlen(line), &f, 1, NULL) == 0,
 		  "not JSON: %s", line);
-	cr_assert(f.kind != RL_JSON_NONE && f.raw.n < cap, "no %s in %s", key, line);
+	cr_assert(f.kind != RELAY_JSON_NONE && f.raw.n < cap, "no %s in %s", key, line);
 	memcpy(out, f.raw.p, f.raw.n);
 	out[f.raw.n] = '\0';
 }
@@ -308,11 +308,11 @@ Test(cli_script, binary_messages_from_other_clients)
 	c = rl_test_connect(&srv, 0);
 	cr_assert(c, "%s", rl_test_err());
 	cr_assert(rl_test_hello(c, NULL, T_MS), "%s", rl_test_err());
-	cr_assert(rl_test_send_frame(c, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "bin", 3) == 0);
-	cr_assert(rl_test_expect(c, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, T_MS), "%s", rl_test_err());
-	n = rl_bin_msg_encode(msg, (struct rl_span){(const uint8_t *)"bin", 3},
-			      (struct rl_span){(const uint8_t *)"raw bytes", 9});
-	cr_assert(rl_test_send_frame(c, RL_MSG_MESSAGE, RL_FLAG_BINARY, msg, n) == 0);
+	cr_assert(rl_test_send_frame(c, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "bin", 3) == 0);
+	cr_assert(rl_test_expect(c, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, T_MS), "%s", rl_test_err());
+	n = relay_bin_msg_encode(msg, (struct relay_span){(const uint8_t *)"bin", 3},
+			      (struct relay_span){(const uint8_t *)"raw bytes", 9});
+	cr_assert(rl_test_send_frame(c, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, msg, n) == 0);
 	cr_assert(cli_wait(&js, T_MS) == 0, "%s", js.err_buf);
 	snprintf(want, sizeof want,
 		 "{\"room\":\"bin\",\"from\":\"%s\",\"binary\":\"cmF3IGJ5dGVz\"}\n",

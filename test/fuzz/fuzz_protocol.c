@@ -36,7 +36,7 @@ struct dec_out {
 		uint32_t len;
 		uint64_t hash;
 	} f[FUZZ_MAX_FRAMES];
-	enum rl_err err;
+	enum relay_err err;
 	size_t pending;
 };
 
@@ -50,15 +50,15 @@ static uint64_t fnv(const uint8_t *p, size_t n)
 	return h;
 }
 
-static void dec_take_frames(struct rl_decoder *d, struct dec_out *o, const uint8_t *in,
+static void dec_take_frames(struct relay_decoder *d, struct dec_out *o, const uint8_t *in,
 			    size_t in_len)
 {
-	struct rl_frame f;
-	enum rl_decode_status st;
+	struct relay_frame f;
+	enum relay_decode_status st;
 
-	while ((st = rl_decoder_next(d, &f)) == RL_DECODE_FRAME) {
-		FUZZ_CHECK(f.version == RL_PROTOCOL_VERSION);
-		FUZZ_CHECK(rl_frame_check_header(f.version, f.type, f.flags) == RL_ERR_NONE);
+	while ((st = relay_decoder_next(d, &f)) == RELAY_DECODE_FRAME) {
+		FUZZ_CHECK(f.version == RELAY_PROTOCOL_VERSION);
+		FUZZ_CHECK(relay_frame_check_header(f.version, f.type, f.flags) == RELAY_ERR_NONE);
 		FUZZ_CHECK(f.len + 3u <= d->max_frame);
 		/* whole frames inside the fed bytes are not copied */
 		if (f.payload >= in && f.payload <= in + in_len)
@@ -69,11 +69,11 @@ static void dec_take_frames(struct rl_decoder *d, struct dec_out *o, const uint8
 		o->f[o->nframes].len = f.len;
 		o->f[o->nframes].hash = fnv(f.payload, f.len);
 		o->nframes++;
-		if (f.flags & RL_FLAG_JSON)
-			(void)rl_json_parse(f.payload, f.len, NULL, 0, NULL);
+		if (f.flags & RELAY_FLAG_JSON)
+			(void)relay_json_parse(f.payload, f.len, NULL, 0, NULL);
 	}
-	if (st == RL_DECODE_ERROR) {
-		FUZZ_CHECK(d->err != RL_ERR_NONE && rl_err_is_fatal(d->err));
+	if (st == RELAY_DECODE_ERROR) {
+		FUZZ_CHECK(d->err != RELAY_ERR_NONE && relay_err_is_fatal(d->err));
 		o->err = d->err;
 	}
 }
@@ -85,13 +85,13 @@ static void dec_take_frames(struct rl_decoder *d, struct dec_out *o, const uint8
 static void dec_run(const uint8_t *data, size_t size, uint32_t max_frame, unsigned mode,
 		    struct dec_out *o)
 {
-	struct rl_decoder d;
+	struct relay_decoder d;
 	uint64_t seed = fnv(data, size) ^ (mode * 0x9E3779B97F4A7C15ull);
 
 	memset(o, 0, offsetof(struct dec_out, f));
-	o->err = RL_ERR_NONE;
-	rl_decoder_init(&d, max_frame);
-	for (size_t off = 0; off < size && o->err == RL_ERR_NONE;) {
+	o->err = RELAY_ERR_NONE;
+	relay_decoder_init(&d, max_frame);
+	for (size_t off = 0; off < size && o->err == RELAY_ERR_NONE;) {
 		size_t n;
 		if (mode == 0) {
 			n = size;
@@ -108,23 +108,23 @@ static void dec_run(const uint8_t *data, size_t size, uint32_t max_frame, unsign
 		uint8_t *chunk = malloc(n ? n : 1);
 		FUZZ_CHECK(chunk != NULL);
 		memcpy(chunk, data + off, n);
-		rl_decoder_feed(&d, chunk, n);
+		relay_decoder_feed(&d, chunk, n);
 		dec_take_frames(&d, o, chunk, n);
 		memset(chunk, 0xA5, n);
 		free(chunk);
 		off += n;
 	}
-	o->pending = rl_decoder_pending(&d);
-	if (o->err == RL_ERR_NONE)
+	o->pending = relay_decoder_pending(&d);
+	if (o->err == RELAY_ERR_NONE)
 		FUZZ_CHECK(o->pending < 4 + (size_t)max_frame);
-	rl_decoder_free(&d);
+	relay_decoder_free(&d);
 }
 
 static void dec_same(const struct dec_out *a, const struct dec_out *b)
 {
 	FUZZ_CHECK(a->nframes == b->nframes);
 	FUZZ_CHECK(a->err == b->err);
-	if (a->err == RL_ERR_NONE)
+	if (a->err == RELAY_ERR_NONE)
 		FUZZ_CHECK(a->pending == b->pending);
 	for (size_t i = 0; i < a->nframes; i++) {
 		FUZZ_CHECK(a->f[i].type == b->f[i].type);
@@ -137,7 +137,7 @@ static void dec_same(const struct dec_out *a, const struct dec_out *b)
 static void fuzz_decoder(const uint8_t *data, size_t size)
 {
 	/* a small max_frame so fuzzed lengths can complete, and the default */
-	static const uint32_t maxes[] = {64, RL_DEFAULT_MAX_FRAME};
+	static const uint32_t maxes[] = {64, RELAY_DEFAULT_MAX_FRAME};
 	for (size_t m = 0; m < sizeof maxes / sizeof maxes[0]; m++) {
 		dec_run(data, size, maxes[m], 0, &out_a);
 		/* byte by byte only for small inputs, to keep runs fast */
@@ -150,7 +150,7 @@ static void fuzz_decoder(const uint8_t *data, size_t size)
 
 /* ---- JSON ------------------------------------------------------------------ */
 
-static bool span_inside(struct rl_span s, const uint8_t *p, size_t n)
+static bool span_inside(struct relay_span s, const uint8_t *p, size_t n)
 {
 	return s.p >= p && s.n <= n && s.p + s.n <= p + n;
 }
@@ -160,17 +160,17 @@ static bool json_ws(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static void check_field(const struct rl_json_field *f, const uint8_t *p, size_t n)
+static void check_field(const struct relay_json_field *f, const uint8_t *p, size_t n)
 {
-	if (f->kind == RL_JSON_NONE)
+	if (f->kind == RELAY_JSON_NONE)
 		return;
 	FUZZ_CHECK(f->raw.n > 0 && span_inside(f->raw, p, n));
 	FUZZ_CHECK(!json_ws(f->raw.p[0]) && !json_ws(f->raw.p[f->raw.n - 1]));
 	/* the value's bytes are a JSON text of the same kind on their own */
-	struct rl_json_result res;
-	FUZZ_CHECK(rl_json_parse(f->raw.p, f->raw.n, NULL, 0, &res) == 0);
+	struct relay_json_result res;
+	FUZZ_CHECK(relay_json_parse(f->raw.p, f->raw.n, NULL, 0, &res) == 0);
 	FUZZ_CHECK(res.top == f->kind);
-	if (f->kind != RL_JSON_STRING) {
+	if (f->kind != RELAY_JSON_STRING) {
 		FUZZ_CHECK(f->dec_len == 0 && !f->lone_surrogate);
 		return;
 	}
@@ -178,7 +178,7 @@ static void check_field(const struct rl_json_field *f, const uint8_t *p, size_t 
 	/* the in-pass decoding equals the string decoder's */
 	uint8_t *buf = malloc(f->dec_len + 1);
 	FUZZ_CHECK(buf != NULL);
-	long r = rl_json_string_decode(f->raw, buf, f->dec_len + 1);
+	long r = relay_json_string_decode(f->raw, buf, f->dec_len + 1);
 	if (f->lone_surrogate) {
 		FUZZ_CHECK(r == -1);
 	} else {
@@ -186,7 +186,7 @@ static void check_field(const struct rl_json_field *f, const uint8_t *p, size_t 
 		size_t shown = f->dec_len < f->cap ? f->dec_len : f->cap;
 		FUZZ_CHECK(f->buf == NULL || memcmp(buf, f->buf, shown) == 0);
 		/* decoded strings without lone surrogates are valid UTF-8 */
-		FUZZ_CHECK(rl_utf8_valid(buf, f->dec_len));
+		FUZZ_CHECK(relay_utf8_valid(buf, f->dec_len));
 	}
 	free(buf);
 }
@@ -316,7 +316,7 @@ static bool ref_word(struct ref *r, const char *w)
 
 static bool ref_container(struct ref *r, bool object)
 {
-	if (++r->depth > RL_JSON_MAX_DEPTH)
+	if (++r->depth > RELAY_JSON_MAX_DEPTH)
 		return false;
 	r->p++;
 	ref_ws(r);
@@ -383,15 +383,15 @@ static bool ref_valid(const uint8_t *p, size_t n)
 static void fuzz_json(const uint8_t *data, size_t size)
 {
 	uint8_t room[64], user[8];
-	struct rl_json_field f[4] = {
+	struct relay_json_field f[4] = {
 		{.key = "room", .buf = room, .cap = sizeof room},
 		{.key = "content"},
 		{.key = "userId", .buf = user, .cap = sizeof user},
 		{.key = ""},
 	};
-	struct rl_json_result res, res0;
-	int rc = rl_json_parse(data, size, f, 4, &res);
-	int rc0 = rl_json_parse(data, size, NULL, 0, &res0);
+	struct relay_json_result res, res0;
+	int rc = relay_json_parse(data, size, f, 4, &res);
+	int rc0 = relay_json_parse(data, size, NULL, 0, &res0);
 
 	FUZZ_CHECK(rc == rc0);
 	FUZZ_CHECK((rc == 0) == ref_valid(data, size));
@@ -400,16 +400,16 @@ static void fuzz_json(const uint8_t *data, size_t size)
 		FUZZ_CHECK(res.err_off == res0.err_off);
 		return;
 	}
-	FUZZ_CHECK(size > 0 && res.top != RL_JSON_NONE && res.top == res0.top);
+	FUZZ_CHECK(size > 0 && res.top != RELAY_JSON_NONE && res.top == res0.top);
 	for (int i = 0; i < 4; i++) {
-		if (res.top != RL_JSON_OBJECT)
-			FUZZ_CHECK(f[i].kind == RL_JSON_NONE);
+		if (res.top != RELAY_JSON_OBJECT)
+			FUZZ_CHECK(f[i].kind == RELAY_JSON_NONE);
 		check_field(&f[i], data, size);
 	}
-	if (f[0].kind == RL_JSON_STRING && !f[0].lone_surrogate && f[0].dec_len <= sizeof room) {
-		struct rl_span name;
-		if (rl_room_name_check(room, f[0].dec_len, &name) == RL_ERR_NONE)
-			FUZZ_CHECK(name.n >= 1 && name.n <= RL_ROOM_MAX_BYTES &&
+	if (f[0].kind == RELAY_JSON_STRING && !f[0].lone_surrogate && f[0].dec_len <= sizeof room) {
+		struct relay_span name;
+		if (relay_room_name_check(room, f[0].dec_len, &name) == RELAY_ERR_NONE)
+			FUZZ_CHECK(name.n >= 1 && name.n <= RELAY_ROOM_MAX_BYTES &&
 				   span_inside(name, room, f[0].dec_len));
 	}
 }
@@ -418,36 +418,36 @@ static void fuzz_json(const uint8_t *data, size_t size)
 
 static void fuzz_names(const uint8_t *data, size_t size)
 {
-	struct rl_span name;
-	if (rl_room_name_check(data, size, &name) == RL_ERR_NONE) {
-		FUZZ_CHECK(name.n >= 1 && name.n <= RL_ROOM_MAX_BYTES);
+	struct relay_span name;
+	if (relay_room_name_check(data, size, &name) == RELAY_ERR_NONE) {
+		FUZZ_CHECK(name.n >= 1 && name.n <= RELAY_ROOM_MAX_BYTES);
 		FUZZ_CHECK(span_inside(name, data, size));
-		FUZZ_CHECK(rl_utf8_valid(name.p, name.n));
+		FUZZ_CHECK(relay_utf8_valid(name.p, name.n));
 	}
-	if (rl_userid_check(data, size) == RL_ERR_NONE)
-		FUZZ_CHECK(size >= 1 && size <= RL_USERID_MAX_BYTES && rl_utf8_valid(data, size));
+	if (relay_userid_check(data, size) == RELAY_ERR_NONE)
+		FUZZ_CHECK(size >= 1 && size <= RELAY_USERID_MAX_BYTES && relay_utf8_valid(data, size));
 }
 
 static void fuzz_writer(const uint8_t *data, size_t size)
 {
 	size_t cap = 6 * size + 16;
 	uint8_t *buf = malloc(cap), *back = malloc(size + 1);
-	struct rl_jw w;
+	struct relay_jw w;
 
 	FUZZ_CHECK(buf != NULL && back != NULL);
-	rl_jw_init(&w, buf, cap);
-	rl_jw_str(&w, data, size);
+	relay_jw_init(&w, buf, cap);
+	relay_jw_str(&w, data, size);
 	FUZZ_CHECK(!w.overflow);
-	FUZZ_CHECK(w.len == rl_jw_str_len(data, size));
-	FUZZ_CHECK(rl_json_parse(buf, w.len, NULL, 0, NULL) == 0);
-	long r = rl_json_string_decode((struct rl_span){buf, w.len}, back, size + 1);
+	FUZZ_CHECK(w.len == relay_jw_str_len(data, size));
+	FUZZ_CHECK(relay_json_parse(buf, w.len, NULL, 0, NULL) == 0);
+	long r = relay_json_string_decode((struct relay_span){buf, w.len}, back, size + 1);
 	FUZZ_CHECK(r >= 0);
-	if (rl_utf8_valid(data, size))
+	if (relay_utf8_valid(data, size))
 		FUZZ_CHECK((size_t)r == size && memcmp(back, data, size) == 0);
 	/* a buffer one byte short overflows and never writes past its end */
 	if (w.len > 0) {
-		rl_jw_init(&w, buf, w.len - 1);
-		rl_jw_str(&w, data, size);
+		relay_jw_init(&w, buf, w.len - 1);
+		relay_jw_str(&w, data, size);
 		FUZZ_CHECK(w.overflow && w.len <= w.cap);
 	}
 	free(buf);
@@ -456,19 +456,19 @@ static void fuzz_writer(const uint8_t *data, size_t size)
 
 static void fuzz_envelopes(const uint8_t *data, size_t size)
 {
-	struct rl_span room, from, payload;
+	struct relay_span room, from, payload;
 	uint8_t *buf = malloc(size + 1);
 
 	FUZZ_CHECK(buf != NULL);
-	if (rl_bin_msg_parse(data, size, &room, &payload) == RL_ERR_NONE) {
+	if (relay_bin_msg_parse(data, size, &room, &payload) == RELAY_ERR_NONE) {
 		FUZZ_CHECK(span_inside(room, data, size) && span_inside(payload, data, size));
-		FUZZ_CHECK(rl_bin_msg_size(room.n, payload.n) == size);
-		FUZZ_CHECK(rl_bin_msg_encode(buf, room, payload) == size);
+		FUZZ_CHECK(relay_bin_msg_size(room.n, payload.n) == size);
+		FUZZ_CHECK(relay_bin_msg_encode(buf, room, payload) == size);
 		FUZZ_CHECK(memcmp(buf, data, size) == 0);
 	}
-	if (rl_bin_delivery_parse(data, size, &room, &from, &payload) == RL_ERR_NONE) {
-		FUZZ_CHECK(rl_bin_delivery_size(room.n, from.n, payload.n) == size);
-		FUZZ_CHECK(rl_bin_delivery_encode(buf, room, from, payload) == size);
+	if (relay_bin_delivery_parse(data, size, &room, &from, &payload) == RELAY_ERR_NONE) {
+		FUZZ_CHECK(relay_bin_delivery_size(room.n, from.n, payload.n) == size);
+		FUZZ_CHECK(relay_bin_delivery_encode(buf, room, from, payload) == size);
 		FUZZ_CHECK(memcmp(buf, data, size) == 0);
 	}
 	free(buf);

@@ -150,7 +150,7 @@ static inline const struct rl_test_frame *it_expect(struct rl_test_client *c, ui
 /* Expects a BINARY frame of <type> whose payload is exactly <p>/<n>. */
 static inline void it_expect_bin(struct rl_test_client *c, uint8_t type, const void *p, size_t n)
 {
-	const struct rl_test_frame *f = it_expect(c, type, RL_FLAG_BINARY);
+	const struct rl_test_frame *f = it_expect(c, type, RELAY_FLAG_BINARY);
 	cr_assert(f->len == n && memcmp(f->payload, p, n) == 0, "want %zu payload bytes, got %s", n,
 		  rl_test_frame_str(f));
 }
@@ -186,7 +186,7 @@ static inline void it_fatal(struct rl_test_client *c, const char *code)
 static inline void it_presence(struct rl_test_client *c, int n)
 {
 	for (int i = 0; i < n; i++) {
-		const struct rl_test_frame *f = it_expect(c, RL_MSG_MESSAGE, RL_FLAG_JSON);
+		const struct rl_test_frame *f = it_expect(c, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON);
 		char type[32];
 		cr_assert(rl_test_json_str(f, "type", type, sizeof(type)) > 0 &&
 				  (strcmp(type, "userJoined") == 0 || strcmp(type, "userLeft") == 0),

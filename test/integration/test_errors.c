@@ -51,12 +51,12 @@ IT_TEST(errors, invalid_frame_short_length)
 	uint8_t b[8];
 	for (uint32_t len = 0; len < 3; len++) {
 		/* Decided from the 4 length bytes alone: send nothing more. */
-		put_hdr(b, len, 1, RL_MSG_HEARTBEAT, 0);
+		put_hdr(b, len, 1, RELAY_MSG_HEARTBEAT, 0);
 		fatal_case(&s, b, 4, "INVALID_FRAME", "length < 3, 4 bytes sent");
 	}
 	/* Even on a connection that never said HELLO. */
 	struct rl_test_client *c = it_connect(&s);
-	put_hdr(b, 2, 1, RL_MSG_HELLO, 0);
+	put_hdr(b, 2, 1, RELAY_MSG_HELLO, 0);
 	it_raw(c, b, 6);
 	it_fatal(c, "INVALID_FRAME");
 	rl_test_close(c);
@@ -71,10 +71,10 @@ IT_TEST(errors, invalid_frame_bad_flags)
 	for (size_t i = 0; i < sizeof(flags); i++) {
 		char what[64];
 		snprintf(what, sizeof(what), "flags 0x%02x", flags[i]);
-		fatal_frame(&s, 1, RL_MSG_HEARTBEAT, flags[i], "x", "INVALID_FRAME", what);
+		fatal_frame(&s, 1, RELAY_MSG_HEARTBEAT, flags[i], "x", "INVALID_FRAME", what);
 	}
 	/* Empty payload with a bad flag is still a bad flag. */
-	fatal_frame(&s, 1, RL_MSG_HEARTBEAT, 0x03, NULL, "INVALID_FRAME", "flags 0x03, empty");
+	fatal_frame(&s, 1, RELAY_MSG_HEARTBEAT, 0x03, NULL, "INVALID_FRAME", "flags 0x03, empty");
 	it_stop(&s);
 }
 
@@ -84,9 +84,9 @@ IT_TEST(errors, frame_too_large_from_length_bytes_alone)
 	IT_START(&s, "--workers", "1");
 	uint8_t b[7];
 	/* Default max_frame 1 MiB: length 1048577 is refused after 4 bytes. */
-	put_hdr(b, 1048577, 1, RL_MSG_HEARTBEAT, 0);
+	put_hdr(b, 1048577, 1, RELAY_MSG_HEARTBEAT, 0);
 	fatal_case(&s, b, 4, "FRAME_TOO_LARGE", "length 1048577, 4 bytes sent");
-	put_hdr(b, 0xffffffffu, 1, RL_MSG_HEARTBEAT, 0);
+	put_hdr(b, 0xffffffffu, 1, RELAY_MSG_HEARTBEAT, 0);
 	fatal_case(&s, b, 4, "FRAME_TOO_LARGE", "length 2^32-1, 4 bytes sent");
 	/* Exactly max_frame is fine: a 1 MiB HEARTBEAT is echoed. */
 	struct rl_test_client *c = it_client(&s, NULL);
@@ -95,8 +95,8 @@ IT_TEST(errors, frame_too_large_from_length_bytes_alone)
 	cr_assert_not_null(p);
 	for (size_t i = 0; i < n; i++)
 		p[i] = (uint8_t)(i * 7);
-	it_send(c, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, p, n);
-	it_expect_bin(c, RL_MSG_HEARTBEAT, p, n);
+	it_send(c, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, p, n);
+	it_expect_bin(c, RELAY_MSG_HEARTBEAT, p, n);
 	free(p);
 	rl_test_close(c);
 	it_stop(&s);
@@ -108,13 +108,13 @@ IT_TEST(errors, frame_too_large_with_max_frame_option)
 	IT_NEED_PROCESS();
 	IT_START(&s, "--workers", "1", "--max-frame-bytes", "1000");
 	uint8_t b[7];
-	put_hdr(b, 1001, 1, RL_MSG_HEARTBEAT, 0);
+	put_hdr(b, 1001, 1, RELAY_MSG_HEARTBEAT, 0);
 	fatal_case(&s, b, 4, "FRAME_TOO_LARGE", "length 1001 > 1000");
 	struct rl_test_client *c = it_client(&s, NULL);
 	char p[997];
 	memset(p, 'h', sizeof(p));
-	it_send(c, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, p, sizeof(p));
-	it_expect_bin(c, RL_MSG_HEARTBEAT, p, sizeof(p));
+	it_send(c, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, p, sizeof(p));
+	it_expect_bin(c, RELAY_MSG_HEARTBEAT, p, sizeof(p));
 	rl_test_close(c);
 	it_stop(&s);
 }
@@ -123,9 +123,9 @@ IT_TEST(errors, unsupported_version)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
-	fatal_frame(&s, 2, RL_MSG_HEARTBEAT, 0, NULL, "UNSUPPORTED_VERSION", "version 2");
-	fatal_frame(&s, 0, RL_MSG_HELLO, RL_FLAG_JSON, "{}", "UNSUPPORTED_VERSION", "version 0");
-	fatal_frame(&s, 0xff, RL_MSG_HELLO, 0, NULL, "UNSUPPORTED_VERSION", "version 255");
+	fatal_frame(&s, 2, RELAY_MSG_HEARTBEAT, 0, NULL, "UNSUPPORTED_VERSION", "version 2");
+	fatal_frame(&s, 0, RELAY_MSG_HELLO, RELAY_FLAG_JSON, "{}", "UNSUPPORTED_VERSION", "version 0");
+	fatal_frame(&s, 0xff, RELAY_MSG_HELLO, 0, NULL, "UNSUPPORTED_VERSION", "version 255");
 	it_stop(&s);
 }
 
@@ -149,11 +149,11 @@ IT_TEST(errors, header_checks_need_only_seven_bytes)
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
 	uint8_t b[7];
-	put_hdr(b, 1000, 2, RL_MSG_MESSAGE, RL_FLAG_JSON);
+	put_hdr(b, 1000, 2, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON);
 	fatal_case(&s, b, 7, "UNSUPPORTED_VERSION", "7 of 1004 bytes, version 2");
-	put_hdr(b, 1000, 1, 0x09, RL_FLAG_JSON);
+	put_hdr(b, 1000, 1, 0x09, RELAY_FLAG_JSON);
 	fatal_case(&s, b, 7, "UNKNOWN_MESSAGE_TYPE", "7 of 1004 bytes, type 9");
-	put_hdr(b, 1000, 1, RL_MSG_MESSAGE, 0x03);
+	put_hdr(b, 1000, 1, RELAY_MSG_MESSAGE, 0x03);
 	fatal_case(&s, b, 7, "INVALID_FRAME", "7 of 1004 bytes, flags 3");
 	it_stop(&s);
 }
@@ -171,12 +171,12 @@ IT_TEST(errors, check_order_for_frames_breaking_several_rules)
 	fatal_case(&s, b, 7, "FRAME_TOO_LARGE", "too large + bad version/type/flags");
 	fatal_frame(&s, 9, 0x42, 0xff, "{", "UNSUPPORTED_VERSION", "version + type + flags + JSON");
 	fatal_frame(&s, 1, 0x42, 0x03, "{", "UNKNOWN_MESSAGE_TYPE", "type + flags + JSON");
-	fatal_frame(&s, 1, RL_MSG_JOIN_ROOM, 0x05, "{", "INVALID_FRAME",
+	fatal_frame(&s, 1, RELAY_MSG_JOIN_ROOM, 0x05, "{", "INVALID_FRAME",
 		    "flags (JSON + reserved) + bad JSON");
 	/* Invalid JSON that would also have the wrong shape: PARSE_ERROR. */
-	fatal_frame(&s, 1, RL_MSG_MESSAGE, RL_FLAG_JSON, "[1,", "PARSE_ERROR",
+	fatal_frame(&s, 1, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, "[1,", "PARSE_ERROR",
 		    "bad JSON + wrong shape");
-	fatal_frame(&s, 1, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"\\u0001\"", "PARSE_ERROR",
+	fatal_frame(&s, 1, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"\\u0001\"", "PARSE_ERROR",
 		    "bad JSON + bad room");
 	it_stop(&s);
 }
@@ -188,32 +188,32 @@ IT_TEST(errors, parse_error_cases)
 		const char *payload;
 		const char *what;
 	} cases[] = {
-		{RL_MSG_HELLO, "", "empty JSON payload"},
-		{RL_MSG_HELLO, "{\"userId\":", "truncated"},
-		{RL_MSG_JOIN_ROOM, "{'room':'x'}", "single quotes"},
-		{RL_MSG_JOIN_ROOM, "{\"room\":\"x\",}", "trailing comma"},
-		{RL_MSG_MESSAGE, "{\"room\":\"x\",\"content\":01}", "leading zero"},
-		{RL_MSG_MESSAGE, "{\"room\":\"x\",\"content\":NaN}", "NaN"},
-		{RL_MSG_HEARTBEAT, "{} {}", "two values"},
-		{RL_MSG_HEARTBEAT, "\"a\tb\"", "raw control character in a string"},
-		{RL_MSG_HEARTBEAT, "\"\\x\"", "bad escape"},
-		{RL_MSG_HEARTBEAT, "\"\\u12\"", "short \\u escape"},
-		{RL_MSG_JOIN_ROOM, "\xef\xbb\xbf{\"room\":\"x\"}", "byte-order mark"},
-		{RL_MSG_JOIN_ROOM, "{\"room\":\"\xc0\xaf\"}", "overlong UTF-8"},
-		{RL_MSG_JOIN_ROOM, "{\"room\":\"\xed\xa0\x80\"}", "UTF-8-encoded surrogate"},
-		{RL_MSG_JOIN_ROOM, "{\"room\":\"\xf4\x90\x80\x80\"}", "above U+10FFFF"},
-		{RL_MSG_JOIN_ROOM, "{\"room\":\"\xe2\x82\"}", "truncated sequence"},
-		{RL_MSG_JOIN_ROOM, "{\"room\":\"\x80\"}", "stray continuation byte"},
-		{RL_MSG_MESSAGE, "{\"room\":\"x\",\"content\":\"\xff\"}", "0xff in content"},
-		{RL_MSG_HELLO, "\xff\xfe{", "UTF-16 input (BOM, first unit)"},
-		{RL_MSG_ERROR, "{\"code\":", "client ERROR frames are checked too"},
-		{RL_MSG_LEAVE_ROOM, "{\"room\":\"x\"", "LEAVE_ROOM, unterminated object"},
-		{RL_MSG_HEARTBEAT, "[1,2", "HEARTBEAT, unterminated array"},
+		{RELAY_MSG_HELLO, "", "empty JSON payload"},
+		{RELAY_MSG_HELLO, "{\"userId\":", "truncated"},
+		{RELAY_MSG_JOIN_ROOM, "{'room':'x'}", "single quotes"},
+		{RELAY_MSG_JOIN_ROOM, "{\"room\":\"x\",}", "trailing comma"},
+		{RELAY_MSG_MESSAGE, "{\"room\":\"x\",\"content\":01}", "leading zero"},
+		{RELAY_MSG_MESSAGE, "{\"room\":\"x\",\"content\":NaN}", "NaN"},
+		{RELAY_MSG_HEARTBEAT, "{} {}", "two values"},
+		{RELAY_MSG_HEARTBEAT, "\"a\tb\"", "raw control character in a string"},
+		{RELAY_MSG_HEARTBEAT, "\"\\x\"", "bad escape"},
+		{RELAY_MSG_HEARTBEAT, "\"\\u12\"", "short \\u escape"},
+		{RELAY_MSG_JOIN_ROOM, "\xef\xbb\xbf{\"room\":\"x\"}", "byte-order mark"},
+		{RELAY_MSG_JOIN_ROOM, "{\"room\":\"\xc0\xaf\"}", "overlong UTF-8"},
+		{RELAY_MSG_JOIN_ROOM, "{\"room\":\"\xed\xa0\x80\"}", "UTF-8-encoded surrogate"},
+		{RELAY_MSG_JOIN_ROOM, "{\"room\":\"\xf4\x90\x80\x80\"}", "above U+10FFFF"},
+		{RELAY_MSG_JOIN_ROOM, "{\"room\":\"\xe2\x82\"}", "truncated sequence"},
+		{RELAY_MSG_JOIN_ROOM, "{\"room\":\"\x80\"}", "stray continuation byte"},
+		{RELAY_MSG_MESSAGE, "{\"room\":\"x\",\"content\":\"\xff\"}", "0xff in content"},
+		{RELAY_MSG_HELLO, "\xff\xfe{", "UTF-16 input (BOM, first unit)"},
+		{RELAY_MSG_ERROR, "{\"code\":", "client ERROR frames are checked too"},
+		{RELAY_MSG_LEAVE_ROOM, "{\"room\":\"x\"", "LEAVE_ROOM, unterminated object"},
+		{RELAY_MSG_HEARTBEAT, "[1,2", "HEARTBEAT, unterminated array"},
 	};
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		fatal_frame(&s, 1, cases[i].type, RL_FLAG_JSON, cases[i].payload, "PARSE_ERROR",
+		fatal_frame(&s, 1, cases[i].type, RELAY_FLAG_JSON, cases[i].payload, "PARSE_ERROR",
 			    cases[i].what);
 	it_stop(&s);
 }
@@ -240,35 +240,35 @@ IT_TEST(errors, json_depth_64_passes_65_fails)
 	struct rl_test_client *c = it_client(&s, NULL);
 	/* HEARTBEAT with JSON flag: any valid JSON is echoed as is. */
 	char *ok = nested(64, "[", "", "]");
-	it_send_str(c, RL_MSG_HEARTBEAT, RL_FLAG_JSON, ok);
-	const struct rl_test_frame *f = it_expect(c, RL_MSG_HEARTBEAT, RL_FLAG_JSON);
+	it_send_str(c, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, ok);
+	const struct rl_test_frame *f = it_expect(c, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON);
 	cr_assert(f->len == strlen(ok) && memcmp(f->payload, ok, f->len) == 0);
 	/* A MESSAGE's outer object counts: {"room":..,"content": + 63 arrays = 64. */
 	it_join(c, "d", 1);
 	char *inner = nested(63, "[", "", "]");
-	cr_assert_eq(rl_test_send_json(c, RL_MSG_MESSAGE, "{\"room\":\"d\",\"content\":%s}", inner), 0);
+	cr_assert_eq(rl_test_send_json(c, RELAY_MSG_MESSAGE, "{\"room\":\"d\",\"content\":%s}", inner), 0);
 	it_ping(c); /* no error: depth 64 accepted (no one else in the room) */
 	free(inner);
 	free(ok);
 	rl_test_close(c);
 
 	char *bad = nested(65, "[", "", "]");
-	fatal_frame(&s, 1, RL_MSG_HEARTBEAT, RL_FLAG_JSON, bad, "PARSE_ERROR", "depth 65 arrays");
+	fatal_frame(&s, 1, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, bad, "PARSE_ERROR", "depth 65 arrays");
 	free(bad);
 	bad = nested(65, "{\"a\":", "1", "}");
-	fatal_frame(&s, 1, RL_MSG_HEARTBEAT, RL_FLAG_JSON, bad, "PARSE_ERROR", "depth 65 objects");
+	fatal_frame(&s, 1, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, bad, "PARSE_ERROR", "depth 65 objects");
 	free(bad);
 	inner = nested(64, "[", "", "]");
 	char *msg = malloc(strlen(inner) + 64);
 	cr_assert_not_null(msg);
 	sprintf(msg, "{\"room\":\"d\",\"content\":%s}", inner);
-	fatal_frame(&s, 1, RL_MSG_MESSAGE, RL_FLAG_JSON, msg, "PARSE_ERROR", "MESSAGE depth 65");
+	fatal_frame(&s, 1, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, msg, "PARSE_ERROR", "MESSAGE depth 65");
 	free(msg);
 	free(inner);
 	/* Very deep input is rejected without unbounded recursion (the server
 	 * must survive it: the stop below asserts exit status 0). */
 	bad = nested(100000, "[", "", "]");
-	fatal_frame(&s, 1, RL_MSG_HEARTBEAT, RL_FLAG_JSON, bad, "PARSE_ERROR", "depth 100000");
+	fatal_frame(&s, 1, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, bad, "PARSE_ERROR", "depth 100000");
 	free(bad);
 	it_stop(&s);
 }
@@ -278,9 +278,9 @@ IT_TEST(errors, client_error_frames_are_ignored)
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
 	struct rl_test_client *c = it_client(&s, NULL);
-	it_send_str(c, RL_MSG_ERROR, RL_FLAG_JSON, "{\"code\":\"NOT_IN_ROOM\",\"message\":\"x\",\"fatal\":true}");
-	it_send_str(c, RL_MSG_ERROR, RL_FLAG_BINARY, "whatever");
-	it_send(c, RL_MSG_ERROR, 0, NULL, 0);
+	it_send_str(c, RELAY_MSG_ERROR, RELAY_FLAG_JSON, "{\"code\":\"NOT_IN_ROOM\",\"message\":\"x\",\"fatal\":true}");
+	it_send_str(c, RELAY_MSG_ERROR, RELAY_FLAG_BINARY, "whatever");
+	it_send(c, RELAY_MSG_ERROR, 0, NULL, 0);
 	it_silent(c);
 	rl_test_close(c);
 	it_stop(&s);
@@ -291,15 +291,15 @@ IT_TEST(errors, heartbeat_echoes_flags_and_payload)
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
 	struct rl_test_client *c = it_connect(&s); /* HELLO is optional */
-	it_send(c, RL_MSG_HEARTBEAT, 0, NULL, 0);
-	const struct rl_test_frame *f = it_expect(c, RL_MSG_HEARTBEAT, 0);
+	it_send(c, RELAY_MSG_HEARTBEAT, 0, NULL, 0);
+	const struct rl_test_frame *f = it_expect(c, RELAY_MSG_HEARTBEAT, 0);
 	cr_assert_eq(f->len, 0);
-	it_send_str(c, RL_MSG_HEARTBEAT, RL_FLAG_JSON, " {\"t\" : 1} ");
-	f = it_expect(c, RL_MSG_HEARTBEAT, RL_FLAG_JSON);
+	it_send_str(c, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, " {\"t\" : 1} ");
+	f = it_expect(c, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON);
 	cr_assert(f->len == 11 && memcmp(f->payload, " {\"t\" : 1} ", 11) == 0, "%s",
 		  rl_test_frame_str(f));
-	it_send(c, RL_MSG_HEARTBEAT, 0, "\x00\x01", 2); /* flags 0, non-empty */
-	f = it_expect(c, RL_MSG_HEARTBEAT, 0);
+	it_send(c, RELAY_MSG_HEARTBEAT, 0, "\x00\x01", 2); /* flags 0, non-empty */
+	f = it_expect(c, RELAY_MSG_HEARTBEAT, 0);
 	cr_assert(f->len == 2 && memcmp(f->payload, "\x00\x01", 2) == 0);
 	it_ping(c);
 	rl_test_close(c);
@@ -384,7 +384,7 @@ IT_TEST(errors, frame_timeout_for_a_trickled_frame)
 	/* A partial frame left hanging. */
 	struct rl_test_client *c = it_client(&s, NULL);
 	uint8_t b[7 + 10];
-	put_hdr(b, 13, 1, RL_MSG_HEARTBEAT, RL_FLAG_BINARY);
+	put_hdr(b, 13, 1, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY);
 	memset(b + 7, 'z', 10);
 	int64_t t0 = rl_test_now_ms();
 	it_raw(c, b, 9);
@@ -399,7 +399,7 @@ IT_TEST(errors, frame_timeout_for_a_trickled_frame)
 	 * frame never completes in time. */
 	c = it_client(&s, NULL);
 	uint8_t big[7 + 200];
-	put_hdr(big, 203, 1, RL_MSG_HEARTBEAT, RL_FLAG_BINARY);
+	put_hdr(big, 203, 1, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY);
 	memset(big + 7, 't', 200);
 	t0 = rl_test_now_ms();
 	size_t sent = 0;
@@ -427,14 +427,14 @@ IT_TEST(errors, fatal_error_stops_reading_and_flushes_earlier_replies)
 	struct rl_test_client *c = it_client(&s, NULL);
 	uint8_t buf[128];
 	size_t n = 0;
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "before", 6);
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "before", 6);
 	size_t bad = n;
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "bad", 3);
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "bad", 3);
 	buf[bad + 4] = 7; /* version 7 */
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "after", 5);
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "nope", 4);
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "after", 5);
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "nope", 4);
 	it_raw(c, buf, n);
-	it_expect_bin(c, RL_MSG_HEARTBEAT, "before", 6);
+	it_expect_bin(c, RELAY_MSG_HEARTBEAT, "before", 6);
 	it_fatal(c, "UNSUPPORTED_VERSION");
 	rl_test_close(c);
 	/* The JOIN behind the bad frame was not processed: the room is new. */
@@ -453,7 +453,7 @@ IT_TEST(errors, any_received_byte_counts_as_activity)
 	IT_START(&s, "--workers", "1", "--idle-timeout", IT_SEC(0.6), "--frame-timeout", "0");
 	struct rl_test_client *c = it_client(&s, NULL);
 	uint8_t b[7 + 5];
-	put_hdr(b, 8, 1, RL_MSG_HEARTBEAT, RL_FLAG_BINARY);
+	put_hdr(b, 8, 1, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY);
 	memcpy(b + 7, "slow!", 5);
 	/* 12 bytes, one per 150 ms: 1.8 s in all, 3x the idle timeout. */
 	for (size_t i = 0; i < sizeof(b); i++) {
@@ -463,7 +463,7 @@ IT_TEST(errors, any_received_byte_counts_as_activity)
 			cr_assert_eq(poll(&p, 1, 150), 0,
 				     "the server spoke (or closed) while a frame was trickling");
 	}
-	it_expect_bin(c, RL_MSG_HEARTBEAT, "slow!", 5);
+	it_expect_bin(c, RELAY_MSG_HEARTBEAT, "slow!", 5);
 	rl_test_close(c);
 	it_stop(&s);
 }

@@ -63,16 +63,16 @@ static void fan_drain(struct rl_test_client *c, int i, char ids[NPUB][160],
 	const struct rl_test_frame *f;
 	int r;
 	while ((r = rl_test_poll_frame(c, &f)) == 1) {
-		cr_assert_eq(f->type, RL_MSG_MESSAGE, "client %d got %s", i, rl_test_frame_str(f));
+		cr_assert_eq(f->type, RELAY_MSG_MESSAGE, "client %d got %s", i, rl_test_frame_str(f));
 		char from[160], want[64], got[64];
 		int k, seq;
 		if (binary) {
-			struct rl_span room, fr, data;
-			cr_assert_eq(rl_bin_delivery_parse(f->payload, f->len, &room, &fr, &data), RL_ERR_NONE,
+			struct relay_span room, fr, data;
+			cr_assert_eq(relay_bin_delivery_parse(f->payload, f->len, &room, &fr, &data), RELAY_ERR_NONE,
 				     "client %d: %s", i, rl_test_frame_str(f));
 			snprintf(from, sizeof(from), "%.*s", (int)fr.n, (const char *)fr.p);
 			snprintf(got, sizeof(got), "%.*s", (int)data.n, (const char *)data.p);
-			cr_assert_eq(f->flags, RL_FLAG_BINARY);
+			cr_assert_eq(f->flags, RELAY_FLAG_BINARY);
 		} else {
 			const uint8_t *p;
 			size_t n;
@@ -124,8 +124,8 @@ static void fan_run(bool binary)
 					     "{\"room\":\"fan\",\"content\":{\"p\":%d,\"seq\":%d}}", k,
 					     i);
 			}
-			rl_test_frame_append(pub[k].buf, NMSG * 128, &pub[k].n, RL_MSG_MESSAGE,
-					     binary ? RL_FLAG_BINARY : RL_FLAG_JSON, m, (size_t)n);
+			rl_test_frame_append(pub[k].buf, NMSG * 128, &pub[k].n, RELAY_MSG_MESSAGE,
+					     binary ? RELAY_FLAG_BINARY : RELAY_FLAG_JSON, m, (size_t)n);
 		}
 	}
 	pthread_t th[NPUB];

@@ -37,31 +37,31 @@ IT_TEST(fragment, byte_by_byte)
 	size_t n = 0;
 	static const char hello[] = "{\"userId\":\"slow\"}", join[] = "{\"room\":\"frag\"}",
 			  msg[] = "{\"room\":\"frag\",\"content\":{\"k\":[1,2,3]}}";
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_HELLO, RL_FLAG_JSON, hello, strlen(hello));
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, join, strlen(join));
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "hb", 2);
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_MESSAGE, RL_FLAG_JSON, msg, strlen(msg));
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_LEAVE_ROOM, RL_FLAG_BINARY, "frag", 4);
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_HEARTBEAT, 0, NULL, 0);
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_HELLO, RELAY_FLAG_JSON, hello, strlen(hello));
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, join, strlen(join));
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "hb", 2);
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, msg, strlen(msg));
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_LEAVE_ROOM, RELAY_FLAG_BINARY, "frag", 4);
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_HEARTBEAT, 0, NULL, 0);
 	for (size_t i = 0; i < n; i++) {
 		it_raw(a, buf + i, 1);
 		pace(a, 1);
 	}
-	it_expect(a, RL_MSG_HELLO, RL_FLAG_JSON);
-	it_expect_exact(a, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"frag\",\"members\":2}");
-	it_expect_bin(a, RL_MSG_HEARTBEAT, "hb", 2);
-	it_expect_bin(a, RL_MSG_LEAVE_ROOM, "frag", 4);
-	const struct rl_test_frame *f = it_expect(a, RL_MSG_HEARTBEAT, 0);
+	it_expect(a, RELAY_MSG_HELLO, RELAY_FLAG_JSON);
+	it_expect_exact(a, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"frag\",\"members\":2}");
+	it_expect_bin(a, RELAY_MSG_HEARTBEAT, "hb", 2);
+	it_expect_bin(a, RELAY_MSG_LEAVE_ROOM, "frag", 4);
+	const struct rl_test_frame *f = it_expect(a, RELAY_MSG_HEARTBEAT, 0);
 	cr_assert_eq(f->len, 0);
 	/* b saw the join, the message (content intact), the leave. */
-	it_expect(b, RL_MSG_MESSAGE, RL_FLAG_JSON); /* userJoined */
-	f = it_expect(b, RL_MSG_MESSAGE, RL_FLAG_JSON);
+	it_expect(b, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON); /* userJoined */
+	f = it_expect(b, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON);
 	const uint8_t *p;
 	size_t pn;
 	cr_assert(rl_test_json_raw(f, "content", &p, &pn) == 0 && pn == 13 &&
 			  memcmp(p, "{\"k\":[1,2,3]}", 13) == 0,
 		  "content: %s", rl_test_frame_str(f));
-	it_expect(b, RL_MSG_MESSAGE, RL_FLAG_JSON); /* userLeft */
+	it_expect(b, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON); /* userLeft */
 	it_silent(b);
 	rl_test_close(a);
 	rl_test_close(b);
@@ -76,21 +76,21 @@ IT_TEST(fragment, every_split_point_of_a_frame)
 	uint8_t buf[64];
 	size_t n = 0;
 	static const char join[] = "{\"room\":\"split\"}";
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, join, strlen(join));
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, join, strlen(join));
 	for (size_t at = 1; at < n; at++) {
 		send_split(a, buf, n, at);
-		it_expect_exact(a, RL_MSG_JOIN_ROOM,
+		it_expect_exact(a, RELAY_MSG_JOIN_ROOM,
 				"{\"status\":\"joined\",\"room\":\"split\",\"members\":1}");
 	}
 	/* Splits that straddle two frames: the tail of one and the head of the next. */
 	uint8_t two[128];
 	size_t m = 0;
-	rl_test_frame_append(two, sizeof(two), &m, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "one", 3);
-	rl_test_frame_append(two, sizeof(two), &m, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "two", 3);
+	rl_test_frame_append(two, sizeof(two), &m, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "one", 3);
+	rl_test_frame_append(two, sizeof(two), &m, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "two", 3);
 	for (size_t at = 1; at < m; at++) {
 		send_split(a, two, m, at);
-		it_expect_bin(a, RL_MSG_HEARTBEAT, "one", 3);
-		it_expect_bin(a, RL_MSG_HEARTBEAT, "two", 3);
+		it_expect_bin(a, RELAY_MSG_HEARTBEAT, "one", 3);
+		it_expect_bin(a, RELAY_MSG_HEARTBEAT, "two", 3);
 	}
 	rl_test_close(a);
 	it_stop(&s);
@@ -107,11 +107,11 @@ IT_TEST(fragment, header_boundary_and_mid_payload_of_a_large_frame)
 	uint8_t *payload = buf + 7;
 	for (size_t i = 0; i < N; i++)
 		payload[i] = (uint8_t)(i * 31 + 7);
-	rl_frame_encode(buf, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, payload, N);
+	relay_frame_encode(buf, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, payload, N);
 	static const size_t cuts[] = {1, 3, 4, 5, 6, 7, 8, 1000, 65536, N / 2, N + 6};
 	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
 		send_split(a, buf, N + 7, cuts[i]);
-		it_expect_bin(a, RL_MSG_HEARTBEAT, payload, N);
+		it_expect_bin(a, RELAY_MSG_HEARTBEAT, payload, N);
 	}
 	/* Three pieces: length bytes, rest of the header, the payload in two. */
 	it_raw(a, buf, 4);
@@ -121,7 +121,7 @@ IT_TEST(fragment, header_boundary_and_mid_payload_of_a_large_frame)
 	it_raw(a, buf + 7, 100);
 	pace(a, 2);
 	it_raw(a, buf + 107, N - 100);
-	it_expect_bin(a, RL_MSG_HEARTBEAT, payload, N);
+	it_expect_bin(a, RELAY_MSG_HEARTBEAT, payload, N);
 	free(buf);
 	rl_test_close(a);
 	it_stop(&s);
@@ -138,28 +138,28 @@ IT_TEST(fragment, many_frames_in_one_write)
 	static uint8_t buf[65536];
 	size_t n = 0;
 	static const char join[] = "{\"room\":\"many\"}";
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, join, strlen(join));
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, join, strlen(join));
 	for (int i = 0; i < HB; i++) {
 		char p[32];
 		int pl = snprintf(p, sizeof(p), "hb-%d", i);
-		rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, p,
+		rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, p,
 				     (size_t)pl);
 		char m[64];
 		int ml = snprintf(m, sizeof(m), "{\"room\":\"many\",\"content\":%d}", i);
-		rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_MESSAGE, RL_FLAG_JSON, m, (size_t)ml);
+		rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, m, (size_t)ml);
 	}
-	rl_test_frame_append(buf, sizeof(buf), &n, RL_MSG_LEAVE_ROOM, RL_FLAG_JSON, join, strlen(join));
+	rl_test_frame_append(buf, sizeof(buf), &n, RELAY_MSG_LEAVE_ROOM, RELAY_FLAG_JSON, join, strlen(join));
 	it_raw(a, buf, n); /* one send() for everything */
-	it_expect_exact(a, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"many\",\"members\":2}");
+	it_expect_exact(a, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"many\",\"members\":2}");
 	for (int i = 0; i < HB; i++) {
 		char p[32];
 		int pl = snprintf(p, sizeof(p), "hb-%d", i);
-		it_expect_bin(a, RL_MSG_HEARTBEAT, p, (size_t)pl);
+		it_expect_bin(a, RELAY_MSG_HEARTBEAT, p, (size_t)pl);
 	}
-	it_expect_exact(a, RL_MSG_LEAVE_ROOM, "{\"status\":\"left\",\"room\":\"many\"}");
-	it_expect(b, RL_MSG_MESSAGE, RL_FLAG_JSON); /* userJoined */
+	it_expect_exact(a, RELAY_MSG_LEAVE_ROOM, "{\"status\":\"left\",\"room\":\"many\"}");
+	it_expect(b, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON); /* userJoined */
 	for (int i = 0; i < HB; i++) {
-		const struct rl_test_frame *f = it_expect(b, RL_MSG_MESSAGE, RL_FLAG_JSON);
+		const struct rl_test_frame *f = it_expect(b, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON);
 		int64_t v = -1;
 		const uint8_t *cp;
 		size_t cn;
@@ -169,7 +169,7 @@ IT_TEST(fragment, many_frames_in_one_write)
 		v = strtol(tmp, NULL, 10);
 		cr_assert_eq(v, i, "message %d arrived as %lld (order)", i, (long long)v);
 	}
-	it_expect(b, RL_MSG_MESSAGE, RL_FLAG_JSON); /* userLeft */
+	it_expect(b, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON); /* userLeft */
 	it_silent(b);
 	it_silent(a);
 	rl_test_close(a);
@@ -215,7 +215,7 @@ IT_TEST(fragment, burst_of_10000_frames_in_one_write_does_not_starve_others)
 	cr_assert_not_null(bu.buf);
 	for (uint32_t i = 0; i < BURST; i++) {
 		uint8_t m[8] = {5, 'b', 'u', 'r', 's', 't', (uint8_t)(i >> 8), (uint8_t)i};
-		rl_test_frame_append(bu.buf, (size_t)BURST * 16, &bu.n, RL_MSG_MESSAGE, RL_FLAG_BINARY,
+		rl_test_frame_append(bu.buf, (size_t)BURST * 16, &bu.n, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY,
 				     m, sizeof(m));
 	}
 	pthread_t th;
@@ -228,7 +228,7 @@ IT_TEST(fragment, burst_of_10000_frames_in_one_write_does_not_starve_others)
 		if (!waiting) {
 			char p[16];
 			int pl = snprintf(p, sizeof(p), "b%u", pings);
-			cr_assert_eq(rl_test_send_frame(b, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, p,
+			cr_assert_eq(rl_test_send_frame(b, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, p,
 							(size_t)pl),
 				     0, "%s", rl_test_err());
 			sent_at = rl_test_now_ms();
@@ -240,7 +240,7 @@ IT_TEST(fragment, burst_of_10000_frames_in_one_write_does_not_starve_others)
 		const struct rl_test_frame *f;
 		int r;
 		while ((r = rl_test_poll_frame(b, &f)) == 1) {
-			cr_assert_eq(f->type, RL_MSG_HEARTBEAT, "b got %s", rl_test_frame_str(f));
+			cr_assert_eq(f->type, RELAY_MSG_HEARTBEAT, "b got %s", rl_test_frame_str(f));
 			int64_t rtt = rl_test_now_ms() - sent_at;
 			worst = rtt > worst ? rtt : worst;
 			pings++;
@@ -248,7 +248,7 @@ IT_TEST(fragment, burst_of_10000_frames_in_one_write_does_not_starve_others)
 		}
 		cr_assert_geq(r, 0, "b: %s", rl_test_err());
 		while ((r = rl_test_poll_frame(c, &f)) == 1) {
-			cr_assert_eq(f->type, RL_MSG_MESSAGE, "c got %s", rl_test_frame_str(f));
+			cr_assert_eq(f->type, RELAY_MSG_MESSAGE, "c got %s", rl_test_frame_str(f));
 			cr_assert_geq(f->len, 2u);
 			uint32_t seq = (uint32_t)f->payload[f->len - 2] << 8 | f->payload[f->len - 1];
 			cr_assert_eq(seq, got & 0xffff, "c: message %u arrived as %u", got, seq);
@@ -291,7 +291,7 @@ static void *stream_write(void *arg)
 	static const uint8_t m[] = {4, 's', 'o', 'l', 'o', 'd', 'a', 't', 'a'};
 	size_t n = 0;
 	for (int i = 0; i < 1000; i++)
-		rl_test_frame_append(chunk, sizeof(chunk), &n, RL_MSG_MESSAGE, RL_FLAG_BINARY, m,
+		rl_test_frame_append(chunk, sizeof(chunk), &n, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, m,
 				     sizeof(m));
 	while (!atomic_load(&st->stop)) {
 		st->rc = rl_test_send_raw(st->a, chunk, n, 10000);

@@ -86,7 +86,7 @@ IT_TEST(lifecycle, shutdown_grace_bounds_the_flush)
 	msg[0] = 1;
 	msg[1] = 'g';
 	for (int i = 0; i < 384; i++)
-		it_send(pub, RL_MSG_MESSAGE, RL_FLAG_BINARY, msg, sizeof(msg));
+		it_send(pub, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, msg, sizeof(msg));
 	it_ping(pub);
 	int64_t t0 = rl_test_now_ms();
 	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0);
@@ -274,7 +274,7 @@ IT_TEST(lifecycle, second_signal_exits_at_once)
 	msg[0] = 1;
 	msg[1] = 'g';
 	for (int i = 0; i < 384; i++) /* 6 MiB, more than the kernel buffers hold */
-		it_send(pub, RL_MSG_MESSAGE, RL_FLAG_BINARY, msg, sizeof(msg));
+		it_send(pub, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, msg, sizeof(msg));
 	it_ping(pub);
 	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0);
 	/* pub reads its SERVER_SHUTDOWN: the first signal was handled. */

@@ -25,7 +25,7 @@ static void expect_delivery(struct rl_test_client *c, const char *room,
 	else
 		snprintf(want, cap, "{\"room\":\"%s\",\"from\":*,\"content\":%s,\"timestamp\":*}", room,
 			 content);
-	const struct rl_test_frame *f = it_expect_json(c, RL_MSG_MESSAGE, want);
+	const struct rl_test_frame *f = it_expect_json(c, RELAY_MSG_MESSAGE, want);
 	free(want);
 	char id[160];
 	cr_assert(rl_test_json_str(f, "from", id, sizeof(id)) > 0 &&
@@ -41,7 +41,7 @@ static void expect_delivery(struct rl_test_client *c, const char *room,
 
 static void send_msg(struct rl_test_client *c, const char *room, const char *content)
 {
-	cr_assert_eq(rl_test_send_json(c, RL_MSG_MESSAGE, "{\"room\":\"%s\",\"content\":%s}", room,
+	cr_assert_eq(rl_test_send_json(c, RELAY_MSG_MESSAGE, "{\"room\":\"%s\",\"content\":%s}", room,
 				       content),
 		     0, "%s", rl_test_err());
 }
@@ -71,7 +71,7 @@ IT_TEST(message, json_delivery_byte_exact_sender_excluded)
 	it_silent(a);
 	it_silent(b);
 	/* Unknown fields in a MESSAGE are ignored; room names are trimmed. */
-	cr_assert_eq(rl_test_send_json(a, RL_MSG_MESSAGE,
+	cr_assert_eq(rl_test_send_json(a, RELAY_MSG_MESSAGE,
 				       "{\"id\":7,\"room\":\" physics \",\"content\":[],\"x\":{}}"),
 		     0);
 	expect_delivery(b, "physics", a, "alice", "[]", t0);
@@ -110,10 +110,10 @@ IT_TEST(message, content_is_forwarded_verbatim)
 		expect_delivery(b, "r", a, NULL, contents[i], t0);
 	}
 	/* Whitespace around the value is not part of it. */
-	it_send_str(a, RL_MSG_MESSAGE, RL_FLAG_JSON, "{\"room\":\"r\",\"content\": \n\t [ 1 , 2 ] \r\n }");
+	it_send_str(a, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, "{\"room\":\"r\",\"content\": \n\t [ 1 , 2 ] \r\n }");
 	expect_delivery(b, "r", a, NULL, "[ 1 , 2 ]", t0);
 	/* Key order in the request does not matter; duplicate keys: the last wins. */
-	it_send_str(a, RL_MSG_MESSAGE, RL_FLAG_JSON, "{\"content\":{\"k\":1},\"room\":\"r\"}");
+	it_send_str(a, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, "{\"content\":{\"k\":1},\"room\":\"r\"}");
 	expect_delivery(b, "r", a, NULL, "{\"k\":1}", t0);
 	rl_test_close(a);
 	rl_test_close(b);
@@ -128,7 +128,7 @@ static void send_bin_msg(struct rl_test_client *c, uint8_t flags, const char *ro
 	buf[0] = (uint8_t)rl;
 	memcpy(buf + 1, room, rl);
 	memcpy(buf + 1 + rl, data, n);
-	it_send(c, RL_MSG_MESSAGE, flags, buf, 1 + rl + n);
+	it_send(c, RELAY_MSG_MESSAGE, flags, buf, 1 + rl + n);
 }
 
 static void expect_bin_delivery(struct rl_test_client *c, const char *room,
@@ -141,7 +141,7 @@ static void expect_bin_delivery(struct rl_test_client *c, const char *room,
 	want[1 + rl] = (uint8_t)fl;
 	memcpy(want + 2 + rl, rl_test_conn_id(from), fl);
 	memcpy(want + 2 + rl + fl, data, n);
-	it_expect_bin(c, RL_MSG_MESSAGE, want, 2 + rl + fl + n);
+	it_expect_bin(c, RELAY_MSG_MESSAGE, want, 2 + rl + fl + n);
 }
 
 IT_TEST(message, binary_delivery_form)
@@ -157,7 +157,7 @@ IT_TEST(message, binary_delivery_form)
 	it_join(c, "bin", 3);
 	it_presence(a, 2);
 	it_presence(b, 1);
-	send_bin_msg(a, RL_FLAG_BINARY, "bin", data, sizeof(data));
+	send_bin_msg(a, RELAY_FLAG_BINARY, "bin", data, sizeof(data));
 	expect_bin_delivery(b, "bin", a, data, sizeof(data));
 	expect_bin_delivery(c, "bin", a, data, sizeof(data));
 	/* Non-empty payload with flags 0 is binary. Empty data is allowed. */
@@ -165,7 +165,7 @@ IT_TEST(message, binary_delivery_form)
 	expect_bin_delivery(a, "bin", b, "", 0);
 	expect_bin_delivery(c, "bin", b, "", 0);
 	/* The envelope's room is trimmed like any name. */
-	send_bin_msg(c, RL_FLAG_BINARY, " bin\t", "x", 1);
+	send_bin_msg(c, RELAY_FLAG_BINARY, " bin\t", "x", 1);
 	expect_bin_delivery(a, "bin", c, "x", 1);
 	expect_bin_delivery(b, "bin", c, "x", 1);
 	it_silent(a);
@@ -190,7 +190,7 @@ IT_TEST(message, echo_true_delivers_to_sender_and_rehello_toggles)
 	send_msg(a, "e", "{\"n\":1}");
 	expect_delivery(a, "e", a, "alice", "{\"n\":1}", t0);
 	expect_delivery(b, "e", a, "alice", "{\"n\":1}", t0);
-	send_bin_msg(a, RL_FLAG_BINARY, "e", "bb", 2);
+	send_bin_msg(a, RELAY_FLAG_BINARY, "e", "bb", 2);
 	expect_bin_delivery(a, "e", a, "bb", 2);
 	expect_bin_delivery(b, "e", a, "bb", 2);
 	/* "echo":false explicitly, by a new HELLO. */
@@ -219,14 +219,14 @@ IT_TEST(message, not_in_room_is_nonfatal)
 	/* The room exists (b is in it) but a is not a member. Byte-exact
 	 * against the spec's example, "room" after "fatal". */
 	send_msg(a, "physics", "1");
-	it_expect_exact(a, RL_MSG_ERROR,
+	it_expect_exact(a, RELAY_MSG_ERROR,
 			"{\"code\":\"NOT_IN_ROOM\",\"message\":\"not a member of room 'physics'\","
 			"\"fatal\":false,\"room\":\"physics\"}");
 	it_ping(a);
 	/* A room that does not exist at all. */
 	send_msg(a, "ghost", "1");
 	it_nonfatal_room(a, "NOT_IN_ROOM", "ghost");
-	send_bin_msg(a, RL_FLAG_BINARY, "physics", "x", 1);
+	send_bin_msg(a, RELAY_FLAG_BINARY, "physics", "x", 1);
 	it_nonfatal_room(a, "NOT_IN_ROOM", "physics");
 	/* After leaving, too. */
 	it_join(a, "physics", 2);
@@ -263,7 +263,7 @@ IT_TEST(message, wrong_shapes_are_invalid_payload)
 	it_join(b, "r", 2);
 	it_presence(a, 1);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		it_send_str(a, RL_MSG_MESSAGE, RL_FLAG_JSON, bad[i]);
+		it_send_str(a, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, bad[i]);
 		cr_assert_not_null(rl_test_expect_error(a, "INVALID_PAYLOAD", IT_MS), "%s: %s", bad[i],
 				   rl_test_err());
 	}
@@ -271,20 +271,20 @@ IT_TEST(message, wrong_shapes_are_invalid_payload)
 	uint8_t l0[] = {0, 'x'}, lbig[70], shortp[] = {5, 'a', 'b'};
 	lbig[0] = 65;
 	memset(lbig + 1, 'a', sizeof(lbig) - 1);
-	it_send(a, RL_MSG_MESSAGE, RL_FLAG_BINARY, l0, sizeof(l0));
+	it_send(a, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, l0, sizeof(l0));
 	it_nonfatal(a, "INVALID_PAYLOAD");
-	it_send(a, RL_MSG_MESSAGE, RL_FLAG_BINARY, lbig, sizeof(lbig));
+	it_send(a, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, lbig, sizeof(lbig));
 	it_nonfatal(a, "INVALID_PAYLOAD");
-	it_send(a, RL_MSG_MESSAGE, RL_FLAG_BINARY, shortp, sizeof(shortp));
+	it_send(a, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, shortp, sizeof(shortp));
 	it_nonfatal(a, "INVALID_PAYLOAD");
-	it_send(a, RL_MSG_MESSAGE, RL_FLAG_BINARY, NULL, 0);
+	it_send(a, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, NULL, 0);
 	it_nonfatal(a, "INVALID_PAYLOAD");
 	/* JOIN/LEAVE shapes: missing or non-string room. */
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"name\":\"r\"}");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"name\":\"r\"}");
 	it_nonfatal(a, "INVALID_PAYLOAD");
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":1}");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":1}");
 	it_nonfatal(a, "INVALID_PAYLOAD");
-	it_send_str(a, RL_MSG_LEAVE_ROOM, RL_FLAG_JSON, "[\"r\"]");
+	it_send_str(a, RELAY_MSG_LEAVE_ROOM, RELAY_FLAG_JSON, "[\"r\"]");
 	it_nonfatal(a, "INVALID_PAYLOAD");
 	/* Nothing was delivered. */
 	it_silent(b);
@@ -310,33 +310,33 @@ IT_TEST(message, invalid_room_names)
 	IT_START(&s, "--workers", "1");
 	struct rl_test_client *a = it_client(&s, NULL);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		cr_assert_eq(rl_test_send_json(a, RL_MSG_JOIN_ROOM, "{\"room\":%s}", bad[i]), 0);
+		cr_assert_eq(rl_test_send_json(a, RELAY_MSG_JOIN_ROOM, "{\"room\":%s}", bad[i]), 0);
 		cr_assert_not_null(rl_test_expect_error(a, "INVALID_ROOM", IT_MS), "JOIN %s: %s",
 				   bad[i], rl_test_err());
-		cr_assert_eq(rl_test_send_json(a, RL_MSG_MESSAGE, "{\"room\":%s,\"content\":1}", bad[i]),
+		cr_assert_eq(rl_test_send_json(a, RELAY_MSG_MESSAGE, "{\"room\":%s,\"content\":1}", bad[i]),
 			     0);
 		cr_assert_not_null(rl_test_expect_error(a, "INVALID_ROOM", IT_MS), "MESSAGE %s: %s",
 				   bad[i], rl_test_err());
-		cr_assert_eq(rl_test_send_json(a, RL_MSG_LEAVE_ROOM, "{\"room\":%s}", bad[i]), 0);
+		cr_assert_eq(rl_test_send_json(a, RELAY_MSG_LEAVE_ROOM, "{\"room\":%s}", bad[i]), 0);
 		cr_assert_not_null(rl_test_expect_error(a, "INVALID_ROOM", IT_MS), "LEAVE %s: %s",
 				   bad[i], rl_test_err());
 	}
 	/* Binary: invalid UTF-8, control characters, empty after trim, 65 bytes. */
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "\xc0\xaf");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "\xc0\xaf");
 	it_nonfatal(a, "INVALID_ROOM");
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "\xed\xa0\x80");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "\xed\xa0\x80");
 	it_nonfatal(a, "INVALID_ROOM");
-	it_send(a, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "a\0b", 3);
+	it_send(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "a\0b", 3);
 	it_nonfatal(a, "INVALID_ROOM");
-	it_send_str(a, RL_MSG_JOIN_ROOM, 0, "  \t ");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, 0, "  \t ");
 	it_nonfatal(a, "INVALID_ROOM");
 	char big[66];
 	memset(big, 'r', 65);
 	big[65] = '\0';
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, big);
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, big);
 	it_nonfatal(a, "INVALID_ROOM");
 	uint8_t env[] = {3, 'a', 0x01, 'b', 'd'};
-	it_send(a, RL_MSG_MESSAGE, RL_FLAG_BINARY, env, sizeof(env));
+	it_send(a, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, env, sizeof(env));
 	it_nonfatal(a, "INVALID_ROOM");
 	/* The connection still works for a good name. */
 	it_join(a, "good", 1);
@@ -353,9 +353,9 @@ IT_TEST(message, too_many_rooms_is_nonfatal)
 	it_join(a, "r1", 1);
 	it_join(a, "r2", 1);
 	it_join(a, "r3", 1);
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"r4\"}");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"r4\"}");
 	it_nonfatal_room(a, "TOO_MANY_ROOMS", "r4");
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "r5");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "r5");
 	it_nonfatal_room(a, "TOO_MANY_ROOMS", "r5");
 	/* Re-joining a room one is in is not over the limit. */
 	it_join(a, "r2", 1);
@@ -381,7 +381,7 @@ IT_TEST(message, bad_userid_is_invalid_payload_and_not_acked)
 	struct rl_test_client *a = it_client(&s, "{\"userId\":\"first\"}");
 	struct rl_test_client *b = it_client(&s, NULL);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		it_send_str(a, RL_MSG_HELLO, RL_FLAG_JSON, bad[i]);
+		it_send_str(a, RELAY_MSG_HELLO, RELAY_FLAG_JSON, bad[i]);
 		/* it_nonfatal: ERROR, then the HEARTBEAT echo comes next, so no ack
 		 * was sent in between. */
 		it_nonfatal(a, "INVALID_PAYLOAD");
@@ -390,7 +390,7 @@ IT_TEST(message, bad_userid_is_invalid_payload_and_not_acked)
 	memset(id129, 'u', 129);
 	id129[129] = '\0';
 	snprintf(req, sizeof(req), "{\"userId\":\"%s\"}", id129);
-	it_send_str(a, RL_MSG_HELLO, RL_FLAG_JSON, req);
+	it_send_str(a, RELAY_MSG_HELLO, RELAY_FLAG_JSON, req);
 	it_nonfatal(a, "INVALID_PAYLOAD");
 	/* Reading: a refused HELLO has no effect at all, so userId is still "first". */
 	it_join(a, "u", 1);
@@ -432,7 +432,7 @@ IT_TEST(message, broadcast_over_max_frame_is_invalid_payload)
 	memcpy(p, head, sizeof(head) - 1);
 	memset(p + sizeof(head) - 1, 'x', fill);
 	memcpy(p + sizeof(head) - 1 + fill, tail, sizeof(tail) - 1);
-	it_send(a, RL_MSG_MESSAGE, RL_FLAG_JSON, p, plen);
+	it_send(a, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, p, plen);
 	it_nonfatal(a, "INVALID_PAYLOAD");
 	it_silent(b);
 	/* The same in binary: the delivery adds u8 F + the connection id. */
@@ -441,12 +441,12 @@ IT_TEST(message, broadcast_over_max_frame_is_invalid_payload)
 	bp[0] = 1;
 	bp[1] = 'r';
 	memset(bp + 2, 0xab, MAX - 3 - 2);
-	it_send(a, RL_MSG_MESSAGE, RL_FLAG_BINARY, bp, MAX - 3);
+	it_send(a, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, bp, MAX - 3);
 	it_nonfatal(a, "INVALID_PAYLOAD");
 	it_silent(b);
 	/* A smaller one goes through. */
-	it_send(a, RL_MSG_MESSAGE, RL_FLAG_BINARY, bp, MAX - 3 - 300);
-	it_expect(b, RL_MSG_MESSAGE, RL_FLAG_BINARY);
+	it_send(a, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, bp, MAX - 3 - 300);
+	it_expect(b, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY);
 	free(p);
 	free(bp);
 	rl_test_close(a);

@@ -21,7 +21,7 @@ static void expect_presence_id(struct rl_test_client *c, const char *type, const
 	else
 		snprintf(want, sizeof(want), "{\"type\":\"%s\",\"room\":\"%s\",\"connectionId\":\"%s\"}",
 			 type, room, id);
-	it_expect_exact(c, RL_MSG_MESSAGE, want);
+	it_expect_exact(c, RELAY_MSG_MESSAGE, want);
 }
 
 static void expect_presence(struct rl_test_client *c, const char *type, const char *room,
@@ -35,10 +35,10 @@ IT_TEST(session, hello_ack_is_byte_exact)
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
 	struct rl_test_client *c = it_connect(&s);
-	it_send_str(c, RL_MSG_HELLO, RL_FLAG_JSON, "{\"userId\":\"alice\",\"clientVersion\":\"1.0.0\"}");
+	it_send_str(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, "{\"userId\":\"alice\",\"clientVersion\":\"1.0.0\"}");
 	char want[512];
 	snprintf(want, sizeof(want), HELLO_ACK_FMT, 1048576u);
-	const struct rl_test_frame *f = it_expect_json(c, RL_MSG_HELLO, want);
+	const struct rl_test_frame *f = it_expect_json(c, RELAY_MSG_HELLO, want);
 	char id[160];
 	cr_assert_gt(rl_test_json_str(f, "connectionId", id, sizeof(id)), 0,
 		     "connectionId must be a non-empty string: %s", rl_test_frame_str(f));
@@ -53,13 +53,13 @@ IT_TEST(session, hello_empty_payload_and_fields_optional)
 	char want[512];
 	snprintf(want, sizeof(want), HELLO_ACK_FMT, 1048576u);
 	struct rl_test_client *c = it_connect(&s);
-	it_send(c, RL_MSG_HELLO, 0, NULL, 0); /* empty, flags 0 */
-	it_expect_json(c, RL_MSG_HELLO, want);
-	it_send_str(c, RL_MSG_HELLO, RL_FLAG_JSON, "{}");
-	it_expect_json(c, RL_MSG_HELLO, want);
+	it_send(c, RELAY_MSG_HELLO, 0, NULL, 0); /* empty, flags 0 */
+	it_expect_json(c, RELAY_MSG_HELLO, want);
+	it_send_str(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, "{}");
+	it_expect_json(c, RELAY_MSG_HELLO, want);
 	/* Unknown fields are ignored (forward compatibility). */
-	it_send_str(c, RL_MSG_HELLO, RL_FLAG_JSON, "{\"future\":[1,{\"x\":null}],\"userId\":\"u\"}");
-	it_expect_json(c, RL_MSG_HELLO, want);
+	it_send_str(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, "{\"future\":[1,{\"x\":null}],\"userId\":\"u\"}");
+	it_expect_json(c, RELAY_MSG_HELLO, want);
 	rl_test_close(c);
 	it_stop(&s);
 }
@@ -73,8 +73,8 @@ IT_TEST(session, hello_ack_reports_max_frame)
 	char want[512];
 	snprintf(want, sizeof(want), HELLO_ACK_FMT, 4096u);
 	struct rl_test_client *c = it_connect(&s);
-	it_send(c, RL_MSG_HELLO, 0, NULL, 0);
-	it_expect_json(c, RL_MSG_HELLO, want);
+	it_send(c, RELAY_MSG_HELLO, 0, NULL, 0);
+	it_expect_json(c, RELAY_MSG_HELLO, want);
 	rl_test_close(c);
 	it_stop(&s);
 }
@@ -109,22 +109,22 @@ IT_TEST(session, join_ack_and_presence_byte_exact)
 	struct rl_test_client *b = it_client(&s, "{\"userId\":\"bob\"}");
 	struct rl_test_client *c = it_client(&s, "{}");
 
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"physics\"}");
-	it_expect_exact(a, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":1}");
-	it_send_str(b, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"physics\"}");
-	it_expect_exact(b, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":2}");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"physics\"}");
+	it_expect_exact(a, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":1}");
+	it_send_str(b, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"physics\"}");
+	it_expect_exact(b, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":2}");
 	/* userId follows connectionId when the joiner gave one (reading of
 	 * "plus \"userId\"": appended after the example's last key). */
 	expect_presence(a, "userJoined", "physics", b, "bob");
-	it_send_str(c, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"physics\"}");
-	it_expect_exact(c, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":3}");
+	it_send_str(c, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"physics\"}");
+	it_expect_exact(c, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":3}");
 	expect_presence(a, "userJoined", "physics", c, NULL);
 	expect_presence(b, "userJoined", "physics", c, NULL);
 	/* The joiner gets no presence event about itself. */
 	it_silent(c);
 
-	it_send_str(b, RL_MSG_LEAVE_ROOM, RL_FLAG_JSON, "{\"room\":\"physics\"}");
-	it_expect_exact(b, RL_MSG_LEAVE_ROOM, "{\"status\":\"left\",\"room\":\"physics\"}");
+	it_send_str(b, RELAY_MSG_LEAVE_ROOM, RELAY_FLAG_JSON, "{\"room\":\"physics\"}");
+	it_expect_exact(b, RELAY_MSG_LEAVE_ROOM, "{\"status\":\"left\",\"room\":\"physics\"}");
 	expect_presence(a, "userLeft", "physics", b, "bob");
 	expect_presence(c, "userLeft", "physics", b, "bob");
 	it_silent(b);
@@ -145,22 +145,22 @@ IT_TEST(session, binary_join_leave_acked_in_binary)
 	IT_START(&s, "--workers", "1");
 	struct rl_test_client *a = it_client(&s, NULL);
 	struct rl_test_client *b = it_client(&s, NULL);
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "physics");
-	it_expect_bin(a, RL_MSG_JOIN_ROOM, "physics", 7);
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "physics");
+	it_expect_bin(a, RELAY_MSG_JOIN_ROOM, "physics", 7);
 	/* A flags-0 JOIN is binary and is acked with the BINARY flag. */
-	it_send_str(b, RL_MSG_JOIN_ROOM, 0, "physics");
-	it_expect_bin(b, RL_MSG_JOIN_ROOM, "physics", 7);
+	it_send_str(b, RELAY_MSG_JOIN_ROOM, 0, "physics");
+	it_expect_bin(b, RELAY_MSG_JOIN_ROOM, "physics", 7);
 	/* Presence events are always JSON, whatever the joiner used. */
 	expect_presence(a, "userJoined", "physics", b, NULL);
 	/* Names are trimmed in binary form too, and the ack carries the trimmed name. */
-	it_send_str(b, RL_MSG_LEAVE_ROOM, 0, " \tphysics\r\n");
-	it_expect_bin(b, RL_MSG_LEAVE_ROOM, "physics", 7);
+	it_send_str(b, RELAY_MSG_LEAVE_ROOM, 0, " \tphysics\r\n");
+	it_expect_bin(b, RELAY_MSG_LEAVE_ROOM, "physics", 7);
 	expect_presence(a, "userLeft", "physics", b, NULL);
-	it_send_str(a, RL_MSG_LEAVE_ROOM, RL_FLAG_BINARY, "physics");
-	it_expect_bin(a, RL_MSG_LEAVE_ROOM, "physics", 7);
+	it_send_str(a, RELAY_MSG_LEAVE_ROOM, RELAY_FLAG_BINARY, "physics");
+	it_expect_bin(a, RELAY_MSG_LEAVE_ROOM, "physics", 7);
 	/* Raw UTF-8 names round-trip as raw bytes. */
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "caf\xc3\xa9 \xf0\x9f\x98\x80");
-	it_expect_bin(a, RL_MSG_JOIN_ROOM, "caf\xc3\xa9 \xf0\x9f\x98\x80", 10);
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "caf\xc3\xa9 \xf0\x9f\x98\x80");
+	it_expect_bin(a, RELAY_MSG_JOIN_ROOM, "caf\xc3\xa9 \xf0\x9f\x98\x80", 10);
 	it_silent(b);
 	rl_test_close(a);
 	rl_test_close(b);
@@ -173,22 +173,22 @@ IT_TEST(session, json_names_trimmed_and_raw_utf8)
 	IT_START(&s, "--workers", "1");
 	struct rl_test_client *a = it_client(&s, NULL);
 	struct rl_test_client *b = it_client(&s, NULL);
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\" \\t\\n\\u000b\\f\\rphysics \\r\\n\"}");
-	it_expect_exact(a, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":1}");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\" \\t\\n\\u000b\\f\\rphysics \\r\\n\"}");
+	it_expect_exact(a, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":1}");
 	/* Escaped non-ASCII comes back as raw UTF-8 (the name, not its spelling). */
-	it_send_str(b, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"caf\\u00e9\"}");
-	it_expect_exact(b, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"caf\xc3\xa9\",\"members\":1}");
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"caf\xc3\xa9\"}");
-	it_expect_exact(a, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"caf\xc3\xa9\",\"members\":2}");
+	it_send_str(b, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"caf\\u00e9\"}");
+	it_expect_exact(b, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"caf\xc3\xa9\",\"members\":1}");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"caf\xc3\xa9\"}");
+	it_expect_exact(a, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"caf\xc3\xa9\",\"members\":2}");
 	expect_presence(b, "userJoined", "caf\xc3\xa9", a, NULL);
 	/* 64 bytes after trimming is the limit. */
 	char room[65], req[128], ack[160];
 	memset(room, 'r', 64);
 	room[64] = '\0';
 	snprintf(req, sizeof(req), "{\"room\":\"  %s  \"}", room);
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, req);
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, req);
 	snprintf(ack, sizeof(ack), "{\"status\":\"joined\",\"room\":\"%s\",\"members\":1}", room);
-	it_expect_exact(a, RL_MSG_JOIN_ROOM, ack);
+	it_expect_exact(a, RELAY_MSG_JOIN_ROOM, ack);
 	rl_test_close(a);
 	rl_test_close(b);
 	it_stop(&s);
@@ -205,10 +205,10 @@ IT_TEST(session, rejoin_reacks_and_changes_nothing)
 	expect_presence(a, "userJoined", "physics", b, NULL);
 	/* Same room, JSON, binary and a trimmed spelling: each re-acks, count unchanged. */
 	it_join(b, "physics", 2);
-	it_send_str(b, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "physics");
-	it_expect_bin(b, RL_MSG_JOIN_ROOM, "physics", 7);
-	it_send_str(b, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\" physics\"}");
-	it_expect_exact(b, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":2}");
+	it_send_str(b, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "physics");
+	it_expect_bin(b, RELAY_MSG_JOIN_ROOM, "physics", 7);
+	it_send_str(b, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\" physics\"}");
+	it_expect_exact(b, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"physics\",\"members\":2}");
 	/* ...and no second presence event. */
 	it_silent(a);
 	rl_test_close(a);
@@ -223,16 +223,16 @@ IT_TEST(session, leave_is_idempotent_and_empty_room_deleted)
 	struct rl_test_client *a = it_client(&s, NULL);
 	struct rl_test_client *b = it_client(&s, NULL);
 	/* Leaving a room one is not in (that does not even exist) still acks. */
-	it_send_str(a, RL_MSG_LEAVE_ROOM, RL_FLAG_JSON, "{\"room\":\"nowhere\"}");
-	it_expect_exact(a, RL_MSG_LEAVE_ROOM, "{\"status\":\"left\",\"room\":\"nowhere\"}");
+	it_send_str(a, RELAY_MSG_LEAVE_ROOM, RELAY_FLAG_JSON, "{\"room\":\"nowhere\"}");
+	it_expect_exact(a, RELAY_MSG_LEAVE_ROOM, "{\"status\":\"left\",\"room\":\"nowhere\"}");
 	it_join(a, "physics", 1);
 	it_join(b, "physics", 2);
 	expect_presence(a, "userJoined", "physics", b, NULL);
 	it_leave(b, "physics");
 	expect_presence(a, "userLeft", "physics", b, NULL);
 	it_leave(b, "physics"); /* again: acks, no event */
-	it_send_str(b, RL_MSG_LEAVE_ROOM, RL_FLAG_BINARY, "physics");
-	it_expect_bin(b, RL_MSG_LEAVE_ROOM, "physics", 7);
+	it_send_str(b, RELAY_MSG_LEAVE_ROOM, RELAY_FLAG_BINARY, "physics");
+	it_expect_bin(b, RELAY_MSG_LEAVE_ROOM, "physics", 7);
 	it_silent(a);
 	/* Last member leaves: the room is deleted, a new join starts at 1. */
 	it_leave(a, "physics");
@@ -359,22 +359,22 @@ IT_TEST(session, json_names_escapes_keys_and_duplicates)
 	IT_START(&s, "--workers", "1");
 	struct rl_test_client *a = it_client(&s, NULL);
 	struct rl_test_client *b = it_client(&s, NULL);
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"q\\\"b\\\\s\\/d\"}");
-	it_expect_exact(a, RL_MSG_JOIN_ROOM,
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"q\\\"b\\\\s\\/d\"}");
+	it_expect_exact(a, RELAY_MSG_JOIN_ROOM,
 			"{\"status\":\"joined\",\"room\":\"q\\\"b\\\\s/d\",\"members\":1}");
 	/* The same room by its raw bytes in binary form. */
-	it_send_str(b, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "q\"b\\s/d");
-	it_expect_bin(b, RL_MSG_JOIN_ROOM, "q\"b\\s/d", 7);
+	it_send_str(b, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "q\"b\\s/d");
+	it_expect_bin(b, RELAY_MSG_JOIN_ROOM, "q\"b\\s/d", 7);
 	expect_presence(a, "userJoined", "q\\\"b\\\\s/d", b, NULL);
 	/* An escaped key. */
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"ro\\u006fm\":\"esc\"}");
-	it_expect_exact(a, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"esc\",\"members\":1}");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"ro\\u006fm\":\"esc\"}");
+	it_expect_exact(a, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"esc\",\"members\":1}");
 	/* Duplicate keys: the last wins. */
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\"first\",\"room\":\"last\"}");
-	it_expect_exact(a, RL_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"last\",\"members\":1}");
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"first\",\"room\":\"last\"}");
+	it_expect_exact(a, RELAY_MSG_JOIN_ROOM, "{\"status\":\"joined\",\"room\":\"last\",\"members\":1}");
 	/* U+00A0 is not ASCII whitespace: kept. */
-	it_send_str(a, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, "{\"room\":\" \\u00a0x\\u00a0 \"}");
-	it_expect_exact(a, RL_MSG_JOIN_ROOM,
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\" \\u00a0x\\u00a0 \"}");
+	it_expect_exact(a, RELAY_MSG_JOIN_ROOM,
 			"{\"status\":\"joined\",\"room\":\"\xc2\xa0x\xc2\xa0\",\"members\":1}");
 	rl_test_close(a);
 	rl_test_close(b);

@@ -49,7 +49,7 @@ static void *flood_run(void *arg)
 		m[7] = (uint8_t)(i >> 16);
 		m[8] = (uint8_t)(i >> 8);
 		m[9] = (uint8_t)i;
-		f->rc = rl_test_send_frame(f->pub, RL_MSG_MESSAGE, RL_FLAG_BINARY, m, sizeof(m));
+		f->rc = rl_test_send_frame(f->pub, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, m, sizeof(m));
 		if (f->rc != 0)
 			break;
 	}
@@ -58,8 +58,8 @@ static void *flood_run(void *arg)
 
 static uint32_t seq_of(const struct rl_test_frame *fr)
 {
-	struct rl_span room, from, data;
-	cr_assert_eq(rl_bin_delivery_parse(fr->payload, fr->len, &room, &from, &data), RL_ERR_NONE,
+	struct relay_span room, from, data;
+	cr_assert_eq(relay_bin_delivery_parse(fr->payload, fr->len, &room, &from, &data), RELAY_ERR_NONE,
 		     "%s", rl_test_frame_str(fr));
 	cr_assert_eq(data.n, (size_t)MSG_BYTES - 6);
 	return (uint32_t)data.p[0] << 24 | (uint32_t)data.p[1] << 16 | (uint32_t)data.p[2] << 8 |
@@ -89,7 +89,7 @@ static bool expect_slow_consumer_closed(struct rl_test_client *c, int crawl_ms, 
 				  "slow consumer: %s", e);
 			return saw_error;
 		}
-		if (f->type == RL_MSG_ERROR) {
+		if (f->type == RELAY_MSG_ERROR) {
 			char code[64];
 			cr_assert(rl_test_json_str(f, "code", code, sizeof(code)) > 0 &&
 					  strcmp(code, "SLOW_CONSUMER") == 0,
@@ -97,7 +97,7 @@ static bool expect_slow_consumer_closed(struct rl_test_client *c, int crawl_ms, 
 			saw_error = true;
 		} else {
 			cr_assert(!saw_error, "frame after the fatal ERROR: %s", rl_test_frame_str(f));
-			cr_assert_eq(f->type, RL_MSG_MESSAGE, "%s", rl_test_frame_str(f));
+			cr_assert_eq(f->type, RELAY_MSG_MESSAGE, "%s", rl_test_frame_str(f));
 		}
 	}
 }

@@ -61,7 +61,7 @@ static const char *room_name(int r)
 static int frame_room(const struct rl_test_frame *f)
 {
 	char room[80];
-	if (f->flags != RL_FLAG_JSON || rl_test_json_str(f, "room", room, sizeof(room)) < 0)
+	if (f->flags != RELAY_FLAG_JSON || rl_test_json_str(f, "room", room, sizeof(room)) < 0)
 		return -1;
 	for (int r = 0; r < ROOMS; r++)
 		if (strcmp(room, room_name(r)) == 0)
@@ -84,7 +84,7 @@ static bool wait_for(struct worker *w, int i, uint8_t type)
 		}
 		if (f->type == type)
 			return true;
-		if (f->type != RL_MSG_MESSAGE) {
+		if (f->type != RELAY_MSG_MESSAGE) {
 			churn_fail("unexpected frame %s", rl_test_frame_str(f));
 			return false;
 		}
@@ -116,7 +116,7 @@ static bool room_op(struct worker *w, int i, int r, uint8_t type)
 	}
 	if (!wait_for(w, i, type))
 		return false;
-	w->in[i][r] = type == RL_MSG_JOIN_ROOM;
+	w->in[i][r] = type == RELAY_MSG_JOIN_ROOM;
 	return true;
 }
 
@@ -126,24 +126,24 @@ static bool one_op(struct worker *w)
 	unsigned op = rand_r(&w->seed) % 16;
 	w->ops++;
 	if (op < 6)
-		return room_op(w, i, r, RL_MSG_JOIN_ROOM);
+		return room_op(w, i, r, RELAY_MSG_JOIN_ROOM);
 	if (op < 11)
-		return room_op(w, i, r, RL_MSG_LEAVE_ROOM);
+		return room_op(w, i, r, RELAY_MSG_LEAVE_ROOM);
 	if (op < 15) {
 		if (!w->in[i][r])
 			return true;
-		if (rl_test_send_json(w->c[i], RL_MSG_MESSAGE,
+		if (rl_test_send_json(w->c[i], RELAY_MSG_MESSAGE,
 				      "{\"room\":\"%s\",\"content\":{\"op\":%lu}}", room_name(r),
 				      w->ops) != 0) {
 			churn_fail("send: %s", rl_test_err());
 			return false;
 		}
 		/* A HEARTBEAT round trip drains (and checks) what arrived meanwhile. */
-		if (rl_test_send_frame(w->c[i], RL_MSG_HEARTBEAT, 0, NULL, 0) != 0) {
+		if (rl_test_send_frame(w->c[i], RELAY_MSG_HEARTBEAT, 0, NULL, 0) != 0) {
 			churn_fail("send: %s", rl_test_err());
 			return false;
 		}
-		return wait_for(w, i, RL_MSG_HEARTBEAT);
+		return wait_for(w, i, RELAY_MSG_HEARTBEAT);
 	}
 	/* Disconnect while (maybe) in rooms: relayd leaves them for us. */
 	rl_test_close(w->c[i]);
@@ -165,7 +165,7 @@ static void *churn_thread(void *arg)
 	for (int i = 0; i < CONNS; i++) {
 		for (int r = 0; i % 2 == 0 && r < ROOMS && !atomic_load(&churn_failed); r++)
 			if (w->in[i][r])
-				room_op(w, i, r, RL_MSG_LEAVE_ROOM);
+				room_op(w, i, r, RELAY_MSG_LEAVE_ROOM);
 		rl_test_close(w->c[i]);
 		w->c[i] = NULL;
 	}

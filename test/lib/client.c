@@ -1,5 +1,5 @@
 /* client.c -- the harness's protocol client: connect, send frames, receive
- * frames with timeouts (rl_decoder), expectations, JSON field helpers.
+ * frames with timeouts (relay_decoder), expectations, JSON field helpers.
  * Threading: a struct rl_test_client belongs to one thread at a time. */
 #include "harness.h"
 
@@ -24,7 +24,7 @@
 
 struct rl_test_client {
 	int fd;
-	struct rl_decoder dec;
+	struct relay_decoder dec;
 	bool mid_feed;       /* the decoder still holds unconsumed bytes of rbuf */
 	uint8_t rbuf[CLI_RBUF];
 	uint8_t *fbuf;       /* payload copy of the last frame */
@@ -84,7 +84,7 @@ struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int
 	}
 	c->fd = fd;
 	c->worker = -1;
-	rl_decoder_init(&c->dec, CLI_DEFAULT_MAX_FRAME);
+	relay_decoder_init(&c->dec, CLI_DEFAULT_MAX_FRAME);
 	return c;
 }
 
@@ -98,7 +98,7 @@ void rl_test_close(struct rl_test_client *c)
 	if (c == NULL)
 		return;
 	close(c->fd);
-	rl_decoder_free(&c->dec);
+	relay_decoder_free(&c->dec);
 	free(c->fbuf);
 	free(c);
 }
@@ -150,9 +150,9 @@ int rl_test_send_raw(struct rl_test_client *c, const void *p, size_t n, int time
 int rl_test_frame_append(uint8_t *buf, size_t cap, size_t *off, uint8_t type, uint8_t flags,
 			 const void *payload, size_t len)
 {
-	if (*off + RL_FRAME_HDR_BYTES + len > cap)
+	if (*off + RELAY_FRAME_HDR_BYTES + len > cap)
 		return rl_test_set_err("frame_append: buffer full"), -ENOSPC;
-	*off += rl_frame_encode(buf + *off, type, flags, payload, (uint32_t)len);
+	*off += relay_frame_encode(buf + *off, type, flags, payload, (uint32_t)len);
 	return 0;
 }
 
@@ -160,13 +160,13 @@ int rl_test_send_frame_v(struct rl_test_client *c, uint8_t version, uint8_t type
 			 const void *payload, size_t len)
 {
 	uint8_t small[4096];
-	uint8_t *b = len + RL_FRAME_HDR_BYTES <= sizeof(small) ? small
-							     : malloc(len + RL_FRAME_HDR_BYTES);
+	uint8_t *b = len + RELAY_FRAME_HDR_BYTES <= sizeof(small) ? small
+							     : malloc(len + RELAY_FRAME_HDR_BYTES);
 	if (b == NULL)
 		return rl_test_set_err("out of memory"), -ENOMEM;
-	rl_frame_encode(b, type, flags, payload, (uint32_t)len);
+	relay_frame_encode(b, type, flags, payload, (uint32_t)len);
 	b[4] = version;
-	int rc = rl_test_send_raw(c, b, len + RL_FRAME_HDR_BYTES, 0);
+	int rc = rl_test_send_raw(c, b, len + RELAY_FRAME_HDR_BYTES, 0);
 	if (b != small)
 		free(b);
 	return rc;
@@ -175,7 +175,7 @@ int rl_test_send_frame_v(struct rl_test_client *c, uint8_t version, uint8_t type
 int rl_test_send_frame(struct rl_test_client *c, uint8_t type, uint8_t flags, const void *payload,
 		       size_t len)
 {
-	return rl_test_send_frame_v(c, RL_PROTOCOL_VERSION, type, flags, payload, len);
+	return rl_test_send_frame_v(c, RELAY_PROTOCOL_VERSION, type, flags, payload, len);
 }
 
 int rl_test_send_json(struct rl_test_client *c, uint8_t type, const char *fmt, ...)
@@ -187,14 +187,14 @@ int rl_test_send_json(struct rl_test_client *c, uint8_t type, const char *fmt, .
 	va_end(ap);
 	if (n < 0)
 		return rl_test_set_err("out of memory"), -ENOMEM;
-	int rc = rl_test_send_frame(c, type, RL_FLAG_JSON, s, (size_t)n);
+	int rc = rl_test_send_frame(c, type, RELAY_FLAG_JSON, s, (size_t)n);
 	free(s);
 	return rc;
 }
 
 /* ---- receiving ------------------------------------------------------------------ */
 
-static int cli_keep_frame(struct rl_test_client *c, const struct rl_frame *f)
+static int cli_keep_frame(struct rl_test_client *c, const struct relay_frame *f)
 {
 	if (c->fcap < (size_t)f->len + 1) {
 		uint8_t *nb = realloc(c->fbuf, (size_t)f->len + 1);
@@ -219,13 +219,13 @@ static int cli_next(struct rl_test_client *c)
 {
 	if (!c->mid_feed)
 		return 0;
-	struct rl_frame f;
-	enum rl_decode_status st = rl_decoder_next(&c->dec, &f);
-	if (st == RL_DECODE_FRAME)
+	struct relay_frame f;
+	enum relay_decode_status st = relay_decoder_next(&c->dec, &f);
+	if (st == RELAY_DECODE_FRAME)
 		return cli_keep_frame(c, &f) == 0 ? 1 : -1;
 	c->mid_feed = false;
-	if (st == RL_DECODE_ERROR)
-		return rl_test_set_err("server sent a bad frame: %s", rl_err_name(c->dec.err));
+	if (st == RELAY_DECODE_ERROR)
+		return rl_test_set_err("server sent a bad frame: %s", relay_err_name(c->dec.err));
 	return 0;
 }
 
@@ -242,13 +242,13 @@ static int cli_read(struct rl_test_client *c, int64_t deadline)
 			continue;
 		ssize_t n = read(c->fd, c->rbuf, sizeof(c->rbuf));
 		if (n > 0) {
-			rl_decoder_feed(&c->dec, c->rbuf, (size_t)n);
+			relay_decoder_feed(&c->dec, c->rbuf, (size_t)n);
 			c->mid_feed = true;
 			return 1;
 		}
 		if (n == 0)
 			return rl_test_set_err("connection closed by peer%s",
-					       rl_decoder_pending(&c->dec) > 0
+					       relay_decoder_pending(&c->dec) > 0
 						       ? " (inside a partial frame)"
 						       : "");
 		if (errno == EAGAIN || errno == EINTR)
@@ -282,7 +282,7 @@ const struct rl_test_frame *rl_test_recv(struct rl_test_client *c, int timeout_m
 		r = cli_read(c, deadline);
 		if (r == 0) {
 			rl_test_set_err("no frame within %d ms%s", cli_timeout(timeout_ms, 5000),
-					rl_decoder_pending(&c->dec) > 0 ? " (partial frame held)"
+					relay_decoder_pending(&c->dec) > 0 ? " (partial frame held)"
 									: "");
 			return NULL;
 		}
@@ -295,7 +295,7 @@ const char *rl_test_frame_str(const struct rl_test_frame *f)
 {
 	static _Thread_local char buf[512];
 	int n = snprintf(buf, sizeof(buf), "%s(v%u,flags 0x%02x,%u bytes) ",
-			 rl_msg_type_name(f->type), f->version, f->flags, f->len);
+			 relay_msg_type_name(f->type), f->version, f->flags, f->len);
 	for (uint32_t i = 0; i < f->len && n < (int)sizeof(buf) - 8; i++) {
 		uint8_t ch = f->payload[i];
 		if (ch >= 0x20 && ch < 0x7f)
@@ -317,11 +317,11 @@ const struct rl_test_frame *rl_test_expect(struct rl_test_client *c, uint8_t typ
 	if (f == NULL) {
 		char e[900];
 		snprintf(e, sizeof(e), "%s", rl_test_err());
-		rl_test_set_err("expected %s: %s", rl_msg_type_name(type), e);
+		rl_test_set_err("expected %s: %s", relay_msg_type_name(type), e);
 		return NULL;
 	}
 	if (f->type != type || (flags >= 0 && f->flags != flags)) {
-		rl_test_set_err("expected %s (flags %d), got %s", rl_msg_type_name(type), flags,
+		rl_test_set_err("expected %s (flags %d), got %s", relay_msg_type_name(type), flags,
 				rl_test_frame_str(f));
 		return NULL;
 	}
@@ -332,7 +332,7 @@ const struct rl_test_frame *rl_test_expect_json(struct rl_test_client *c, uint8_
 						const char *json, const char *const *mask,
 						int timeout_ms)
 {
-	const struct rl_test_frame *f = rl_test_expect(c, type, RL_FLAG_JSON, timeout_ms);
+	const struct rl_test_frame *f = rl_test_expect(c, type, RELAY_FLAG_JSON, timeout_ms);
 	if (f == NULL)
 		return NULL;
 	char got[8192];
@@ -341,7 +341,7 @@ const struct rl_test_frame *rl_test_expect_json(struct rl_test_client *c, uint8_
 		return NULL;
 	}
 	if (strcmp(got, json) != 0) {
-		rl_test_set_err("expected %s %s\n                got %s", rl_msg_type_name(type),
+		rl_test_set_err("expected %s %s\n                got %s", relay_msg_type_name(type),
 				json, got);
 		return NULL;
 	}
@@ -351,7 +351,7 @@ const struct rl_test_frame *rl_test_expect_json(struct rl_test_client *c, uint8_
 const struct rl_test_frame *rl_test_expect_error(struct rl_test_client *c, const char *code,
 						 int timeout_ms)
 {
-	const struct rl_test_frame *f = rl_test_expect(c, RL_MSG_ERROR, RL_FLAG_JSON, timeout_ms);
+	const struct rl_test_frame *f = rl_test_expect(c, RELAY_MSG_ERROR, RELAY_FLAG_JSON, timeout_ms);
 	if (f == NULL)
 		return NULL;
 	char got[64];
@@ -377,7 +377,7 @@ const struct rl_test_frame *rl_test_expect_error(struct rl_test_client *c, const
 				rl_test_frame_str(f));
 		return NULL;
 	}
-	bool want = rl_err_is_fatal(rl_err_from_name(code, strlen(code)));
+	bool want = relay_err_is_fatal(relay_err_from_name(code, strlen(code)));
 	if (fatal != want) {
 		rl_test_set_err("ERROR %s: \"fatal\" should be %s: %s", code,
 				want ? "true" : "false", rl_test_frame_str(f));
@@ -397,7 +397,7 @@ int rl_test_expect_closed(struct rl_test_client *c, bool discard, int timeout_ms
 			continue;
 		if (r < 0)
 			return -1;
-		if (!discard && rl_decoder_pending(&c->dec) > 0)
+		if (!discard && relay_decoder_pending(&c->dec) > 0)
 			return rl_test_set_err("expected close, got part of a frame");
 		struct pollfd p = {.fd = c->fd, .events = POLLIN};
 		int64_t left = deadline - rl_test_now_ms();
@@ -411,7 +411,7 @@ int rl_test_expect_closed(struct rl_test_client *c, bool discard, int timeout_ms
 			continue;
 		if (n == -1)
 			return rl_test_set_err("read: %s", strerror(errno));
-		rl_decoder_feed(&c->dec, c->rbuf, (size_t)n);
+		relay_decoder_feed(&c->dec, c->rbuf, (size_t)n);
 		c->mid_feed = true;
 	}
 }
@@ -445,7 +445,7 @@ static int cli_ping(struct rl_test_client *c, int timeout_ms, bool skip, size_t 
 {
 	char p[64];
 	int n = snprintf(p, sizeof(p), "ping-%lu-%p", ++c->ping_seq, (void *)c);
-	if (rl_test_send_frame(c, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, p, (size_t)n) != 0)
+	if (rl_test_send_frame(c, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, p, (size_t)n) != 0)
 		return -1;
 	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms, 5000);
 	for (;;) {
@@ -456,7 +456,7 @@ static int cli_ping(struct rl_test_client *c, int timeout_ms, bool skip, size_t 
 			snprintf(e, sizeof(e), "%s", rl_test_err());
 			return rl_test_set_err("HEARTBEAT echo: %s", e);
 		}
-		if (f->type == RL_MSG_HEARTBEAT && f->flags == RL_FLAG_BINARY &&
+		if (f->type == RELAY_MSG_HEARTBEAT && f->flags == RELAY_FLAG_BINARY &&
 		    f->len == (uint32_t)n && memcmp(f->payload, p, (size_t)n) == 0)
 			return 0;
 		if (!skip)
@@ -482,12 +482,12 @@ int rl_test_sync_skip(struct rl_test_client *c, int timeout_ms, size_t *skipped)
 const struct rl_test_frame *rl_test_hello(struct rl_test_client *c, const char *json,
 					  int timeout_ms)
 {
-	int rc = json == NULL ? rl_test_send_frame(c, RL_MSG_HELLO, 0, NULL, 0)
-			      : rl_test_send_frame(c, RL_MSG_HELLO, RL_FLAG_JSON, json,
+	int rc = json == NULL ? rl_test_send_frame(c, RELAY_MSG_HELLO, 0, NULL, 0)
+			      : rl_test_send_frame(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, json,
 						   strlen(json));
 	if (rc != 0)
 		return NULL;
-	const struct rl_test_frame *f = rl_test_expect(c, RL_MSG_HELLO, RL_FLAG_JSON, timeout_ms);
+	const struct rl_test_frame *f = rl_test_expect(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, timeout_ms);
 	if (f == NULL)
 		return NULL;
 	char status[32];
@@ -517,7 +517,7 @@ static int cli_room_ack(struct rl_test_client *c, uint8_t type, const char *room
 {
 	if (rl_test_send_json(c, type, "{\"room\":\"%s\"}", room) != 0)
 		return -1;
-	const struct rl_test_frame *f = rl_test_expect(c, type, RL_FLAG_JSON, timeout_ms);
+	const struct rl_test_frame *f = rl_test_expect(c, type, RELAY_FLAG_JSON, timeout_ms);
 	if (f == NULL)
 		return -1;
 	char st[32], rm[256];
@@ -525,7 +525,7 @@ static int cli_room_ack(struct rl_test_client *c, uint8_t type, const char *room
 	if (rl_test_json_str(f, "status", st, sizeof(st)) < 0 || strcmp(st, status) != 0 ||
 	    rl_test_json_str(f, "room", rm, sizeof(rm)) < 0 || strcmp(rm, room) != 0 ||
 	    (members != NULL && rl_test_json_i64(f, "members", &m) != 0))
-		return rl_test_set_err("bad %s ack for %s: %s", rl_msg_type_name(type), room,
+		return rl_test_set_err("bad %s ack for %s: %s", relay_msg_type_name(type), room,
 				       rl_test_frame_str(f));
 	if (members != NULL)
 		*members = (long)m;
@@ -534,31 +534,31 @@ static int cli_room_ack(struct rl_test_client *c, uint8_t type, const char *room
 
 int rl_test_join(struct rl_test_client *c, const char *room, long *members, int timeout_ms)
 {
-	return cli_room_ack(c, RL_MSG_JOIN_ROOM, room, "joined", members, timeout_ms);
+	return cli_room_ack(c, RELAY_MSG_JOIN_ROOM, room, "joined", members, timeout_ms);
 }
 
 int rl_test_leave(struct rl_test_client *c, const char *room, int timeout_ms)
 {
-	return cli_room_ack(c, RL_MSG_LEAVE_ROOM, room, "left", NULL, timeout_ms);
+	return cli_room_ack(c, RELAY_MSG_LEAVE_ROOM, room, "left", NULL, timeout_ms);
 }
 
 /* ---- JSON ---------------------------------------------------------------------- */
 
-static int cli_field(const uint8_t *p, size_t n, const char *key, struct rl_json_field *fld)
+static int cli_field(const uint8_t *p, size_t n, const char *key, struct relay_json_field *fld)
 {
 	memset(fld, 0, sizeof(*fld));
 	fld->key = key;
-	if (rl_json_parse(p, n, fld, 1, NULL) != 0 || fld->kind == RL_JSON_NONE)
+	if (relay_json_parse(p, n, fld, 1, NULL) != 0 || fld->kind == RELAY_JSON_NONE)
 		return -1;
 	return 0;
 }
 
 long rl_test_json_str(const struct rl_test_frame *f, const char *key, char *out, size_t cap)
 {
-	struct rl_json_field fld;
-	if (cli_field(f->payload, f->len, key, &fld) != 0 || fld.kind != RL_JSON_STRING)
+	struct relay_json_field fld;
+	if (cli_field(f->payload, f->len, key, &fld) != 0 || fld.kind != RELAY_JSON_STRING)
 		return -1;
-	long n = rl_json_string_decode(fld.raw, (uint8_t *)out, cap);
+	long n = relay_json_string_decode(fld.raw, (uint8_t *)out, cap);
 	if (n < 0 || (size_t)n >= cap)
 		return -1;
 	out[n] = '\0';
@@ -567,8 +567,8 @@ long rl_test_json_str(const struct rl_test_frame *f, const char *key, char *out,
 
 int rl_test_json_i64(const struct rl_test_frame *f, const char *key, int64_t *out)
 {
-	struct rl_json_field fld;
-	if (cli_field(f->payload, f->len, key, &fld) != 0 || fld.kind != RL_JSON_NUMBER)
+	struct relay_json_field fld;
+	if (cli_field(f->payload, f->len, key, &fld) != 0 || fld.kind != RELAY_JSON_NUMBER)
 		return -1;
 	char tmp[32];
 	if (fld.raw.n == 0 || fld.raw.n >= sizeof(tmp))
@@ -586,19 +586,19 @@ int rl_test_json_i64(const struct rl_test_frame *f, const char *key, int64_t *ou
 
 int rl_test_json_bool(const struct rl_test_frame *f, const char *key, bool *out)
 {
-	struct rl_json_field fld;
+	struct relay_json_field fld;
 	if (cli_field(f->payload, f->len, key, &fld) != 0)
 		return -1;
-	if (fld.kind != RL_JSON_TRUE && fld.kind != RL_JSON_FALSE)
+	if (fld.kind != RELAY_JSON_TRUE && fld.kind != RELAY_JSON_FALSE)
 		return -1;
-	*out = fld.kind == RL_JSON_TRUE;
+	*out = fld.kind == RELAY_JSON_TRUE;
 	return 0;
 }
 
 int rl_test_json_raw(const struct rl_test_frame *f, const char *key, const uint8_t **p,
 		     size_t *n)
 {
-	struct rl_json_field fld;
+	struct relay_json_field fld;
 	if (cli_field(f->payload, f->len, key, &fld) != 0)
 		return -1;
 	*p = fld.raw.p;
@@ -609,18 +609,18 @@ int rl_test_json_raw(const struct rl_test_frame *f, const char *key, const uint8
 long rl_test_json_mask(const uint8_t *p, size_t n, const char *const *mask, char *out,
 		       size_t cap)
 {
-	struct rl_json_field fld[CLI_MASK_MAX];
+	struct relay_json_field fld[CLI_MASK_MAX];
 	size_t nf = 0;
 	memset(fld, 0, sizeof(fld));
 	for (; mask != NULL && mask[nf] != NULL && nf < CLI_MASK_MAX; nf++)
 		fld[nf].key = mask[nf];
-	if (rl_json_parse(p, n, fld, nf, NULL) != 0)
+	if (relay_json_parse(p, n, fld, nf, NULL) != 0)
 		return -1;
 	size_t o = 0, i = 0;
 	while (i < n) {
-		const struct rl_json_field *hit = NULL;
+		const struct relay_json_field *hit = NULL;
 		for (size_t k = 0; k < nf; k++)
-			if (fld[k].kind != RL_JSON_NONE && fld[k].raw.p == p + i)
+			if (fld[k].kind != RELAY_JSON_NONE && fld[k].raw.p == p + i)
 				hit = &fld[k];
 		if (o + 1 >= cap)
 			return -1;

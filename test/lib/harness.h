@@ -182,7 +182,7 @@ const struct rl_test_frame *rl_test_expect(struct rl_test_client *c, uint8_t typ
 /* Expects a JSON frame of <type> whose payload equals <json> byte for byte
  * after masking: the values of the top-level keys in <mask> (NULL-terminated,
  * may be NULL) are replaced by "*" before comparing, so
- * rl_test_expect_json(c, RL_MSG_MESSAGE, "{\"room\":\"r\",\"from\":*}", keys, t)
+ * rl_test_expect_json(c, RELAY_MSG_MESSAGE, "{\"room\":\"r\",\"from\":*}", keys, t)
  * checks everything but the id. Returns the frame (unmasked) or NULL. */
 const struct rl_test_frame *rl_test_expect_json(struct rl_test_client *c, uint8_t type,
 						const char *json, const char *const *mask,
@@ -224,7 +224,7 @@ int rl_test_join(struct rl_test_client *c, const char *room, long *members, int 
 /* JSON LEAVE_ROOM, expects the left ack. */
 int rl_test_leave(struct rl_test_client *c, const char *room, int timeout_ms);
 
-/* ---- JSON field extraction (top-level object fields via rl_json_parse) ---- */
+/* ---- JSON field extraction (top-level object fields via relay_json_parse) ---- */
 
 /* Decoded string value of <key> into <out> (NUL-terminated). Returns the
  * decoded length, or -1 (absent, not a string, invalid JSON, too long). */

@@ -19,16 +19,16 @@ CLIENT = r'''
 int main(void)
 {
 	unsigned char buf[64];
-	size_t n = rl_frame_encode(buf, RL_MSG_HEARTBEAT, RL_FLAG_JSON, "{}", 2);
-	struct rl_decoder d;
-	struct rl_frame f;
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
-	rl_decoder_feed(&d, buf, n);
-	if (rl_decoder_next(&d, &f) != RL_DECODE_FRAME || f.type != RL_MSG_HEARTBEAT ||
+	size_t n = relay_frame_encode(buf, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, "{}", 2);
+	struct relay_decoder d;
+	struct relay_frame f;
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
+	relay_decoder_feed(&d, buf, n);
+	if (relay_decoder_next(&d, &f) != RELAY_DECODE_FRAME || f.type != RELAY_MSG_HEARTBEAT ||
 	    f.len != 2 || memcmp(f.payload, "{}", 2) != 0)
 		return 1;
-	rl_decoder_free(&d);
-	printf("client ok: %s\n", rl_msg_type_name(f.type));
+	relay_decoder_free(&d);
+	printf("client ok: %s\n", relay_msg_type_name(f.type));
 	return 0;
 }
 '''

@@ -45,14 +45,14 @@ static void fake_worker(unsigned k, struct rl_metrics_snap *out)
 		out->accepted += 5;
 		out->closed += 2;
 		out->bytes_in += 234;
-		out->frames_in[RL_MSG_MESSAGE] += 7;
+		out->frames_in[RELAY_MSG_MESSAGE] += 7;
 	} else {
 		out->conns += 4;
 		out->accepted += 4;
 		out->bytes_in += 1000;
-		out->frames_in[RL_MSG_MESSAGE] += 3;
+		out->frames_in[RELAY_MSG_MESSAGE] += 3;
 		out->frames_in[0] += 1; /* unknown type */
-		out->errors[RL_ERR_NOT_IN_ROOM] += 1;
+		out->errors[RELAY_ERR_NOT_IN_ROOM] += 1;
 		out->refused_full += 3;
 		out->inbox_items += 11;
 	}
@@ -154,7 +154,7 @@ Test(admin, health_is_200_then_503_once_shutdown_began)
 	struct ops_http_reply r = get("GET", "/health");
 	cr_assert_eq(r.status, 200);
 	cr_assert(strstr(r.body, "\"status\":\"ok\""), "%s", r.body);
-	cr_assert_eq(rl_json_parse((const uint8_t *)r.body, r.len, NULL, 0, NULL), 0);
+	cr_assert_eq(relay_json_parse((const uint8_t *)r.body, r.len, NULL, 0, NULL), 0);
 	ops_http_free(&r);
 	rl_metrics_set_shutdown();
 	r = get("GET", "/health");
@@ -170,16 +170,16 @@ Test(admin, stats_is_one_json_object_with_options_and_workers)
 {
 	struct ops_http_reply r = get("GET", "/stats");
 	cr_assert_eq(r.status, 200);
-	struct rl_json_field f[] = {{.key = "version"},
+	struct relay_json_field f[] = {{.key = "version"},
 				    {.key = "options"},
 				    {.key = "per_worker"},
 				    {.key = "totals"},
 				    {.key = "workers"}};
-	cr_assert_eq(rl_json_parse((const uint8_t *)r.body, r.len, f, 5, NULL), 0, "%s", r.body);
-	cr_assert_eq(f[0].kind, RL_JSON_STRING);
-	cr_assert_eq(f[1].kind, RL_JSON_OBJECT);
-	cr_assert_eq(f[2].kind, RL_JSON_ARRAY);
-	cr_assert_eq(f[3].kind, RL_JSON_OBJECT);
+	cr_assert_eq(relay_json_parse((const uint8_t *)r.body, r.len, f, 5, NULL), 0, "%s", r.body);
+	cr_assert_eq(f[0].kind, RELAY_JSON_STRING);
+	cr_assert_eq(f[1].kind, RELAY_JSON_OBJECT);
+	cr_assert_eq(f[2].kind, RELAY_JSON_ARRAY);
+	cr_assert_eq(f[3].kind, RELAY_JSON_OBJECT);
 	cr_assert(strstr(r.body, "\"options\":{\"port\":\"4000\",\"log-level\":\"info\""), "%s",
 		  r.body);
 	cr_assert(strstr(r.body, "\"worker\":1,\"connections\":4"), "%s", r.body);
@@ -191,7 +191,7 @@ Test(admin, rooms_lists_the_largest_first_up_to_limit)
 {
 	struct ops_http_reply r = get("GET", "/rooms?limit=3");
 	cr_assert_eq(r.status, 200);
-	cr_assert_eq(rl_json_parse((const uint8_t *)r.body, r.len, NULL, 0, NULL), 0);
+	cr_assert_eq(relay_json_parse((const uint8_t *)r.body, r.len, NULL, 0, NULL), 0);
 	/* members = i*7 % 50: 49 for i=7, 48 for i=14, 47 for i=21 */
 	cr_assert(strstr(r.body, "{\"rooms\":50,\"largest\":[{\"room\":\"room-07\",\"members\":49},"
 				 "{\"room\":\"room-14\",\"members\":48},"

@@ -123,11 +123,11 @@ Test(ops_live, metrics_count_frames_and_deliveries_exactly)
 	char *before = scrape(admin);
 	for (int i = 0; i < N; i++)
 		cr_assert_eq(
-		    rl_test_send_json(pub, RL_MSG_MESSAGE, "{\"room\":\"ops\",\"content\":%d}", i),
+		    rl_test_send_json(pub, RELAY_MSG_MESSAGE, "{\"room\":\"ops\",\"content\":%d}", i),
 		    0, "%s", rl_test_err());
 	for (int i = 0; i < N; i++) {
-		cr_assert(rl_test_expect(a, RL_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
-		cr_assert(rl_test_expect(b, RL_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
+		cr_assert(rl_test_expect(a, RELAY_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
+		cr_assert(rl_test_expect(b, RELAY_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
 	}
 	/* Each message is one fan-out sample, recorded when its last member's
 	 * write released it: wait for the histogram to catch up. */
@@ -168,7 +168,7 @@ Test(ops_live, metrics_count_frames_and_deliveries_exactly)
 		  "%s", r.body);
 	ops_http_free(&r);
 	r = get(admin, "/stats");
-	cr_assert_eq(rl_json_parse((const uint8_t *)r.body, r.len, NULL, 0, NULL), 0, "%s", r.body);
+	cr_assert_eq(relay_json_parse((const uint8_t *)r.body, r.len, NULL, 0, NULL), 0, "%s", r.body);
 	cr_assert(strstr(r.body, "\"workers\":\"2\""), "options in force: %s", r.body);
 	ops_http_free(&r);
 	free(before);
@@ -186,10 +186,10 @@ Test(ops_live, protocol_errors_are_counted_by_code)
 	start(&s, admin, sizeof(admin), NULL, NULL);
 	struct rl_test_client *c = client(&s);
 	char *before = scrape(admin);
-	cr_assert_eq(rl_test_send_json(c, RL_MSG_MESSAGE, "{\"room\":\"nope\",\"content\":1}"), 0);
+	cr_assert_eq(rl_test_send_json(c, RELAY_MSG_MESSAGE, "{\"room\":\"nope\",\"content\":1}"), 0);
 	cr_assert(rl_test_expect_error(c, "NOT_IN_ROOM", T_MS), "%s", rl_test_err());
 	struct rl_test_client *bad = client(&s);
-	cr_assert_eq(rl_test_send_frame_v(bad, 9, RL_MSG_HEARTBEAT, 0, NULL, 0), 0);
+	cr_assert_eq(rl_test_send_frame_v(bad, 9, RELAY_MSG_HEARTBEAT, 0, NULL, 0), 0);
 	cr_assert_eq(rl_test_expect_fatal(bad, "UNSUPPORTED_VERSION", T_MS), 0, "%s",
 		     rl_test_err());
 	cr_assert_eq(rl_test_ping(c, T_MS), 0, "%s", rl_test_err());
@@ -236,7 +236,7 @@ static double wait_queued(const char *admin, struct rl_test_client *pub, double 
 	memset(chunk, 'x', sizeof(chunk));
 	while (rl_test_now_ms() < end) {
 		for (int i = 0; i < 64; i++)
-			cr_assert_eq(rl_test_send_json(pub, RL_MSG_MESSAGE,
+			cr_assert_eq(rl_test_send_json(pub, RELAY_MSG_MESSAGE,
 						       "{\"room\":\"slow\",\"content\":\"%.*s\"}",
 						       (int)sizeof(chunk), chunk),
 				     0, "%s", rl_test_err());
@@ -266,7 +266,7 @@ Test(ops_live, slow_consumers_are_counted)
 	double dropped = 0;
 	for (int64_t end = rl_test_now_ms() + 10000; dropped < 1 && rl_test_now_ms() < end;) {
 		for (int i = 0; i < 64; i++)
-			cr_assert_eq(rl_test_send_json(pub, RL_MSG_MESSAGE,
+			cr_assert_eq(rl_test_send_json(pub, RELAY_MSG_MESSAGE,
 						       "{\"room\":\"flood\",\"content\":\"%.*s\"}",
 						       (int)sizeof(chunk), chunk),
 				     0, "%s", rl_test_err());
@@ -371,7 +371,7 @@ Test(ops_live, config_precedence_is_cli_then_env_then_file_then_default)
 	struct rl_test_client *c = client(&s);
 	cr_assert_eq(rl_test_join(c, "a", NULL, T_MS), 0, "%s", rl_test_err());
 	cr_assert_eq(rl_test_join(c, "b", NULL, T_MS), 0, "%s", rl_test_err());
-	cr_assert_eq(rl_test_send_json(c, RL_MSG_JOIN_ROOM, "{\"room\":\"c\"}"), 0);
+	cr_assert_eq(rl_test_send_json(c, RELAY_MSG_JOIN_ROOM, "{\"room\":\"c\"}"), 0);
 	cr_assert(rl_test_expect_error(c, "TOO_MANY_ROOMS", T_MS), "%s", rl_test_err());
 	rl_test_close(c);
 	stop(&s);

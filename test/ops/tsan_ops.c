@@ -89,7 +89,7 @@ int main(void)
 	}
 	for (unsigned round = 1; round <= ROUNDS; round++) {
 		for (int i = 0; i < NCLIENTS; i++)
-			if (rl_test_send_json(c[i], RL_MSG_MESSAGE,
+			if (rl_test_send_json(c[i], RELAY_MSG_MESSAGE,
 					      "{\"room\":\"r%d\",\"content\":%u}", i % 3,
 					      round) != 0)
 				fail("send: %s", rl_test_err());

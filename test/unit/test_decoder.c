@@ -31,11 +31,11 @@ static void stream_add(struct stream *s, uint8_t type, uint8_t flags,
 		       const void *payload, uint32_t len)
 {
 	cr_assert_lt(s->nwant, MAX_FRAMES);
-	s->bytes = realloc(s->bytes, s->len + RL_FRAME_HDR_BYTES + len);
+	s->bytes = realloc(s->bytes, s->len + RELAY_FRAME_HDR_BYTES + len);
 	cr_assert_not_null(s->bytes);
-	rl_frame_encode(s->bytes + s->len, type, flags, payload, len);
+	relay_frame_encode(s->bytes + s->len, type, flags, payload, len);
 	s->want[s->nwant++] = (struct want){type, flags, NULL, len};
-	s->len += RL_FRAME_HDR_BYTES + len;
+	s->len += RELAY_FRAME_HDR_BYTES + len;
 }
 
 /* Points each want at its payload inside the stream (after all adds). */
@@ -43,8 +43,8 @@ static void stream_seal(struct stream *s)
 {
 	size_t off = 0;
 	for (size_t i = 0; i < s->nwant; i++) {
-		s->want[i].payload = s->bytes + off + RL_FRAME_HDR_BYTES;
-		off += RL_FRAME_HDR_BYTES + s->want[i].len;
+		s->want[i].payload = s->bytes + off + RELAY_FRAME_HDR_BYTES;
+		off += RELAY_FRAME_HDR_BYTES + s->want[i].len;
 	}
 }
 
@@ -69,15 +69,15 @@ static void stream_build(struct stream *s, uint32_t big)
 	for (uint32_t i = 0; i < big; i++)
 		blob[i] = (uint8_t)(i * 31 + (i >> 8));
 	memset(s, 0, sizeof *s);
-	stream_add(s, RL_MSG_HELLO, RL_FLAG_JSON, hello, sizeof hello - 1);
-	stream_add(s, RL_MSG_HEARTBEAT, 0, NULL, 0);
-	stream_add(s, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, join, sizeof join - 1);
-	stream_add(s, RL_MSG_MESSAGE, RL_FLAG_BINARY, blob, big);
-	stream_add(s, RL_MSG_MESSAGE, RL_FLAG_JSON, msg, sizeof msg - 1);
-	stream_add(s, RL_MSG_LEAVE_ROOM, RL_FLAG_BINARY, "physics", 7);
-	stream_add(s, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "p", 1);
-	stream_add(s, RL_MSG_ERROR, RL_FLAG_JSON, err, sizeof err - 1);
-	stream_add(s, RL_MSG_HEARTBEAT, 0, NULL, 0);
+	stream_add(s, RELAY_MSG_HELLO, RELAY_FLAG_JSON, hello, sizeof hello - 1);
+	stream_add(s, RELAY_MSG_HEARTBEAT, 0, NULL, 0);
+	stream_add(s, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, join, sizeof join - 1);
+	stream_add(s, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, blob, big);
+	stream_add(s, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, msg, sizeof msg - 1);
+	stream_add(s, RELAY_MSG_LEAVE_ROOM, RELAY_FLAG_BINARY, "physics", 7);
+	stream_add(s, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "p", 1);
+	stream_add(s, RELAY_MSG_ERROR, RELAY_FLAG_JSON, err, sizeof err - 1);
+	stream_add(s, RELAY_MSG_HEARTBEAT, 0, NULL, 0);
 	stream_seal(s);
 	free(blob);
 }
@@ -86,7 +86,7 @@ static void stream_build(struct stream *s, uint32_t big)
 
 struct run {
 	const struct stream *s;
-	struct rl_decoder d;
+	struct relay_decoder d;
 	size_t got;       /* frames decoded so far */
 	bool copy;        /* feed from a private copy, poisoned after NEED_MORE */
 	char fail[256];   /* first mismatch; empty when all went well */
@@ -97,10 +97,10 @@ static void run_init(struct run *r, const struct stream *s, bool copy)
 	memset(r, 0, sizeof *r);
 	r->s = s;
 	r->copy = copy;
-	rl_decoder_init(&r->d, RL_DEFAULT_MAX_FRAME);
+	relay_decoder_init(&r->d, RELAY_DEFAULT_MAX_FRAME);
 }
 
-static void run_check(struct run *r, const struct rl_frame *f)
+static void run_check(struct run *r, const struct relay_frame *f)
 {
 	if (r->fail[0])
 		return;
@@ -122,19 +122,19 @@ static void run_check(struct run *r, const struct rl_frame *f)
 static void run_feed(struct run *r, const uint8_t *p, size_t n)
 {
 	uint8_t *own = NULL;
-	struct rl_frame f;
-	enum rl_decode_status st = RL_DECODE_NEED_MORE;
+	struct relay_frame f;
+	enum relay_decode_status st = RELAY_DECODE_NEED_MORE;
 
 	if (r->copy && n > 0) {
 		own = malloc(n);
 		memcpy(own, p, n);
 		p = own;
 	}
-	rl_decoder_feed(&r->d, p, n);
-	while (!r->fail[0] && (st = rl_decoder_next(&r->d, &f)) == RL_DECODE_FRAME)
+	relay_decoder_feed(&r->d, p, n);
+	while (!r->fail[0] && (st = relay_decoder_next(&r->d, &f)) == RELAY_DECODE_FRAME)
 		run_check(r, &f);
-	if (st != RL_DECODE_NEED_MORE && !r->fail[0])
-		snprintf(r->fail, sizeof r->fail, "status %d err %s", st, rl_err_name(r->d.err));
+	if (st != RELAY_DECODE_NEED_MORE && !r->fail[0])
+		snprintf(r->fail, sizeof r->fail, "status %d err %s", st, relay_err_name(r->d.err));
 	if (own != NULL) {
 		memset(own, 0xA5, n); /* the decoder must have copied what it keeps */
 		free(own);
@@ -145,12 +145,12 @@ static void run_finish(struct run *r, const char *what)
 {
 	if (!r->fail[0] && r->got != r->s->nwant)
 		snprintf(r->fail, sizeof r->fail, "%zu frames, want %zu", r->got, r->s->nwant);
-	if (!r->fail[0] && rl_decoder_pending(&r->d) != 0)
+	if (!r->fail[0] && relay_decoder_pending(&r->d) != 0)
 		snprintf(r->fail, sizeof r->fail, "%zu bytes pending at the end",
-			 rl_decoder_pending(&r->d));
+			 relay_decoder_pending(&r->d));
 	if (!r->fail[0] && r->d._tail != NULL)
 		snprintf(r->fail, sizeof r->fail, "tail not freed at a frame boundary");
-	rl_decoder_free(&r->d);
+	relay_decoder_free(&r->d);
 	cr_assert(!r->fail[0], "%s: %s", what, r->fail);
 }
 
@@ -159,14 +159,14 @@ static void run_finish(struct run *r, const char *what)
 Test(decoder, whole_stream_at_once_points_into_the_callers_bytes)
 {
 	struct stream s;
-	struct rl_decoder d;
-	struct rl_frame f;
+	struct relay_decoder d;
+	struct relay_frame f;
 	size_t i = 0;
 
 	stream_build(&s, 200 * 1024);
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
-	rl_decoder_feed(&d, s.bytes, s.len);
-	while (rl_decoder_next(&d, &f) == RL_DECODE_FRAME) {
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
+	relay_decoder_feed(&d, s.bytes, s.len);
+	while (relay_decoder_next(&d, &f) == RELAY_DECODE_FRAME) {
 		cr_assert_lt(i, s.nwant);
 		cr_assert_eq(f.type, s.want[i].type);
 		cr_assert_eq(f.len, s.want[i].len);
@@ -175,9 +175,9 @@ Test(decoder, whole_stream_at_once_points_into_the_callers_bytes)
 		i++;
 	}
 	cr_assert_eq(i, s.nwant);
-	cr_assert_eq(d.err, RL_ERR_NONE);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
-	rl_decoder_free(&d);
+	cr_assert_eq(d.err, RELAY_ERR_NONE);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
+	relay_decoder_free(&d);
 	stream_free(&s);
 	RL_ASSERT_NO_LEAKS();
 }
@@ -308,9 +308,9 @@ Test(decoder, every_two_way_split_before_an_error_gives_the_same_error)
 		{0, 0, 0, 5, 1, 9, 1},          /* UNKNOWN_MESSAGE_TYPE */
 		{0, 0, 0, 5, 1, 1, 3},          /* INVALID_FRAME (flags) */
 	};
-	static const enum rl_err want[] = {
-		RL_ERR_INVALID_FRAME, RL_ERR_FRAME_TOO_LARGE, RL_ERR_UNSUPPORTED_VERSION,
-		RL_ERR_UNKNOWN_MESSAGE_TYPE, RL_ERR_INVALID_FRAME,
+	static const enum relay_err want[] = {
+		RELAY_ERR_INVALID_FRAME, RELAY_ERR_FRAME_TOO_LARGE, RELAY_ERR_UNSUPPORTED_VERSION,
+		RELAY_ERR_UNKNOWN_MESSAGE_TYPE, RELAY_ERR_INVALID_FRAME,
 	};
 	for (size_t b = 0; b < sizeof want / sizeof want[0]; b++) {
 		struct stream s;
@@ -323,24 +323,24 @@ Test(decoder, every_two_way_split_before_an_error_gives_the_same_error)
 		s.len += 9;
 		stream_seal(&s);
 		for (size_t k = 0; k <= s.len; k++) {
-			struct rl_decoder d;
-			struct rl_frame f;
+			struct relay_decoder d;
+			struct relay_frame f;
 			size_t got = 0;
-			enum rl_decode_status st = RL_DECODE_NEED_MORE;
-			rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+			enum relay_decode_status st = RELAY_DECODE_NEED_MORE;
+			relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
 			const size_t cuts[3] = {0, k, s.len};
-			for (int c = 0; c < 2 && st != RL_DECODE_ERROR; c++) {
-				rl_decoder_feed(&d, s.bytes + cuts[c], cuts[c + 1] - cuts[c]);
-				while ((st = rl_decoder_next(&d, &f)) == RL_DECODE_FRAME)
+			for (int c = 0; c < 2 && st != RELAY_DECODE_ERROR; c++) {
+				relay_decoder_feed(&d, s.bytes + cuts[c], cuts[c + 1] - cuts[c]);
+				while ((st = relay_decoder_next(&d, &f)) == RELAY_DECODE_FRAME)
 					if (got++ > s.nwant)
 						break;
 			}
-			if (st != RL_DECODE_ERROR || d.err != want[b] || got != s.nwant)
+			if (st != RELAY_DECODE_ERROR || d.err != want[b] || got != s.nwant)
 				cr_assert_fail("bad header %zu, split at %zu (valid part %zu): status %d "
 					       "err %s, %zu frames (want %s after %zu)",
-					       b, k, valid_len, st, rl_err_name(d.err), got,
-					       rl_err_name(want[b]), s.nwant);
-			rl_decoder_free(&d);
+					       b, k, valid_len, st, relay_err_name(d.err), got,
+					       relay_err_name(want[b]), s.nwant);
+			relay_decoder_free(&d);
 		}
 		stream_free(&s);
 	}
@@ -349,50 +349,50 @@ Test(decoder, every_two_way_split_before_an_error_gives_the_same_error)
 
 Test(decoder, tail_grows_with_the_bytes_that_arrived_not_the_announced_length)
 {
-	struct rl_decoder d;
-	struct rl_frame f;
-	const uint32_t len = RL_DEFAULT_MAX_FRAME - 3; /* the largest frame allowed */
-	uint8_t *frame = malloc(RL_FRAME_HDR_BYTES + len);
+	struct relay_decoder d;
+	struct relay_frame f;
+	const uint32_t len = RELAY_DEFAULT_MAX_FRAME - 3; /* the largest frame allowed */
+	uint8_t *frame = malloc(RELAY_FRAME_HDR_BYTES + len);
 
 	cr_assert_not_null(frame);
-	memset(frame + RL_FRAME_HDR_BYTES, 'x', len);
-	rl_frame_encode(frame, RL_MSG_MESSAGE, RL_FLAG_BINARY, frame + RL_FRAME_HDR_BYTES, len);
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+	memset(frame + RELAY_FRAME_HDR_BYTES, 'x', len);
+	relay_frame_encode(frame, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, frame + RELAY_FRAME_HDR_BYTES, len);
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
 	cr_assert_null(d._tail, "an idle decoder holds no buffer");
-	rl_decoder_feed(&d, frame, 2);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
-	cr_assert_eq(rl_decoder_pending(&d), 2);
+	relay_decoder_feed(&d, frame, 2);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
+	cr_assert_eq(relay_decoder_pending(&d), 2);
 	cr_assert_leq(d._tail_cap, 4, "length unknown: at most the length bytes");
 
 	/* A peer announcing 1 MiB and sending 10 bytes holds about 10 bytes. */
-	rl_decoder_feed(&d, frame + 2, 8);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
-	cr_assert_eq(rl_decoder_pending(&d), 10);
+	relay_decoder_feed(&d, frame + 2, 8);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
+	cr_assert_eq(relay_decoder_pending(&d), 10);
 	cr_assert_leq(d._tail_cap, 256, "a stalled 1 MiB frame must not pin 1 MiB (cap %u)",
 		      d._tail_cap);
 
 	/* Then the buffer stays within twice what arrived, never past the frame. */
 	size_t at = 10;
-	while (at < RL_FRAME_HDR_BYTES + (size_t)len) {
-		size_t n = RL_FRAME_HDR_BYTES + (size_t)len - at;
+	while (at < RELAY_FRAME_HDR_BYTES + (size_t)len) {
+		size_t n = RELAY_FRAME_HDR_BYTES + (size_t)len - at;
 		if (n > 65536)
 			n = 65536;
-		rl_decoder_feed(&d, frame + at, n);
+		relay_decoder_feed(&d, frame + at, n);
 		at += n;
-		if (at < RL_FRAME_HDR_BYTES + (size_t)len) {
-			cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+		if (at < RELAY_FRAME_HDR_BYTES + (size_t)len) {
+			cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
 			cr_assert_leq(d._tail_cap, 2 * at, "cap %u after %zu bytes", d._tail_cap, at);
 		}
 	}
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
-	cr_assert_leq(d._tail_cap, RL_FRAME_HDR_BYTES + len, "never past the frame's size");
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_FRAME);
+	cr_assert_leq(d._tail_cap, RELAY_FRAME_HDR_BYTES + len, "never past the frame's size");
 	cr_assert_eq(f.len, len);
 	cr_assert_eq(f.payload[0], 'x');
 	cr_assert_eq(f.payload[len - 1], 'x');
-	cr_assert_eq(rl_decoder_pending(&d), 0);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+	cr_assert_eq(relay_decoder_pending(&d), 0);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
 	cr_assert_null(d._tail, "tail freed once empty");
-	rl_decoder_free(&d);
+	relay_decoder_free(&d);
 	free(frame);
 	RL_ASSERT_NO_LEAKS();
 }
@@ -406,32 +406,32 @@ Test(decoder, round_trip_every_type_and_flag_combination)
 
 	for (uint32_t i = 0; i < 70000; i++)
 		payload[i] = (uint8_t)(i ^ (i >> 7));
-	for (unsigned t = RL_MSG_HELLO; t < RL_MSG_NTYPES; t++) {
+	for (unsigned t = RELAY_MSG_HELLO; t < RELAY_MSG_NTYPES; t++) {
 		for (unsigned fl = 0; fl <= 2; fl++) {
 			for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
 				uint32_t n = sizes[k];
-				size_t len = rl_frame_encode(buf, (uint8_t)t, (uint8_t)fl, payload, n);
-				struct rl_decoder d;
-				struct rl_frame f;
-				rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
+				size_t len = relay_frame_encode(buf, (uint8_t)t, (uint8_t)fl, payload, n);
+				struct relay_decoder d;
+				struct relay_frame f;
+				relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
 				/* once whole, once split in the middle of the header */
 				for (int split = 0; split < 2; split++) {
 					size_t cut = split ? 5 : 0;
 					if (split) {
-						rl_decoder_feed(&d, buf, cut);
-						cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+						relay_decoder_feed(&d, buf, cut);
+						cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
 					}
-					rl_decoder_feed(&d, buf + cut, len - cut);
-					cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME,
+					relay_decoder_feed(&d, buf + cut, len - cut);
+					cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_FRAME,
 						     "type %u flags %u len %u", t, fl, n);
 					cr_assert_eq(f.version, 1);
 					cr_assert_eq(f.type, t);
 					cr_assert_eq(f.flags, fl);
 					cr_assert_eq(f.len, n);
 					cr_assert(n == 0 || memcmp(f.payload, payload, n) == 0);
-					cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
+					cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
 				}
-				rl_decoder_free(&d);
+				relay_decoder_free(&d);
 			}
 		}
 	}
@@ -444,125 +444,125 @@ Test(decoder, frame_of_exactly_max_frame_passes)
 {
 	uint32_t max = 1000;
 	uint8_t *buf = calloc(1, 4 + max);
-	struct rl_decoder d;
-	struct rl_frame f;
+	struct relay_decoder d;
+	struct relay_frame f;
 
-	rl_frame_put_header(buf, RL_MSG_MESSAGE, RL_FLAG_BINARY, max - 3);
-	rl_decoder_init(&d, max);
-	rl_decoder_feed(&d, buf, 4 + max);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
+	relay_frame_put_header(buf, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, max - 3);
+	relay_decoder_init(&d, max);
+	relay_decoder_feed(&d, buf, 4 + max);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_FRAME);
 	cr_assert_eq(f.len, max - 3);
-	rl_decoder_free(&d);
+	relay_decoder_free(&d);
 	free(buf);
 	RL_ASSERT_NO_LEAKS();
 }
 
 Test(decoder, zero_max_frame_means_the_default)
 {
-	struct rl_decoder d;
-	rl_decoder_init(&d, 0);
-	cr_assert_eq(d.max_frame, RL_DEFAULT_MAX_FRAME);
-	rl_decoder_free(&d);
+	struct relay_decoder d;
+	relay_decoder_init(&d, 0);
+	cr_assert_eq(d.max_frame, RELAY_DEFAULT_MAX_FRAME);
+	relay_decoder_free(&d);
 }
 
 Test(decoder, huge_max_frame_is_clamped_so_sizes_fit)
 {
-	struct rl_decoder d;
-	struct rl_frame f;
+	struct relay_decoder d;
+	struct relay_frame f;
 	const uint8_t b[] = {0xFF, 0xFF, 0xFF, 0xFF};
 
-	rl_decoder_init(&d, UINT32_MAX);
+	relay_decoder_init(&d, UINT32_MAX);
 	cr_assert_eq(d.max_frame, UINT32_MAX - 4);
-	rl_decoder_feed(&d, b, sizeof b);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
-	cr_assert_eq(d.err, RL_ERR_FRAME_TOO_LARGE);
-	rl_decoder_free(&d);
+	relay_decoder_feed(&d, b, sizeof b);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_ERROR);
+	cr_assert_eq(d.err, RELAY_ERR_FRAME_TOO_LARGE);
+	relay_decoder_free(&d);
 	RL_ASSERT_NO_LEAKS();
 }
 
 /* ---- fatal conditions ------------------------------------------------- */
 
 /* Feeds <bytes> one at a time; returns the error and how many bytes it took. */
-static enum rl_err feed_until_error(const uint8_t *bytes, size_t n, uint32_t max,
+static enum relay_err feed_until_error(const uint8_t *bytes, size_t n, uint32_t max,
 				    size_t *used)
 {
-	struct rl_decoder d;
-	struct rl_frame f;
-	enum rl_err err = RL_ERR_NONE;
+	struct relay_decoder d;
+	struct relay_frame f;
+	enum relay_err err = RELAY_ERR_NONE;
 
-	rl_decoder_init(&d, max);
+	relay_decoder_init(&d, max);
 	*used = 0;
 	for (size_t i = 0; i < n; i++) {
-		rl_decoder_feed(&d, bytes + i, 1);
-		enum rl_decode_status st;
+		relay_decoder_feed(&d, bytes + i, 1);
+		enum relay_decode_status st;
 		int frames = 0;
-		while ((st = rl_decoder_next(&d, &f)) == RL_DECODE_FRAME)
+		while ((st = relay_decoder_next(&d, &f)) == RELAY_DECODE_FRAME)
 			cr_assert_lt(++frames, 100, "endless frames");
-		if (st == RL_DECODE_ERROR) {
+		if (st == RELAY_DECODE_ERROR) {
 			err = d.err;
 			*used = i + 1;
 			cr_assert_null(d._tail, "nothing kept after an error");
 			break;
 		}
 	}
-	rl_decoder_free(&d);
+	relay_decoder_free(&d);
 	return err;
 }
 
 /* The same bytes fed at once must give the same error. */
-static enum rl_err feed_at_once(const uint8_t *bytes, size_t n, uint32_t max)
+static enum relay_err feed_at_once(const uint8_t *bytes, size_t n, uint32_t max)
 {
-	struct rl_decoder d;
-	struct rl_frame f;
-	enum rl_decode_status st;
+	struct relay_decoder d;
+	struct relay_frame f;
+	enum relay_decode_status st;
 
-	rl_decoder_init(&d, max);
-	rl_decoder_feed(&d, bytes, n);
+	relay_decoder_init(&d, max);
+	relay_decoder_feed(&d, bytes, n);
 	int frames = 0;
-	while ((st = rl_decoder_next(&d, &f)) == RL_DECODE_FRAME)
+	while ((st = relay_decoder_next(&d, &f)) == RELAY_DECODE_FRAME)
 		cr_assert_lt(++frames, 100, "endless frames");
-	enum rl_err err = st == RL_DECODE_ERROR ? d.err : RL_ERR_NONE;
-	rl_decoder_free(&d);
+	enum relay_err err = st == RELAY_DECODE_ERROR ? d.err : RELAY_ERR_NONE;
+	relay_decoder_free(&d);
 	return err;
 }
 
-static void expect_error(const uint8_t *bytes, size_t n, uint32_t max, enum rl_err want,
+static void expect_error(const uint8_t *bytes, size_t n, uint32_t max, enum relay_err want,
 			 size_t decided_at)
 {
 	size_t used;
-	enum rl_err got = feed_until_error(bytes, n, max, &used);
-	cr_assert_eq(got, want, "byte by byte: got %s, want %s", rl_err_name(got), rl_err_name(want));
-	cr_assert_eq(used, decided_at, "%s decided after %zu bytes, want %zu", rl_err_name(want),
+	enum relay_err got = feed_until_error(bytes, n, max, &used);
+	cr_assert_eq(got, want, "byte by byte: got %s, want %s", relay_err_name(got), relay_err_name(want));
+	cr_assert_eq(used, decided_at, "%s decided after %zu bytes, want %zu", relay_err_name(want),
 		     used, decided_at);
 	got = feed_at_once(bytes, n, max);
-	cr_assert_eq(got, want, "at once: got %s, want %s", rl_err_name(got), rl_err_name(want));
+	cr_assert_eq(got, want, "at once: got %s, want %s", relay_err_name(got), relay_err_name(want));
 }
 
 Test(decoder, frame_too_large_is_decided_from_length_alone)
 {
 	/* length 1001 > max 1000; the rest would be a valid header */
 	const uint8_t b[] = {0, 0, 0x03, 0xE9, 1, 4, 2, 'x', 'y'};
-	expect_error(b, sizeof b, 1000, RL_ERR_FRAME_TOO_LARGE, 4);
+	expect_error(b, sizeof b, 1000, RELAY_ERR_FRAME_TOO_LARGE, 4);
 	const uint8_t huge[] = {0xFF, 0xFF, 0xFF, 0xFF};
-	expect_error(huge, sizeof huge, RL_DEFAULT_MAX_FRAME, RL_ERR_FRAME_TOO_LARGE, 4);
+	expect_error(huge, sizeof huge, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_FRAME_TOO_LARGE, 4);
 	const uint8_t one_over[] = {0x00, 0x10, 0x00, 0x01};
-	expect_error(one_over, sizeof one_over, RL_DEFAULT_MAX_FRAME, RL_ERR_FRAME_TOO_LARGE, 4);
+	expect_error(one_over, sizeof one_over, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_FRAME_TOO_LARGE, 4);
 	RL_ASSERT_NO_LEAKS();
 }
 
 Test(decoder, frame_too_large_buffers_nothing)
 {
 	const uint8_t b[] = {0x7F, 0, 0, 0};
-	struct rl_decoder d;
-	struct rl_frame f;
+	struct relay_decoder d;
+	struct relay_frame f;
 
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
-	rl_decoder_feed(&d, b, sizeof b);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
-	cr_assert_eq(d.err, RL_ERR_FRAME_TOO_LARGE);
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
+	relay_decoder_feed(&d, b, sizeof b);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_ERROR);
+	cr_assert_eq(d.err, RELAY_ERR_FRAME_TOO_LARGE);
 	cr_assert_null(d._tail);
-	cr_assert_eq(rl_decoder_pending(&d), 0);
-	rl_decoder_free(&d);
+	cr_assert_eq(relay_decoder_pending(&d), 0);
+	relay_decoder_free(&d);
 	RL_ASSERT_NO_LEAKS();
 }
 
@@ -570,7 +570,7 @@ Test(decoder, length_below_three_is_invalid_frame_from_length_alone)
 {
 	for (uint8_t l = 0; l < 3; l++) {
 		const uint8_t b[] = {0, 0, 0, l, 9, 9, 9, 9};
-		expect_error(b, sizeof b, RL_DEFAULT_MAX_FRAME, RL_ERR_INVALID_FRAME, 4);
+		expect_error(b, sizeof b, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_INVALID_FRAME, 4);
 	}
 	RL_ASSERT_NO_LEAKS();
 }
@@ -578,22 +578,22 @@ Test(decoder, length_below_three_is_invalid_frame_from_length_alone)
 Test(decoder, invalid_length_wins_over_too_large)
 {
 	const uint8_t b[] = {0, 0, 0, 2};
-	expect_error(b, sizeof b, 1, RL_ERR_INVALID_FRAME, 4);
+	expect_error(b, sizeof b, 1, RELAY_ERR_INVALID_FRAME, 4);
 	RL_ASSERT_NO_LEAKS();
 }
 
 Test(decoder, header_errors_are_decided_at_seven_bytes)
 {
 	const uint8_t ver[] = {0, 0, 0, 10, 2, 1, 0, 'a', 'b', 'c'};
-	expect_error(ver, sizeof ver, RL_DEFAULT_MAX_FRAME, RL_ERR_UNSUPPORTED_VERSION, 7);
+	expect_error(ver, sizeof ver, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_UNSUPPORTED_VERSION, 7);
 	const uint8_t typ[] = {0, 0, 0, 10, 1, 7, 0, 'a', 'b', 'c'};
-	expect_error(typ, sizeof typ, RL_DEFAULT_MAX_FRAME, RL_ERR_UNKNOWN_MESSAGE_TYPE, 7);
+	expect_error(typ, sizeof typ, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_UNKNOWN_MESSAGE_TYPE, 7);
 	const uint8_t typ0[] = {0, 0, 0, 3, 1, 0, 0};
-	expect_error(typ0, sizeof typ0, RL_DEFAULT_MAX_FRAME, RL_ERR_UNKNOWN_MESSAGE_TYPE, 7);
+	expect_error(typ0, sizeof typ0, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_UNKNOWN_MESSAGE_TYPE, 7);
 	const uint8_t both[] = {0, 0, 0, 10, 1, 4, 3, 'a', 'b', 'c'};
-	expect_error(both, sizeof both, RL_DEFAULT_MAX_FRAME, RL_ERR_INVALID_FRAME, 7);
+	expect_error(both, sizeof both, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_INVALID_FRAME, 7);
 	const uint8_t comp[] = {0, 0, 0, 10, 1, 4, 0x05, 'a', 'b', 'c'};
-	expect_error(comp, sizeof comp, RL_DEFAULT_MAX_FRAME, RL_ERR_INVALID_FRAME, 7);
+	expect_error(comp, sizeof comp, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_INVALID_FRAME, 7);
 	RL_ASSERT_NO_LEAKS();
 }
 
@@ -601,20 +601,20 @@ Test(decoder, a_frame_breaking_several_rules_gets_the_first_code)
 {
 	/* too large + bad version + bad type + bad flags */
 	const uint8_t a[] = {0, 0x20, 0, 0, 9, 99, 0xFF};
-	expect_error(a, sizeof a, RL_DEFAULT_MAX_FRAME, RL_ERR_FRAME_TOO_LARGE, 4);
+	expect_error(a, sizeof a, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_FRAME_TOO_LARGE, 4);
 	/* short length + bad version */
 	const uint8_t b[] = {0, 0, 0, 1, 9, 99, 0xFF};
-	expect_error(b, sizeof b, RL_DEFAULT_MAX_FRAME, RL_ERR_INVALID_FRAME, 4);
+	expect_error(b, sizeof b, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_INVALID_FRAME, 4);
 	/* bad version + bad type + bad flags */
 	const uint8_t c[] = {0, 0, 0, 3, 9, 99, 0xFF};
-	expect_error(c, sizeof c, RL_DEFAULT_MAX_FRAME, RL_ERR_UNSUPPORTED_VERSION, 7);
+	expect_error(c, sizeof c, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_UNSUPPORTED_VERSION, 7);
 	/* bad type + bad flags */
 	const uint8_t e[] = {0, 0, 0, 3, 1, 99, 0xFF};
-	expect_error(e, sizeof e, RL_DEFAULT_MAX_FRAME, RL_ERR_UNKNOWN_MESSAGE_TYPE, 7);
+	expect_error(e, sizeof e, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_UNKNOWN_MESSAGE_TYPE, 7);
 	/* every reserved flag bit alone */
 	for (unsigned bit = 2; bit < 8; bit++) {
 		const uint8_t f[] = {0, 0, 0, 3, 1, 5, (uint8_t)(1u << bit)};
-		expect_error(f, sizeof f, RL_DEFAULT_MAX_FRAME, RL_ERR_INVALID_FRAME, 7);
+		expect_error(f, sizeof f, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_INVALID_FRAME, 7);
 	}
 	RL_ASSERT_NO_LEAKS();
 }
@@ -622,22 +622,22 @@ Test(decoder, a_frame_breaking_several_rules_gets_the_first_code)
 Test(decoder, frames_before_an_error_are_still_yielded)
 {
 	uint8_t b[64];
-	size_t n = rl_frame_encode(b, RL_MSG_HEARTBEAT, 0, NULL, 0);
-	n += rl_frame_encode(b + n, RL_MSG_HEARTBEAT, RL_FLAG_BINARY, "z", 1);
+	size_t n = relay_frame_encode(b, RELAY_MSG_HEARTBEAT, 0, NULL, 0);
+	n += relay_frame_encode(b + n, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "z", 1);
 	const uint8_t bad[] = {0, 0, 0, 3, 2, 1, 0};
 	memcpy(b + n, bad, sizeof bad);
 	n += sizeof bad;
 
-	struct rl_decoder d;
-	struct rl_frame f;
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
-	rl_decoder_feed(&d, b, n);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
+	struct relay_decoder d;
+	struct relay_frame f;
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
+	relay_decoder_feed(&d, b, n);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_FRAME);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_FRAME);
 	cr_assert_eq(f.len, 1);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
-	cr_assert_eq(d.err, RL_ERR_UNSUPPORTED_VERSION);
-	rl_decoder_free(&d);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_ERROR);
+	cr_assert_eq(d.err, RELAY_ERR_UNSUPPORTED_VERSION);
+	relay_decoder_free(&d);
 	RL_ASSERT_NO_LEAKS();
 }
 
@@ -645,18 +645,18 @@ Test(decoder, errors_are_sticky)
 {
 	const uint8_t bad[] = {0, 0, 0, 0};
 	uint8_t good[8];
-	size_t n = rl_frame_encode(good, RL_MSG_HEARTBEAT, 0, NULL, 0);
-	struct rl_decoder d;
-	struct rl_frame f;
+	size_t n = relay_frame_encode(good, RELAY_MSG_HEARTBEAT, 0, NULL, 0);
+	struct relay_decoder d;
+	struct relay_frame f;
 
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
-	rl_decoder_feed(&d, bad, sizeof bad);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
-	rl_decoder_feed(&d, good, n);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
-	cr_assert_eq(d.err, RL_ERR_INVALID_FRAME);
-	rl_decoder_free(&d);
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
+	relay_decoder_feed(&d, bad, sizeof bad);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_ERROR);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_ERROR);
+	relay_decoder_feed(&d, good, n);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_ERROR);
+	cr_assert_eq(d.err, RELAY_ERR_INVALID_FRAME);
+	relay_decoder_free(&d);
 	RL_ASSERT_NO_LEAKS();
 }
 
@@ -664,63 +664,63 @@ Test(decoder, error_midway_through_a_tail_frees_it)
 {
 	/* a valid frame started in the tail, then a second frame with bad flags */
 	uint8_t b[32];
-	size_t n = rl_frame_encode(b, RL_MSG_MESSAGE, RL_FLAG_BINARY, "abcdef", 6);
+	size_t n = relay_frame_encode(b, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, "abcdef", 6);
 	const uint8_t bad[] = {0, 0, 0, 3, 1, 4, 0x80};
 	memcpy(b + n, bad, sizeof bad);
-	struct rl_decoder d;
-	struct rl_frame f;
+	struct relay_decoder d;
+	struct relay_frame f;
 
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
-	rl_decoder_feed(&d, b, 9);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
-	rl_decoder_feed(&d, b + 9, n - 9 + 5);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
-	cr_assert_eq(rl_decoder_pending(&d), 5);
-	rl_decoder_feed(&d, b + n + 5, 2);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_ERROR);
-	cr_assert_eq(d.err, RL_ERR_INVALID_FRAME);
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
+	relay_decoder_feed(&d, b, 9);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
+	relay_decoder_feed(&d, b + 9, n - 9 + 5);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_FRAME);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
+	cr_assert_eq(relay_decoder_pending(&d), 5);
+	relay_decoder_feed(&d, b + n + 5, 2);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_ERROR);
+	cr_assert_eq(d.err, RELAY_ERR_INVALID_FRAME);
 	cr_assert_null(d._tail);
-	rl_decoder_free(&d);
+	relay_decoder_free(&d);
 	RL_ASSERT_NO_LEAKS();
 }
 
 Test(decoder, pending_counts_a_started_frame)
 {
 	uint8_t b[16];
-	size_t n = rl_frame_encode(b, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "room", 4);
-	struct rl_decoder d;
-	struct rl_frame f;
+	size_t n = relay_frame_encode(b, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "room", 4);
+	struct relay_decoder d;
+	struct relay_frame f;
 
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
-	cr_assert_eq(rl_decoder_pending(&d), 0);
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
+	cr_assert_eq(relay_decoder_pending(&d), 0);
 	for (size_t i = 0; i + 1 < n; i++) {
-		rl_decoder_feed(&d, b + i, 1);
-		cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
-		cr_assert_eq(rl_decoder_pending(&d), i + 1);
+		relay_decoder_feed(&d, b + i, 1);
+		cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
+		cr_assert_eq(relay_decoder_pending(&d), i + 1);
 	}
-	rl_decoder_feed(&d, b + n - 1, 1);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_FRAME);
-	cr_assert_eq(rl_decoder_pending(&d), 0);
+	relay_decoder_feed(&d, b + n - 1, 1);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_FRAME);
+	cr_assert_eq(relay_decoder_pending(&d), 0);
 	cr_assert_eq(memcmp(f.payload, "room", 4), 0);
-	rl_decoder_free(&d);
+	relay_decoder_free(&d);
 	RL_ASSERT_NO_LEAKS();
 }
 
 Test(decoder, free_then_reinit_is_clean)
 {
 	uint8_t b[16];
-	rl_frame_encode(b, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "room", 4);
-	struct rl_decoder d;
-	struct rl_frame f;
+	relay_frame_encode(b, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "room", 4);
+	struct relay_decoder d;
+	struct relay_frame f;
 
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
-	rl_decoder_feed(&d, b, 6);
-	cr_assert_eq(rl_decoder_next(&d, &f), RL_DECODE_NEED_MORE);
-	rl_decoder_free(&d);
-	rl_decoder_free(&d);
-	rl_decoder_init(&d, RL_DEFAULT_MAX_FRAME);
-	cr_assert_eq(rl_decoder_pending(&d), 0);
-	rl_decoder_free(&d);
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
+	relay_decoder_feed(&d, b, 6);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_NEED_MORE);
+	relay_decoder_free(&d);
+	relay_decoder_free(&d);
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
+	cr_assert_eq(relay_decoder_pending(&d), 0);
+	relay_decoder_free(&d);
 	RL_ASSERT_NO_LEAKS();
 }

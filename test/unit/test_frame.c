@@ -3,8 +3,8 @@
 
 Test(frame, header_is_big_endian_length_version_type_flags)
 {
-	uint8_t h[RL_FRAME_HDR_BYTES];
-	rl_frame_put_header(h, RL_MSG_MESSAGE, RL_FLAG_JSON, 0x01020304u - 3);
+	uint8_t h[RELAY_FRAME_HDR_BYTES];
+	relay_frame_put_header(h, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, 0x01020304u - 3);
 	const uint8_t want[] = {0x01, 0x02, 0x03, 0x04, 0x01, 0x04, 0x01};
 	cr_assert_arr_eq(h, want, sizeof want);
 }
@@ -12,11 +12,11 @@ Test(frame, header_is_big_endian_length_version_type_flags)
 Test(frame, length_counts_header_bytes_after_itself)
 {
 	uint8_t buf[16];
-	size_t n = rl_frame_encode(buf, RL_MSG_HEARTBEAT, 0, NULL, 0);
+	size_t n = relay_frame_encode(buf, RELAY_MSG_HEARTBEAT, 0, NULL, 0);
 	cr_assert_eq(n, 7);
 	const uint8_t want[] = {0, 0, 0, 3, 1, 5, 0};
 	cr_assert_arr_eq(buf, want, sizeof want);
-	n = rl_frame_encode(buf, RL_MSG_JOIN_ROOM, RL_FLAG_BINARY, "abc", 3);
+	n = relay_frame_encode(buf, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "abc", 3);
 	cr_assert_eq(n, 10);
 	const uint8_t want2[] = {0, 0, 0, 6, 1, 2, 2, 'a', 'b', 'c'};
 	cr_assert_arr_eq(buf, want2, sizeof want2);
@@ -24,90 +24,90 @@ Test(frame, length_counts_header_bytes_after_itself)
 
 Test(frame, length_check_order_is_invalid_then_too_large)
 {
-	cr_assert_eq(rl_frame_check_length(0, 100), RL_ERR_INVALID_FRAME);
-	cr_assert_eq(rl_frame_check_length(2, 100), RL_ERR_INVALID_FRAME);
-	cr_assert_eq(rl_frame_check_length(2, 1), RL_ERR_INVALID_FRAME);
-	cr_assert_eq(rl_frame_check_length(3, 100), RL_ERR_NONE);
-	cr_assert_eq(rl_frame_check_length(100, 100), RL_ERR_NONE);
-	cr_assert_eq(rl_frame_check_length(101, 100), RL_ERR_FRAME_TOO_LARGE);
-	cr_assert_eq(rl_frame_check_length(UINT32_MAX, RL_DEFAULT_MAX_FRAME),
-		     RL_ERR_FRAME_TOO_LARGE);
+	cr_assert_eq(relay_frame_check_length(0, 100), RELAY_ERR_INVALID_FRAME);
+	cr_assert_eq(relay_frame_check_length(2, 100), RELAY_ERR_INVALID_FRAME);
+	cr_assert_eq(relay_frame_check_length(2, 1), RELAY_ERR_INVALID_FRAME);
+	cr_assert_eq(relay_frame_check_length(3, 100), RELAY_ERR_NONE);
+	cr_assert_eq(relay_frame_check_length(100, 100), RELAY_ERR_NONE);
+	cr_assert_eq(relay_frame_check_length(101, 100), RELAY_ERR_FRAME_TOO_LARGE);
+	cr_assert_eq(relay_frame_check_length(UINT32_MAX, RELAY_DEFAULT_MAX_FRAME),
+		     RELAY_ERR_FRAME_TOO_LARGE);
 }
 
 Test(frame, header_check_order_is_version_type_flags)
 {
-	cr_assert_eq(rl_frame_check_header(1, 1, 0), RL_ERR_NONE);
-	cr_assert_eq(rl_frame_check_header(0, 1, 0), RL_ERR_UNSUPPORTED_VERSION);
-	cr_assert_eq(rl_frame_check_header(2, 0, 3), RL_ERR_UNSUPPORTED_VERSION);
-	cr_assert_eq(rl_frame_check_header(1, 0, 3), RL_ERR_UNKNOWN_MESSAGE_TYPE);
-	cr_assert_eq(rl_frame_check_header(1, 7, 0), RL_ERR_UNKNOWN_MESSAGE_TYPE);
-	cr_assert_eq(rl_frame_check_header(1, 255, 0), RL_ERR_UNKNOWN_MESSAGE_TYPE);
-	cr_assert_eq(rl_frame_check_header(1, 4, 3), RL_ERR_INVALID_FRAME);
+	cr_assert_eq(relay_frame_check_header(1, 1, 0), RELAY_ERR_NONE);
+	cr_assert_eq(relay_frame_check_header(0, 1, 0), RELAY_ERR_UNSUPPORTED_VERSION);
+	cr_assert_eq(relay_frame_check_header(2, 0, 3), RELAY_ERR_UNSUPPORTED_VERSION);
+	cr_assert_eq(relay_frame_check_header(1, 0, 3), RELAY_ERR_UNKNOWN_MESSAGE_TYPE);
+	cr_assert_eq(relay_frame_check_header(1, 7, 0), RELAY_ERR_UNKNOWN_MESSAGE_TYPE);
+	cr_assert_eq(relay_frame_check_header(1, 255, 0), RELAY_ERR_UNKNOWN_MESSAGE_TYPE);
+	cr_assert_eq(relay_frame_check_header(1, 4, 3), RELAY_ERR_INVALID_FRAME);
 	for (unsigned bit = 2; bit < 8; bit++)
-		cr_assert_eq(rl_frame_check_header(1, 4, (uint8_t)(1u << bit)),
-			     RL_ERR_INVALID_FRAME, "bit %u", bit);
+		cr_assert_eq(relay_frame_check_header(1, 4, (uint8_t)(1u << bit)),
+			     RELAY_ERR_INVALID_FRAME, "bit %u", bit);
 	for (unsigned t = 1; t <= 6; t++)
 		for (unsigned f = 0; f <= 2; f++)
-			cr_assert_eq(rl_frame_check_header(1, (uint8_t)t, (uint8_t)f), RL_ERR_NONE);
+			cr_assert_eq(relay_frame_check_header(1, (uint8_t)t, (uint8_t)f), RELAY_ERR_NONE);
 }
 
 Test(frame, every_flags_byte_has_one_verdict)
 {
 	for (unsigned f = 0; f < 256; f++) {
-		bool ok = f == 0 || f == RL_FLAG_JSON || f == RL_FLAG_BINARY;
-		cr_assert_eq(rl_frame_check_header(1, RL_MSG_MESSAGE, (uint8_t)f),
-			     ok ? RL_ERR_NONE : RL_ERR_INVALID_FRAME, "flags 0x%02x", f);
+		bool ok = f == 0 || f == RELAY_FLAG_JSON || f == RELAY_FLAG_BINARY;
+		cr_assert_eq(relay_frame_check_header(1, RELAY_MSG_MESSAGE, (uint8_t)f),
+			     ok ? RELAY_ERR_NONE : RELAY_ERR_INVALID_FRAME, "flags 0x%02x", f);
 	}
 }
 
 Test(frame, type_names)
 {
-	cr_assert_str_eq(rl_msg_type_name(RL_MSG_HELLO), "HELLO");
-	cr_assert_str_eq(rl_msg_type_name(RL_MSG_JOIN_ROOM), "JOIN_ROOM");
-	cr_assert_str_eq(rl_msg_type_name(RL_MSG_LEAVE_ROOM), "LEAVE_ROOM");
-	cr_assert_str_eq(rl_msg_type_name(RL_MSG_MESSAGE), "MESSAGE");
-	cr_assert_str_eq(rl_msg_type_name(RL_MSG_HEARTBEAT), "HEARTBEAT");
-	cr_assert_str_eq(rl_msg_type_name(RL_MSG_ERROR), "ERROR");
-	cr_assert_str_eq(rl_msg_type_name(0), "UNKNOWN");
-	cr_assert_str_eq(rl_msg_type_name(7), "UNKNOWN");
-	cr_assert_str_eq(rl_msg_type_name(1000), "UNKNOWN");
+	cr_assert_str_eq(relay_msg_type_name(RELAY_MSG_HELLO), "HELLO");
+	cr_assert_str_eq(relay_msg_type_name(RELAY_MSG_JOIN_ROOM), "JOIN_ROOM");
+	cr_assert_str_eq(relay_msg_type_name(RELAY_MSG_LEAVE_ROOM), "LEAVE_ROOM");
+	cr_assert_str_eq(relay_msg_type_name(RELAY_MSG_MESSAGE), "MESSAGE");
+	cr_assert_str_eq(relay_msg_type_name(RELAY_MSG_HEARTBEAT), "HEARTBEAT");
+	cr_assert_str_eq(relay_msg_type_name(RELAY_MSG_ERROR), "ERROR");
+	cr_assert_str_eq(relay_msg_type_name(0), "UNKNOWN");
+	cr_assert_str_eq(relay_msg_type_name(7), "UNKNOWN");
+	cr_assert_str_eq(relay_msg_type_name(1000), "UNKNOWN");
 }
 
 Test(frame, error_table_matches_the_spec)
 {
 	static const struct {
-		enum rl_err code;
+		enum relay_err code;
 		const char *name;
 		bool fatal;
 	} spec[] = {
-		{RL_ERR_INVALID_FRAME, "INVALID_FRAME", true},
-		{RL_ERR_FRAME_TOO_LARGE, "FRAME_TOO_LARGE", true},
-		{RL_ERR_UNSUPPORTED_VERSION, "UNSUPPORTED_VERSION", true},
-		{RL_ERR_UNKNOWN_MESSAGE_TYPE, "UNKNOWN_MESSAGE_TYPE", true},
-		{RL_ERR_PARSE_ERROR, "PARSE_ERROR", true},
-		{RL_ERR_INVALID_PAYLOAD, "INVALID_PAYLOAD", false},
-		{RL_ERR_INVALID_ROOM, "INVALID_ROOM", false},
-		{RL_ERR_NOT_IN_ROOM, "NOT_IN_ROOM", false},
-		{RL_ERR_TOO_MANY_ROOMS, "TOO_MANY_ROOMS", false},
-		{RL_ERR_IDLE_TIMEOUT, "IDLE_TIMEOUT", true},
-		{RL_ERR_FRAME_TIMEOUT, "FRAME_TIMEOUT", true},
-		{RL_ERR_SLOW_CONSUMER, "SLOW_CONSUMER", true},
-		{RL_ERR_SERVER_FULL, "SERVER_FULL", true},
-		{RL_ERR_SERVER_SHUTDOWN, "SERVER_SHUTDOWN", true},
+		{RELAY_ERR_INVALID_FRAME, "INVALID_FRAME", true},
+		{RELAY_ERR_FRAME_TOO_LARGE, "FRAME_TOO_LARGE", true},
+		{RELAY_ERR_UNSUPPORTED_VERSION, "UNSUPPORTED_VERSION", true},
+		{RELAY_ERR_UNKNOWN_MESSAGE_TYPE, "UNKNOWN_MESSAGE_TYPE", true},
+		{RELAY_ERR_PARSE_ERROR, "PARSE_ERROR", true},
+		{RELAY_ERR_INVALID_PAYLOAD, "INVALID_PAYLOAD", false},
+		{RELAY_ERR_INVALID_ROOM, "INVALID_ROOM", false},
+		{RELAY_ERR_NOT_IN_ROOM, "NOT_IN_ROOM", false},
+		{RELAY_ERR_TOO_MANY_ROOMS, "TOO_MANY_ROOMS", false},
+		{RELAY_ERR_IDLE_TIMEOUT, "IDLE_TIMEOUT", true},
+		{RELAY_ERR_FRAME_TIMEOUT, "FRAME_TIMEOUT", true},
+		{RELAY_ERR_SLOW_CONSUMER, "SLOW_CONSUMER", true},
+		{RELAY_ERR_SERVER_FULL, "SERVER_FULL", true},
+		{RELAY_ERR_SERVER_SHUTDOWN, "SERVER_SHUTDOWN", true},
 	};
-	cr_assert_eq(sizeof spec / sizeof spec[0], RL_ERR_NCODES - 1);
+	cr_assert_eq(sizeof spec / sizeof spec[0], RELAY_ERR_NCODES - 1);
 	for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
-		cr_assert_str_eq(rl_err_name(spec[i].code), spec[i].name);
-		cr_assert_eq(rl_err_is_fatal(spec[i].code), spec[i].fatal, "%s", spec[i].name);
-		cr_assert_eq(rl_err_from_name(spec[i].name, strlen(spec[i].name)), spec[i].code);
+		cr_assert_str_eq(relay_err_name(spec[i].code), spec[i].name);
+		cr_assert_eq(relay_err_is_fatal(spec[i].code), spec[i].fatal, "%s", spec[i].name);
+		cr_assert_eq(relay_err_from_name(spec[i].name, strlen(spec[i].name)), spec[i].code);
 	}
-	cr_assert_str_eq(rl_err_name(RL_ERR_NONE), "NONE");
-	cr_assert_str_eq(rl_err_name(RL_ERR_NCODES), "UNKNOWN");
-	cr_assert_str_eq(rl_err_name((enum rl_err)-1), "UNKNOWN");
-	cr_assert_not(rl_err_is_fatal(RL_ERR_NONE));
-	cr_assert_not(rl_err_is_fatal(RL_ERR_NCODES));
-	cr_assert_eq(rl_err_from_name("NONE", 4), RL_ERR_NONE);
-	cr_assert_eq(rl_err_from_name("INVALID_FRAMEX", 14), RL_ERR_NONE);
-	cr_assert_eq(rl_err_from_name("INVALID_FRAME", 12), RL_ERR_NONE);
-	cr_assert_eq(rl_err_from_name(NULL, 0), RL_ERR_NONE);
+	cr_assert_str_eq(relay_err_name(RELAY_ERR_NONE), "NONE");
+	cr_assert_str_eq(relay_err_name(RELAY_ERR_NCODES), "UNKNOWN");
+	cr_assert_str_eq(relay_err_name((enum relay_err)-1), "UNKNOWN");
+	cr_assert_not(relay_err_is_fatal(RELAY_ERR_NONE));
+	cr_assert_not(relay_err_is_fatal(RELAY_ERR_NCODES));
+	cr_assert_eq(relay_err_from_name("NONE", 4), RELAY_ERR_NONE);
+	cr_assert_eq(relay_err_from_name("INVALID_FRAMEX", 14), RELAY_ERR_NONE);
+	cr_assert_eq(relay_err_from_name("INVALID_FRAME", 12), RELAY_ERR_NONE);
+	cr_assert_eq(relay_err_from_name(NULL, 0), RELAY_ERR_NONE);
 }

@@ -13,7 +13,7 @@
 
 static bool valid(const uint8_t *p, size_t n)
 {
-	return rl_json_parse(p, n, NULL, 0, NULL) == 0;
+	return relay_json_parse(p, n, NULL, 0, NULL) == 0;
 }
 
 static bool valid_s(const char *s)
@@ -54,18 +54,18 @@ static size_t corpus_dir(const char *dir, bool want)
 		/* exact-size copy so ASan sees any over-read */
 		uint8_t *exact = malloc(n > 0 ? n : 1);
 		memcpy(exact, b, n);
-		struct rl_json_result res;
-		int rc = rl_json_parse(exact, n, NULL, 0, &res);
+		struct relay_json_result res;
+		int rc = relay_json_parse(exact, n, NULL, 0, &res);
 		cr_expect_eq(rc == 0, want, "%s: %s (%s at %zu)", want ? "accept" : "reject",
 			     e->d_name, rc ? res.err_msg : "valid", rc ? res.err_off : 0);
 		if (rc != 0)
 			cr_expect_leq(res.err_off, n, "%s: error offset past the end", e->d_name);
 		/* asking for fields never changes the verdict */
 		uint8_t room[8];
-		struct rl_json_field f[3] = {
+		struct relay_json_field f[3] = {
 			{.key = "room", .buf = room, .cap = sizeof room}, {.key = "content"}, {.key = "a"},
 		};
-		cr_expect_eq(rl_json_parse(exact, n, f, 3, NULL), rc, "%s: verdict with fields",
+		cr_expect_eq(relay_json_parse(exact, n, f, 3, NULL), rc, "%s: verdict with fields",
 			     e->d_name);
 		free(exact);
 		free(b);
@@ -125,8 +125,8 @@ Test(json, deep_nesting_is_rejected_without_recursion)
 	size_t n = 1 << 20;
 	uint8_t *b = malloc(n);
 	memset(b, '[', n);
-	struct rl_json_result res;
-	cr_assert_eq(rl_json_parse(b, n, NULL, 0, &res), -1);
+	struct relay_json_result res;
+	cr_assert_eq(relay_json_parse(b, n, NULL, 0, &res), -1);
 	cr_assert_eq(res.err_off, 64, "detected at the 65th bracket");
 	free(b);
 }
@@ -137,17 +137,17 @@ Test(json, any_top_level_value)
 			    " 1 ", "\t\r\n1\n", "1e400", "123456789012345678901234567890"};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
 		cr_assert(valid_s(ok[i]), "%s", ok[i]);
-	struct rl_json_result res;
-	cr_assert_eq(rl_json_parse(RL_J("2"), NULL, 0, &res), 0);
-	cr_assert_eq(res.top, RL_JSON_NUMBER);
-	cr_assert_eq(rl_json_parse(RL_J(" [1]"), NULL, 0, &res), 0);
-	cr_assert_eq(res.top, RL_JSON_ARRAY);
-	cr_assert_eq(rl_json_parse(RL_J("{}"), NULL, 0, &res), 0);
-	cr_assert_eq(res.top, RL_JSON_OBJECT);
-	cr_assert_eq(rl_json_parse(RL_J("\"x\""), NULL, 0, &res), 0);
-	cr_assert_eq(res.top, RL_JSON_STRING);
-	cr_assert_eq(rl_json_parse(RL_J("null"), NULL, 0, &res), 0);
-	cr_assert_eq(res.top, RL_JSON_NULL);
+	struct relay_json_result res;
+	cr_assert_eq(relay_json_parse(RL_J("2"), NULL, 0, &res), 0);
+	cr_assert_eq(res.top, RELAY_JSON_NUMBER);
+	cr_assert_eq(relay_json_parse(RL_J(" [1]"), NULL, 0, &res), 0);
+	cr_assert_eq(res.top, RELAY_JSON_ARRAY);
+	cr_assert_eq(relay_json_parse(RL_J("{}"), NULL, 0, &res), 0);
+	cr_assert_eq(res.top, RELAY_JSON_OBJECT);
+	cr_assert_eq(relay_json_parse(RL_J("\"x\""), NULL, 0, &res), 0);
+	cr_assert_eq(res.top, RELAY_JSON_STRING);
+	cr_assert_eq(relay_json_parse(RL_J("null"), NULL, 0, &res), 0);
+	cr_assert_eq(res.top, RELAY_JSON_NULL);
 }
 
 Test(json, empty_and_whitespace_only_are_invalid)
@@ -176,16 +176,16 @@ Test(json, bom_is_rejected)
 
 Test(json, errors_report_offset_and_reason)
 {
-	struct rl_json_result res;
-	cr_assert_eq(rl_json_parse(RL_J("[1,2,]"), NULL, 0, &res), -1);
+	struct relay_json_result res;
+	cr_assert_eq(relay_json_parse(RL_J("[1,2,]"), NULL, 0, &res), -1);
 	cr_assert_eq(res.err_off, 5);
 	cr_assert_not_null(res.err_msg);
-	cr_assert_eq(rl_json_parse(RL_J("{\"a\":\"\\x\"}"), NULL, 0, &res), -1);
+	cr_assert_eq(relay_json_parse(RL_J("{\"a\":\"\\x\"}"), NULL, 0, &res), -1);
 	cr_assert_eq(res.err_off, 6);
 	cr_assert_str_eq(res.err_msg, "invalid escape");
-	cr_assert_eq(rl_json_parse(RL_J("{} x"), NULL, 0, &res), -1);
+	cr_assert_eq(relay_json_parse(RL_J("{} x"), NULL, 0, &res), -1);
 	cr_assert_eq(res.err_off, 3);
-	cr_assert_eq(rl_json_parse(RL_J("\"\xC0\x80\""), NULL, 0, &res), -1);
+	cr_assert_eq(relay_json_parse(RL_J("\"\xC0\x80\""), NULL, 0, &res), -1);
 	cr_assert_eq(res.err_off, 1);
 	cr_assert_str_eq(res.err_msg, "invalid UTF-8");
 }
@@ -222,20 +222,20 @@ Test(json, every_two_byte_string_body)
 
 struct msg_fields {
 	uint8_t room_buf[128];
-	struct rl_json_field f[2];
+	struct relay_json_field f[2];
 };
 
 static int parse_msg(struct msg_fields *m, const char *json)
 {
 	memset(m, 0, sizeof *m);
-	m->f[0] = (struct rl_json_field){.key = "room", .buf = m->room_buf, .cap = sizeof m->room_buf};
-	m->f[1] = (struct rl_json_field){.key = "content"};
-	return rl_json_parse((const uint8_t *)json, strlen(json), m->f, 2, NULL);
+	m->f[0] = (struct relay_json_field){.key = "room", .buf = m->room_buf, .cap = sizeof m->room_buf};
+	m->f[1] = (struct relay_json_field){.key = "content"};
+	return relay_json_parse((const uint8_t *)json, strlen(json), m->f, 2, NULL);
 }
 
 static void expect_room(const struct msg_fields *m, const char *room)
 {
-	cr_assert_eq(m->f[0].kind, RL_JSON_STRING);
+	cr_assert_eq(m->f[0].kind, RELAY_JSON_STRING);
 	cr_assert_eq(m->f[0].dec_len, strlen(room), "room length %zu, want %zu",
 		     m->f[0].dec_len, strlen(room));
 	cr_assert_eq(memcmp(m->room_buf, room, strlen(room)), 0);
@@ -260,7 +260,7 @@ Test(extract, room_and_content_at_any_position)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		cr_assert_eq(parse_msg(&m, cases[i]), 0, "%s", cases[i]);
 		expect_room(&m, "physics");
-		cr_assert_eq(m.f[1].kind, RL_JSON_OBJECT);
+		cr_assert_eq(m.f[1].kind, RELAY_JSON_OBJECT);
 		expect_content(&m, "{\"a\":[1,2]}");
 	}
 }
@@ -270,12 +270,12 @@ Test(extract, content_of_every_kind_verbatim)
 	struct msg_fields m;
 	static const struct {
 		const char *content;
-		enum rl_json_kind kind;
+		enum relay_json_kind kind;
 	} c[] = {
-		{"\"hi \\u00e9 \\n\"", RL_JSON_STRING}, {"-1.5e+10", RL_JSON_NUMBER},
-		{"[1, [2], {\"room\":3}]", RL_JSON_ARRAY}, {"{ }", RL_JSON_OBJECT},
-		{"true", RL_JSON_TRUE}, {"false", RL_JSON_FALSE}, {"null", RL_JSON_NULL},
-		{"0", RL_JSON_NUMBER}, {"\"\"", RL_JSON_STRING}, {"[]", RL_JSON_ARRAY},
+		{"\"hi \\u00e9 \\n\"", RELAY_JSON_STRING}, {"-1.5e+10", RELAY_JSON_NUMBER},
+		{"[1, [2], {\"room\":3}]", RELAY_JSON_ARRAY}, {"{ }", RELAY_JSON_OBJECT},
+		{"true", RELAY_JSON_TRUE}, {"false", RELAY_JSON_FALSE}, {"null", RELAY_JSON_NULL},
+		{"0", RELAY_JSON_NUMBER}, {"\"\"", RELAY_JSON_STRING}, {"[]", RELAY_JSON_ARRAY},
 	};
 	char json[256];
 	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
@@ -286,7 +286,7 @@ Test(extract, content_of_every_kind_verbatim)
 		snprintf(json, sizeof json, "{\"content\":%s}", c[i].content);
 		cr_assert_eq(parse_msg(&m, json), 0, "%s", json);
 		expect_content(&m, c[i].content);
-		cr_assert_eq(m.f[0].kind, RL_JSON_NONE);
+		cr_assert_eq(m.f[0].kind, RELAY_JSON_NONE);
 	}
 }
 
@@ -294,10 +294,10 @@ Test(extract, nested_room_keys_are_not_picked)
 {
 	struct msg_fields m;
 	cr_assert_eq(parse_msg(&m, "{\"content\":{\"room\":\"inner\"},\"x\":[{\"room\":\"deep\"}]}"), 0);
-	cr_assert_eq(m.f[0].kind, RL_JSON_NONE);
+	cr_assert_eq(m.f[0].kind, RELAY_JSON_NONE);
 	cr_assert_eq(m.f[0].raw.p, NULL);
 	cr_assert_eq(parse_msg(&m, "[{\"room\":\"a\"}]"), 0);
-	cr_assert_eq(m.f[0].kind, RL_JSON_NONE);
+	cr_assert_eq(m.f[0].kind, RELAY_JSON_NONE);
 	cr_assert_eq(parse_msg(&m, "{\"a\":{\"room\":\"x\"},\"room\":\"outer\",\"b\":{\"room\":\"y\"}}"), 0);
 	expect_room(&m, "outer");
 	/* a key "room" whose value holds "room" keys and strings */
@@ -312,10 +312,10 @@ Test(extract, last_duplicate_wins)
 	cr_assert_eq(parse_msg(&m, "{\"room\":\"first\",\"content\":1,\"room\":\"second\",\"content\":[2]}"), 0);
 	expect_room(&m, "second");
 	expect_content(&m, "[2]");
-	cr_assert_eq(m.f[1].kind, RL_JSON_ARRAY);
+	cr_assert_eq(m.f[1].kind, RELAY_JSON_ARRAY);
 	/* a later non-string duplicate replaces the kind too */
 	cr_assert_eq(parse_msg(&m, "{\"room\":\"first\",\"room\":5}"), 0);
-	cr_assert_eq(m.f[0].kind, RL_JSON_NUMBER);
+	cr_assert_eq(m.f[0].kind, RELAY_JSON_NUMBER);
 	cr_assert_eq(m.f[0].dec_len, 0);
 	/* a longer first value does not leak into a shorter last one */
 	cr_assert_eq(parse_msg(&m, "{\"room\":\"\\ud800long\",\"room\":\"ok\"}"), 0);
@@ -349,7 +349,7 @@ Test(extract, keys_are_compared_after_decoding)
 	expect_room(&m, "a");
 	expect_content(&m, "7");
 	cr_assert_eq(parse_msg(&m, "{\"room \":\"a\",\"Room\":\"b\",\"roo\":\"c\",\"room\\u0000\":\"d\"}"), 0);
-	cr_assert_eq(m.f[0].kind, RL_JSON_NONE);
+	cr_assert_eq(m.f[0].kind, RELAY_JSON_NONE);
 }
 
 Test(extract, lone_surrogate_is_flagged)
@@ -362,7 +362,7 @@ Test(extract, lone_surrogate_is_flagged)
 	for (size_t i = 0; i < sizeof lone / sizeof lone[0]; i++) {
 		cr_assert_eq(parse_msg(&m, lone[i]), 0, "valid JSON: %s", lone[i]);
 		cr_assert(m.f[0].lone_surrogate, "%s", lone[i]);
-		long r = rl_json_string_decode(m.f[0].raw, NULL, 0);
+		long r = relay_json_string_decode(m.f[0].raw, NULL, 0);
 		cr_assert_eq(r, -1, "string decoder rejects %s", lone[i]);
 	}
 	cr_assert_eq(parse_msg(&m, "{\"room\":\"\\ud800\\udc00\"}"), 0);
@@ -379,13 +379,13 @@ Test(extract, lone_surrogate_is_flagged)
 Test(extract, decoded_length_reported_beyond_cap)
 {
 	uint8_t buf[4];
-	struct rl_json_field f = {.key = "userId", .buf = buf, .cap = sizeof buf};
-	cr_assert_eq(rl_json_parse(RL_J("{\"userId\":\"abcdefgh\\u00e9\"}"), &f, 1, NULL), 0);
-	cr_assert_eq(f.kind, RL_JSON_STRING);
+	struct relay_json_field f = {.key = "userId", .buf = buf, .cap = sizeof buf};
+	cr_assert_eq(relay_json_parse(RL_J("{\"userId\":\"abcdefgh\\u00e9\"}"), &f, 1, NULL), 0);
+	cr_assert_eq(f.kind, RELAY_JSON_STRING);
 	cr_assert_eq(f.dec_len, 10);
 	cr_assert_eq(memcmp(buf, "abcd", 4), 0);
-	struct rl_json_field g = {.key = "userId"};
-	cr_assert_eq(rl_json_parse(RL_J("{\"userId\":\"abc\"}"), &g, 1, NULL), 0);
+	struct relay_json_field g = {.key = "userId"};
+	cr_assert_eq(relay_json_parse(RL_J("{\"userId\":\"abc\"}"), &g, 1, NULL), 0);
 	cr_assert_eq(g.dec_len, 3);
 }
 
@@ -393,11 +393,11 @@ Test(extract, fields_reset_when_absent_or_not_an_object)
 {
 	struct msg_fields m;
 	cr_assert_eq(parse_msg(&m, "{\"room\":\"a\"}"), 0);
-	cr_assert_eq(rl_json_parse(RL_J("[\"room\",\"a\"]"), m.f, 2, NULL), 0);
-	cr_assert_eq(m.f[0].kind, RL_JSON_NONE);
-	cr_assert_eq(m.f[1].kind, RL_JSON_NONE);
-	cr_assert_eq(rl_json_parse(RL_J("{}"), m.f, 2, NULL), 0);
-	cr_assert_eq(m.f[0].kind, RL_JSON_NONE);
+	cr_assert_eq(relay_json_parse(RL_J("[\"room\",\"a\"]"), m.f, 2, NULL), 0);
+	cr_assert_eq(m.f[0].kind, RELAY_JSON_NONE);
+	cr_assert_eq(m.f[1].kind, RELAY_JSON_NONE);
+	cr_assert_eq(relay_json_parse(RL_J("{}"), m.f, 2, NULL), 0);
+	cr_assert_eq(m.f[0].kind, RELAY_JSON_NONE);
 }
 
 Test(extract, invalid_json_returns_minus_one)
@@ -411,12 +411,12 @@ Test(extract, invalid_json_returns_minus_one)
 Test(extract, string_decode)
 {
 	uint8_t out[32];
-	struct rl_span s = {(const uint8_t *)"\"a\\u00e9\\n\"", 11};
-	cr_assert_eq(rl_json_string_decode(s, out, sizeof out), 4);
+	struct relay_span s = {(const uint8_t *)"\"a\\u00e9\\n\"", 11};
+	cr_assert_eq(relay_json_string_decode(s, out, sizeof out), 4);
 	cr_assert_eq(memcmp(out, "a\xC3\xA9\n", 4), 0);
-	cr_assert_eq(rl_json_string_decode(s, out, 2), 4, "length beyond cap");
-	struct rl_span bad = {(const uint8_t *)"abc", 3};
-	cr_assert_eq(rl_json_string_decode(bad, out, sizeof out), -1);
-	struct rl_span empty = {(const uint8_t *)"\"\"", 2};
-	cr_assert_eq(rl_json_string_decode(empty, out, sizeof out), 0);
+	cr_assert_eq(relay_json_string_decode(s, out, 2), 4, "length beyond cap");
+	struct relay_span bad = {(const uint8_t *)"abc", 3};
+	cr_assert_eq(relay_json_string_decode(bad, out, sizeof out), -1);
+	struct relay_span empty = {(const uint8_t *)"\"\"", 2};
+	cr_assert_eq(relay_json_string_decode(empty, out, sizeof out), 0);
 }

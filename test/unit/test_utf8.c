@@ -3,7 +3,7 @@
 
 static bool u8(const char *s)
 {
-	return rl_utf8_valid((const uint8_t *)s, strlen(s));
+	return relay_utf8_valid((const uint8_t *)s, strlen(s));
 }
 
 Test(utf8, accepts_every_length_at_its_bounds)
@@ -50,8 +50,8 @@ Test(utf8, rejects_truncated_and_stray_bytes)
 	cr_assert_not(u8("\xC3\xA9\xA9"));
 	/* the truncation is at the buffer end, not at a NUL */
 	const uint8_t e[] = {0xE2, 0x82, 0xAC};
-	cr_assert(rl_utf8_valid(e, 3));
-	cr_assert_not(rl_utf8_valid(e, 2));
+	cr_assert(relay_utf8_valid(e, 3));
+	cr_assert_not(relay_utf8_valid(e, 2));
 }
 
 Test(utf8, every_code_point_round_trips)
@@ -80,30 +80,30 @@ Test(utf8, every_code_point_round_trips)
 			n = 4;
 		}
 		bool want = cp < 0xD800 || cp > 0xDFFF;
-		if (rl_utf8_valid(b, n) != want)
+		if (relay_utf8_valid(b, n) != want)
 			cr_assert_fail("U+%04X", cp);
 	}
 }
 
-static enum rl_err room(const char *s, struct rl_span *out)
+static enum relay_err room(const char *s, struct relay_span *out)
 {
-	return rl_room_name_check((const uint8_t *)s, strlen(s), out);
+	return relay_room_name_check((const uint8_t *)s, strlen(s), out);
 }
 
 Test(room, trims_ascii_whitespace_at_both_ends)
 {
-	struct rl_span out;
+	struct relay_span out;
 	const char *s = " \t\n\v\f\rphysics lab\r\f\v\n\t ";
-	cr_assert_eq(room(s, &out), RL_ERR_NONE);
+	cr_assert_eq(room(s, &out), RELAY_ERR_NONE);
 	cr_assert_eq(out.n, strlen("physics lab"));
 	cr_assert_eq(memcmp(out.p, "physics lab", out.n), 0);
 	cr_assert_eq(out.p, (const uint8_t *)s + 6, "points inside the input");
-	cr_assert_eq(room(" \t ", &out), RL_ERR_INVALID_ROOM);
-	cr_assert_eq(room("", &out), RL_ERR_INVALID_ROOM);
+	cr_assert_eq(room(" \t ", &out), RELAY_ERR_INVALID_ROOM);
+	cr_assert_eq(room("", &out), RELAY_ERR_INVALID_ROOM);
 	/* NBSP is not ASCII whitespace: kept, and it is not a control */
-	cr_assert_eq(room("\xC2\xA0x", &out), RL_ERR_NONE);
+	cr_assert_eq(room("\xC2\xA0x", &out), RELAY_ERR_NONE);
 	cr_assert_eq(out.n, 3);
-	cr_assert_eq(room("x", NULL), RL_ERR_NONE);
+	cr_assert_eq(room("x", NULL), RELAY_ERR_NONE);
 }
 
 Test(room, limit_is_64_bytes_after_trimming)
@@ -111,57 +111,57 @@ Test(room, limit_is_64_bytes_after_trimming)
 	char b[80];
 	memset(b, 'a', 64);
 	b[64] = 0;
-	cr_assert_eq(room(b, NULL), RL_ERR_NONE);
+	cr_assert_eq(room(b, NULL), RELAY_ERR_NONE);
 	b[64] = 'a';
 	b[65] = 0;
-	cr_assert_eq(room(b, NULL), RL_ERR_INVALID_ROOM);
+	cr_assert_eq(room(b, NULL), RELAY_ERR_INVALID_ROOM);
 	char t[80] = "   ";
 	memset(t + 3, 'a', 64);
 	strcpy(t + 67, "  ");
-	cr_assert_eq(room(t, NULL), RL_ERR_NONE);
+	cr_assert_eq(room(t, NULL), RELAY_ERR_NONE);
 	/* 21 x 3-byte chars = 63 bytes ok, 22 = 66 bytes too long */
 	char u[80] = "";
 	for (int i = 0; i < 21; i++)
 		strcat(u, "\xE2\x82\xAC");
-	cr_assert_eq(room(u, NULL), RL_ERR_NONE);
+	cr_assert_eq(room(u, NULL), RELAY_ERR_NONE);
 	strcat(u, "\xE2\x82\xAC");
-	cr_assert_eq(room(u, NULL), RL_ERR_INVALID_ROOM);
+	cr_assert_eq(room(u, NULL), RELAY_ERR_INVALID_ROOM);
 }
 
 Test(room, rejects_control_characters)
 {
-	cr_assert_eq(room("a\x01" "b", NULL), RL_ERR_INVALID_ROOM);
-	cr_assert_eq(room("a\x1F" "b", NULL), RL_ERR_INVALID_ROOM);
-	cr_assert_eq(room("a\nb", NULL), RL_ERR_INVALID_ROOM, "inner newline");
-	cr_assert_eq(room("a\tb", NULL), RL_ERR_INVALID_ROOM, "inner tab");
-	cr_assert_eq(room("a\x7F", NULL), RL_ERR_INVALID_ROOM);
-	cr_assert_eq(room("a\xC2\x80", NULL), RL_ERR_INVALID_ROOM);
-	cr_assert_eq(room("a\xC2\x9F", NULL), RL_ERR_INVALID_ROOM);
-	cr_assert_eq(room("a\xC2\xA0", NULL), RL_ERR_NONE);
-	cr_assert_eq(room("\xC3\x80", NULL), RL_ERR_NONE, "U+00C0 is a letter");
+	cr_assert_eq(room("a\x01" "b", NULL), RELAY_ERR_INVALID_ROOM);
+	cr_assert_eq(room("a\x1F" "b", NULL), RELAY_ERR_INVALID_ROOM);
+	cr_assert_eq(room("a\nb", NULL), RELAY_ERR_INVALID_ROOM, "inner newline");
+	cr_assert_eq(room("a\tb", NULL), RELAY_ERR_INVALID_ROOM, "inner tab");
+	cr_assert_eq(room("a\x7F", NULL), RELAY_ERR_INVALID_ROOM);
+	cr_assert_eq(room("a\xC2\x80", NULL), RELAY_ERR_INVALID_ROOM);
+	cr_assert_eq(room("a\xC2\x9F", NULL), RELAY_ERR_INVALID_ROOM);
+	cr_assert_eq(room("a\xC2\xA0", NULL), RELAY_ERR_NONE);
+	cr_assert_eq(room("\xC3\x80", NULL), RELAY_ERR_NONE, "U+00C0 is a letter");
 	const uint8_t nul[] = {'a', 0, 'b'};
-	cr_assert_eq(rl_room_name_check(nul, 3, NULL), RL_ERR_INVALID_ROOM);
+	cr_assert_eq(relay_room_name_check(nul, 3, NULL), RELAY_ERR_INVALID_ROOM);
 }
 
 Test(room, rejects_invalid_utf8)
 {
-	cr_assert_eq(room("a\xC0\x80", NULL), RL_ERR_INVALID_ROOM);
-	cr_assert_eq(room("\xED\xA0\x80", NULL), RL_ERR_INVALID_ROOM);
-	cr_assert_eq(room("\xFF", NULL), RL_ERR_INVALID_ROOM);
-	cr_assert_eq(room("x\xE2\x82", NULL), RL_ERR_INVALID_ROOM);
-	cr_assert_eq(room("\xF0\x9F\x98\x80", NULL), RL_ERR_NONE);
+	cr_assert_eq(room("a\xC0\x80", NULL), RELAY_ERR_INVALID_ROOM);
+	cr_assert_eq(room("\xED\xA0\x80", NULL), RELAY_ERR_INVALID_ROOM);
+	cr_assert_eq(room("\xFF", NULL), RELAY_ERR_INVALID_ROOM);
+	cr_assert_eq(room("x\xE2\x82", NULL), RELAY_ERR_INVALID_ROOM);
+	cr_assert_eq(room("\xF0\x9F\x98\x80", NULL), RELAY_ERR_NONE);
 }
 
 Test(userid, rules)
 {
 	char b[140];
 	memset(b, 'u', 128);
-	cr_assert_eq(rl_userid_check((const uint8_t *)b, 128), RL_ERR_NONE);
-	cr_assert_eq(rl_userid_check((const uint8_t *)b, 129), RL_ERR_INVALID_PAYLOAD);
-	cr_assert_eq(rl_userid_check((const uint8_t *)b, 0), RL_ERR_INVALID_PAYLOAD);
-	cr_assert_eq(rl_userid_check((const uint8_t *)"a\x7F", 2), RL_ERR_INVALID_PAYLOAD);
-	cr_assert_eq(rl_userid_check((const uint8_t *)"a\xC2\x85", 3), RL_ERR_INVALID_PAYLOAD);
-	cr_assert_eq(rl_userid_check((const uint8_t *)"\xC3\xA9", 2), RL_ERR_NONE);
-	cr_assert_eq(rl_userid_check((const uint8_t *)"\xC3", 1), RL_ERR_INVALID_PAYLOAD);
-	cr_assert_eq(rl_userid_check((const uint8_t *)" a ", 3), RL_ERR_NONE, "not trimmed");
+	cr_assert_eq(relay_userid_check((const uint8_t *)b, 128), RELAY_ERR_NONE);
+	cr_assert_eq(relay_userid_check((const uint8_t *)b, 129), RELAY_ERR_INVALID_PAYLOAD);
+	cr_assert_eq(relay_userid_check((const uint8_t *)b, 0), RELAY_ERR_INVALID_PAYLOAD);
+	cr_assert_eq(relay_userid_check((const uint8_t *)"a\x7F", 2), RELAY_ERR_INVALID_PAYLOAD);
+	cr_assert_eq(relay_userid_check((const uint8_t *)"a\xC2\x85", 3), RELAY_ERR_INVALID_PAYLOAD);
+	cr_assert_eq(relay_userid_check((const uint8_t *)"\xC3\xA9", 2), RELAY_ERR_NONE);
+	cr_assert_eq(relay_userid_check((const uint8_t *)"\xC3", 1), RELAY_ERR_INVALID_PAYLOAD);
+	cr_assert_eq(relay_userid_check((const uint8_t *)" a ", 3), RELAY_ERR_NONE, "not trimmed");
 }

@@ -127,7 +127,7 @@ struct bconn {
 	struct rb_thread *t;
 	struct rb_buf out;
 	struct rb_buf tail;    /* nats/redis: incomplete message */
-	struct rl_decoder dec; /* relay */
+	struct relay_decoder dec; /* relay */
 	struct bconn *flush_next;
 };
 
@@ -315,7 +315,7 @@ int rb_wl_frag(const struct rb_opts *o, struct rb_report *r);
 /* Blocking relay helpers for chaos and frag (relay_sync.c). */
 struct rb_sync {
 	int fd;
-	struct rl_decoder dec;
+	struct relay_decoder dec;
 	uint8_t buf[65536];
 	bool fed;  /* the decoder still holds part of buf */
 	bool eof;
@@ -327,7 +327,7 @@ int rb_sync_send_frame(struct rb_sync *s, uint8_t type, uint8_t flags, const voi
 		       size_t n);
 /* Next frame within <timeout_ms>; payload copied into <pl> (cap <plcap>).
  * Returns 0, -ETIMEDOUT, -ECONNRESET (EOF) or -EPROTO. */
-int rb_sync_recv(struct rb_sync *s, struct rl_frame *f, uint8_t *pl, size_t plcap,
+int rb_sync_recv(struct rb_sync *s, struct relay_frame *f, uint8_t *pl, size_t plcap,
 		 int timeout_ms);
 /* Receives until a frame of <type> arrives (skipping presence events).
  * Returns 0 or negative as rb_sync_recv; -EBADMSG if an ERROR frame came. */

@@ -1,6 +1,6 @@
 /* proto_relay.c -- relay-bench speaking the Relay protocol v1 (JSON or binary
  * framing) through the protocol library: frames are built with
- * rl_frame_put_header / rl_bin_msg_encode and parsed in place by rl_decoder.
+ * relay_frame_put_header / relay_bin_msg_encode and parsed in place by relay_decoder.
  * Threading: called only by the connection's owner thread.
  */
 #include "bench.h"
@@ -16,15 +16,15 @@ void rb_proto_relay_mode(bool binary)
 
 static void relay_frame(struct bconn *c, uint8_t type, uint8_t flags, const void *p, size_t n)
 {
-	uint8_t *w = rb_out_reserve(c, RL_FRAME_HDR_BYTES + n);
-	rb_out_commit(c, rl_frame_encode(w, type, flags, p, (uint32_t)n));
+	uint8_t *w = rb_out_reserve(c, RELAY_FRAME_HDR_BYTES + n);
+	rb_out_commit(c, relay_frame_encode(w, type, flags, p, (uint32_t)n));
 }
 
 static void relay_hello(struct bconn *c)
 {
 	static const char hello[] = "{\"clientVersion\":\"relay-bench/0.1\"}";
-	rl_decoder_init(&c->dec, RL_DEFAULT_MAX_FRAME);
-	relay_frame(c, RL_MSG_HELLO, RL_FLAG_JSON, hello, sizeof hello - 1);
+	relay_decoder_init(&c->dec, RELAY_DEFAULT_MAX_FRAME);
+	relay_frame(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, hello, sizeof hello - 1);
 	c->pending_acks++;
 }
 
@@ -33,22 +33,22 @@ static void relay_room_op(struct bconn *c, uint8_t type, uint32_t room)
 	char name[16], js[48];
 	size_t nl = rb_room_name(name, room);
 	if (relay_binary) {
-		relay_frame(c, type, RL_FLAG_BINARY, name, nl);
+		relay_frame(c, type, RELAY_FLAG_BINARY, name, nl);
 		return;
 	}
 	size_t jl = (size_t)(stpcpy(stpcpy(stpcpy(js, "{\"room\":\""), name), "\"}") - js);
-	relay_frame(c, type, RL_FLAG_JSON, js, jl);
+	relay_frame(c, type, RELAY_FLAG_JSON, js, jl);
 }
 
 static void relay_subscribe(struct bconn *c, uint32_t room)
 {
-	relay_room_op(c, RL_MSG_JOIN_ROOM, room);
+	relay_room_op(c, RELAY_MSG_JOIN_ROOM, room);
 	c->pending_acks++;
 }
 
 static void relay_unsubscribe(struct bconn *c, uint32_t room)
 {
-	relay_room_op(c, RL_MSG_LEAVE_ROOM, room);
+	relay_room_op(c, RELAY_MSG_LEAVE_ROOM, room);
 	c->pending_acks++;
 }
 
@@ -59,8 +59,8 @@ static size_t relay_publish_size(uint32_t room, size_t n)
 	char name[16];
 	size_t nl = rb_room_name(name, room);
 	if (relay_binary)
-		return RL_FRAME_HDR_BYTES + rl_bin_msg_size(nl, n);
-	return RL_FRAME_HDR_BYTES + 9 + nl + 13 + n + 1;
+		return RELAY_FRAME_HDR_BYTES + relay_bin_msg_size(nl, n);
+	return RELAY_FRAME_HDR_BYTES + 9 + nl + 13 + n + 1;
 }
 
 static void relay_publish(struct bconn *c, uint32_t room, const uint8_t *p, size_t n)
@@ -69,12 +69,12 @@ static void relay_publish(struct bconn *c, uint32_t room, const uint8_t *p, size
 	size_t nl = rb_room_name(name, room);
 	size_t total = relay_publish_size(room, n);
 	uint8_t *w = rb_out_reserve(c, total);
-	uint8_t *b = w + RL_FRAME_HDR_BYTES;
+	uint8_t *b = w + RELAY_FRAME_HDR_BYTES;
 	if (relay_binary) {
-		struct rl_span rs = { (const uint8_t *)name, nl }, ds = { p, n };
-		size_t pl = rl_bin_msg_encode(b, rs, ds);
-		rl_frame_put_header(w, RL_MSG_MESSAGE, RL_FLAG_BINARY, (uint32_t)pl);
-		rb_out_commit(c, RL_FRAME_HDR_BYTES + pl);
+		struct relay_span rs = { (const uint8_t *)name, nl }, ds = { p, n };
+		size_t pl = relay_bin_msg_encode(b, rs, ds);
+		relay_frame_put_header(w, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, (uint32_t)pl);
+		rb_out_commit(c, RELAY_FRAME_HDR_BYTES + pl);
 		return;
 	}
 	uint8_t *q = b;
@@ -84,7 +84,7 @@ static void relay_publish(struct bconn *c, uint32_t room, const uint8_t *p, size
 	memcpy(q, p, n - 2), q += n - 2;
 	*q++ = '"';
 	*q++ = '}';
-	rl_frame_put_header(w, RL_MSG_MESSAGE, RL_FLAG_JSON, (uint32_t)(q - b));
+	relay_frame_put_header(w, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)(q - b));
 	rb_out_commit(c, (size_t)(q - w));
 }
 
@@ -107,7 +107,7 @@ static const uint8_t *find_content(const uint8_t *p, size_t n)
 	return NULL;
 }
 
-static void relay_json_message(struct bconn *c, const struct rl_frame *f)
+static void relay_json_message(struct bconn *c, const struct relay_frame *f)
 {
 	const uint8_t *v = find_content(f->payload, f->len);
 	if (!v) {
@@ -118,24 +118,24 @@ static void relay_json_message(struct bconn *c, const struct rl_frame *f)
 	rb_on_delivery(c, v, left);
 }
 
-static void relay_error(struct bconn *c, const struct rl_frame *f)
+static void relay_error(struct bconn *c, const struct relay_frame *f)
 {
-	struct rl_json_field code = { .key = "code" };
-	if (rl_json_parse(f->payload, f->len, &code, 1, NULL) == 0 &&
-	    code.kind == RL_JSON_STRING && code.raw.n >= 2)
+	struct relay_json_field code = { .key = "code" };
+	if (relay_json_parse(f->payload, f->len, &code, 1, NULL) == 0 &&
+	    code.kind == RELAY_JSON_STRING && code.raw.n >= 2)
 		rb_on_error(c, (const char *)code.raw.p + 1, code.raw.n - 2);
 	else
 		rb_on_error(c, "ERROR", 5);
 }
 
-static void relay_frame_in(struct bconn *c, const struct rl_frame *f)
+static void relay_frame_in(struct bconn *c, const struct relay_frame *f)
 {
 	switch (f->type) {
-	case RL_MSG_MESSAGE:
-		if (f->flags & RL_FLAG_BINARY) {
-			struct rl_span room, from, data;
-			if (rl_bin_delivery_parse(f->payload, f->len, &room, &from, &data) ==
-			    RL_ERR_NONE)
+	case RELAY_MSG_MESSAGE:
+		if (f->flags & RELAY_FLAG_BINARY) {
+			struct relay_span room, from, data;
+			if (relay_bin_delivery_parse(f->payload, f->len, &room, &from, &data) ==
+			    RELAY_ERR_NONE)
 				rb_on_delivery(c, data.p, data.n);
 			else
 				rb_on_error(c, "bad binary delivery", 19);
@@ -143,12 +143,12 @@ static void relay_frame_in(struct bconn *c, const struct rl_frame *f)
 			relay_json_message(c, f);
 		}
 		break;
-	case RL_MSG_HELLO:
-	case RL_MSG_JOIN_ROOM:
-	case RL_MSG_LEAVE_ROOM:
+	case RELAY_MSG_HELLO:
+	case RELAY_MSG_JOIN_ROOM:
+	case RELAY_MSG_LEAVE_ROOM:
 		rb_on_ack(c);
 		break;
-	case RL_MSG_ERROR:
+	case RELAY_MSG_ERROR:
 		relay_error(c, f);
 		break;
 	default:
@@ -159,13 +159,13 @@ static void relay_frame_in(struct bconn *c, const struct rl_frame *f)
 
 static int relay_input(struct bconn *c, const uint8_t *p, size_t n)
 {
-	struct rl_frame f;
-	enum rl_decode_status st;
-	rl_decoder_feed(&c->dec, p, n);
-	while ((st = rl_decoder_next(&c->dec, &f)) == RL_DECODE_FRAME)
+	struct relay_frame f;
+	enum relay_decode_status st;
+	relay_decoder_feed(&c->dec, p, n);
+	while ((st = relay_decoder_next(&c->dec, &f)) == RELAY_DECODE_FRAME)
 		relay_frame_in(c, &f);
-	if (st == RL_DECODE_ERROR) {
-		const char *nm = rl_err_name(c->dec.err);
+	if (st == RELAY_DECODE_ERROR) {
+		const char *nm = relay_err_name(c->dec.err);
 		rb_on_error(c, nm, strlen(nm));
 		return -1;
 	}
@@ -174,12 +174,12 @@ static int relay_input(struct bconn *c, const uint8_t *p, size_t n)
 
 static void relay_keepalive(struct bconn *c)
 {
-	relay_frame(c, RL_MSG_HEARTBEAT, RL_FLAG_JSON, "{}", 2);
+	relay_frame(c, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, "{}", 2);
 }
 
 static void relay_fini(struct bconn *c)
 {
-	rl_decoder_free(&c->dec);
+	relay_decoder_free(&c->dec);
 }
 
 const struct rb_proto rb_proto_relay = {

@@ -17,7 +17,7 @@ int rb_sync_open(struct rb_sync *s, const struct sockaddr_in *addr)
 	s->fd = rb_connect_blocking(addr, 2000);
 	if (s->fd < 0)
 		return s->fd;
-	rl_decoder_init(&s->dec, RL_DEFAULT_MAX_FRAME);
+	relay_decoder_init(&s->dec, RELAY_DEFAULT_MAX_FRAME);
 	return 0;
 }
 
@@ -26,7 +26,7 @@ void rb_sync_close(struct rb_sync *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
-	rl_decoder_free(&s->dec);
+	relay_decoder_free(&s->dec);
 }
 
 int rb_sync_send(struct rb_sync *s, const void *p, size_t n)
@@ -54,27 +54,27 @@ int rb_sync_send(struct rb_sync *s, const void *p, size_t n)
 int rb_sync_send_frame(struct rb_sync *s, uint8_t type, uint8_t flags, const void *p,
 		       size_t n)
 {
-	uint8_t buf[RL_FRAME_HDR_BYTES + 4096];
+	uint8_t buf[RELAY_FRAME_HDR_BYTES + 4096];
 	if (n > 4096)
 		return -EMSGSIZE;
-	size_t len = rl_frame_encode(buf, type, flags, p, (uint32_t)n);
+	size_t len = relay_frame_encode(buf, type, flags, p, (uint32_t)n);
 	return rb_sync_send(s, buf, len);
 }
 
-int rb_sync_recv(struct rb_sync *s, struct rl_frame *f, uint8_t *pl, size_t plcap,
+int rb_sync_recv(struct rb_sync *s, struct relay_frame *f, uint8_t *pl, size_t plcap,
 		 int timeout_ms)
 {
 	uint64_t deadline = rb_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
 		if (s->fed) {
-			enum rl_decode_status st = rl_decoder_next(&s->dec, f);
-			if (st == RL_DECODE_FRAME) {
+			enum relay_decode_status st = relay_decoder_next(&s->dec, f);
+			if (st == RELAY_DECODE_FRAME) {
 				size_t n = f->len < plcap ? f->len : plcap;
 				memcpy(pl, f->payload, n);
 				f->payload = pl;
 				return 0;
 			}
-			if (st == RL_DECODE_ERROR)
+			if (st == RELAY_DECODE_ERROR)
 				return -EPROTO;
 			s->fed = false;
 		}
@@ -96,7 +96,7 @@ int rb_sync_recv(struct rb_sync *s, struct rl_frame *f, uint8_t *pl, size_t plca
 		}
 		if (r < 0)
 			continue;
-		rl_decoder_feed(&s->dec, s->buf, (size_t)r);
+		relay_decoder_feed(&s->dec, s->buf, (size_t)r);
 		s->fed = true;
 	}
 }
@@ -104,7 +104,7 @@ int rb_sync_recv(struct rb_sync *s, struct rl_frame *f, uint8_t *pl, size_t plca
 int rb_sync_expect(struct rb_sync *s, uint8_t type, uint8_t *pl, size_t plcap,
 		   size_t *pllen, int timeout_ms)
 {
-	struct rl_frame f;
+	struct relay_frame f;
 	for (;;) {
 		int rc = rb_sync_recv(s, &f, pl, plcap, timeout_ms);
 		if (rc < 0)
@@ -113,7 +113,7 @@ int rb_sync_expect(struct rb_sync *s, uint8_t type, uint8_t *pl, size_t plcap,
 			*pllen = f.len;
 		if (f.type == type)
 			return 0;
-		if (f.type == RL_MSG_ERROR) {
+		if (f.type == RELAY_MSG_ERROR) {
 			fprintf(stderr, "relay-bench: unexpected ERROR: %.*s\n",
 				(int)(f.len < plcap ? f.len : plcap), (const char *)pl);
 			return -EBADMSG;
@@ -126,28 +126,28 @@ int rb_sync_hello_join(struct rb_sync *s, const char *room, int timeout_ms)
 	char js[128];
 	int n = snprintf(js, sizeof js, "{\"room\":\"%s\"}", room);
 	uint8_t pl[1024];
-	int rc = rb_sync_send_frame(s, RL_MSG_HELLO, RL_FLAG_JSON, "{}", 2);
+	int rc = rb_sync_send_frame(s, RELAY_MSG_HELLO, RELAY_FLAG_JSON, "{}", 2);
 	if (!rc)
-		rc = rb_sync_send_frame(s, RL_MSG_JOIN_ROOM, RL_FLAG_JSON, js, (size_t)n);
+		rc = rb_sync_send_frame(s, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, js, (size_t)n);
 	if (!rc)
-		rc = rb_sync_expect(s, RL_MSG_HELLO, pl, sizeof pl, NULL, timeout_ms);
+		rc = rb_sync_expect(s, RELAY_MSG_HELLO, pl, sizeof pl, NULL, timeout_ms);
 	if (!rc)
-		rc = rb_sync_expect(s, RL_MSG_JOIN_ROOM, pl, sizeof pl, NULL, timeout_ms);
+		rc = rb_sync_expect(s, RELAY_MSG_JOIN_ROOM, pl, sizeof pl, NULL, timeout_ms);
 	return rc;
 }
 
 long rb_sync_content(struct rb_sync *s, uint8_t *out, size_t cap, int timeout_ms)
 {
-	static uint8_t pl[RL_DEFAULT_MAX_FRAME];
+	static uint8_t pl[RELAY_DEFAULT_MAX_FRAME];
 	size_t len;
 	for (;;) {
-		int rc = rb_sync_expect(s, RL_MSG_MESSAGE, pl, sizeof pl, &len, timeout_ms);
+		int rc = rb_sync_expect(s, RELAY_MSG_MESSAGE, pl, sizeof pl, &len, timeout_ms);
 		if (rc < 0)
 			return rc;
-		struct rl_json_field fl = { .key = "content" };
-		if (rl_json_parse(pl, len, &fl, 1, NULL) < 0)
+		struct relay_json_field fl = { .key = "content" };
+		if (relay_json_parse(pl, len, &fl, 1, NULL) < 0)
 			return -EPROTO;
-		if (fl.kind == RL_JSON_NONE)
+		if (fl.kind == RELAY_JSON_NONE)
 			continue; /* presence event */
 		if (fl.raw.n > cap)
 			return -EMSGSIZE;
@@ -159,16 +159,16 @@ long rb_sync_content(struct rb_sync *s, uint8_t *out, size_t cap, int timeout_ms
 size_t rb_msg_frame(uint8_t *out, size_t cap, const char *room, const char *content,
 		    size_t clen)
 {
-	struct rl_jw w;
-	rl_jw_init(&w, out + RL_FRAME_HDR_BYTES, cap - RL_FRAME_HDR_BYTES);
-	rl_jw_obj_begin(&w);
-	rl_jw_key(&w, "room");
-	rl_jw_cstr(&w, room);
-	rl_jw_key(&w, "content");
-	rl_jw_raw(&w, content, clen);
-	rl_jw_obj_end(&w);
+	struct relay_jw w;
+	relay_jw_init(&w, out + RELAY_FRAME_HDR_BYTES, cap - RELAY_FRAME_HDR_BYTES);
+	relay_jw_obj_begin(&w);
+	relay_jw_key(&w, "room");
+	relay_jw_cstr(&w, room);
+	relay_jw_key(&w, "content");
+	relay_jw_raw(&w, content, clen);
+	relay_jw_obj_end(&w);
 	if (w.overflow)
 		return 0;
-	rl_frame_put_header(out, RL_MSG_MESSAGE, RL_FLAG_JSON, (uint32_t)w.len);
-	return RL_FRAME_HDR_BYTES + w.len;
+	relay_frame_put_header(out, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)w.len);
+	return RELAY_FRAME_HDR_BYTES + w.len;
 }

@@ -11,7 +11,7 @@
 
 struct rb_report {
 	bool json;
-	struct rl_jw w;
+	struct relay_jw w;
 	uint8_t *jbuf;
 	char *text;
 	size_t tlen, tcap;
@@ -35,12 +35,12 @@ struct rb_report *rb_report_new(const struct rb_opts *o)
 		return NULL;
 	}
 	r->text[0] = 0;
-	rl_jw_init(&r->w, r->jbuf, 1 << 20);
-	rl_jw_obj_begin(&r->w);
-	rl_jw_key(&r->w, "workload");
-	rl_jw_cstr(&r->w, o->workload);
-	rl_jw_key(&r->w, "proto");
-	rl_jw_cstr(&r->w, rb_proto_name(o->proto));
+	relay_jw_init(&r->w, r->jbuf, 1 << 20);
+	relay_jw_obj_begin(&r->w);
+	relay_jw_key(&r->w, "workload");
+	relay_jw_cstr(&r->w, o->workload);
+	relay_jw_key(&r->w, "proto");
+	relay_jw_cstr(&r->w, rb_proto_name(o->proto));
 	return r;
 }
 
@@ -86,8 +86,8 @@ static void text_end(struct rb_report *r)
 
 void rb_report_kv_str(struct rb_report *r, const char *key, const char *val)
 {
-	rl_jw_key(&r->w, key);
-	rl_jw_cstr(&r->w, val);
+	relay_jw_key(&r->w, key);
+	relay_jw_cstr(&r->w, val);
 	text_key(r, key);
 	text_add(r, "%s", val);
 	text_end(r);
@@ -96,14 +96,14 @@ void rb_report_kv_str(struct rb_report *r, const char *key, const char *val)
 void rb_report_kv_num(struct rb_report *r, const char *key, double val, const char *unit)
 {
 	char buf[64];
-	rl_jw_key(&r->w, key);
+	relay_jw_key(&r->w, key);
 	int n = val == (double)(long long)val && val < 1e15 && val > -1e15
 			? snprintf(buf, sizeof buf, "%lld", (long long)val)
 			: snprintf(buf, sizeof buf, "%.6g", val);
 	if (val != val || val > 1e300 || val < -1e300)
-		rl_jw_null(&r->w);
+		relay_jw_null(&r->w);
 	else
-		rl_jw_raw(&r->w, buf, (size_t)n);
+		relay_jw_raw(&r->w, buf, (size_t)n);
 	text_key(r, key);
 	if (val >= 10000 && val < 1e15 && val == (double)(long long)val)
 		text_add(r, "%lld%s%s", (long long)val, unit ? " " : "", unit ? unit : "");
@@ -114,8 +114,8 @@ void rb_report_kv_num(struct rb_report *r, const char *key, double val, const ch
 
 void rb_report_kv_int(struct rb_report *r, const char *key, int64_t val)
 {
-	rl_jw_key(&r->w, key);
-	rl_jw_i64(&r->w, val);
+	relay_jw_key(&r->w, key);
+	relay_jw_i64(&r->w, val);
 	text_key(r, key);
 	text_add(r, "%lld", (long long)val);
 	text_end(r);
@@ -123,8 +123,8 @@ void rb_report_kv_int(struct rb_report *r, const char *key, int64_t val)
 
 void rb_report_kv_bool(struct rb_report *r, const char *key, bool val)
 {
-	rl_jw_key(&r->w, key);
-	rl_jw_bool(&r->w, val);
+	relay_jw_key(&r->w, key);
+	relay_jw_bool(&r->w, val);
 	text_key(r, key);
 	text_add(r, "%s", val ? "yes" : "no");
 	text_end(r);
@@ -132,37 +132,37 @@ void rb_report_kv_bool(struct rb_report *r, const char *key, bool val)
 
 void rb_report_arr_begin(struct rb_report *r, const char *key)
 {
-	rl_jw_key(&r->w, key);
-	rl_jw_arr_begin(&r->w);
+	relay_jw_key(&r->w, key);
+	relay_jw_arr_begin(&r->w);
 	text_add(r, "  %s:\n", key);
 	r->depth = 1;
 }
 
 void rb_report_obj_begin(struct rb_report *r)
 {
-	rl_jw_obj_begin(&r->w);
+	relay_jw_obj_begin(&r->w);
 	r->depth = 2;
 	r->row_first = true;
 }
 
 void rb_report_obj_end(struct rb_report *r)
 {
-	rl_jw_obj_end(&r->w);
+	relay_jw_obj_end(&r->w);
 	text_add(r, "\n");
 	r->depth = 1;
 }
 
 void rb_report_arr_end(struct rb_report *r)
 {
-	rl_jw_arr_end(&r->w);
+	relay_jw_arr_end(&r->w);
 	r->depth = 0;
 }
 
 void rb_report_emit(struct rb_report *r, bool ok)
 {
-	rl_jw_key(&r->w, "ok");
-	rl_jw_bool(&r->w, ok);
-	rl_jw_obj_end(&r->w);
+	relay_jw_key(&r->w, "ok");
+	relay_jw_bool(&r->w, ok);
+	relay_jw_obj_end(&r->w);
 	if (r->json) {
 		if (r->w.overflow)
 			fprintf(stderr, "relay-bench: JSON report overflowed\n");

@@ -22,7 +22,7 @@
 
 struct chaos_client {
 	int fd;
-	struct rl_decoder dec;
+	struct relay_decoder dec;
 	uint64_t joined;        /* bit r: member of room r (as the client sent it) */
 	uint64_t paused_until;  /* ns; no reads before */
 	bool expect_close;      /* we sent a fatal violation */
@@ -89,7 +89,7 @@ static void c_send(struct chaos *x, struct chaos_client *c, const void *p, size_
 static void c_frame(struct chaos *x, struct chaos_client *c, uint8_t type, const char *js)
 {
 	uint8_t buf[256];
-	size_t n = rl_frame_encode(buf, type, RL_FLAG_JSON, js, (uint32_t)strlen(js));
+	size_t n = relay_frame_encode(buf, type, RELAY_FLAG_JSON, js, (uint32_t)strlen(js));
 	c_send(x, c, buf, n);
 }
 
@@ -109,9 +109,9 @@ static void c_open(struct chaos *x, struct chaos_client *c)
 		c->fd = -1;
 		return;
 	}
-	rl_decoder_init(&c->dec, RL_DEFAULT_MAX_FRAME);
+	relay_decoder_init(&c->dec, RELAY_DEFAULT_MAX_FRAME);
 	if (rb_rand(&x->rng) % 2)
-		c_frame(x, c, RL_MSG_HELLO, "{\"userId\":\"chaos\",\"clientVersion\":\"1\"}");
+		c_frame(x, c, RELAY_MSG_HELLO, "{\"userId\":\"chaos\",\"clientVersion\":\"1\"}");
 }
 
 static void c_close(struct chaos_client *c, bool rst)
@@ -124,7 +124,7 @@ static void c_close(struct chaos_client *c, bool rst)
 			shutdown(c->fd, SHUT_WR);
 		}
 		close(c->fd);
-		rl_decoder_free(&c->dec);
+		relay_decoder_free(&c->dec);
 	}
 	free(c->out.p);
 	memset(c, 0, sizeof *c);
@@ -177,13 +177,13 @@ static void act(struct chaos *x, struct chaos_client *c, enum chaos_act a, uint6
 		act_burst(x, c);
 		break;
 	case CA_JOIN:
-		c_room_op(x, c, RL_MSG_JOIN_ROOM, room);
+		c_room_op(x, c, RELAY_MSG_JOIN_ROOM, room);
 		c->joined |= 1ull << room;
 		break;
 	case CA_LEAVE: {
 		int r = pick_joined(x, c);
 		if (r >= 0) {
-			c_room_op(x, c, RL_MSG_LEAVE_ROOM, (unsigned)r);
+			c_room_op(x, c, RELAY_MSG_LEAVE_ROOM, (unsigned)r);
 			c->joined &= ~(1ull << r);
 		}
 		break;
@@ -202,30 +202,30 @@ static void act(struct chaos *x, struct chaos_client *c, enum chaos_act a, uint6
 		break;
 	}
 	case CA_VIOLATE: {
-		uint8_t bad[8] = { 0, 0, 0, 4, 9, RL_MSG_HEARTBEAT, RL_FLAG_JSON, '1' };
+		uint8_t bad[8] = { 0, 0, 0, 4, 9, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, '1' };
 		c_send(x, c, bad, sizeof bad); /* version 9: UNSUPPORTED_VERSION, fatal */
 		c->expect_close = true;
 		c->violated_at = now;
 		break;
 	}
 	case CA_HEARTBEAT:
-		c_frame(x, c, RL_MSG_HEARTBEAT, "{\"t\":1}");
+		c_frame(x, c, RELAY_MSG_HEARTBEAT, "{\"t\":1}");
 		break;
 	default:
 		break;
 	}
 }
 
-static void on_error_frame(struct chaos *x, struct chaos_client *c, const struct rl_frame *f)
+static void on_error_frame(struct chaos *x, struct chaos_client *c, const struct relay_frame *f)
 {
-	struct rl_json_field code = { .key = "code" };
-	enum rl_err e = RL_ERR_NONE;
-	if (rl_json_parse(f->payload, f->len, &code, 1, NULL) == 0 && code.raw.n >= 2)
-		e = rl_err_from_name((const char *)code.raw.p + 1, code.raw.n - 2);
-	if (e == RL_ERR_SLOW_CONSUMER) {
+	struct relay_json_field code = { .key = "code" };
+	enum relay_err e = RELAY_ERR_NONE;
+	if (relay_json_parse(f->payload, f->len, &code, 1, NULL) == 0 && code.raw.n >= 2)
+		e = relay_err_from_name((const char *)code.raw.p + 1, code.raw.n - 2);
+	if (e == RELAY_ERR_SLOW_CONSUMER) {
 		c->slow = true;
 		x->slow_drops++;
-	} else if (c->expect_close && e == RL_ERR_UNSUPPORTED_VERSION) {
+	} else if (c->expect_close && e == RELAY_ERR_UNSUPPORTED_VERSION) {
 		x->expected_fatal++;
 	} else {
 		x->errors++;
@@ -246,16 +246,16 @@ static void c_read(struct chaos *x, struct chaos_client *c)
 		c_reopen(x, c, false);
 		return;
 	}
-	struct rl_frame f;
-	enum rl_decode_status st;
-	rl_decoder_feed(&c->dec, x->scratch, (size_t)r);
-	while ((st = rl_decoder_next(&c->dec, &f)) == RL_DECODE_FRAME) {
-		if (f.type == RL_MSG_MESSAGE)
+	struct relay_frame f;
+	enum relay_decode_status st;
+	relay_decoder_feed(&c->dec, x->scratch, (size_t)r);
+	while ((st = relay_decoder_next(&c->dec, &f)) == RELAY_DECODE_FRAME) {
+		if (f.type == RELAY_MSG_MESSAGE)
 			x->delivered++;
-		else if (f.type == RL_MSG_ERROR)
+		else if (f.type == RELAY_MSG_ERROR)
 			on_error_frame(x, c, &f);
 	}
-	if (st == RL_DECODE_ERROR) {
+	if (st == RELAY_DECODE_ERROR) {
 		x->errors++;
 		c_reopen(x, c, true);
 	}
@@ -339,8 +339,8 @@ static bool check_answers(struct chaos *x, char *why, size_t wl)
 		snprintf(why, wl, "message not relayed after chaos");
 		goto out;
 	}
-	if (rb_sync_send_frame(&a, RL_MSG_HEARTBEAT, RL_FLAG_JSON, "{}", 2) ||
-	    rb_sync_expect(&a, RL_MSG_HEARTBEAT, pl, sizeof pl, NULL, 3000)) {
+	if (rb_sync_send_frame(&a, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, "{}", 2) ||
+	    rb_sync_expect(&a, RELAY_MSG_HEARTBEAT, pl, sizeof pl, NULL, 3000)) {
 		snprintf(why, wl, "no heartbeat echo after chaos");
 		goto out;
 	}

@@ -53,7 +53,7 @@ static int send_bytewise(struct rb_sync *s, const uint8_t *p, size_t n)
 
 static size_t frame(uint8_t *out, uint8_t type, const char *json)
 {
-	return rl_frame_encode(out, type, RL_FLAG_JSON, json, (uint32_t)strlen(json));
+	return relay_frame_encode(out, type, RELAY_FLAG_JSON, json, (uint32_t)strlen(json));
 }
 
 /* Receiver joins first; returns 0 with both <rx> and <tx> open. <tx> has not
@@ -78,7 +78,7 @@ static int pair_open(struct frag_ctx *x, struct rb_sync *rx, struct rb_sync *tx)
 static int expect_content(struct frag_ctx *x, struct rb_sync *rx, const char *want,
 			  size_t wl)
 {
-	static uint8_t got[RL_DEFAULT_MAX_FRAME];
+	static uint8_t got[RELAY_DEFAULT_MAX_FRAME];
 	long n = rb_sync_content(rx, got, sizeof got, 3000);
 	if (n < 0) {
 		snprintf(x->why, sizeof x->why, "receiver: %s", strerror((int)-n));
@@ -97,7 +97,7 @@ static int expect_type(struct frag_ctx *x, struct rb_sync *s, uint8_t type)
 	uint8_t pl[4096];
 	int rc = rb_sync_expect(s, type, pl, sizeof pl, NULL, 3000);
 	if (rc < 0)
-		snprintf(x->why, sizeof x->why, "waiting for %s: %s", rl_msg_type_name(type),
+		snprintf(x->why, sizeof x->why, "waiting for %s: %s", relay_msg_type_name(type),
 			 rc == -EBADMSG ? "got ERROR" : strerror(-rc));
 	return rc;
 }
@@ -108,10 +108,10 @@ static int case_byte_by_byte(struct frag_ctx *x, struct rb_sync *rx, struct rb_s
 	uint8_t buf[512];
 	char js[96];
 	snprintf(js, sizeof js, "{\"room\":\"%s\"}", x->room);
-	size_t n = frame(buf, RL_MSG_HELLO, "{\"userId\":\"bytewise\"}");
-	n += frame(buf + n, RL_MSG_JOIN_ROOM, js);
-	if (send_bytewise(tx, buf, n) || expect_type(x, tx, RL_MSG_HELLO) ||
-	    expect_type(x, tx, RL_MSG_JOIN_ROOM))
+	size_t n = frame(buf, RELAY_MSG_HELLO, "{\"userId\":\"bytewise\"}");
+	n += frame(buf + n, RELAY_MSG_JOIN_ROOM, js);
+	if (send_bytewise(tx, buf, n) || expect_type(x, tx, RELAY_MSG_HELLO) ||
+	    expect_type(x, tx, RELAY_MSG_JOIN_ROOM))
 		return -1;
 	static const char c[] = "\"one byte at a time \\u00e9\"";
 	n = rb_msg_frame(buf, sizeof buf, x->room, c, sizeof c - 1);
@@ -124,16 +124,16 @@ static int case_byte_by_byte(struct frag_ctx *x, struct rb_sync *rx, struct rb_s
 static int case_header_split(struct frag_ctx *x, struct rb_sync *rx, struct rb_sync *tx)
 {
 	(void)rx;
-	for (size_t k = 1; k < RL_FRAME_HDR_BYTES + 1; k++) {
+	for (size_t k = 1; k < RELAY_FRAME_HDR_BYTES + 1; k++) {
 		uint8_t buf[64], pl[64];
 		char js[32];
 		int jl = snprintf(js, sizeof js, "{\"split\":%zu}", k);
-		size_t n = rl_frame_encode(buf, RL_MSG_HEARTBEAT, RL_FLAG_JSON, js, (uint32_t)jl);
+		size_t n = relay_frame_encode(buf, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, js, (uint32_t)jl);
 		size_t cut = k;
 		size_t plen;
 		if (send_pieces(tx, buf, n, &cut, 1))
 			return -1;
-		int rc = rb_sync_expect(tx, RL_MSG_HEARTBEAT, pl, sizeof pl, &plen, 3000);
+		int rc = rb_sync_expect(tx, RELAY_MSG_HEARTBEAT, pl, sizeof pl, &plen, 3000);
 		if (rc || plen != (size_t)jl || memcmp(pl, js, plen) != 0) {
 			snprintf(x->why, sizeof x->why, "heartbeat split at %zu: %s", k,
 				 rc ? strerror(-rc) : "echo differs");
@@ -163,7 +163,7 @@ static int case_mid_payload(struct frag_ctx *x, struct rb_sync *rx, struct rb_sy
 	c[3001] = '"';
 	for (int rep = 0; rep < 5; rep++) {
 		size_t n = rb_msg_frame(buf, sizeof buf, x->room, c, sizeof c);
-		size_t cuts[3] = { RL_FRAME_HDR_BYTES + 1 + rb_rand(&x->rng) % 20,
+		size_t cuts[3] = { RELAY_FRAME_HDR_BYTES + 1 + rb_rand(&x->rng) % 20,
 				   n / 2 + rb_rand(&x->rng) % 100, n - 1 - rb_rand(&x->rng) % 5 };
 		if (send_pieces(tx, buf, n, cuts, 3) || expect_content(x, rx, c, sizeof c))
 			return -1;
@@ -177,15 +177,15 @@ static int case_combined(struct frag_ctx *x, struct rb_sync *rx, struct rb_sync 
 	static uint8_t buf[16384];
 	char js[96], c[64];
 	snprintf(js, sizeof js, "{\"room\":\"%s\"}", x->room);
-	size_t n = frame(buf, RL_MSG_HELLO, "{}");
-	n += frame(buf + n, RL_MSG_JOIN_ROOM, js);
+	size_t n = frame(buf, RELAY_MSG_HELLO, "{}");
+	n += frame(buf + n, RELAY_MSG_JOIN_ROOM, js);
 	for (int i = 0; i < 20; i++) {
 		int cl = snprintf(c, sizeof c, "{\"n\":%d}", i);
 		n += rb_msg_frame(buf + n, sizeof buf - n, x->room, c, (size_t)cl);
 	}
-	n += frame(buf + n, RL_MSG_HEARTBEAT, "{\"last\":true}");
-	if (rb_sync_send(tx, buf, n) || expect_type(x, tx, RL_MSG_HELLO) ||
-	    expect_type(x, tx, RL_MSG_JOIN_ROOM) || expect_type(x, tx, RL_MSG_HEARTBEAT))
+	n += frame(buf + n, RELAY_MSG_HEARTBEAT, "{\"last\":true}");
+	if (rb_sync_send(tx, buf, n) || expect_type(x, tx, RELAY_MSG_HELLO) ||
+	    expect_type(x, tx, RELAY_MSG_JOIN_ROOM) || expect_type(x, tx, RELAY_MSG_HEARTBEAT))
 		return -1;
 	for (int i = 0; i < 20; i++) {
 		int cl = snprintf(c, sizeof c, "{\"n\":%d}", i);

@@ -83,14 +83,14 @@ enum rl_cli_ev {
  * frame and are valid only during the callback that received the event. */
 struct rl_cli_event {
 	enum rl_cli_ev kind;
-	char room[RL_ROOM_MAX_BYTES + 1];
+	char room[RELAY_ROOM_MAX_BYTES + 1];
 	char conn[80];			    /* from / connectionId */
-	char user[RL_USERID_MAX_BYTES + 1]; /* userId */
+	char user[RELAY_USERID_MAX_BYTES + 1]; /* userId */
 	char code[32];			    /* ERROR code */
 	char message[512];		    /* ERROR message */
 	char server_version[32];	    /* HELLO ack */
-	struct rl_span content;		    /* MESSAGE: raw JSON value; BINARY: data */
-	struct rl_span payload;		    /* the whole frame payload */
+	struct relay_span content;		    /* MESSAGE: raw JSON value; BINARY: data */
+	struct relay_span payload;		    /* the whole frame payload */
 	uint64_t timestamp_ms;		    /* 0 when absent */
 	long members;			    /* JOIN ack; -1 when absent */
 	uint32_t max_frame;		    /* HELLO ack; 0 when absent */
@@ -101,7 +101,7 @@ struct rl_cli_event {
 
 /* Decodes <f> into <ev>. Returns 0, or -EPROTO when a JSON frame from the
  * server is not valid JSON (then <why> says so). */
-int rl_cli_event_decode(const struct rl_frame *f, struct rl_cli_event *ev, char *why,
+int rl_cli_event_decode(const struct relay_frame *f, struct rl_cli_event *ev, char *why,
 			size_t whylen);
 
 /* Request payloads, written with the protocol library's JSON writer into
@@ -126,7 +126,7 @@ typedef int rl_cli_event_fn(void *arg, const struct rl_cli_event *ev);
 
 struct rl_cli_conn {
 	int fd;
-	struct rl_decoder dec;
+	struct relay_decoder dec;
 	bool feeding; /* the decoder still holds part of rbuf */
 	rl_cli_event_fn *on_event;
 	void *arg;
@@ -138,7 +138,7 @@ struct rl_cli_conn {
 	unsigned ping_seq;  /* tells our round-trip pings from keepalives */
 	/* the request in flight, if any (one at a time) */
 	enum rl_cli_ev await; /* RL_CLI_EV_OTHER: none */
-	char await_room[RL_ROOM_MAX_BYTES + 1];
+	char await_room[RELAY_ROOM_MAX_BYTES + 1];
 	char await_ping[32]; /* HEARTBEAT: the payload whose echo answers */
 	bool await_done;
 	struct rl_cli_event reply; /* the ack, or the ERROR that answered */

@@ -24,11 +24,11 @@
 #define CONN_RX_MAX_FRAME (64u * 1024 * 1024)
 
 /* What a request of each frame type is answered with. */
-static const enum rl_cli_ev conn_reply_kind[RL_MSG_NTYPES] = {
-    [RL_MSG_HELLO] = RL_CLI_EV_HELLO,
-    [RL_MSG_JOIN_ROOM] = RL_CLI_EV_JOINED,
-    [RL_MSG_LEAVE_ROOM] = RL_CLI_EV_LEFT,
-    [RL_MSG_HEARTBEAT] = RL_CLI_EV_HEARTBEAT,
+static const enum rl_cli_ev conn_reply_kind[RELAY_MSG_NTYPES] = {
+    [RELAY_MSG_HELLO] = RL_CLI_EV_HELLO,
+    [RELAY_MSG_JOIN_ROOM] = RL_CLI_EV_JOINED,
+    [RELAY_MSG_LEAVE_ROOM] = RL_CLI_EV_LEFT,
+    [RELAY_MSG_HEARTBEAT] = RL_CLI_EV_HEARTBEAT,
 };
 
 /* ---- name lookup and connect ------------------------------------------- */
@@ -109,10 +109,10 @@ int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port, 
 	c->fd = -1;
 	c->on_event = on_event;
 	c->arg = arg;
-	c->max_frame = RL_DEFAULT_MAX_FRAME;
+	c->max_frame = RELAY_DEFAULT_MAX_FRAME;
 	c->keepalive_ms = RL_CLI_KEEPALIVE_MS;
 	c->last_tx_ms = rl_cli_now_ms();
-	rl_decoder_init(&c->dec, CONN_RX_MAX_FRAME);
+	relay_decoder_init(&c->dec, CONN_RX_MAX_FRAME);
 	rc = conn_resolve(c, host, port, deadline, &res);
 	if (rc)
 		return rc;
@@ -138,7 +138,7 @@ void rl_cli_conn_close(struct rl_cli_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	rl_decoder_free(&c->dec);
+	relay_decoder_free(&c->dec);
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -190,16 +190,16 @@ static int conn_write_all(struct rl_cli_conn *c, struct iovec *iov, int n)
 int rl_cli_conn_send(struct rl_cli_conn *c, uint8_t type, uint8_t flags, const void *payload,
 		     size_t len)
 {
-	uint8_t hdr[RL_FRAME_HDR_BYTES];
+	uint8_t hdr[RELAY_FRAME_HDR_BYTES];
 	struct iovec iov[2];
 
-	if (len + RL_FRAME_MIN_LENGTH > c->max_frame) {
+	if (len + RELAY_FRAME_MIN_LENGTH > c->max_frame) {
 		snprintf(c->why, sizeof c->why,
 			 "message too large: %zu bytes, the server accepts at most %u", len,
-			 c->max_frame - RL_FRAME_MIN_LENGTH);
+			 c->max_frame - RELAY_FRAME_MIN_LENGTH);
 		return -EMSGSIZE;
 	}
-	rl_frame_put_header(hdr, type, flags, (uint32_t)len);
+	relay_frame_put_header(hdr, type, flags, (uint32_t)len);
 	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof hdr};
 	iov[1] = (struct iovec){.iov_base = (void *)payload, .iov_len = len};
 	c->last_tx_ms = rl_cli_now_ms();
@@ -210,7 +210,7 @@ int rl_cli_conn_keepalive(struct rl_cli_conn *c)
 {
 	if (rl_cli_now_ms() - c->last_tx_ms < c->keepalive_ms)
 		return 0;
-	return rl_cli_conn_send(c, RL_MSG_HEARTBEAT, 0, NULL, 0);
+	return rl_cli_conn_send(c, RELAY_MSG_HEARTBEAT, 0, NULL, 0);
 }
 
 int rl_cli_conn_poll_ms(const struct rl_cli_conn *c, int other_ms)
@@ -243,7 +243,7 @@ static bool conn_is_reply(const struct rl_cli_conn *c, const struct rl_cli_event
 	return c->await_room[0] == '\0' || strcmp(ev->room, c->await_room) == 0;
 }
 
-static int conn_dispatch(struct rl_cli_conn *c, const struct rl_frame *f)
+static int conn_dispatch(struct rl_cli_conn *c, const struct relay_frame *f)
 {
 	struct rl_cli_event ev;
 
@@ -265,19 +265,19 @@ static int conn_dispatch(struct rl_cli_conn *c, const struct rl_frame *f)
 /* Dispatches the frames left in the current feed. */
 static int conn_drain(struct rl_cli_conn *c)
 {
-	struct rl_frame f;
+	struct relay_frame f;
 
 	for (;;) {
-		enum rl_decode_status st = rl_decoder_next(&c->dec, &f);
+		enum relay_decode_status st = relay_decoder_next(&c->dec, &f);
 		int rc;
 
-		if (st == RL_DECODE_NEED_MORE) {
+		if (st == RELAY_DECODE_NEED_MORE) {
 			c->feeding = false;
 			return 0;
 		}
-		if (st == RL_DECODE_ERROR) {
+		if (st == RELAY_DECODE_ERROR) {
 			snprintf(c->why, sizeof c->why, "malformed frame from the server: %s",
-				 rl_err_name(c->dec.err));
+				 relay_err_name(c->dec.err));
 			return -EPROTO;
 		}
 		rc = conn_dispatch(c, &f);
@@ -307,7 +307,7 @@ int rl_cli_conn_pump(struct rl_cli_conn *c)
 		snprintf(c->why, sizeof c->why, "connection lost: %s", strerror(errno));
 		return -errno;
 	}
-	rl_decoder_feed(&c->dec, c->rbuf, (size_t)n);
+	relay_decoder_feed(&c->dec, c->rbuf, (size_t)n);
 	c->feeding = true;
 	return conn_drain(c);
 }
@@ -341,9 +341,9 @@ int rl_cli_conn_request(struct rl_cli_conn *c, uint8_t type, const char *room, c
 	c->await = conn_reply_kind[type];
 	snprintf(c->await_room, sizeof c->await_room, "%s", room ? room : "");
 	snprintf(c->await_ping, sizeof c->await_ping, "%.*s",
-		 type == RL_MSG_HEARTBEAT ? (int)len : 0, payload ? (const char *)payload : "");
+		 type == RELAY_MSG_HEARTBEAT ? (int)len : 0, payload ? (const char *)payload : "");
 	c->await_done = false;
-	rc = rl_cli_conn_send(c, type, len ? RL_FLAG_JSON : 0, payload, len);
+	rc = rl_cli_conn_send(c, type, len ? RELAY_FLAG_JSON : 0, payload, len);
 	if (rc == 0)
 		rc = conn_await(c, rl_cli_now_ms() + timeout_ms);
 	c->await = RL_CLI_EV_OTHER;
@@ -362,7 +362,7 @@ int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user)
 		snprintf(c->why, sizeof c->why, "user name too long");
 		return -EINVAL;
 	}
-	rc = rl_cli_conn_request(c, RL_MSG_HELLO, NULL, buf, n, RL_CLI_REPLY_TIMEOUT_MS);
+	rc = rl_cli_conn_request(c, RELAY_MSG_HELLO, NULL, buf, n, RL_CLI_REPLY_TIMEOUT_MS);
 	if (rc == 1) {
 		snprintf(c->why, sizeof c->why, "the server refused the HELLO: %s: %s",
 			 c->reply.code, c->reply.message);
@@ -372,7 +372,7 @@ int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user)
 		return rc;
 	memcpy(c->conn_id, c->reply.conn, sizeof c->conn_id);
 	memcpy(c->server_version, c->reply.server_version, sizeof c->server_version);
-	if (c->reply.max_frame >= RL_FRAME_MIN_LENGTH)
+	if (c->reply.max_frame >= RELAY_FRAME_MIN_LENGTH)
 		c->max_frame = c->reply.max_frame;
 	if (c->reply.heartbeat_ms >= 100 && c->reply.heartbeat_ms < 3600000)
 		c->keepalive_ms = (int)c->reply.heartbeat_ms;
@@ -387,7 +387,7 @@ int rl_cli_conn_ping(struct rl_cli_conn *c, int64_t *rtt_us)
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	rc = rl_cli_conn_request(c, RL_MSG_HEARTBEAT, NULL, ping, (size_t)n,
+	rc = rl_cli_conn_request(c, RELAY_MSG_HEARTBEAT, NULL, ping, (size_t)n,
 				 RL_CLI_REPLY_TIMEOUT_MS);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	if (rtt_us)

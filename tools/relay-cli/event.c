@@ -1,6 +1,6 @@
 /* event.c -- server frames decoded into struct rl_cli_event, and the JSON
  * payloads of client requests. Both sides go through the protocol library
- * (rl_json_parse, rl_bin_delivery_parse, rl_jw_*): relay-cli has no codec of
+ * (relay_json_parse, relay_bin_delivery_parse, rl_jw_*): relay-cli has no codec of
  * its own.
  *
  * Threading: pure functions; no state.
@@ -13,10 +13,10 @@
 #include "cli.h"
 
 /* Which event a frame of each type is, before looking inside it. */
-static const enum rl_cli_ev ev_kind_by_type[RL_MSG_NTYPES] = {
-    [RL_MSG_HELLO] = RL_CLI_EV_HELLO,	      [RL_MSG_JOIN_ROOM] = RL_CLI_EV_JOINED,
-    [RL_MSG_LEAVE_ROOM] = RL_CLI_EV_LEFT,     [RL_MSG_MESSAGE] = RL_CLI_EV_MESSAGE,
-    [RL_MSG_HEARTBEAT] = RL_CLI_EV_HEARTBEAT, [RL_MSG_ERROR] = RL_CLI_EV_ERROR,
+static const enum rl_cli_ev ev_kind_by_type[RELAY_MSG_NTYPES] = {
+    [RELAY_MSG_HELLO] = RL_CLI_EV_HELLO,	      [RELAY_MSG_JOIN_ROOM] = RL_CLI_EV_JOINED,
+    [RELAY_MSG_LEAVE_ROOM] = RL_CLI_EV_LEFT,     [RELAY_MSG_MESSAGE] = RL_CLI_EV_MESSAGE,
+    [RELAY_MSG_HEARTBEAT] = RL_CLI_EV_HEARTBEAT, [RELAY_MSG_ERROR] = RL_CLI_EV_ERROR,
 };
 
 /* The top-level keys relay-cli reads. String-valued ones are decoded into the
@@ -65,42 +65,42 @@ static const struct ev_key_def {
     [EV_K_FATAL] = {"fatal", 0, 0},
 };
 
-static uint64_t ev_number(const struct rl_json_field *f, uint64_t absent)
+static uint64_t ev_number(const struct relay_json_field *f, uint64_t absent)
 {
 	char tmp[24];
 
-	if (f->kind != RL_JSON_NUMBER || f->raw.n >= sizeof tmp || f->raw.p[0] == '-')
+	if (f->kind != RELAY_JSON_NUMBER || f->raw.n >= sizeof tmp || f->raw.p[0] == '-')
 		return absent;
 	memcpy(tmp, f->raw.p, f->raw.n);
 	tmp[f->raw.n] = '\0';
 	return strtoull(tmp, NULL, 10);
 }
 
-static bool ev_is(const struct rl_json_field *f, const char *s)
+static bool ev_is(const struct relay_json_field *f, const char *s)
 {
 	size_t n = strlen(s);
 
-	return f->kind == RL_JSON_STRING && f->raw.n == n + 2 && memcmp(f->raw.p + 1, s, n) == 0;
+	return f->kind == RELAY_JSON_STRING && f->raw.n == n + 2 && memcmp(f->raw.p + 1, s, n) == 0;
 }
 
 /* NUL-terminates the decoded string members (truncating), "" when absent. */
-static void ev_terminate(struct rl_cli_event *ev, const struct rl_json_field *fl)
+static void ev_terminate(struct rl_cli_event *ev, const struct relay_json_field *fl)
 {
 	for (int k = 0; k < EV_K_NKEYS; k++) {
 		char *dst = (char *)ev + ev_keys[k].off;
 		size_t n = fl[k].dec_len;
 
-		if (ev_keys[k].off == 0 || fl[k].kind != RL_JSON_STRING)
+		if (ev_keys[k].off == 0 || fl[k].kind != RELAY_JSON_STRING)
 			continue;
 		dst[n < ev_keys[k].size - 1 ? n : ev_keys[k].size - 1] = '\0';
 	}
 }
 
-static int ev_decode_json(const struct rl_frame *f, struct rl_cli_event *ev, char *why,
+static int ev_decode_json(const struct relay_frame *f, struct rl_cli_event *ev, char *why,
 			  size_t whylen)
 {
-	struct rl_json_field fl[EV_K_NKEYS];
-	struct rl_json_result res;
+	struct relay_json_field fl[EV_K_NKEYS];
+	struct relay_json_result res;
 
 	memset(fl, 0, sizeof fl);
 	for (int k = 0; k < EV_K_NKEYS; k++) {
@@ -110,7 +110,7 @@ static int ev_decode_json(const struct rl_frame *f, struct rl_cli_event *ev, cha
 			fl[k].cap = ev_keys[k].size - 1;
 		}
 	}
-	if (rl_json_parse(f->payload, f->len, fl, EV_K_NKEYS, &res) != 0) {
+	if (relay_json_parse(f->payload, f->len, fl, EV_K_NKEYS, &res) != 0) {
 		snprintf(why, whylen, "the server sent invalid JSON (%s at byte %zu)",
 			 res.err_msg ? res.err_msg : "error", res.err_off);
 		return -EPROTO;
@@ -121,7 +121,7 @@ static int ev_decode_json(const struct rl_frame *f, struct rl_cli_event *ev, cha
 	ev->members = (long)ev_number(&fl[EV_K_MEMBERS], (uint64_t)-1);
 	ev->max_frame = (uint32_t)ev_number(&fl[EV_K_MAX_FRAME], 0);
 	ev->heartbeat_ms = (uint32_t)ev_number(&fl[EV_K_HEARTBEAT_MS], 0);
-	ev->fatal = fl[EV_K_FATAL].kind == RL_JSON_TRUE;
+	ev->fatal = fl[EV_K_FATAL].kind == RELAY_JSON_TRUE;
 	if (ev->kind == RL_CLI_EV_MESSAGE && ev_is(&fl[EV_K_TYPE], "userJoined"))
 		ev->kind = RL_CLI_EV_USER_JOINED;
 	else if (ev->kind == RL_CLI_EV_MESSAGE && ev_is(&fl[EV_K_TYPE], "userLeft"))
@@ -139,10 +139,10 @@ static void ev_copy(char *dst, size_t size, const uint8_t *p, size_t n)
 
 /* Binary forms: JOIN/LEAVE acks carry the room name, MESSAGE the delivery
  * envelope. */
-static int ev_decode_binary(const struct rl_frame *f, struct rl_cli_event *ev, char *why,
+static int ev_decode_binary(const struct relay_frame *f, struct rl_cli_event *ev, char *why,
 			    size_t whylen)
 {
-	struct rl_span room, from, data;
+	struct relay_span room, from, data;
 
 	ev->binary = true;
 	if (ev->kind == RL_CLI_EV_JOINED || ev->kind == RL_CLI_EV_LEFT) {
@@ -151,7 +151,7 @@ static int ev_decode_binary(const struct rl_frame *f, struct rl_cli_event *ev, c
 	}
 	if (ev->kind != RL_CLI_EV_MESSAGE)
 		return 0;
-	if (rl_bin_delivery_parse(f->payload, f->len, &room, &from, &data) != RL_ERR_NONE) {
+	if (relay_bin_delivery_parse(f->payload, f->len, &room, &from, &data) != RELAY_ERR_NONE) {
 		snprintf(why, whylen, "the server sent a malformed binary MESSAGE");
 		return -EPROTO;
 	}
@@ -162,13 +162,13 @@ static int ev_decode_binary(const struct rl_frame *f, struct rl_cli_event *ev, c
 	return 0;
 }
 
-int rl_cli_event_decode(const struct rl_frame *f, struct rl_cli_event *ev, char *why, size_t whylen)
+int rl_cli_event_decode(const struct relay_frame *f, struct rl_cli_event *ev, char *why, size_t whylen)
 {
 	memset(ev, 0, sizeof *ev);
-	ev->payload = (struct rl_span){f->payload, f->len};
+	ev->payload = (struct relay_span){f->payload, f->len};
 	ev->members = -1;
-	ev->kind = f->type < RL_MSG_NTYPES ? ev_kind_by_type[f->type] : RL_CLI_EV_OTHER;
-	if (f->flags & RL_FLAG_JSON)
+	ev->kind = f->type < RELAY_MSG_NTYPES ? ev_kind_by_type[f->type] : RL_CLI_EV_OTHER;
+	if (f->flags & RELAY_FLAG_JSON)
 		return ev_decode_json(f, ev, why, whylen);
 	if (f->len > 0)
 		return ev_decode_binary(f, ev, why, whylen);
@@ -179,55 +179,55 @@ int rl_cli_event_decode(const struct rl_frame *f, struct rl_cli_event *ev, char 
 
 size_t rl_cli_req_hello(uint8_t *buf, size_t cap, const char *user)
 {
-	struct rl_jw w;
+	struct relay_jw w;
 
-	rl_jw_init(&w, buf, cap);
-	rl_jw_obj_begin(&w);
+	relay_jw_init(&w, buf, cap);
+	relay_jw_obj_begin(&w);
 	if (user) {
-		rl_jw_key(&w, "userId");
-		rl_jw_cstr(&w, user);
+		relay_jw_key(&w, "userId");
+		relay_jw_cstr(&w, user);
 	}
-	rl_jw_key(&w, "clientVersion");
-	rl_jw_cstr(&w, RL_CLI_VERSION);
-	rl_jw_obj_end(&w);
+	relay_jw_key(&w, "clientVersion");
+	relay_jw_cstr(&w, RL_CLI_VERSION);
+	relay_jw_obj_end(&w);
 	return w.overflow ? 0 : w.len;
 }
 
 size_t rl_cli_req_room(uint8_t *buf, size_t cap, const char *room)
 {
-	struct rl_jw w;
+	struct relay_jw w;
 
-	rl_jw_init(&w, buf, cap);
-	rl_jw_obj_begin(&w);
-	rl_jw_key(&w, "room");
-	rl_jw_cstr(&w, room);
-	rl_jw_obj_end(&w);
+	relay_jw_init(&w, buf, cap);
+	relay_jw_obj_begin(&w);
+	relay_jw_key(&w, "room");
+	relay_jw_cstr(&w, room);
+	relay_jw_obj_end(&w);
 	return w.overflow ? 0 : w.len;
 }
 
 size_t rl_cli_req_message(uint8_t *buf, size_t cap, const char *room, const char *content,
 			  size_t len, bool raw_json)
 {
-	struct rl_jw w;
+	struct relay_jw w;
 
-	rl_jw_init(&w, buf, cap);
-	rl_jw_obj_begin(&w);
-	rl_jw_key(&w, "room");
-	rl_jw_cstr(&w, room);
-	rl_jw_key(&w, "content");
+	relay_jw_init(&w, buf, cap);
+	relay_jw_obj_begin(&w);
+	relay_jw_key(&w, "room");
+	relay_jw_cstr(&w, room);
+	relay_jw_key(&w, "content");
 	if (raw_json)
-		rl_jw_raw(&w, content, len);
+		relay_jw_raw(&w, content, len);
 	else
-		rl_jw_str(&w, content, len);
-	rl_jw_obj_end(&w);
+		relay_jw_str(&w, content, len);
+	relay_jw_obj_end(&w);
 	return w.overflow ? 0 : w.len;
 }
 
 int rl_cli_json_check(const char *p, size_t n, char *why, size_t whylen)
 {
-	struct rl_json_result res;
+	struct relay_json_result res;
 
-	if (rl_json_parse((const uint8_t *)p, n, NULL, 0, &res) == 0)
+	if (relay_json_parse((const uint8_t *)p, n, NULL, 0, &res) == 0)
 		return 0;
 	snprintf(why, whylen, "invalid JSON: %s at byte %zu",
 		 res.err_msg ? res.err_msg : (n ? "syntax error" : "empty input"), res.err_off);

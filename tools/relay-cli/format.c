@@ -73,14 +73,14 @@ void rl_cli_fmt_compact(FILE *f, const uint8_t *p, size_t n)
 
 /* A JSON string token decoded to a malloc'd buffer (decoding never makes it
  * longer); NULL if it holds a lone surrogate (then print it as JSON). */
-static uint8_t *fmt_decode_string(struct rl_span raw, size_t *n)
+static uint8_t *fmt_decode_string(struct relay_span raw, size_t *n)
 {
 	uint8_t *out = malloc(raw.n);
 	long len;
 
 	if (!out)
 		return NULL;
-	len = rl_json_string_decode(raw, out, raw.n);
+	len = relay_json_string_decode(raw, out, raw.n);
 	if (len < 0 || (size_t)len > raw.n) {
 		free(out);
 		return NULL;
@@ -93,14 +93,14 @@ static uint8_t *fmt_decode_string(struct rl_span raw, size_t *n)
  * data as text when it is UTF-8. <safe>: neutralise control characters. */
 static void fmt_content(FILE *f, const struct rl_cli_event *ev, bool safe)
 {
-	const struct rl_span c = ev->content;
+	const struct relay_span c = ev->content;
 	uint8_t *text;
 	size_t n;
 
 	if (ev->kind == RL_CLI_EV_BINARY) {
 		if (!safe)
 			fwrite(c.p, 1, c.n, f);
-		else if (rl_utf8_valid(c.p, c.n))
+		else if (relay_utf8_valid(c.p, c.n))
 			fmt_safe(f, c.p, c.n);
 		else
 			fprintf(f, "<%zu bytes of binary data>", c.n);
@@ -219,23 +219,23 @@ static size_t fmt_base64(char *out, const uint8_t *p, size_t n)
 static void fmt_binary_json(FILE *f, const struct rl_cli_event *ev)
 {
 	size_t b64 = 4 * ((ev->content.n + 2) / 3);
-	size_t cap = 64 + rl_jw_str_len(ev->room, strlen(ev->room)) +
-		     rl_jw_str_len(ev->conn, strlen(ev->conn)) + b64;
+	size_t cap = 64 + relay_jw_str_len(ev->room, strlen(ev->room)) +
+		     relay_jw_str_len(ev->conn, strlen(ev->conn)) + b64;
 	char *tmp = malloc(b64 + 1);
 	uint8_t *buf = malloc(cap);
-	struct rl_jw w;
+	struct relay_jw w;
 
 	if (!tmp || !buf)
 		goto out;
-	rl_jw_init(&w, buf, cap);
-	rl_jw_obj_begin(&w);
-	rl_jw_key(&w, "room");
-	rl_jw_cstr(&w, ev->room);
-	rl_jw_key(&w, "from");
-	rl_jw_cstr(&w, ev->conn);
-	rl_jw_key(&w, "binary");
-	rl_jw_str(&w, tmp, fmt_base64(tmp, ev->content.p, ev->content.n));
-	rl_jw_obj_end(&w);
+	relay_jw_init(&w, buf, cap);
+	relay_jw_obj_begin(&w);
+	relay_jw_key(&w, "room");
+	relay_jw_cstr(&w, ev->room);
+	relay_jw_key(&w, "from");
+	relay_jw_cstr(&w, ev->conn);
+	relay_jw_key(&w, "binary");
+	relay_jw_str(&w, tmp, fmt_base64(tmp, ev->content.p, ev->content.n));
+	relay_jw_obj_end(&w);
 	if (!w.overflow)
 		fwrite(buf, 1, w.len, f);
 out:

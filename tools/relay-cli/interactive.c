@@ -39,7 +39,7 @@ static struct ia_session {
 	char *line; /* the line libedit completed, until handled */
 	bool have_line;
 	struct rl_cli_input in;				     /* non-terminal input */
-	char rooms[RL_CLI_MAX_ROOMS][RL_ROOM_MAX_BYTES + 1]; /* joined, in join order */
+	char rooms[RL_CLI_MAX_ROOMS][RELAY_ROOM_MAX_BYTES + 1]; /* joined, in join order */
 	int nrooms;
 	int current; /* index into rooms, -1: none */
 } ia;
@@ -181,11 +181,11 @@ static void ia_room_remove(const char *room)
 }
 
 /* Validates and trims a typed room name into <out>. */
-static int ia_room_arg(const char *arg, char out[RL_ROOM_MAX_BYTES + 1])
+static int ia_room_arg(const char *arg, char out[RELAY_ROOM_MAX_BYTES + 1])
 {
-	struct rl_span t;
+	struct relay_span t;
 
-	if (rl_room_name_check((const uint8_t *)arg, strlen(arg), &t) != RL_ERR_NONE) {
+	if (relay_room_name_check((const uint8_t *)arg, strlen(arg), &t) != RELAY_ERR_NONE) {
 		ia_printf(RL_CLI_ST_ERROR, "invalid room name (1-64 bytes, no control characters)");
 		return -1;
 	}
@@ -198,14 +198,14 @@ static int ia_room_arg(const char *arg, char out[RL_ROOM_MAX_BYTES + 1])
 
 static void ia_cmd_join(char *arg)
 {
-	char room[RL_ROOM_MAX_BYTES + 1];
+	char room[RELAY_ROOM_MAX_BYTES + 1];
 	uint8_t buf[256];
 	size_t n;
 
 	if (ia_room_arg(arg, room))
 		return;
 	n = rl_cli_req_room(buf, sizeof buf, room);
-	if (ia_check(rl_cli_conn_request(&ia.conn, RL_MSG_JOIN_ROOM, room, buf, n,
+	if (ia_check(rl_cli_conn_request(&ia.conn, RELAY_MSG_JOIN_ROOM, room, buf, n,
 					 RL_CLI_REPLY_TIMEOUT_MS)))
 		return;
 	ia_room_add(room);
@@ -218,7 +218,7 @@ static void ia_cmd_join(char *arg)
 
 static void ia_cmd_leave(char *arg)
 {
-	char room[RL_ROOM_MAX_BYTES + 1];
+	char room[RELAY_ROOM_MAX_BYTES + 1];
 	uint8_t buf[256];
 	size_t n;
 
@@ -231,7 +231,7 @@ static void ia_cmd_leave(char *arg)
 	else if (ia_room_arg(arg, room))
 		return;
 	n = rl_cli_req_room(buf, sizeof buf, room);
-	if (ia_check(rl_cli_conn_request(&ia.conn, RL_MSG_LEAVE_ROOM, room, buf, n,
+	if (ia_check(rl_cli_conn_request(&ia.conn, RELAY_MSG_LEAVE_ROOM, room, buf, n,
 					 RL_CLI_REPLY_TIMEOUT_MS)))
 		return;
 	ia_room_remove(room);
@@ -255,7 +255,7 @@ static void ia_cmd_send(char *arg)
 		ia_printf(RL_CLI_ST_ERROR, "not in any room: join one first");
 		return;
 	}
-	if (!rl_utf8_valid((const uint8_t *)arg, len)) {
+	if (!relay_utf8_valid((const uint8_t *)arg, len)) {
 		ia_printf(RL_CLI_ST_ERROR, "the message is not valid UTF-8");
 		return;
 	}
@@ -263,7 +263,7 @@ static void ia_cmd_send(char *arg)
 	n = buf ? rl_cli_req_message(buf, cap, ia.rooms[ia.current], arg, len, false) : 0;
 	if (n == 0)
 		ia_printf(RL_CLI_ST_ERROR, "message too large (the server accepts %zu bytes)", cap);
-	else if (rl_cli_conn_send(&ia.conn, RL_MSG_MESSAGE, RL_FLAG_JSON, buf, n))
+	else if (rl_cli_conn_send(&ia.conn, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, buf, n))
 		ia_fail(ia.conn.why);
 	free(buf);
 }
@@ -281,7 +281,7 @@ static void ia_cmd_rooms(char *arg)
 
 static void ia_cmd_switch(char *arg)
 {
-	char room[RL_ROOM_MAX_BYTES + 1];
+	char room[RELAY_ROOM_MAX_BYTES + 1];
 	int i;
 
 	if (ia_room_arg(arg, room))

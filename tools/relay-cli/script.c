@@ -18,11 +18,11 @@
 static struct rl_cli_conn script_conn; /* 64 KiB receive buffer: not on the stack */
 
 /* Validates and trims <name> into <out>. 0, or -1 after reporting. */
-static int script_room(const char *name, char out[RL_ROOM_MAX_BYTES + 1])
+static int script_room(const char *name, char out[RELAY_ROOM_MAX_BYTES + 1])
 {
-	struct rl_span t;
+	struct relay_span t;
 
-	if (rl_room_name_check((const uint8_t *)name, strlen(name), &t) != RL_ERR_NONE) {
+	if (relay_room_name_check((const uint8_t *)name, strlen(name), &t) != RELAY_ERR_NONE) {
 		rl_cli_warn("invalid room name '%s' (1-64 bytes of UTF-8, no control characters)",
 			    name);
 		return -1;
@@ -50,7 +50,7 @@ static int script_join(struct rl_cli_conn *c, const char *room)
 {
 	uint8_t buf[256];
 	size_t n = rl_cli_req_room(buf, sizeof buf, room);
-	int rc = rl_cli_conn_request(c, RL_MSG_JOIN_ROOM, room, buf, n, RL_CLI_REPLY_TIMEOUT_MS);
+	int rc = rl_cli_conn_request(c, RELAY_MSG_JOIN_ROOM, room, buf, n, RL_CLI_REPLY_TIMEOUT_MS);
 
 	if (rc == 1) {
 		rl_cli_warn("cannot join '%s': %s: %s", room, c->reply.code, c->reply.message);
@@ -93,7 +93,7 @@ static int sub_on_event(void *arg, const struct rl_cli_event *ev)
 /* Joins every room; reports "subscribed" on stderr once all are acked. */
 static int sub_join_all(struct rl_cli_conn *c, const struct rl_cli_opts *o)
 {
-	char room[RL_ROOM_MAX_BYTES + 1], list[512] = "";
+	char room[RELAY_ROOM_MAX_BYTES + 1], list[512] = "";
 	size_t used = 0;
 
 	for (int i = 0; i < o->nargs; i++) {
@@ -169,7 +169,7 @@ int rl_cli_sub(const struct rl_cli_opts *o)
 struct pub_state {
 	struct rl_cli_conn *c;
 	const struct rl_cli_opts *o;
-	char room[RL_ROOM_MAX_BYTES + 1];
+	char room[RELAY_ROOM_MAX_BYTES + 1];
 	uint8_t *buf; /* one MESSAGE payload, max_frame bytes */
 	long sent;
 	int errors; /* ERRORs from the server */
@@ -197,7 +197,7 @@ static int pub_check(const struct rl_cli_opts *o, const char *msg, size_t n, lon
 		rl_cli_warn("%s%s; nothing sent", where, why);
 		return -1;
 	}
-	if (!o->json && !rl_utf8_valid((const uint8_t *)msg, n)) {
+	if (!o->json && !relay_utf8_valid((const uint8_t *)msg, n)) {
 		rl_cli_warn("%smessage is not valid UTF-8; nothing sent", where);
 		return -1;
 	}
@@ -214,7 +214,7 @@ static int pub_send(struct pub_state *s, const char *msg, size_t len)
 			    s->c->max_frame);
 		return -1;
 	}
-	if (rl_cli_conn_send(s->c, RL_MSG_MESSAGE, RL_FLAG_JSON, s->buf, n)) {
+	if (rl_cli_conn_send(s->c, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, s->buf, n)) {
 		rl_cli_warn("%s", s->c->why);
 		return -1;
 	}
