@@ -3,14 +3,14 @@
  * the workers, then only waits: for SIGTERM/SIGINT (signalfd; all threads
  * block these signals, so no work ever runs in a signal handler) and for
  * the workers to finish. After joining them it tears everything down. */
-#include "listen.h"
-#include "log.h"
-#include "msg.h"
-#include "ops.h"
-#include "options.h"
-#include "room.h"
-#include "stats.h"
-#include "worker.h"
+#include "net/listen.h"
+#include "base/log.h"
+#include "net/msg.h"
+#include "ops/ops.h"
+#include "base/options.h"
+#include "relay/room.h"
+#include "base/stats.h"
+#include "loop/worker.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -19,8 +19,8 @@
  * Threading: THREADS registered QSBR reader threads, thread k only touches
  * worker k's member lists; main thread (not a reader) inits and finis. */
 #include "harness.h"
-#include "rcu.h"
-#include "room.h"
+#include "base/rcu.h"
+#include "relay/room.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

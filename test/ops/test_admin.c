@@ -13,10 +13,10 @@
 
 #include <relay/protocol.h>
 
-#include "admin.h"
+#include "ops/admin.h"
 #include "expo_check.h"
 #include "harness.h"
-#include "metrics.h"
+#include "ops/metrics.h"
 #include "ops_http.h"
 
 static char bound[80];

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "ops/config.h"
 
 /* The fake table: port (0-65535, restart), log-level (live),
  * max-connections (live; "held" by the command line when cli_holds). */

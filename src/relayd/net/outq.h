@@ -6,7 +6,7 @@
 #ifndef RL_OUTQ_H
 #define RL_OUTQ_H
 
-#include "msg.h"
+#include "net/msg.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* notify.c -- sd_notify(3) messages for Type=notify units.
  * Threading: main thread only. */
-#include "notify.h"
+#include "ops/notify.h"
 
 #include <stdio.h>
 

@@ -1,7 +1,7 @@
 /* config.c -- INI configuration file via libinih: parse, check, apply, reload.
  * Threading: main thread only. The options themselves are reached through
  * struct rl_config_ops, so this file knows nothing of their types. */
-#include "config.h"
+#include "ops/config.h"
 
 #include <errno.h>
 #include <ini.h>

@@ -1,6 +1,6 @@
 /* listen.c -- resolve the address, bind N reuseport listeners to one port.
  * Threading: main thread only. */
-#include "listen.h"
+#include "net/listen.h"
 
 #include <errno.h>
 #include <netdb.h>

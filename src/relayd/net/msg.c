@@ -1,9 +1,9 @@
 /* msg.c -- refcounted frames. Threading: see msg.h. */
-#include "msg.h"
+#include "net/msg.h"
 
-#include "log.h"
-#include "metrics.h"
-#include "room.h"
+#include "base/log.h"
+#include "ops/metrics.h"
+#include "relay/room.h"
 
 #include <stdlib.h>
 

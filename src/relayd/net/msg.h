@@ -7,7 +7,7 @@
 #ifndef RL_MSG_H
 #define RL_MSG_H
 
-#include "inbox.h"
+#include "loop/inbox.h"
 
 #include <stddef.h>
 #include <stdint.h>

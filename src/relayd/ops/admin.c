@@ -4,7 +4,7 @@
  * that the thread can register with QSBR and stay offline while idle). The
  * only shared state it reads is atomic: counters (metrics.c) and the
  * shutdown flag; rooms through the rooms hook while online. */
-#include "admin.h"
+#include "ops/admin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,8 +26,8 @@
 
 #include <relay/protocol.h>
 
-#include "expo.h"
-#include "metrics.h"
+#include "ops/expo.h"
+#include "ops/metrics.h"
 
 #define ADMIN_MAX_CONNS 64
 #define ADMIN_CONN_TIMEOUT_S 10

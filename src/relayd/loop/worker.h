@@ -6,12 +6,12 @@
 #ifndef RL_WORKER_H
 #define RL_WORKER_H
 
-#include "evloop.h"
-#include "inbox.h"
-#include "log.h"
-#include "options.h"
-#include "outq.h"
-#include "stats.h"
+#include "loop/evloop.h"
+#include "loop/inbox.h"
+#include "base/log.h"
+#include "base/options.h"
+#include "net/outq.h"
+#include "base/stats.h"
 
 #include <pthread.h>
 #include <stdbool.h>

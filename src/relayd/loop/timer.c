@@ -1,8 +1,8 @@
 /* timer.c -- deadline-ordered lists. Threading: owner worker only. */
-#include "timer.h"
+#include "loop/timer.h"
 
-#include "conn.h"
-#include "worker.h"
+#include "net/conn.h"
+#include "loop/worker.h"
 
 #define TIMER_EXPIRE_MAX 4096 /* per list per turn: keeps a turn short */
 

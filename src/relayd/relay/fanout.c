@@ -1,9 +1,9 @@
 /* fanout.c -- room fan-out, local and cross-worker. Threading: see fanout.h. */
-#include "fanout.h"
+#include "relay/fanout.h"
 
-#include "conn.h"
-#include "room.h"
-#include "worker.h"
+#include "net/conn.h"
+#include "relay/room.h"
+#include "loop/worker.h"
 
 /* Counters are added once per message, not per member. The queued-bytes
  * gauge is raised for every member up front and lowered for those that did

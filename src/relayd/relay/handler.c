@@ -1,12 +1,12 @@
 /* handler.c -- frame dispatch and the protocol's requests.
  * Threading: the connection's owner worker, RCU read side online. Rooms are
  * reached through room.c; other workers' members through fanout.c. */
-#include "handler.h"
+#include "relay/handler.h"
 
-#include "conn.h"
-#include "fanout.h"
-#include "room.h"
-#include "worker.h"
+#include "net/conn.h"
+#include "relay/fanout.h"
+#include "relay/room.h"
+#include "loop/worker.h"
 
 #include <errno.h>
 #include <stdio.h>

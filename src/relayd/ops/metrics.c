@@ -1,6 +1,6 @@
 /* metrics.c -- fan-out histogram blocks, the counter source, the snapshot
  * sum, the shutdown flag. Threading: see metrics.h. */
-#include "metrics.h"
+#include "ops/metrics.h"
 
 #include <errno.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 #ifndef RL_INBOX_H
 #define RL_INBOX_H
 
-#include "rcu.h"
+#include "base/rcu.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,9 +1,9 @@
 /* room.c -- the shared room table and the room lifetime protocol.
  * Threading: see room.h. Only the owner worker touches local[w]; <members>,
  * <wmask> and <ref> are atomics; the table is cds_lfht (QSBR). */
-#include "room.h"
+#include "relay/room.h"
 
-#include "rcu.h"
+#include "base/rcu.h"
 
 #include <errno.h>
 #include <relay/protocol.h>

@@ -1,5 +1,5 @@
 /* inbox.c -- MPSC queue + eventfd. Threading: see inbox.h. */
-#include "inbox.h"
+#include "loop/inbox.h"
 
 #include <errno.h>
 #include <sys/eventfd.h>

@@ -1,9 +1,9 @@
 /* options.c -- the option table and its parsers.
  * Threading: main thread only, before workers start (and, for a reload, on
  * a private copy of the config). */
-#include "options.h"
+#include "base/options.h"
 
-#include "log.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -3,7 +3,7 @@
  * <ops.shown_lock>; live reconfiguration stores each reloadable field of the
  * running config with a relaxed atomic store (workers read them with
  * relaxed atomic loads, RL_CFG_LOAD in options.h). */
-#include "ops.h"
+#include "ops/ops.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -14,15 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
-#include "config.h"
-#include "log.h"
-#include "metrics.h"
-#include "notify.h"
-#include "options.h"
-#include "rcu.h"
-#include "room.h"
-#include "stats.h"
+#include "ops/admin.h"
+#include "ops/config.h"
+#include "base/log.h"
+#include "ops/metrics.h"
+#include "ops/notify.h"
+#include "base/options.h"
+#include "base/rcu.h"
+#include "relay/room.h"
+#include "base/stats.h"
 
 #define OPS_MAX_OPTIONS 128
 

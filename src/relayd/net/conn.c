@@ -4,10 +4,10 @@
  *
  * A connection is never freed inside an I/O path: rl_conn_kill marks it and
  * the worker's close step calls rl_conn_destroy once per marked connection. */
-#include "conn.h"
+#include "net/conn.h"
 
-#include "handler.h"
-#include "metrics.h"
+#include "relay/handler.h"
+#include "ops/metrics.h"
 
 #include <assert.h>
 #include <errno.h>

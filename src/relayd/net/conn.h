@@ -5,8 +5,8 @@
 #ifndef RL_CONN_H
 #define RL_CONN_H
 
-#include "outq.h"
-#include "worker.h"
+#include "net/outq.h"
+#include "loop/worker.h"
 
 #include <relay/protocol.h>
 #include <stdbool.h>

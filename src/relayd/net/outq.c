@@ -1,5 +1,5 @@
 /* outq.c -- chunked outbound queue, batched sendmsg. Threading: owner worker. */
-#include "outq.h"
+#include "net/outq.h"
 
 #include <errno.h>
 #include <relay/protocol.h>

@@ -1,7 +1,7 @@
 /* log.c -- leveled, whole-line logging to stderr.
  * Threading: any thread; each line is formatted on the caller's stack and
  * written with one write(2), so lines from different workers never interleave. */
-#include "log.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /* stats.c -- per-worker counter slots and their sum.
  * Threading: see stats.h. */
-#include "stats.h"
+#include "base/stats.h"
 
 #include <errno.h>
 #include <stdlib.h>

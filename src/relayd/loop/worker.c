@@ -9,11 +9,11 @@
  * connections left over from the last turn's budget -> drain the inbox
  * (bounded) -> timers -> flush pending output (one batched write each) ->
  * close the marked connections -> quiescent state. */
-#include "worker.h"
+#include "loop/worker.h"
 
-#include "conn.h"
-#include "fanout.h"
-#include "timer.h"
+#include "net/conn.h"
+#include "relay/fanout.h"
+#include "loop/timer.h"
 
 #include <errno.h>
 #include <fcntl.h>

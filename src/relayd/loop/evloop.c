@@ -1,6 +1,6 @@
 /* evloop.c -- epoll behind four functions.
  * Threading: owner worker only. */
-#include "evloop.h"
+#include "loop/evloop.h"
 
 #include <errno.h>
 #include <stdlib.h>

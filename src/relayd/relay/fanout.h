@@ -8,7 +8,7 @@
 #ifndef RL_FANOUT_H
 #define RL_FANOUT_H
 
-#include "msg.h"
+#include "net/msg.h"
 
 struct rl_worker;
 struct rl_room;

@@ -1,7 +1,7 @@
 /* expo.c -- renders relayd's counters as Prometheus text exposition 0.0.4.
  * Threading: stateless; reads counters with relaxed loads (metrics.c), so the
  * admin thread renders while workers keep counting. */
-#include "expo.h"
+#include "ops/expo.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
+#include "ops/metrics.h"
 
 #define SNAP(f) offsetof(struct rl_metrics_snap, f)
 
