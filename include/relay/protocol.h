@@ -27,6 +27,10 @@ extern "C" {
 #define RELAY_FRAME_LEN_BYTES 4     /* the length field */
 #define RELAY_FRAME_HDR_BYTES 7     /* length + version + type + flags */
 #define RELAY_FRAME_MIN_LENGTH 3    /* smallest valid length field */
+/* Header byte offsets: the length field is bytes 0-3. */
+#define RELAY_FRAME_VERSION_OFFSET 4
+#define RELAY_FRAME_TYPE_OFFSET 5
+#define RELAY_FRAME_FLAGS_OFFSET 6
 #define RELAY_DEFAULT_MAX_FRAME 1048576u
 #define RELAY_JSON_MAX_DEPTH 64
 #define RELAY_ROOM_MAX_BYTES 64
@@ -96,6 +100,16 @@ struct relay_frame {
 	const uint8_t *payload;
 	uint32_t len; /* payload bytes (length field - 3) */
 };
+
+/* The length field of the frame starting at <frame> (its first 4 bytes,
+ * big endian): the bytes after the field, so the whole frame is
+ * RELAY_FRAME_LEN_BYTES + this. No checks: for frames already validated or
+ * encoded here (relay_frame_check_length checks untrusted ones). */
+static inline uint32_t relay_frame_length(const uint8_t *frame)
+{
+	return (uint32_t)frame[0] << 24 | (uint32_t)frame[1] << 16 | (uint32_t)frame[2] << 8 |
+	       (uint32_t)frame[3];
+}
 
 /* Writes the 7 header bytes for a payload of <payload_len> bytes to <out>. */
 void relay_frame_put_header(uint8_t out[RELAY_FRAME_HDR_BYTES], uint8_t type,

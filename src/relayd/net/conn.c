@@ -295,7 +295,8 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m)
 	if (rc)
 		return rc;
 	if (rl_log_on(RL_LOG_DEBUG))
-		conn_log_out(c, m->data[5], m->data[6], m->len - RELAY_FRAME_HDR_BYTES);
+		conn_log_out(c, m->data[RELAY_FRAME_TYPE_OFFSET], m->data[RELAY_FRAME_FLAGS_OFFSET],
+			     m->len - RELAY_FRAME_HDR_BYTES);
 	conn_want_flush(c); /* counters: the caller adds them per message, not per member */
 	conn_check_watermarks(c);
 	return 0;
@@ -331,7 +332,8 @@ void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, 
 	if (!rl_conn_can_send(c))
 		return;
 	size_t n = conn_error_json(buf, sizeof(buf), code, room, room_len, detail);
-	if (n == 0 || n + 3 > rl_srv.cfg.max_frame) /* never send more than max_frame */
+	/* never send more than max_frame (the length field counts the header's 3 bytes) */
+	if (n == 0 || n + RELAY_FRAME_HDR_BYTES - RELAY_FRAME_LEN_BYTES > rl_srv.cfg.max_frame)
 		n = conn_error_json(buf, sizeof(buf), code, NULL, 0, NULL);
 	RL_STAT_ADD(c->w->stats, errors[code], 1);
 	if (fatal)

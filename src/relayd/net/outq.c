@@ -219,12 +219,8 @@ int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls
 static uint32_t chunk_cut(const struct rl_oseg *s)
 {
 	uint32_t o = 0;
-	while (o < s->start) {
-		const uint8_t *h = s->data + o;
-		uint32_t len = ((uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 |
-				(uint32_t)h[3]) + RELAY_FRAME_LEN_BYTES;
-		o += len;
-	}
+	while (o < s->start)
+		o += RELAY_FRAME_LEN_BYTES + relay_frame_length(s->data + o);
 	return o;
 }
 
