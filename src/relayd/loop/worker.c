@@ -139,7 +139,7 @@ static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 			return;
 		}
 		bool ok = rl_stats_conn_try_add(RL_CFG(max_conns));
-		rl_conn_new(w, fd, !ok);
+		rl_conn_new(w, fd, &rl_tcp_transport, !ok);
 	}
 	/* The listener is level-triggered: what is left shows up next turn. */
 }
@@ -256,7 +256,7 @@ static void worker_begin_stop(struct rl_worker *w)
 		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1)
 			break;
-		rl_conn_new(w, fd, !rl_stats_conn_try_add(RL_CFG(max_conns)));
+		rl_conn_new(w, fd, &rl_tcp_transport, !rl_stats_conn_try_add(RL_CFG(max_conns)));
 	}
 	if (w->lfd >= 0) {
 		rl_evloop_del(&w->loop, w->lfd);

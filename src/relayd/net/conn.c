@@ -12,17 +12,13 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define CONN_READS_PER_TURN 2      /* x RL_SCRATCH_BYTES: the per-turn read budget */
-#define CONN_FLUSH_CALLS 4         /* sendmsg calls per connection per flush */
+#define CONN_FLUSH_CALLS 4         /* transport writes per connection per flush */
 #define CONN_CLOSE_FLUSH_MS 2000   /* CLOSING: flush deadline after a fatal error */
 
 static const char *const state_names[RL_CONN_NSTATES] = {
@@ -95,18 +91,19 @@ bool rl_conn_can_send(const struct rl_conn *c)
 	       !(c->flags & RL_CF_DEAD);
 }
 
-struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, bool refused)
+struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transport *tp,
+			    bool refused)
 {
-	int one = 1;
 	struct rl_conn *c = calloc(1, sizeof(*c));
 	if (!c) {
-		close(fd);
+		close(fd); /* no transport state exists yet */
 		if (!refused)
 			rl_stats_conn_del();
 		return NULL;
 	}
 	c->src = RL_SRC_CONN;
 	c->fd = fd;
+	c->tp = tp;
 	c->w = w;
 	c->state = RL_CONN_INIT;
 	c->id = __atomic_add_fetch(&rl_srv.next_conn_id, 1, __ATOMIC_RELAXED);
@@ -118,11 +115,13 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, bool refused)
 	CDS_INIT_LIST_HEAD(&c->rlink);
 	if (refused)
 		c->flags |= RL_CF_REFUSED;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (rl_evloop_add(&w->loop, fd, RL_EV_IN | RL_EV_OUT | RL_EV_EDGE, c)) {
-		RL_WARNF(c->id, "cannot register socket: %s", strerror(errno));
+	int rc = tp->accept(c);
+	if (rc == 0 && rl_evloop_add(&w->loop, fd, RL_EV_IN | RL_EV_OUT | RL_EV_EDGE, c))
+		rc = -errno;
+	if (rc) {
+		RL_WARNF(c->id, "cannot register socket: %s", strerror(-rc));
 		conn_set_state(c, RL_CONN_CLOSED);
-		close(fd);
+		tp->close(c);
 		free(c);
 		if (!refused)
 			rl_stats_conn_del();
@@ -136,7 +135,8 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, bool refused)
 	RL_STAT_ADD(w->stats, conns_current, 1);
 	if (w->stats->conns_current > w->stats->conns_peak)
 		RL_STAT_SET(w->stats, conns_peak, w->stats->conns_current);
-	RL_DEBUGF(c->id, "accepted fd %d%s", fd, refused ? " (over max-connections)" : "");
+	RL_DEBUGF(c->id, "accepted fd %d (%s)%s", fd, tp->name,
+		  refused ? " (over max-connections)" : "");
 	if (refused) {
 		RL_STAT_ADD(w->stats, refused_full, 1);
 		rl_conn_error(c, RELAY_ERR_SERVER_FULL, NULL, 0, NULL);
@@ -172,13 +172,11 @@ static void conn_want_flush(struct rl_conn *c)
  * until EOF (so our final ERROR is not destroyed by an RST). */
 static void conn_closing_done(struct rl_conn *c)
 {
-	int pending = 0;
-	if ((c->flags & RL_CF_PEER_EOF) || ioctl(c->fd, FIONREAD, &pending) == -1 ||
-	    pending == 0) {
-		rl_conn_kill(c);
+	if ((c->flags & RL_CF_PEER_EOF) || c->tp->pending_input(c) <= 0) {
+		rl_conn_kill(c); /* nothing in flight, or the socket is broken anyway */
 		return;
 	}
-	shutdown(c->fd, SHUT_WR);
+	c->tp->shutdown_wr(c); /* on failure the linger read meets the error and closes */
 	c->flags |= RL_CF_LINGER;
 	/* Discard next turn, never here: we may be inside another connection's
 	 * parse, whose frames point into the shared scratch buffer. */
@@ -451,8 +449,11 @@ void rl_conn_read(struct rl_conn *c)
 			cds_list_add_tail(&c->rlink, &w->read_list);
 		return;
 	}
-	for (int i = 0; i < CONN_READS_PER_TURN;) {
-		ssize_t n = recv(c->fd, w->scratch, RL_SCRATCH_BYTES, 0);
+	/* Counted in bytes, not calls: a transport may return less than a
+	 * scratch buffer per call (TLS: one record) with more pending. */
+	size_t budget = CONN_READS_PER_TURN * RL_SCRATCH_BYTES;
+	while (budget) {
+		ssize_t n = c->tp->read(c, w->scratch, RL_SCRATCH_BYTES);
 		if (n > 0) {
 			w->t_read_ns = rl_metrics_now_ns();
 			RL_STAT_ADD(w->stats, bytes_in, n);
@@ -460,22 +461,21 @@ void rl_conn_read(struct rl_conn *c)
 			conn_parse(c, w->scratch, (size_t)n);
 			if (!rl_conn_can_send(c))
 				return;
-			if ((size_t)n == RL_SCRATCH_BYTES)
-				i++;
-			else if (!(c->flags & RL_CF_RDHUP))
+			budget -= (size_t)n < budget ? (size_t)n : budget;
+			if ((size_t)n < RL_SCRATCH_BYTES && !(c->flags & RL_CF_RDHUP) &&
+			    !c->tp->has_pending(c))
 				return; /* drained; edge-triggered: the next byte brings a new event */
-			/* A short read with the FIN already reported: no new edge will come
-			 * for the EOF, so read on until recv says 0 (or EAGAIN). */
+			/* A full read, a short read with the FIN already reported (no new
+			 * edge will come for the EOF), or input the transport holds that
+			 * the kernel no longer reports: read on until 0 or -EAGAIN. */
 			continue;
 		}
 		if (n == 0) {
 			conn_peer_eof(c);
 			return;
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			conn_read_failed(c, errno);
+		if (n != -EAGAIN)
+			conn_read_failed(c, (int)-n);
 		return;
 	}
 	/* Budget spent with data left: continue next turn, after the others. */
@@ -487,13 +487,11 @@ static void conn_linger_read(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
 	for (int i = 0; i < CONN_READS_PER_TURN; i++) {
-		ssize_t n = recv(c->fd, w->scratch, RL_SCRATCH_BYTES, 0);
+		ssize_t n = c->tp->read(c, w->scratch, RL_SCRATCH_BYTES);
 		if (n > 0)
 			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n == -1 && errno == EINTR)
-			continue;
+		if (n == -EAGAIN)
+			return; /* read until -EAGAIN, so a transport's buffered input goes too */
 		rl_conn_kill(c); /* EOF or error: done */
 		return;
 	}
@@ -531,7 +529,7 @@ void rl_conn_flush(struct rl_conn *c)
 	RL_ASSERT_OWNER(c);
 	if ((c->flags & (RL_CF_DEAD | RL_CF_WBLOCKED)) || c->state == RL_CONN_CLOSED)
 		return;
-	int rc = rl_outq_flush(&c->out, &w->pool, c->fd, CONN_FLUSH_CALLS, &sent);
+	int rc = rl_outq_flush(&c->out, &w->pool, c->tp->writev, c, CONN_FLUSH_CALLS, &sent);
 	RL_STAT_ADD(w->stats, bytes_out, sent);
 	RL_STAT_SUB(w->stats, out_queued, sent);
 	if (rc == -EAGAIN) {
@@ -570,7 +568,7 @@ void rl_conn_destroy(struct rl_conn *c)
 	relay_decoder_free(&c->dec);
 	free(c->user_id);
 	free(c->rooms);
-	close(c->fd);
+	c->tp->close(c);
 	RL_DEBUGF(c->id, "closed");
 	RL_STAT_SUB(w->stats, conns_current, 1);
 	RL_STAT_ADD(w->stats, conns_closed, 1);

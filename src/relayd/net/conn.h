@@ -6,6 +6,7 @@
 #define RL_CONN_H
 
 #include "net/outq.h"
+#include "net/transport.h"
 #include "loop/worker.h"
 
 #include <relay/protocol.h>
@@ -52,6 +53,8 @@ struct rl_conn {
 	struct cds_list_head qlink; /* flush_list, or empty */
 	/* --- colder --- */
 	uint64_t id;              /* N of "conn-N" */
+	const struct rl_transport *tp; /* its listener's; all socket I/O goes through it */
+	void *tp_ctx;             /* the transport's per-connection state (NULL: plain TCP) */
 	uint32_t rooms_cap;
 	struct relay_decoder dec;    /* holds the incomplete tail, if any */
 	struct rl_conn_room *rooms;
@@ -73,10 +76,11 @@ void rl_conn_assert_owner(const struct rl_conn *c);
 #define RL_ASSERT_OWNER(c) ((void)0)
 #endif
 
-/* Takes ownership of accepted socket <fd> on worker <w>: INIT, registered
- * with the loop, then OPEN. <refused>: send SERVER_FULL and close. NULL on
- * failure (fd closed). */
-struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, bool refused);
+/* Takes ownership of accepted socket <fd> on worker <w>, speaking
+ * transport <tp> (its listener's): INIT, registered with the loop, then
+ * OPEN. <refused>: send SERVER_FULL and close. NULL on failure (fd closed). */
+struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transport *tp,
+			    bool refused);
 /* Readiness from the event loop. */
 void rl_conn_on_event(struct rl_conn *c, uint32_t bits);
 /* Reads up to the per-turn budget and handles every complete frame. */
