@@ -6,6 +6,7 @@
 #include "net/listen.h"
 #include "base/log.h"
 #include "net/msg.h"
+#include "net/transport.h"
 #include "ops/ops.h"
 #include "base/options.h"
 #include "relay/room.h"
@@ -56,13 +57,28 @@ static int main_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-static int main_start(unsigned n, const int *fds)
+/* The listener kinds, each bound by every worker: plain TCP on --port.
+ * (--tls-port and --ws-port add their rows here.) Fills <specs>; returns
+ * how many. */
+static unsigned main_listen_specs(const struct rl_config *cfg, struct rl_listen_spec *specs)
+{
+	specs[0] = (struct rl_listen_spec){
+		.name = "tcp", .host = cfg->host, .port = (uint16_t)cfg->port,
+		.tp = &rl_tcp_transport,
+	};
+	return 1;
+}
+
+static int main_start(unsigned n, const struct rl_listen_spec *specs, unsigned nspecs)
 {
 	rl_srv.workers = calloc(n, sizeof(struct rl_worker));
 	if (!rl_srv.workers)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++) {
-		int rc = rl_worker_init(&rl_srv.workers[i], i, fds[i]);
+		struct rl_worker *w = &rl_srv.workers[i];
+		int rc = rl_worker_init(w, i);
+		for (unsigned k = 0; k < nspecs && !rc; k++)
+			rc = rl_worker_listen(w, specs[k].fds[i], specs[k].tp, specs[k].name);
 		if (rc)
 			return rc;
 	}
@@ -143,8 +159,7 @@ static void main_totals(void)
 int main(int argc, char **argv)
 {
 	struct rl_config *cfg = &rl_srv.cfg;
-	int fds[RL_MAX_WORKERS];
-	uint16_t port;
+	struct rl_listen_spec specs[RL_MAX_LISTENERS];
 	char err[512];
 
 	switch (rl_options_parse(cfg, argc, argv)) {
@@ -165,12 +180,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "relayd: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
-	if (rl_listen_open(cfg->host, (uint16_t)cfg->port, fds, n, &port, err, sizeof(err))) {
+	unsigned nspecs = main_listen_specs(cfg, specs);
+	if (rl_listen_open(specs, nspecs, n, err, sizeof(err))) {
 		fprintf(stderr, "relayd: %s\n", err);
 		return 1;
 	}
+	uint16_t port = specs[0].bound_port; /* the plain TCP one */
 	rl_srv.done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (rl_srv.done_efd == -1 || rl_stats_init(n) || rl_rooms_init(n) || main_start(n, fds)) {
+	if (rl_srv.done_efd == -1 || rl_stats_init(n) || rl_rooms_init(n) ||
+	    main_start(n, specs, nspecs)) {
 		fprintf(stderr, "relayd: cannot start workers: %s\n", strerror(errno));
 		return 1;
 	}

@@ -1,6 +1,6 @@
 /* worker.c -- a worker thread and its loop turn.
  * Threading: each worker runs worker_main on its own thread, owns its
- * listener, epoll set, connections and timers, and is a registered
+ * listeners, epoll set, connections and timers, and is a registered
  * urcu-qsbr reader: online while it works, offline while it sleeps in
  * epoll_wait, one quiescent state per turn. Other threads reach it only
  * through rl_inbox_push/kick and the atomic rl_srv.stopping flag.
@@ -24,10 +24,10 @@
 #include <unistd.h>
 
 #define WORKER_EVENTS 512
-#define WORKER_ACCEPTS_PER_TURN 64
+#define WORKER_ACCEPTS_PER_TURN 64 /* per listener */
 #define WORKER_INBOX_BATCH 4096
 #define WORKER_MAX_SLEEP_MS 1000
-#define WORKER_STOP_ACCEPTS 4096 /* backlog taken over at shutdown */
+#define WORKER_STOP_ACCEPTS 4096 /* backlog taken over at shutdown, per listener */
 
 struct rl_server rl_srv;
 
@@ -40,13 +40,11 @@ static uint64_t worker_clock_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int rl_worker_init(struct rl_worker *w, unsigned id, int lfd)
+int rl_worker_init(struct rl_worker *w, unsigned id)
 {
 	int rc;
 	memset(w, 0, sizeof(*w));
 	w->id = id;
-	w->lfd = lfd;
-	w->lsrc = RL_SRC_LISTEN;
 	w->isrc = RL_SRC_INBOX;
 	w->loop.epfd = -1;
 	w->inbox.efd = -1;
@@ -63,16 +61,38 @@ int rl_worker_init(struct rl_worker *w, unsigned id, int lfd)
 		return -ENOMEM;
 	if ((rc = rl_evloop_init(&w->loop, WORKER_EVENTS)) || (rc = rl_inbox_init(&w->inbox)))
 		return rc;
-	if ((rc = rl_evloop_add(&w->loop, lfd, RL_EV_IN, &w->lsrc)) ||
-	    (rc = rl_evloop_add(&w->loop, w->inbox.efd, RL_EV_IN, &w->isrc)))
-		return rc;
-	return 0;
+	return rl_evloop_add(&w->loop, w->inbox.efd, RL_EV_IN, &w->isrc);
+}
+
+int rl_worker_listen(struct rl_worker *w, int fd, const struct rl_transport *tp, const char *name)
+{
+	if (w->nlisteners == RL_MAX_LISTENERS) {
+		close(fd);
+		return -ENOSPC;
+	}
+	struct rl_listener *l = &w->listeners[w->nlisteners++];
+	l->src = RL_SRC_LISTEN;
+	l->fd = fd;
+	l->tp = tp;
+	l->name = name;
+	return rl_evloop_add(&w->loop, fd, RL_EV_IN, l);
+}
+
+/* Takes <l> out of the loop and closes it. */
+static void worker_unlisten(struct rl_worker *w, struct rl_listener *l)
+{
+	if (l->fd < 0)
+		return;
+	rl_evloop_del(&w->loop, l->fd);
+	close(l->fd);
+	l->fd = -1;
 }
 
 void rl_worker_fini(struct rl_worker *w)
 {
-	if (w->lfd >= 0)
-		close(w->lfd);
+	for (unsigned i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
 	if (w->reserve_fd >= 0)
 		close(w->reserve_fd);
 	rl_evloop_fini(&w->loop);
@@ -96,14 +116,14 @@ void rl_workers_stop(void)
 
 /* ---- accept ---------------------------------------------------------------- */
 
-/* Out of descriptors: free the reserve, accept and close one pending
- * connection so its client sees a close instead of hanging in the backlog. */
-static void worker_emfile(struct rl_worker *w, int err)
+/* Out of descriptors: free the reserve, accept and close one connection
+ * pending on <l> so its client sees a close instead of hanging in the backlog. */
+static void worker_emfile(struct rl_worker *w, struct rl_listener *l, int err)
 {
 	uint64_t suppressed;
 	if (w->reserve_fd >= 0) {
 		close(w->reserve_fd);
-		int fd = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0) {
 			close(fd);
 			RL_STAT_ADD(w->stats, refused_emfile, 1);
@@ -115,12 +135,13 @@ static void worker_emfile(struct rl_worker *w, int err)
 			 strerror(err), (unsigned long long)suppressed);
 }
 
+/* Readiness of listener <ptr>: accepts up to the per-turn bound. */
 static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 {
-	(void)ptr;
+	struct rl_listener *l = ptr;
 	(void)bits;
-	for (int i = 0; i < WORKER_ACCEPTS_PER_TURN && w->lfd >= 0; i++) {
-		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	for (int i = 0; i < WORKER_ACCEPTS_PER_TURN && l->fd >= 0; i++) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			int e = errno;
 			uint64_t suppressed;
@@ -129,17 +150,17 @@ static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 			if (e == EINTR || e == ECONNABORTED || e == EPROTO)
 				continue;
 			if (e == EMFILE || e == ENFILE) {
-				worker_emfile(w, e);
+				worker_emfile(w, l, e);
 				if (w->reserve_fd < 0)
 					return;
 				continue;
 			}
 			if (rl_ratelimit_ok(&w->accept_rl, w->now_ms, 1000, &suppressed))
-				RL_WARNF(0, "accept: %s", strerror(e));
+				RL_WARNF(0, "accept (%s): %s", l->name, strerror(e));
 			return;
 		}
 		bool ok = rl_stats_conn_try_add(RL_CFG(max_conns));
-		rl_conn_new(w, fd, &rl_tcp_transport, !ok);
+		rl_conn_new(w, fd, l->tp, !ok);
 	}
 	/* The listener is level-triggered: what is left shows up next turn. */
 }
@@ -252,16 +273,15 @@ static void worker_begin_stop(struct rl_worker *w)
 	w->stop_deadline = w->now_ms + RL_CFG(grace_ms);
 	/* Closing a listener resets the connections in its accept queue: take
 	 * them first, so they get SERVER_SHUTDOWN like everybody else. */
-	for (int i = 0; i < WORKER_STOP_ACCEPTS && w->lfd >= 0; i++) {
-		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1)
-			break;
-		rl_conn_new(w, fd, &rl_tcp_transport, !rl_stats_conn_try_add(RL_CFG(max_conns)));
-	}
-	if (w->lfd >= 0) {
-		rl_evloop_del(&w->loop, w->lfd);
-		close(w->lfd);
-		w->lfd = -1;
+	for (unsigned k = 0; k < w->nlisteners; k++) {
+		struct rl_listener *l = &w->listeners[k];
+		for (int i = 0; i < WORKER_STOP_ACCEPTS && l->fd >= 0; i++) {
+			int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd == -1)
+				break;
+			rl_conn_new(w, fd, l->tp, !rl_stats_conn_try_add(RL_CFG(max_conns)));
+		}
+		worker_unlisten(w, l);
 	}
 	cds_list_for_each_entry_safe(c, tmp, &w->idle_list, tlink)
 		rl_conn_shutdown(c, w->stop_deadline);

@@ -1,4 +1,4 @@
-/* worker.h -- a worker thread: its listener, epoll loop, inbox, connections,
+/* worker.h -- a worker thread: its listeners, epoll loop, inbox, connections,
  * timers and counters. The struct is shared by the worker's own modules
  * (conn.c, handler.c, fanout.c, timer.c); other threads touch only <inbox>
  * (push/kick) and <stats> (atomic loads).
@@ -22,15 +22,27 @@
 enum rl_src_kind { RL_SRC_CONN = 0, RL_SRC_LISTEN, RL_SRC_INBOX, RL_SRC_NKINDS };
 
 #define RL_SCRATCH_BYTES 65536u
+#define RL_MAX_LISTENERS 4 /* per worker: one per kind (plain TCP; TLS, WebSocket later) */
 
 struct rl_conn;
+struct rl_transport;
+
+/* One listening socket of a worker: its own SO_REUSEPORT member of one
+ * port's group. Connections accepted on it speak its transport. */
+struct rl_listener {
+	uint32_t src;                  /* RL_SRC_LISTEN; first field (evloop tag) */
+	int fd;                        /* -1 once shutdown began */
+	const struct rl_transport *tp; /* handed to every connection it accepts */
+	const char *name;              /* kind, for log lines: "tcp" */
+};
 
 struct rl_worker {
 	unsigned id;
 	pthread_t thread;
-	int lfd;                    /* listener; -1 once shutdown began */
+	struct rl_listener listeners[RL_MAX_LISTENERS];
+	unsigned nlisteners;
 	int reserve_fd;             /* spare descriptor for EMFILE; -1 if in use */
-	uint32_t lsrc, isrc;        /* evloop tags for the listener and the inbox */
+	uint32_t isrc;              /* evloop tag for the inbox */
 	struct rl_evloop loop;
 	struct rl_inbox inbox;
 	struct rl_stats *stats;
@@ -73,8 +85,13 @@ extern struct rl_server rl_srv;
  * stores them from the main thread with relaxed atomics while workers run. */
 #define RL_CFG(f) __atomic_load_n(&rl_srv.cfg.f, __ATOMIC_RELAXED)
 
-/* Sets up worker <id> around listener <lfd>. Main thread. 0 or -errno. */
-int rl_worker_init(struct rl_worker *w, unsigned id, int lfd);
+/* Sets up worker <id>, with no listener yet. Main thread. 0 or -errno. */
+int rl_worker_init(struct rl_worker *w, unsigned id);
+/* Gives listening socket <fd> to <w>, which owns it from here on even when
+ * this fails: connections accepted on it will speak <tp>; <name> (static)
+ * names the kind in log lines. Main thread, before rl_worker_start.
+ * 0 or -errno (-ENOSPC beyond RL_MAX_LISTENERS). */
+int rl_worker_listen(struct rl_worker *w, int fd, const struct rl_transport *tp, const char *name);
 int rl_worker_start(struct rl_worker *w);
 /* After the thread was joined. */
 void rl_worker_fini(struct rl_worker *w);
