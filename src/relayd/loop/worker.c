@@ -11,6 +11,7 @@
  * close the marked connections -> quiescent state. */
 #include "loop/worker.h"
 
+#include "base/clock.h"
 #include "net/conn.h"
 #include "relay/fanout.h"
 #include "loop/timer.h"
@@ -20,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WORKER_EVENTS 512
@@ -32,13 +32,6 @@
 struct rl_server rl_srv;
 
 typedef void (*src_fn)(struct rl_worker *w, void *ptr, uint32_t bits);
-
-static uint64_t worker_clock_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int rl_worker_init(struct rl_worker *w, unsigned id, int lfd)
 {
@@ -322,7 +315,7 @@ static bool worker_turn(struct rl_worker *w)
 	rl_rcu_offline();
 	int n = rl_evloop_wait(&w->loop, timeout);
 	rl_rcu_online();
-	w->now_ms = worker_clock_ms();
+	w->now_ms = rl_clock_ms();
 	if (n < 0) {
 		RL_ERRORF(0, "epoll_wait: %s", strerror(-n));
 		n = 0;
@@ -354,7 +347,7 @@ static void *worker_main(void *arg)
 
 	rl_log_worker = (int)w->id;
 	rcu_register_thread();
-	w->now_ms = worker_clock_ms();
+	w->now_ms = rl_clock_ms();
 	while (worker_turn(w))
 		;
 	worker_drain_rest(w);

@@ -7,7 +7,7 @@
 #include "net/conn.h"
 
 #include "relay/handler.h"
-#include "ops/metrics.h"
+#include "base/clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -452,7 +452,7 @@ void rl_conn_read(struct rl_conn *c)
 	for (int i = 0; i < CONN_READS_PER_TURN;) {
 		ssize_t n = recv(c->fd, w->scratch, RL_SCRATCH_BYTES, 0);
 		if (n > 0) {
-			w->t_read_ns = rl_metrics_now_ns();
+			w->t_read_ns = rl_clock_ns();
 			RL_STAT_ADD(w->stats, bytes_in, n);
 			conn_touch(c);
 			conn_parse(c, w->scratch, (size_t)n);
