@@ -14,7 +14,6 @@
 #include "base/clock.h"
 #include "net/conn.h"
 #include "relay/fanout.h"
-#include "loop/timer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,10 +43,7 @@ int rl_worker_init(struct rl_worker *w, unsigned id, int lfd)
 	w->loop.epfd = -1;
 	w->inbox.efd = -1;
 	w->stats = rl_stats_slot(id);
-	CDS_INIT_LIST_HEAD(&w->idle_list);
-	CDS_INIT_LIST_HEAD(&w->closing_list);
-	CDS_INIT_LIST_HEAD(&w->frame_list);
-	CDS_INIT_LIST_HEAD(&w->drain_list);
+	rl_conn_timers_init(w);
 	CDS_INIT_LIST_HEAD(&w->flush_list);
 	CDS_INIT_LIST_HEAD(&w->read_list);
 	w->scratch = malloc(RL_SCRATCH_BYTES);
@@ -239,8 +235,6 @@ static void worker_close_dead(struct rl_worker *w)
 
 static void worker_begin_stop(struct rl_worker *w)
 {
-	struct rl_conn *c, *tmp;
-
 	w->stopping = true;
 	w->stop_deadline = w->now_ms + RL_CFG(grace_ms);
 	/* Closing a listener resets the connections in its accept queue: take
@@ -256,16 +250,11 @@ static void worker_begin_stop(struct rl_worker *w)
 		close(w->lfd);
 		w->lfd = -1;
 	}
-	cds_list_for_each_entry_safe(c, tmp, &w->idle_list, tlink)
-		rl_conn_shutdown(c, w->stop_deadline);
-	cds_list_for_each_entry_safe(c, tmp, &w->closing_list, tlink)
-		rl_conn_shutdown(c, w->stop_deadline);
+	rl_conn_shutdown_all(w, w->stop_deadline);
 }
 
 static void worker_check_stop(struct rl_worker *w)
 {
-	struct rl_conn *c, *tmp;
-
 	if (!w->stopping) {
 		if (__atomic_load_n(&rl_srv.stopping, __ATOMIC_SEQ_CST))
 			worker_begin_stop(w);
@@ -273,10 +262,7 @@ static void worker_check_stop(struct rl_worker *w)
 	}
 	if (w->now_ms < w->stop_deadline)
 		return;
-	cds_list_for_each_entry_safe(c, tmp, &w->closing_list, tlink)
-		rl_conn_kill(c);
-	cds_list_for_each_entry_safe(c, tmp, &w->idle_list, tlink)
-		rl_conn_kill(c);
+	rl_conn_kill_all(w);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
@@ -297,7 +283,7 @@ static int worker_timeout(struct rl_worker *w)
 	if (w->inbox_more || w->dead || !cds_list_empty(&w->read_list) ||
 	    !cds_list_empty(&w->flush_list))
 		return 0;
-	long t = rl_timers_next(w);
+	long t = rl_timers_next(w->timers, RL_WORKER_NTIMERS, w->now_ms);
 	if (w->stopping) {
 		long s = w->stop_deadline > w->now_ms ? (long)(w->stop_deadline - w->now_ms) : 0;
 		if (t < 0 || s < t)
@@ -325,7 +311,7 @@ static bool worker_turn(struct rl_worker *w)
 	worker_dispatch(w, n);
 	worker_read_again(w);
 	worker_drain_inbox(w);
-	rl_timers_run(w);
+	rl_timers_run(w->timers, RL_WORKER_NTIMERS, w->now_ms);
 	worker_flush(w);
 	worker_close_dead(w);
 	rl_rcu_quiescent();

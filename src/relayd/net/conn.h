@@ -32,6 +32,17 @@ enum rl_conn_flag {
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
 };
 
+/* The worker's timer lists for connections (struct rl_worker.timers), run
+ * in this order each loop turn. */
+enum rl_conn_timer {
+	RL_CONN_T_IDLE = 0, /* timeout --idle-timeout: IDLE_TIMEOUT */
+	RL_CONN_T_FRAME,    /* timeout --frame-timeout: FRAME_TIMEOUT */
+	RL_CONN_T_DRAIN,    /* timeout --slow-consumer-timeout: SLOW_CONSUMER */
+	RL_CONN_T_CLOSING,  /* deadline list: flush deadline passed, close */
+	RL_CONN_NTIMERS
+};
+_Static_assert(RL_CONN_NTIMERS == RL_WORKER_NTIMERS, "struct rl_worker holds every list");
+
 struct rl_conn_room {
 	struct rl_room *room;
 	uint32_t idx;  /* our entry in the room's member list of our worker */
@@ -56,12 +67,11 @@ struct rl_conn {
 	struct relay_decoder dec;    /* holds the incomplete tail, if any */
 	struct rl_conn_room *rooms;
 	uint8_t *user_id;         /* NULL unless HELLO gave one */
-	uint64_t last_rx_ms;      /* idle timer */
-	uint64_t frame_start_ms;  /* frame timer, while dec has a partial frame */
-	uint64_t deadline_ms;     /* DRAINING: when it began; CLOSING: flush deadline */
-	struct cds_list_head tlink; /* idle_list (OPEN/DRAINING) or closing_list */
-	struct cds_list_head flink; /* frame_list, or empty */
-	struct cds_list_head dlink; /* drain_list, or empty */
+	/* OPEN/DRAINING: on the idle list, start = the last byte received;
+	 * CLOSING: on the closing list, start = the flush deadline. */
+	struct rl_timer life;
+	struct rl_timer frame;    /* while dec holds a partial frame; start = its first byte */
+	struct rl_timer drain;    /* while DRAINING; start = when it began */
 	struct cds_list_head rlink; /* read_list, or empty */
 	struct rl_conn *next_dead;
 };
@@ -105,9 +115,15 @@ void rl_conn_kill(struct rl_conn *c);
 size_t rl_conn_name(uint64_t id, char *buf);
 bool rl_conn_can_send(const struct rl_conn *c);
 
-/* Timer expiry, from timer.c. */
-void rl_conn_expire(struct rl_conn *c, enum relay_err why);
+/* Sets up worker <w>'s connection timer lists (enum rl_conn_timer). Main
+ * thread, from rl_worker_init. */
+void rl_conn_timers_init(struct rl_worker *w);
 /* Shutdown: SERVER_SHUTDOWN and a flush deadline. */
 void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms);
+/* rl_conn_shutdown(<deadline_ms>) for every live connection of worker <w>
+ * (they are all on the idle or the closing list). Owner worker. */
+void rl_conn_shutdown_all(struct rl_worker *w, uint64_t deadline_ms);
+/* rl_conn_kill for every live connection of worker <w> (grace ran out). */
+void rl_conn_kill_all(struct rl_worker *w);
 
 #endif
