@@ -8,13 +8,17 @@
  * One turn: offline -> epoll_wait -> online -> dispatch ready fds -> read
  * connections left over from the last turn's budget -> drain the inbox
  * (bounded) -> timers -> flush pending output (one batched write each) ->
- * close the marked connections -> quiescent state. */
+ * close the marked connections -> quiescent state.
+ *
+ * This is where the layers meet: the turn calls the connection layer's
+ * steps (net/conn.h) by name, and anything above it only through function
+ * types registered at start-up (inbox item handlers), never by include. */
 #include "loop/worker.h"
 
 #include "base/clock.h"
 #include "net/conn.h"
-#include "relay/fanout.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -43,9 +47,7 @@ int rl_worker_init(struct rl_worker *w, unsigned id, int lfd)
 	w->loop.epfd = -1;
 	w->inbox.efd = -1;
 	w->stats = rl_stats_slot(id);
-	rl_conn_timers_init(w);
-	CDS_INIT_LIST_HEAD(&w->flush_list);
-	CDS_INIT_LIST_HEAD(&w->read_list);
+	rl_conn_worker_init(w);
 	w->scratch = malloc(RL_SCRATCH_BYTES);
 	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (!w->scratch)
@@ -68,12 +70,6 @@ void rl_worker_fini(struct rl_worker *w)
 	rl_inbox_fini(&w->inbox);
 	rl_segpool_fini(&w->pool);
 	free(w->scratch);
-}
-
-void rl_worker_mark_dead(struct rl_worker *w, struct rl_conn *c)
-{
-	c->next_dead = w->dead;
-	w->dead = c;
 }
 
 void rl_workers_stop(void)
@@ -163,29 +159,17 @@ static void worker_dispatch(struct rl_worker *w, int n)
 	}
 }
 
-static void worker_read_again(struct rl_worker *w)
-{
-	struct cds_list_head batch;
-
-	if (cds_list_empty(&w->read_list))
-		return;
-	CDS_INIT_LIST_HEAD(&batch);
-	cds_list_splice(&w->read_list, &batch);
-	CDS_INIT_LIST_HEAD(&w->read_list);
-	while (!cds_list_empty(&batch)) {
-		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, rlink);
-		cds_list_del_init(&c->rlink);
-		rl_conn_on_event(c, RL_EV_IN);
-	}
-}
-
 /* ---- inbox ------------------------------------------------------------------------ */
 
-typedef void (*inbox_fn)(struct rl_worker *w, struct rl_inbox_item *it);
+/* Registered by the layers that push items (rl_worker_set_inbox_handler),
+ * before any worker runs; read-only after. */
+static rl_inbox_fn *inbox_handlers[RL_INBOX_NKINDS];
 
-static const inbox_fn inbox_handlers[RL_INBOX_NKINDS] = {
-	[RL_INBOX_FANOUT] = rl_fanout_item,
-};
+void rl_worker_set_inbox_handler(enum rl_inbox_kind kind, rl_inbox_fn *fn)
+{
+	assert(kind < RL_INBOX_NKINDS && fn);
+	inbox_handlers[kind] = fn;
+}
 
 static void worker_drain_inbox(struct rl_worker *w)
 {
@@ -202,33 +186,6 @@ static void worker_drain_inbox(struct rl_worker *w)
 	}
 	rl_inbox_done(&w->inbox, n);
 	RL_STAT_ADD(w->stats, inbox_items, n);
-}
-
-/* ---- flush and close ----------------------------------------------------------------- */
-
-static void worker_flush(struct rl_worker *w)
-{
-	struct cds_list_head batch;
-
-	if (cds_list_empty(&w->flush_list))
-		return;
-	CDS_INIT_LIST_HEAD(&batch);
-	cds_list_splice(&w->flush_list, &batch);
-	CDS_INIT_LIST_HEAD(&w->flush_list);
-	while (!cds_list_empty(&batch)) {
-		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, qlink);
-		cds_list_del_init(&c->qlink);
-		rl_conn_flush(c);
-	}
-}
-
-static void worker_close_dead(struct rl_worker *w)
-{
-	while (w->dead) {
-		struct rl_conn *c = w->dead;
-		w->dead = c->next_dead;
-		rl_conn_destroy(c);
-	}
 }
 
 /* ---- shutdown ---------------------------------------------------------------------------- */
@@ -309,11 +266,11 @@ static bool worker_turn(struct rl_worker *w)
 	worker_check_stop(w);
 	w->throttled = rl_srv.nworkers > 1 && worker_peers_backlogged(w);
 	worker_dispatch(w, n);
-	worker_read_again(w);
+	rl_conn_read_deferred(w);
 	worker_drain_inbox(w);
 	rl_timers_run(w->timers, RL_WORKER_NTIMERS, w->now_ms);
-	worker_flush(w);
-	worker_close_dead(w);
+	rl_conn_flush_pending(w);
+	rl_conn_close_marked(w);
 	rl_rcu_quiescent();
 	return !(w->stopping && w->nconns == 0);
 }
@@ -346,6 +303,8 @@ static void *worker_main(void *arg)
 
 int rl_worker_start(struct rl_worker *w)
 {
+	for (unsigned k = 0; k < RL_INBOX_NKINDS; k++)
+		assert(inbox_handlers[k] && "rl_worker_set_inbox_handler before the workers start");
 	int rc = pthread_create(&w->thread, NULL, worker_main, w);
 	return -rc;
 }

@@ -43,7 +43,8 @@ struct rl_worker {
 	/* The connection layer's timer lists (enum rl_conn_timer in conn.h;
 	 * conn.c sets them up and arms them, the loop turn runs them). */
 	struct rl_timer_list timers[RL_WORKER_NTIMERS];
-	/* Work lists for the current turn. */
+	/* The connection layer's work lists for the current turn (conn.c
+	 * fills and empties them; the loop only asks whether they are empty). */
 	struct cds_list_head flush_list;   /* conns with output to write */
 	struct cds_list_head read_list;    /* conns that hit their read budget */
 	struct rl_conn *dead;              /* marked for close (singly linked) */
@@ -80,7 +81,11 @@ void rl_worker_fini(struct rl_worker *w);
 /* Any thread: asks every worker to begin graceful shutdown. */
 void rl_workers_stop(void);
 
-/* Worker-side helpers used by conn.c. */
-void rl_worker_mark_dead(struct rl_worker *w, struct rl_conn *c);
+/* Handles one inbox item on worker <w> (its owner), in the drain step. */
+typedef void rl_inbox_fn(struct rl_worker *w, struct rl_inbox_item *it);
+/* Registers the handler for items of <kind>; the layer that pushes them
+ * provides it (relay/fanout.c: RL_INBOX_FANOUT). Main thread, once per kind,
+ * before any worker starts (rl_worker_start asserts every kind has one). */
+void rl_worker_set_inbox_handler(enum rl_inbox_kind kind, rl_inbox_fn *fn);
 
 #endif

@@ -1,12 +1,18 @@
-/* conn.c -- one client connection: state machine, receive path, send queue.
+/* conn.c -- one client connection: state machine, receive path, send queue,
+ * timers, and the worker's per-turn connection steps (deferred reads, flush,
+ * close).
  * Threading: everything here runs on the connection's owner worker; other
  * workers reach a connection only through its owner's inbox (inbox.c).
  *
- * A connection is never freed inside an I/O path: rl_conn_kill marks it and
- * the worker's close step calls rl_conn_destroy once per marked connection. */
+ * The layer above is reached only through the upcall table installed with
+ * rl_conn_set_upcalls (complete frames, the final close); nothing here
+ * names it.
+ *
+ * A connection is never freed inside an I/O path: rl_conn_kill marks it (the
+ * worker's dead list) and the close step, rl_conn_close_marked, destroys
+ * each marked connection once. */
 #include "net/conn.h"
 
-#include "relay/handler.h"
 #include "base/clock.h"
 
 #include <assert.h>
@@ -60,6 +66,15 @@ static const char *const err_text[RELAY_ERR_NCODES] = {
 	[RELAY_ERR_SERVER_FULL] = "server full",
 	[RELAY_ERR_SERVER_SHUTDOWN] = "server shutting down",
 };
+
+/* Set once before any worker runs (rl_conn_set_upcalls), read-only after. */
+static struct rl_conn_upcalls conn_up;
+
+void rl_conn_set_upcalls(const struct rl_conn_upcalls *up)
+{
+	assert(up->frame && up->closed);
+	conn_up = *up;
+}
 
 #ifndef NDEBUG
 static _Thread_local const struct rl_worker *conn_self;
@@ -157,7 +172,8 @@ void rl_conn_kill(struct rl_conn *c)
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	cds_list_del_init(&c->rlink);
-	rl_worker_mark_dead(c->w, c);
+	c->next_dead = c->w->dead;
+	c->w->dead = c;
 }
 
 static void conn_want_flush(struct rl_conn *c)
@@ -398,9 +414,13 @@ static void conn_closing_expired(struct rl_timer *t, void *arg)
 	conn_expire(caa_container_of(t, struct rl_conn, life), RELAY_ERR_NONE);
 }
 
-void rl_conn_timers_init(struct rl_worker *w)
+void rl_conn_worker_init(struct rl_worker *w)
 {
 	struct rl_config *cfg = &rl_srv.cfg; /* reloadable: timer.c loads them atomically */
+
+	CDS_INIT_LIST_HEAD(&w->flush_list);
+	CDS_INIT_LIST_HEAD(&w->read_list);
+	w->dead = NULL;
 
 	rl_timer_list_init(&w->timers[RL_CONN_T_IDLE], &cfg->idle_ms, conn_idle_expired, NULL);
 	rl_timer_list_init(&w->timers[RL_CONN_T_FRAME], &cfg->frame_ms, conn_frame_expired, NULL);
@@ -448,7 +468,7 @@ static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 			return;
 		}
 		frames++;
-		rl_handler_frame(c, &f);
+		conn_up.frame(c, &f);
 		if (!rl_conn_can_send(c))
 			return;
 	}
@@ -602,14 +622,16 @@ void rl_conn_kill_all(struct rl_worker *w)
 		rl_conn_kill(c);
 }
 
-void rl_conn_destroy(struct rl_conn *c)
+/* CLOSED: tells the layer above, frees everything, closes the socket. Once
+ * per connection marked dead, from the close step. */
+static void conn_destroy(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
 
 	RL_ASSERT_OWNER(c);
 	assert(c->flags & RL_CF_DEAD);
 	conn_set_state(c, RL_CONN_CLOSED);
-	rl_handler_leave_all(c);
+	conn_up.closed(c);
 	rl_timer_disarm(&c->life);
 	rl_timer_disarm(&c->frame);
 	rl_timer_disarm(&c->drain);
@@ -628,4 +650,47 @@ void rl_conn_destroy(struct rl_conn *c)
 		rl_stats_conn_del();
 	w->nconns--;
 	free(c);
+}
+
+/* ---- the worker's per-turn steps ---------------------------------------- */
+
+void rl_conn_read_deferred(struct rl_worker *w)
+{
+	struct cds_list_head batch;
+
+	if (cds_list_empty(&w->read_list))
+		return;
+	CDS_INIT_LIST_HEAD(&batch);
+	cds_list_splice(&w->read_list, &batch);
+	CDS_INIT_LIST_HEAD(&w->read_list);
+	while (!cds_list_empty(&batch)) {
+		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, rlink);
+		cds_list_del_init(&c->rlink);
+		rl_conn_on_event(c, RL_EV_IN);
+	}
+}
+
+void rl_conn_flush_pending(struct rl_worker *w)
+{
+	struct cds_list_head batch;
+
+	if (cds_list_empty(&w->flush_list))
+		return;
+	CDS_INIT_LIST_HEAD(&batch);
+	cds_list_splice(&w->flush_list, &batch);
+	CDS_INIT_LIST_HEAD(&w->flush_list);
+	while (!cds_list_empty(&batch)) {
+		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, qlink);
+		cds_list_del_init(&c->qlink);
+		rl_conn_flush(c);
+	}
+}
+
+void rl_conn_close_marked(struct rl_worker *w)
+{
+	while (w->dead) {
+		struct rl_conn *c = w->dead;
+		w->dead = c->next_dead;
+		conn_destroy(c);
+	}
 }

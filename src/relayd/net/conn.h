@@ -83,6 +83,28 @@ void rl_conn_assert_owner(const struct rl_conn *c);
 #define RL_ASSERT_OWNER(c) ((void)0)
 #endif
 
+/* What the layer above does with connections (relay/handler.c provides
+ * them). net/ calls up only through this table: one indirect call per
+ * received frame. */
+struct rl_conn_upcalls {
+	/* One complete frame of <c>, header already checked by the decoder.
+	 * <f>'s payload points into the worker's scratch buffer and is valid
+	 * only during the call. May send, raise an error or kill <c>; parsing
+	 * stops once <c> no longer accepts output. */
+	void (*frame)(struct rl_conn *c, const struct relay_frame *f);
+	/* <c> is CLOSED (from the close step, before anything of it is freed):
+	 * release what the layer above holds for it (its rooms). Nothing can
+	 * be sent any more. */
+	void (*closed)(struct rl_conn *c);
+};
+
+/* Installs <up> (copied; both members required). Main thread, once, before
+ * any worker starts. */
+void rl_conn_set_upcalls(const struct rl_conn_upcalls *up);
+/* Sets up worker <w>'s connection bookkeeping: timer lists (enum
+ * rl_conn_timer), flush and read lists, dead list. From rl_worker_init. */
+void rl_conn_worker_init(struct rl_worker *w);
+
 /* Takes ownership of accepted socket <fd> on worker <w>: INIT, registered
  * with the loop, then OPEN. <refused>: send SERVER_FULL and close. NULL on
  * failure (fd closed). */
@@ -93,9 +115,16 @@ void rl_conn_on_event(struct rl_conn *c, uint32_t bits);
 void rl_conn_read(struct rl_conn *c);
 /* Writes pending output (worker flush step). */
 void rl_conn_flush(struct rl_conn *c);
-/* CLOSED: leaves every room, frees everything, closes the socket. Called
- * once, by the worker's close step, for a conn marked dead. */
-void rl_conn_destroy(struct rl_conn *c);
+
+/* The loop turn's connection steps, in turn order. Owner worker.
+ * Reads what the last turn deferred (read budget spent, throttled, linger),
+ * after every ready socket was served. */
+void rl_conn_read_deferred(struct rl_worker *w);
+/* rl_conn_flush for every connection with pending output. */
+void rl_conn_flush_pending(struct rl_worker *w);
+/* The close step: every connection marked with rl_conn_kill goes CLOSED
+ * (upcall closed), is freed and its socket closed, once each. */
+void rl_conn_close_marked(struct rl_worker *w);
 
 /* Output. All return 0, or -ECANCELED when the connection no longer
  * accepts output (CLOSING, dead), -ENOMEM. */
@@ -108,16 +137,15 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m);
  * NULL; <detail> replaces the default message when non-NULL. */
 void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, size_t room_len,
 		   const char *detail);
-/* Immediate close at the end of the turn (peer gone, socket error). */
+/* Immediate close at the end of the turn (peer gone, socket error): marks
+ * <c> dead, off every timer and work list, on the worker's dead list for
+ * rl_conn_close_marked. A second call is a no-op. */
 void rl_conn_kill(struct rl_conn *c);
 
 /* Writes "conn-N" to <buf> (>= 32 bytes); returns its length. */
 size_t rl_conn_name(uint64_t id, char *buf);
 bool rl_conn_can_send(const struct rl_conn *c);
 
-/* Sets up worker <w>'s connection timer lists (enum rl_conn_timer). Main
- * thread, from rl_worker_init. */
-void rl_conn_timers_init(struct rl_worker *w);
 /* Shutdown: SERVER_SHUTDOWN and a flush deadline. */
 void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms);
 /* rl_conn_shutdown(<deadline_ms>) for every live connection of worker <w>

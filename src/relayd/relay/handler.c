@@ -208,7 +208,7 @@ static void conn_leave_slot(struct rl_conn *c, uint32_t slot)
 	rl_room_leave(r);
 }
 
-void rl_handler_leave_all(struct rl_conn *c)
+void rl_handler_closed(struct rl_conn *c)
 {
 	while (c->nrooms)
 		conn_leave_slot(c, c->nrooms - 1);
