@@ -1,6 +1,6 @@
 /* handler.h -- what relayd does with each complete frame: a dispatch table
  * indexed by frame type, the HELLO/JOIN/LEAVE/MESSAGE/HEARTBEAT/ERROR
- * handlers, and a connection's room memberships.
+ * handlers, presence events, and what a closed connection leaves behind.
  * Threading: the connection's owner worker, RCU read side online. */
 #ifndef RL_HANDLER_H
 #define RL_HANDLER_H
