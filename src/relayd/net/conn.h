@@ -10,6 +10,7 @@
 
 #include <relay/protocol.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <urcu/list.h>
 
@@ -75,6 +76,16 @@ struct rl_conn {
 	struct cds_list_head rlink; /* read_list, or empty */
 	struct rl_conn *next_dead;
 };
+
+/* Growth is a decision: change this with "Memory per connection" in
+ * docs/architecture.md. */
+_Static_assert(sizeof(struct rl_conn) == 232, "struct rl_conn changed size");
+/* What fan-out touches per delivery stays in the first 64 bytes. */
+#define RL_CONN_HOT(f) (offsetof(struct rl_conn, f) + sizeof(((struct rl_conn *)0)->f) <= 64)
+_Static_assert(RL_CONN_HOT(state) && RL_CONN_HOT(flags) && RL_CONN_HOT(w) && RL_CONN_HOT(out) &&
+		       RL_CONN_HOT(qlink),
+	       "fan-out's fields left the first cache line of struct rl_conn");
+#undef RL_CONN_HOT
 
 #ifndef NDEBUG
 #define RL_ASSERT_OWNER(c) rl_conn_assert_owner(c)
