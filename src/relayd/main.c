@@ -3,12 +3,15 @@
  * the workers, then only waits: for SIGTERM/SIGINT (signalfd; all threads
  * block these signals, so no work ever runs in a signal handler) and for
  * the workers to finish. After joining them it tears everything down. */
+#include "net/conn.h"
 #include "net/listen.h"
 #include "base/log.h"
 #include "net/msg.h"
 #include "net/transport.h"
 #include "ops/ops.h"
 #include "base/options.h"
+#include "relay/fanout.h"
+#include "relay/handler.h"
 #include "relay/room.h"
 #include "base/stats.h"
 #include "loop/worker.h"
@@ -67,6 +70,21 @@ static unsigned main_listen_specs(const struct rl_config *cfg, struct rl_listen_
 		.tp = &rl_tcp_transport,
 	};
 	return 1;
+}
+
+/* The lower layers call up only through what is installed here, once,
+ * before any worker runs: a connection's frames and its close go to the
+ * protocol handler; inbox items and released messages to the fan-out. */
+static void main_wire_layers(void)
+{
+	static const struct rl_conn_upcalls conn_up = {
+		.frame = rl_handler_frame,
+		.closed = rl_handler_closed,
+	};
+
+	rl_conn_set_upcalls(&conn_up);
+	rl_msg_set_release(rl_fanout_msg_release);
+	rl_worker_set_inbox_handler(RL_INBOX_FANOUT, rl_fanout_item);
 }
 
 static int main_start(unsigned n, const struct rl_listen_spec *specs, unsigned nspecs)
@@ -187,6 +205,7 @@ int main(int argc, char **argv)
 	}
 	uint16_t port = specs[0].bound_port; /* the plain TCP one */
 	rl_srv.done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	main_wire_layers();
 	if (rl_srv.done_efd == -1 || rl_stats_init(n) || rl_rooms_init(n) ||
 	    main_start(n, specs, nspecs)) {
 		fprintf(stderr, "relayd: cannot start workers: %s\n", strerror(errno));

@@ -8,19 +8,22 @@
  * One turn: offline -> epoll_wait -> online -> dispatch ready fds -> read
  * connections left over from the last turn's budget -> drain the inbox
  * (bounded) -> timers -> flush pending output (one batched write each) ->
- * close the marked connections -> quiescent state. */
+ * close the marked connections -> quiescent state.
+ *
+ * This is where the layers meet: the turn calls the connection layer's
+ * steps (net/conn.h) by name, and anything above it only through function
+ * types registered at start-up (inbox item handlers), never by include. */
 #include "loop/worker.h"
 
+#include "base/clock.h"
 #include "net/conn.h"
-#include "relay/fanout.h"
-#include "loop/timer.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WORKER_EVENTS 512
@@ -33,13 +36,6 @@ struct rl_server rl_srv;
 
 typedef void (*src_fn)(struct rl_worker *w, void *ptr, uint32_t bits);
 
-static uint64_t worker_clock_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 int rl_worker_init(struct rl_worker *w, unsigned id)
 {
 	int rc;
@@ -49,12 +45,7 @@ int rl_worker_init(struct rl_worker *w, unsigned id)
 	w->loop.epfd = -1;
 	w->inbox.efd = -1;
 	w->stats = rl_stats_slot(id);
-	CDS_INIT_LIST_HEAD(&w->idle_list);
-	CDS_INIT_LIST_HEAD(&w->closing_list);
-	CDS_INIT_LIST_HEAD(&w->frame_list);
-	CDS_INIT_LIST_HEAD(&w->drain_list);
-	CDS_INIT_LIST_HEAD(&w->flush_list);
-	CDS_INIT_LIST_HEAD(&w->read_list);
+	rl_conn_worker_init(w);
 	w->scratch = malloc(RL_SCRATCH_BYTES);
 	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (!w->scratch)
@@ -99,12 +90,6 @@ void rl_worker_fini(struct rl_worker *w)
 	rl_inbox_fini(&w->inbox);
 	rl_segpool_fini(&w->pool);
 	free(w->scratch);
-}
-
-void rl_worker_mark_dead(struct rl_worker *w, struct rl_conn *c)
-{
-	c->next_dead = w->dead;
-	w->dead = c;
 }
 
 void rl_workers_stop(void)
@@ -195,29 +180,17 @@ static void worker_dispatch(struct rl_worker *w, int n)
 	}
 }
 
-static void worker_read_again(struct rl_worker *w)
-{
-	struct cds_list_head batch;
-
-	if (cds_list_empty(&w->read_list))
-		return;
-	CDS_INIT_LIST_HEAD(&batch);
-	cds_list_splice(&w->read_list, &batch);
-	CDS_INIT_LIST_HEAD(&w->read_list);
-	while (!cds_list_empty(&batch)) {
-		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, rlink);
-		cds_list_del_init(&c->rlink);
-		rl_conn_on_event(c, RL_EV_IN);
-	}
-}
-
 /* ---- inbox ------------------------------------------------------------------------ */
 
-typedef void (*inbox_fn)(struct rl_worker *w, struct rl_inbox_item *it);
+/* Registered by the layers that push items (rl_worker_set_inbox_handler),
+ * before any worker runs; read-only after. */
+static rl_inbox_fn *inbox_handlers[RL_INBOX_NKINDS];
 
-static const inbox_fn inbox_handlers[RL_INBOX_NKINDS] = {
-	[RL_INBOX_FANOUT] = rl_fanout_item,
-};
+void rl_worker_set_inbox_handler(enum rl_inbox_kind kind, rl_inbox_fn *fn)
+{
+	assert(kind < RL_INBOX_NKINDS && fn);
+	inbox_handlers[kind] = fn;
+}
 
 static void worker_drain_inbox(struct rl_worker *w)
 {
@@ -236,39 +209,10 @@ static void worker_drain_inbox(struct rl_worker *w)
 	RL_STAT_ADD(w->stats, inbox_items, n);
 }
 
-/* ---- flush and close ----------------------------------------------------------------- */
-
-static void worker_flush(struct rl_worker *w)
-{
-	struct cds_list_head batch;
-
-	if (cds_list_empty(&w->flush_list))
-		return;
-	CDS_INIT_LIST_HEAD(&batch);
-	cds_list_splice(&w->flush_list, &batch);
-	CDS_INIT_LIST_HEAD(&w->flush_list);
-	while (!cds_list_empty(&batch)) {
-		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, qlink);
-		cds_list_del_init(&c->qlink);
-		rl_conn_flush(c);
-	}
-}
-
-static void worker_close_dead(struct rl_worker *w)
-{
-	while (w->dead) {
-		struct rl_conn *c = w->dead;
-		w->dead = c->next_dead;
-		rl_conn_destroy(c);
-	}
-}
-
 /* ---- shutdown ---------------------------------------------------------------------------- */
 
 static void worker_begin_stop(struct rl_worker *w)
 {
-	struct rl_conn *c, *tmp;
-
 	w->stopping = true;
 	w->stop_deadline = w->now_ms + RL_CFG(grace_ms);
 	/* Closing a listener resets the connections in its accept queue: take
@@ -283,16 +227,11 @@ static void worker_begin_stop(struct rl_worker *w)
 		}
 		worker_unlisten(w, l);
 	}
-	cds_list_for_each_entry_safe(c, tmp, &w->idle_list, tlink)
-		rl_conn_shutdown(c, w->stop_deadline);
-	cds_list_for_each_entry_safe(c, tmp, &w->closing_list, tlink)
-		rl_conn_shutdown(c, w->stop_deadline);
+	rl_conn_shutdown_all(w, w->stop_deadline);
 }
 
 static void worker_check_stop(struct rl_worker *w)
 {
-	struct rl_conn *c, *tmp;
-
 	if (!w->stopping) {
 		if (__atomic_load_n(&rl_srv.stopping, __ATOMIC_SEQ_CST))
 			worker_begin_stop(w);
@@ -300,10 +239,7 @@ static void worker_check_stop(struct rl_worker *w)
 	}
 	if (w->now_ms < w->stop_deadline)
 		return;
-	cds_list_for_each_entry_safe(c, tmp, &w->closing_list, tlink)
-		rl_conn_kill(c);
-	cds_list_for_each_entry_safe(c, tmp, &w->idle_list, tlink)
-		rl_conn_kill(c);
+	rl_conn_kill_all(w);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
@@ -324,7 +260,7 @@ static int worker_timeout(struct rl_worker *w)
 	if (w->inbox_more || w->dead || !cds_list_empty(&w->read_list) ||
 	    !cds_list_empty(&w->flush_list))
 		return 0;
-	long t = rl_timers_next(w);
+	long t = rl_timers_next(w->timers, RL_WORKER_NTIMERS, w->now_ms);
 	if (w->stopping) {
 		long s = w->stop_deadline > w->now_ms ? (long)(w->stop_deadline - w->now_ms) : 0;
 		if (t < 0 || s < t)
@@ -342,7 +278,7 @@ static bool worker_turn(struct rl_worker *w)
 	rl_rcu_offline();
 	int n = rl_evloop_wait(&w->loop, timeout);
 	rl_rcu_online();
-	w->now_ms = worker_clock_ms();
+	w->now_ms = rl_clock_ms();
 	if (n < 0) {
 		RL_ERRORF(0, "epoll_wait: %s", strerror(-n));
 		n = 0;
@@ -350,11 +286,11 @@ static bool worker_turn(struct rl_worker *w)
 	worker_check_stop(w);
 	w->throttled = rl_srv.nworkers > 1 && worker_peers_backlogged(w);
 	worker_dispatch(w, n);
-	worker_read_again(w);
+	rl_conn_read_deferred(w);
 	worker_drain_inbox(w);
-	rl_timers_run(w);
-	worker_flush(w);
-	worker_close_dead(w);
+	rl_timers_run(w->timers, RL_WORKER_NTIMERS, w->now_ms);
+	rl_conn_flush_pending(w);
+	rl_conn_close_marked(w);
 	rl_rcu_quiescent();
 	return !(w->stopping && w->nconns == 0);
 }
@@ -374,7 +310,7 @@ static void *worker_main(void *arg)
 
 	rl_log_worker = (int)w->id;
 	rcu_register_thread();
-	w->now_ms = worker_clock_ms();
+	w->now_ms = rl_clock_ms();
 	while (worker_turn(w))
 		;
 	worker_drain_rest(w);
@@ -387,6 +323,8 @@ static void *worker_main(void *arg)
 
 int rl_worker_start(struct rl_worker *w)
 {
+	for (unsigned k = 0; k < RL_INBOX_NKINDS; k++)
+		assert(inbox_handlers[k] && "rl_worker_set_inbox_handler before the workers start");
 	int rc = pthread_create(&w->thread, NULL, worker_main, w);
 	return -rc;
 }

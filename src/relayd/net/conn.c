@@ -1,13 +1,19 @@
-/* conn.c -- one client connection: state machine, receive path, send queue.
+/* conn.c -- one client connection: state machine, receive path, send queue,
+ * timers, and the worker's per-turn connection steps (deferred reads, flush,
+ * close).
  * Threading: everything here runs on the connection's owner worker; other
  * workers reach a connection only through its owner's inbox (inbox.c).
  *
- * A connection is never freed inside an I/O path: rl_conn_kill marks it and
- * the worker's close step calls rl_conn_destroy once per marked connection. */
+ * The layer above is reached only through the upcall table installed with
+ * rl_conn_set_upcalls (complete frames, the final close); nothing here
+ * names it.
+ *
+ * A connection is never freed inside an I/O path: rl_conn_kill marks it (the
+ * worker's dead list) and the close step, rl_conn_close_marked, destroys
+ * each marked connection once. */
 #include "net/conn.h"
 
-#include "relay/handler.h"
-#include "ops/metrics.h"
+#include "base/clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -56,6 +62,15 @@ static const char *const err_text[RELAY_ERR_NCODES] = {
 	[RELAY_ERR_SERVER_FULL] = "server full",
 	[RELAY_ERR_SERVER_SHUTDOWN] = "server shutting down",
 };
+
+/* Set once before any worker runs (rl_conn_set_upcalls), read-only after. */
+static struct rl_conn_upcalls conn_up;
+
+void rl_conn_set_upcalls(const struct rl_conn_upcalls *up)
+{
+	assert(up->frame && up->closed);
+	conn_up = *up;
+}
 
 #ifndef NDEBUG
 static _Thread_local const struct rl_worker *conn_self;
@@ -108,9 +123,9 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 	c->state = RL_CONN_INIT;
 	c->id = __atomic_add_fetch(&rl_srv.next_conn_id, 1, __ATOMIC_RELAXED);
 	relay_decoder_init(&c->dec, (uint32_t)rl_srv.cfg.max_frame);
-	CDS_INIT_LIST_HEAD(&c->tlink);
-	CDS_INIT_LIST_HEAD(&c->flink);
-	CDS_INIT_LIST_HEAD(&c->dlink);
+	rl_timer_init(&c->life);
+	rl_timer_init(&c->frame);
+	rl_timer_init(&c->drain);
 	CDS_INIT_LIST_HEAD(&c->qlink);
 	CDS_INIT_LIST_HEAD(&c->rlink);
 	if (refused)
@@ -128,8 +143,7 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 		return NULL;
 	}
 	conn_set_state(c, RL_CONN_OPEN);
-	c->last_rx_ms = w->now_ms;
-	cds_list_add_tail(&c->tlink, &w->idle_list);
+	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
 	w->nconns++;
 	RL_STAT_ADD(w->stats, conns_accepted, 1);
 	RL_STAT_ADD(w->stats, conns_current, 1);
@@ -153,12 +167,13 @@ void rl_conn_kill(struct rl_conn *c)
 		conn_set_state(c, RL_CONN_CLOSING); /* nothing more will be flushed */
 	c->flags |= RL_CF_DEAD;
 	/* Off every timer and work list now, so no later step of this turn sees it. */
-	cds_list_del_init(&c->tlink);
-	cds_list_del_init(&c->flink);
-	cds_list_del_init(&c->dlink);
+	rl_timer_disarm(&c->life);
+	rl_timer_disarm(&c->frame);
+	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	cds_list_del_init(&c->rlink);
-	rl_worker_mark_dead(c->w, c);
+	c->next_dead = c->w->dead;
+	c->w->dead = c;
 }
 
 static void conn_want_flush(struct rl_conn *c)
@@ -188,11 +203,9 @@ static void conn_begin_closing(struct rl_conn *c, uint64_t deadline)
 {
 	struct rl_worker *w = c->w;
 	conn_set_state(c, RL_CONN_CLOSING);
-	c->deadline_ms = deadline;
-	cds_list_del(&c->tlink);
-	cds_list_add_tail(&c->tlink, &w->closing_list);
-	cds_list_del_init(&c->flink);
-	cds_list_del_init(&c->dlink);
+	rl_timer_arm(&w->timers[RL_CONN_T_CLOSING], &c->life, deadline);
+	rl_timer_disarm(&c->frame);
+	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->rlink);
 	if (c->out.bytes == 0)
 		conn_closing_done(c);
@@ -267,8 +280,7 @@ static void conn_check_watermarks(struct rl_conn *c)
 	}
 	if (c->state == RL_CONN_OPEN && b > RL_CFG(out_high)) {
 		conn_set_state(c, RL_CONN_DRAINING);
-		c->deadline_ms = c->w->now_ms;
-		cds_list_add_tail(&c->dlink, &c->w->drain_list);
+		rl_timer_arm(&c->w->timers[RL_CONN_T_DRAIN], &c->drain, c->w->now_ms);
 		RL_DEBUGF(c->id, "backpressure detected: %zu bytes queued", b);
 	}
 }
@@ -342,7 +354,10 @@ void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, 
 		conn_begin_closing(c, c->w->now_ms + CONN_CLOSE_FLUSH_MS);
 }
 
-void rl_conn_expire(struct rl_conn *c, enum relay_err why)
+/* A timer of <c> expired (<why>: the list's error). Takes <c> off that
+ * list: the fatal error moves it to CLOSING (off the idle, frame and drain
+ * lists), a passed flush deadline kills it. */
+static void conn_expire(struct rl_conn *c, enum relay_err why)
 {
 	if (c->state == RL_CONN_CLOSING) {
 		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent", (size_t)c->out.bytes);
@@ -362,25 +377,64 @@ void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms)
 {
 	if (c->flags & RL_CF_DEAD)
 		return;
+	/* CLOSING: life.start_ms is the flush deadline. It is changed in place:
+	 * the closing list may lose its order, but at <deadline_ms> the worker
+	 * kills every connection left (worker_check_stop). */
 	if (c->state == RL_CONN_CLOSING) {
-		if (deadline_ms < c->deadline_ms)
-			c->deadline_ms = deadline_ms;
+		if (deadline_ms < c->life.start_ms)
+			c->life.start_ms = deadline_ms;
 		return;
 	}
 	rl_conn_error(c, RELAY_ERR_SERVER_SHUTDOWN, NULL, 0, NULL);
 	if (c->state == RL_CONN_CLOSING)
-		c->deadline_ms = deadline_ms;
+		c->life.start_ms = deadline_ms;
+}
+
+static void conn_idle_expired(struct rl_timer *t, void *arg)
+{
+	(void)arg;
+	conn_expire(caa_container_of(t, struct rl_conn, life), RELAY_ERR_IDLE_TIMEOUT);
+}
+
+static void conn_frame_expired(struct rl_timer *t, void *arg)
+{
+	(void)arg;
+	conn_expire(caa_container_of(t, struct rl_conn, frame), RELAY_ERR_FRAME_TIMEOUT);
+}
+
+static void conn_drain_expired(struct rl_timer *t, void *arg)
+{
+	(void)arg;
+	conn_expire(caa_container_of(t, struct rl_conn, drain), RELAY_ERR_SLOW_CONSUMER);
+}
+
+static void conn_closing_expired(struct rl_timer *t, void *arg)
+{
+	(void)arg;
+	conn_expire(caa_container_of(t, struct rl_conn, life), RELAY_ERR_NONE);
+}
+
+void rl_conn_worker_init(struct rl_worker *w)
+{
+	struct rl_config *cfg = &rl_srv.cfg; /* reloadable: timer.c loads them atomically */
+
+	CDS_INIT_LIST_HEAD(&w->flush_list);
+	CDS_INIT_LIST_HEAD(&w->read_list);
+	w->dead = NULL;
+
+	rl_timer_list_init(&w->timers[RL_CONN_T_IDLE], &cfg->idle_ms, conn_idle_expired, NULL);
+	rl_timer_list_init(&w->timers[RL_CONN_T_FRAME], &cfg->frame_ms, conn_frame_expired, NULL);
+	rl_timer_list_init(&w->timers[RL_CONN_T_DRAIN], &cfg->slow_ms, conn_drain_expired, NULL);
+	rl_timer_list_init_deadline(&w->timers[RL_CONN_T_CLOSING], conn_closing_expired, NULL);
 }
 
 /* Any received byte counts as activity: move to the idle list's tail. */
 static void conn_touch(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
-	if (c->last_rx_ms == w->now_ms)
+	if (c->life.start_ms == w->now_ms)
 		return;
-	c->last_rx_ms = w->now_ms;
-	cds_list_del(&c->tlink);
-	cds_list_add_tail(&c->tlink, &w->idle_list);
+	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
 }
 
 static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frames)
@@ -389,14 +443,12 @@ static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frame
 	if (RL_CFG(frame_ms) == 0)
 		return;
 	if (relay_decoder_pending(&c->dec) == 0) {
-		cds_list_del_init(&c->flink);
+		rl_timer_disarm(&c->frame);
 		return;
 	}
 	if (was_pending && frames == 0)
 		return; /* the same frame is still arriving */
-	c->frame_start_ms = w->now_ms;
-	cds_list_del(&c->flink);
-	cds_list_add_tail(&c->flink, &w->frame_list);
+	rl_timer_arm(&w->timers[RL_CONN_T_FRAME], &c->frame, w->now_ms);
 }
 
 static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
@@ -416,7 +468,7 @@ static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 			return;
 		}
 		frames++;
-		rl_handler_frame(c, &f);
+		conn_up.frame(c, &f);
 		if (!rl_conn_can_send(c))
 			return;
 	}
@@ -455,7 +507,7 @@ void rl_conn_read(struct rl_conn *c)
 	while (budget) {
 		ssize_t n = c->tp->read(c, w->scratch, RL_SCRATCH_BYTES);
 		if (n > 0) {
-			w->t_read_ns = rl_metrics_now_ns();
+			w->t_read_ns = rl_clock_ns();
 			RL_STAT_ADD(w->stats, bytes_in, n);
 			conn_touch(c);
 			conn_parse(c, w->scratch, (size_t)n);
@@ -543,24 +595,46 @@ void rl_conn_flush(struct rl_conn *c)
 	}
 	if (c->state == RL_CONN_DRAINING && c->out.bytes < RL_CFG(out_low)) {
 		conn_set_state(c, RL_CONN_OPEN);
-		cds_list_del_init(&c->dlink);
+		rl_timer_disarm(&c->drain);
 		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);
 	}
 	if (c->state == RL_CONN_CLOSING && c->out.bytes == 0 && !(c->flags & RL_CF_LINGER))
 		conn_closing_done(c);
 }
 
-void rl_conn_destroy(struct rl_conn *c)
+void rl_conn_shutdown_all(struct rl_worker *w, uint64_t deadline_ms)
+{
+	struct rl_conn *c, *tmp;
+
+	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_IDLE].head, life.link)
+		rl_conn_shutdown(c, deadline_ms);
+	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_CLOSING].head, life.link)
+		rl_conn_shutdown(c, deadline_ms);
+}
+
+void rl_conn_kill_all(struct rl_worker *w)
+{
+	struct rl_conn *c, *tmp;
+
+	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_CLOSING].head, life.link)
+		rl_conn_kill(c);
+	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_IDLE].head, life.link)
+		rl_conn_kill(c);
+}
+
+/* CLOSED: tells the layer above, frees everything, closes the socket. Once
+ * per connection marked dead, from the close step. */
+static void conn_destroy(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
 
 	RL_ASSERT_OWNER(c);
 	assert(c->flags & RL_CF_DEAD);
 	conn_set_state(c, RL_CONN_CLOSED);
-	rl_handler_leave_all(c);
-	cds_list_del_init(&c->tlink);
-	cds_list_del_init(&c->flink);
-	cds_list_del_init(&c->dlink);
+	conn_up.closed(c);
+	rl_timer_disarm(&c->life);
+	rl_timer_disarm(&c->frame);
+	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	cds_list_del_init(&c->rlink);
 	RL_STAT_SUB(w->stats, out_queued, c->out.bytes);
@@ -576,4 +650,47 @@ void rl_conn_destroy(struct rl_conn *c)
 		rl_stats_conn_del();
 	w->nconns--;
 	free(c);
+}
+
+/* ---- the worker's per-turn steps ---------------------------------------- */
+
+void rl_conn_read_deferred(struct rl_worker *w)
+{
+	struct cds_list_head batch;
+
+	if (cds_list_empty(&w->read_list))
+		return;
+	CDS_INIT_LIST_HEAD(&batch);
+	cds_list_splice(&w->read_list, &batch);
+	CDS_INIT_LIST_HEAD(&w->read_list);
+	while (!cds_list_empty(&batch)) {
+		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, rlink);
+		cds_list_del_init(&c->rlink);
+		rl_conn_on_event(c, RL_EV_IN);
+	}
+}
+
+void rl_conn_flush_pending(struct rl_worker *w)
+{
+	struct cds_list_head batch;
+
+	if (cds_list_empty(&w->flush_list))
+		return;
+	CDS_INIT_LIST_HEAD(&batch);
+	cds_list_splice(&w->flush_list, &batch);
+	CDS_INIT_LIST_HEAD(&w->flush_list);
+	while (!cds_list_empty(&batch)) {
+		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, qlink);
+		cds_list_del_init(&c->qlink);
+		rl_conn_flush(c);
+	}
+}
+
+void rl_conn_close_marked(struct rl_worker *w)
+{
+	while (w->dead) {
+		struct rl_conn *c = w->dead;
+		w->dead = c->next_dead;
+		conn_destroy(c);
+	}
 }

@@ -34,9 +34,15 @@ struct rl_msg {
  * reference, owned by the caller. NULL on ENOMEM. */
 struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems);
 void rl_msg_get(struct rl_msg *m);
-/* The last put drops the room reference and frees the message; for a timed
- * MESSAGE it records read -> queued-to-every-member in the fan-out latency
- * histogram of the calling worker (ops' metrics.h). */
+/* The last put calls the release hook (if one is installed), then frees
+ * the message. */
 void rl_msg_put(struct rl_msg *m);
+
+/* Runs on the thread that drops a message's last reference, just before it
+ * is freed: the layer that publishes messages releases what it attached
+ * (relay/fanout.c: the room reference, the fan-out latency sample). */
+typedef void rl_msg_release_fn(struct rl_msg *m);
+/* Installs <fn> (NULL: none). Main thread, once, before any worker starts. */
+void rl_msg_set_release(rl_msg_release_fn *fn);
 
 #endif

@@ -1,7 +1,9 @@
 /* fanout.c -- room fan-out, local and cross-worker. Threading: see fanout.h. */
 #include "relay/fanout.h"
 
+#include "base/clock.h"
 #include "net/conn.h"
+#include "ops/metrics.h"
 #include "relay/room.h"
 #include "loop/worker.h"
 
@@ -63,4 +65,13 @@ void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it)
 
 	fanout_local(w, m->room, m, NULL);
 	rl_msg_put(m);
+}
+
+void rl_fanout_msg_release(struct rl_msg *m)
+{
+	if (m->t_read_ns && rl_log_worker >= 0) /* rl_log_worker: this thread's worker index */
+		rl_metrics_fanout_observe(rl_metrics_worker((unsigned)rl_log_worker),
+					  rl_clock_ns() - m->t_read_ns);
+	if (m->room)
+		rl_room_put(m->room);
 }
