@@ -37,7 +37,7 @@ const struct rl_option rl_options[] = {
 	{ "slow-consumer-timeout", "RELAY_SLOW_CONSUMER_TIMEOUT", RL_OPT_DURATION, "10", 0,
 	  30 * DAY_MS, OFF(slow_ms), true, "longest time a connection may stay DRAINING (0 = off)" },
 	{ "outbound-low-watermark", "RELAY_OUTBOUND_LOW_WATERMARK", RL_OPT_SIZE, "256K", 0,
-	  1024 * MiB, OFF(out_low), true, "queued bytes below which DRAINING returns to OPEN (a default above the high watermark becomes a quarter of it)" },
+	  1024 * MiB, OFF(out_low), true, "queued bytes at or below which DRAINING returns to OPEN (0 = once fully drained; a default above the high watermark becomes a quarter of it)" },
 	{ "outbound-high-watermark", "RELAY_OUTBOUND_HIGH_WATERMARK", RL_OPT_SIZE, "1M", 1,
 	  1024 * MiB, OFF(out_high), true, "queued bytes above which OPEN becomes DRAINING (a default above the hard limit becomes half of it)" },
 	{ "outbound-hard-limit", "RELAY_OUTBOUND_HARD_LIMIT", RL_OPT_SIZE, "8M", 1, 1024 * MiB,

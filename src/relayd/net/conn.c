@@ -541,7 +541,7 @@ void rl_conn_flush(struct rl_conn *c)
 		rl_conn_kill(c);
 		return;
 	}
-	if (c->state == RL_CONN_DRAINING && c->out.bytes < RL_CFG(out_low)) {
+	if (c->state == RL_CONN_DRAINING && c->out.bytes <= RL_CFG(out_low)) {
 		conn_set_state(c, RL_CONN_OPEN);
 		cds_list_del_init(&c->dlink);
 		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);
