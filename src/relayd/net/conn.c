@@ -410,6 +410,11 @@ static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 		enum relay_decode_status st = relay_decoder_next(&c->dec, &f);
 		if (st == RELAY_DECODE_NEED_MORE)
 			break;
+		if (st == RELAY_DECODE_NOMEM) { /* this client's frame, not the server, fails */
+			RL_WARNF(c->id, "out of memory buffering a frame: connection closed");
+			rl_conn_kill(c);
+			return;
+		}
 		if (st == RELAY_DECODE_ERROR) {
 			RL_STAT_ADD(c->w->stats, frames_in[0], 1);
 			rl_conn_error(c, c->dec.err, NULL, 0, NULL);
