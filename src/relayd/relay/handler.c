@@ -36,8 +36,11 @@ static enum relay_json_kind handler_json(struct rl_conn *c, const struct relay_f
 	char msg[160];
 	snprintf(msg, sizeof(msg), "invalid JSON at byte %zu: %s", res.err_off,
 		 res.err_msg ? res.err_msg : "syntax error");
-	RL_DEBUGF(c->id, "%s in %s payload: %.*s", msg, relay_msg_type_name(f->type),
-		  (int)(f->len < 200 ? f->len : 200), (const char *)f->payload);
+	if (rl_log_on(RL_LOG_DEBUG)) {
+		char esc[256]; /* escaped, credentials redacted, capped */
+		rl_log_escape(esc, sizeof(esc), f->payload, f->len);
+		RL_DEBUGF(c->id, "%s in %s payload: %s", msg, relay_msg_type_name(f->type), esc);
+	}
 	rl_conn_error(c, RELAY_ERR_PARSE_ERROR, NULL, 0, msg);
 	return RELAY_JSON_NONE;
 }
