@@ -477,8 +477,9 @@ IT_TEST(errors, debug_log_redacts_tokens_and_escapes_control_bytes)
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1", "--debug");
 	struct rl_test_client *c = it_connect(&s);
-	static const char hello[] = "{\"userId\":\"ann\",\"token\":\"secret123-eyJhbGciOi\","
-				    "\"echo\":true}\x01\x1b]0;pwned\x07\x1b[2J\r\nfake log line\x7f";
+	static const char hello[] =
+	    "{\"userId\":\"ann\",\"token\":\"secret123-eyJhbGciOi\","
+	    "\"echo\":true}\x01\x1b]0;pwned\x07\x1b[2J\r\nfake log line\x7f";
 	it_send(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, hello, sizeof(hello) - 1);
 	it_fatal(c, "PARSE_ERROR");
 	rl_test_close(c);

@@ -355,8 +355,8 @@ static int tcp_timer(const struct rl_test_server *s, const struct rl_test_client
 	int found = -1;
 	while (found != 0 && fgets(line, sizeof(line), f) != NULL) {
 		unsigned la, lp, ra, rp, st, txq, rxq;
-		if (sscanf(line, " %*u: %8x:%4x %8x:%4x %2x %8x:%8x %2x:%8lx", &la, &lp, &ra, &rp, &st,
-			   &txq, &rxq, tr, ticks) == 9 &&
+		if (sscanf(line, " %*u: %8x:%4x %8x:%4x %2x %8x:%8x %2x:%8lx", &la, &lp, &ra, &rp,
+			   &st, &txq, &rxq, tr, ticks) == 9 &&
 		    lp == s->port && rp == ntohs(me.sin_port))
 			found = 0;
 	}
@@ -388,7 +388,7 @@ IT_TEST(lifecycle, tcp_keepalive_option_arms_accepted_sockets)
 	const char *help[] = {"--help", NULL};
 	cr_assert_eq(rl_test_run_relayd(help, NULL, 5000, out, sizeof(out), err, sizeof(err)), 0);
 	cr_assert(strstr(out, "--tcp-keepalive SECONDS") != NULL &&
-			  strstr(out, "(default: 60) [RELAY_TCP_KEEPALIVE]") != NULL,
+		      strstr(out, "(default: 60) [RELAY_TCP_KEEPALIVE]") != NULL,
 		  "--help: %s", out);
 	const char *bad[] = {"--port", "0", "--tcp-keepalive", "soon", NULL};
 	expect_start_failure(bad, NULL, "tcp-keepalive", "--tcp-keepalive soon");

@@ -404,12 +404,13 @@ IT_TEST(session, presence_within_max_frame_drops_userid_when_too_long)
 	it_join(b, room, 2);
 	const struct rl_test_frame *f = rl_test_recv(a, IT_MS);
 	cr_assert_not_null(f, "userJoined: %s", rl_test_err());
-	cr_assert_leq(f->len + 3, 256u, "a %u-byte frame with --max-frame-bytes 256: %s", f->len + 3,
-		      rl_test_frame_str(f));
+	cr_assert_leq(f->len + 3, 256u, "a %u-byte frame with --max-frame-bytes 256: %s",
+		      f->len + 3, rl_test_frame_str(f));
 	cr_assert_eq(f->type, RELAY_MSG_MESSAGE, "%s", rl_test_frame_str(f));
 	char want[512];
-	snprintf(want, sizeof(want), "{\"type\":\"userJoined\",\"room\":\"%s\",\"connectionId\":\"%s\"}",
-		 room, rl_test_conn_id(b));
+	snprintf(want, sizeof(want),
+		 "{\"type\":\"userJoined\",\"room\":\"%s\",\"connectionId\":\"%s\"}", room,
+		 rl_test_conn_id(b));
 	cr_assert(f->len == strlen(want) && memcmp(f->payload, want, f->len) == 0, "got %s",
 		  rl_test_frame_str(f));
 	/* A userId that fits is still sent. */

@@ -263,7 +263,8 @@ static uint32_t publish_until_logged(struct rl_test_server *s, struct rl_test_cl
 	m[0] = 5;
 	memcpy(m + 1, "flood", 5);
 	while (!rl_test_server_log_has(s, needle)) {
-		cr_assert_lt(rl_test_now_ms(), deadline, "no \"%s\" after %u messages", needle, sent);
+		cr_assert_lt(rl_test_now_ms(), deadline, "no \"%s\" after %u messages", needle,
+			     sent);
 		for (int i = 0; i < 64; i++)
 			it_send(pub, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, m, sizeof(m));
 		sent += 64;
@@ -301,7 +302,7 @@ IT_TEST(slow, low_watermark_0_returns_to_open_once_drained)
 	cr_assert_eq(rl_test_expect_silence(member, 2500), 0, "a member that read everything: %s",
 		     rl_test_err());
 	cr_assert(rl_test_server_log_has(&s, "backpressure relieved: 0 bytes queued"));
-	static const uint8_t one[] = "\x05" "flood" "after";
+	static const uint8_t one[] = "\005floodafter"; /* room length 5, "flood", data */
 	it_send(pub, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, one, sizeof(one) - 1);
 	const struct rl_test_frame *f = it_expect(member, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY);
 	cr_assert(f->len >= 5 && memcmp(f->payload + f->len - 5, "after", 5) == 0, "%s",

@@ -85,8 +85,8 @@ static int fake_commit(char *err, size_t errlen)
 	return 0;
 }
 
-static const struct rl_config_ops ops = {fake_known,   fake_check, fake_apply, fake_current,
-					 fake_live,    fake_commit, NULL};
+static const struct rl_config_ops ops = {fake_known, fake_check,  fake_apply, fake_current,
+					 fake_live,  fake_commit, NULL};
 
 static char path[64];
 
@@ -241,8 +241,8 @@ static void warn_line(const char *line)
 	snprintf(warnbuf + n, sizeof(warnbuf) - n, "%s\n", line);
 }
 
-static const struct rl_config_ops warn_ops = {fake_known,   fake_check, fake_apply,   fake_current,
-					      fake_live,    fake_commit, warn_line};
+static const struct rl_config_ops warn_ops = {fake_known, fake_check,  fake_apply, fake_current,
+					      fake_live,  fake_commit, warn_line};
 
 static void write_bytes(const void *p, size_t n)
 {
@@ -288,7 +288,7 @@ Test(config, reload_of_a_directory_or_nul_file_keeps_the_running_config)
 	cr_assert_lt(rl_config_reload(&ops, log_line), 0, "%s", logbuf);
 	cr_assert_str_eq(v_level, "info");
 	cr_assert(strstr(logbuf, "E config: reload failed, nothing changed: ") &&
-			  strstr(logbuf, ":1: contains a NUL byte"),
+		      strstr(logbuf, ":1: contains a NUL byte"),
 		  "%s", logbuf);
 	unlink(path);
 	cr_assert_eq(mkdir(path, 0700), 0);

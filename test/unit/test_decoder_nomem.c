@@ -13,7 +13,7 @@ TestSuite(decoder_nomem, .timeout = 30);
 void *nomem_realloc(void *p, size_t n);
 
 static int allow = -1; /* allocations that may still succeed; -1 = all */
-static int failed;      /* allocations refused so far */
+static int failed;     /* allocations refused so far */
 
 void *nomem_realloc(void *p, size_t n)
 {

@@ -35,7 +35,7 @@ const char *rl_log_bits8(unsigned v, char *buf)
 
 struct esc_out {
 	char *p;
-	size_t cap;  /* usable bytes, the NUL excluded */
+	size_t cap; /* usable bytes, the NUL excluded */
 	size_t n;
 	size_t mark; /* a length after which "..." still fits */
 	bool cut;
@@ -65,7 +65,7 @@ static void esc_bytes(struct esc_out *o, const uint8_t *s, size_t n)
 		} else if (b >= 0x20 && b < 0x7f) {
 			esc_put(o, (const char *)&s[i], 1);
 		} else {
-			char x[4] = { '\\', 'x', hex[b >> 4], hex[b & 15] };
+			char x[4] = {'\\', 'x', hex[b >> 4], hex[b & 15]};
 			esc_put(o, x, 4);
 		}
 	}
@@ -130,7 +130,7 @@ static bool esc_has(const uint8_t *s, size_t n, const char *word)
  * credential. An escaped key could spell one ("\u0074oken"): redact it too. */
 static bool esc_secret_key(const uint8_t *k, size_t n)
 {
-	static const char *const words[] = { "token", "password", "secret", "authorization" };
+	static const char *const words[] = {"token", "password", "secret", "authorization"};
 	if (memchr(k, '\\', n))
 		return true;
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -149,7 +149,7 @@ static size_t esc_ws(const uint8_t *s, size_t i, size_t len)
 size_t rl_log_escape(char *dst, size_t cap, const void *src, size_t len)
 {
 	const uint8_t *s = src;
-	struct esc_out o = { dst, cap ? cap - 1 : 0, 0, 0, false };
+	struct esc_out o = {dst, cap ? cap - 1 : 0, 0, 0, false};
 	size_t i = 0;
 
 	while (i < len && !o.cut) {

@@ -120,7 +120,7 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, bool refused)
 	if (refused)
 		c->flags |= RL_CF_REFUSED;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	rl_sock_keepalive(fd, (unsigned)((RL_CFG(keepalive_ms) + 999) / 1000)); /* ceil: 0.5 s is 1 s */
+	rl_sock_keepalive(fd, (unsigned)((RL_CFG(keepalive_ms) + 999) / 1000)); /* s, rounded up */
 	if (rl_evloop_add(&w->loop, fd, RL_EV_IN | RL_EV_OUT | RL_EV_EDGE, c)) {
 		RL_WARNF(c->id, "cannot register socket: %s", strerror(errno));
 		conn_set_state(c, RL_CONN_CLOSED);

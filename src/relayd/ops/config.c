@@ -130,8 +130,7 @@ void rl_config_file_free(struct rl_config_file *f)
 /* What inih cannot see: a directory reads as an empty file, a NUL byte as
  * the end of the file, a read error as EOF. Each would load as a partial or
  * empty config; refuse them. 0 or -errno with <err>. */
-static int config_unreadable(const struct config_parse *p, int read_errno, char *err,
-			     size_t errlen)
+static int config_unreadable(const struct config_parse *p, int read_errno, char *err, size_t errlen)
 {
 	if (p->nul_line) {
 		snprintf(err, errlen, "%s:%u: contains a NUL byte (not a text file)", p->path,

@@ -196,7 +196,7 @@ static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *t
 	const uint8_t *name = rl_room_name(r, &nlen);
 	char id[32];
 	size_t idn = rl_conn_name(c->id, id);
-	struct relay_span room = { name, nlen }, cid = { (const uint8_t *)id, idn };
+	struct relay_span room = {name, nlen}, cid = {(const uint8_t *)id, idn};
 	struct relay_jw jw;
 
 	if (RL_CFG(no_presence) || rl_room_members(r) < 2)

@@ -32,14 +32,17 @@ Test(log, printable_ascii_is_kept)
 
 Test(log, control_and_non_ascii_bytes_are_hex_escaped)
 {
-	EXPECT("a\x01" "b\x1b[31m\n\r\t\x7f", "a\\x01b\\x1b[31m\\x0a\\x0d\\x09\\x7f");
+	EXPECT("a\x01"
+	       "b\x1b[31m\n\r\t\x7f",
+	       "a\\x01b\\x1b[31m\\x0a\\x0d\\x09\\x7f");
 	EXPECT("caf\xc3\xa9 \xc2\x85", "caf\\xc3\\xa9 \\xc2\\x85");
-	EXPECT("back\\slash", "back\\\\slash"); /* unambiguous: "\x01" typed by a peer shows as \\x01 */
+	EXPECT("back\\slash",
+	       "back\\\\slash"); /* unambiguous: "\x01" typed by a peer shows as \\x01 */
 }
 
 Test(log, nul_bytes_are_escaped_not_terminating)
 {
-	static const char in[] = { 'a', 0, 'b' };
+	static const char in[] = {'a', 0, 'b'};
 	size_t n = rl_log_escape(out, sizeof(out), in, sizeof(in));
 	cr_assert_eq(n, 6);
 	cr_assert_str_eq(out, "a\\x00b");
@@ -104,7 +107,8 @@ Test(log, redaction_holds_for_invalid_json)
 
 Test(log, words_that_are_values_are_not_redacted)
 {
-	EXPECT("{\"type\":\"token\",\"room\":\"secret\"}", "{\"type\":\"token\",\"room\":\"secret\"}");
+	EXPECT("{\"type\":\"token\",\"room\":\"secret\"}",
+	       "{\"type\":\"token\",\"room\":\"secret\"}");
 	EXPECT("{\"token\":,\"a\":1}", "{\"token\":,\"a\":1}");
 }
 

@@ -20,7 +20,7 @@ struct pair {
 
 static void pair_open(struct pair *p)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(a);
 	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	cr_assert_neq(p->lfd, -1);
