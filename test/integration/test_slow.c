@@ -283,7 +283,7 @@ IT_TEST(slow, low_watermark_0_returns_to_open_once_drained)
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1", "--debug", "--no-presence", "--outbound-low-watermark", "0",
 		 "--outbound-high-watermark", "64K", "--outbound-hard-limit", "512M",
-		 "--slow-consumer-timeout", "2");
+		 "--slow-consumer-timeout", "3");
 	struct rl_test_client *member = it_client(&s, NULL);
 	cr_assert_eq(rl_test_set_rcvbuf(member, 256 * 1024), 0, "%s", rl_test_err());
 	struct rl_test_client *pub = it_client(&s, NULL);
@@ -298,8 +298,8 @@ IT_TEST(slow, low_watermark_0_returns_to_open_once_drained)
 		cr_assert_not_null(f, "message %u of %u: %s", i, sent, rl_test_err());
 		cr_assert_eq(f->type, RELAY_MSG_MESSAGE, "%s", rl_test_frame_str(f));
 	}
-	/* Drained: OPEN again, so the 2 s DRAINING limit does not apply. */
-	cr_assert_eq(rl_test_expect_silence(member, 2500), 0, "a member that read everything: %s",
+	/* Drained: OPEN again, so the 3 s DRAINING limit does not apply. */
+	cr_assert_eq(rl_test_expect_silence(member, 3500), 0, "a member that read everything: %s",
 		     rl_test_err());
 	cr_assert(rl_test_server_log_has(&s, "backpressure relieved: 0 bytes queued"));
 	static const uint8_t one[] = "\005floodafter"; /* room length 5, "flood", data */
