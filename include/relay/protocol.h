@@ -133,6 +133,8 @@ enum relay_decode_status {
 	RELAY_DECODE_NEED_MORE = 0, /* all input consumed; feed more bytes */
 	RELAY_DECODE_FRAME,         /* *out holds one complete frame */
 	RELAY_DECODE_ERROR,         /* fatal; d->err says which; sticky */
+	RELAY_DECODE_NOMEM,         /* fatal: the tail could not be allocated;
+				       sticky; d->err stays RELAY_ERR_NONE */
 };
 
 /* Fields are private to decoder.c except <err> (read-only). Small on purpose:
@@ -148,14 +150,14 @@ struct relay_decoder {
 };
 
 /* <max_frame> 0 means RELAY_DEFAULT_MAX_FRAME; values above UINT32_MAX - 4 are
- * clamped to it. Allocation failure (of a tail of at most 4 + max_frame
- * bytes) aborts the process. */
+ * clamped to it. The decoder never aborts: failing to allocate its tail (at
+ * most 4 + max_frame bytes) is RELAY_DECODE_NOMEM. */
 void relay_decoder_init(struct relay_decoder *d, uint32_t max_frame);
 /* Frees the tail; <d> may be re-initialised afterwards. */
 void relay_decoder_free(struct relay_decoder *d);
 
 /* Hands <len> bytes at <buf> to the decoder. The previous feed must have been
- * consumed (relay_decoder_next returned NEED_MORE or ERROR). <buf> must stay
+ * consumed (relay_decoder_next returned NEED_MORE, ERROR or NOMEM). <buf> must stay
  * valid and unchanged until relay_decoder_next returns NEED_MORE. */
 void relay_decoder_feed(struct relay_decoder *d, const uint8_t *buf, size_t len);
 
@@ -170,6 +172,12 @@ void relay_decoder_feed(struct relay_decoder *d, const uint8_t *buf, size_t len)
  * ERROR: the first failing check in the spec's order; FRAME_TOO_LARGE and
  *   INVALID_FRAME(length) are decided from the 4 length bytes alone, before
  *   any payload is buffered. Every later call returns ERROR again.
+ * NOMEM: the bytes of an incomplete frame could not be copied into the tail
+ *   (allocation failed). Not the peer's fault in protocol terms: <err> stays
+ *   RELAY_ERR_NONE, no ERROR frame is owed; the stream cannot resume (bytes
+ *   were dropped), so close the connection. Every later call returns NOMEM
+ *   again until relay_decoder_free. Callers that only know ERROR should
+ *   treat any status other than NEED_MORE and FRAME as fatal.
  * Header checks only: JSON validity is the handler's (relay_json_parse). */
 enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct relay_frame *out);
 

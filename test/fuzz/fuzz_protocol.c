@@ -76,6 +76,7 @@ static void dec_take_frames(struct relay_decoder *d, struct dec_out *o, const ui
 		FUZZ_CHECK(d->err != RELAY_ERR_NONE && relay_err_is_fatal(d->err));
 		o->err = d->err;
 	}
+	FUZZ_CHECK(st != RELAY_DECODE_NOMEM || d->err == RELAY_ERR_NONE);
 }
 
 /* Feeds <data> in chunks: <mode> 0 = at once, 1 = byte by byte, else sizes

@@ -467,3 +467,39 @@ IT_TEST(errors, any_received_byte_counts_as_activity)
 	rl_test_close(c);
 	it_stop(&s);
 }
+
+/* Debug logging never shows a credential or raw control bytes from a peer:
+ * a HELLO carrying "token" followed by invalid JSON (with terminal escape
+ * sequences) is logged escaped and with the token redacted. */
+IT_TEST(errors, debug_log_redacts_tokens_and_escapes_control_bytes)
+{
+	IT_NEED_PROCESS();
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "1", "--debug");
+	struct rl_test_client *c = it_connect(&s);
+	static const char hello[] =
+	    "{\"userId\":\"ann\",\"token\":\"secret123-eyJhbGciOi\","
+	    "\"echo\":true}\x01\x1b]0;pwned\x07\x1b[2J\r\nfake log line\x7f";
+	it_send(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, hello, sizeof(hello) - 1);
+	it_fatal(c, "PARSE_ERROR");
+	rl_test_close(c);
+	int st = rl_test_server_stop(&s, 0);
+	cr_assert_eq(st, 0, "relayd exit status %d", st);
+
+	FILE *f = fopen(s.log_path, "rb");
+	cr_assert_not_null(f, "%s", s.log_path);
+	static char log[1 << 20];
+	size_t n = fread(log, 1, sizeof(log) - 1, f);
+	fclose(f);
+	log[n] = '\0';
+	/* (The log itself is not printed on failure: it may hold raw escapes.) */
+	cr_assert_not_null(strstr(log, "invalid JSON"), "no payload line in the log");
+	cr_assert_not_null(strstr(log, "\"token\":[redacted]"), "the token is not redacted");
+	cr_assert_not_null(strstr(log, "\\x1b]0;pwned\\x07"), "control bytes not escaped");
+	cr_assert_null(strstr(log, "secret123"), "the token is in the log");
+	for (size_t i = 0; i < n; i++)
+		cr_assert((log[i] >= 0x20 && log[i] < 0x7f) || log[i] == '\n',
+			  "raw byte 0x%02x at %zu of the log", (unsigned char)log[i], i);
+	cr_assert_null(strstr(log, "\nfake log line"), "a forged log line");
+	rl_test_server_free(&s);
+}

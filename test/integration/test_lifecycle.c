@@ -338,3 +338,78 @@ IT_TEST(lifecycle, emfile_is_survived)
 	cr_assert(ok, "relayd does not serve after EMFILE: %s", rl_test_err());
 	it_stop(&s);
 }
+
+/* The kernel's timer of relayd's end of <c> (the line in /proc/net/tcp whose
+ * local port is the server's and remote port is <c>'s): *<tr> 0 none,
+ * 1 retransmit, 2 keepalive (or SYN-ACK), 4 zero-window probe; *<ticks> until
+ * it fires, in clock ticks. 0, or -1 if no such line. */
+static int tcp_timer(const struct rl_test_server *s, const struct rl_test_client *c, unsigned *tr,
+		     unsigned long *ticks)
+{
+	struct sockaddr_in me;
+	socklen_t len = sizeof(me);
+	cr_assert_eq(getsockname(rl_test_fd(c), (struct sockaddr *)&me, &len), 0);
+	FILE *f = fopen("/proc/net/tcp", "r");
+	cr_assert_not_null(f, "/proc/net/tcp");
+	char line[512];
+	int found = -1;
+	while (found != 0 && fgets(line, sizeof(line), f) != NULL) {
+		unsigned la, lp, ra, rp, st, txq, rxq;
+		if (sscanf(line, " %*u: %8x:%4x %8x:%4x %2x %8x:%8x %2x:%8lx", &la, &lp, &ra, &rp,
+			   &st, &txq, &rxq, tr, ticks) == 9 &&
+		    lp == s->port && rp == ntohs(me.sin_port))
+			found = 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Waits (bounded) until relayd's end of <c> has no retransmission pending,
+ * i.e. every byte it sent was acked, and returns its timer kind. */
+static unsigned settled_tcp_timer(const struct rl_test_server *s, const struct rl_test_client *c,
+				  unsigned long *ticks)
+{
+	int64_t deadline = rl_test_now_ms() + IT_MS;
+	unsigned tr = 1;
+	while (tr == 1 || tr == 4) {
+		cr_assert_lt(rl_test_now_ms(), deadline, "relayd's socket keeps timer %u", tr);
+		cr_assert_eq(tcp_timer(s, c, &tr, ticks), 0, "relayd's end not in /proc/net/tcp");
+	}
+	return tr;
+}
+
+/* --tcp-keepalive reaches the accepted sockets: the kernel shows relayd's end
+ * of an idle connection with the keepalive timer armed for the idle time,
+ * and with no timer at all for 0. */
+IT_TEST(lifecycle, tcp_keepalive_option_arms_accepted_sockets)
+{
+	IT_NEED_PROCESS();
+	static char out[65536], err[4096];
+	const char *help[] = {"--help", NULL};
+	cr_assert_eq(rl_test_run_relayd(help, NULL, 5000, out, sizeof(out), err, sizeof(err)), 0);
+	cr_assert(strstr(out, "--tcp-keepalive SECONDS") != NULL &&
+		      strstr(out, "(default: 60) [RELAY_TCP_KEEPALIVE]") != NULL,
+		  "--help: %s", out);
+	const char *bad[] = {"--port", "0", "--tcp-keepalive", "soon", NULL};
+	expect_start_failure(bad, NULL, "tcp-keepalive", "--tcp-keepalive soon");
+	const char *big[] = {"--port", "0", "--tcp-keepalive", "32768", NULL};
+	expect_start_failure(big, NULL, "tcp-keepalive", "--tcp-keepalive 32768");
+
+	long hz = sysconf(_SC_CLK_TCK);
+	unsigned long ticks;
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "1", "--tcp-keepalive", "45");
+	struct rl_test_client *c = it_client(&s, NULL);
+	cr_assert_eq(settled_tcp_timer(&s, c, &ticks), 2, "keepalive timer not armed");
+	cr_assert(ticks > (unsigned long)(40 * hz) && ticks <= (unsigned long)(45 * hz),
+		  "keepalive fires in %lu ticks, want about 45 s (%ld ticks/s)", ticks, hz);
+	rl_test_close(c);
+	it_stop(&s);
+
+	const char *env[] = {"RELAY_TCP_KEEPALIVE=0", NULL};
+	cr_assert_eq(rl_test_server_start(&s, NULL, env, 0), 0, "%s", rl_test_err());
+	c = it_client(&s, NULL);
+	cr_assert_eq(settled_tcp_timer(&s, c, &ticks), 0, "a timer with keepalive off");
+	rl_test_close(c);
+	it_stop(&s);
+}

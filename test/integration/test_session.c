@@ -380,3 +380,49 @@ IT_TEST(session, json_names_escapes_keys_and_duplicates)
 	rl_test_close(b);
 	it_stop(&s);
 }
+
+/* The server never sends a frame longer than max_frame (spec 2a), presence
+ * events included. Reading: userId is optional in the event, so an event
+ * that would not fit with it is sent without it; the rest (type, room,
+ * connectionId) always fits within the smallest max_frame (256). */
+IT_TEST(session, presence_within_max_frame_drops_userid_when_too_long)
+{
+	char room[65], user[129], hello[160];
+	memset(room, 'p', 64);
+	room[64] = '\0';
+	memset(user, 'u', 128);
+	user[128] = '\0';
+	snprintf(hello, sizeof(hello), "{\"userId\":\"%s\"}", user);
+	struct rl_test_server s;
+	IT_NEED_PROCESS();
+	IT_START(&s, "--workers", "1", "--max-frame-bytes", "256");
+	struct rl_test_client *a = it_client(&s, NULL);
+	rl_test_set_max_frame(a, 256);
+	struct rl_test_client *b = it_client(&s, hello);
+	struct rl_test_client *c = it_client(&s, "{\"userId\":\"bob\"}");
+	it_join(a, room, 1);
+	it_join(b, room, 2);
+	const struct rl_test_frame *f = rl_test_recv(a, IT_MS);
+	cr_assert_not_null(f, "userJoined: %s", rl_test_err());
+	cr_assert_leq(f->len + 3, 256u, "a %u-byte frame with --max-frame-bytes 256: %s",
+		      f->len + 3, rl_test_frame_str(f));
+	cr_assert_eq(f->type, RELAY_MSG_MESSAGE, "%s", rl_test_frame_str(f));
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "{\"type\":\"userJoined\",\"room\":\"%s\",\"connectionId\":\"%s\"}", room,
+		 rl_test_conn_id(b));
+	cr_assert(f->len == strlen(want) && memcmp(f->payload, want, f->len) == 0, "got %s",
+		  rl_test_frame_str(f));
+	/* A userId that fits is still sent. */
+	it_join(c, room, 3);
+	expect_presence(a, "userJoined", room, c, "bob");
+	expect_presence(b, "userJoined", room, c, "bob");
+	it_leave(b, room);
+	expect_presence(a, "userLeft", room, b, NULL);
+	expect_presence(c, "userLeft", room, b, NULL);
+	it_silent(a);
+	rl_test_close(a);
+	rl_test_close(b);
+	rl_test_close(c);
+	it_stop(&s);
+}

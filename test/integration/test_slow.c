@@ -250,3 +250,65 @@ IT_TEST(slow, draining_too_long_is_a_slow_consumer)
 	 * relayd's flush deadline for a closing connection (2 s) + slack. */
 	slow_run(args, 4096, 1500, 6000, &r);
 }
+
+/* Waits up to <ms> for relayd's log to contain <needle>, publishing one more
+ * 4 KiB message from <pub> to "flood" per check while it does not yet (so
+ * the member's queue keeps growing until it does). Returns the messages sent. */
+static uint32_t publish_until_logged(struct rl_test_server *s, struct rl_test_client *pub,
+				     const char *needle, int ms)
+{
+	static uint8_t m[MSG_BYTES];
+	int64_t deadline = rl_test_now_ms() + ms;
+	uint32_t sent = 0;
+	m[0] = 5;
+	memcpy(m + 1, "flood", 5);
+	while (!rl_test_server_log_has(s, needle)) {
+		cr_assert_lt(rl_test_now_ms(), deadline, "no \"%s\" after %u messages", needle,
+			     sent);
+		for (int i = 0; i < 64; i++)
+			it_send(pub, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, m, sizeof(m));
+		sent += 64;
+		it_ping(pub); /* relayd has fanned them out */
+	}
+	return sent;
+}
+
+/* --outbound-low-watermark 0 means "back to OPEN once the queue is empty".
+ * (It was never reached: DRAINING returned to OPEN only below the low
+ * watermark, and no queue is below 0 bytes, so a member that had read
+ * everything was still dropped when the DRAINING time limit passed.) */
+IT_TEST(slow, low_watermark_0_returns_to_open_once_drained)
+{
+	IT_NEED_PROCESS();
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "1", "--debug", "--no-presence", "--outbound-low-watermark", "0",
+		 "--outbound-high-watermark", "64K", "--outbound-hard-limit", "512M",
+		 "--slow-consumer-timeout", "3");
+	struct rl_test_client *member = it_client(&s, NULL);
+	cr_assert_eq(rl_test_set_rcvbuf(member, 256 * 1024), 0, "%s", rl_test_err());
+	struct rl_test_client *pub = it_client(&s, NULL);
+	it_join(member, "flood", 1);
+	it_join(pub, "flood", 2);
+
+	/* The member reads nothing until relayd says it is DRAINING ... */
+	uint32_t sent = publish_until_logged(&s, pub, "backpressure detected", 10000);
+	/* ... then everything, at once. */
+	for (uint32_t i = 0; i < sent; i++) {
+		const struct rl_test_frame *f = rl_test_recv(member, IT_MS);
+		cr_assert_not_null(f, "message %u of %u: %s", i, sent, rl_test_err());
+		cr_assert_eq(f->type, RELAY_MSG_MESSAGE, "%s", rl_test_frame_str(f));
+	}
+	/* Drained: OPEN again, so the 3 s DRAINING limit does not apply. */
+	cr_assert_eq(rl_test_expect_silence(member, 3500), 0, "a member that read everything: %s",
+		     rl_test_err());
+	cr_assert(rl_test_server_log_has(&s, "backpressure relieved: 0 bytes queued"));
+	static const uint8_t one[] = "\005floodafter"; /* room length 5, "flood", data */
+	it_send(pub, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, one, sizeof(one) - 1);
+	const struct rl_test_frame *f = it_expect(member, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY);
+	cr_assert(f->len >= 5 && memcmp(f->payload + f->len - 5, "after", 5) == 0, "%s",
+		  rl_test_frame_str(f));
+	it_ping(member);
+	rl_test_close(member);
+	rl_test_close(pub);
+	it_stop(&s);
+}

@@ -226,6 +226,8 @@ static int cli_next(struct rl_test_client *c)
 	c->mid_feed = false;
 	if (st == RELAY_DECODE_ERROR)
 		return rl_test_set_err("server sent a bad frame: %s", relay_err_name(c->dec.err));
+	if (st == RELAY_DECODE_NOMEM)
+		return rl_test_set_err("out of memory decoding a frame");
 	return 0;
 }
 

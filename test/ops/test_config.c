@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ops/config.h"
@@ -84,8 +85,8 @@ static int fake_commit(char *err, size_t errlen)
 	return 0;
 }
 
-static const struct rl_config_ops ops = {fake_known,   fake_check, fake_apply,
-					 fake_current, fake_live,  fake_commit};
+static const struct rl_config_ops ops = {fake_known, fake_check,  fake_apply, fake_current,
+					 fake_live,  fake_commit, NULL};
 
 static char path[64];
 
@@ -122,6 +123,17 @@ static void expect_error(const char *text, const char *want_suffix)
 	write_file(text);
 	applied = 0;
 	cr_assert_lt(rl_config_load(path, &ops, err, sizeof(err)), 0, "accepted: %s", text);
+	snprintf(want, sizeof(want), "%s:%s", path, want_suffix);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(applied, 0, "a bad file must change nothing");
+}
+
+/* Like expect_error, for a file already written. */
+static void expect_error_written(const char *want_suffix)
+{
+	char err[512], want[256];
+	applied = 0;
+	cr_assert_lt(rl_config_load(path, &ops, err, sizeof(err)), 0, "accepted");
 	snprintf(want, sizeof(want), "%s:%s", path, want_suffix);
 	cr_assert_str_eq(err, want);
 	cr_assert_eq(applied, 0, "a bad file must change nothing");
@@ -217,4 +229,94 @@ Test(config, reload_whose_commit_fails_logs_only_the_failure)
 	cr_assert_lt(rl_config_reload(&ops, log_line), 0);
 	cr_assert_str_eq(logbuf,
 			 "E config: reload failed, nothing changed: watermarks out of order\n");
+}
+
+/* ---- files that are not text configuration files -------------------------- */
+
+static char warnbuf[1024];
+
+static void warn_line(const char *line)
+{
+	size_t n = strlen(warnbuf);
+	snprintf(warnbuf + n, sizeof(warnbuf) - n, "%s\n", line);
+}
+
+static const struct rl_config_ops warn_ops = {fake_known, fake_check,  fake_apply, fake_current,
+					      fake_live,  fake_commit, warn_line};
+
+static void write_bytes(const void *p, size_t n)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert(f);
+	cr_assert_eq(fwrite(p, 1, n, f), n);
+	fclose(f);
+}
+
+Test(config, a_directory_is_refused_naming_it)
+{
+	char err[512], want[256];
+	cr_assert_eq(mkdir(path, 0700), 0, "%s", strerror(errno));
+	applied = 0;
+	int rc = rl_config_load(path, &ops, err, sizeof(err));
+	rmdir(path);
+	cr_assert_eq(rc, -EISDIR, "a directory loaded as an empty config (%d)", rc);
+	snprintf(want, sizeof(want), "%s: is a directory, not a configuration file", path);
+	cr_assert_str_eq(err, want);
+	cr_assert_null(strchr(err, '\n'), "one line");
+	cr_assert_null(rl_config_path());
+}
+
+Test(config, a_nul_byte_is_refused_naming_file_and_line)
+{
+	static const char first[] = "\0port = 4100\n";
+	write_bytes(first, sizeof(first) - 1);
+	expect_error_written("1: contains a NUL byte (not a text file)");
+	static const char third[] = "port = 4100\n\nlog-level = de\0bug\n";
+	write_bytes(third, sizeof(third) - 1);
+	expect_error_written("3: contains a NUL byte (not a text file)");
+	cr_assert_str_eq(v_port, "4000", "nothing applied");
+}
+
+Test(config, reload_of_a_directory_or_nul_file_keeps_the_running_config)
+{
+	char err[512];
+	write_file("log-level = info\n");
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	static const char nul[] = "\0log-level = debug\n";
+	write_bytes(nul, sizeof(nul) - 1);
+	logbuf[0] = '\0';
+	cr_assert_lt(rl_config_reload(&ops, log_line), 0, "%s", logbuf);
+	cr_assert_str_eq(v_level, "info");
+	cr_assert(strstr(logbuf, "E config: reload failed, nothing changed: ") &&
+		      strstr(logbuf, ":1: contains a NUL byte"),
+		  "%s", logbuf);
+	unlink(path);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	logbuf[0] = '\0';
+	int rc = rl_config_reload(&ops, log_line);
+	rmdir(path);
+	cr_assert_lt(rc, 0, "%s", logbuf);
+	cr_assert(strstr(logbuf, "is a directory"), "%s", logbuf);
+	cr_assert_str_eq(rl_config_path(), path, "still the same file");
+}
+
+Test(config, world_writable_file_is_loaded_with_a_warning)
+{
+	char err[512];
+	write_file("log-level = warn\n");
+	cr_assert_eq(chmod(path, 0666), 0);
+	warnbuf[0] = '\0';
+	cr_assert_eq(rl_config_load(path, &warn_ops, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(v_level, "warn");
+	cr_assert(strstr(warnbuf, path) && strstr(warnbuf, "world-writable"), "warnings: %s",
+		  warnbuf);
+	/* and again at every reload while it stays so */
+	warnbuf[0] = '\0';
+	logbuf[0] = '\0';
+	cr_assert_geq(rl_config_reload(&warn_ops, log_line), 0, "%s", logbuf);
+	cr_assert(strstr(warnbuf, "world-writable"), "reload: %s", warnbuf);
+	cr_assert_eq(chmod(path, 0644), 0);
+	warnbuf[0] = '\0';
+	cr_assert_geq(rl_config_reload(&warn_ops, log_line), 0, "%s", logbuf);
+	cr_assert_str_eq(warnbuf, "", "no warning once fixed");
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -446,6 +447,75 @@ Test(ops_live, sighup_reloads_the_log_level_of_a_running_server)
 	expect_option(r.body, "log-level", "debug");
 	ops_http_free(&r);
 	rl_test_close(c);
+	stop(&s);
+	unlink(cfg_path);
+}
+
+/* A config path that is a directory, or a file with a NUL byte, is refused:
+ * at start with exit 1 and one line naming it; on SIGHUP with the error
+ * logged and the running config kept. (Both used to load as empty.) */
+static void expect_one_line_refusal(const char *want)
+{
+	char out[512], err[2048];
+	const char *args[] = {"--port", "0", "--config", cfg_path, NULL};
+	int st = rl_test_run_relayd(args, NULL, 10000, out, sizeof(out), err, sizeof(err));
+	cr_assert_eq(st, 1, "exit status %d, stderr: %s", st, err);
+	cr_assert(strstr(err, cfg_path) && strstr(err, want), "want '%s' naming the file: %s", want,
+		  err);
+	cr_assert(strchr(err, '\n') == err + strlen(err) - 1, "one line: %s", err);
+	cr_assert(!strstr(out, "listening"), "%s", out);
+}
+
+static void write_cfg_bytes(const void *p, size_t n)
+{
+	write_cfg("");
+	FILE *f = fopen(cfg_path, "w");
+	cr_assert(f);
+	cr_assert_eq(fwrite(p, 1, n, f), n);
+	fclose(f);
+}
+
+Test(ops_live, config_directory_or_nul_byte_refused_at_start_and_reload)
+{
+	static const char nul[] = "\0port = 0\n";
+	write_cfg_bytes(nul, sizeof(nul) - 1);
+	expect_one_line_refusal(":1: contains a NUL byte");
+	unlink(cfg_path);
+	cr_assert_eq(mkdir(cfg_path, 0700), 0, "%s", strerror(errno));
+	expect_one_line_refusal(": is a directory");
+	rmdir(cfg_path);
+
+	struct rl_test_server s;
+	write_cfg("log-level = info\nmax-rooms-per-conn = 5\n");
+	const char *args[] = {"--config", cfg_path, NULL};
+	cr_assert_eq(rl_test_server_start(&s, args, NULL, 0), 0, "%s", rl_test_err());
+	struct rl_test_client *c = client(&s);
+	write_cfg_bytes(nul, sizeof(nul) - 1);
+	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
+	cr_assert(log_eventually(&s, ":1: contains a NUL byte", T_MS), "no refusal logged");
+	cr_assert(rl_test_server_log_has(&s, "config: reload failed, nothing changed"));
+	unlink(cfg_path);
+	cr_assert_eq(mkdir(cfg_path, 0700), 0, "%s", strerror(errno));
+	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
+	bool dir = log_eventually(&s, "is a directory", T_MS);
+	rmdir(cfg_path);
+	cr_assert(dir, "no refusal of the directory logged");
+	cr_assert(!rl_test_server_log_has(&s, "changed from"), "the running config changed");
+	cr_assert_eq(rl_test_ping(c, T_MS), 0, "%s", rl_test_err());
+	rl_test_close(c);
+	stop(&s);
+}
+
+Test(ops_live, world_writable_config_is_loaded_with_a_warning_naming_it)
+{
+	struct rl_test_server s;
+	char want[256];
+	write_cfg("max-rooms-per-conn = 5\n");
+	cr_assert_eq(chmod(cfg_path, 0666), 0, "%s", strerror(errno));
+	const char *args[] = {"--config", cfg_path, NULL};
+	cr_assert_eq(rl_test_server_start(&s, args, NULL, 0), 0, "%s", rl_test_err());
+	snprintf(want, sizeof(want), "warn  main - config: %s is world-writable", cfg_path);
+	cr_assert(rl_test_server_log_has(&s, want), "no warning '%s'", want);
 	stop(&s);
 	unlink(cfg_path);
 }

@@ -37,7 +37,8 @@ const struct rl_option rl_options[] = {
 	{ "slow-consumer-timeout", "RELAY_SLOW_CONSUMER_TIMEOUT", RL_OPT_DURATION, "10", 0,
 	  30 * DAY_MS, OFF(slow_ms), true, "longest time a connection may stay DRAINING (0 = off)" },
 	{ "outbound-low-watermark", "RELAY_OUTBOUND_LOW_WATERMARK", RL_OPT_SIZE, "256K", 0,
-	  1024 * MiB, OFF(out_low), true, "queued bytes below which DRAINING returns to OPEN (a default above the high watermark becomes a quarter of it)" },
+	  1024 * MiB, OFF(out_low), true, "queued bytes at or below which DRAINING returns to OPEN "
+	  "(0 = once fully drained; a default above the high watermark becomes a quarter of it)" },
 	{ "outbound-high-watermark", "RELAY_OUTBOUND_HIGH_WATERMARK", RL_OPT_SIZE, "1M", 1,
 	  1024 * MiB, OFF(out_high), true, "queued bytes above which OPEN becomes DRAINING (a default above the hard limit becomes half of it)" },
 	{ "outbound-hard-limit", "RELAY_OUTBOUND_HARD_LIMIT", RL_OPT_SIZE, "8M", 1, 1024 * MiB,
@@ -46,6 +47,13 @@ const struct rl_option rl_options[] = {
 	  "do not send userJoined/userLeft events" },
 	{ "shutdown-grace", "RELAY_SHUTDOWN_GRACE", RL_OPT_DURATION, "5", 0, DAY_MS,
 	  OFF(grace_ms), true, "time to flush connections on SIGTERM/SIGINT" },
+	/* 60 s: under the idle timeouts of common NATs and load balancers (Azure
+	 * 4 min, AWS NLB 350 s), where Redis's 300 s is not; probes every 20 s,
+	 * 3 of them, so a vanished peer is found within about 2 minutes. */
+	{ "tcp-keepalive", "RELAY_TCP_KEEPALIVE", RL_OPT_DURATION, "60", 0, 32767 * 1000ull,
+	  OFF(keepalive_ms), true,
+	  "TCP keepalive idle time of new connections, then probes every third of it, "
+	  "3 missed = reset (0 = off)" },
 	{ "log-level", "RELAY_LOG_LEVEL", RL_OPT_LOGLEVEL, "info", 0, 0, OFF(log_level), true,
 	  "error, warn, info or debug" },
 	{ "debug", "RELAY_DEBUG", RL_OPT_BOOL, "false", 0, 0, OFF(debug), false,

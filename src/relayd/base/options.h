@@ -27,6 +27,7 @@ struct rl_config {
 	uint64_t out_high;
 	uint64_t out_hard;
 	uint64_t grace_ms;
+	uint64_t keepalive_ms;     /* TCP keepalive idle time, whole seconds; 0 = off */
 	uint64_t log_level;        /* enum rl_log_level */
 	bool no_presence;
 	bool debug;

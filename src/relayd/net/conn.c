@@ -14,6 +14,7 @@
 #include "net/conn.h"
 
 #include "base/clock.h"
+#include "net/sockopt.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -131,6 +132,8 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 	if (refused)
 		c->flags |= RL_CF_REFUSED;
 	int rc = tp->accept(c);
+	if (rc == 0)
+		rl_sock_keepalive(fd, (unsigned)((RL_CFG(keepalive_ms) + 999) / 1000)); /* s, rounded up */
 	if (rc == 0 && rl_evloop_add(&w->loop, fd, RL_EV_IN | RL_EV_OUT | RL_EV_EDGE, c))
 		rc = -errno;
 	if (rc) {
@@ -462,6 +465,11 @@ static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 		enum relay_decode_status st = relay_decoder_next(&c->dec, &f);
 		if (st == RELAY_DECODE_NEED_MORE)
 			break;
+		if (st == RELAY_DECODE_NOMEM) { /* this client's frame, not the server, fails */
+			RL_WARNF(c->id, "out of memory buffering a frame: connection closed");
+			rl_conn_kill(c);
+			return;
+		}
 		if (st == RELAY_DECODE_ERROR) {
 			RL_STAT_ADD(c->w->stats, frames_in[0], 1);
 			rl_conn_error(c, c->dec.err, NULL, 0, NULL);
@@ -593,7 +601,7 @@ void rl_conn_flush(struct rl_conn *c)
 		rl_conn_kill(c);
 		return;
 	}
-	if (c->state == RL_CONN_DRAINING && c->out.bytes < RL_CFG(out_low)) {
+	if (c->state == RL_CONN_DRAINING && c->out.bytes <= RL_CFG(out_low)) {
 		conn_set_state(c, RL_CONN_OPEN);
 		rl_timer_disarm(&c->drain);
 		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);

@@ -23,7 +23,7 @@ struct rl_msg_item {
 struct rl_msg {
 	uint32_t refs;         /* atomic */
 	uint32_t len;          /* frame bytes at <data> */
-	uint32_t seq;          /* rl_room_seq at publish: later joiners skip it */
+	uint64_t seq;          /* rl_room_seq at publish: later joiners skip it */
 	uint64_t t_read_ns;    /* MESSAGE: when its frame was read (0: not timed) */
 	struct rl_room *room;  /* set (with a room reference) once queued to another worker */
 	uint8_t *data;         /* the whole frame: 7-byte header + payload */

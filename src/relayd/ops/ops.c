@@ -153,8 +153,14 @@ static int ops_commit(char *err, size_t errlen)
 	return 0;
 }
 
-static const struct rl_config_ops ops_cfg_ops = {ops_known,   ops_check, ops_apply,
-						 ops_current, ops_live,	 ops_commit};
+/* Warnings about the file itself: rare and they matter, so always written. */
+static void ops_warn(const char *line)
+{
+	rl_log_write(RL_LOG_WARN, 0, "%s", line);
+}
+
+static const struct rl_config_ops ops_cfg_ops = {ops_known, ops_check,	ops_apply, ops_current,
+						 ops_live,  ops_commit, ops_warn};
 
 int rl_ops_configure(struct rl_config *cfg, int argc, char **argv)
 {

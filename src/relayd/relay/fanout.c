@@ -21,7 +21,7 @@ static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *
 	RL_STAT_ADD(w->stats, out_queued, (uint64_t)n * m->len);
 	for (uint32_t i = 0; i < n; i++) {
 		struct rl_conn *c = mem[i].who;
-		if ((int32_t)(mem[i].seq - m->seq) > 0)
+		if (rl_room_joined_after(mem[i].seq, m->seq))
 			continue; /* joined after the publish */
 		if (c != skip && rl_conn_deliver(c, m) == 0)
 			delivered++;

@@ -37,8 +37,11 @@ static enum relay_json_kind handler_json(struct rl_conn *c, const struct relay_f
 	char msg[160];
 	snprintf(msg, sizeof(msg), "invalid JSON at byte %zu: %s", res.err_off,
 		 res.err_msg ? res.err_msg : "syntax error");
-	RL_DEBUGF(c->id, "%s in %s payload: %.*s", msg, relay_msg_type_name(f->type),
-		  (int)(f->len < 200 ? f->len : 200), (const char *)f->payload);
+	if (rl_log_on(RL_LOG_DEBUG)) {
+		char esc[256]; /* escaped, credentials redacted, capped */
+		rl_log_escape(esc, sizeof(esc), f->payload, f->len);
+		RL_DEBUGF(c->id, "%s in %s payload: %s", msg, relay_msg_type_name(f->type), esc);
+	}
 	rl_conn_error(c, RELAY_ERR_PARSE_ERROR, NULL, 0, msg);
 	return RELAY_JSON_NONE;
 }
@@ -109,13 +112,36 @@ static int handler_room_arg(struct rl_conn *c, const struct relay_frame *f, uint
 
 /* ---- presence (memberships themselves: membership.c) ------------------------ */
 
-/* {"type":"userJoined"|"userLeft","room":R,"connectionId":C[,"userId":U]} */
+/* {"type":"userJoined"|"userLeft","room":R,"connectionId":C[,"userId":U]}
+ * into <jw>; the userId only when <uid> is not NULL. */
+static void presence_encode(struct relay_jw *jw, const char *type, struct relay_span room,
+			    struct relay_span id, const uint8_t *uid, size_t ulen)
+{
+	relay_jw_obj_begin(jw);
+	relay_jw_key(jw, "type");
+	relay_jw_cstr(jw, type);
+	relay_jw_key(jw, "room");
+	relay_jw_str(jw, room.p, room.n);
+	relay_jw_key(jw, "connectionId");
+	relay_jw_str(jw, id.p, id.n);
+	if (uid) {
+		relay_jw_key(jw, "userId");
+		relay_jw_str(jw, uid, ulen);
+	}
+	relay_jw_obj_end(jw);
+}
+
+/* The server never sends more than max_frame (spec 2a): an event that would
+ * not fit with the userId goes without it (it is optional); one that would
+ * not fit even then is not sent (unreachable for max_frame >= 256, the
+ * smallest allowed: 64-byte room names and connection ids fit in ~210). */
 static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *type)
 {
 	size_t nlen, cap;
 	const uint8_t *name = rl_room_name(r, &nlen);
 	char id[32];
 	size_t idn = rl_conn_name(c->id, id);
+	struct relay_span room = {name, nlen}, cid = {(const uint8_t *)id, idn};
 	struct relay_jw jw;
 
 	if (RL_CFG(no_presence) || rl_room_members(r) < 2)
@@ -125,22 +151,17 @@ static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *t
 	if (!m)
 		return;
 	relay_jw_init(&jw, m->data + RELAY_FRAME_HDR_BYTES, cap);
-	relay_jw_obj_begin(&jw);
-	relay_jw_key(&jw, "type");
-	relay_jw_cstr(&jw, type);
-	relay_jw_key(&jw, "room");
-	relay_jw_str(&jw, name, nlen);
-	relay_jw_key(&jw, "connectionId");
-	relay_jw_str(&jw, id, idn);
-	if (c->user_id) {
-		relay_jw_key(&jw, "userId");
-		relay_jw_str(&jw, c->user_id, c->user_len);
+	presence_encode(&jw, type, room, cid, c->user_id, c->user_len);
+	if (c->user_id && (jw.overflow || jw.len + 3 > rl_srv.cfg.max_frame)) {
+		relay_jw_init(&jw, m->data + RELAY_FRAME_HDR_BYTES, cap);
+		presence_encode(&jw, type, room, cid, NULL, 0);
 	}
-	relay_jw_obj_end(&jw);
-	if (!jw.overflow) {
+	if (!jw.overflow && jw.len + 3 <= rl_srv.cfg.max_frame) {
 		relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)jw.len);
 		m->len = (uint32_t)(RELAY_FRAME_HDR_BYTES + jw.len);
 		rl_fanout_publish(c->w, r, m, c);
+	} else {
+		RL_DEBUGF(c->id, "%s event not sent: longer than the maximum frame size", type);
 	}
 	rl_msg_put(m);
 }
