@@ -143,11 +143,12 @@ static void main_totals(void)
 int main(int argc, char **argv)
 {
 	struct rl_config *cfg = &rl_srv.cfg;
+	bool given[RL_OPTIONS_MAX]; /* options set by the environment or command line */
 	int fds[RL_MAX_WORKERS];
 	uint16_t port;
 	char err[512];
 
-	switch (rl_options_parse(cfg, argc, argv)) {
+	switch (rl_options_parse(cfg, given, argc, argv)) {
 	case RL_OPTS_EXIT_OK:
 		return 0;
 	case RL_OPTS_EXIT_ERR:
@@ -155,7 +156,7 @@ int main(int argc, char **argv)
 	default:
 		break;
 	}
-	if (rl_ops_configure(cfg, argc, argv)) /* ops: --config FILE */
+	if (rl_ops_configure(cfg, given)) /* ops: --config FILE */
 		return 1;
 	rl_log_set_level(cfg->debug ? RL_LOG_DEBUG : (int)cfg->log_level);
 	unsigned n = main_nworkers(cfg);

@@ -2,11 +2,10 @@
  * Threading: see ops.h. The options shown by /stats are a copy guarded by
  * <ops.shown_lock>; live reconfiguration stores each reloadable field of the
  * running config with a relaxed atomic store (workers read them with
- * relaxed atomic loads, RL_CFG_LOAD in options.h). */
+ * relaxed atomic loads, RL_CFG in loop/worker.h). */
 #include "ops/ops.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -24,47 +23,18 @@
 #include "relay/room.h"
 #include "base/stats.h"
 
-#define OPS_MAX_OPTIONS 128
-
 static struct {
-	bool held[OPS_MAX_OPTIONS];    /* rl_options[i] came from the command line or environment */
-	bool in_file[OPS_MAX_OPTIONS]; /* rl_options[i] was applied from the file */
-	struct rl_config *target;      /* where the file's values go (startup: the config;
-					  reload: <next>) */
-	struct rl_config next;	       /* reload scratch */
-	struct rl_config *running;     /* reload: the config the workers read */
+	bool held[RL_OPTIONS_MAX];    /* rl_options[i] came from the command line or environment */
+	bool in_file[RL_OPTIONS_MAX]; /* rl_options[i] was applied from the file */
+	struct rl_config *target;     /* where the file's values go (startup: the config;
+					 reload: <next>) */
+	struct rl_config next;	      /* reload scratch */
+	struct rl_config *running;    /* reload: the config the workers read */
 	pthread_mutex_t shown_lock;
 	struct rl_config shown; /* options in force, for /stats */
 	char listen[300];
 	char status[400];
 } ops = {.shown_lock = PTHREAD_MUTEX_INITIALIZER};
-
-/* ---- which options a file may not override ---------------------------------- */
-
-/* Re-scans <argv> with the same long options as rl_options_parse (so
- * abbreviations resolve the same way) and checks the environment. */
-static void ops_mark_held(int argc, char **argv)
-{
-	struct option lo[OPS_MAX_OPTIONS + 3];
-	size_t i;
-	for (i = 0; i < rl_options_count && i < OPS_MAX_OPTIONS; i++) {
-		ops.held[i] = getenv(rl_options[i].env) != NULL;
-		lo[i] = (struct option){rl_options[i].name,
-					rl_options[i].type == RL_OPT_BOOL ? no_argument
-									  : required_argument,
-					NULL, (int)(256 + i)};
-	}
-	lo[i++] = (struct option){"help", no_argument, NULL, 'h'};
-	lo[i++] = (struct option){"version", no_argument, NULL, 'V'};
-	lo[i] = (struct option){NULL, 0, NULL, 0};
-	opterr = 0;
-	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, ":hV", lo, NULL)) != -1)
-		if (c >= 256 && c - 256 < OPS_MAX_OPTIONS)
-			ops.held[c - 256] = true;
-	optind = 1;
-}
 
 /* ---- the options table seen by config.c ---------------------------------------- */
 
@@ -124,8 +94,8 @@ static void ops_show(const struct rl_config *cfg)
 /* Watermarks nobody set follow a smaller hard limit, as on the command line. */
 static void ops_fit(struct rl_config *cfg)
 {
-	bool given[OPS_MAX_OPTIONS] = {0};
-	for (size_t i = 0; i < rl_options_count && i < OPS_MAX_OPTIONS; i++)
+	bool given[RL_OPTIONS_MAX] = {0};
+	for (size_t i = 0; i < rl_options_count && i < RL_OPTIONS_MAX; i++)
 		given[i] = ops.held[i] || ops.in_file[i];
 	rl_options_fit_watermarks(cfg, given);
 }
@@ -156,10 +126,10 @@ static int ops_commit(char *err, size_t errlen)
 static const struct rl_config_ops ops_cfg_ops = {ops_known,   ops_check, ops_apply,
 						 ops_current, ops_live,	 ops_commit};
 
-int rl_ops_configure(struct rl_config *cfg, int argc, char **argv)
+int rl_ops_configure(struct rl_config *cfg, const bool given[RL_OPTIONS_MAX])
 {
 	char err[768];
-	ops_mark_held(argc, argv);
+	memcpy(ops.held, given, sizeof(ops.held));
 	if (cfg->config[0]) {
 		ops.target = cfg;
 		struct rl_config_ops startup = ops_cfg_ops;

@@ -10,15 +10,18 @@
 #ifndef RL_OPS_H
 #define RL_OPS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-struct rl_config;
+#include "base/options.h"
 
 /* After rl_options_parse: applies --config FILE under the precedence
  * command line > environment > file > defaults, then re-checks the
- * cross-option rules. Prints "relayd: FILE:LINE: message" and returns -1 on
- * error (exit 1). */
-int rl_ops_configure(struct rl_config *cfg, int argc, char **argv);
+ * cross-option rules. <given> is what rl_options_parse handed out (the
+ * options set by the command line or environment: the file never overrides
+ * them, now or at a reload). Prints "relayd: FILE:LINE: message" and returns
+ * -1 on error (exit 1). */
+int rl_ops_configure(struct rl_config *cfg, const bool given[RL_OPTIONS_MAX]);
 
 /* After the listeners are bound and the stats/rooms exist, before the
  * listening line: counters source, admin endpoint (prints "relayd admin on
