@@ -128,15 +128,14 @@ static void main_drain_inboxes(void)
 	rcu_unregister_thread();
 }
 
+/* The rows of base/stats_list.h that have a totals label, on one line. */
 static void main_totals(void)
 {
 	struct rl_stats s;
+	char line[512];
 	rl_stats_sum(&s);
-	printf("relayd stopped: connections served %" PRIu64 ", messages in %" PRIu64
-	       ", messages out %" PRIu64 ", bytes in %" PRIu64 ", bytes out %" PRIu64
-	       ", peak connections %" PRIu64 ", slow consumers dropped %" PRIu64 "\n",
-	       s.conns_accepted, s.frames_in[RELAY_MSG_MESSAGE], s.msgs_delivered, s.bytes_in,
-	       s.bytes_out, s.conns_peak, s.slow_consumers);
+	rl_stats_format_totals(&s, line, sizeof(line));
+	printf("%s\n", line);
 	fflush(stdout);
 }
 

@@ -205,50 +205,31 @@ static void ops_rooms(rl_admin_room_fn *fn, void *arg)
 	rl_rcu_offline();
 }
 
-#define OPS_LOAD(s, f) __atomic_load_n(&(s)->f, __ATOMIC_RELAXED)
-
-static void ops_worker_stats(unsigned k, struct rl_metrics_snap *out)
+/* Readers of the PROCESS rows relay/room.c keeps (base/stats_list.h). */
+static uint64_t ops_rooms_gauge(void)
 {
-	const struct rl_stats *s = rl_stats_slot(k);
-	out->conns += OPS_LOAD(s, conns_current);
-	out->accepted += OPS_LOAD(s, conns_accepted);
-	out->closed += OPS_LOAD(s, conns_closed);
-	out->refused_full += OPS_LOAD(s, refused_full);
-	out->refused_emfile += OPS_LOAD(s, refused_emfile);
-	out->delivered += OPS_LOAD(s, msgs_delivered);
-	out->frames_out += OPS_LOAD(s, frames_out);
-	out->bytes_in += OPS_LOAD(s, bytes_in);
-	out->bytes_out += OPS_LOAD(s, bytes_out);
-	out->out_queued += OPS_LOAD(s, out_queued);
-	out->slow_consumers += OPS_LOAD(s, slow_consumers);
-	out->inbox_items += OPS_LOAD(s, inbox_items);
-	out->client_errors += OPS_LOAD(s, client_errors);
-	for (unsigned t = 0; t < RELAY_MSG_NTYPES; t++)
-		out->frames_in[t] += OPS_LOAD(s, frames_in[t]);
-	for (unsigned c = 0; c < RELAY_ERR_NCODES; c++)
-		out->errors[c] += OPS_LOAD(s, errors[c]);
+	long n = rl_rooms_count();
+	return n > 0 ? (uint64_t)n : 0;
 }
 
-static void ops_global_stats(struct rl_metrics_snap *out)
+static uint64_t ops_memberships_gauge(void)
 {
-	long rooms = rl_rooms_count(), members = rl_rooms_memberships();
-	out->rooms += rooms > 0 ? (uint64_t)rooms : 0;
-	out->memberships += members > 0 ? (uint64_t)members : 0;
-	out->peak_conns += rl_stats_peak();
+	long n = rl_rooms_memberships();
+	return n > 0 ? (uint64_t)n : 0;
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------- */
 
 int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
 {
-	static const struct rl_metrics_source src = {ops_worker_stats, ops_global_stats};
 	char err[512], bound[80];
 	bool v6 = strchr(cfg->host, ':') != NULL;
 	if (rl_metrics_init(nworkers)) {
 		fprintf(stderr, "relayd: out of memory\n");
 		return -1;
 	}
-	rl_metrics_set_source(&src);
+	rl_stats_set_reader(RL_STAT_ID(rooms), ops_rooms_gauge);
+	rl_stats_set_reader(RL_STAT_ID(memberships), ops_memberships_gauge);
 	snprintf(ops.listen, sizeof(ops.listen), "%s%s%s:%u", v6 ? "[" : "", cfg->host,
 		 v6 ? "]" : "", (unsigned)port);
 	snprintf(ops.status, sizeof(ops.status), "listening on %s (%u workers)", ops.listen,
@@ -286,6 +267,8 @@ void rl_ops_stopping(void)
 void rl_ops_stop(void)
 {
 	rl_admin_stop();
+	rl_stats_set_reader(RL_STAT_ID(rooms), NULL);
+	rl_stats_set_reader(RL_STAT_ID(memberships), NULL);
 	rl_metrics_fini();
 	rl_config_fini();
 }
