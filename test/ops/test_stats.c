@@ -1,11 +1,16 @@
 /* test_stats.c -- the counter list (src/relayd/base/stats_list.h) and what
  * is generated from it: every row against the rules the list states, the
- * sum over worker slots, process-wide readers, the totals line. */
+ * sum over worker slots, process-wide readers, the totals line; and that
+ * docs/operations.md documents every family and uses the histogram's
+ * definition word for word. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/stats.h"
+#include "ops/metrics.h" /* RL_M_FANOUT_HELP */
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -181,4 +186,42 @@ Test(stats, totals_line_shows_the_labelled_rows_in_list_order, .fini = rl_stats_
 		     "truncation reports "
 		     "the full length, as snprintf does");
 	cr_expect_str_eq(small, "relayd stopped: pea");
+}
+
+static char *read_operations_md(void)
+{
+	FILE *f = fopen(RL_DOCS_OPERATIONS, "rb");
+	cr_assert_not_null(f, "%s", RL_DOCS_OPERATIONS);
+	static char buf[1 << 17];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	cr_assert_lt(n, sizeof(buf) - 1, "operations.md grew past the test's buffer");
+	buf[n] = '\0';
+	return buf;
+}
+
+Test(stats, every_family_is_in_the_metrics_table_of_operations_md)
+{
+	const char *doc = read_operations_md();
+	char want[128];
+	for (size_t k = 0; k < RL_STAT_NROWS; k++) {
+		const char *names[2] = {rl_stat_rows[k].prom, rl_stat_rows[k].wprom};
+		for (int j = 0; j < 2; j++) {
+			if (!names[j])
+				continue;
+			snprintf(want, sizeof(want), "`%s`", names[j]);
+			cr_expect(strstr(doc, want), "%s is not documented", want);
+		}
+	}
+}
+
+Test(stats, operations_md_defines_fanout_latency_in_the_help_text_words)
+{
+	const char *doc = read_operations_md();
+	char want[sizeof(RL_M_FANOUT_HELP)];
+	/* The table cell starts in lower case and has no final stop. */
+	snprintf(want, sizeof(want), "%s", RL_M_FANOUT_HELP);
+	want[0] = (char)tolower((unsigned char)want[0]);
+	want[strlen(want) - 1] = '\0';
+	cr_expect(strstr(doc, want), "docs/operations.md lacks: %s", want);
 }

@@ -35,8 +35,8 @@ struct rl_msg {
 struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems);
 void rl_msg_get(struct rl_msg *m);
 /* The last put drops the room reference and frees the message; for a timed
- * MESSAGE it records read -> queued-to-every-member in the fan-out latency
- * histogram of the calling worker (ops' metrics.h). */
+ * MESSAGE it records the fan-out latency sample on the calling worker (the
+ * histogram is defined in ops/metrics.h). */
 void rl_msg_put(struct rl_msg *m);
 
 #endif

@@ -159,8 +159,7 @@ static void expo_histogram(struct rl_expo *e, const struct rl_metrics_snap *m)
 	const char *n = "relay_fanout_latency_seconds";
 	char lab[64];
 	uint64_t cum = 0;
-	rl_expo_family(e, n, "histogram",
-		       "In-server fan-out latency: frame read to the last member's write.");
+	rl_expo_family(e, n, "histogram", RL_M_FANOUT_HELP);
 	for (unsigned b = 0; b < RL_M_FANOUT_NBUCKETS; b++) {
 		cum += m->fanout_bucket[b];
 		if (b < RL_M_FANOUT_NBUCKETS - 1)

@@ -1,6 +1,6 @@
 /* metrics.h -- the read side of relayd's counters for /metrics and /stats,
  * plus the one hot-path instrument that is not a row of base/stats_list.h:
- * the per-worker fan-out latency histogram.
+ * the per-worker fan-out latency histogram, defined below.
  *
  * The counters live where they are counted (the per-worker struct rl_stats,
  * base/stats.h); a scrape copies them into a struct rl_metrics_snap, so it
@@ -22,8 +22,29 @@
 
 #include "base/stats.h"
 
-/* Fan-out latency histogram: upper bounds in nanoseconds, the last bucket is
- * +Inf. Few fixed buckets, found by a short scan: cheap on the hot path. */
+/* The fan-out latency histogram, relay_fanout_latency_seconds. This is its
+ * one definition; /metrics prints RL_M_FANOUT_HELP as its HELP text and
+ * docs/operations.md uses the same words.
+ *
+ * One sample per published MESSAGE that has at least one recipient: from
+ * the recv() that completed the publisher's frame to the put of the
+ * outgoing message's last reference (rl_msg_put, net/msg.c), recorded by
+ * the worker that puts it. The references are: the publishing worker's own
+ * (put once it queued the message to its local members); one per other
+ * worker with members in the room (put once that worker queued it to its
+ * members); one per member that holds the frame by reference, which is
+ * frames over 1 KiB (RL_COPY_MAX, net/outq.h; put once written to that
+ * member's socket, or dropped with the connection). Frames up to 1 KiB are
+ * copied into each member's queue and hold no reference. So a sample ends
+ * when every member has the message queued (frames up to 1 KiB) or written
+ * to its socket (larger frames). Messages still in an inbox at shutdown
+ * are not sampled. */
+#define RL_M_FANOUT_HELP                                                                           \
+	"Fan-out latency inside the server: from reading a MESSAGE frame to every member "         \
+	"having it queued (frames up to 1 KiB) or written to its socket (larger frames)."
+
+/* Upper bounds in nanoseconds, the last bucket is +Inf. Few fixed buckets,
+ * found by a short scan: cheap on the hot path. */
 #define RL_M_FANOUT_NBUCKETS 16
 #define RL_METRICS_MAX_WORKERS 64 /* = RL_MAX_WORKERS */
 extern const uint64_t rl_metrics_fanout_le_ns[RL_M_FANOUT_NBUCKETS - 1];
@@ -52,8 +73,8 @@ unsigned rl_metrics_nworkers(void);
  * for its owner to write; valid for the whole process lifetime. */
 struct rl_metrics *rl_metrics_worker(unsigned k);
 
-/* Records one fan-out latency of <ns> nanoseconds (frame read -> last
- * member's write). Owner worker of <m> only. NULL <m> is ignored. */
+/* Records one fan-out latency sample of <ns> nanoseconds (the histogram
+ * above). Owner worker of <m> only. NULL <m> is ignored. */
 void rl_metrics_fanout_observe(struct rl_metrics *m, uint64_t ns);
 
 /* Worker <k>'s figures (PROCESS rows left 0). Any thread. */
