@@ -4,9 +4,10 @@
  * fixed points; nothing else in the core knows the operations modules.
  *
  * Threading: every rl_ops_* function runs on the main thread. The admin
- * thread reaches the core only through the hooks installed here: rl_stats
- * (relaxed atomic loads), the room table (as an online QSBR reader) and a
- * mutex-protected copy of the options in force. */
+ * thread reaches the core only through what is installed here: the counters
+ * (base/stats.h: relaxed loads of the worker slots, and the room gauges
+ * through the readers rl_ops_start registers), the room table (as an online
+ * QSBR reader) and a mutex-protected copy of the options in force. */
 #ifndef RL_OPS_H
 #define RL_OPS_H
 
