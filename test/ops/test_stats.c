@@ -33,9 +33,8 @@ static void check_name(const struct rl_stat_row *r, const char *name)
 {
 	bool total = ends_with(name, "_total");
 	cr_expect_eq(total, r->kind == RL_STAT_COUNTER,
-		     "%s (%s): a counter's name, and only "
-		     "a counter's, ends in _total",
-		     name, r->field);
+		     "%s (%s): a counter's name, and only a counter's, ends in _total", name,
+		     r->field);
 	cr_expect_eq(strstr(name, "bytes") != NULL, r->unit == RL_STAT_UNIT_BYTES,
 		     "%s (%s): a name says \"bytes\" exactly when the unit is bytes", name,
 		     r->field);
@@ -58,13 +57,9 @@ Test(stats, every_row_follows_the_rules_of_the_list)
 			cr_expect(starts_with(r->wprom, "relay_worker_"), "%s", r->wprom);
 			check_name(r, r->wprom);
 			cr_expect_eq(r->scope, RL_STAT_WORKER,
-				     "%s: a PROCESS row has no "
-				     "per-worker value",
-				     r->field);
+				     "%s: a PROCESS row has no per-worker value", r->field);
 			cr_expect_eq(r->dim, RL_STAT_DIM_NONE,
-				     "%s: per-worker families are one "
-				     "number",
-				     r->field);
+				     "%s: per-worker families are one number", r->field);
 		}
 		cr_expect_eq(strstr(r->json, "bytes") != NULL, r->unit == RL_STAT_UNIT_BYTES,
 			     "%s: /stats key", r->json);
@@ -183,8 +178,7 @@ Test(stats, totals_line_shows_the_labelled_rows_in_list_order, .fini = rl_stats_
 	cr_expect_eq(n, (int)strlen(line));
 	char small[20];
 	cr_expect_eq(rl_stats_format_totals(&s, small, sizeof(small)), n,
-		     "truncation reports "
-		     "the full length, as snprintf does");
+		     "truncation reports the full length, as snprintf does");
 	cr_expect_str_eq(small, "relayd stopped: pea");
 }
 
