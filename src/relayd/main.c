@@ -162,15 +162,14 @@ static void main_drain_inboxes(void)
 	rcu_unregister_thread();
 }
 
+/* The rows of base/stats_list.h that have a totals label, on one line. */
 static void main_totals(void)
 {
 	struct rl_stats s;
+	char line[512];
 	rl_stats_sum(&s);
-	printf("relayd stopped: connections served %" PRIu64 ", messages in %" PRIu64
-	       ", messages out %" PRIu64 ", bytes in %" PRIu64 ", bytes out %" PRIu64
-	       ", peak connections %" PRIu64 ", slow consumers dropped %" PRIu64 "\n",
-	       s.conns_accepted, s.frames_in[RELAY_MSG_MESSAGE], s.msgs_delivered, s.bytes_in,
-	       s.bytes_out, s.conns_peak, s.slow_consumers);
+	rl_stats_format_totals(&s, line, sizeof(line));
+	printf("%s\n", line);
 	fflush(stdout);
 }
 
@@ -178,9 +177,10 @@ int main(int argc, char **argv)
 {
 	struct rl_config *cfg = &rl_srv.cfg;
 	struct rl_listen_spec specs[RL_MAX_LISTENERS];
+	bool given[RL_OPTIONS_MAX]; /* options set by the environment or command line */
 	char err[512];
 
-	switch (rl_options_parse(cfg, argc, argv)) {
+	switch (rl_options_parse(cfg, given, argc, argv)) {
 	case RL_OPTS_EXIT_OK:
 		return 0;
 	case RL_OPTS_EXIT_ERR:
@@ -188,7 +188,7 @@ int main(int argc, char **argv)
 	default:
 		break;
 	}
-	if (rl_ops_configure(cfg, argc, argv)) /* ops: --config FILE */
+	if (rl_ops_configure(cfg, given)) /* ops: --config FILE */
 		return 1;
 	rl_log_set_level(cfg->debug ? RL_LOG_DEBUG : (int)cfg->log_level);
 	unsigned n = main_nworkers(cfg);

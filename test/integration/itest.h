@@ -17,8 +17,8 @@
  * sanitizer builds on a shared 2-core box; a correct server answers in ms. */
 #define IT_MS 3000
 
-/* Timeout option values. relayd takes seconds with a fraction (see
- * /work/board/itest.md for the agreement with the server helper). */
+/* Timeout option values. relayd takes seconds with a fraction (durations in
+ * docs/operations.md, "Options"). */
 #define IT_SEC(x) #x
 
 /* Every test: a failed assertion must never leave relayd running. */
@@ -42,10 +42,9 @@ static inline void it_start(struct rl_test_server *s, const char *const *args)
 		it_start((s), it_args_);                                                       \
 	} while (0)
 
-/* A test that fails because of a relayd bug reported with a reproduction on
- * /work/board/server.md: skipped (with the reference) unless
- * RELAY_TEST_KNOWN_BUGS=1, so main stays green while the fix is pending.
- * Remove the marker as soon as the fix lands. */
+/* A test that fails because of a known relayd bug (<ref> names its report):
+ * skipped, with the reference, unless RELAY_TEST_KNOWN_BUGS=1, so main stays
+ * green while the fix is pending. Remove the marker as soon as the fix lands. */
 #define IT_KNOWN_BUG(ref)                                                                      \
 	do {                                                                                   \
 		const char *kb_ = getenv("RELAY_TEST_KNOWN_BUGS");                             \

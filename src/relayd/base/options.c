@@ -65,6 +65,8 @@ const struct rl_option rl_options[] = {
 	  OFF(admin), false, "HOST:PORT of the admin HTTP endpoint (/health /metrics /stats /rooms)" },
 };
 const size_t rl_options_count = sizeof(rl_options) / sizeof(rl_options[0]);
+_Static_assert(sizeof(rl_options) / sizeof(rl_options[0]) <= RL_OPTIONS_MAX,
+	       "raise RL_OPTIONS_MAX");
 
 static const char *const type_hint[RL_OPT_NTYPES] = {
 	[RL_OPT_STRING] = "a string",
@@ -320,13 +322,14 @@ void rl_options_fit_watermarks(struct rl_config *cfg, const bool *given)
 		cfg->out_low = cfg->out_high / 4;
 }
 
-enum rl_opts_result rl_options_parse(struct rl_config *cfg, int argc, char **argv)
+enum rl_opts_result rl_options_parse(struct rl_config *cfg, bool given[RL_OPTIONS_MAX], int argc,
+				     char **argv)
 {
 	struct option lo[sizeof(rl_options) / sizeof(rl_options[0]) + 3];
-	bool given[sizeof(rl_options) / sizeof(rl_options[0])] = { 0 };
 	char err[512];
 	size_t i;
 
+	memset(given, 0, RL_OPTIONS_MAX * sizeof(given[0]));
 	rl_config_defaults(cfg);
 	if (options_from_env(cfg, given, err, sizeof(err))) {
 		fprintf(stderr, "relayd: %s\n", err);

@@ -40,7 +40,8 @@ void rl_msg_put(struct rl_msg *m);
 
 /* Runs on the thread that drops a message's last reference, just before it
  * is freed: the layer that publishes messages releases what it attached
- * (relay/fanout.c: the room reference, the fan-out latency sample). */
+ * (relay/fanout.c: the room reference, the fan-out latency sample defined
+ * in ops/metrics.h). */
 typedef void rl_msg_release_fn(struct rl_msg *m);
 /* Installs <fn> (NULL: none). Main thread, once, before any worker starts. */
 void rl_msg_set_release(rl_msg_release_fn *fn);
