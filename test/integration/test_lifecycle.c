@@ -219,7 +219,7 @@ IT_TEST(lifecycle, help_and_version)
 	const char *ver[] = {"--version", NULL};
 	st = rl_test_run_relayd(ver, NULL, 5000, out, sizeof(out), err, sizeof(err));
 	cr_assert_eq(st, 0, "--version: status %d", st);
-	cr_assert(strstr(out, "0.1.0") != NULL, "--version: %s", out);
+	cr_assert(strstr(out, RELAY_VERSION_STRING) != NULL, "--version: %s", out);
 }
 
 IT_TEST(lifecycle, environment_sets_options_and_argv_wins)

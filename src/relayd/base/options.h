@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define RL_VERSION "0.1.0"
+#define RL_VERSION RELAY_VERSION_STRING /* meson project() version */
 #define RL_MAX_WORKERS 64
 #define RL_OPTIONS_MAX 64 /* room in per-option arrays such as <given>; >= rl_options_count */
 
