@@ -94,7 +94,8 @@ IT_TEST(session, connection_ids_unique_across_workers)
 	/* Re-HELLO keeps the connection's id. */
 	char id[160];
 	snprintf(id, sizeof(id), "%s", rl_test_conn_id(c[0]));
-	cr_assert_not_null(rl_test_hello(c[0], "{\"userId\":\"again\"}", IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(c[0], "{\"userId\":\"again\"}", RL_TEST_REPLY_MS), "%s",
+			   rl_test_err());
 	cr_assert_str_eq(rl_test_conn_id(c[0]), id);
 	for (int i = 0; i < N; i++)
 		rl_test_close(c[i]);
@@ -254,7 +255,8 @@ IT_TEST(session, rehello_replaces_userid_in_presence)
 	it_join(b, "r1", 2);
 	expect_presence(a, "userJoined", "r1", b, "bob");
 	/* A new HELLO replaces userId for what follows; nothing is re-sent. */
-	cr_assert_not_null(rl_test_hello(b, "{\"userId\":\"robert\"}", IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(b, "{\"userId\":\"robert\"}", RL_TEST_REPLY_MS), "%s",
+			   rl_test_err());
 	it_silent(a);
 	it_join(a, "r2", 1);
 	it_join(b, "r2", 2);
@@ -264,7 +266,7 @@ IT_TEST(session, rehello_replaces_userid_in_presence)
 	/* Reading of "a HELLO sent again replaces userId and echo": a HELLO
 	 * without userId replaces it with none (as one without "echo" turns
 	 * echo off), so later events carry no userId. */
-	cr_assert_not_null(rl_test_hello(b, "{}", IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(b, "{}", RL_TEST_REPLY_MS), "%s", rl_test_err());
 	it_leave(b, "r2");
 	expect_presence(a, "userLeft", "r2", b, NULL);
 	rl_test_close(a);
