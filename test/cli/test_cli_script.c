@@ -415,7 +415,7 @@ Test(cli_errors, unknown_host_fails_without_hanging)
 	fails_with((const char *[]){"no-such-host.invalid", "4000", NULL}, "cannot resolve host");
 }
 
-Test(cli_errors, help_and_version)
+Test(cli_errors, help_and_version_print_to_stdout_and_exit_0)
 {
 	struct cli_run r;
 

@@ -45,7 +45,7 @@ static void fatal_frame(const struct rl_test_server *s, uint8_t version, uint8_t
 	free(b);
 }
 
-IT_TEST(errors, invalid_frame_short_length)
+IT_TEST(errors, length_below_three_is_invalid_frame_from_the_length_bytes_alone)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -64,7 +64,7 @@ IT_TEST(errors, invalid_frame_short_length)
 	it_stop(&s);
 }
 
-IT_TEST(errors, invalid_frame_bad_flags)
+IT_TEST(errors, reserved_flag_bits_or_json_with_binary_are_invalid_frame)
 {
 	static const uint8_t flags[] = {0x03, 0x04, 0x08, 0x10, 0x80, 0xfc, 0x05, 0x06};
 	struct rl_test_server s;
@@ -120,7 +120,7 @@ IT_TEST(errors, frame_too_large_with_max_frame_option)
 	it_stop(&s);
 }
 
-IT_TEST(errors, unsupported_version)
+IT_TEST(errors, any_version_but_1_is_unsupported_version)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -130,7 +130,7 @@ IT_TEST(errors, unsupported_version)
 	it_stop(&s);
 }
 
-IT_TEST(errors, unknown_message_type)
+IT_TEST(errors, types_0_and_above_6_are_unknown_message_type)
 {
 	static const uint8_t types[] = {0x00, 0x07, 0x08, 0x7f, 0xff};
 	struct rl_test_server s;
@@ -182,7 +182,7 @@ IT_TEST(errors, check_order_for_frames_breaking_several_rules)
 	it_stop(&s);
 }
 
-IT_TEST(errors, parse_error_cases)
+IT_TEST(errors, malformed_json_or_utf8_in_any_json_frame_is_parse_error)
 {
 	static const struct {
 		uint8_t type;
@@ -308,7 +308,7 @@ IT_TEST(errors, heartbeat_echoes_flags_and_payload)
 }
 
 /* Reading: max_connections counts connections across all workers. */
-IT_TEST(errors, server_full_at_accept)
+IT_TEST(errors, connections_beyond_max_connections_get_server_full_at_accept)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();
@@ -343,7 +343,7 @@ IT_TEST(errors, server_full_at_accept)
 	it_stop(&s);
 }
 
-IT_TEST(errors, idle_timeout)
+IT_TEST(errors, a_silent_connection_gets_idle_timeout_while_an_active_one_stays)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();

@@ -26,7 +26,7 @@ static void send_split(struct rl_test_client *c, const uint8_t *b, size_t n, siz
 	it_raw(c, b + at, n - at);
 }
 
-IT_TEST(fragment, byte_by_byte)
+IT_TEST(fragment, frames_sent_byte_by_byte_are_handled_as_whole_frames)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "2");

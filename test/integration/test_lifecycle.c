@@ -124,7 +124,7 @@ static void expect_start_failure(const char *const *args, const char *const *env
 	cr_assert(strstr(out, "listening") == NULL, "%s: printed %s", what, out);
 }
 
-IT_TEST(lifecycle, port_in_use_by_a_plain_listener)
+IT_TEST(lifecycle, a_port_held_by_another_socket_fails_startup)
 {
 	IT_NEED_PROCESS();
 	uint16_t taken;
@@ -140,7 +140,7 @@ IT_TEST(lifecycle, port_in_use_by_a_plain_listener)
 /* The hard case: a second relayd on the same port. With SO_REUSEPORT on
  * both sides (same user) Linux lets the bind succeed and would silently
  * share the port, so relayd must detect it and refuse. */
-IT_TEST(lifecycle, port_in_use_by_another_relayd)
+IT_TEST(lifecycle, a_port_held_by_another_relayd_fails_startup)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();
@@ -197,7 +197,7 @@ IT_TEST(lifecycle, bad_option_values_exit_1_with_one_line)
 	cr_assert(contains_ci(err, "bogus-option"), "--bogus-option: %s", err);
 }
 
-IT_TEST(lifecycle, help_and_version)
+IT_TEST(lifecycle, help_lists_options_with_defaults_and_version_prints_it)
 {
 	static const char *const opts[] = {
 		"--host", "--port", "--workers", "--max-frame-bytes", "--max-connections",
@@ -245,7 +245,7 @@ IT_TEST(lifecycle, environment_sets_options_and_argv_wins)
 	it_stop(&s);
 }
 
-IT_TEST(lifecycle, listening_line_format)
+IT_TEST(lifecycle, the_listening_line_names_host_port_and_workers)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();
@@ -297,7 +297,7 @@ IT_TEST(lifecycle, second_signal_exits_at_once)
  * limit are accepted and closed, and relayd serves again once some close.
  * The test lowers relayd's RLIMIT_NOFILE to 40 with prlimit(2) once it runs
  * (relayd may raise its own soft limit at start). */
-IT_TEST(lifecycle, emfile_is_survived)
+IT_TEST(lifecycle, running_out_of_descriptors_refuses_connections_then_recovers)
 {
 	enum { N = 48 };
 	struct rl_test_server s;

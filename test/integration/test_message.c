@@ -144,7 +144,7 @@ static void expect_bin_delivery(struct rl_test_client *c, const char *room,
 	it_expect_bin(c, RELAY_MSG_MESSAGE, want, 2 + rl + fl + n);
 }
 
-IT_TEST(message, binary_delivery_form)
+IT_TEST(message, binary_messages_arrive_in_the_binary_envelope_with_the_sender)
 {
 	static const uint8_t data[] = {0x00, 0xff, 0x01, '{', 0x80, 0x0a, 0x00};
 	struct rl_test_server s;
@@ -295,7 +295,7 @@ IT_TEST(message, wrong_shapes_are_invalid_payload)
 	it_stop(&s);
 }
 
-IT_TEST(message, invalid_room_names)
+IT_TEST(message, empty_control_surrogate_or_overlong_room_names_are_invalid_room)
 {
 	static const char *const bad[] = {
 		"\"\"",

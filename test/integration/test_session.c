@@ -46,7 +46,7 @@ IT_TEST(session, hello_ack_is_byte_exact)
 	it_stop(&s);
 }
 
-IT_TEST(session, hello_empty_payload_and_fields_optional)
+IT_TEST(session, hello_payload_may_be_empty_and_unknown_fields_are_ignored)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -168,7 +168,7 @@ IT_TEST(session, binary_join_leave_acked_in_binary)
 	it_stop(&s);
 }
 
-IT_TEST(session, json_names_trimmed_and_raw_utf8)
+IT_TEST(session, json_room_names_are_trimmed_and_acked_as_raw_utf8)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -355,7 +355,7 @@ IT_TEST(session, disconnect_leaves_every_room_once)
  * backslashes escaped, "\/" decoded to "/", non-ASCII raw; keys are matched
  * after decoding their escapes; with duplicate keys the last one wins;
  * only ASCII whitespace is trimmed (U+00A0 stays). */
-IT_TEST(session, json_names_escapes_keys_and_duplicates)
+IT_TEST(session, json_room_names_and_keys_are_unescaped_and_the_last_duplicate_wins)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
