@@ -296,17 +296,29 @@ IT_TEST(slow, draining_too_long_evicts_a_crawling_reader_with_an_error_frame)
 	slow_run(args, 4096, SLOW_CRAWLS, &r);
 }
 
-/* Publishes 4 KiB messages to "flood" from <pub> (a HEARTBEAT round trip
- * every 64) until relayd logs an eviction or <max> messages went out. */
-static void flood_until_evicted(const struct rl_test_server *s, struct rl_test_client *pub, int max)
+/* Publishes up to <max> 4 KiB messages to "flood" from <pub> (a HEARTBEAT
+ * round trip every 64), stopping early once relayd has logged an eviction
+ * when <s> is not NULL. */
+static void flood_send(const struct rl_test_server *s, struct rl_test_client *pub, int max)
 {
 	static uint8_t m[MSG_BYTES] = {5, 'f', 'l', 'o', 'o', 'd'};
-	for (int n = 1; n <= max && !evicted(s); n++) {
+	for (int n = 1; n <= max && (s == NULL || !evicted(s)); n++) {
 		it_send(pub, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, m, sizeof(m));
 		if (n % 64 == 0)
 			it_ping(pub);
 	}
-	cr_assert(evicted(s), "no eviction after %d messages of %d bytes", max, MSG_BYTES);
+}
+
+/* A member <slow> (256 KiB receive buffer, as in slow_run) and a publisher
+ * <pub>, both in "flood". */
+static void flood_pair(const struct rl_test_server *s, struct rl_test_client **slow,
+		       struct rl_test_client **pub)
+{
+	*slow = it_client(s, NULL);
+	cr_assert_eq(rl_test_set_rcvbuf(*slow, 256 * 1024), 0, "%s", rl_test_err());
+	*pub = it_client(s, NULL);
+	it_join(*slow, "flood", 1);
+	it_join(*pub, "flood", 2);
 }
 
 /* The only wait relayd makes for an evicted member that keeps its socket
@@ -315,29 +327,17 @@ static void flood_until_evicted(const struct rl_test_server *s, struct rl_test_c
  * deadline, then closes whatever the peer does. */
 IT_TEST(slow, an_evicted_member_that_keeps_its_socket_open_is_closed_by_the_deadline)
 {
-	IT_NEED_PROCESS();
-	const char *args[] = {"--workers",
-			      "1",
-			      "--no-presence",
-			      "--outbound-hard-limit",
-			      "1M",
-			      "--outbound-high-watermark",
-			      "256K",
-			      "--outbound-low-watermark",
-			      "64K",
-			      "--log-level",
-			      "debug",
-			      NULL};
 	struct rl_test_server s;
-	it_start(&s, args);
-	struct rl_test_client *slow = it_client(&s, NULL);
-	cr_assert_eq(rl_test_set_rcvbuf(slow, 256 * 1024), 0, "%s", rl_test_err());
-	struct rl_test_client *pub = it_client(&s, NULL);
-	it_join(slow, "flood", 1);
-	it_join(pub, "flood", 2);
+	struct rl_test_client *slow, *pub;
+	IT_NEED_PROCESS();
+	IT_START(&s, "--workers", "1", "--no-presence", "--outbound-hard-limit", "1M",
+		 "--outbound-high-watermark", "256K", "--outbound-low-watermark", "64K",
+		 "--log-level", "debug");
+	flood_pair(&s, &slow, &pub);
 	char closed[80];
 	snprintf(closed, sizeof(closed), " %s closed\n", rl_test_conn_id(slow));
-	flood_until_evicted(&s, pub, 4096);
+	flood_send(&s, pub, 4096);
+	cr_assert(evicted(&s), "no eviction after 16 MiB");
 	int64_t t0 = rl_test_now_ms();
 	/* Unread input for relayd, sent after the eviction: relayd lingers. */
 	it_send(slow, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "late", 4);
@@ -364,36 +364,15 @@ IT_TEST(slow, an_evicted_member_that_keeps_its_socket_open_is_closed_by_the_dead
  * the eviction would then wait in vain for the ERROR and the close.) */
 IT_TEST(slow, a_draining_member_that_catches_up_in_time_stays_connected)
 {
-	IT_NEED_PROCESS();
-	const char *args[] = {"--workers",
-			      "1",
-			      "--no-presence",
-			      "--outbound-hard-limit",
-			      "512M",
-			      "--outbound-high-watermark",
-			      "256K",
-			      "--outbound-low-watermark",
-			      "64K",
-			      "--slow-consumer-timeout",
-			      "1",
-			      "--log-level",
-			      "debug",
-			      NULL};
+	enum { N = 4096 }; /* 16 MiB: the kernel buffers take a few, relayd's queue the rest */
 	struct rl_test_server s;
-	it_start(&s, args);
-	struct rl_test_client *slow = it_client(&s, NULL);
-	cr_assert_eq(rl_test_set_rcvbuf(slow, 256 * 1024), 0, "%s", rl_test_err());
-	struct rl_test_client *pub = it_client(&s, NULL);
-	it_join(slow, "flood", 1);
-	it_join(pub, "flood", 2);
-	/* 16 MiB: the kernel buffers take a few MiB, relayd's queue the rest. */
-	enum { N = 4096 };
-	static uint8_t m[MSG_BYTES] = {5, 'f', 'l', 'o', 'o', 'd'};
-	for (int n = 1; n <= N; n++) {
-		it_send(pub, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, m, sizeof(m));
-		if (n % 64 == 0)
-			it_ping(pub);
-	}
+	struct rl_test_client *slow, *pub;
+	IT_NEED_PROCESS();
+	IT_START(&s, "--workers", "1", "--no-presence", "--outbound-hard-limit", "512M",
+		 "--outbound-high-watermark", "256K", "--outbound-low-watermark", "64K",
+		 "--slow-consumer-timeout", "1", "--log-level", "debug");
+	flood_pair(&s, &slow, &pub);
+	flood_send(NULL, pub, N);
 	cr_assert(rl_test_server_log_has(&s, "backpressure detected"), "never DRAINING");
 	for (int n = 0; n < N; n++)
 		it_expect(slow, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY);
