@@ -119,14 +119,22 @@ Test(options, size_bounds_are_inclusive)
 	set_bad("outbound-hard-limit", "2G");
 }
 
-Test(options, a_size_error_gives_the_unit_and_the_range)
+/* <val> is refused for <name> with exactly the message <want>. */
+static void set_bad_says(const char *name, const char *val, const char *want)
 {
 	struct rl_config cfg;
-	char err[256];
+	char err[256] = "";
 	rl_config_defaults(&cfg);
-	cr_assert_eq(rl_option_set(&cfg, opt("max-frame-bytes"), "100", err, sizeof(err)), -EINVAL);
-	cr_assert_str_eq(err, "invalid value '100' for --max-frame-bytes: expected a size in bytes "
-			      "(suffix K, M or G allowed) in 256..268435456");
+	cr_assert_eq(rl_option_set(&cfg, opt(name), val, err, sizeof(err)), -EINVAL,
+		     "--%s '%s' accepted", name, val);
+	cr_assert_str_eq(err, want);
+}
+
+Test(options, a_size_error_gives_the_unit_and_the_range)
+{
+	set_bad_says("max-frame-bytes", "100",
+		     "invalid value '100' for --max-frame-bytes: expected a size in bytes "
+		     "(suffix K, M or G allowed) in 256..268435456");
 }
 
 /* ---- durations --------------------------------------------------------------- */
@@ -166,12 +174,9 @@ Test(options, duration_bounds_are_inclusive_and_the_error_names_them_in_seconds)
 	set_bad("idle-timeout", "2592000.001");
 	cr_assert_eq(set_ok("shutdown-grace", "86400"), 86400000ull); /* 1 day */
 	set_bad("shutdown-grace", "86401");
-	struct rl_config cfg;
-	char err[256];
-	rl_config_defaults(&cfg);
-	cr_assert_eq(rl_option_set(&cfg, opt("shutdown-grace"), "2d", err, sizeof(err)), -EINVAL);
-	cr_assert_str_eq(err, "invalid value '2d' for --shutdown-grace: expected a duration in "
-			      "seconds (or with suffix ms, s, m), at most 86400 s");
+	set_bad_says("shutdown-grace", "2d",
+		     "invalid value '2d' for --shutdown-grace: expected a duration in seconds (or "
+		     "with suffix ms, s, m), at most 86400 s");
 }
 
 /* ---- integers, booleans, levels, strings ---------------------------------------- */
