@@ -46,7 +46,7 @@ IT_TEST(session, hello_ack_is_byte_exact)
 	it_stop(&s);
 }
 
-IT_TEST(session, hello_empty_payload_and_fields_optional)
+IT_TEST(session, hello_payload_may_be_empty_and_unknown_fields_are_ignored)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -94,7 +94,8 @@ IT_TEST(session, connection_ids_unique_across_workers)
 	/* Re-HELLO keeps the connection's id. */
 	char id[160];
 	snprintf(id, sizeof(id), "%s", rl_test_conn_id(c[0]));
-	cr_assert_not_null(rl_test_hello(c[0], "{\"userId\":\"again\"}", IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(c[0], "{\"userId\":\"again\"}", RL_TEST_REPLY_MS), "%s",
+			   rl_test_err());
 	cr_assert_str_eq(rl_test_conn_id(c[0]), id);
 	for (int i = 0; i < N; i++)
 		rl_test_close(c[i]);
@@ -167,7 +168,7 @@ IT_TEST(session, binary_join_leave_acked_in_binary)
 	it_stop(&s);
 }
 
-IT_TEST(session, json_names_trimmed_and_raw_utf8)
+IT_TEST(session, json_room_names_are_trimmed_and_acked_as_raw_utf8)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -254,7 +255,8 @@ IT_TEST(session, rehello_replaces_userid_in_presence)
 	it_join(b, "r1", 2);
 	expect_presence(a, "userJoined", "r1", b, "bob");
 	/* A new HELLO replaces userId for what follows; nothing is re-sent. */
-	cr_assert_not_null(rl_test_hello(b, "{\"userId\":\"robert\"}", IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(b, "{\"userId\":\"robert\"}", RL_TEST_REPLY_MS), "%s",
+			   rl_test_err());
 	it_silent(a);
 	it_join(a, "r2", 1);
 	it_join(b, "r2", 2);
@@ -264,7 +266,7 @@ IT_TEST(session, rehello_replaces_userid_in_presence)
 	/* Reading of "a HELLO sent again replaces userId and echo": a HELLO
 	 * without userId replaces it with none (as one without "echo" turns
 	 * echo off), so later events carry no userId. */
-	cr_assert_not_null(rl_test_hello(b, "{}", IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(b, "{}", RL_TEST_REPLY_MS), "%s", rl_test_err());
 	it_leave(b, "r2");
 	expect_presence(a, "userLeft", "r2", b, NULL);
 	rl_test_close(a);
@@ -353,7 +355,7 @@ IT_TEST(session, disconnect_leaves_every_room_once)
  * backslashes escaped, "\/" decoded to "/", non-ASCII raw; keys are matched
  * after decoding their escapes; with duplicate keys the last one wins;
  * only ASCII whitespace is trimmed (U+00A0 stays). */
-IT_TEST(session, json_names_escapes_keys_and_duplicates)
+IT_TEST(session, json_room_names_and_keys_are_unescaped_and_the_last_duplicate_wins)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -402,7 +404,7 @@ IT_TEST(session, presence_within_max_frame_drops_userid_when_too_long)
 	struct rl_test_client *c = it_client(&s, "{\"userId\":\"bob\"}");
 	it_join(a, room, 1);
 	it_join(b, room, 2);
-	const struct rl_test_frame *f = rl_test_recv(a, IT_MS);
+	const struct rl_test_frame *f = rl_test_recv(a, RL_TEST_REPLY_MS);
 	cr_assert_not_null(f, "userJoined: %s", rl_test_err());
 	cr_assert_leq(f->len + 3, 256u, "a %u-byte frame with --max-frame-bytes 256: %s",
 		      f->len + 3, rl_test_frame_str(f));

@@ -72,7 +72,7 @@ Test(frame, every_flags_byte_has_one_verdict)
 	}
 }
 
-Test(frame, type_names)
+Test(frame, every_type_has_its_spec_name_and_any_other_is_unknown)
 {
 	cr_assert_str_eq(relay_msg_type_name(RELAY_MSG_HELLO), "HELLO");
 	cr_assert_str_eq(relay_msg_type_name(RELAY_MSG_JOIN_ROOM), "JOIN_ROOM");
