@@ -277,6 +277,33 @@ Test(http, every_accept_and_refuse_rule)
 	RL_ASSERT_NO_LEAKS();
 }
 
+/* Cases where two rules would give the same status: the reason names the
+ * one that refused. */
+static const struct rule_case reason_cases[] = {
+    {"obsolete line folding", RQ H_BASE "X-A: a\r\n b\r\n" END, NULL, 400},
+    {"HTTP/1.1 required", "GET /relay HTTP/1.0\r\n" H_BASE END, NULL, 400},
+    {"a request body is not accepted", RQ H_BASE "Content-Length: 5\r\n" END, NULL, 400},
+    {"line not ended by CRLF", "GET /relay HTTP/1.1\n" H_BASE END, NULL, 400},
+    {"malformed header field", RQ H_BASE "Host : x\r\n" END, NULL, 400},
+    {"exactly one Host is required", RQ H_BASE H_HOST END, NULL, 400},
+    {"Sec-WebSocket-Key must be base64 of 16 bytes", RQ H_BASE H_KEY END, NULL, 400},
+    {"malformed Sec-WebSocket-Protocol", RQ H_BASE "Sec-WebSocket-Protocol: a/b\r\n" END, NULL,
+     400},
+    {"subprotocol relay.v1 not offered", RQ H_BASE "Sec-WebSocket-Protocol: chat\r\n" END, NULL,
+     400},
+};
+
+Test(http, refusals_name_the_rule_that_refused)
+{
+	for (size_t i = 0; i < sizeof reason_cases / sizeof reason_cases[0]; i++) {
+		const struct rule_case *c = &reason_cases[i];
+		struct outcome o = decide_n(c->req, strlen(c->req), c->origins);
+		cr_expect_eq(o.status, c->status, "%s: got %u", c->name, o.status);
+		cr_expect_str_eq(o.why ? o.why : "-", c->name);
+	}
+	RL_ASSERT_NO_LEAKS();
+}
+
 /* Feeds <req> one split at a time, the unreceived bytes of the buffer
  * poisoned with line ends, so a parser that looked past <len> would see
  * them. Returns the outcome of the final call. */
@@ -598,6 +625,11 @@ Test(http, origin_lists_parse_and_refuse_what_is_not_an_origin)
 		cr_expect_not_null(err, "%s", bad[i]);
 		cr_expect_eq(o.n, 0);
 	}
+	cr_assert_eq(rl_http_origins_parse(&o, "https://a.example,,http://b.example", &err),
+		     -EINVAL);
+	cr_assert_str_eq(err, "empty entry in the origin list");
+	cr_assert_eq(rl_http_origins_parse(&o, "https://a.example/", &err), -EINVAL);
+	cr_assert_str_eq(err, "an origin is scheme://host[:port] (http or https)");
 	cr_assert_eq(rl_http_origins_parse(&o, NULL, NULL), 0);
 	cr_assert_eq(o.n, 0);
 	cr_assert_eq(rl_http_origins_parse(&o, "", NULL), 0);

@@ -841,6 +841,18 @@ Test(wsframe, reassembler_holds_only_what_arrived_and_nothing_when_idle)
 	cr_assert_leq(a._cap, 1200, "cap %zu", a._cap);
 	rl_wsf_asm_reset(&a);
 	cr_assert_null(a._buf);
+	/* doubling stops at the frame's announced size: 200 then 100 of 300 */
+	h = rl_wsf_put_hdr(buf, RL_WSF_OP_BINARY, false, 300, KEY);
+	rl_wsf_dec_init(&d, RL_WSF_SERVER, 2 << 20);
+	rl_wsf_dec_feed(&d, buf, h + 200);
+	cr_assert_eq(rl_wsf_dec_next(&d, &ev), RL_WSF_DATA);
+	cr_assert_eq(rl_wsf_asm_add(&a, &ev, &msg), 0);
+	cr_assert_eq(a._cap, 256);
+	rl_wsf_dec_feed(&d, buf + h + 200, 100);
+	cr_assert_eq(rl_wsf_dec_next(&d, &ev), RL_WSF_DATA);
+	cr_assert_eq(rl_wsf_asm_add(&a, &ev, &msg), 0);
+	cr_assert_eq(a._cap, 300, "cap %zu", a._cap);
+	rl_wsf_asm_reset(&a);
 
 	/* a fragmented message then a whole one: the buffer goes with it */
 	uint8_t f[64];
