@@ -74,16 +74,28 @@ static struct relay_span http_trim(struct relay_span s)
 	return s;
 }
 
-/* Next element of the comma-separated list <*rest>, OWS trimmed; empty
- * elements are skipped (RFC 9110 §5.6.1). False when none is left. */
+/* Splits the next element off the comma-separated <*rest>, OWS trimmed
+ * (possibly empty); *more tells whether a comma followed it. */
+static struct relay_span http_split(struct relay_span *rest, bool *more)
+{
+	const uint8_t *comma = memchr(rest->p, ',', rest->n);
+	size_t n = comma != NULL ? (size_t)(comma - rest->p) : rest->n;
+	struct relay_span e = http_trim((struct relay_span){rest->p, n});
+
+	*more = comma != NULL;
+	rest->p += n + *more;
+	rest->n -= n + *more;
+	return e;
+}
+
+/* Next non-empty element of a list header (empty ones are allowed and
+ * skipped, RFC 9110 §5.6.1). False when none is left. */
 static bool http_list_next(struct relay_span *rest, struct relay_span *elem)
 {
+	bool more;
+
 	while (rest->n > 0) {
-		const uint8_t *comma = memchr(rest->p, ',', rest->n);
-		size_t n = comma != NULL ? (size_t)(comma - rest->p) : rest->n;
-		*elem = http_trim((struct relay_span){rest->p, n});
-		rest->p += n + (comma != NULL);
-		rest->n -= n + (comma != NULL);
+		*elem = http_split(rest, &more);
 		if (elem->n > 0)
 			return true;
 	}
@@ -411,12 +423,7 @@ int rl_http_origins_parse(struct rl_http_origins *o, const char *list, const cha
 	struct relay_span rest = {(const uint8_t *)o->_copy, strlen(o->_copy)};
 	bool more = true; /* an entry follows: at the start and after each comma */
 	while (more && why == NULL) {
-		const uint8_t *comma = memchr(rest.p, ',', rest.n);
-		size_t n = comma != NULL ? (size_t)(comma - rest.p) : rest.n;
-		struct relay_span e = http_trim((struct relay_span){rest.p, n});
-		more = comma != NULL;
-		rest.p += n + more;
-		rest.n -= n + more;
+		struct relay_span e = http_split(&rest, &more);
 		if (e.n == 0)
 			why = "empty entry in the origin list";
 		else if (o->n == RL_HTTP_MAX_ORIGINS)

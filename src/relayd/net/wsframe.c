@@ -319,7 +319,8 @@ static enum rl_wsf_status wsf_control(struct rl_wsf_dec *d, struct rl_wsf_event 
 	size_t n = wsf_take_payload(d, &p);
 
 	if (!whole) {
-		memcpy(d->_ctl + d->_ctl_len, p, n);
+		if (n > 0)
+			memcpy(d->_ctl + d->_ctl_len, p, n);
 		d->_ctl_len = (uint8_t)(d->_ctl_len + n);
 		if (d->_in_payload)
 			return RL_WSF_NEED_MORE;

@@ -121,7 +121,7 @@ struct rl_wsf_event {
 	struct relay_span reason; /* CLOSE: its reason (valid UTF-8, may be empty) */
 };
 
-/* Fields are private except <err> (read-only) and <max_msg>. About 200 bytes,
+/* Fields are private except <err> (read-only) and <max_msg>. 224 bytes,
  * no pointer to owned memory: nothing to free. */
 struct rl_wsf_dec {
 	enum rl_wsf_err err; /* set once RL_WSF_ERROR was returned */
@@ -214,9 +214,10 @@ size_t rl_wsf_put_frame(uint8_t *out, uint8_t opcode, bool fin, const void *payl
 /* A pong echoing <n> (<= 125) bytes at <payload>. <out> holds
  * RL_WSF_HDR_MAX + 125 bytes. Returns the size. */
 size_t rl_wsf_put_pong(uint8_t *out, const void *payload, size_t n, const uint8_t *key);
-/* A close frame with <code> and <reason_len> bytes of UTF-8 <reason> (cut to
- * 123 bytes by the caller's choice of text; longer is truncated), or an empty
- * payload when <code> is 0. <out> holds RL_WSF_HDR_MAX + 125 bytes. */
+/* A close frame with <code> and <reason_len> bytes of UTF-8 <reason>, or an
+ * empty payload when <code> is 0. A reason over 123 bytes is cut there (keep
+ * reasons short: a cut may split a UTF-8 sequence). <out> holds
+ * RL_WSF_HDR_MAX + 125 bytes. */
 size_t rl_wsf_put_close(uint8_t *out, uint16_t code, const char *reason, size_t reason_len,
 			const uint8_t *key);
 
