@@ -4,7 +4,10 @@
  * relay-bench gets "--host HOST --port PORT --server-pid PID" appended. An
  * argument "{metrics}" becomes http://ADMIN/metrics, ADMIN being what relayd
  * printed on its "relayd admin on HOST:PORT" line (give relayd
- * "--admin 127.0.0.1:0").
+ * "--admin 127.0.0.1:0"). An argument "{env:NAME=DEFAULT}" becomes the value
+ * of environment variable NAME, or DEFAULT when it is unset or empty (the
+ * soak suite's duration). relay-bench gets 40 s, or its --duration plus 60 s
+ * when that is longer.
  * Passes (exit 0) only when relay-bench exited 0 within the time bound and
  * relayd exited 0 after SIGTERM.
  * Threading: single-threaded; children are started with posix_spawn.
@@ -25,6 +28,7 @@
 extern char **environ;
 
 #define BENCH_TIMEOUT_MS 40000
+#define BENCH_SLACK_MS 60000 /* beyond --duration: setup, drain, checks */
 
 static int wait_child(pid_t pid, int timeout_ms)
 {
@@ -46,6 +50,35 @@ static int wait_child(pid_t pid, int timeout_ms)
 	}
 }
 
+/* "{env:NAME=DEFAULT}" -> getenv(NAME) or DEFAULT (in <buf>); other args as is. */
+static const char *arg_expand(const char *arg, char *buf, size_t cap)
+{
+	size_t n = strlen(arg);
+	const char *eq = strchr(arg, '=');
+	if (strncmp(arg, "{env:", 5) != 0 || arg[n - 1] != '}' || !eq)
+		return arg;
+	snprintf(buf, cap, "%.*s", (int)(eq - arg - 5), arg + 5);
+	const char *v = getenv(buf);
+	if (v && v[0])
+		snprintf(buf, cap, "%s", v);
+	else
+		snprintf(buf, cap, "%.*s", (int)(arg + n - 1 - eq - 1), eq + 1);
+	return buf;
+}
+
+/* BENCH_TIMEOUT_MS, or relay-bench's --duration plus BENCH_SLACK_MS. */
+static int bench_timeout_ms(const char *const *bargs)
+{
+	int ms = BENCH_TIMEOUT_MS;
+	for (int i = 0; bargs[i] && bargs[i + 1]; i++)
+		if (strcmp(bargs[i], "--duration") == 0) {
+			double d = strtod(bargs[i + 1], NULL) * 1000 + BENCH_SLACK_MS;
+			if (d > ms)
+				ms = d < 1e9 ? (int)d : 1000000000;
+		}
+	return ms;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -60,7 +93,8 @@ int main(int argc, char **argv)
 		}
 	const char **sargs = calloc((size_t)argc + 1, sizeof *sargs);
 	const char **bargs = calloc((size_t)argc + 8, sizeof *bargs);
-	if (!sargs || !bargs)
+	char(*expanded)[128] = calloc((size_t)argc, sizeof *expanded);
+	if (!sargs || !bargs || !expanded)
 		return 2;
 	for (int i = sep + 1, k = 0; i < argc; i++)
 		sargs[k++] = argv[i];
@@ -84,7 +118,7 @@ int main(int argc, char **argv)
 	bargs[k++] = argv[1];
 	for (int i = 2; i < sep; i++) {
 		if (strcmp(argv[i], "{metrics}") != 0) {
-			bargs[k++] = argv[i];
+			bargs[k++] = arg_expand(argv[i], expanded[i], sizeof expanded[i]);
 		} else if (metrics[0]) {
 			bargs[k++] = metrics;
 		} else {
@@ -114,7 +148,7 @@ int main(int argc, char **argv)
 		perror("run-stress: posix_spawn relay-bench");
 		brc = -1;
 	} else {
-		brc = wait_child(bench, BENCH_TIMEOUT_MS);
+		brc = wait_child(bench, bench_timeout_ms(bargs));
 	}
 	int src = rl_test_server_stop(&s, 0);
 	rl_test_server_free(&s);
@@ -125,5 +159,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "run-stress: relayd exit status after SIGTERM: %d\n", src);
 	free(sargs);
 	free(bargs);
+	free(expanded);
 	return brc == 0 && src == 0 ? 0 : 1;
 }

@@ -78,6 +78,8 @@ struct rb_opts {
 	double hold;           /* connect: seconds to hold before measuring RSS */
 	int server_pid;
 	const char *metrics_url;
+	double rss_every;      /* chaos: seconds between server RSS samples (0: none) */
+	bool slow_writers;     /* chaos: slow readers keep writing after they pause */
 	uint64_t seed;
 	double loss_allowed;   /* fraction of expected deliveries that may be lost */
 	bool json;
@@ -274,6 +276,8 @@ int rb_resolve(const char *host, int port, struct sockaddr_in *out);
 int rb_connect_start(const struct sockaddr_in *addr, unsigned src, unsigned src_n);
 /* Blocking connect with a timeout; returns fd or -errno. */
 int rb_connect_blocking(const struct sockaddr_in *addr, int timeout_ms);
+/* The same with SO_RCVBUF <rcvbuf> (0: the default) set before connecting. */
+int rb_connect_blocking_rcvbuf(const struct sockaddr_in *addr, int timeout_ms, int rcvbuf);
 /* Raises RLIMIT_NOFILE soft to hard; returns the new soft limit. */
 long rb_raise_nofile(void);
 /* VmRSS of <pid> in bytes, or -1. */
@@ -311,6 +315,66 @@ int rb_wl_chat(const struct rb_opts *o, struct rb_report *r);
 int rb_wl_connect(const struct rb_opts *o, struct rb_report *r);
 int rb_wl_chaos(const struct rb_opts *o, struct rb_report *r);
 int rb_wl_frag(const struct rb_opts *o, struct rb_report *r);
+
+/* ---- chaos's delivery invariants (chaos_check.c) ------------------------------
+ * chaos's clients are numbered slots; each (re)connection of a slot is a new
+ * instance with its own id. The checker is told every request, every message
+ * as it is queued and as its last byte is written, and every frame received,
+ * and checks: no duplicate, per-sender order, nothing to a non-member, no
+ * self-echo without "echo":true, and no required delivery missing (see
+ * chaos_check.c for the exact rule). Single-threaded: the order of calls is
+ * the one clock. */
+
+enum rb_ck_kind {
+	RB_CK_DUPLICATE = 0, /* a message twice on one connection */
+	RB_CK_ORDER,         /* one sender's messages to one room out of order */
+	RB_CK_BEFORE_JOIN,   /* a room's MESSAGE before its JOIN ack */
+	RB_CK_AFTER_LEAVE,   /* a room's MESSAGE after its LEAVE ack */
+	RB_CK_MISSING,       /* a required delivery never came */
+	RB_CK_SELF_ECHO,     /* own message back without "echo":true */
+	RB_CK_CORRUPT,       /* content, room or sender not as sent */
+	RB_CK_REPLY,         /* an ack that does not match the oldest request */
+	RB_CK_NKINDS
+};
+
+/* Content bytes of a checked message: a JSON string holding the sender
+ * instance, room, per-(sender, room) sequence and its own length, padded. */
+#define RB_CK_CONTENT_MIN 32
+
+struct rb_ck;
+struct rb_ck *rb_ck_new(unsigned slots, unsigned rooms);
+void rb_ck_free(struct rb_ck *k);
+/* Slot <slot> connected again (a new instance); <echo>: its HELLO asks for it. */
+void rb_ck_open(struct rb_ck *k, unsigned slot, bool echo);
+/* The instance in <slot> is gone (closed by us or by the server). */
+void rb_ck_close(struct rb_ck *k, unsigned slot);
+/* From now on the instance may lose messages: it broke the protocol, or the
+ * server dropped it as a slow consumer. Nothing is required of it or of its
+ * messages any more (what it does receive is still checked). */
+void rb_ck_unhealthy(struct rb_ck *k, unsigned slot);
+/* A request that the server acks (HELLO, JOIN_ROOM, LEAVE_ROOM, HEARTBEAT)
+ * was queued; <room> -1 for HELLO and HEARTBEAT. */
+void rb_ck_request(struct rb_ck *k, unsigned slot, uint8_t type, int room);
+/* A MESSAGE to <room> was queued; its frame ends at byte <stream_end> of the
+ * slot's output stream. Returns the message's sequence number. */
+uint32_t rb_ck_publish(struct rb_ck *k, unsigned slot, unsigned room, uint64_t stream_end);
+/* The kernel has accepted the slot's first <stream_bytes> bytes. */
+void rb_ck_written(struct rb_ck *k, unsigned slot, uint64_t stream_bytes);
+/* The sender instance id of <slot> (0 if closed). */
+uint32_t rb_ck_id(const struct rb_ck *k, unsigned slot);
+/* Fills <p>/<n> (n >= RB_CK_CONTENT_MIN) with the content of message
+ * <seq> of instance <id> to <room>. */
+void rb_ck_content(uint8_t *p, size_t n, uint32_t id, unsigned room, uint32_t seq);
+/* A frame other than ERROR arrived on <slot>. */
+void rb_ck_frame(struct rb_ck *k, unsigned slot, const struct relay_frame *f);
+/* Required deliveries not yet seen by healthy members (see chaos_check.c);
+ * with <final>, each is recorded as a RB_CK_MISSING violation. */
+uint64_t rb_ck_outstanding(struct rb_ck *k, bool final);
+/* True when every healthy instance has written all it queued and got a
+ * reply to every request. */
+bool rb_ck_idle(const struct rb_ck *k);
+uint64_t rb_ck_violations(const struct rb_ck *k);
+void rb_ck_report(const struct rb_ck *k, struct rb_report *r);
 
 /* Blocking relay helpers for chaos and frag (relay_sync.c). */
 struct rb_sync {

@@ -52,6 +52,8 @@ static const struct opt_def opt_table[] = {
 	{ "hold", OK_DOUBLE, OFF(hold), "connect: seconds to hold before measuring (default 1)" },
 	{ "server-pid", OK_INT, OFF(server_pid), "server pid: RSS and CPU from /proc" },
 	{ "metrics", OK_STR, OFF(metrics_url), "chaos: metrics URL to check for zero gauges" },
+	{ "slow-writers", OK_FLAG, OFF(slow_writers), "chaos: slow readers keep writing after they pause" },
+	{ "rss-every", OK_DOUBLE, OFF(rss_every), "chaos: sample --server-pid's RSS every N s; must stay flat" },
 	{ "seed", OK_UINT, OFF(seed), "random seed (chaos, frag)" },
 	{ "loss-allowed", OK_DOUBLE, OFF(loss_allowed), "fraction of deliveries that may be lost (default 0)" },
 	{ "json", OK_FLAG, OFF(json), "print one JSON object instead of a table" },
@@ -69,7 +71,7 @@ static const struct workload workloads[] = {
 	{ "fanout", rb_wl_fanout, "R rooms x S subscribers, P publishers per room" },
 	{ "chat", rb_wl_chat, "many small rooms, every member publishing at --rate" },
 	{ "connect", rb_wl_connect, "C connections each joined to a room; RSS per connection" },
-	{ "chaos", rb_wl_chaos, "random join/leave/bursts/pauses/RST/FIN, then health checks" },
+	{ "chaos", rb_wl_chaos, "random join/leave/bursts/pauses/RST/FIN, delivery invariants, health checks" },
 	{ "frag", rb_wl_frag, "fragmented and combined frames, pass/fail per case" },
 };
 

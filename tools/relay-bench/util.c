@@ -55,13 +55,21 @@ int rb_resolve(const char *host, int port, struct sockaddr_in *out)
 	return 0;
 }
 
-static int sock_new(unsigned src, unsigned src_n)
+static int sock_new(unsigned src, unsigned src_n, int rcvbuf)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -errno;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	/* Before connect: the window scale is negotiated from it. Shrinking the
+	 * buffer of a connected socket left Linux advertising a zero window and
+	 * reopening it only through the peer's backed-off persist probes. */
+	if (rcvbuf > 0) {
+		int mss = 536;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+		setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
+	}
 	if (src_n > 1) {
 		/* Let connect() pick the port: the 4-tuple, not the port alone,
 		 * must be unique, so each source address has its own port range. */
@@ -77,9 +85,10 @@ static int sock_new(unsigned src, unsigned src_n)
 	return fd;
 }
 
-int rb_connect_start(const struct sockaddr_in *addr, unsigned src, unsigned src_n)
+static int connect_start(const struct sockaddr_in *addr, unsigned src, unsigned src_n,
+			 int rcvbuf)
 {
-	int fd = sock_new(src, src_n);
+	int fd = sock_new(src, src_n, rcvbuf);
 	if (fd < 0)
 		return fd;
 	if (connect(fd, (const struct sockaddr *)addr, sizeof *addr) == -1 &&
@@ -91,9 +100,19 @@ int rb_connect_start(const struct sockaddr_in *addr, unsigned src, unsigned src_
 	return fd;
 }
 
+int rb_connect_start(const struct sockaddr_in *addr, unsigned src, unsigned src_n)
+{
+	return connect_start(addr, src, src_n, 0);
+}
+
 int rb_connect_blocking(const struct sockaddr_in *addr, int timeout_ms)
 {
-	int fd = rb_connect_start(addr, 0, 1);
+	return rb_connect_blocking_rcvbuf(addr, timeout_ms, 0);
+}
+
+int rb_connect_blocking_rcvbuf(const struct sockaddr_in *addr, int timeout_ms, int rcvbuf)
+{
+	int fd = connect_start(addr, 0, 1, rcvbuf);
 	if (fd < 0)
 		return fd;
 	struct pollfd p = { .fd = fd, .events = POLLOUT };
