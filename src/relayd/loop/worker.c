@@ -21,6 +21,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -308,6 +309,9 @@ static void *worker_main(void *arg)
 	struct rl_worker *w = arg;
 	uint64_t one = 1;
 
+	char name[16];
+	snprintf(name, sizeof(name), "relayd-w%u", w->id); /* top -H, /proc/PID/task/TID/comm */
+	pthread_setname_np(pthread_self(), name);
 	rl_log_worker = (int)w->id;
 	rcu_register_thread();
 	w->now_ms = rl_clock_ms();
