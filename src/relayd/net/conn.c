@@ -158,6 +158,13 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 	return c;
 }
 
+/* Off read_list or its paused list; no longer paused. */
+static void conn_unlink_read(struct rl_conn *c)
+{
+	cds_list_del_init(&c->rlink);
+	c->flags &= (uint16_t)~RL_CF_PAUSED;
+}
+
 void rl_conn_kill(struct rl_conn *c)
 {
 	RL_ASSERT_OWNER(c);
@@ -171,7 +178,7 @@ void rl_conn_kill(struct rl_conn *c)
 	rl_timer_disarm(&c->frame);
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
-	cds_list_del_init(&c->rlink);
+	conn_unlink_read(c);
 	c->next_dead = c->w->dead;
 	c->w->dead = c;
 }
@@ -206,7 +213,7 @@ static void conn_begin_closing(struct rl_conn *c, uint64_t deadline)
 	rl_timer_arm(&w->timers[RL_CONN_T_CLOSING], &c->life, deadline);
 	rl_timer_disarm(&c->frame);
 	rl_timer_disarm(&c->drain);
-	cds_list_del_init(&c->rlink);
+	conn_unlink_read(c);
 	if (c->out.bytes == 0)
 		conn_closing_done(c);
 	else
@@ -390,16 +397,30 @@ void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms)
 		c->life.start_ms = deadline_ms;
 }
 
+/* A paused connection is not timed out for bytes we declined to read: its
+ * timer starts over (and again when it resumes). Returns whether it was. */
+static bool conn_timer_paused(struct rl_conn *c, struct rl_timer *t, enum rl_conn_timer list)
+{
+	if (!(c->flags & RL_CF_PAUSED))
+		return false;
+	rl_timer_arm(&c->w->timers[list], t, c->w->now_ms);
+	return true;
+}
+
 static void conn_idle_expired(struct rl_timer *t, void *arg)
 {
+	struct rl_conn *c = caa_container_of(t, struct rl_conn, life);
 	(void)arg;
-	conn_expire(caa_container_of(t, struct rl_conn, life), RELAY_ERR_IDLE_TIMEOUT);
+	if (!conn_timer_paused(c, t, RL_CONN_T_IDLE))
+		conn_expire(c, RELAY_ERR_IDLE_TIMEOUT);
 }
 
 static void conn_frame_expired(struct rl_timer *t, void *arg)
 {
+	struct rl_conn *c = caa_container_of(t, struct rl_conn, frame);
 	(void)arg;
-	conn_expire(caa_container_of(t, struct rl_conn, frame), RELAY_ERR_FRAME_TIMEOUT);
+	if (!conn_timer_paused(c, t, RL_CONN_T_FRAME))
+		conn_expire(c, RELAY_ERR_FRAME_TIMEOUT);
 }
 
 static void conn_drain_expired(struct rl_timer *t, void *arg)
@@ -420,6 +441,9 @@ void rl_conn_worker_init(struct rl_worker *w)
 
 	CDS_INIT_LIST_HEAD(&w->flush_list);
 	CDS_INIT_LIST_HEAD(&w->read_list);
+	for (unsigned k = 0; k < RL_MAX_WORKERS; k++)
+		CDS_INIT_LIST_HEAD(&w->paused[k]);
+	w->paused_mask = 0;
 	w->dead = NULL;
 
 	rl_timer_list_init(&w->timers[RL_CONN_T_IDLE], &cfg->idle_ms, conn_idle_expired, NULL);
@@ -496,11 +520,8 @@ void rl_conn_read(struct rl_conn *c)
 	struct rl_worker *w = c->w;
 
 	RL_ASSERT_OWNER(c);
-	if (w->throttled) {
-		if (cds_list_empty(&c->rlink))
-			cds_list_add_tail(&c->rlink, &w->read_list);
-		return;
-	}
+	if (c->flags & RL_CF_PAUSED)
+		return; /* rl_conn_resume_paused reads it again */
 	/* Counted in bytes, not calls: a transport may return less than a
 	 * scratch buffer per call (TLS: one record) with more pending. */
 	size_t budget = CONN_READS_PER_TURN * RL_SCRATCH_BYTES;
@@ -511,7 +532,7 @@ void rl_conn_read(struct rl_conn *c)
 			RL_STAT_ADD(w->stats, bytes_in, n);
 			conn_touch(c);
 			conn_parse(c, w->scratch, (size_t)n);
-			if (!rl_conn_can_send(c))
+			if (!rl_conn_can_send(c) || (c->flags & RL_CF_PAUSED))
 				return;
 			budget -= (size_t)n < budget ? (size_t)n : budget;
 			if ((size_t)n < RL_SCRATCH_BYTES && !(c->flags & RL_CF_RDHUP) &&
@@ -636,7 +657,7 @@ static void conn_destroy(struct rl_conn *c)
 	rl_timer_disarm(&c->frame);
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
-	cds_list_del_init(&c->rlink);
+	conn_unlink_read(c);
 	RL_STAT_SUB(w->stats, out_queued, c->out.bytes);
 	rl_outq_clear(&c->out, &w->pool);
 	relay_decoder_free(&c->dec);
@@ -650,6 +671,56 @@ static void conn_destroy(struct rl_conn *c)
 		rl_stats_conn_del();
 	w->nconns--;
 	free(c);
+}
+
+/* ---- cross-worker backpressure ------------------------------------------- */
+
+void rl_conn_pause(struct rl_conn *c, unsigned k)
+{
+	struct rl_worker *w = c->w;
+
+	RL_ASSERT_OWNER(c);
+	if (!rl_conn_can_send(c) || (c->flags & RL_CF_PAUSED))
+		return;
+	c->flags |= RL_CF_PAUSED;
+	cds_list_del(&c->rlink); /* off read_list, if there */
+	cds_list_add_tail(&c->rlink, &w->paused[k]);
+	w->paused_mask |= 1ull << k;
+	RL_STAT_ADD(w->stats, conns_paused, 1);
+	RL_DEBUGF(c->id, "paused: worker %u's inbox holds %" PRIu64 " bytes", k,
+		  rl_inbox_backlog(&rl_srv.workers[k].inbox));
+	/* Already below the low mark (drained in the meantime): no wakeup will
+	 * come for it, so make the next turn look at once. */
+	if (rl_inbox_wait(&rl_srv.workers[k].inbox, w->id))
+		rl_inbox_kick(&w->inbox);
+}
+
+/* Reads <c> again from the next step on; its idle and frame timeouts start
+ * over now. */
+static void conn_resume(struct rl_conn *c)
+{
+	struct rl_worker *w = c->w;
+
+	c->flags &= (uint16_t)~RL_CF_PAUSED;
+	cds_list_del(&c->rlink);
+	cds_list_add_tail(&c->rlink, &w->read_list);
+	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
+	if (rl_timer_armed(&c->frame))
+		rl_timer_arm(&w->timers[RL_CONN_T_FRAME], &c->frame, w->now_ms);
+	RL_DEBUGF(c->id, "resumed");
+}
+
+void rl_conn_resume_paused(struct rl_worker *w)
+{
+	for (uint64_t mask = w->paused_mask; mask; mask &= mask - 1) {
+		unsigned k = (unsigned)__builtin_ctzll(mask);
+		struct cds_list_head *l = &w->paused[k];
+		if (!cds_list_empty(l) && !rl_inbox_wait(&rl_srv.workers[k].inbox, w->id))
+			continue; /* registered: worker k's drain wakes us */
+		while (!cds_list_empty(l))
+			conn_resume(cds_list_first_entry(l, struct rl_conn, rlink));
+		w->paused_mask &= ~(1ull << k);
+	}
 }
 
 /* ---- the worker's per-turn steps ---------------------------------------- */
