@@ -28,6 +28,7 @@ struct rl_stats {
 	uint64_t out_queued;       /* gauge: outbound bytes queued on this worker */
 	uint64_t inbox_items;      /* cross-worker items processed */
 	uint64_t conns_paused;     /* reads paused: a publish filled another worker's inbox */
+	uint64_t accept_backoffs;  /* listeners taken out of the loop: EMFILE without a reserve */
 } __attribute__((aligned(64)));
 
 #define RL_STAT_ADD(s, f, n) __atomic_store_n(&(s)->f, (s)->f + (uint64_t)(n), __ATOMIC_RELAXED)

@@ -37,6 +37,8 @@
 #define WORKER_DELIVERY_BUDGET 65536
 #define WORKER_MAX_SLEEP_MS 1000
 #define WORKER_STOP_ACCEPTS 4096 /* backlog taken over at shutdown, per listener */
+#define WORKER_BACKOFF_MIN_MS 10   /* EMFILE with no reserve: listeners off this long, */
+#define WORKER_BACKOFF_MAX_MS 1000 /* doubling up to this */
 
 struct rl_server rl_srv;
 
@@ -107,23 +109,106 @@ void rl_workers_stop(void)
 
 /* ---- accept ---------------------------------------------------------------- */
 
-/* Out of descriptors: free the reserve, accept and close one connection
- * pending on <l> so its client sees a close instead of hanging in the backlog. */
-static void worker_emfile(struct rl_worker *w, struct rl_listener *l, int err)
+/* Descriptors are process-wide: a slot one worker frees by closing its
+ * reserve could be taken by another worker's accept, leaving the first
+ * without a reserve. Every accept of a worker and every use of a reserve
+ * hold this lock (a few microseconds of syscall), so the slot a worker
+ * frees is the one its own accept gets back. */
+static pthread_mutex_t worker_fd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int worker_accept4(int lfd)
+{
+	pthread_mutex_lock(&worker_fd_lock);
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int e = errno;
+	pthread_mutex_unlock(&worker_fd_lock);
+	errno = e;
+	return fd;
+}
+
+/* Takes the reserve descriptor back if it is missing. Returns whether we
+ * hold one. */
+static bool worker_reserve_take(struct rl_worker *w)
+{
+	if (w->reserve_fd < 0) {
+		pthread_mutex_lock(&worker_fd_lock);
+		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		pthread_mutex_unlock(&worker_fd_lock);
+	}
+	return w->reserve_fd >= 0;
+}
+
+/* Out of descriptors on <l>: frees the reserve, accepts and closes one
+ * pending connection so its client sees a close instead of hanging in the
+ * backlog, and takes the reserve back. Returns 1 when a client was refused,
+ * 0 when none was pending, -1 when there is no reserve to do it with (none
+ * held, or another thread took the slot). */
+static int worker_refuse(struct rl_worker *w, struct rl_listener *l)
+{
+	int rc = -1;
+	if (w->reserve_fd < 0)
+		return -1;
+	pthread_mutex_lock(&worker_fd_lock);
+	close(w->reserve_fd);
+	int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		RL_STAT_ADD(w->stats, refused_emfile, 1);
+		rc = 1;
+	} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		rc = 0;
+	}
+	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pthread_mutex_unlock(&worker_fd_lock);
+	return w->reserve_fd < 0 ? -1 : rc;
+}
+
+/* No descriptor to refuse with: takes every listener of <w> out of the
+ * loop for a while (10 ms, doubling up to 1 s, as NATS does; nginx also
+ * stops accepting), so a listener that stays readable cannot make the
+ * worker spin. worker_accept_resume puts them back. */
+static void worker_accept_pause(struct rl_worker *w)
+{
+	for (unsigned k = 0; k < w->nlisteners; k++)
+		if (w->listeners[k].fd >= 0)
+			rl_evloop_del(&w->loop, w->listeners[k].fd);
+	w->accept_backoff_ms =
+	    w->accept_backoff_ms ? w->accept_backoff_ms * 2 : WORKER_BACKOFF_MIN_MS;
+	if (w->accept_backoff_ms > WORKER_BACKOFF_MAX_MS)
+		w->accept_backoff_ms = WORKER_BACKOFF_MAX_MS;
+	w->accept_resume_ms = w->now_ms + w->accept_backoff_ms;
+	RL_STAT_ADD(w->stats, accept_backoffs, 1);
+}
+
+/* The turn's step after dispatch: once the backoff has run out, tries to
+ * take the reserve back and listens again (the next failure backs off
+ * longer). */
+static void worker_accept_resume(struct rl_worker *w)
+{
+	if (w->accept_resume_ms == 0 || w->now_ms < w->accept_resume_ms)
+		return;
+	w->accept_resume_ms = 0;
+	worker_reserve_take(w);
+	for (unsigned k = 0; k < w->nlisteners; k++) {
+		struct rl_listener *l = &w->listeners[k];
+		if (l->fd >= 0 && rl_evloop_add(&w->loop, l->fd, RL_EV_IN, l))
+			RL_ERRORF(0, "listen (%s) again: %s", l->name, strerror(errno));
+	}
+}
+
+static void worker_emfile_log(struct rl_worker *w, int err, bool refusing)
 {
 	uint64_t suppressed;
-	if (w->reserve_fd >= 0) {
-		close(w->reserve_fd);
-		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0) {
-			close(fd);
-			RL_STAT_ADD(w->stats, refused_emfile, 1);
-		}
-		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	}
-	if (rl_ratelimit_ok(&w->emfile_rl, w->now_ms, 1000, &suppressed))
+	if (!rl_ratelimit_ok(&w->emfile_rl, w->now_ms, 1000, &suppressed))
+		return;
+	if (refusing)
 		RL_WARNF(0, "accept: %s; refusing connections (%llu more since last report)",
 			 strerror(err), (unsigned long long)suppressed);
+	else
+		RL_WARNF(0,
+			 "accept: %s; no spare descriptor to refuse with, not accepting for %u ms "
+			 "(%llu more since last report)",
+			 strerror(err), w->accept_backoff_ms, (unsigned long long)suppressed);
 }
 
 /* Readiness of listener <ptr>: accepts up to the per-turn bound. */
@@ -132,24 +217,30 @@ static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 	struct rl_listener *l = ptr;
 	(void)bits;
 	for (int i = 0; i < WORKER_ACCEPTS_PER_TURN && l->fd >= 0; i++) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = worker_accept4(l->fd);
 		if (fd == -1) {
 			int e = errno;
 			uint64_t suppressed;
-			if (e == EAGAIN || e == EWOULDBLOCK)
+			if (e == EAGAIN || e == EWOULDBLOCK) {
+				w->accept_backoff_ms = 0; /* the backlog is empty: start over */
 				return;
+			}
 			if (e == EINTR || e == ECONNABORTED || e == EPROTO)
 				continue;
 			if (e == EMFILE || e == ENFILE) {
-				worker_emfile(w, l, e);
-				if (w->reserve_fd < 0)
-					return;
-				continue;
+				int rc = worker_refuse(w, l);
+				if (rc < 0)
+					worker_accept_pause(w);
+				worker_emfile_log(w, e, rc >= 0);
+				if (rc == 1)
+					continue;
+				return;
 			}
 			if (rl_ratelimit_ok(&w->accept_rl, w->now_ms, 1000, &suppressed))
 				RL_WARNF(0, "accept (%s): %s", l->name, strerror(e));
 			return;
 		}
+		w->accept_backoff_ms = 0;
 		bool ok = rl_stats_conn_try_add(RL_CFG(max_conns));
 		rl_conn_new(w, fd, l->tp, !ok);
 	}
@@ -232,7 +323,7 @@ static void worker_begin_stop(struct rl_worker *w)
 	for (unsigned k = 0; k < w->nlisteners; k++) {
 		struct rl_listener *l = &w->listeners[k];
 		for (int i = 0; i < WORKER_STOP_ACCEPTS && l->fd >= 0; i++) {
-			int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			int fd = worker_accept4(l->fd);
 			if (fd == -1)
 				break;
 			rl_conn_new(w, fd, l->tp, !rl_stats_conn_try_add(RL_CFG(max_conns)));
@@ -262,6 +353,12 @@ static int worker_timeout(struct rl_worker *w)
 	    !cds_list_empty(&w->flush_list))
 		return 0;
 	long t = rl_timers_next(w->timers, RL_WORKER_NTIMERS, w->now_ms);
+	if (w->accept_resume_ms) {
+		long a =
+		    w->accept_resume_ms > w->now_ms ? (long)(w->accept_resume_ms - w->now_ms) : 0;
+		if (t < 0 || a < t)
+			t = a;
+	}
 	if (w->stopping) {
 		long s = w->stop_deadline > w->now_ms ? (long)(w->stop_deadline - w->now_ms) : 0;
 		if (t < 0 || s < t)
@@ -286,6 +383,7 @@ static bool worker_turn(struct rl_worker *w)
 	}
 	worker_check_stop(w);
 	worker_dispatch(w, n);
+	worker_accept_resume(w);
 	rl_conn_resume_paused(w);
 	rl_conn_read_deferred(w);
 	worker_drain_inbox(w);

@@ -43,7 +43,9 @@ struct rl_worker {
 	pthread_t thread;
 	struct rl_listener listeners[RL_MAX_LISTENERS];
 	unsigned nlisteners;
-	int reserve_fd;             /* spare descriptor for EMFILE; -1 if in use */
+	int reserve_fd;             /* spare descriptor for EMFILE; -1 if in use or lost */
+	uint32_t accept_backoff_ms; /* EMFILE without a reserve: the last backoff (0: none) */
+	uint64_t accept_resume_ms;  /* listeners out of the loop until then (0: they are in) */
 	uint32_t isrc;              /* evloop tag for the inbox */
 	struct rl_evloop loop;
 	struct rl_inbox inbox;
