@@ -461,11 +461,13 @@ static void conn_touch(struct rl_conn *c)
 	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
 }
 
+/* Keeps the frame list exact whatever --frame-timeout is now: the list
+ * reads the (reloadable) timeout when it runs, so a frame completed while
+ * it was 0 must be off the list and one started then must be on it, from
+ * its start, for when it is turned on again. */
 static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frames)
 {
 	struct rl_worker *w = c->w;
-	if (RL_CFG(frame_ms) == 0)
-		return;
 	if (relay_decoder_pending(&c->dec) == 0) {
 		rl_timer_disarm(&c->frame);
 		return;
