@@ -367,7 +367,10 @@ void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, 
 static void conn_expire(struct rl_conn *c, enum relay_err why)
 {
 	if (c->state == RL_CONN_CLOSING) {
-		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent", (size_t)c->out.bytes);
+		/* Whatever the kernel still holds for it goes too: see tp->abort. */
+		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent: reset",
+			  (size_t)c->out.bytes);
+		c->flags |= RL_CF_ABORT;
 		rl_conn_kill(c);
 		return;
 	}
@@ -665,7 +668,10 @@ static void conn_destroy(struct rl_conn *c)
 	relay_decoder_free(&c->dec);
 	free(c->user_id);
 	free(c->rooms);
-	c->tp->close(c);
+	if (c->flags & RL_CF_ABORT)
+		c->tp->abort(c);
+	else
+		c->tp->close(c);
 	RL_DEBUGF(c->id, "closed");
 	RL_STAT_SUB(w->stats, conns_current, 1);
 	RL_STAT_ADD(w->stats, conns_closed, 1);

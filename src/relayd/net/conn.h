@@ -33,6 +33,7 @@ enum rl_conn_flag {
 	RL_CF_PEER_EOF = 1u << 5, /* we read the peer's EOF */
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
 	RL_CF_PAUSED = 1u << 7,   /* not read: its publish filled another worker's inbox */
+	RL_CF_ABORT = 1u << 8,    /* close with a reset: its flush deadline passed */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
