@@ -22,6 +22,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +213,16 @@ static void worker_emfile_log(struct rl_worker *w, int err, bool refusing)
 			 strerror(err), w->accept_backoff_ms, (unsigned long long)suppressed);
 }
 
+static void worker_full_log(struct rl_worker *w)
+{
+	uint64_t more;
+	if (rl_log_on(RL_LOG_WARN) && rl_ratelimit_ok(&w->full_rl, w->now_ms, 1000, &more))
+		RL_WARNF(0,
+			 "max-connections %" PRIu64 " reached: refusing with SERVER_FULL (%" PRIu64
+			 " more since last report)",
+			 RL_CFG(max_conns), more);
+}
+
 /* Readiness of listener <ptr>: accepts up to the per-turn bound. */
 static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 {
@@ -242,6 +254,8 @@ static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 		}
 		w->accept_backoff_ms = 0;
 		bool ok = rl_stats_conn_try_add(RL_CFG(max_conns));
+		if (!ok)
+			worker_full_log(w);
 		rl_conn_new(w, fd, l->tp, !ok);
 	}
 	/* The listener is level-triggered: what is left shows up next turn. */
@@ -310,6 +324,34 @@ static void worker_drain_inbox(struct rl_worker *w)
 	w->inbox_more = d.more; /* stopped at a bound: next turn's epoll timeout is 0 */
 	RL_STAT_ADD(w->stats, inbox_items, d.items);
 	worker_wake(d.waiters);
+}
+
+/* ---- rate-limited log lines ------------------------------------------------------ */
+
+/* What each of the worker's rate limiters counts, for the summary line of
+ * a burst (the first line of a burst is written where it happens). */
+static const struct {
+	size_t off; /* of the struct rl_ratelimit in struct rl_worker */
+	int level;
+	const char *what;
+} worker_limiters[] = {
+    {offsetof(struct rl_worker, emfile_rl), RL_LOG_WARN, "accept: out of descriptors"},
+    {offsetof(struct rl_worker, accept_rl), RL_LOG_WARN, "accept failed"},
+    {offsetof(struct rl_worker, full_rl), RL_LOG_WARN, "max-connections reached: refused"},
+    {offsetof(struct rl_worker, slow_rl), RL_LOG_INFO, "slow consumers dropped"},
+};
+
+/* The turn's last step before sleeping: lines a limiter swallowed are
+ * accounted for once its interval is over. */
+static void worker_log_suppressed(struct rl_worker *w)
+{
+	for (size_t i = 0; i < sizeof(worker_limiters) / sizeof(worker_limiters[0]); i++) {
+		struct rl_ratelimit *r = (struct rl_ratelimit *)((char *)w + worker_limiters[i].off);
+		uint64_t n;
+		if (rl_ratelimit_flush(r, w->now_ms, 1000, &n))
+			rl_log(worker_limiters[i].level, 0, "%s: %" PRIu64 " more since the last report",
+			       worker_limiters[i].what, n);
+	}
 }
 
 /* ---- shutdown ---------------------------------------------------------------------------- */
@@ -390,6 +432,7 @@ static bool worker_turn(struct rl_worker *w)
 	rl_timers_run(w->timers, RL_WORKER_NTIMERS, w->now_ms);
 	rl_conn_flush_pending(w);
 	rl_conn_close_marked(w);
+	worker_log_suppressed(w);
 	rl_rcu_quiescent();
 	return !(w->stopping && w->nconns == 0);
 }

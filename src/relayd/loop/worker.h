@@ -72,8 +72,11 @@ struct rl_worker {
 	bool stopping;                     /* shutdown began on this worker */
 	uint64_t stop_deadline;
 	uint64_t nconns;
+	/* Log lines that can come in bursts: one a second per kind (log.h). */
 	struct rl_ratelimit emfile_rl;
 	struct rl_ratelimit accept_rl;
+	struct rl_ratelimit full_rl; /* SERVER_FULL refusals */
+	struct rl_ratelimit slow_rl; /* slow consumers dropped (conn.c) */
 };
 
 struct rl_server {

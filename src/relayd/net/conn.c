@@ -272,15 +272,27 @@ static void conn_drop_unsent(struct rl_conn *c)
 	RL_STAT_SUB(c->w->stats, out_queued, n);
 }
 
+/* Slow consumers can be dropped by the hundred in one turn (one large
+ * message to many stalled members): one line a second per worker, the
+ * rest counted (worker.c writes the summary of a burst). */
+static bool conn_log_slow(struct rl_conn *c, uint64_t *more)
+{
+	return rl_log_on(RL_LOG_INFO) && rl_ratelimit_ok(&c->w->slow_rl, c->w->now_ms, 1000, more);
+}
+
 static void conn_check_watermarks(struct rl_conn *c)
 {
 	size_t b = c->out.bytes;
 	uint64_t hard = RL_CFG(out_hard);
+	uint64_t more;
 
 	if (b > hard) {
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
-		RL_INFOF(c->id, "slow consumer: %zu bytes queued (hard limit %" PRIu64 ")", b,
-			 hard);
+		if (conn_log_slow(c, &more))
+			RL_INFOF(c->id,
+				 "slow consumer: %zu bytes queued (hard limit %" PRIu64
+				 "; %" PRIu64 " more since last report)",
+				 b, hard, more);
 		conn_drop_unsent(c);
 		rl_conn_error(c, RELAY_ERR_SLOW_CONSUMER, NULL, 0, NULL);
 		return;
@@ -375,9 +387,13 @@ static void conn_expire(struct rl_conn *c, enum relay_err why)
 		return;
 	}
 	if (why == RELAY_ERR_SLOW_CONSUMER) {
+		uint64_t more;
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
-		RL_INFOF(c->id, "slow consumer: DRAINING for longer than %" PRIu64 " ms",
-			 RL_CFG(slow_ms));
+		if (conn_log_slow(c, &more))
+			RL_INFOF(c->id,
+				 "slow consumer: DRAINING for longer than %" PRIu64
+				 " ms (%" PRIu64 " more since last report)",
+				 RL_CFG(slow_ms), more);
 		conn_drop_unsent(c);
 	}
 	rl_conn_error(c, why, NULL, 0, NULL);
