@@ -154,8 +154,9 @@ static void main_drain_inboxes(void)
 	for (unsigned i = 0; i < rl_srv.nworkers; i++) {
 		struct rl_inbox_item *it;
 		while ((it = rl_inbox_pop(&rl_srv.workers[i].inbox))) {
+			uint64_t bytes = it->bytes;
 			rl_msg_put(caa_container_of(it, struct rl_msg_item, ib)->msg);
-			rl_inbox_done(&rl_srv.workers[i].inbox, 1);
+			rl_inbox_done(&rl_srv.workers[i].inbox, bytes);
 		}
 	}
 	rl_rcu_quiescent();

@@ -259,3 +259,14 @@ bool rl_ratelimit_ok(struct rl_ratelimit *r, uint64_t now_ms, uint64_t interval_
 	r->last_ms = now_ms ? now_ms : 1;
 	return true;
 }
+
+bool rl_ratelimit_flush(struct rl_ratelimit *r, uint64_t now_ms, uint64_t interval_ms,
+			uint64_t *suppressed)
+{
+	if (r->suppressed == 0 || now_ms - r->last_ms < interval_ms)
+		return false;
+	*suppressed = r->suppressed;
+	r->suppressed = 0;
+	r->last_ms = now_ms ? now_ms : 1;
+	return true;
+}

@@ -70,5 +70,11 @@ struct rl_ratelimit {
  * many were swallowed since the previous line. */
 bool rl_ratelimit_ok(struct rl_ratelimit *r, uint64_t now_ms, uint64_t interval_ms,
 		     uint64_t *suppressed);
+/* Returns true once lines were swallowed and <interval_ms> has passed since
+ * the last one written: *<suppressed> holds how many, for a summary line the
+ * caller writes now (counted as that interval's line). So a burst is
+ * accounted for within about an interval, not at the next event. */
+bool rl_ratelimit_flush(struct rl_ratelimit *r, uint64_t now_ms, uint64_t interval_ms,
+			uint64_t *suppressed);
 
 #endif

@@ -111,7 +111,17 @@
 	X(inbox_items, COUNTER, NONE, WORKER, NONE,                                               \
 	  NULL, NULL, NULL,                                                                       \
 	  "relay_worker_inbox_items_total", "Cross-worker items processed from the worker's inbox.", \
-	  "inbox_items", NULL, 0)
+	  "inbox_items", NULL, 0)                                                                 \
+	X(conns_paused, COUNTER, NONE, WORKER, NONE,                                              \
+	  "relay_publisher_pauses_total", NULL,                                                   \
+	  "Times a connection's reads were paused because its publish filled another worker's inbox.", \
+	  NULL, NULL,                                                                             \
+	  "publisher_pauses", NULL, 0)                                                            \
+	X(accept_backoffs, COUNTER, NONE, WORKER, NONE,                                           \
+	  "relay_accept_backoffs_total", NULL,                                                    \
+	  "Times a worker took its listeners out of the loop: out of descriptors with no reserve.", \
+	  NULL, NULL,                                                                             \
+	  "accept_backoffs", NULL, 0)
 /* clang-format on */
 
 #endif

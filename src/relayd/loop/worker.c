@@ -5,9 +5,10 @@
  * epoll_wait, one quiescent state per turn. Other threads reach it only
  * through rl_inbox_push/kick and the atomic rl_srv.stopping flag.
  *
- * One turn: offline -> epoll_wait -> online -> dispatch ready fds -> read
- * connections left over from the last turn's budget -> drain the inbox
- * (bounded) -> timers -> flush pending output (one batched write each) ->
+ * One turn: offline -> epoll_wait -> online -> dispatch ready fds -> resume
+ * paused connections whose target inbox drained -> read connections left
+ * over from the last turn's budget -> drain the inbox (bounded in items and
+ * deliveries) -> timers -> flush pending output (one batched write each) ->
  * close the marked connections -> quiescent state.
  *
  * This is where the layers meet: the turn calls the connection layer's
@@ -21,6 +22,9 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,9 +32,15 @@
 
 #define WORKER_EVENTS 512
 #define WORKER_ACCEPTS_PER_TURN 64 /* per listener */
-#define WORKER_INBOX_BATCH 4096
+#define WORKER_INBOX_BATCH 4096 /* inbox items per turn */
+/* Deliveries (members visited) per turn from the inbox: 4096 items for a
+ * room with 10,000 members here would be 41 M copies in one turn, during
+ * which nothing is read, no timer runs and RCU grace periods wait. */
+#define WORKER_DELIVERY_BUDGET 65536
 #define WORKER_MAX_SLEEP_MS 1000
 #define WORKER_STOP_ACCEPTS 4096 /* backlog taken over at shutdown, per listener */
+#define WORKER_BACKOFF_MIN_MS 10   /* EMFILE with no reserve: listeners off this long, */
+#define WORKER_BACKOFF_MAX_MS 1000 /* doubling up to this */
 
 struct rl_server rl_srv;
 
@@ -101,23 +111,116 @@ void rl_workers_stop(void)
 
 /* ---- accept ---------------------------------------------------------------- */
 
-/* Out of descriptors: free the reserve, accept and close one connection
- * pending on <l> so its client sees a close instead of hanging in the backlog. */
-static void worker_emfile(struct rl_worker *w, struct rl_listener *l, int err)
+/* Descriptors are process-wide: a slot one worker frees by closing its
+ * reserve could be taken by another worker's accept, leaving the first
+ * without a reserve. Every accept of a worker and every use of a reserve
+ * hold this lock (a few microseconds of syscall), so the slot a worker
+ * frees is the one its own accept gets back. */
+static pthread_mutex_t worker_fd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int worker_accept4(int lfd)
+{
+	pthread_mutex_lock(&worker_fd_lock);
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int e = errno;
+	pthread_mutex_unlock(&worker_fd_lock);
+	errno = e;
+	return fd;
+}
+
+/* Takes the reserve descriptor back if it is missing. Returns whether we
+ * hold one. */
+static bool worker_reserve_take(struct rl_worker *w)
+{
+	if (w->reserve_fd < 0) {
+		pthread_mutex_lock(&worker_fd_lock);
+		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		pthread_mutex_unlock(&worker_fd_lock);
+	}
+	return w->reserve_fd >= 0;
+}
+
+/* Out of descriptors on <l>: frees the reserve, accepts and closes one
+ * pending connection so its client sees a close instead of hanging in the
+ * backlog, and takes the reserve back. Returns 1 when a client was refused,
+ * 0 when none was pending, -1 when there is no reserve to do it with (none
+ * held, or another thread took the slot). */
+static int worker_refuse(struct rl_worker *w, struct rl_listener *l)
+{
+	int rc = -1;
+	if (w->reserve_fd < 0)
+		return -1;
+	pthread_mutex_lock(&worker_fd_lock);
+	close(w->reserve_fd);
+	int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		RL_STAT_ADD(w->stats, refused_emfile, 1);
+		rc = 1;
+	} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		rc = 0;
+	}
+	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pthread_mutex_unlock(&worker_fd_lock);
+	return w->reserve_fd < 0 ? -1 : rc;
+}
+
+/* No descriptor to refuse with: takes every listener of <w> out of the
+ * loop for a while (10 ms, doubling up to 1 s, as NATS does; nginx also
+ * stops accepting), so a listener that stays readable cannot make the
+ * worker spin. worker_accept_resume puts them back. */
+static void worker_accept_pause(struct rl_worker *w)
+{
+	for (unsigned k = 0; k < w->nlisteners; k++)
+		if (w->listeners[k].fd >= 0)
+			rl_evloop_del(&w->loop, w->listeners[k].fd);
+	w->accept_backoff_ms =
+	    w->accept_backoff_ms ? w->accept_backoff_ms * 2 : WORKER_BACKOFF_MIN_MS;
+	if (w->accept_backoff_ms > WORKER_BACKOFF_MAX_MS)
+		w->accept_backoff_ms = WORKER_BACKOFF_MAX_MS;
+	w->accept_resume_ms = w->now_ms + w->accept_backoff_ms;
+	RL_STAT_ADD(w->stats, accept_backoffs, 1);
+}
+
+/* The turn's step after dispatch: once the backoff has run out, tries to
+ * take the reserve back and listens again (the next failure backs off
+ * longer). */
+static void worker_accept_resume(struct rl_worker *w)
+{
+	if (w->accept_resume_ms == 0 || w->now_ms < w->accept_resume_ms)
+		return;
+	w->accept_resume_ms = 0;
+	worker_reserve_take(w);
+	for (unsigned k = 0; k < w->nlisteners; k++) {
+		struct rl_listener *l = &w->listeners[k];
+		if (l->fd >= 0 && rl_evloop_add(&w->loop, l->fd, RL_EV_IN, l))
+			RL_ERRORF(0, "listen (%s) again: %s", l->name, strerror(errno));
+	}
+}
+
+static void worker_emfile_log(struct rl_worker *w, int err, bool refusing)
 {
 	uint64_t suppressed;
-	if (w->reserve_fd >= 0) {
-		close(w->reserve_fd);
-		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0) {
-			close(fd);
-			RL_STAT_ADD(w->stats, refused_emfile, 1);
-		}
-		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	}
-	if (rl_ratelimit_ok(&w->emfile_rl, w->now_ms, 1000, &suppressed))
+	if (!rl_ratelimit_ok(&w->emfile_rl, w->now_ms, 1000, &suppressed))
+		return;
+	if (refusing)
 		RL_WARNF(0, "accept: %s; refusing connections (%llu more since last report)",
 			 strerror(err), (unsigned long long)suppressed);
+	else
+		RL_WARNF(0,
+			 "accept: %s; no spare descriptor to refuse with, not accepting for %u ms "
+			 "(%llu more since last report)",
+			 strerror(err), w->accept_backoff_ms, (unsigned long long)suppressed);
+}
+
+static void worker_full_log(struct rl_worker *w)
+{
+	uint64_t more;
+	if (rl_log_on(RL_LOG_WARN) && rl_ratelimit_ok(&w->full_rl, w->now_ms, 1000, &more))
+		RL_WARNF(0,
+			 "max-connections %" PRIu64 " reached: refusing with SERVER_FULL (%" PRIu64
+			 " more since last report)",
+			 RL_CFG(max_conns), more);
 }
 
 /* Readiness of listener <ptr>: accepts up to the per-turn bound. */
@@ -126,25 +229,33 @@ static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 	struct rl_listener *l = ptr;
 	(void)bits;
 	for (int i = 0; i < WORKER_ACCEPTS_PER_TURN && l->fd >= 0; i++) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = worker_accept4(l->fd);
 		if (fd == -1) {
 			int e = errno;
 			uint64_t suppressed;
-			if (e == EAGAIN || e == EWOULDBLOCK)
+			if (e == EAGAIN || e == EWOULDBLOCK) {
+				w->accept_backoff_ms = 0; /* the backlog is empty: start over */
 				return;
+			}
 			if (e == EINTR || e == ECONNABORTED || e == EPROTO)
 				continue;
 			if (e == EMFILE || e == ENFILE) {
-				worker_emfile(w, l, e);
-				if (w->reserve_fd < 0)
-					return;
-				continue;
+				int rc = worker_refuse(w, l);
+				if (rc < 0)
+					worker_accept_pause(w);
+				worker_emfile_log(w, e, rc >= 0);
+				if (rc == 1)
+					continue;
+				return;
 			}
 			if (rl_ratelimit_ok(&w->accept_rl, w->now_ms, 1000, &suppressed))
 				RL_WARNF(0, "accept (%s): %s", l->name, strerror(e));
 			return;
 		}
+		w->accept_backoff_ms = 0;
 		bool ok = rl_stats_conn_try_add(RL_CFG(max_conns));
+		if (!ok)
+			worker_full_log(w);
 		rl_conn_new(w, fd, l->tp, !ok);
 	}
 	/* The listener is level-triggered: what is left shows up next turn. */
@@ -192,21 +303,55 @@ void rl_worker_set_inbox_handler(enum rl_inbox_kind kind, rl_inbox_fn *fn)
 	inbox_handlers[kind] = fn;
 }
 
+/* Our backlog fell below RL_INBOX_LOW: wake the workers (a bit each in
+ * <mask>) with connections paused on it. */
+static void worker_wake(uint64_t mask)
+{
+	while (mask) {
+		unsigned k = (unsigned)__builtin_ctzll(mask);
+		mask &= mask - 1;
+		rl_inbox_kick(&rl_srv.workers[k].inbox);
+	}
+}
+
 static void worker_drain_inbox(struct rl_worker *w)
 {
-	uint64_t n = 0;
+	struct rl_inbox_drain d;
 	if (!w->inbox_more)
 		return;
-	for (; n < WORKER_INBOX_BATCH; n++) {
-		struct rl_inbox_item *it = rl_inbox_pop(&w->inbox);
-		if (!it) {
-			w->inbox_more = false;
-			break;
-		}
-		inbox_handlers[it->kind](w, it);
+	rl_inbox_drain(&w->inbox, inbox_handlers, w, WORKER_INBOX_BATCH, WORKER_DELIVERY_BUDGET,
+		       &d);
+	w->inbox_more = d.more; /* stopped at a bound: next turn's epoll timeout is 0 */
+	RL_STAT_ADD(w->stats, inbox_items, d.items);
+	worker_wake(d.waiters);
+}
+
+/* ---- rate-limited log lines ------------------------------------------------------ */
+
+/* What each of the worker's rate limiters counts, for the summary line of
+ * a burst (the first line of a burst is written where it happens). */
+static const struct {
+	size_t off; /* of the struct rl_ratelimit in struct rl_worker */
+	int level;
+	const char *what;
+} worker_limiters[] = {
+    {offsetof(struct rl_worker, emfile_rl), RL_LOG_WARN, "accept: out of descriptors"},
+    {offsetof(struct rl_worker, accept_rl), RL_LOG_WARN, "accept failed"},
+    {offsetof(struct rl_worker, full_rl), RL_LOG_WARN, "max-connections reached: refused"},
+    {offsetof(struct rl_worker, slow_rl), RL_LOG_INFO, "slow consumers dropped"},
+};
+
+/* The turn's last step before sleeping: lines a limiter swallowed are
+ * accounted for once its interval is over. */
+static void worker_log_suppressed(struct rl_worker *w)
+{
+	for (size_t i = 0; i < sizeof(worker_limiters) / sizeof(worker_limiters[0]); i++) {
+		struct rl_ratelimit *r = (struct rl_ratelimit *)((char *)w + worker_limiters[i].off);
+		uint64_t n;
+		if (rl_ratelimit_flush(r, w->now_ms, 1000, &n))
+			rl_log(worker_limiters[i].level, 0, "%s: %" PRIu64 " more since the last report",
+			       worker_limiters[i].what, n);
 	}
-	rl_inbox_done(&w->inbox, n);
-	RL_STAT_ADD(w->stats, inbox_items, n);
 }
 
 /* ---- shutdown ---------------------------------------------------------------------------- */
@@ -220,7 +365,7 @@ static void worker_begin_stop(struct rl_worker *w)
 	for (unsigned k = 0; k < w->nlisteners; k++) {
 		struct rl_listener *l = &w->listeners[k];
 		for (int i = 0; i < WORKER_STOP_ACCEPTS && l->fd >= 0; i++) {
-			int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			int fd = worker_accept4(l->fd);
 			if (fd == -1)
 				break;
 			rl_conn_new(w, fd, l->tp, !rl_stats_conn_try_add(RL_CFG(max_conns)));
@@ -244,23 +389,18 @@ static void worker_check_stop(struct rl_worker *w)
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
-/* Whether any other worker has more than RL_INBOX_HIGH items waiting. */
-static bool worker_peers_backlogged(const struct rl_worker *w)
-{
-	for (unsigned k = 0; k < rl_srv.nworkers; k++)
-		if (k != w->id && rl_inbox_backlog(&rl_srv.workers[k].inbox) > RL_INBOX_HIGH)
-			return true;
-	return false;
-}
-
 static int worker_timeout(struct rl_worker *w)
 {
-	if (w->throttled && !cds_list_empty(&w->read_list))
-		return 1; /* reads deferred: poll again soon, do not spin */
 	if (w->inbox_more || w->dead || !cds_list_empty(&w->read_list) ||
 	    !cds_list_empty(&w->flush_list))
 		return 0;
 	long t = rl_timers_next(w->timers, RL_WORKER_NTIMERS, w->now_ms);
+	if (w->accept_resume_ms) {
+		long a =
+		    w->accept_resume_ms > w->now_ms ? (long)(w->accept_resume_ms - w->now_ms) : 0;
+		if (t < 0 || a < t)
+			t = a;
+	}
 	if (w->stopping) {
 		long s = w->stop_deadline > w->now_ms ? (long)(w->stop_deadline - w->now_ms) : 0;
 		if (t < 0 || s < t)
@@ -284,13 +424,15 @@ static bool worker_turn(struct rl_worker *w)
 		n = 0;
 	}
 	worker_check_stop(w);
-	w->throttled = rl_srv.nworkers > 1 && worker_peers_backlogged(w);
 	worker_dispatch(w, n);
+	worker_accept_resume(w);
+	rl_conn_resume_paused(w);
 	rl_conn_read_deferred(w);
 	worker_drain_inbox(w);
 	rl_timers_run(w->timers, RL_WORKER_NTIMERS, w->now_ms);
 	rl_conn_flush_pending(w);
 	rl_conn_close_marked(w);
+	worker_log_suppressed(w);
 	rl_rcu_quiescent();
 	return !(w->stopping && w->nconns == 0);
 }
@@ -308,6 +450,9 @@ static void *worker_main(void *arg)
 	struct rl_worker *w = arg;
 	uint64_t one = 1;
 
+	char name[16];
+	snprintf(name, sizeof(name), "relayd-w%u", w->id); /* top -H, /proc/PID/task/TID/comm */
+	pthread_setname_np(pthread_self(), name);
 	rl_log_worker = (int)w->id;
 	rcu_register_thread();
 	w->now_ms = rl_clock_ms();

@@ -43,7 +43,9 @@ struct rl_worker {
 	pthread_t thread;
 	struct rl_listener listeners[RL_MAX_LISTENERS];
 	unsigned nlisteners;
-	int reserve_fd;             /* spare descriptor for EMFILE; -1 if in use */
+	int reserve_fd;             /* spare descriptor for EMFILE; -1 if in use or lost */
+	uint32_t accept_backoff_ms; /* EMFILE without a reserve: the last backoff (0: none) */
+	uint64_t accept_resume_ms;  /* listeners out of the loop until then (0: they are in) */
 	uint32_t isrc;              /* evloop tag for the inbox */
 	struct rl_evloop loop;
 	struct rl_inbox inbox;
@@ -59,15 +61,22 @@ struct rl_worker {
 	 * fills and empties them; the loop only asks whether they are empty). */
 	struct cds_list_head flush_list;   /* conns with output to write */
 	struct cds_list_head read_list;    /* conns that hit their read budget */
+	/* paused[k]: conns not read until worker k's inbox backlog is below
+	 * RL_INBOX_LOW (rlink; RL_CF_PAUSED); <paused_mask> has bit k while
+	 * paused[k] may be non-empty. */
+	struct cds_list_head paused[RL_MAX_WORKERS];
+	uint64_t paused_mask;
 	struct rl_conn *dead;              /* marked for close (singly linked) */
 	bool inbox_more;                   /* the last drain stopped at its batch bound */
 	bool accept_more;                  /* the last accept loop stopped at its bound */
 	bool stopping;                     /* shutdown began on this worker */
-	bool throttled;                    /* a peer's inbox is backlogged: defer reads */
 	uint64_t stop_deadline;
 	uint64_t nconns;
+	/* Log lines that can come in bursts: one a second per kind (log.h). */
 	struct rl_ratelimit emfile_rl;
 	struct rl_ratelimit accept_rl;
+	struct rl_ratelimit full_rl; /* SERVER_FULL refusals */
+	struct rl_ratelimit slow_rl; /* slow consumers dropped (conn.c) */
 };
 
 struct rl_server {
@@ -98,11 +107,11 @@ void rl_worker_fini(struct rl_worker *w);
 /* Any thread: asks every worker to begin graceful shutdown. */
 void rl_workers_stop(void);
 
-/* Handles one inbox item on worker <w> (its owner), in the drain step. */
-typedef void rl_inbox_fn(struct rl_worker *w, struct rl_inbox_item *it);
-/* Registers the handler for items of <kind>; the layer that pushes them
- * provides it (relay/fanout.c: RL_INBOX_FANOUT). Main thread, once per kind,
- * before any worker starts (rl_worker_start asserts every kind has one). */
+/* Registers the handler for items of <kind> (rl_inbox_fn, inbox.h: it
+ * returns the deliveries it made, counted against the turn's budget); the
+ * layer that pushes them provides it (relay/fanout.c: RL_INBOX_FANOUT).
+ * Main thread, once per kind, before any worker starts (rl_worker_start
+ * asserts every kind has one). */
 void rl_worker_set_inbox_handler(enum rl_inbox_kind kind, rl_inbox_fn *fn);
 
 #endif

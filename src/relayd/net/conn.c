@@ -161,6 +161,13 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 	return c;
 }
 
+/* Off read_list or its paused list; no longer paused. */
+static void conn_unlink_read(struct rl_conn *c)
+{
+	cds_list_del_init(&c->rlink);
+	c->flags &= (uint16_t)~RL_CF_PAUSED;
+}
+
 void rl_conn_kill(struct rl_conn *c)
 {
 	RL_ASSERT_OWNER(c);
@@ -174,7 +181,7 @@ void rl_conn_kill(struct rl_conn *c)
 	rl_timer_disarm(&c->frame);
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
-	cds_list_del_init(&c->rlink);
+	conn_unlink_read(c);
 	c->next_dead = c->w->dead;
 	c->w->dead = c;
 }
@@ -209,7 +216,7 @@ static void conn_begin_closing(struct rl_conn *c, uint64_t deadline)
 	rl_timer_arm(&w->timers[RL_CONN_T_CLOSING], &c->life, deadline);
 	rl_timer_disarm(&c->frame);
 	rl_timer_disarm(&c->drain);
-	cds_list_del_init(&c->rlink);
+	conn_unlink_read(c);
 	if (c->out.bytes == 0)
 		conn_closing_done(c);
 	else
@@ -268,15 +275,27 @@ static void conn_drop_unsent(struct rl_conn *c)
 	RL_STAT_SUB(c->w->stats, out_queued, n);
 }
 
+/* Slow consumers can be dropped by the hundred in one turn (one large
+ * message to many stalled members): one line a second per worker, the
+ * rest counted (worker.c writes the summary of a burst). */
+static bool conn_log_slow(struct rl_conn *c, uint64_t *more)
+{
+	return rl_log_on(RL_LOG_INFO) && rl_ratelimit_ok(&c->w->slow_rl, c->w->now_ms, 1000, more);
+}
+
 static void conn_check_watermarks(struct rl_conn *c)
 {
 	size_t b = c->out.bytes;
 	uint64_t hard = RL_CFG(out_hard);
+	uint64_t more;
 
 	if (b > hard) {
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
-		RL_INFOF(c->id, "slow consumer: %zu bytes queued (hard limit %" PRIu64 ")", b,
-			 hard);
+		if (conn_log_slow(c, &more))
+			RL_INFOF(c->id,
+				 "slow consumer: %zu bytes queued (hard limit %" PRIu64
+				 "; %" PRIu64 " more since last report)",
+				 b, hard, more);
 		conn_drop_unsent(c);
 		rl_conn_error(c, RELAY_ERR_SLOW_CONSUMER, NULL, 0, NULL);
 		return;
@@ -363,14 +382,21 @@ void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, 
 static void conn_expire(struct rl_conn *c, enum relay_err why)
 {
 	if (c->state == RL_CONN_CLOSING) {
-		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent", (size_t)c->out.bytes);
+		/* Whatever the kernel still holds for it goes too: see tp->abort. */
+		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent: reset",
+			  (size_t)c->out.bytes);
+		c->flags |= RL_CF_ABORT;
 		rl_conn_kill(c);
 		return;
 	}
 	if (why == RELAY_ERR_SLOW_CONSUMER) {
+		uint64_t more;
 		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
-		RL_INFOF(c->id, "slow consumer: DRAINING for longer than %" PRIu64 " ms",
-			 RL_CFG(slow_ms));
+		if (conn_log_slow(c, &more))
+			RL_INFOF(c->id,
+				 "slow consumer: DRAINING for longer than %" PRIu64
+				 " ms (%" PRIu64 " more since last report)",
+				 RL_CFG(slow_ms), more);
 		conn_drop_unsent(c);
 	}
 	rl_conn_error(c, why, NULL, 0, NULL);
@@ -393,16 +419,30 @@ void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms)
 		c->life.start_ms = deadline_ms;
 }
 
+/* A paused connection is not timed out for bytes we declined to read: its
+ * timer starts over (and again when it resumes). Returns whether it was. */
+static bool conn_timer_paused(struct rl_conn *c, struct rl_timer *t, enum rl_conn_timer list)
+{
+	if (!(c->flags & RL_CF_PAUSED))
+		return false;
+	rl_timer_arm(&c->w->timers[list], t, c->w->now_ms);
+	return true;
+}
+
 static void conn_idle_expired(struct rl_timer *t, void *arg)
 {
+	struct rl_conn *c = caa_container_of(t, struct rl_conn, life);
 	(void)arg;
-	conn_expire(caa_container_of(t, struct rl_conn, life), RELAY_ERR_IDLE_TIMEOUT);
+	if (!conn_timer_paused(c, t, RL_CONN_T_IDLE))
+		conn_expire(c, RELAY_ERR_IDLE_TIMEOUT);
 }
 
 static void conn_frame_expired(struct rl_timer *t, void *arg)
 {
+	struct rl_conn *c = caa_container_of(t, struct rl_conn, frame);
 	(void)arg;
-	conn_expire(caa_container_of(t, struct rl_conn, frame), RELAY_ERR_FRAME_TIMEOUT);
+	if (!conn_timer_paused(c, t, RL_CONN_T_FRAME))
+		conn_expire(c, RELAY_ERR_FRAME_TIMEOUT);
 }
 
 static void conn_drain_expired(struct rl_timer *t, void *arg)
@@ -423,6 +463,9 @@ void rl_conn_worker_init(struct rl_worker *w)
 
 	CDS_INIT_LIST_HEAD(&w->flush_list);
 	CDS_INIT_LIST_HEAD(&w->read_list);
+	for (unsigned k = 0; k < RL_MAX_WORKERS; k++)
+		CDS_INIT_LIST_HEAD(&w->paused[k]);
+	w->paused_mask = 0;
 	w->dead = NULL;
 
 	rl_timer_list_init(&w->timers[RL_CONN_T_IDLE], &cfg->idle_ms, conn_idle_expired, NULL);
@@ -440,11 +483,13 @@ static void conn_touch(struct rl_conn *c)
 	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
 }
 
+/* Keeps the frame list exact whatever --frame-timeout is now: the list
+ * reads the (reloadable) timeout when it runs, so a frame completed while
+ * it was 0 must be off the list and one started then must be on it, from
+ * its start, for when it is turned on again. */
 static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frames)
 {
 	struct rl_worker *w = c->w;
-	if (RL_CFG(frame_ms) == 0)
-		return;
 	if (relay_decoder_pending(&c->dec) == 0) {
 		rl_timer_disarm(&c->frame);
 		return;
@@ -504,11 +549,8 @@ void rl_conn_read(struct rl_conn *c)
 	struct rl_worker *w = c->w;
 
 	RL_ASSERT_OWNER(c);
-	if (w->throttled) {
-		if (cds_list_empty(&c->rlink))
-			cds_list_add_tail(&c->rlink, &w->read_list);
-		return;
-	}
+	if (c->flags & RL_CF_PAUSED)
+		return; /* rl_conn_resume_paused reads it again */
 	/* Counted in bytes, not calls: a transport may return less than a
 	 * scratch buffer per call (TLS: one record) with more pending. */
 	size_t budget = CONN_READS_PER_TURN * RL_SCRATCH_BYTES;
@@ -519,7 +561,7 @@ void rl_conn_read(struct rl_conn *c)
 			RL_STAT_ADD(w->stats, bytes_in, n);
 			conn_touch(c);
 			conn_parse(c, w->scratch, (size_t)n);
-			if (!rl_conn_can_send(c))
+			if (!rl_conn_can_send(c) || (c->flags & RL_CF_PAUSED))
 				return;
 			budget -= (size_t)n < budget ? (size_t)n : budget;
 			if ((size_t)n < RL_SCRATCH_BYTES && !(c->flags & RL_CF_RDHUP) &&
@@ -644,13 +686,16 @@ static void conn_destroy(struct rl_conn *c)
 	rl_timer_disarm(&c->frame);
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
-	cds_list_del_init(&c->rlink);
+	conn_unlink_read(c);
 	RL_STAT_SUB(w->stats, out_queued, c->out.bytes);
 	rl_outq_clear(&c->out, &w->pool);
 	relay_decoder_free(&c->dec);
 	free(c->user_id);
 	free(c->rooms);
-	c->tp->close(c);
+	if (c->flags & RL_CF_ABORT)
+		c->tp->abort(c);
+	else
+		c->tp->close(c);
 	RL_DEBUGF(c->id, "closed");
 	RL_STAT_SUB(w->stats, conns_current, 1);
 	RL_STAT_ADD(w->stats, conns_closed, 1);
@@ -658,6 +703,56 @@ static void conn_destroy(struct rl_conn *c)
 		rl_stats_conn_del();
 	w->nconns--;
 	free(c);
+}
+
+/* ---- cross-worker backpressure ------------------------------------------- */
+
+void rl_conn_pause(struct rl_conn *c, unsigned k)
+{
+	struct rl_worker *w = c->w;
+
+	RL_ASSERT_OWNER(c);
+	if (!rl_conn_can_send(c) || (c->flags & RL_CF_PAUSED))
+		return;
+	c->flags |= RL_CF_PAUSED;
+	cds_list_del(&c->rlink); /* off read_list, if there */
+	cds_list_add_tail(&c->rlink, &w->paused[k]);
+	w->paused_mask |= 1ull << k;
+	RL_STAT_ADD(w->stats, conns_paused, 1);
+	RL_DEBUGF(c->id, "paused: worker %u's inbox holds %" PRIu64 " bytes", k,
+		  rl_inbox_backlog(&rl_srv.workers[k].inbox));
+	/* Already below the low mark (drained in the meantime): no wakeup will
+	 * come for it, so make the next turn look at once. */
+	if (rl_inbox_wait(&rl_srv.workers[k].inbox, w->id))
+		rl_inbox_kick(&w->inbox);
+}
+
+/* Reads <c> again from the next step on; its idle and frame timeouts start
+ * over now. */
+static void conn_resume(struct rl_conn *c)
+{
+	struct rl_worker *w = c->w;
+
+	c->flags &= (uint16_t)~RL_CF_PAUSED;
+	cds_list_del(&c->rlink);
+	cds_list_add_tail(&c->rlink, &w->read_list);
+	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
+	if (rl_timer_armed(&c->frame))
+		rl_timer_arm(&w->timers[RL_CONN_T_FRAME], &c->frame, w->now_ms);
+	RL_DEBUGF(c->id, "resumed");
+}
+
+void rl_conn_resume_paused(struct rl_worker *w)
+{
+	for (uint64_t mask = w->paused_mask; mask; mask &= mask - 1) {
+		unsigned k = (unsigned)__builtin_ctzll(mask);
+		struct cds_list_head *l = &w->paused[k];
+		if (!cds_list_empty(l) && !rl_inbox_wait(&rl_srv.workers[k].inbox, w->id))
+			continue; /* registered: worker k's drain wakes us */
+		while (!cds_list_empty(l))
+			conn_resume(cds_list_first_entry(l, struct rl_conn, rlink));
+		w->paused_mask &= ~(1ull << k);
+	}
 }
 
 /* ---- the worker's per-turn steps ---------------------------------------- */

@@ -32,6 +32,8 @@ enum rl_conn_flag {
 	RL_CF_REFUSED = 1u << 4,  /* SERVER_FULL: not counted in the connection gauge */
 	RL_CF_PEER_EOF = 1u << 5, /* we read the peer's EOF */
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
+	RL_CF_PAUSED = 1u << 7,   /* not read: its publish filled another worker's inbox */
+	RL_CF_ABORT = 1u << 8,    /* close with a reset: its flush deadline passed */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
@@ -76,7 +78,7 @@ struct rl_conn {
 	struct rl_timer life;
 	struct rl_timer frame;    /* while dec holds a partial frame; start = its first byte */
 	struct rl_timer drain;    /* while DRAINING; start = when it began */
-	struct cds_list_head rlink; /* read_list, or empty */
+	struct cds_list_head rlink; /* read_list, a paused list (PAUSED), or empty */
 	struct rl_conn *next_dead;
 };
 
@@ -131,8 +133,20 @@ void rl_conn_read(struct rl_conn *c);
 /* Writes pending output (worker flush step). */
 void rl_conn_flush(struct rl_conn *c);
 
+/* Cross-worker backpressure. <c>'s last publish found worker <k>'s inbox
+ * above RL_INBOX_HIGH: <c> is not read again (the bytes already read are
+ * handled) until that backlog is below RL_INBOX_LOW; the kernel keeps what
+ * it sends meanwhile, so TCP flow control slows it down. Its idle and frame
+ * timeouts do not run while it is paused. Nobody else is affected. No-op
+ * unless <c> is OPEN/DRAINING and not paused already. Owner worker. */
+void rl_conn_pause(struct rl_conn *c, unsigned k);
+
 /* The loop turn's connection steps, in turn order. Owner worker.
- * Reads what the last turn deferred (read budget spent, throttled, linger),
+ * Resumes the paused connections whose target backlog is below
+ * RL_INBOX_LOW (they are read in rl_conn_read_deferred, their idle and
+ * frame timers restarted); the others stay registered for a wakeup. */
+void rl_conn_resume_paused(struct rl_worker *w);
+/* Reads what the last turn deferred (read budget spent, resumed, linger),
  * after every ready socket was served. */
 void rl_conn_read_deferred(struct rl_worker *w);
 /* rl_conn_flush for every connection with pending output. */

@@ -65,6 +65,13 @@ static void tcp_close(struct rl_conn *c)
 	close(c->fd);
 }
 
+static void tcp_abort(struct rl_conn *c)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)); /* close sends RST */
+	close(c->fd);
+}
+
 const struct rl_transport rl_tcp_transport = {
     .name = "tcp",
     .accept = tcp_accept,
@@ -74,4 +81,5 @@ const struct rl_transport rl_tcp_transport = {
     .has_pending = tcp_has_pending,
     .pending_input = tcp_pending_input,
     .close = tcp_close,
+    .abort = tcp_abort,
 };

@@ -51,8 +51,15 @@ struct rl_transport {
 	 * connection must linger to avoid an RST (conn.c, conn_closing_done). */
 	int (*pending_input)(struct rl_conn *c);
 	/* Releases c->tp_ctx (NULL when accept failed or set none) and closes
-	 * the socket. Called exactly once per accepted connection. */
+	 * the socket. Called exactly once per accepted connection (this or
+	 * abort). */
 	void (*close)(struct rl_conn *c);
+	/* Like close, but discards what the kernel has not sent yet and resets
+	 * the connection (TCP RST; TLS: no close_notify): for a connection
+	 * whose flush deadline passed. A plain close would leave the socket
+	 * orphaned behind its unsent bytes, and a client reading at a crawl
+	 * would see no end of the stream for minutes. */
+	void (*abort)(struct rl_conn *c);
 };
 
 /* The transports; a listener names one, its connections get it. */

@@ -11,8 +11,8 @@
  * gauge is raised for every member up front and lowered for those that did
  * not take the frame, so a slow consumer dropped inside the loop (which
  * lowers it by what it loses) never drives it below zero for a reader. */
-static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
-			 const struct rl_conn *skip)
+static uint64_t fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
+			     const struct rl_conn *skip)
 {
 	uint32_t n;
 	const struct rl_member *mem = rl_room_local(r, w->id, &n);
@@ -29,12 +29,14 @@ static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *
 	RL_STAT_SUB(w->stats, out_queued, (n - delivered) * m->len);
 	RL_STAT_ADD(w->stats, msgs_delivered, delivered);
 	RL_STAT_ADD(w->stats, frames_out, delivered);
+	return n;
 }
 
-void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
-		       const struct rl_conn *skip)
+int rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
+		      const struct rl_conn *skip)
 {
 	uint64_t self = 1ull << w->id;
+	int full = -1;
 	m->seq = rl_room_seq(r);
 	uint64_t mask = rl_room_workers(r);
 
@@ -42,7 +44,7 @@ void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		fanout_local(w, r, m, skip);
 	mask &= ~self;
 	if (!mask)
-		return;
+		return -1;
 	/* One room reference for all the items: whoever drops the message's
 	 * last reference drops it. */
 	rl_room_get(r);
@@ -54,17 +56,20 @@ void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		it->ib.kind = RL_INBOX_FANOUT;
 		it->msg = m;
 		rl_msg_get(m);
-		rl_inbox_push(&rl_srv.workers[b].inbox, &it->ib);
+		if (rl_inbox_push(&rl_srv.workers[b].inbox, &it->ib, m->len))
+			full = (int)b;
 	}
+	return full;
 }
 
-void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it)
+uint64_t rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it)
 {
 	struct rl_msg_item *mi = caa_container_of(it, struct rl_msg_item, ib);
 	struct rl_msg *m = mi->msg;
 
-	fanout_local(w, m->room, m, NULL);
+	uint64_t n = fanout_local(w, m->room, m, NULL);
 	rl_msg_put(m);
+	return n;
 }
 
 void rl_fanout_msg_release(struct rl_msg *m)

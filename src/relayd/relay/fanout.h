@@ -15,12 +15,14 @@ struct rl_room;
 struct rl_conn;
 
 /* Queues <m> to every member of <r> except <skip> (may be NULL). The caller
- * keeps its own reference to <m>. A message is published once. */
-void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
-		       const struct rl_conn *skip);
+ * keeps its own reference to <m>. A message is published once. Returns a
+ * worker whose inbox is above RL_INBOX_HIGH after this push (the publishing
+ * connection should pause: rl_conn_pause), or -1. */
+int rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
+		      const struct rl_conn *skip);
 /* An RL_INBOX_FANOUT item arrived at worker <w> (rl_inbox_fn, registered
- * with rl_worker_set_inbox_handler). */
-void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it);
+ * with rl_worker_set_inbox_handler). Returns the members visited. */
+uint64_t rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it);
 /* A message's last reference went (rl_msg_release_fn, installed with
  * rl_msg_set_release): drops the room reference a cross-worker publish
  * took, and for a timed MESSAGE records read -> queued-to-every-member in

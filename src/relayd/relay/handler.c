@@ -159,7 +159,9 @@ static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *t
 	if (!jw.overflow && jw.len + 3 <= rl_srv.cfg.max_frame) {
 		relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)jw.len);
 		m->len = (uint32_t)(RELAY_FRAME_HDR_BYTES + jw.len);
-		rl_fanout_publish(c->w, r, m, c);
+		int full = rl_fanout_publish(c->w, r, m, c);
+		if (full >= 0)
+			rl_conn_pause(c, (unsigned)full);
 	} else {
 		RL_DEBUGF(c->id, "%s event not sent: longer than the maximum frame size", type);
 	}
@@ -365,10 +367,13 @@ static void too_large(struct rl_conn *c, struct relay_span name)
 static void message_publish(struct rl_conn *c, struct rl_room *r, struct rl_msg *m)
 {
 	bool echo = c->flags & RL_CF_ECHO;
-	if (echo || rl_room_members(r) > 1)
-		rl_fanout_publish(c->w, r, m, echo ? NULL : c);
-	else
+	if (echo || rl_room_members(r) > 1) {
+		int full = rl_fanout_publish(c->w, r, m, echo ? NULL : c);
+		if (full >= 0)
+			rl_conn_pause(c, (unsigned)full); /* it fills another worker's inbox */
+	} else {
 		m->t_read_ns = 0; /* nobody to deliver to: not a fan-out sample */
+	}
 	rl_msg_put(m);
 }
 
