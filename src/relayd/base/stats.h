@@ -27,6 +27,10 @@ struct rl_stats {
 	uint64_t refused_emfile;   /* accepted-and-closed on EMFILE/ENFILE */
 	uint64_t out_queued;       /* gauge: outbound bytes queued on this worker */
 	uint64_t inbox_items;      /* cross-worker items processed */
+	/* TLS (net/tls.c); to be folded into the counter table: */
+	uint64_t tls_userspace;    /* gauge: TLS connections whose records OpenSSL makes */
+	uint64_t tls_ktls;         /* gauge: TLS connections whose records the kernel makes */
+	uint64_t tls_handshake_failures; /* handshakes refused, broken off or timed out */
 } __attribute__((aligned(64)));
 
 #define RL_STAT_ADD(s, f, n) __atomic_store_n(&(s)->f, (s)->f + (uint64_t)(n), __ATOMIC_RELAXED)

@@ -185,6 +185,20 @@ static void expo_refused(struct rl_expo *e, const struct rl_metrics_snap *m)
 	rl_expo_u64(e, n, "reason=\"emfile\"", m->refused_emfile);
 }
 
+static void expo_tls(struct rl_expo *e, const struct rl_metrics_snap *m)
+{
+	const char *n = "relay_tls_connections";
+	rl_expo_family(e, n, "gauge",
+		       "TLS connections past the handshake, by write path: ktls when the kernel "
+		       "makes the records, userspace when OpenSSL does.");
+	rl_expo_u64(e, n, "path=\"ktls\"", m->tls_ktls);
+	rl_expo_u64(e, n, "path=\"userspace\"", m->tls_userspace);
+	n = "relay_tls_handshake_failures_total";
+	rl_expo_family(e, n, "counter",
+		       "TLS handshakes refused, broken off by the client or not done in time.");
+	rl_expo_u64(e, n, NULL, m->tls_handshake_failures);
+}
+
 static void expo_frames(struct rl_expo *e, const struct rl_metrics_snap *m)
 {
 	const char *n = "relay_frames_in_total";
@@ -280,6 +294,7 @@ void rl_expo_metrics(struct rl_expo *e, const struct rl_expo_info *info)
 	expo_info(e, info);
 	expo_simple(e, &sum);
 	expo_refused(e, &sum);
+	expo_tls(e, &sum);
 	expo_frames(e, &sum);
 	expo_errors(e, &sum);
 	expo_histogram(e, &sum);

@@ -52,6 +52,9 @@ struct rl_metrics_snap {
 	uint64_t slow_consumers;
 	uint64_t inbox_items;		   /* cross-worker items processed */
 	uint64_t client_errors;		   /* ERROR frames received from clients (ignored) */
+	uint64_t tls_userspace;		   /* gauge: TLS connections, records made by OpenSSL */
+	uint64_t tls_ktls;		   /* gauge: TLS connections, records made by the kernel */
+	uint64_t tls_handshake_failures;   /* TLS handshakes that did not complete */
 	uint64_t frames_in[RELAY_MSG_NTYPES]; /* by wire type; 0 = not in the table */
 	uint64_t errors[RELAY_ERR_NCODES];	   /* ERROR frames sent, by code */
 	uint64_t fanout_bucket[RL_M_FANOUT_NBUCKETS];

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "ops/metrics.h"
 #include "ops/notify.h"
+#include "net/tls.h"
 #include "base/options.h"
 #include "base/rcu.h"
 #include "relay/room.h"
@@ -193,6 +194,7 @@ void rl_ops_reload(struct rl_config *cfg)
 	ops.target = &ops.next;
 	ops.running = cfg;
 	rl_config_reload(&ops_cfg_ops, ops_reload_log);
+	rl_tls_reload(); /* the certificate files, whether or not --config is set */
 	ops.target = cfg;
 	rl_notify_ready(ops.status);
 }
@@ -253,6 +255,9 @@ static void ops_worker_stats(unsigned k, struct rl_metrics_snap *out)
 	out->slow_consumers += OPS_LOAD(s, slow_consumers);
 	out->inbox_items += OPS_LOAD(s, inbox_items);
 	out->client_errors += OPS_LOAD(s, client_errors);
+	out->tls_userspace += OPS_LOAD(s, tls_userspace);
+	out->tls_ktls += OPS_LOAD(s, tls_ktls);
+	out->tls_handshake_failures += OPS_LOAD(s, tls_handshake_failures);
 	for (unsigned t = 0; t < RELAY_MSG_NTYPES; t++)
 		out->frames_in[t] += OPS_LOAD(s, frames_in[t]);
 	for (unsigned c = 0; c < RELAY_ERR_NCODES; c++)
