@@ -544,6 +544,51 @@ IT_TEST(tls, slow_consumer_over_tls_gets_SLOW_CONSUMER)
 	it_stop(&s);
 }
 
+/* A TLS member that stops reading while messages come one at a time: the
+ * message whose SSL_write found the socket full is held by the transport
+ * (counted as sent, nothing left in the queue) and still goes out once the
+ * member reads again -- the last message is not stuck until another one. */
+IT_TEST(tls, a_write_interrupted_by_a_full_socket_goes_out_once_the_reader_is_back)
+{
+	struct rl_test_server s;
+	static char content[15000];
+
+	IT_NEED_PROCESS();
+	TLS_START(&s, "--log-level", "debug");
+	struct rl_test_client *reader = tls_client(&s);
+	cr_assert_eq(rl_test_set_rcvbuf(reader, 64 * 1024), 0, "%s", rl_test_err());
+	struct rl_test_client *pub = tcp_client(&s);
+	it_join(reader, TLS_ROOM, 1);
+	it_join(pub, TLS_ROOM, 2);
+	memset(content, 'y', sizeof(content) - 1);
+	int sent = 0;
+	/* One message per loop turn (the ping waits for it), until one stops
+	 * at a full socket; it is then all the reader's queue held. */
+	while (!rl_test_server_log_has(&s, "bytes held for SSL_write's retry") && sent < 2000) {
+		cr_assert_eq(rl_test_send_json(pub, RELAY_MSG_MESSAGE,
+					       "{\"room\":\"" TLS_ROOM "\",\"content\":\"%d %s\"}",
+					       sent, content),
+			     0, "%s", rl_test_err());
+		sent++;
+		it_ping(pub);
+	}
+	cr_assert(rl_test_server_log_has(&s, "bytes held for SSL_write's retry"),
+		  "no write blocked after %d messages", sent);
+	it_presence(reader, 1);
+	for (int i = 0; i < sent; i++) {
+		const struct rl_test_frame *f =
+		    it_expect(reader, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON);
+		char head[16];
+		int n = snprintf(head, sizeof(head), "\"%d ", i);
+		cr_assert(memmem(f->payload, f->len, head, (size_t)n) != NULL,
+			  "message %d of %d: %.60s", i, sent, (const char *)f->payload);
+	}
+	it_ping(reader);
+	rl_test_close(reader);
+	rl_test_close(pub);
+	it_stop(&s);
+}
+
 /* ---- metrics --------------------------------------------------------------------- */
 
 /* relay_tls_connections counts TLS connections past their handshake by

@@ -401,6 +401,7 @@ static int tls_hold(struct rl_conn *c, struct tls_conn *t, const uint8_t *rec, s
 		memmove(t->pend, rec, n);
 	t->pend_len = (uint32_t)n;
 	c->flags |= RL_CF_TP_HELD;
+	RL_DEBUGF(c->id, "tls: socket full, %zu bytes held for SSL_write's retry", n);
 	return 0;
 }
 
