@@ -21,7 +21,7 @@ void rl_test_tls_free(struct rl_test_tls *t);
  * errno (EAGAIN: poll and call again -- for send, with the same bytes). */
 ssize_t rl_test_tls_read(struct rl_test_tls *t, void *buf, size_t n);
 ssize_t rl_test_tls_write(struct rl_test_tls *t, const void *buf, size_t n);
-/* Decrypted or raw bytes OpenSSL holds: read before polling the socket. */
+/* Decrypted bytes OpenSSL holds: read them before polling the socket. */
 bool rl_test_tls_pending(struct rl_test_tls *t);
 /* The server certificate's serial (hex) and subject. */
 int rl_test_tls_peer(struct rl_test_tls *t, char *serial, size_t scap, char *subject,
