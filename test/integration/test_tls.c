@@ -343,6 +343,8 @@ IT_TEST(tls, garbage_instead_of_a_client_hello_is_closed_and_no_one_else_notices
 	rl_test_close(bad);
 	for (int i = 2; i < 10; i++)
 		chat(i % 2 ? b : a, i % 2 ? a : b, i);
+	rl_test_close(a);
+	rl_test_close(b);
 	it_stop(&s);
 }
 
@@ -379,6 +381,8 @@ IT_TEST(tls, stalled_handshakes_are_closed_at_the_frame_timeout)
 	rl_test_close(silent);
 	rl_test_close(partial);
 	rl_test_close(quiet);
+	rl_test_close(a);
+	rl_test_close(b);
 	it_stop(&s);
 }
 
@@ -409,6 +413,8 @@ IT_TEST(tls, clients_vanishing_mid_handshake_affect_no_one)
 		  "no handshake reset by the peer in the log");
 	for (int i = 6; i < 12; i++)
 		chat(i % 2 ? b : a, i % 2 ? a : b, i);
+	rl_test_close(a);
+	rl_test_close(b);
 	it_stop(&s);
 }
 
