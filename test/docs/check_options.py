@@ -26,6 +26,9 @@ FOREIGN = {
     "--now": "systemctl enable",
     "--cflags": "pkg-config",
     "--libs": "pkg-config",
+    # relay-bench (docs/relay-bench.md), in the sizing and TLS measurements
+    "--conns": "relay-bench",
+    "--transport": "relay-bench",
 }
 BUILTIN = {"--help", "--version"}
 

@@ -2,6 +2,7 @@
  * frames with timeouts (relay_decoder), expectations, JSON field helpers.
  * Threading: a struct rl_test_client belongs to one thread at a time. */
 #include "harness.h"
+#include "tls_client.h"
 
 #include <relay/protocol.h>
 
@@ -24,6 +25,7 @@
 
 struct rl_test_client {
 	int fd;
+	struct rl_test_tls *tls; /* NULL: plain TCP (tls_client.c) */
 	struct relay_decoder dec;
 	bool mid_feed;       /* the decoder still holds unconsumed bytes of rbuf */
 	uint8_t rbuf[CLI_RBUF];
@@ -89,15 +91,55 @@ struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int
 	return c;
 }
 
+struct rl_test_client *rl_test_connect_tls(const char *host, uint16_t port, int timeout_ms)
+{
+	struct rl_test_client *c = rl_test_connect_addr(host, port, timeout_ms);
+	if (c != NULL && (c->tls = rl_test_tls_open(c->fd, cli_timeout(timeout_ms))) == NULL) {
+		rl_test_close(c);
+		return NULL;
+	}
+	return c;
+}
+
 struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms)
 {
-	return rl_test_connect_addr(s->host, s->port, timeout_ms);
+	if (!rl_test_tls())
+		return rl_test_connect_addr(s->host, s->port, timeout_ms);
+	if (s->tls_port == 0)
+		return rl_test_set_err("RELAY_TEST_TRANSPORT=tls but relayd has no TLS listener"), NULL;
+	return rl_test_connect_tls(s->host, s->tls_port, timeout_ms);
+}
+
+int rl_test_tls_peer_cert(const struct rl_test_client *c, char *serial, size_t scap, char *subject,
+			  size_t subcap)
+{
+	if (c->tls == NULL)
+		return rl_test_set_err("not a TLS client"), -EINVAL;
+	return rl_test_tls_peer(c->tls, serial, scap, subject, subcap);
+}
+
+/* The socket calls, through TLS when the client speaks it. */
+static ssize_t cli_recv(struct rl_test_client *c, void *b, size_t n)
+{
+	return c->tls != NULL ? rl_test_tls_read(c->tls, b, n) : read(c->fd, b, n);
+}
+
+static ssize_t cli_send(struct rl_test_client *c, const void *p, size_t n)
+{
+	return c->tls != NULL ? rl_test_tls_write(c->tls, p, n) : send(c->fd, p, n, MSG_NOSIGNAL);
+}
+
+/* Input TLS already holds: poll() on the socket would not show it. */
+static bool cli_buffered(struct rl_test_client *c)
+{
+	return c->tls != NULL && rl_test_tls_pending(c->tls);
 }
 
 void rl_test_close(struct rl_test_client *c)
 {
 	if (c == NULL)
 		return;
+	rl_test_tls_free(c->tls);
 	close(c->fd);
 	relay_decoder_free(&c->dec);
 	free(c->fbuf);
@@ -128,7 +170,7 @@ int rl_test_send_raw(struct rl_test_client *c, const void *p, size_t n, int time
 	const uint8_t *b = p;
 	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms);
 	while (n > 0) {
-		ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
+		ssize_t w = cli_send(c, b, n);
 		if (w > 0) {
 			b += w;
 			n -= (size_t)w;
@@ -239,12 +281,12 @@ static int cli_read(struct rl_test_client *c, int64_t deadline)
 	for (;;) {
 		int64_t left = deadline - rl_test_now_ms();
 		struct pollfd p = {.fd = c->fd, .events = POLLIN};
-		int r = poll(&p, 1, left > 0 ? (int)left : 0);
+		int r = cli_buffered(c) ? 1 : poll(&p, 1, left > 0 ? (int)left : 0);
 		if (r == 0)
 			return 0;
 		if (r < 0 && errno == EINTR)
 			continue;
-		ssize_t n = read(c->fd, c->rbuf, sizeof(c->rbuf));
+		ssize_t n = cli_recv(c, c->rbuf, sizeof(c->rbuf));
 		if (n > 0) {
 			relay_decoder_feed(&c->dec, c->rbuf, (size_t)n);
 			c->mid_feed = true;
@@ -405,10 +447,10 @@ int rl_test_expect_closed(struct rl_test_client *c, bool discard, int timeout_ms
 			return rl_test_set_err("expected close, got part of a frame");
 		struct pollfd p = {.fd = c->fd, .events = POLLIN};
 		int64_t left = deadline - rl_test_now_ms();
-		if (left <= 0 || poll(&p, 1, (int)left) == 0)
+		if (!cli_buffered(c) && (left <= 0 || poll(&p, 1, (int)left) == 0))
 			return rl_test_set_err("connection still open after %d ms",
 					       cli_timeout(timeout_ms));
-		ssize_t n = read(c->fd, c->rbuf, sizeof(c->rbuf));
+		ssize_t n = cli_recv(c, c->rbuf, sizeof(c->rbuf));
 		if (n == 0 || (n == -1 && (errno == ECONNRESET || errno == EPIPE)))
 			return 0;
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))

@@ -20,6 +20,10 @@
  *                       the process itself check rl_test_external() and skip;
  *                       tests share room names: run Criterion with -j1)
  *   RELAY_TEST_KEEP_LOGS=1  keep relayd's stderr log files (path printed)
+ *   RELAY_TEST_TRANSPORT=tls  relayd also gets a TLS listener (--tls-port 0
+ *                       and a test certificate made with the openssl command)
+ *                       and rl_test_connect speaks TLS to it (tls_client.c),
+ *                       so the same test bodies run over TLS
  *
  * Returns: functions returning int give 0 or -errno; pointer-returning ones
  * give NULL on failure. Either way rl_test_err() says what went wrong.
@@ -84,6 +88,7 @@ struct rl_test_server {
 	bool external;      /* RELAY_TEST_ADDR in use */
 	char host[64];      /* from the listening line */
 	uint16_t port;      /* from the listening line */
+	uint16_t tls_port;  /* from "relayd tls listening on ...", or 0 */
 	int workers;        /* from the listening line */
 	char line[256];     /* the listening line itself, without '\n' */
 	int out_fd;         /* read end of relayd's stdout, or -1 */
@@ -173,9 +178,28 @@ struct rl_test_frame {
 
 struct rl_test_client; /* opaque */
 
-/* Connects (blocking, up to <timeout_ms>; 0: RL_TEST_REPLY_MS) to the server. */
+/* Connects (blocking, up to <timeout_ms>; 0: RL_TEST_REPLY_MS) to the server:
+ * over TLS to its TLS port when RELAY_TEST_TRANSPORT=tls, else plain TCP. */
 struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms);
+/* Plain TCP, whatever RELAY_TEST_TRANSPORT says. */
 struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms);
+
+/* ---- TLS (tls_client.c) --------------------------------------------------- */
+
+/* True when RELAY_TEST_TRANSPORT=tls. */
+bool rl_test_tls(void);
+/* Connects and completes a TLS handshake (the certificate is not verified;
+ * rl_test_tls_peer_cert shows which one the server presented). */
+struct rl_test_client *rl_test_connect_tls(const char *host, uint16_t port, int timeout_ms);
+/* The server certificate of a TLS client: serial in hex, subject one-line. */
+int rl_test_tls_peer_cert(const struct rl_test_client *c, char *serial, size_t scap, char *subject,
+			  size_t subcap);
+/* The process's test certificate and key (PEM, made with the openssl
+ * command on first use, in a temporary directory removed at exit). */
+int rl_test_tls_files(const char **cert, const char **key);
+/* Makes a self-signed P-256 certificate /CN=<cn> with serial <serial_hex>
+ * (and a new key) at <cert>/<key>. 0 or -errno. */
+int rl_test_tls_make_cert(const char *cert, const char *key, const char *cn, const char *serial_hex);
 /* Listens on an ephemeral 127.0.0.1 port and sets *port: the port is taken
  * while the returned fd is open, and refuses connections once it is closed.
  * Returns the fd, or -1 (rl_test_err() says why). */

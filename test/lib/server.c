@@ -2,6 +2,7 @@
  * Threading: a struct rl_test_server belongs to one thread at a time; the
  * registry of running pids (for rl_test_cleanup_all) is mutex-protected. */
 #include "harness.h"
+#include "tls_client.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -199,12 +200,23 @@ static int srv_argv_build(struct srv_argv *a, const char *bin, const char *const
 	}
 	if (srv_argv_push(a, bin) != 0)
 		return -1;
-	bool has_port = false;
-	for (int i = 0; args != NULL && args[i] != NULL; i++)
+	bool has_port = false, has_tls = false;
+	for (int i = 0; args != NULL && args[i] != NULL; i++) {
 		if (strcmp(args[i], "--port") == 0 || strncmp(args[i], "--port=", 7) == 0)
 			has_port = true;
+		if (strncmp(args[i], "--tls-", 6) == 0)
+			has_tls = true;
+	}
 	if (add_port && !has_port && (srv_argv_push(a, "--port") || srv_argv_push(a, "0")))
 		return -1;
+	if (add_port && !has_tls && rl_test_tls()) { /* RELAY_TEST_TRANSPORT=tls */
+		const char *const *t = rl_test_tls_server_args();
+		if (t == NULL)
+			return -1;
+		for (; *t != NULL; t++)
+			if (srv_argv_push(a, *t) != 0)
+				return -1;
+	}
 	for (int i = 0; args != NULL && args[i] != NULL; i++)
 		if (srv_argv_push(a, args[i]) != 0)
 			return -1;
@@ -458,6 +470,15 @@ static int srv_read_ready(struct rl_test_server *s, int timeout_ms)
 	if (srv_parse_line(s, line) != 0)
 		return rl_test_set_err("cannot parse the listening line: %s", line), -EPROTO;
 	srv_copy(s->line, sizeof(s->line), line);
+	/* Printed before the listening line, so already read. */
+	static const char tls_prefix[] = "relayd tls listening on ";
+	if (srv_find_line(s, tls_prefix, line, sizeof(line))) {
+		const char *colon = strrchr(line, ':');
+		long port = colon != NULL ? strtol(colon + 1, NULL, 10) : 0;
+		if (port <= 0 || port > 65535)
+			return rl_test_set_err("cannot parse the TLS line: %s", line), -EPROTO;
+		s->tls_port = (uint16_t)port;
+	}
 	return 0;
 }
 

@@ -84,6 +84,8 @@ struct rb_opts {
 	double loss_allowed;   /* fraction of expected deliveries that may be lost */
 	bool json;
 	bool quiet;            /* no progress lines */
+	const char *transport; /* "tcp" (default) or "tls" (relay, engine workloads) */
+	bool tls;              /* transport is "tls" */
 };
 
 /* ---- payload ----------------------------------------------------------------- */
@@ -113,8 +115,14 @@ struct rb_buf {
 	size_t cap;
 };
 
+struct ssl_st;
+struct ssl_ctx_st;
+
 struct bconn {
 	int fd;
+	struct ssl_st *ssl;    /* --transport tls: OpenSSL's SSL; NULL for TCP */
+	uint32_t tls_retry;    /* bytes SSL_write must be offered again (WANT_*) */
+	bool handshaking;      /* TLS handshake not done yet */
 	uint32_t id;           /* member/publisher id (payload) */
 	uint32_t room;         /* index into the engine's rooms */
 	uint8_t role;
@@ -251,6 +259,7 @@ struct rb_engine {
 	double rate;                 /* per publisher, msgs/s; 0 = window mode */
 	unsigned window;
 	bool chat;                   /* self messages are echoes, not deliveries */
+	struct ssl_ctx_st *tls_ctx;  /* --transport tls: client context, or NULL */
 };
 
 int rb_engine_init(struct rb_engine *e, const struct rb_opts *o, size_t nconns,

@@ -1,5 +1,8 @@
 /* engine.c -- the load generator's I/O engine: N threads, each with its own
- * epoll loop and its own connections (non-blocking, level-triggered).
+ * epoll loop and its own connections (non-blocking, level-triggered), over
+ * TCP or, with --transport tls, TLS (OpenSSL: a non-blocking handshake after
+ * connect, SSL_read until OpenSSL wants the socket, SSL_write in records of
+ * at most 16 KiB, retried with the same bytes after WANT_*).
  * Reads go into a per-thread 256 KiB scratch buffer and are parsed in place;
  * only an incomplete message is copied into the connection's tail. Publishes
  * are appended to a per-connection output buffer and flushed with one write()
@@ -13,6 +16,8 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +30,7 @@
 #define RB_TAIL_LIMIT (8u * 1024u * 1024u)
 #define RB_PUB_PER_TURN 128u          /* window mode, per publisher */
 #define RB_RATE_PER_TURN 16384u       /* paced mode, per thread */
+#define RB_TLS_RECORD 16384u          /* largest TLS plaintext record */
 
 static inline void st_add(_Atomic uint64_t *v, uint64_t n)
 {
@@ -104,6 +110,11 @@ static void conn_close(struct bconn *c, bool unexpected)
 		st_add(&t->st.closed, 1);
 	if (!c->ready)
 		t->connecting--;
+	if (c->ssl) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		ERR_clear_error();
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -126,10 +137,35 @@ static void conn_set_events(struct bconn *c, bool want_out)
 	c->want_out = want_out;
 }
 
+/* One SSL_write of at most a record (never less than a pending retry):
+ * bytes written, or -1 with errno (EAGAIN: wait; the retry length is kept). */
+static ssize_t tls_write(struct bconn *c)
+{
+	size_t n = out_pending(c), w = 0;
+	if (n > RB_TLS_RECORD)
+		n = RB_TLS_RECORD > c->tls_retry ? RB_TLS_RECORD : c->tls_retry;
+	ERR_clear_error();
+	int r = SSL_write_ex(c->ssl, c->out.p + c->out.off, n, &w);
+	if (r == 1) {
+		c->tls_retry = 0;
+		return (ssize_t)w;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	ERR_clear_error();
+	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+		c->tls_retry = (uint32_t)n;
+		errno = EAGAIN;
+	} else {
+		errno = EPIPE;
+	}
+	return -1;
+}
+
 static void conn_flush(struct bconn *c)
 {
 	while (!c->closed && out_pending(c)) {
-		ssize_t w = write(c->fd, c->out.p + c->out.off, out_pending(c));
+		ssize_t w = c->ssl ? tls_write(c)
+				   : write(c->fd, c->out.p + c->out.off, out_pending(c));
 		if (w == -1) {
 			if (errno == EINTR)
 				continue;
@@ -185,15 +221,9 @@ static void conn_start(struct rb_thread *t, struct bconn *c)
 	}
 }
 
-static void conn_connected(struct bconn *c)
+/* Connected (and past the TLS handshake): say hello, subscribe. */
+static void conn_established(struct bconn *c)
 {
-	int err = 0;
-	socklen_t l = sizeof err;
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l) == -1 || err) {
-		st_add(&c->t->st.connect_fail, 1);
-		conn_close(c, false);
-		return;
-	}
 	const struct rb_proto *p = c->t->e->proto;
 	c->connected = true;
 	st_add(&c->t->st.connected, 1);
@@ -203,6 +233,50 @@ static void conn_connected(struct bconn *c)
 	if (!c->pending_acks)
 		conn_ready(c);
 	conn_flush(c);
+}
+
+/* Advances the TLS handshake; waits for what OpenSSL wants next. */
+static void conn_tls_handshake(struct bconn *c)
+{
+	ERR_clear_error();
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->handshaking = false;
+		conn_established(c);
+		return;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	ERR_clear_error();
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		conn_set_events(c, e == SSL_ERROR_WANT_WRITE);
+		return;
+	}
+	st_add(&c->t->st.connect_fail, 1);
+	conn_close(c, false);
+}
+
+static void conn_connected(struct bconn *c)
+{
+	int err = 0;
+	socklen_t l = sizeof err;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l) == -1 || err) {
+		st_add(&c->t->st.connect_fail, 1);
+		conn_close(c, false);
+		return;
+	}
+	SSL_CTX *ctx = c->t->e->tls_ctx;
+	if (!ctx) {
+		conn_established(c);
+		return;
+	}
+	if (!(c->ssl = SSL_new(ctx)) || SSL_set_fd(c->ssl, c->fd) != 1) {
+		st_add(&c->t->st.connect_fail, 1);
+		conn_close(c, false);
+		return;
+	}
+	SSL_set_connect_state(c->ssl);
+	c->handshaking = true;
+	conn_tls_handshake(c);
 }
 
 /* ---- callbacks from the protocols ------------------------------------------- */
@@ -271,9 +345,36 @@ static int tail_keep(struct bconn *c, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* SSL_read into <buf> until it is full or OpenSSL wants the socket, so a
+ * short read means drained (level-triggered epoll will not report bytes
+ * OpenSSL already holds). Bytes, 0 at EOF, -1 with errno. */
+static ssize_t tls_read(struct bconn *c, uint8_t *buf, size_t cap)
+{
+	size_t got = 0;
+	while (got < cap) {
+		size_t n;
+		ERR_clear_error();
+		int r = SSL_read_ex(c->ssl, buf + got, cap - got, &n);
+		if (r == 1) {
+			got += n;
+			continue;
+		}
+		int e = SSL_get_error(c->ssl, r);
+		ERR_clear_error();
+		if (got)
+			break;
+		if (e == SSL_ERROR_ZERO_RETURN)
+			return 0;
+		errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : ECONNRESET;
+		return -1;
+	}
+	return (ssize_t)got;
+}
+
 static void conn_read(struct rb_thread *t, struct bconn *c)
 {
-	for (int i = 0; i < 8 && !c->closed; i++) {
+	/* TLS may hold decrypted bytes after a full buffer: read on for them. */
+	for (int i = 0; !c->closed && (i < 8 || (c->ssl && SSL_pending(c->ssl) > 0)); i++) {
 		size_t tl = c->tail.len;
 		if (tl + 65536 > t->rbuf_cap) {
 			size_t cap = t->rbuf_cap;
@@ -289,7 +390,8 @@ static void conn_read(struct rb_thread *t, struct bconn *c)
 		}
 		if (tl)
 			memcpy(t->rbuf, c->tail.p, tl);
-		ssize_t r = read(c->fd, t->rbuf + tl, t->rbuf_cap - tl);
+		ssize_t r = c->ssl ? tls_read(c, t->rbuf + tl, t->rbuf_cap - tl)
+				   : read(c->fd, t->rbuf + tl, t->rbuf_cap - tl);
 		if (r == 0) {
 			conn_close(c, true);
 			return;
@@ -407,6 +509,10 @@ static void handle_event(struct rb_thread *t, struct epoll_event *ev)
 	struct bconn *c = ev->data.ptr;
 	if (c->closed)
 		return;
+	if (c->handshaking) {
+		conn_tls_handshake(c);
+		return;
+	}
 	if (!c->connected) {
 		if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			conn_connected(c);
@@ -469,6 +575,22 @@ static void *thread_main(void *arg)
 
 /* ---- the main thread's side ------------------------------------------------------ */
 
+/* The TLS client context: TLS 1.2+, no certificate verification (a load
+ * generator, not a client), partial writes, and retries from a buffer that
+ * may have moved (realloc, compaction) while its bytes stayed the same. */
+static SSL_CTX *tls_ctx_new(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1); /* one read() per batch of records, not two per record */
+	return ctx;
+}
+
 int rb_engine_init(struct rb_engine *e, const struct rb_opts *o, size_t nconns,
 		   uint32_t nrooms)
 {
@@ -481,6 +603,8 @@ int rb_engine_init(struct rb_engine *e, const struct rb_opts *o, size_t nconns,
 	int rc = rb_resolve(o->host, o->port, &e->addr);
 	if (rc < 0)
 		return rc;
+	if (o->tls && !(e->tls_ctx = tls_ctx_new()))
+		return -ENOMEM;
 	e->conns = calloc(nconns ? nconns : 1, sizeof *e->conns);
 	e->rooms = calloc(nrooms ? nrooms : 1, sizeof *e->rooms);
 	e->th = calloc((size_t)e->nth, sizeof *e->th);
@@ -599,5 +723,6 @@ void rb_engine_free(struct rb_engine *e)
 	free(e->th);
 	free(e->conns);
 	free(e->rooms);
+	SSL_CTX_free(e->tls_ctx);
 	memset(e, 0, sizeof *e);
 }

@@ -58,6 +58,7 @@ static const struct opt_def opt_table[] = {
 	{ "loss-allowed", OK_DOUBLE, OFF(loss_allowed), "fraction of deliveries that may be lost (default 0)" },
 	{ "json", OK_FLAG, OFF(json), "print one JSON object instead of a table" },
 	{ "quiet", OK_FLAG, OFF(quiet), "no progress lines on stderr" },
+	{ "transport", OK_STR, OFF(transport), "tcp | tls (relay fanout/chat/connect; default tcp)" },
 };
 #define NOPTS (sizeof opt_table / sizeof opt_table[0])
 
@@ -217,6 +218,14 @@ static int check_opts(const struct rb_opts *o)
 		return fprintf(stderr, "relay-bench: --threads must be 1..64\n"), -1;
 	if (!o->rooms || !o->window || o->duration <= 0)
 		return fprintf(stderr, "relay-bench: --rooms, --window, --duration must be > 0\n"), -1;
+	if (o->transport && strcmp(o->transport, "tcp") != 0 && strcmp(o->transport, "tls") != 0)
+		return fprintf(stderr, "relay-bench: --transport must be tcp or tls\n"), -1;
+	if (o->transport && strcmp(o->transport, "tls") == 0 &&
+	    (o->proto != RB_PROTO_RELAY || strcmp(o->workload, "chaos") == 0 ||
+	     strcmp(o->workload, "frag") == 0))
+		return fprintf(stderr, "relay-bench: --transport tls: relay fanout, chat or "
+				       "connect only\n"),
+		       -1;
 	return 0;
 }
 
@@ -227,6 +236,7 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o) < 0 || check_opts(&o) < 0)
 		return 2;
 	opts_finish(&o);
+	o.tls = o.transport && strcmp(o.transport, "tls") == 0;
 	signal(SIGPIPE, SIG_IGN);
 	rb_proto_relay_mode(o.binary);
 	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {

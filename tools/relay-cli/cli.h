@@ -1,7 +1,8 @@
 /* cli.h -- relay-cli internals shared by its subsystems.
  *
  *   main.c         options, usage, dispatch to a mode
- *   conn.c         the TCP connection: connect with a timeout, framing, requests
+ *   conn.c         the connection (TCP, or TLS with OpenSSL): connect with a
+ *                  timeout, framing, requests
  *   event.c        server frames -> struct rl_cli_event; client request payloads
  *   format.c       how events and errors are printed (text, JSON, colour)
  *   input.c        a line reader over a non-blocking fd
@@ -34,11 +35,19 @@
 
 enum rl_cli_mode { RL_CLI_INTERACTIVE = 0, RL_CLI_SUB, RL_CLI_PUB, RL_CLI_NMODES };
 
+/* TLS to relayd's --tls-port (conn.c). */
+struct rl_cli_tls {
+	bool on;
+	const char *ca; /* trust these CA certificates (PEM) instead of the system's */
+	bool insecure;	/* no certificate verification at all (self-signed tests) */
+};
+
 struct rl_cli_opts {
 	enum rl_cli_mode mode;
 	const char *host; /* default 127.0.0.1 */
 	const char *port; /* validated 1-65535; default 4000 */
 	const char *user; /* HELLO userId, or NULL */
+	struct rl_cli_tls tls;
 	bool color;	  /* colour decided: tty, no NO_COLOR, no --no-color */
 	bool json;	  /* sub: whole payloads; pub: raw JSON content */
 	long count;	  /* sub: exit after this many messages; 0 = no limit */
@@ -126,6 +135,8 @@ typedef int rl_cli_event_fn(void *arg, const struct rl_cli_event *ev);
 
 struct rl_cli_conn {
 	int fd;
+	struct ssl_st *ssl;	    /* TLS (OpenSSL's SSL), or NULL for plain TCP */
+	struct ssl_ctx_st *ssl_ctx; /* its context */
 	struct relay_decoder dec;
 	bool feeding; /* the decoder still holds part of rbuf */
 	rl_cli_event_fn *on_event;
@@ -146,10 +157,13 @@ struct rl_cli_conn {
 	uint8_t rbuf[64 * 1024];
 };
 
-/* Resolves <host>:<port> and connects, all within <timeout_ms>. Returns 0,
- * or -errno with a one-line reason in c->why. */
-int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port, int timeout_ms,
-		     rl_cli_event_fn *on_event, void *arg);
+/* Resolves <host>:<port> and connects, all within <timeout_ms>; with
+ * <tls>->on also completes a TLS handshake in that time, verifying the
+ * server's certificate and name unless <tls>->insecure. Returns 0, or
+ * -errno with a one-line reason in c->why. */
+int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
+		     const struct rl_cli_tls *tls, int timeout_ms, rl_cli_event_fn *on_event,
+		     void *arg);
 void rl_cli_conn_close(struct rl_cli_conn *c);
 
 /* Writes one frame, waiting (bounded) while the socket is full. 0 or -errno. */

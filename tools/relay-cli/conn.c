@@ -1,13 +1,18 @@
 /* conn.c -- relay-cli's connection to relayd: name lookup and connect with a
- * deadline, frame writes, the receive pump (protocol library decoder), and
- * request/reply pairing (one request in flight at a time).
+ * deadline, TLS (OpenSSL) when asked, frame writes, the receive pump
+ * (protocol library decoder), and request/reply pairing (one request in
+ * flight at a time).
  *
  * Threading: main thread only. getaddrinfo_a runs the lookup on a glibc
  * helper thread so that an unreachable resolver cannot hang the CLI; the
  * request it works on is static because that thread may outlive a timeout.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -98,8 +103,183 @@ fail:
 	return -err;
 }
 
-int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port, int timeout_ms,
-		     rl_cli_event_fn *on_event, void *arg)
+/* ---- TLS ------------------------------------------------------------------ */
+
+/* One line of why the last OpenSSL call failed; empties its error queue. */
+static const char *conn_tls_why(struct rl_cli_conn *c, int e)
+{
+	static char buf[256];
+	long v = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+	unsigned long err = ERR_peek_last_error();
+
+	if (v != X509_V_OK)
+		snprintf(buf, sizeof buf, "certificate verify failed: %s",
+			 X509_verify_cert_error_string(v));
+	else if (err)
+		snprintf(buf, sizeof buf, "%s", ERR_reason_error_string(err));
+	else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
+		snprintf(buf, sizeof buf, "connection closed by the server");
+	else
+		snprintf(buf, sizeof buf, "TLS error %d", e);
+	ERR_clear_error();
+	return buf;
+}
+
+static int conn_tls_ctx(struct rl_cli_conn *c, const struct rl_cli_tls *tls)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx) {
+		snprintf(c->why, sizeof c->why, "TLS: %s", conn_tls_why(c, 0));
+		return -ENOMEM;
+	}
+	c->ssl_ctx = ctx;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (tls->insecure) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+		return 0;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (tls->ca ? SSL_CTX_load_verify_locations(ctx, tls->ca, NULL) != 1
+		    : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		snprintf(c->why, sizeof c->why, "--tls-ca %s: %s", tls->ca ? tls->ca : "(system)",
+			 conn_tls_why(c, 0));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The TLS handshake on the connected socket, bounded by <deadline>: the
+ * server's certificate must chain to a trusted CA and name <host> (as a
+ * DNS name or an IP address), unless --tls-insecure. */
+static int conn_tls_open(struct rl_cli_conn *c, const char *host, const struct rl_cli_tls *tls,
+			 int64_t deadline)
+{
+	unsigned char ip[16];
+	bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+	int rc = conn_tls_ctx(c, tls);
+
+	if (rc)
+		return rc;
+	c->ssl = SSL_new(c->ssl_ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+		snprintf(c->why, sizeof c->why, "TLS: %s", conn_tls_why(c, 0));
+		return -ENOMEM;
+	}
+	if (!is_ip)
+		SSL_set_tlsext_host_name(c->ssl, host); /* SNI */
+	if (!tls->insecure && !(is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host)
+				      : SSL_set1_host(c->ssl, host))) {
+		snprintf(c->why, sizeof c->why, "TLS: cannot check the name '%s'", host);
+		return -EINVAL;
+	}
+	SSL_set_connect_state(c->ssl);
+	for (;;) {
+		int r, e, n;
+		struct pollfd p = {.fd = c->fd};
+
+		ERR_clear_error();
+		r = SSL_do_handshake(c->ssl);
+		if (r == 1)
+			return 0;
+		e = SSL_get_error(c->ssl, r);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+			snprintf(c->why, sizeof c->why, "TLS handshake with %s failed: %s", host,
+				 conn_tls_why(c, e));
+			return -EPROTO;
+		}
+		p.events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		do
+			n = poll(&p, 1, rl_cli_left_ms(deadline));
+		while (n == -1 && errno == EINTR);
+		if (n == 0) {
+			snprintf(c->why, sizeof c->why, "TLS handshake with %s: timed out", host);
+			return -ETIMEDOUT;
+		}
+	}
+}
+
+/* A failed SSL_read/SSL_write (<r>) as errno: EAGAIN when OpenSSL waits
+ * for the socket (*<events>: what to poll for), 0 for the server's
+ * close_notify, EPIPE otherwise (c->why says why). */
+static int conn_tls_errno(struct rl_cli_conn *c, int r, short *events)
+{
+	int e = SSL_get_error(c->ssl, r);
+
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		*events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		return EAGAIN;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN) {
+		ERR_clear_error();
+		return 0;
+	}
+	snprintf(c->why, sizeof c->why, "connection lost: %s", conn_tls_why(c, e));
+	return EPIPE;
+}
+
+/* One write of the front of <iov>/<n>: bytes written, or -errno (-EAGAIN:
+ * poll for *<events>, then call again with the same bytes). TLS writes the
+ * first buffer only: OpenSSL has no vectored write. */
+static ssize_t conn_write_some(struct rl_cli_conn *c, struct iovec *iov, int n, short *events)
+{
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+	size_t done = 0;
+	ssize_t w;
+	int r;
+
+	*events = POLLOUT;
+	if (!c->ssl) {
+		w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (w >= 0)
+			return w;
+		if (errno != EAGAIN && errno != EINTR)
+			snprintf(c->why, sizeof c->why, "connection lost: %s", strerror(errno));
+		return -errno;
+	}
+	if (iov->iov_len == 0)
+		return 0;
+	ERR_clear_error();
+	r = SSL_write_ex(c->ssl, iov->iov_base, iov->iov_len, &done);
+	if (r == 1)
+		return (ssize_t)done;
+	r = conn_tls_errno(c, r, events);
+	if (r == 0)
+		snprintf(c->why, sizeof c->why, "connection closed by the server");
+	return r ? -r : -EPIPE;
+}
+
+/* One read into c->rbuf: bytes, 0 at EOF, or -errno (-EAGAIN: nothing yet). */
+static ssize_t conn_read_some(struct rl_cli_conn *c)
+{
+	size_t got = 0;
+	short events;
+	ssize_t n;
+	int r;
+
+	if (!c->ssl) {
+		n = read(c->fd, c->rbuf, sizeof c->rbuf);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			return -EAGAIN;
+		if (errno != EAGAIN)
+			snprintf(c->why, sizeof c->why, "connection lost: %s", strerror(errno));
+		return -errno;
+	}
+	ERR_clear_error();
+	r = SSL_read_ex(c->ssl, c->rbuf, sizeof c->rbuf, &got);
+	if (r == 1)
+		return (ssize_t)got;
+	/* WANT_WRITE (a key update answer) is retried by the next read. */
+	r = conn_tls_errno(c, r, &events);
+	return r ? -r : 0;
+}
+
+int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
+		     const struct rl_cli_tls *tls, int timeout_ms, rl_cli_event_fn *on_event,
+		     void *arg)
 {
 	int64_t deadline = rl_cli_now_ms() + timeout_ms;
 	struct addrinfo *res = NULL, *ai;
@@ -130,11 +310,19 @@ int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port, 
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
-	return 0;
+	return tls && tls->on ? conn_tls_open(c, host, tls, deadline) : 0;
 }
 
 void rl_cli_conn_close(struct rl_cli_conn *c)
 {
+	if (c->ssl) {
+		SSL_shutdown(c->ssl); /* close_notify, best effort */
+		SSL_free(c->ssl);
+		ERR_clear_error();
+	}
+	SSL_CTX_free(c->ssl_ctx);
+	c->ssl = NULL;
+	c->ssl_ctx = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -163,22 +351,19 @@ static void conn_iov_advance(struct iovec **iov, int *n, size_t done)
 static int conn_write_all(struct rl_cli_conn *c, struct iovec *iov, int n)
 {
 	int64_t deadline = rl_cli_now_ms() + RL_CLI_REPLY_TIMEOUT_MS;
-	struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+	struct pollfd p = {.fd = c->fd};
 
 	while (n > 0) {
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		ssize_t w = conn_write_some(c, iov, n, &p.events);
 
 		if (w >= 0) {
 			conn_iov_advance(&iov, &n, (size_t)w);
 			continue;
 		}
-		if (errno == EINTR)
+		if (w == -EINTR)
 			continue;
-		if (errno != EAGAIN) {
-			snprintf(c->why, sizeof c->why, "connection lost: %s", strerror(errno));
-			return -errno;
-		}
+		if (w != -EAGAIN)
+			return (int)w;
 		if (poll(&p, 1, rl_cli_left_ms(deadline)) == 0) {
 			snprintf(c->why, sizeof c->why, "the server does not read: send timed out");
 			return -ETIMEDOUT;
@@ -292,28 +477,29 @@ static int conn_drain(struct rl_cli_conn *c)
 
 int rl_cli_conn_pump(struct rl_cli_conn *c)
 {
-	ssize_t n;
+	do {
+		ssize_t n;
+		int rc;
 
-	if (c->feeding) {
-		int rc = conn_drain(c);
-
-		if (rc)
+		if (c->feeding && (rc = conn_drain(c)))
 			return rc;
-	}
-	n = read(c->fd, c->rbuf, sizeof c->rbuf);
-	if (n == 0) {
-		snprintf(c->why, sizeof c->why, "connection closed by the server");
-		return -EPIPE;
-	}
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
+		n = conn_read_some(c);
+		if (n == 0) {
+			snprintf(c->why, sizeof c->why, "connection closed by the server");
+			return -EPIPE;
+		}
+		if (n == -EAGAIN)
 			return 0;
-		snprintf(c->why, sizeof c->why, "connection lost: %s", strerror(errno));
-		return -errno;
-	}
-	relay_decoder_feed(&c->dec, c->rbuf, (size_t)n);
-	c->feeding = true;
-	return conn_drain(c);
+		if (n < 0)
+			return (int)n;
+		relay_decoder_feed(&c->dec, c->rbuf, (size_t)n);
+		c->feeding = true;
+		if ((rc = conn_drain(c)))
+			return rc;
+		/* Decrypted bytes OpenSSL still holds: the socket's poll would
+		 * not show them, so read them now. */
+	} while (c->ssl && SSL_pending(c->ssl) > 0);
+	return 0;
 }
 
 /* Pumps until the awaited reply is in, <deadline> passes or a signal comes. */

@@ -117,6 +117,9 @@ enum main_opt {
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 	OPT_NO_COLOR = 256,
+	OPT_TLS,
+	OPT_TLS_CA,
+	OPT_TLS_INSECURE,
 };
 
 #define M_ALL ((1u << RL_CLI_INTERACTIVE) | (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB))
@@ -130,6 +133,10 @@ static const struct main_opt_def {
     {"host", OPT_HOST, "HOST", M_ALL, "server host name or address (default 127.0.0.1)"},
     {"port", OPT_PORT, "PORT", M_ALL, "server TCP port (default 4000)"},
     {"user", OPT_USER, "NAME", M_ALL, "user name sent in HELLO (shown to other members)"},
+    {"tls", OPT_TLS, NULL, M_ALL, "TLS (relayd --tls-port); the certificate is verified"},
+    {"tls-ca", OPT_TLS_CA, "FILE", M_ALL, "trust the CA certificates in FILE (implies --tls)"},
+    {"tls-insecure", OPT_TLS_INSECURE, NULL, M_ALL,
+     "TLS without verifying the certificate (tests; implies --tls)"},
     {"no-color", OPT_NO_COLOR, NULL, M_ALL, "no colour (also: NO_COLOR set in the environment)"},
     {"json", OPT_JSON, NULL, (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB),
      "sub: print whole payloads as JSON lines; pub: messages are raw JSON"},
@@ -218,6 +225,16 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 		break;
 	case OPT_NO_COLOR:
 		r->no_color = true;
+		break;
+	case OPT_TLS:
+		o->tls.on = true;
+		break;
+	case OPT_TLS_CA:
+		o->tls.on = true;
+		o->tls.ca = arg;
+		break;
+	case OPT_TLS_INSECURE:
+		o->tls.on = o->tls.insecure = true;
 		break;
 	case OPT_HELP:
 		r->help = true;
@@ -363,6 +380,10 @@ static int main_parse(int argc, char **argv, struct rl_cli_opts *o)
 	if (main_mode(o, argc, argv) || main_check_modes(o, &r) || main_check_port(o->port) ||
 	    main_check_numbers(o, &r))
 		return -2;
+	if (o->tls.ca && o->tls.insecure) {
+		rl_cli_warn("--tls-ca and --tls-insecure exclude each other (see --help)");
+		return -2;
+	}
 	o->color = main_color(r.no_color);
 	return 0;
 }

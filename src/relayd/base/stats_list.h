@@ -121,7 +121,22 @@
 	  "relay_accept_backoffs_total", NULL,                                                    \
 	  "Times a worker took its listeners out of the loop: out of descriptors with no reserve.", \
 	  NULL, NULL,                                                                             \
-	  "accept_backoffs", NULL, 0)
+	  "accept_backoffs", NULL, 0)                                                             \
+	X(tls_userspace, GAUGE, NONE, WORKER, NONE,                                               \
+	  "relay_tls_connections", "path=\"userspace\"",                                         \
+	  "TLS connections past the handshake, by write path: ktls when the kernel makes the records, userspace when OpenSSL does.", \
+	  NULL, NULL,                                                                             \
+	  "tls_connections_userspace", NULL, 0)                                                   \
+	X(tls_ktls, GAUGE, NONE, WORKER, NONE,                                                    \
+	  "relay_tls_connections", "path=\"ktls\"",                                              \
+	  "TLS connections past the handshake, by write path: ktls when the kernel makes the records, userspace when OpenSSL does.", \
+	  NULL, NULL,                                                                             \
+	  "tls_connections_ktls", NULL, 0)                                                        \
+	X(tls_handshake_failures, COUNTER, NONE, WORKER, NONE,                                    \
+	  "relay_tls_handshake_failures_total", NULL,                                             \
+	  "TLS handshakes refused, broken off by the client or not done in time.",                                     \
+	  NULL, NULL,                                                                             \
+	  "tls_handshake_failures", NULL, 0)
 /* clang-format on */
 
 #endif

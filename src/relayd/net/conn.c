@@ -139,6 +139,7 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 	if (rc) {
 		RL_WARNF(c->id, "cannot register socket: %s", strerror(-rc));
 		conn_set_state(c, RL_CONN_CLOSED);
+		rl_timer_disarm(&c->frame); /* a handshake deadline (rl_conn_deadline_arm) */
 		tp->close(c);
 		free(c);
 		if (!refused)
@@ -217,7 +218,7 @@ static void conn_begin_closing(struct rl_conn *c, uint64_t deadline)
 	rl_timer_disarm(&c->frame);
 	rl_timer_disarm(&c->drain);
 	conn_unlink_read(c);
-	if (c->out.bytes == 0)
+	if (c->out.bytes == 0 && !(c->flags & RL_CF_TP_HELD))
 		conn_closing_done(c);
 	else
 		conn_want_flush(c);
@@ -483,6 +484,18 @@ static void conn_touch(struct rl_conn *c)
 	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
 }
 
+void rl_conn_deadline_arm(struct rl_conn *c)
+{
+	rl_timer_arm(&c->w->timers[RL_CONN_T_FRAME], &c->frame, c->w->now_ms);
+}
+
+void rl_conn_deadline_done(struct rl_conn *c)
+{
+	if (relay_decoder_pending(&c->dec) == 0)
+		rl_timer_disarm(&c->frame);
+}
+
+
 /* Keeps the frame list exact whatever --frame-timeout is now: the list
  * reads the (reloadable) timeout when it runs, so a frame completed while
  * it was 0 must be off the list and one started then must be on it, from
@@ -610,7 +623,7 @@ void rl_conn_on_event(struct rl_conn *c, uint32_t bits)
 		c->flags |= RL_CF_RDHUP;
 	if (bits & RL_EV_OUT) {
 		c->flags &= (uint16_t)~RL_CF_WBLOCKED;
-		if (c->out.bytes)
+		if (c->out.bytes || (c->flags & RL_CF_TP_HELD))
 			conn_want_flush(c);
 	}
 	if (!(bits & (RL_EV_IN | RL_EV_ERR)))
@@ -632,6 +645,8 @@ void rl_conn_flush(struct rl_conn *c)
 	if ((c->flags & (RL_CF_DEAD | RL_CF_WBLOCKED)) || c->state == RL_CONN_CLOSED)
 		return;
 	int rc = rl_outq_flush(&c->out, &w->pool, c->tp->writev, c, CONN_FLUSH_CALLS, &sent);
+	if (rc == 0 && (c->flags & RL_CF_TP_HELD))
+		rc = (int)c->tp->writev(c, NULL, 0); /* what the transport took but holds */
 	RL_STAT_ADD(w->stats, bytes_out, sent);
 	RL_STAT_SUB(w->stats, out_queued, sent);
 	if (rc == -EAGAIN) {
@@ -648,7 +663,8 @@ void rl_conn_flush(struct rl_conn *c)
 		rl_timer_disarm(&c->drain);
 		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);
 	}
-	if (c->state == RL_CONN_CLOSING && c->out.bytes == 0 && !(c->flags & RL_CF_LINGER))
+	if (c->state == RL_CONN_CLOSING && c->out.bytes == 0 &&
+	    !(c->flags & (RL_CF_LINGER | RL_CF_TP_HELD)))
 		conn_closing_done(c);
 }
 

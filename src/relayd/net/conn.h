@@ -34,6 +34,7 @@ enum rl_conn_flag {
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
 	RL_CF_PAUSED = 1u << 7,   /* not read: its publish filled another worker's inbox */
 	RL_CF_ABORT = 1u << 8,    /* close with a reset: its flush deadline passed */
+	RL_CF_TP_HELD = 1u << 9,  /* the transport holds output it took (transport.h) */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
@@ -174,6 +175,13 @@ void rl_conn_kill(struct rl_conn *c);
 /* Writes "conn-N" to <buf> (>= 32 bytes); returns its length. */
 size_t rl_conn_name(uint64_t id, char *buf);
 bool rl_conn_can_send(const struct rl_conn *c);
+
+/* For transports with a handshake (net/ only): its deadline is the frame
+ * timer, --frame-timeout from accept (protocol-v1-ext.md §7). Arm from the
+ * transport's accept hook; disarm once the handshake is done. A deadline
+ * that passes is FRAME_TIMEOUT, which the transport turns into a close. */
+void rl_conn_deadline_arm(struct rl_conn *c);
+void rl_conn_deadline_done(struct rl_conn *c);
 
 /* Shutdown: SERVER_SHUTDOWN and a flush deadline. */
 void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms);

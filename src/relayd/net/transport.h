@@ -1,6 +1,6 @@
 /* transport.h -- how a connection's bytes meet the wire: one table of
- * functions per kind of transport (plain TCP in tcp.c; TLS and WebSocket
- * later, as tls.c and ws.c). conn.c reads, writes, half-closes and closes
+ * functions per kind of transport (plain TCP in tcp.c, TLS in tls.c;
+ * WebSocket later, as ws.c). conn.c reads, writes, half-closes and closes
  * only through its connection's table (c->tp) and never learns which one it
  * holds (the redis src/connection.h pattern). Per-connection transport state
  * lives behind c->tp_ctx (NULL for plain TCP).
@@ -26,11 +26,17 @@ struct rl_conn;
 /* Writes up to <iovcnt> (<= RL_OUTQ_IOV_MAX) buffers, in order, without
  * blocking: bytes taken (> 0; fewer than offered means "full for now"),
  * -EAGAIN, or -errno. The output queue calls it once per batch, never per
- * frame (outq.h). */
+ * frame (outq.h).
+ * A transport that transforms the bytes may take some it cannot pass to
+ * the socket yet (TLS: a record OpenSSL must be asked to write again). It
+ * counts them as taken and sets RL_CF_TP_HELD on the connection until they
+ * are out; meanwhile the connection calls writev with <iovcnt> 0 when the
+ * socket turns writable, even with nothing queued (0 once nothing is held,
+ * -EAGAIN, or -errno), and is not done closing. */
 typedef ssize_t rl_tp_writev_fn(struct rl_conn *c, const struct iovec *iov, int iovcnt);
 
 struct rl_transport {
-	const char *name; /* "tcp"; in log lines */
+	const char *name; /* "tcp", "tls"; in log lines */
 	/* Takes over the accepted socket c->fd before the connection joins the
 	 * event loop: socket options, c->tp_ctx. 0 or -errno; on failure
 	 * c->tp_ctx is left NULL or valid for close. */
@@ -64,5 +70,6 @@ struct rl_transport {
 
 /* The transports; a listener names one, its connections get it. */
 extern const struct rl_transport rl_tcp_transport; /* tcp.c */
+extern const struct rl_transport rl_tls_transport; /* tls.c */
 
 #endif

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "ops/metrics.h"
 #include "ops/notify.h"
+#include "net/tls.h"
 #include "base/options.h"
 #include "base/rcu.h"
 #include "relay/room.h"
@@ -169,6 +170,7 @@ void rl_ops_reload(struct rl_config *cfg)
 	ops.target = &ops.next;
 	ops.running = cfg;
 	rl_config_reload(&ops_cfg_ops, ops_reload_log);
+	rl_tls_reload(); /* the certificate files, whether or not --config is set */
 	ops.target = cfg;
 	rl_notify_ready(ops.status);
 }
