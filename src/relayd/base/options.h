@@ -12,6 +12,11 @@
 
 #define RL_VERSION "0.1.0"
 #define RL_MAX_WORKERS 64
+/* Upper bounds of --max-frame-bytes and --outbound-hard-limit. A
+ * connection's queue never holds more than the hard limit plus one frame
+ * plus its final ERROR, so struct rl_outq counts it in 32 bits (conn.c). */
+#define RL_OPT_MAX_FRAME_MAX (256ull << 20)
+#define RL_OPT_OUT_HARD_MAX (1024ull << 20)
 
 struct rl_config {
 	char host[256];

@@ -27,6 +27,13 @@
 #define CONN_READS_PER_TURN 2      /* x RL_SCRATCH_BYTES: the per-turn read budget */
 #define CONN_FLUSH_CALLS 4         /* transport writes per connection per flush */
 #define CONN_CLOSE_FLUSH_MS 2000   /* CLOSING: flush deadline after a fatal error */
+/* struct rl_outq counts in 32 bits: every append is followed by the hard
+ * limit check, which drops the queue to at most the frame in progress, so
+ * a queue never holds more than the hard limit + one frame + the final
+ * ERROR (1 KiB of JSON at most). */
+_Static_assert(RL_OPT_OUT_HARD_MAX + 2 * (RL_OPT_MAX_FRAME_MAX + RELAY_FRAME_LEN_BYTES) + 2048 <
+		   UINT32_MAX,
+	       "struct rl_outq.bytes cannot overflow");
 
 static const char *const state_names[RL_CONN_NSTATES] = {
 	[RL_CONN_INIT] = "INIT",
@@ -268,24 +275,80 @@ static void conn_drop_unsent(struct rl_conn *c)
 	RL_STAT_SUB(c->w->stats, out_queued, n);
 }
 
-static void conn_check_watermarks(struct rl_conn *c)
+/* One write attempt: at most <calls> transport writes of <c>'s queue
+ * (*<sent> += bytes written); counters, WBLOCKED, DRAINING -> OPEN at the
+ * low watermark. false when the write failed and <c> was killed. */
+static bool conn_write(struct rl_conn *c, int calls, size_t *sent)
 {
-	size_t b = c->out.bytes;
-	uint64_t hard = RL_CFG(out_hard);
+	struct rl_worker *w = c->w;
+	size_t n = 0;
+	int rc = rl_outq_flush(&c->out, &w->pool, c->tp->writev, c, calls, &n);
 
-	if (b > hard) {
-		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
-		RL_INFOF(c->id, "slow consumer: %zu bytes queued (hard limit %" PRIu64 ")", b,
-			 hard);
-		conn_drop_unsent(c);
-		rl_conn_error(c, RELAY_ERR_SLOW_CONSUMER, NULL, 0, NULL);
-		return;
+	*sent += n;
+	RL_STAT_ADD(w->stats, bytes_out, n);
+	RL_STAT_SUB(w->stats, out_queued, n);
+	if (rc == -EAGAIN) {
+		c->flags |= RL_CF_WBLOCKED;
+	} else if (rc == 1) {
+		conn_want_flush(c);
+	} else if (rc < 0) {
+		RL_DEBUGF(c->id, "write failed: %s", strerror(-rc));
+		rl_conn_kill(c);
+		return false;
 	}
-	if (c->state == RL_CONN_OPEN && b > RL_CFG(out_high)) {
+	if (c->state == RL_CONN_DRAINING && c->out.bytes <= RL_CFG(out_low)) {
+		conn_set_state(c, RL_CONN_OPEN);
+		rl_timer_disarm(&c->drain);
+		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);
+	}
+	return true;
+}
+
+/* A slow consumer (fatal SLOW_CONSUMER, counted) loses what it has not
+ * started to receive. */
+static void conn_slow_consumer(struct rl_conn *c)
+{
+	RL_STAT_ADD(c->w->stats, slow_consumers, 1);
+	conn_drop_unsent(c);
+	rl_conn_error(c, RELAY_ERR_SLOW_CONSUMER, NULL, 0, NULL);
+}
+
+/* <c>'s queue passed the high watermark, the last <n> bytes just appended.
+ * It is written to now, inside the turn, unless its socket is full: the
+ * flush step comes only after the whole turn's fan-out, and a reader that
+ * keeps up must not be judged on what one turn queued before any write was
+ * tried. Only what stays queued after that attempt (or while the socket is
+ * full) counts against the hard limit. Returns 0, or -ENOBUFS when <c>
+ * became a slow consumer and the appended bytes were dropped with the rest
+ * (0 when the write began them: the frame in progress is kept). */
+static int conn_over_high(struct rl_conn *c, size_t n)
+{
+	size_t before = c->out.bytes - n, sent = 0;
+	uint64_t hard;
+
+	if (!(c->flags & RL_CF_WBLOCKED) && !conn_write(c, 1, &sent))
+		return 0; /* killed: the queue goes with it (counted as it was) */
+	if (c->state == RL_CONN_OPEN && c->out.bytes > RL_CFG(out_high)) {
 		conn_set_state(c, RL_CONN_DRAINING);
 		rl_timer_arm(&c->w->timers[RL_CONN_T_DRAIN], &c->drain, c->w->now_ms);
-		RL_DEBUGF(c->id, "backpressure detected: %zu bytes queued", b);
+		RL_DEBUGF(c->id, "backpressure detected: %zu bytes queued", (size_t)c->out.bytes);
 	}
+	hard = RL_CFG(out_hard);
+	if (c->out.bytes <= hard)
+		return 0;
+	RL_INFOF(c->id, "slow consumer: %zu bytes queued (hard limit %" PRIu64 ")",
+		 (size_t)c->out.bytes, hard);
+	conn_slow_consumer(c);
+	return sent > before ? 0 : -ENOBUFS;
+}
+
+/* After every append of <n> bytes: one compare unless the queue is above
+ * the high watermark (hard >= high: rl_config_check). */
+static inline int conn_check_watermarks(struct rl_conn *c, size_t n)
+{
+	if (c->out.bytes <= RL_CFG(out_high))
+		return 0;
+	return conn_over_high(c, n);
 }
 
 int rl_conn_send(struct rl_conn *c, uint8_t type, uint8_t flags, const void *payload, size_t len)
@@ -295,7 +358,7 @@ int rl_conn_send(struct rl_conn *c, uint8_t type, uint8_t flags, const void *pay
 		return -ECANCELED;
 	int rc = conn_queue_frame(c, type, flags, payload, len);
 	if (rc == 0)
-		conn_check_watermarks(c);
+		rc = conn_check_watermarks(c, RELAY_FRAME_HDR_BYTES + len);
 	return rc;
 }
 
@@ -311,8 +374,7 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m)
 		conn_log_out(c, m->data[RELAY_FRAME_TYPE_OFFSET], m->data[RELAY_FRAME_FLAGS_OFFSET],
 			     m->len - RELAY_FRAME_HDR_BYTES);
 	conn_want_flush(c); /* counters: the caller adds them per message, not per member */
-	conn_check_watermarks(c);
-	return 0;
+	return conn_check_watermarks(c, m->len);
 }
 
 static size_t conn_error_json(uint8_t *buf, size_t cap, enum relay_err code, const uint8_t *room,
@@ -351,8 +413,9 @@ void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, 
 	RL_STAT_ADD(c->w->stats, errors[code], 1);
 	if (fatal)
 		RL_DEBUGF(c->id, "fatal %s", relay_err_name(code));
-	if (n)
-		conn_queue_frame(c, RELAY_MSG_ERROR, RELAY_FLAG_JSON, buf, n);
+	/* Replies count against the outbound limits like every other frame. */
+	if (n && conn_queue_frame(c, RELAY_MSG_ERROR, RELAY_FLAG_JSON, buf, n) == 0 && !fatal)
+		conn_check_watermarks(c, RELAY_FRAME_HDR_BYTES + n);
 	if (fatal)
 		conn_begin_closing(c, c->w->now_ms + CONN_CLOSE_FLUSH_MS);
 }
@@ -368,10 +431,10 @@ static void conn_expire(struct rl_conn *c, enum relay_err why)
 		return;
 	}
 	if (why == RELAY_ERR_SLOW_CONSUMER) {
-		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
 		RL_INFOF(c->id, "slow consumer: DRAINING for longer than %" PRIu64 " ms",
 			 RL_CFG(slow_ms));
-		conn_drop_unsent(c);
+		conn_slow_consumer(c);
+		return;
 	}
 	rl_conn_error(c, why, NULL, 0, NULL);
 }
@@ -583,29 +646,13 @@ void rl_conn_on_event(struct rl_conn *c, uint32_t bits)
 
 void rl_conn_flush(struct rl_conn *c)
 {
-	struct rl_worker *w = c->w;
 	size_t sent = 0;
 
 	RL_ASSERT_OWNER(c);
 	if ((c->flags & (RL_CF_DEAD | RL_CF_WBLOCKED)) || c->state == RL_CONN_CLOSED)
 		return;
-	int rc = rl_outq_flush(&c->out, &w->pool, c->tp->writev, c, CONN_FLUSH_CALLS, &sent);
-	RL_STAT_ADD(w->stats, bytes_out, sent);
-	RL_STAT_SUB(w->stats, out_queued, sent);
-	if (rc == -EAGAIN) {
-		c->flags |= RL_CF_WBLOCKED;
-	} else if (rc == 1) {
-		conn_want_flush(c);
-	} else if (rc < 0) {
-		RL_DEBUGF(c->id, "write failed: %s", strerror(-rc));
-		rl_conn_kill(c);
+	if (!conn_write(c, CONN_FLUSH_CALLS, &sent))
 		return;
-	}
-	if (c->state == RL_CONN_DRAINING && c->out.bytes <= RL_CFG(out_low)) {
-		conn_set_state(c, RL_CONN_OPEN);
-		rl_timer_disarm(&c->drain);
-		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);
-	}
 	if (c->state == RL_CONN_CLOSING && c->out.bytes == 0 && !(c->flags & RL_CF_LINGER))
 		conn_closing_done(c);
 }

@@ -142,7 +142,12 @@ void rl_conn_flush_pending(struct rl_worker *w);
 void rl_conn_close_marked(struct rl_worker *w);
 
 /* Output. All return 0, or -ECANCELED when the connection no longer
- * accepts output (CLOSING, dead), -ENOMEM. */
+ * accepts output (CLOSING, dead), -ENOMEM, or -ENOBUFS when this frame
+ * made the connection a slow consumer: it was queued, then dropped with
+ * the rest (so it was not delivered, and the queued-bytes gauge already
+ * went down by it). A queue that passes the high watermark is written to
+ * at once (one transport write) unless its socket is full; only what stays
+ * queued after that counts against the hard limit. */
 int rl_conn_send(struct rl_conn *c, uint8_t type, uint8_t flags, const void *payload,
 		 size_t len);
 /* Queues a shared frame (fan-out hot path). The caller counts it
