@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OFF(f) offsetof(struct rl_config, f)
 #define KiB 1024ull
@@ -44,6 +45,13 @@ const struct rl_option rl_options[] = {
 	{ "outbound-hard-limit", "RELAY_OUTBOUND_HARD_LIMIT", RL_OPT_SIZE, "8M", 1,
 	  RL_OPT_OUT_HARD_MAX, OFF(out_hard), true,
 	  "queued bytes above which the connection, after a write attempt, is a SLOW_CONSUMER" },
+	/* Redis's maxmemory-clients, on by default: the server, not one client
+	 * or one attack, decides when memory runs out. */
+	{ "max-client-memory", "RELAY_MAX_CLIENT_MEMORY", RL_OPT_MEMSIZE, "25%", 0, 1024 * 1024 * MiB,
+	  OFF(max_client_mem), true,
+	  "memory all clients together may hold: output queues, partial frames, cross-worker "
+	  "messages; over it the largest queues are dropped (SLOW_CONSUMER) and the largest "
+	  "partial frames stop being read (N% = of physical memory; 0 = unlimited)" },
 	{ "no-presence", "RELAY_NO_PRESENCE", RL_OPT_BOOL, "false", 0, 0, OFF(no_presence), true,
 	  "do not send userJoined/userLeft events" },
 	{ "shutdown-grace", "RELAY_SHUTDOWN_GRACE", RL_OPT_DURATION, "5", 0, DAY_MS,
@@ -74,6 +82,8 @@ static const char *const type_hint[RL_OPT_NTYPES] = {
 	[RL_OPT_DURATION] = "a duration in seconds (or with suffix ms, s, m)",
 	[RL_OPT_BOOL] = "a boolean (1/0, true/false, yes/no, on/off)",
 	[RL_OPT_LOGLEVEL] = "one of error, warn, info, debug",
+	[RL_OPT_MEMSIZE] = "a size in bytes (suffix K, M or G allowed) or a percentage of "
+			   "physical memory (N%)",
 };
 
 static const char *const type_metavar[RL_OPT_NTYPES] = {
@@ -83,6 +93,7 @@ static const char *const type_metavar[RL_OPT_NTYPES] = {
 	[RL_OPT_DURATION] = " SECONDS",
 	[RL_OPT_BOOL] = "",
 	[RL_OPT_LOGLEVEL] = " LEVEL",
+	[RL_OPT_MEMSIZE] = " BYTES|N%",
 };
 
 const struct rl_option *rl_option_find(const char *name)
@@ -127,6 +138,21 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* "<n>%" (0-100) of physical memory, or a size. */
+static int parse_memsize(const char *s, uint64_t *out)
+{
+	const char *e;
+	uint64_t pct;
+	if (parse_u64(s, &pct, &e) == 0 && strcmp(e, "%") == 0) {
+		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+		if (pct > 100 || pages <= 0 || psize <= 0)
+			return -EINVAL;
+		*out = (uint64_t)pages * (uint64_t)psize / 100 * pct;
+		return 0;
+	}
+	return parse_size(s, out);
+}
+
 static int parse_duration(const char *s, uint64_t *out_ms)
 {
 	char *e;
@@ -167,7 +193,7 @@ static int option_bad(const struct rl_option *o, const char *val, char *err, siz
 	if (o->type == RL_OPT_STRING)
 		snprintf(err, n, "invalid value '%s' for --%s: expected %" PRIu64 "..%" PRIu64
 			 " characters", val, o->name, o->min, o->max - 1);
-	else if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE)
+	else if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE || o->type == RL_OPT_MEMSIZE)
 		snprintf(err, n, "invalid value '%s' for --%s: expected %s in %" PRIu64 "..%" PRIu64,
 			 val, o->name, type_hint[o->type], o->min, o->max);
 	else if (o->type == RL_OPT_DURATION)
@@ -211,6 +237,9 @@ int rl_option_set(struct rl_config *cfg, const struct rl_option *o, const char *
 		break;
 	case RL_OPT_SIZE:
 		rc = parse_size(val, &v);
+		break;
+	case RL_OPT_MEMSIZE:
+		rc = parse_memsize(val, &v);
 		break;
 	case RL_OPT_DURATION:
 		rc = parse_duration(val, &v);

@@ -31,6 +31,7 @@ struct rl_config {
 	uint64_t out_low;          /* bytes */
 	uint64_t out_high;
 	uint64_t out_hard;
+	uint64_t max_client_mem;   /* bytes: the client memory budget; 0 = unlimited */
 	uint64_t grace_ms;
 	uint64_t keepalive_ms;     /* TCP keepalive idle time, whole seconds; 0 = off */
 	uint64_t log_level;        /* enum rl_log_level */
@@ -48,6 +49,7 @@ enum rl_opt_type {
 	RL_OPT_DURATION, /* seconds, decimals allowed, or "<n>ms" / "<n>s" / "<n>m"; stored in ms */
 	RL_OPT_BOOL,     /* flag on the command line; 1/0/true/false/yes/no/on/off elsewhere */
 	RL_OPT_LOGLEVEL, /* error | warn | info | debug */
+	RL_OPT_MEMSIZE,  /* RL_OPT_SIZE, or "<n>%" of physical memory */
 	RL_OPT_NTYPES
 };
 

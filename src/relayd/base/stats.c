@@ -47,6 +47,26 @@ void rl_stats_sum(struct rl_stats *out)
 	out->conns_peak = rl_stats_peak();
 }
 
+#define STATS_LOAD(s, f) __atomic_load_n(&(s)->f, __ATOMIC_RELAXED)
+
+uint64_t rl_stats_client_mem(uint64_t *out_queued)
+{
+	uint64_t out = 0, tails = 0, pushed = 0, drained = 0;
+
+	for (unsigned w = 0; w < stats_n; w++) {
+		const struct rl_stats *s = &stats_slots[w];
+		out += STATS_LOAD(s, out_queued);
+		tails += STATS_LOAD(s, mem_tails);
+		pushed += STATS_LOAD(s, inbox_bytes_pushed);
+		drained += STATS_LOAD(s, inbox_bytes_drained);
+	}
+	if (out_queued)
+		*out_queued = out;
+	/* The slots are read at different moments: a drain may be seen before
+	 * its push. (When inboxes count their own bytes, sum those here.) */
+	return out + tails + (pushed > drained ? pushed - drained : 0);
+}
+
 bool rl_stats_conn_try_add(uint64_t max)
 {
 	uint64_t n = __atomic_add_fetch(&stats_conns, 1, __ATOMIC_RELAXED);

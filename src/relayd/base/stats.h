@@ -27,6 +27,12 @@ struct rl_stats {
 	uint64_t refused_emfile;   /* accepted-and-closed on EMFILE/ENFILE */
 	uint64_t out_queued;       /* gauge: outbound bytes queued on this worker */
 	uint64_t inbox_items;      /* cross-worker items processed */
+	/* The client memory budget (net/budget.c); out_queued is its third part. */
+	uint64_t mem_tails;        /* gauge: bytes allocated for partial frames (decoder tails) */
+	uint64_t inbox_bytes_pushed;  /* frame bytes this worker queued to other workers' inboxes */
+	uint64_t inbox_bytes_drained; /* frame bytes of the inbox items this worker handled */
+	uint64_t budget_evictions; /* connections dropped (SLOW_CONSUMER) for the budget */
+	uint64_t read_holds;       /* times a partial frame's reads were held for the budget */
 } __attribute__((aligned(64)));
 
 #define RL_STAT_ADD(s, f, n) __atomic_store_n(&(s)->f, (s)->f + (uint64_t)(n), __ATOMIC_RELAXED)
@@ -41,6 +47,12 @@ struct rl_stats *rl_stats_slot(unsigned i);
 /* Sums every slot into <out> (conns_peak becomes the process-wide peak).
  * Any thread, any time. */
 void rl_stats_sum(struct rl_stats *out);
+
+/* The client memory budget's total (net/budget.h): bytes queued for
+ * clients + partial frames' buffers + frames in cross-worker inboxes, over
+ * every worker; *<out_queued> (may be NULL) gets the first part alone. A
+ * handful of relaxed loads per worker. Any thread. */
+uint64_t rl_stats_client_mem(uint64_t *out_queued);
 
 /* Process-wide connection gauge, for --max-connections and the peak.
  * rl_stats_conn_try_add fails (returns false) when <max> is reached. */

@@ -64,6 +64,15 @@ struct rl_worker {
 	bool accept_more;                  /* the last accept loop stopped at its bound */
 	bool stopping;                     /* shutdown began on this worker */
 	bool throttled;                    /* a peer's inbox is backlogged: defer reads */
+	/* The client memory budget (net/budget.c; conn.c holds reads). */
+	bool mem_over;                     /* the last sum was over --max-client-memory */
+	struct cds_list_head held_list;    /* conns whose reads wait for memory (RL_CF_HELD) */
+	uint64_t mem_sum_ms;               /* last sum of every worker's share */
+	uint64_t mem_sum_own;              /* this worker's share then */
+	uint64_t mem_scan_ms;              /* last look for the largest queues */
+	uint64_t mem_scan_total;           /* the total then */
+	uint64_t mem_trim_ms;              /* last time memory was given back */
+	uint64_t mem_freed;                /* bytes dropped or closed since then */
 	uint64_t stop_deadline;
 	uint64_t nconns;
 	struct rl_ratelimit emfile_rl;

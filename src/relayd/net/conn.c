@@ -27,6 +27,11 @@
 #define CONN_READS_PER_TURN 2      /* x RL_SCRATCH_BYTES: the per-turn read budget */
 #define CONN_FLUSH_CALLS 4         /* transport writes per connection per flush */
 #define CONN_CLOSE_FLUSH_MS 2000   /* CLOSING: flush deadline after a fatal error */
+/* Over the client memory budget, a connection in the middle of a frame
+ * that has this much buffered is not read until the server is back under
+ * it: small frames (and so well-behaved clients) are never held. */
+#define CONN_HOLD_MIN RL_SCRATCH_BYTES
+
 /* struct rl_outq counts in 32 bits: every append is followed by the hard
  * limit check, which drops the queue to at most the frame in progress, so
  * a queue never holds more than the hard limit + one frame + the final
@@ -182,6 +187,7 @@ void rl_conn_kill(struct rl_conn *c)
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	cds_list_del_init(&c->rlink);
+	c->flags &= (uint16_t)~RL_CF_HELD;
 	c->next_dead = c->w->dead;
 	c->w->dead = c;
 }
@@ -217,6 +223,7 @@ static void conn_begin_closing(struct rl_conn *c, uint64_t deadline)
 	rl_timer_disarm(&c->frame);
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->rlink);
+	c->flags &= (uint16_t)~RL_CF_HELD;
 	if (c->out.bytes == 0)
 		conn_closing_done(c);
 	else
@@ -273,6 +280,7 @@ static void conn_drop_unsent(struct rl_conn *c)
 {
 	size_t n = rl_outq_drop_unsent(&c->out, &c->w->pool);
 	RL_STAT_SUB(c->w->stats, out_queued, n);
+	c->w->mem_freed += n;
 }
 
 /* One write attempt: at most <calls> transport writes of <c>'s queue
@@ -375,6 +383,17 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m)
 			     m->len - RELAY_FRAME_HDR_BYTES);
 	conn_want_flush(c); /* counters: the caller adds them per message, not per member */
 	return conn_check_watermarks(c, m->len);
+}
+
+void rl_conn_evict(struct rl_conn *c)
+{
+	RL_ASSERT_OWNER(c);
+	if (!rl_conn_can_send(c))
+		return;
+	RL_STAT_ADD(c->w->stats, budget_evictions, 1);
+	RL_INFOF(c->id, "slow consumer: %zu bytes queued while over the client memory budget",
+		 (size_t)c->out.bytes);
+	conn_slow_consumer(c);
 }
 
 static size_t conn_error_json(uint8_t *buf, size_t cap, enum relay_err code, const uint8_t *room,
@@ -486,6 +505,7 @@ void rl_conn_worker_init(struct rl_worker *w)
 
 	CDS_INIT_LIST_HEAD(&w->flush_list);
 	CDS_INIT_LIST_HEAD(&w->read_list);
+	CDS_INIT_LIST_HEAD(&w->held_list);
 	w->dead = NULL;
 
 	rl_timer_list_init(&w->timers[RL_CONN_T_IDLE], &cfg->idle_ms, conn_idle_expired, NULL);
@@ -562,16 +582,80 @@ static void conn_read_failed(struct rl_conn *c, int err)
 	rl_conn_kill(c);
 }
 
+/* Keeps the worker's partial-frame gauge (the client memory budget's
+ * share of decoder tails) in step with <c>'s tail, which held <before>
+ * bytes. */
+static void conn_tail_account(struct rl_conn *c, size_t before)
+{
+	size_t now = relay_decoder_capacity(&c->dec);
+	if (now != before)
+		RL_STAT_ADD(c->w->stats, mem_tails, (uint64_t)now - (uint64_t)before);
+}
+
+/* A held connection's peer hung up (or reset): the frame it was sending
+ * can never complete without taking the memory it was held for (a client
+ * could fill its socket buffer with the rest of a huge frame, then close,
+ * to make relayd read it all), and nobody is left to tell: closed. */
+static void conn_held_hangup(struct rl_conn *c)
+{
+	RL_DEBUGF(c->id, "peer closed while its reads were held: closed");
+	rl_conn_kill(c);
+}
+
+/* Over the client memory budget, a connection with a large partial frame
+ * is not read (its tail stops growing) until rl_conn_release_held: it goes
+ * on the worker's held list (one whose FIN was already seen is closed
+ * instead). Returns whether <c> was held or closed. */
+static bool conn_hold(struct rl_conn *c)
+{
+	struct rl_worker *w = c->w;
+
+	if (!w->mem_over || relay_decoder_pending(&c->dec) == 0 ||
+	    relay_decoder_capacity(&c->dec) < CONN_HOLD_MIN)
+		return false;
+	if (c->flags & RL_CF_RDHUP) {
+		conn_held_hangup(c);
+		return true;
+	}
+	c->flags |= RL_CF_HELD;
+	cds_list_del_init(&c->rlink);
+	cds_list_add_tail(&c->rlink, &w->held_list);
+	RL_STAT_ADD(w->stats, read_holds, 1);
+	RL_DEBUGF(c->id,
+		  "over the client memory budget: reads held (%zu bytes of a frame buffered)",
+		  relay_decoder_pending(&c->dec));
+	return true;
+}
+
+static void conn_unhold(struct rl_conn *c)
+{
+	c->flags &= (uint16_t)~RL_CF_HELD;
+	cds_list_del_init(&c->rlink);
+}
+
+void rl_conn_release_held(struct rl_worker *w)
+{
+	while (!cds_list_empty(&w->held_list)) {
+		struct rl_conn *c = cds_list_first_entry(&w->held_list, struct rl_conn, rlink);
+		conn_unhold(c);
+		cds_list_add_tail(&c->rlink, &w->read_list); /* read next turn */
+	}
+}
+
 void rl_conn_read(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
 
 	RL_ASSERT_OWNER(c);
+	if (c->flags & RL_CF_HELD)
+		return; /* rl_conn_release_held puts it on the read list */
 	if (w->throttled) {
 		if (cds_list_empty(&c->rlink))
 			cds_list_add_tail(&c->rlink, &w->read_list);
 		return;
 	}
+	if (conn_hold(c))
+		return;
 	/* Counted in bytes, not calls: a transport may return less than a
 	 * scratch buffer per call (TLS: one record) with more pending. */
 	size_t budget = CONN_READS_PER_TURN * RL_SCRATCH_BYTES;
@@ -581,8 +665,10 @@ void rl_conn_read(struct rl_conn *c)
 			w->t_read_ns = rl_clock_ns();
 			RL_STAT_ADD(w->stats, bytes_in, n);
 			conn_touch(c);
+			size_t tail = relay_decoder_capacity(&c->dec);
 			conn_parse(c, w->scratch, (size_t)n);
-			if (!rl_conn_can_send(c))
+			conn_tail_account(c, tail);
+			if (!rl_conn_can_send(c) || conn_hold(c))
 				return;
 			budget -= (size_t)n < budget ? (size_t)n : budget;
 			if ((size_t)n < RL_SCRATCH_BYTES && !(c->flags & RL_CF_RDHUP) &&
@@ -629,6 +715,10 @@ void rl_conn_on_event(struct rl_conn *c, uint32_t bits)
 		return;
 	if (bits & RL_EV_HUP)
 		c->flags |= RL_CF_RDHUP;
+	if ((c->flags & RL_CF_HELD) && (bits & (RL_EV_HUP | RL_EV_ERR))) {
+		conn_held_hangup(c);
+		return;
+	}
 	if (bits & RL_EV_OUT) {
 		c->flags &= (uint16_t)~RL_CF_WBLOCKED;
 		if (c->out.bytes)
@@ -692,7 +782,10 @@ static void conn_destroy(struct rl_conn *c)
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	cds_list_del_init(&c->rlink);
+	size_t tail = relay_decoder_capacity(&c->dec);
 	RL_STAT_SUB(w->stats, out_queued, c->out.bytes);
+	RL_STAT_SUB(w->stats, mem_tails, tail);
+	w->mem_freed += c->out.bytes + tail;
 	rl_outq_clear(&c->out, &w->pool);
 	relay_decoder_free(&c->dec);
 	free(c->user_id);

@@ -32,6 +32,7 @@ enum rl_conn_flag {
 	RL_CF_REFUSED = 1u << 4,  /* SERVER_FULL: not counted in the connection gauge */
 	RL_CF_PEER_EOF = 1u << 5, /* we read the peer's EOF */
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
+	RL_CF_HELD = 1u << 7,     /* reads held for the memory budget (on w->held_list) */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
@@ -76,7 +77,7 @@ struct rl_conn {
 	struct rl_timer life;
 	struct rl_timer frame;    /* while dec holds a partial frame; start = its first byte */
 	struct rl_timer drain;    /* while DRAINING; start = when it began */
-	struct cds_list_head rlink; /* read_list, or empty */
+	struct cds_list_head rlink; /* read_list or held_list, or empty */
 	struct rl_conn *next_dead;
 };
 
@@ -157,6 +158,13 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m);
  * NULL; <detail> replaces the default message when non-NULL. */
 void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, size_t room_len,
 		   const char *detail);
+/* The client memory budget (net/budget.c) drops <c>: fatal SLOW_CONSUMER,
+ * its unsent output released now. Counted in slow_consumers and
+ * budget_evictions. No-op unless <c> can still send. */
+void rl_conn_evict(struct rl_conn *c);
+/* Back under the budget: every connection whose reads were held
+ * (RL_CF_HELD) goes on the read list, to be read next turn. Owner worker. */
+void rl_conn_release_held(struct rl_worker *w);
 /* Immediate close at the end of the turn (peer gone, socket error): marks
  * <c> dead, off every timer and work list, on the worker's dead list for
  * rl_conn_close_marked. A second call is a no-op. */

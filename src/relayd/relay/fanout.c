@@ -63,6 +63,7 @@ void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		it->ib.kind = RL_INBOX_FANOUT;
 		it->msg = m;
 		rl_msg_get(m);
+		RL_STAT_ADD(w->stats, inbox_bytes_pushed, m->len); /* the client memory budget */
 		rl_inbox_push(&rl_srv.workers[b].inbox, &it->ib);
 	}
 }
@@ -73,6 +74,7 @@ void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it)
 	struct rl_msg *m = mi->msg;
 
 	fanout_local(w, m->room, m, NULL);
+	RL_STAT_ADD(w->stats, inbox_bytes_drained, m->len);
 	rl_msg_put(m);
 }
 
