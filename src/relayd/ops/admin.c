@@ -229,6 +229,9 @@ static const struct admin_field {
     {"slow_consumers", offsetof(struct rl_metrics_snap, slow_consumers)},
     {"inbox_items", offsetof(struct rl_metrics_snap, inbox_items)},
     {"client_error_frames", offsetof(struct rl_metrics_snap, client_errors)},
+    {"partial_frame_bytes", offsetof(struct rl_metrics_snap, partial_frame_bytes)},
+    {"client_memory_evictions", offsetof(struct rl_metrics_snap, budget_evictions)},
+    {"client_memory_read_holds", offsetof(struct rl_metrics_snap, read_holds)},
 };
 
 static void admin_snap_fields(struct relay_jw *w, const struct rl_metrics_snap *m)
@@ -303,6 +306,8 @@ static void admin_stats_json(struct relay_jw *w, void *arg)
 	admin_u64_field(w, "rooms", sum.rooms);
 	admin_u64_field(w, "room_memberships", sum.memberships);
 	admin_u64_field(w, "connections_peak", sum.peak_conns);
+	admin_u64_field(w, "client_memory_bytes", sum.client_mem);
+	admin_u64_field(w, "client_memory_budget_bytes", sum.mem_budget);
 	admin_snap_fields(w, &sum);
 	admin_fanout_json(w, &sum);
 	relay_jw_obj_end(w);

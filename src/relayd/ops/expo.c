@@ -138,6 +138,19 @@ static const struct expo_simple expo_simple_table[] = {
      "Connections closed as slow consumers (SLOW_CONSUMER).", SNAP(slow_consumers)},
     {"relay_client_error_frames_total", "counter",
      "ERROR frames received from clients (counted and ignored).", SNAP(client_errors)},
+    {"relay_client_memory_budget_bytes", "gauge",
+     "The client memory budget, --max-client-memory (0 = unlimited).", SNAP(mem_budget)},
+    {"relay_client_memory_bytes", "gauge",
+     "Memory held for clients, as the budget counts it: queued output, partial frames, "
+     "cross-worker messages.", SNAP(client_mem)},
+    {"relay_partial_frame_bytes", "gauge", "Bytes allocated for clients' partial frames.",
+     SNAP(partial_frame_bytes)},
+    {"relay_client_memory_evictions_total", "counter",
+     "Connections dropped (SLOW_CONSUMER) to get back under the client memory budget.",
+     SNAP(budget_evictions)},
+    {"relay_client_memory_read_holds_total", "counter",
+     "Times a connection with a large partial frame stopped being read while over the budget.",
+     SNAP(read_holds)},
 };
 
 #define EXPO_NSIMPLE (sizeof(expo_simple_table) / sizeof(expo_simple_table[0]))

@@ -52,6 +52,11 @@ struct rl_metrics_snap {
 	uint64_t slow_consumers;
 	uint64_t inbox_items;		   /* cross-worker items processed */
 	uint64_t client_errors;		   /* ERROR frames received from clients (ignored) */
+	uint64_t partial_frame_bytes;	   /* gauge: buffers of clients' partial frames */
+	uint64_t budget_evictions;	   /* slow consumers dropped for the client memory budget */
+	uint64_t read_holds;		   /* partial frames held for the client memory budget */
+	uint64_t client_mem;  /* gauge, process-wide: the budget's accounted total (0 per worker) */
+	uint64_t mem_budget;  /* gauge, process-wide: --max-client-memory (0 = unlimited) */
 	uint64_t frames_in[RELAY_MSG_NTYPES]; /* by wire type; 0 = not in the table */
 	uint64_t errors[RELAY_ERR_NCODES];	   /* ERROR frames sent, by code */
 	uint64_t fanout_bucket[RL_M_FANOUT_NBUCKETS];

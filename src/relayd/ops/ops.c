@@ -259,6 +259,9 @@ static void ops_worker_stats(unsigned k, struct rl_metrics_snap *out)
 	out->slow_consumers += OPS_LOAD(s, slow_consumers);
 	out->inbox_items += OPS_LOAD(s, inbox_items);
 	out->client_errors += OPS_LOAD(s, client_errors);
+	out->partial_frame_bytes += OPS_LOAD(s, mem_tails);
+	out->budget_evictions += OPS_LOAD(s, budget_evictions);
+	out->read_holds += OPS_LOAD(s, read_holds);
 	for (unsigned t = 0; t < RELAY_MSG_NTYPES; t++)
 		out->frames_in[t] += OPS_LOAD(s, frames_in[t]);
 	for (unsigned c = 0; c < RELAY_ERR_NCODES; c++)
@@ -271,6 +274,10 @@ static void ops_global_stats(struct rl_metrics_snap *out)
 	out->rooms += rooms > 0 ? (uint64_t)rooms : 0;
 	out->memberships += members > 0 ? (uint64_t)members : 0;
 	out->peak_conns += rl_stats_peak();
+	out->client_mem += rl_stats_client_mem(NULL);
+	pthread_mutex_lock(&ops.shown_lock);
+	out->mem_budget += ops.shown.max_client_mem;
+	pthread_mutex_unlock(&ops.shown_lock);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------- */
