@@ -185,6 +185,10 @@ enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct rela
  * boundary). Drives the frame timeout. */
 size_t relay_decoder_pending(const struct relay_decoder *d);
 
+/* Bytes allocated for the tail (0: none): what the decoder holds in memory,
+ * for servers that account for it (relayd's client memory budget). */
+size_t relay_decoder_capacity(const struct relay_decoder *d);
+
 /* ---- UTF-8 and names ----------------------------------------------------- */
 
 /* Strict UTF-8: no overlongs, no encoded surrogates, nothing above U+10FFFF,

@@ -85,6 +85,11 @@ size_t relay_decoder_pending(const struct relay_decoder *d)
 	return dec_tail_delivered(d) ? 0 : d->_tail_len;
 }
 
+size_t relay_decoder_capacity(const struct relay_decoder *d)
+{
+	return d->_tail ? d->_tail_cap : 0; /* no buffer: none held (also after NOMEM) */
+}
+
 static enum relay_decode_status dec_fail(struct relay_decoder *d, enum relay_err err)
 {
 	d->err = err;

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OFF(f) offsetof(struct rl_config, f)
 #define KiB 1024ull
@@ -24,7 +25,7 @@ const struct rl_option rl_options[] = {
 	  "TCP port (0 = ephemeral)" },
 	{ "workers", "RELAY_WORKERS", RL_OPT_UINT, "0", 0, RL_MAX_WORKERS, OFF(workers), false,
 	  "worker threads (0 = online CPUs)" },
-	{ "max-frame-bytes", "RELAY_MAX_FRAME_BYTES", RL_OPT_SIZE, "1048576", 256, 256 * MiB,
+	{ "max-frame-bytes", "RELAY_MAX_FRAME_BYTES", RL_OPT_SIZE, "1048576", 256, RL_OPT_MAX_FRAME_MAX,
 	  OFF(max_frame), false, "largest accepted frame length field" },
 	{ "max-connections", "RELAY_MAX_CONNECTIONS", RL_OPT_UINT, "100000", 1, 10000000,
 	  OFF(max_conns), true, "connections beyond this get SERVER_FULL" },
@@ -41,8 +42,16 @@ const struct rl_option rl_options[] = {
 	  "(0 = once fully drained; a default above the high watermark becomes a quarter of it)" },
 	{ "outbound-high-watermark", "RELAY_OUTBOUND_HIGH_WATERMARK", RL_OPT_SIZE, "1M", 1,
 	  1024 * MiB, OFF(out_high), true, "queued bytes above which OPEN becomes DRAINING (a default above the hard limit becomes half of it)" },
-	{ "outbound-hard-limit", "RELAY_OUTBOUND_HARD_LIMIT", RL_OPT_SIZE, "8M", 1, 1024 * MiB,
-	  OFF(out_hard), true, "queued bytes above which the connection is a SLOW_CONSUMER" },
+	{ "outbound-hard-limit", "RELAY_OUTBOUND_HARD_LIMIT", RL_OPT_SIZE, "8M", 1,
+	  RL_OPT_OUT_HARD_MAX, OFF(out_hard), true,
+	  "queued bytes above which the connection, after a write attempt, is a SLOW_CONSUMER" },
+	/* Redis's maxmemory-clients, on by default: the server, not one client
+	 * or one attack, decides when memory runs out. */
+	{ "max-client-memory", "RELAY_MAX_CLIENT_MEMORY", RL_OPT_MEMSIZE, "25%", 0, 1024 * 1024 * MiB,
+	  OFF(max_client_mem), true,
+	  "memory all clients together may hold: output queues, partial frames, cross-worker "
+	  "messages; over it the largest queues are dropped (SLOW_CONSUMER) and the largest "
+	  "partial frames stop being read (N% = of physical memory; 0 = unlimited)" },
 	{ "no-presence", "RELAY_NO_PRESENCE", RL_OPT_BOOL, "false", 0, 0, OFF(no_presence), true,
 	  "do not send userJoined/userLeft events" },
 	{ "shutdown-grace", "RELAY_SHUTDOWN_GRACE", RL_OPT_DURATION, "5", 0, DAY_MS,
@@ -84,6 +93,8 @@ static const char *const type_hint[RL_OPT_NTYPES] = {
 	[RL_OPT_BOOL] = "a boolean (1/0, true/false, yes/no, on/off)",
 	[RL_OPT_LOGLEVEL] = "one of error, warn, info, debug",
 	[RL_OPT_PORT] = "a port (0 = ephemeral), or empty for off",
+	[RL_OPT_MEMSIZE] = "a size in bytes (suffix K, M or G allowed) or a percentage of "
+			   "physical memory (N%)",
 };
 
 static const char *const type_metavar[RL_OPT_NTYPES] = {
@@ -94,6 +105,7 @@ static const char *const type_metavar[RL_OPT_NTYPES] = {
 	[RL_OPT_BOOL] = "",
 	[RL_OPT_LOGLEVEL] = " LEVEL",
 	[RL_OPT_PORT] = " PORT",
+	[RL_OPT_MEMSIZE] = " BYTES|N%",
 };
 
 const struct rl_option *rl_option_find(const char *name)
@@ -138,6 +150,21 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* "<n>%" (0-100) of physical memory, or a size. */
+static int parse_memsize(const char *s, uint64_t *out)
+{
+	const char *e;
+	uint64_t pct;
+	if (parse_u64(s, &pct, &e) == 0 && strcmp(e, "%") == 0) {
+		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+		if (pct > 100 || pages <= 0 || psize <= 0)
+			return -EINVAL;
+		*out = (uint64_t)pages * (uint64_t)psize / 100 * pct;
+		return 0;
+	}
+	return parse_size(s, out);
+}
+
 static int parse_duration(const char *s, uint64_t *out_ms)
 {
 	char *e;
@@ -178,7 +205,8 @@ static int option_bad(const struct rl_option *o, const char *val, char *err, siz
 	if (o->type == RL_OPT_STRING)
 		snprintf(err, n, "invalid value '%s' for --%s: expected %" PRIu64 "..%" PRIu64
 			 " characters", val, o->name, o->min, o->max - 1);
-	else if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE || o->type == RL_OPT_PORT)
+	else if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE || o->type == RL_OPT_PORT ||
+		 o->type == RL_OPT_MEMSIZE)
 		snprintf(err, n, "invalid value '%s' for --%s: expected %s in %" PRIu64 "..%" PRIu64,
 			 val, o->name, type_hint[o->type], o->min, o->max);
 	else if (o->type == RL_OPT_DURATION)
@@ -228,6 +256,9 @@ int rl_option_set(struct rl_config *cfg, const struct rl_option *o, const char *
 		break;
 	case RL_OPT_SIZE:
 		rc = parse_size(val, &v);
+		break;
+	case RL_OPT_MEMSIZE:
+		rc = parse_memsize(val, &v);
 		break;
 	case RL_OPT_DURATION:
 		rc = parse_duration(val, &v);

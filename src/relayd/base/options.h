@@ -15,6 +15,11 @@
 #define RL_VERSION RELAY_VERSION_STRING /* meson project() version */
 #define RL_MAX_WORKERS 64
 #define RL_OPTIONS_MAX 64 /* room in per-option arrays such as <given>; >= rl_options_count */
+/* Upper bounds of --max-frame-bytes and --outbound-hard-limit. A
+ * connection's queue never holds more than the hard limit plus one frame
+ * plus its final ERROR, so struct rl_outq counts it in 32 bits (conn.c). */
+#define RL_OPT_MAX_FRAME_MAX (256ull << 20)
+#define RL_OPT_OUT_HARD_MAX (1024ull << 20)
 
 struct rl_config {
 	char host[256];
@@ -29,6 +34,7 @@ struct rl_config {
 	uint64_t out_low;          /* bytes */
 	uint64_t out_high;
 	uint64_t out_hard;
+	uint64_t max_client_mem;   /* bytes: the client memory budget; 0 = unlimited */
 	uint64_t grace_ms;
 	uint64_t keepalive_ms;     /* TCP keepalive idle time, whole seconds; 0 = off */
 	uint64_t log_level;        /* enum rl_log_level */
@@ -54,6 +60,7 @@ enum rl_opt_type {
 	RL_OPT_BOOL,     /* flag on the command line; 1/0/true/false/yes/no/on/off elsewhere */
 	RL_OPT_LOGLEVEL, /* error | warn | info | debug */
 	RL_OPT_PORT,     /* 0..65535 (0 = ephemeral), or empty / "off": RL_PORT_OFF */
+	RL_OPT_MEMSIZE,  /* RL_OPT_SIZE, or "<n>%" of physical memory */
 	RL_OPT_NTYPES
 };
 

@@ -194,6 +194,8 @@ int rl_stats_format_totals(const struct rl_stats *s, char *buf, size_t len)
 	return n;
 }
 
+#define STATS_LOAD(s, f) __atomic_load_n(&(s)->f, __ATOMIC_RELAXED)
+
 bool rl_stats_conn_try_add(uint64_t max)
 {
 	uint64_t n = __atomic_add_fetch(&stats_conns, 1, __ATOMIC_RELAXED);

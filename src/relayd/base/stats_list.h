@@ -136,7 +136,31 @@
 	  "relay_tls_handshake_failures_total", NULL,                                             \
 	  "TLS handshakes refused, broken off by the client or not done in time.",                                     \
 	  NULL, NULL,                                                                             \
-	  "tls_handshake_failures", NULL, 0)
+	  "tls_handshake_failures", NULL, 0)                                                      \
+	X(mem_tails, GAUGE, BYTES, WORKER, NONE,                                                  \
+	  "relay_partial_frame_bytes", NULL, "Bytes allocated for clients' partial frames.",      \
+	  NULL, NULL,                                                                             \
+	  "partial_frame_bytes", NULL, 0)                                                         \
+	X(budget_evictions, COUNTER, NONE, WORKER, NONE,                                          \
+	  "relay_client_memory_evictions_total", NULL,                                            \
+	  "Connections dropped (SLOW_CONSUMER) to get back under the client memory budget.",      \
+	  NULL, NULL,                                                                             \
+	  "client_memory_evictions", NULL, 0)                                                     \
+	X(read_holds, COUNTER, NONE, WORKER, NONE,                                                \
+	  "relay_client_memory_read_holds_total", NULL,                                           \
+	  "Times a connection with a large partial frame stopped being read while over the budget.", \
+	  NULL, NULL,                                                                             \
+	  "client_memory_read_holds", NULL, 0)                                                    \
+	X(client_mem, GAUGE, BYTES, PROCESS, NONE,                                                \
+	  "relay_client_memory_bytes", NULL,                                                      \
+	  "Memory held for clients, as the budget counts it: queued output, partial frames, cross-worker messages.", \
+	  NULL, NULL,                                                                             \
+	  "client_memory_bytes", NULL, 0)                                                         \
+	X(mem_budget, GAUGE, BYTES, PROCESS, NONE,                                                \
+	  "relay_client_memory_budget_bytes", NULL,                                               \
+	  "The client memory budget, --max-client-memory (0 = unlimited).",                       \
+	  NULL, NULL,                                                                             \
+	  "client_memory_budget_bytes", NULL, 0)
 /* clang-format on */
 
 #endif

@@ -9,7 +9,7 @@
  * paused connections whose target inbox drained -> read connections left
  * over from the last turn's budget -> drain the inbox (bounded in items and
  * deliveries) -> timers -> flush pending output (one batched write each) ->
- * close the marked connections -> quiescent state.
+ * the client memory budget -> close the marked connections -> quiescent state.
  *
  * This is where the layers meet: the turn calls the connection layer's
  * steps (net/conn.h) by name, and anything above it only through function
@@ -17,6 +17,7 @@
 #include "loop/worker.h"
 
 #include "base/clock.h"
+#include "net/budget.h"
 #include "net/conn.h"
 
 #include <assert.h>
@@ -41,6 +42,7 @@
 #define WORKER_STOP_ACCEPTS 4096 /* backlog taken over at shutdown, per listener */
 #define WORKER_BACKOFF_MIN_MS 10   /* EMFILE with no reserve: listeners off this long, */
 #define WORKER_BACKOFF_MAX_MS 1000 /* doubling up to this */
+#define WORKER_MEM_SLEEP_MS 10 /* over the client memory budget: look at it this often */
 
 struct rl_server rl_srv;
 
@@ -408,6 +410,8 @@ static int worker_timeout(struct rl_worker *w)
 	}
 	if (t < 0 || t > WORKER_MAX_SLEEP_MS)
 		t = WORKER_MAX_SLEEP_MS;
+	if (w->mem_over && t > WORKER_MEM_SLEEP_MS)
+		t = WORKER_MEM_SLEEP_MS; /* to evict, or to read held connections again */
 	return (int)t;
 }
 
@@ -431,6 +435,7 @@ static bool worker_turn(struct rl_worker *w)
 	worker_drain_inbox(w);
 	rl_timers_run(w->timers, RL_WORKER_NTIMERS, w->now_ms);
 	rl_conn_flush_pending(w);
+	rl_budget_turn(w);
 	rl_conn_close_marked(w);
 	worker_log_suppressed(w);
 	rl_rcu_quiescent();

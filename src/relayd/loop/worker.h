@@ -70,6 +70,15 @@ struct rl_worker {
 	bool inbox_more;                   /* the last drain stopped at its batch bound */
 	bool accept_more;                  /* the last accept loop stopped at its bound */
 	bool stopping;                     /* shutdown began on this worker */
+	/* The client memory budget (net/budget.c; conn.c holds reads). */
+	bool mem_over;                     /* the last sum was over --max-client-memory */
+	struct cds_list_head held_list;    /* conns whose reads wait for memory (RL_CF_HELD) */
+	uint64_t mem_sum_ms;               /* last sum of every worker's share */
+	uint64_t mem_sum_own;              /* this worker's share then */
+	uint64_t mem_scan_ms;              /* last look for the largest queues */
+	uint64_t mem_scan_total;           /* the total then */
+	uint64_t mem_trim_ms;              /* last time memory was given back */
+	uint64_t mem_freed;                /* bytes dropped or closed since then */
 	uint64_t stop_deadline;
 	uint64_t nconns;
 	/* Log lines that can come in bursts: one a second per kind (log.h). */

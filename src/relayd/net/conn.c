@@ -27,6 +27,18 @@
 #define CONN_READS_PER_TURN 2      /* x RL_SCRATCH_BYTES: the per-turn read budget */
 #define CONN_FLUSH_CALLS 4         /* transport writes per connection per flush */
 #define CONN_CLOSE_FLUSH_MS 2000   /* CLOSING: flush deadline after a fatal error */
+/* Over the client memory budget, a connection in the middle of a frame
+ * that has this much buffered is not read until the server is back under
+ * it: small frames (and so well-behaved clients) are never held. */
+#define CONN_HOLD_MIN RL_SCRATCH_BYTES
+
+/* struct rl_outq counts in 32 bits: every append is followed by the hard
+ * limit check, which drops the queue to at most the frame in progress, so
+ * a queue never holds more than the hard limit + one frame + the final
+ * ERROR (1 KiB of JSON at most). */
+_Static_assert(RL_OPT_OUT_HARD_MAX + 2 * (RL_OPT_MAX_FRAME_MAX + RELAY_FRAME_LEN_BYTES) + 2048 <
+		   UINT32_MAX,
+	       "struct rl_outq.bytes cannot overflow");
 
 static const char *const state_names[RL_CONN_NSTATES] = {
 	[RL_CONN_INIT] = "INIT",
@@ -166,7 +178,7 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 static void conn_unlink_read(struct rl_conn *c)
 {
 	cds_list_del_init(&c->rlink);
-	c->flags &= (uint16_t)~RL_CF_PAUSED;
+	c->flags &= (uint16_t)~(RL_CF_PAUSED | RL_CF_HELD);
 }
 
 void rl_conn_kill(struct rl_conn *c)
@@ -274,6 +286,7 @@ static void conn_drop_unsent(struct rl_conn *c)
 {
 	size_t n = rl_outq_drop_unsent(&c->out, &c->w->pool);
 	RL_STAT_SUB(c->w->stats, out_queued, n);
+	c->w->mem_freed += n;
 }
 
 /* Slow consumers can be dropped by the hundred in one turn (one large
@@ -284,28 +297,86 @@ static bool conn_log_slow(struct rl_conn *c, uint64_t *more)
 	return rl_log_on(RL_LOG_INFO) && rl_ratelimit_ok(&c->w->slow_rl, c->w->now_ms, 1000, more);
 }
 
-static void conn_check_watermarks(struct rl_conn *c)
+/* One write attempt: at most <calls> transport writes of <c>'s queue
+ * (*<sent> += bytes written); counters, WBLOCKED, DRAINING -> OPEN at the
+ * low watermark. false when the write failed and <c> was killed. */
+static bool conn_write(struct rl_conn *c, int calls, size_t *sent)
 {
-	size_t b = c->out.bytes;
-	uint64_t hard = RL_CFG(out_hard);
-	uint64_t more;
+	struct rl_worker *w = c->w;
+	size_t n = 0;
+	int rc = rl_outq_flush(&c->out, &w->pool, c->tp->writev, c, calls, &n);
+	if (rc == 0 && (c->flags & RL_CF_TP_HELD))
+		rc = (int)c->tp->writev(c, NULL, 0); /* what the transport took but holds */
 
-	if (b > hard) {
-		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
-		if (conn_log_slow(c, &more))
-			RL_INFOF(c->id,
-				 "slow consumer: %zu bytes queued (hard limit %" PRIu64
-				 "; %" PRIu64 " more since last report)",
-				 b, hard, more);
-		conn_drop_unsent(c);
-		rl_conn_error(c, RELAY_ERR_SLOW_CONSUMER, NULL, 0, NULL);
-		return;
+	*sent += n;
+	RL_STAT_ADD(w->stats, bytes_out, n);
+	RL_STAT_SUB(w->stats, out_queued, n);
+	if (rc == -EAGAIN) {
+		c->flags |= RL_CF_WBLOCKED;
+	} else if (rc == 1) {
+		conn_want_flush(c);
+	} else if (rc < 0) {
+		RL_DEBUGF(c->id, "write failed: %s", strerror(-rc));
+		rl_conn_kill(c);
+		return false;
 	}
-	if (c->state == RL_CONN_OPEN && b > RL_CFG(out_high)) {
+	if (c->state == RL_CONN_DRAINING && c->out.bytes <= RL_CFG(out_low)) {
+		conn_set_state(c, RL_CONN_OPEN);
+		rl_timer_disarm(&c->drain);
+		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);
+	}
+	return true;
+}
+
+/* A slow consumer (fatal SLOW_CONSUMER, counted) loses what it has not
+ * started to receive. */
+static void conn_slow_consumer(struct rl_conn *c)
+{
+	RL_STAT_ADD(c->w->stats, slow_consumers, 1);
+	conn_drop_unsent(c);
+	rl_conn_error(c, RELAY_ERR_SLOW_CONSUMER, NULL, 0, NULL);
+}
+
+/* <c>'s queue passed the high watermark, the last <n> bytes just appended.
+ * It is written to now, inside the turn, unless its socket is full: the
+ * flush step comes only after the whole turn's fan-out, and a reader that
+ * keeps up must not be judged on what one turn queued before any write was
+ * tried. Only what stays queued after that attempt (or while the socket is
+ * full) counts against the hard limit. Returns 0, or -ENOBUFS when <c>
+ * became a slow consumer and the appended bytes were dropped with the rest
+ * (0 when the write began them: the frame in progress is kept). */
+static int conn_over_high(struct rl_conn *c, size_t n)
+{
+	size_t before = c->out.bytes - n, sent = 0;
+	uint64_t hard;
+
+	if (!(c->flags & RL_CF_WBLOCKED) && !conn_write(c, 1, &sent))
+		return 0; /* killed: the queue goes with it (counted as it was) */
+	if (c->state == RL_CONN_OPEN && c->out.bytes > RL_CFG(out_high)) {
 		conn_set_state(c, RL_CONN_DRAINING);
 		rl_timer_arm(&c->w->timers[RL_CONN_T_DRAIN], &c->drain, c->w->now_ms);
-		RL_DEBUGF(c->id, "backpressure detected: %zu bytes queued", b);
+		RL_DEBUGF(c->id, "backpressure detected: %zu bytes queued", (size_t)c->out.bytes);
 	}
+	hard = RL_CFG(out_hard);
+	if (c->out.bytes <= hard)
+		return 0;
+	uint64_t more;
+	if (conn_log_slow(c, &more))
+		RL_INFOF(c->id,
+			 "slow consumer: %zu bytes queued (hard limit %" PRIu64 "; %" PRIu64
+			 " more since last report)",
+			 (size_t)c->out.bytes, hard, more);
+	conn_slow_consumer(c);
+	return sent > before ? 0 : -ENOBUFS;
+}
+
+/* After every append of <n> bytes: one compare unless the queue is above
+ * the high watermark (hard >= high: rl_config_check). */
+static inline int conn_check_watermarks(struct rl_conn *c, size_t n)
+{
+	if (c->out.bytes <= RL_CFG(out_high))
+		return 0;
+	return conn_over_high(c, n);
 }
 
 int rl_conn_send(struct rl_conn *c, uint8_t type, uint8_t flags, const void *payload, size_t len)
@@ -315,7 +386,7 @@ int rl_conn_send(struct rl_conn *c, uint8_t type, uint8_t flags, const void *pay
 		return -ECANCELED;
 	int rc = conn_queue_frame(c, type, flags, payload, len);
 	if (rc == 0)
-		conn_check_watermarks(c);
+		rc = conn_check_watermarks(c, RELAY_FRAME_HDR_BYTES + len);
 	return rc;
 }
 
@@ -331,8 +402,22 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m)
 		conn_log_out(c, m->data[RELAY_FRAME_TYPE_OFFSET], m->data[RELAY_FRAME_FLAGS_OFFSET],
 			     m->len - RELAY_FRAME_HDR_BYTES);
 	conn_want_flush(c); /* counters: the caller adds them per message, not per member */
-	conn_check_watermarks(c);
-	return 0;
+	return conn_check_watermarks(c, m->len);
+}
+
+void rl_conn_evict(struct rl_conn *c)
+{
+	RL_ASSERT_OWNER(c);
+	if (!rl_conn_can_send(c))
+		return;
+	RL_STAT_ADD(c->w->stats, budget_evictions, 1);
+	uint64_t more;
+	if (conn_log_slow(c, &more))
+		RL_INFOF(c->id,
+			 "slow consumer: %zu bytes queued while over the client memory budget (%" PRIu64
+			 " more since last report)",
+			 (size_t)c->out.bytes, more);
+	conn_slow_consumer(c);
 }
 
 static size_t conn_error_json(uint8_t *buf, size_t cap, enum relay_err code, const uint8_t *room,
@@ -371,8 +456,9 @@ void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, 
 	RL_STAT_ADD(c->w->stats, errors[code], 1);
 	if (fatal)
 		RL_DEBUGF(c->id, "fatal %s", relay_err_name(code));
-	if (n)
-		conn_queue_frame(c, RELAY_MSG_ERROR, RELAY_FLAG_JSON, buf, n);
+	/* Replies count against the outbound limits like every other frame. */
+	if (n && conn_queue_frame(c, RELAY_MSG_ERROR, RELAY_FLAG_JSON, buf, n) == 0 && !fatal)
+		conn_check_watermarks(c, RELAY_FRAME_HDR_BYTES + n);
 	if (fatal)
 		conn_begin_closing(c, c->w->now_ms + CONN_CLOSE_FLUSH_MS);
 }
@@ -392,13 +478,13 @@ static void conn_expire(struct rl_conn *c, enum relay_err why)
 	}
 	if (why == RELAY_ERR_SLOW_CONSUMER) {
 		uint64_t more;
-		RL_STAT_ADD(c->w->stats, slow_consumers, 1);
 		if (conn_log_slow(c, &more))
 			RL_INFOF(c->id,
 				 "slow consumer: DRAINING for longer than %" PRIu64
 				 " ms (%" PRIu64 " more since last report)",
 				 RL_CFG(slow_ms), more);
-		conn_drop_unsent(c);
+		conn_slow_consumer(c);
+		return;
 	}
 	rl_conn_error(c, why, NULL, 0, NULL);
 }
@@ -467,6 +553,7 @@ void rl_conn_worker_init(struct rl_worker *w)
 	for (unsigned k = 0; k < RL_MAX_WORKERS; k++)
 		CDS_INIT_LIST_HEAD(&w->paused[k]);
 	w->paused_mask = 0;
+	CDS_INIT_LIST_HEAD(&w->held_list);
 	w->dead = NULL;
 
 	rl_timer_list_init(&w->timers[RL_CONN_T_IDLE], &cfg->idle_ms, conn_idle_expired, NULL);
@@ -557,6 +644,66 @@ static void conn_read_failed(struct rl_conn *c, int err)
 	rl_conn_kill(c);
 }
 
+/* Keeps the worker's partial-frame gauge (the client memory budget's
+ * share of decoder tails) in step with <c>'s tail, which held <before>
+ * bytes. */
+static void conn_tail_account(struct rl_conn *c, size_t before)
+{
+	size_t now = relay_decoder_capacity(&c->dec);
+	if (now != before)
+		RL_STAT_ADD(c->w->stats, mem_tails, (uint64_t)now - (uint64_t)before);
+}
+
+/* A held connection's peer hung up (or reset): the frame it was sending
+ * can never complete without taking the memory it was held for (a client
+ * could fill its socket buffer with the rest of a huge frame, then close,
+ * to make relayd read it all), and nobody is left to tell: closed. */
+static void conn_held_hangup(struct rl_conn *c)
+{
+	RL_DEBUGF(c->id, "peer closed while its reads were held: closed");
+	rl_conn_kill(c);
+}
+
+/* Over the client memory budget, a connection with a large partial frame
+ * is not read (its tail stops growing) until rl_conn_release_held: it goes
+ * on the worker's held list (one whose FIN was already seen is closed
+ * instead). Returns whether <c> was held or closed. */
+static bool conn_hold(struct rl_conn *c)
+{
+	struct rl_worker *w = c->w;
+
+	if (!w->mem_over || relay_decoder_pending(&c->dec) == 0 ||
+	    relay_decoder_capacity(&c->dec) < CONN_HOLD_MIN)
+		return false;
+	if (c->flags & RL_CF_RDHUP) {
+		conn_held_hangup(c);
+		return true;
+	}
+	c->flags |= RL_CF_HELD;
+	cds_list_del_init(&c->rlink);
+	cds_list_add_tail(&c->rlink, &w->held_list);
+	RL_STAT_ADD(w->stats, read_holds, 1);
+	RL_DEBUGF(c->id,
+		  "over the client memory budget: reads held (%zu bytes of a frame buffered)",
+		  relay_decoder_pending(&c->dec));
+	return true;
+}
+
+static void conn_unhold(struct rl_conn *c)
+{
+	c->flags &= (uint16_t)~RL_CF_HELD;
+	cds_list_del_init(&c->rlink);
+}
+
+void rl_conn_release_held(struct rl_worker *w)
+{
+	while (!cds_list_empty(&w->held_list)) {
+		struct rl_conn *c = cds_list_first_entry(&w->held_list, struct rl_conn, rlink);
+		conn_unhold(c);
+		cds_list_add_tail(&c->rlink, &w->read_list); /* read next turn */
+	}
+}
+
 void rl_conn_read(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
@@ -564,6 +711,10 @@ void rl_conn_read(struct rl_conn *c)
 	RL_ASSERT_OWNER(c);
 	if (c->flags & RL_CF_PAUSED)
 		return; /* rl_conn_resume_paused reads it again */
+	if (c->flags & RL_CF_HELD)
+		return; /* rl_conn_release_held puts it on the read list */
+	if (conn_hold(c))
+		return;
 	/* Counted in bytes, not calls: a transport may return less than a
 	 * scratch buffer per call (TLS: one record) with more pending. */
 	size_t budget = CONN_READS_PER_TURN * RL_SCRATCH_BYTES;
@@ -573,8 +724,10 @@ void rl_conn_read(struct rl_conn *c)
 			w->t_read_ns = rl_clock_ns();
 			RL_STAT_ADD(w->stats, bytes_in, n);
 			conn_touch(c);
+			size_t tail = relay_decoder_capacity(&c->dec);
 			conn_parse(c, w->scratch, (size_t)n);
-			if (!rl_conn_can_send(c) || (c->flags & RL_CF_PAUSED))
+			conn_tail_account(c, tail);
+			if (!rl_conn_can_send(c) || (c->flags & RL_CF_PAUSED) || conn_hold(c))
 				return;
 			budget -= (size_t)n < budget ? (size_t)n : budget;
 			if ((size_t)n < RL_SCRATCH_BYTES && !(c->flags & RL_CF_RDHUP) &&
@@ -621,6 +774,10 @@ void rl_conn_on_event(struct rl_conn *c, uint32_t bits)
 		return;
 	if (bits & RL_EV_HUP)
 		c->flags |= RL_CF_RDHUP;
+	if ((c->flags & RL_CF_HELD) && (bits & (RL_EV_HUP | RL_EV_ERR))) {
+		conn_held_hangup(c);
+		return;
+	}
 	if (bits & RL_EV_OUT) {
 		c->flags &= (uint16_t)~RL_CF_WBLOCKED;
 		if (c->out.bytes || (c->flags & RL_CF_TP_HELD))
@@ -638,31 +795,13 @@ void rl_conn_on_event(struct rl_conn *c, uint32_t bits)
 
 void rl_conn_flush(struct rl_conn *c)
 {
-	struct rl_worker *w = c->w;
 	size_t sent = 0;
 
 	RL_ASSERT_OWNER(c);
 	if ((c->flags & (RL_CF_DEAD | RL_CF_WBLOCKED)) || c->state == RL_CONN_CLOSED)
 		return;
-	int rc = rl_outq_flush(&c->out, &w->pool, c->tp->writev, c, CONN_FLUSH_CALLS, &sent);
-	if (rc == 0 && (c->flags & RL_CF_TP_HELD))
-		rc = (int)c->tp->writev(c, NULL, 0); /* what the transport took but holds */
-	RL_STAT_ADD(w->stats, bytes_out, sent);
-	RL_STAT_SUB(w->stats, out_queued, sent);
-	if (rc == -EAGAIN) {
-		c->flags |= RL_CF_WBLOCKED;
-	} else if (rc == 1) {
-		conn_want_flush(c);
-	} else if (rc < 0) {
-		RL_DEBUGF(c->id, "write failed: %s", strerror(-rc));
-		rl_conn_kill(c);
+	if (!conn_write(c, CONN_FLUSH_CALLS, &sent))
 		return;
-	}
-	if (c->state == RL_CONN_DRAINING && c->out.bytes <= RL_CFG(out_low)) {
-		conn_set_state(c, RL_CONN_OPEN);
-		rl_timer_disarm(&c->drain);
-		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);
-	}
 	if (c->state == RL_CONN_CLOSING && c->out.bytes == 0 &&
 	    !(c->flags & (RL_CF_LINGER | RL_CF_TP_HELD)))
 		conn_closing_done(c);
@@ -703,7 +842,10 @@ static void conn_destroy(struct rl_conn *c)
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	conn_unlink_read(c);
+	size_t tail = relay_decoder_capacity(&c->dec);
 	RL_STAT_SUB(w->stats, out_queued, c->out.bytes);
+	RL_STAT_SUB(w->stats, mem_tails, tail);
+	w->mem_freed += c->out.bytes + tail;
 	rl_outq_clear(&c->out, &w->pool);
 	relay_decoder_free(&c->dec);
 	free(c->user_id);

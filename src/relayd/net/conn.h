@@ -35,6 +35,7 @@ enum rl_conn_flag {
 	RL_CF_PAUSED = 1u << 7,   /* not read: its publish filled another worker's inbox */
 	RL_CF_ABORT = 1u << 8,    /* close with a reset: its flush deadline passed */
 	RL_CF_TP_HELD = 1u << 9,  /* the transport holds output it took (transport.h) */
+	RL_CF_HELD = 1u << 10,    /* reads held for the memory budget (on w->held_list) */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
@@ -79,7 +80,7 @@ struct rl_conn {
 	struct rl_timer life;
 	struct rl_timer frame;    /* while dec holds a partial frame; start = its first byte */
 	struct rl_timer drain;    /* while DRAINING; start = when it began */
-	struct cds_list_head rlink; /* read_list, a paused list (PAUSED), or empty */
+	struct cds_list_head rlink; /* read_list, a paused list (PAUSED), held_list (HELD), or empty */
 	struct rl_conn *next_dead;
 };
 
@@ -157,7 +158,12 @@ void rl_conn_flush_pending(struct rl_worker *w);
 void rl_conn_close_marked(struct rl_worker *w);
 
 /* Output. All return 0, or -ECANCELED when the connection no longer
- * accepts output (CLOSING, dead), -ENOMEM. */
+ * accepts output (CLOSING, dead), -ENOMEM, or -ENOBUFS when this frame
+ * made the connection a slow consumer: it was queued, then dropped with
+ * the rest (so it was not delivered, and the queued-bytes gauge already
+ * went down by it). A queue that passes the high watermark is written to
+ * at once (one transport write) unless its socket is full; only what stays
+ * queued after that counts against the hard limit. */
 int rl_conn_send(struct rl_conn *c, uint8_t type, uint8_t flags, const void *payload,
 		 size_t len);
 /* Queues a shared frame (fan-out hot path). The caller counts it
@@ -167,6 +173,13 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m);
  * NULL; <detail> replaces the default message when non-NULL. */
 void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, size_t room_len,
 		   const char *detail);
+/* The client memory budget (net/budget.c) drops <c>: fatal SLOW_CONSUMER,
+ * its unsent output released now. Counted in slow_consumers and
+ * budget_evictions. No-op unless <c> can still send. */
+void rl_conn_evict(struct rl_conn *c);
+/* Back under the budget: every connection whose reads were held
+ * (RL_CF_HELD) goes on the read list, to be read next turn. Owner worker. */
+void rl_conn_release_held(struct rl_worker *w);
 /* Immediate close at the end of the turn (peer gone, socket error): marks
  * <c> dead, off every timer and work list, on the worker's dead list for
  * rl_conn_close_marked. A second call is a no-op. */

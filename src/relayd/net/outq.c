@@ -63,7 +63,7 @@ static void seg_free(struct rl_segpool *p, struct rl_oseg *s)
 	free(s);
 }
 
-void rl_segpool_fini(struct rl_segpool *p)
+void rl_segpool_trim(struct rl_segpool *p)
 {
 	for (struct rl_oseg *s = p->chunks, *n; s; s = n) {
 		n = s->next;
@@ -75,6 +75,11 @@ void rl_segpool_fini(struct rl_segpool *p)
 	}
 	p->chunks = p->refs = NULL;
 	p->nchunks = p->nrefs = 0;
+}
+
+void rl_segpool_fini(struct rl_segpool *p)
+{
+	rl_segpool_trim(p);
 }
 
 /* Writes the tail chunk's fill level back into its header. */

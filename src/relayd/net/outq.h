@@ -44,6 +44,9 @@ struct rl_segpool {
 #define RL_CHUNK_CAP (RL_CHUNK_BYTES - (uint32_t)sizeof(struct rl_oseg))
 
 void rl_segpool_fini(struct rl_segpool *p);
+/* Frees the cached segments (the pool stays usable): after an eviction
+ * storm, so that memory can go back to the system. */
+void rl_segpool_trim(struct rl_segpool *p);
 
 /* Contiguous room for <n> (<= RL_CHUNK_CAP) bytes at the tail; write them,
  * then rl_outq_commit(n). NULL on ENOMEM. */

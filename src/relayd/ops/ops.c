@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "ops/metrics.h"
 #include "ops/notify.h"
+#include "net/budget.h"
 #include "net/tls.h"
 #include "base/options.h"
 #include "base/rcu.h"
@@ -226,6 +227,21 @@ static uint64_t ops_memberships_gauge(void)
 	return n > 0 ? (uint64_t)n : 0;
 }
 
+/* The client memory budget's accounted total (net/budget.c) and the budget
+ * in force (reloadable: the copy shown by /stats). */
+static uint64_t ops_client_mem_gauge(void)
+{
+	return rl_budget_client_mem(NULL);
+}
+
+static uint64_t ops_mem_budget_gauge(void)
+{
+	pthread_mutex_lock(&ops.shown_lock);
+	uint64_t v = ops.shown.max_client_mem;
+	pthread_mutex_unlock(&ops.shown_lock);
+	return v;
+}
+
 /* ---- lifecycle ----------------------------------------------------------------------- */
 
 int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
@@ -238,6 +254,8 @@ int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
 	}
 	rl_stats_set_reader(RL_STAT_ID(rooms), ops_rooms_gauge);
 	rl_stats_set_reader(RL_STAT_ID(memberships), ops_memberships_gauge);
+	rl_stats_set_reader(RL_STAT_ID(client_mem), ops_client_mem_gauge);
+	rl_stats_set_reader(RL_STAT_ID(mem_budget), ops_mem_budget_gauge);
 	snprintf(ops.listen, sizeof(ops.listen), "%s%s%s:%u", v6 ? "[" : "", cfg->host,
 		 v6 ? "]" : "", (unsigned)port);
 	snprintf(ops.status, sizeof(ops.status), "listening on %s (%u workers)", ops.listen,
@@ -277,6 +295,8 @@ void rl_ops_stop(void)
 	rl_admin_stop();
 	rl_stats_set_reader(RL_STAT_ID(rooms), NULL);
 	rl_stats_set_reader(RL_STAT_ID(memberships), NULL);
+	rl_stats_set_reader(RL_STAT_ID(client_mem), NULL);
+	rl_stats_set_reader(RL_STAT_ID(mem_budget), NULL);
 	rl_metrics_fini();
 	rl_config_fini();
 }

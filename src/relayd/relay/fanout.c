@@ -7,26 +7,35 @@
 #include "relay/room.h"
 #include "loop/worker.h"
 
+#include <errno.h>
+
 /* Counters are added once per message, not per member. The queued-bytes
  * gauge is raised for every member up front and lowered for those that did
  * not take the frame, so a slow consumer dropped inside the loop (which
- * lowers it by what it loses) never drives it below zero for a reader. */
+ * lowers it by what it loses) never drives it below zero for a reader.
+ * A member that this very frame made a slow consumer (-ENOBUFS) did not get
+ * it either, but the drop already lowered the gauge by it. */
 static uint64_t fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 			     const struct rl_conn *skip)
 {
 	uint32_t n;
 	const struct rl_member *mem = rl_room_local(r, w->id, &n);
-	uint64_t delivered = 0;
+	uint64_t delivered = 0, dropped = 0;
 
 	RL_STAT_ADD(w->stats, out_queued, (uint64_t)n * m->len);
 	for (uint32_t i = 0; i < n; i++) {
 		struct rl_conn *c = mem[i].who;
 		if (rl_room_joined_after(mem[i].seq, m->seq))
 			continue; /* joined after the publish */
-		if (c != skip && rl_conn_deliver(c, m) == 0)
+		if (c == skip)
+			continue;
+		int rc = rl_conn_deliver(c, m);
+		if (rc == 0)
 			delivered++;
+		else if (rc == -ENOBUFS)
+			dropped++;
 	}
-	RL_STAT_SUB(w->stats, out_queued, (n - delivered) * m->len);
+	RL_STAT_SUB(w->stats, out_queued, (n - delivered - dropped) * m->len);
 	RL_STAT_ADD(w->stats, msgs_delivered, delivered);
 	RL_STAT_ADD(w->stats, frames_out, delivered);
 	return n;
