@@ -42,7 +42,8 @@ static void *reader(void *arg)
 		    rl_token_verify(k, &pol, (const uint8_t *)token, strlen(token), &cl, why);
 
 		if (e != RL_TOKEN_OK) {
-			fprintf(stderr, "tsan-keyring: verify: %s: %s\n", rl_token_err_name(e), why);
+			fprintf(stderr, "tsan-keyring: verify: %s: %s\n", rl_token_err_name(e),
+				why);
 			atomic_store(&failed, true);
 		}
 		rl_perm_free(cl.perm);
@@ -72,7 +73,8 @@ static struct rl_token_keys *load(int which)
 static void mint(void)
 {
 	static const char hdr[] = "{\"alg\":\"HS256\",\"kid\":\"k\"}";
-	static const char claims[] = "{\"sub\":\"w\",\"exp\":1700000060,\"rooms\":{\"join\":[\"a*\"]}}";
+	static const char claims[] =
+	    "{\"sub\":\"w\",\"exp\":1700000060,\"rooms\":{\"join\":[\"a*\"]}}";
 	struct rl_token_signer *s = NULL;
 	char err[256];
 
