@@ -123,7 +123,9 @@ struct rl_token_claims {
  * "header.payload"; then the claims (rl_token_claims_parse).
  * Returns RL_TOKEN_OK and fills <out>; otherwise the rule that failed, with a
  * one-line message in <why> that holds no key material (and *<out>'s perm is
- * NULL). Allocates only the compiled permissions. */
+ * NULL). <keys> must not be NULL (no keys: authentication is off, do not
+ * call). Nothing allocated here outlives the call except the compiled
+ * permissions. */
 enum rl_token_err rl_token_verify(const struct rl_token_keys *keys,
 				  const struct rl_token_policy *pol, const uint8_t *tok, size_t n,
 				  struct rl_token_claims *out, char why[RL_TOKEN_WHY_MAX]);
