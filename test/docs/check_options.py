@@ -26,6 +26,15 @@ FOREIGN = {
     "--now": "systemctl enable",
     "--cflags": "pkg-config",
     "--libs": "pkg-config",
+    # relay-cli token (docs/cli.md), shown where operations.md mints tokens
+    "--key": "relay-cli token",
+    "--kid": "relay-cli token",
+    "--sub": "relay-cli token",
+    "--aud": "relay-cli token",
+    "--ttl": "relay-cli token",
+    "--nbf": "relay-cli token",
+    "--rooms-join": "relay-cli token",
+    "--rooms-publish": "relay-cli token",
 }
 BUILTIN = {"--help", "--version"}
 

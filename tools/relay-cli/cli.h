@@ -7,6 +7,7 @@
  *   input.c        a line reader over a non-blocking fd
  *   interactive.c  the `relay> ` prompt (libedit) and its commands
  *   script.c       `sub` and `pub`
+ *   token.c        `token`: mints an access token (no connection)
  *
  * Threading: relay-cli is single-threaded; every object here belongs to the
  * main thread. Nothing is shared with signal handlers except the flag in
@@ -32,7 +33,19 @@
 
 /* ---- options (main.c) ---------------------------------------------------- */
 
-enum rl_cli_mode { RL_CLI_INTERACTIVE = 0, RL_CLI_SUB, RL_CLI_PUB, RL_CLI_NMODES };
+enum rl_cli_mode { RL_CLI_INTERACTIVE = 0, RL_CLI_SUB, RL_CLI_PUB, RL_CLI_TOKEN, RL_CLI_NMODES };
+
+#define RL_CLI_MAX_PATTERNS 64 /* per --rooms-* list (the server's limit) */
+
+/* `token` mode: values as given on the command line, checked by token.c. */
+struct rl_cli_token_opts {
+	const char *key;		   /* signing key file */
+	const char *sub;		   /* the userId */
+	const char *kid, *aud, *ttl, *nbf; /* NULL when not given */
+	const char *join[RL_CLI_MAX_PATTERNS];
+	const char *publish[RL_CLI_MAX_PATTERNS];
+	int njoin, npublish; /* may exceed the arrays: then refused */
+};
 
 struct rl_cli_opts {
 	enum rl_cli_mode mode;
@@ -45,6 +58,7 @@ struct rl_cli_opts {
 	double timeout_s; /* sub: give up after this long; < 0 = never */
 	char **args;	  /* mode arguments: rooms (sub), room + words (pub) */
 	int nargs;
+	struct rl_cli_token_opts tok; /* token mode */
 };
 
 /* Set (to the signal number) by the SIGINT/SIGTERM/SIGHUP handler. */
@@ -234,6 +248,7 @@ void rl_cli_fmt_reset(FILE *f, bool color);
 int rl_cli_interactive(const struct rl_cli_opts *o);
 int rl_cli_sub(const struct rl_cli_opts *o);
 int rl_cli_pub(const struct rl_cli_opts *o);
+int rl_cli_token(const struct rl_cli_opts *o);
 
 /* "relay-cli: <fmt>\n" on stderr. */
 void rl_cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,6 +1,6 @@
 /* main.c -- relay-cli: options (one table drives getopt_long, the checks and
- * --help), signal plumbing, and dispatch to the interactive mode, `sub` or
- * `pub`.
+ * --help), signal plumbing, and dispatch to the interactive mode, `sub`,
+ * `pub` or `token`.
  *
  * Threading: main thread only. Signals are blocked except inside rl_cli_poll,
  * so handlers only ever interrupt a ppoll and just set a flag.
@@ -117,9 +117,18 @@ enum main_opt {
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 	OPT_NO_COLOR = 256,
+	OPT_KEY,
+	OPT_SUB,
+	OPT_KID,
+	OPT_AUD,
+	OPT_ROOMS_JOIN,
+	OPT_ROOMS_PUBLISH,
+	OPT_TTL,
+	OPT_NBF,
 };
 
 #define M_ALL ((1u << RL_CLI_INTERACTIVE) | (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB))
+#define M_TOKEN (1u << RL_CLI_TOKEN)
 static const struct main_opt_def {
 	const char *name;
 	int id;
@@ -136,8 +145,19 @@ static const struct main_opt_def {
     {"count", OPT_COUNT, "N", 1u << RL_CLI_SUB, "sub: exit after N messages"},
     {"timeout", OPT_TIMEOUT, "S", 1u << RL_CLI_SUB,
      "sub: give up after S seconds (status 2 if --count not reached)"},
-    {"help", OPT_HELP, NULL, M_ALL, "show this help"},
-    {"version", OPT_VERSION, NULL, M_ALL, "show the version"},
+    {"key", OPT_KEY, "FILE", M_TOKEN,
+     "token: signing key (HS256 secret file, or Ed25519 private key PEM)"},
+    {"sub", OPT_SUB, "NAME", M_TOKEN, "token: the userId (sub claim)"},
+    {"kid", OPT_KID, "KID", M_TOKEN, "token: key id for the header (servers with several keys)"},
+    {"aud", OPT_AUD, "AUD", M_TOKEN, "token: audience (aud claim)"},
+    {"rooms-join", OPT_ROOMS_JOIN, "PATTERN", M_TOKEN,
+     "token: rooms it may join (repeat; room, prefix*, or *)"},
+    {"rooms-publish", OPT_ROOMS_PUBLISH, "PATTERN", M_TOKEN,
+     "token: rooms it may publish to (repeat; a list not given allows nothing)"},
+    {"ttl", OPT_TTL, "TIME", M_TOKEN, "token: valid for TIME from now (default 1h; 90s, 15m, 2d)"},
+    {"nbf", OPT_NBF, "WHEN", M_TOKEN, "token: not valid before now + TIME, or @EPOCH-SECONDS"},
+    {"help", OPT_HELP, NULL, M_ALL | M_TOKEN, "show this help"},
+    {"version", OPT_VERSION, NULL, M_ALL | M_TOKEN, "show the version"},
 };
 #define MAIN_NOPTS (sizeof main_opts / sizeof main_opts[0])
 
@@ -145,6 +165,7 @@ static const char *const main_mode_names[RL_CLI_NMODES] = {
     [RL_CLI_INTERACTIVE] = "the interactive mode",
     [RL_CLI_SUB] = "sub",
     [RL_CLI_PUB] = "pub",
+    [RL_CLI_TOKEN] = "token",
 };
 
 static void main_usage(FILE *f)
@@ -152,14 +173,15 @@ static void main_usage(FILE *f)
 	fputs("usage: relay-cli [options] [HOST [PORT]]        interactive client\n"
 	      "       relay-cli [options] sub ROOM [ROOM...]   print the messages of rooms\n"
 	      "       relay-cli [options] pub ROOM [MESSAGE...] send MESSAGE, or each stdin line\n"
+	      "       relay-cli token --key FILE --sub NAME [...] print a new access token\n"
 	      "options:\n",
 	      f);
 	for (size_t i = 0; i < MAIN_NOPTS; i++) {
-		char left[32];
+		char left[40];
 
 		snprintf(left, sizeof left, "--%s%s%s", main_opts[i].name,
 			 main_opts[i].arg ? " " : "", main_opts[i].arg ? main_opts[i].arg : "");
-		fprintf(f, "  %-18s %s\n", left, main_opts[i].help);
+		fprintf(f, "  %-23s %s\n", left, main_opts[i].help);
 	}
 	fputs("exit status: 0 ok, 1 error (connection, server, arguments), "
 	      "2 sub --timeout before --count\n",
@@ -191,6 +213,45 @@ struct main_raw {
 	bool no_color, help, version;
 	unsigned seen; /* bit i: main_opts[i] was given */
 };
+
+/* The token mode's options; repeated --rooms-* are collected (counted past
+ * the array, so that token.c can refuse too many). */
+static int main_store_token(struct rl_cli_token_opts *t, int id, const char *arg)
+{
+	switch (id) {
+	case OPT_KEY:
+		t->key = arg;
+		break;
+	case OPT_SUB:
+		t->sub = arg;
+		break;
+	case OPT_KID:
+		t->kid = arg;
+		break;
+	case OPT_AUD:
+		t->aud = arg;
+		break;
+	case OPT_TTL:
+		t->ttl = arg;
+		break;
+	case OPT_NBF:
+		t->nbf = arg;
+		break;
+	case OPT_ROOMS_JOIN:
+		if (t->njoin < RL_CLI_MAX_PATTERNS)
+			t->join[t->njoin] = arg;
+		t->njoin++;
+		break;
+	case OPT_ROOMS_PUBLISH:
+		if (t->npublish < RL_CLI_MAX_PATTERNS)
+			t->publish[t->npublish] = arg;
+		t->npublish++;
+		break;
+	default:
+		return -1;
+	}
+	return 0;
+}
 
 static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const char *arg)
 {
@@ -226,7 +287,7 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 		r->version = true;
 		break;
 	default:
-		return -1;
+		return main_store_token(&o->tok, id, arg);
 	}
 	return 0;
 }
@@ -299,6 +360,14 @@ static int main_mode(struct rl_cli_opts *o, int argc, char **argv)
 	char **ops = argv + optind;
 	int nops = argc - optind;
 
+	if (nops > 0 && !strcmp(ops[0], "token")) {
+		o->mode = RL_CLI_TOKEN;
+		if (nops > 1) {
+			rl_cli_warn("unexpected argument '%s' (see --help)", ops[1]);
+			return -1;
+		}
+		return 0;
+	}
 	if (nops > 0 && (!strcmp(ops[0], "sub") || !strcmp(ops[0], "pub"))) {
 		o->mode = ops[0][0] == 's' ? RL_CLI_SUB : RL_CLI_PUB;
 		o->args = ops + 1;
@@ -373,6 +442,7 @@ int main(int argc, char **argv)
 	    [RL_CLI_INTERACTIVE] = rl_cli_interactive,
 	    [RL_CLI_SUB] = rl_cli_sub,
 	    [RL_CLI_PUB] = rl_cli_pub,
+	    [RL_CLI_TOKEN] = rl_cli_token,
 	};
 	struct rl_cli_opts o;
 	int rc = main_parse(argc, argv, &o);
