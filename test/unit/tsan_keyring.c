@@ -4,7 +4,10 @@
  *
  * Checked: every verify succeeds with whichever set it got (both sets hold
  * key "k"; one also holds key "other", so the one-key and several-keys
- * paths alternate); a set is never freed while a reader uses it (ASan/TSan
+ * paths alternate); the audience a reader gets is the one published with
+ * its set (the one-key set's audience is "one", the other's "two", and the
+ * token names both, so a mix-up shows as a wrong pair, not as a refusal);
+ * a set is never freed while a reader uses it (ASan/TSan
  * catch a use-after-free or a missing happens-before); at the end every set
  * handed to call_rcu has been freed (rcu_barrier; LeakSanitizer at exit).
  *
@@ -37,9 +40,17 @@ static void *reader(void *arg)
 	(void)arg;
 	rcu_register_thread();
 	while (!atomic_load(&stop) && !atomic_load(&failed)) {
-		const struct rl_token_keys *k = rl_keyring_get(&ring);
+		const char *aud;
+		const struct rl_token_keys *k = rl_keyring_get(&ring, &aud);
+		pol.audience = aud;
 		enum rl_token_err e =
 		    rl_token_verify(k, &pol, (const uint8_t *)token, strlen(token), &cl, why);
+
+		if (!aud || strcmp(aud, rl_token_keys_count(k) == 1 ? "one" : "two") != 0) {
+			fprintf(stderr, "tsan-keyring: %zu keys published with audience %s\n",
+				rl_token_keys_count(k), aud ? aud : "(none)");
+			atomic_store(&failed, true);
+		}
 
 		if (e != RL_TOKEN_OK) {
 			fprintf(stderr, "tsan-keyring: verify: %s: %s\n", rl_token_err_name(e),
@@ -73,8 +84,8 @@ static struct rl_token_keys *load(int which)
 static void mint(void)
 {
 	static const char hdr[] = "{\"alg\":\"HS256\",\"kid\":\"k\"}";
-	static const char claims[] =
-	    "{\"sub\":\"w\",\"exp\":1700000060,\"rooms\":{\"join\":[\"a*\"]}}";
+	static const char claims[] = "{\"sub\":\"w\",\"exp\":1700000060,\"aud\":[\"one\",\"two\"],"
+				     "\"rooms\":{\"join\":[\"a*\"]}}";
 	struct rl_token_signer *s = NULL;
 	char err[256];
 
@@ -94,12 +105,13 @@ int main(void)
 	if (tok_fixture_make(&fx))
 		return 1;
 	mint();
-	if (rl_keyring_init(&ring, load(0)))
+	if (rl_keyring_init(&ring, load(0), "one"))
 		return 1;
 	for (int i = 0; i < READERS; i++)
 		pthread_create(&th[i], NULL, reader, NULL);
 	for (int i = 0; i < SWAPS && !atomic_load(&failed); i++) {
-		if (rl_keyring_swap(&ring, load(i % 2 == 0)))
+		int two = i % 2 == 0;
+		if (rl_keyring_swap(&ring, load(two), two ? "two" : "one"))
 			return 1;
 		/* let the readers use each set a little before the next swap */
 		while (atomic_load(&verifies) < last + READERS && !atomic_load(&failed))

@@ -10,22 +10,35 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct keyring_node {
 	struct rcu_head rcu;
 	struct rl_token_keys *keys;
+	char *aud; /* NULL: none */
 };
 
-static struct keyring_node *keyring_node_new(struct rl_token_keys *keys)
+static struct keyring_node *keyring_node_new(struct rl_token_keys *keys, const char *aud)
 {
 	struct keyring_node *n;
 
 	if (keys == NULL)
 		return NULL;
 	n = calloc(1, sizeof *n);
+	if (n && aud && *aud && !(n->aud = strdup(aud))) {
+		free(n);
+		return NULL;
+	}
 	if (n)
 		n->keys = keys;
 	return n;
+}
+
+static void keyring_node_free(struct keyring_node *n)
+{
+	rl_token_keys_free(n->keys);
+	free(n->aud);
+	free(n);
 }
 
 static void keyring_free_cb(struct rcu_head *head)
@@ -33,13 +46,12 @@ static void keyring_free_cb(struct rcu_head *head)
 	struct keyring_node *n = caa_container_of(head, struct keyring_node, rcu);
 
 	rl_rcu_callback_enter();
-	rl_token_keys_free(n->keys);
-	free(n);
+	keyring_node_free(n);
 }
 
-int rl_keyring_init(struct rl_keyring *r, struct rl_token_keys *first)
+int rl_keyring_init(struct rl_keyring *r, struct rl_token_keys *first, const char *aud)
 {
-	struct keyring_node *n = keyring_node_new(first);
+	struct keyring_node *n = keyring_node_new(first, aud);
 
 	if (first && n == NULL)
 		return -ENOMEM;
@@ -47,16 +59,18 @@ int rl_keyring_init(struct rl_keyring *r, struct rl_token_keys *first)
 	return 0;
 }
 
-const struct rl_token_keys *rl_keyring_get(struct rl_keyring *r)
+const struct rl_token_keys *rl_keyring_get(struct rl_keyring *r, const char **aud)
 {
 	struct keyring_node *n = __atomic_load_n(&r->_cur, __ATOMIC_ACQUIRE);
 
+	if (aud)
+		*aud = n ? n->aud : NULL;
 	return n ? n->keys : NULL;
 }
 
-int rl_keyring_swap(struct rl_keyring *r, struct rl_token_keys *next)
+int rl_keyring_swap(struct rl_keyring *r, struct rl_token_keys *next, const char *aud)
 {
-	struct keyring_node *n = keyring_node_new(next);
+	struct keyring_node *n = keyring_node_new(next, aud);
 	struct keyring_node *old;
 
 	if (next && n == NULL)
@@ -77,6 +91,5 @@ void rl_keyring_destroy(struct rl_keyring *r)
 
 	if (n == NULL)
 		return;
-	rl_token_keys_free(n->keys);
-	free(n);
+	keyring_node_free(n);
 }

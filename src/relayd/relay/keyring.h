@@ -1,5 +1,5 @@
-/* keyring.h -- the server's current token key set, replaced on reload while
- * workers go on verifying tokens with it.
+/* keyring.h -- the server's current token key set and audience, replaced
+ * together on reload while workers go on verifying tokens with them.
  *
  * Contract (RCU, QSBR flavour; see docs/architecture.md "RCU flavour"):
  *  - Readers are the workers: registered QSBR threads, online. The set that
@@ -32,19 +32,24 @@ struct rl_keyring {
 	struct keyring_node *_cur; /* RCU-published; NULL: no keys (auth off) */
 };
 
-/* Starts with <first> (may be NULL), which the ring now owns. Any thread,
- * before workers read the ring. 0 or -ENOMEM. */
-int rl_keyring_init(struct rl_keyring *r, struct rl_token_keys *first);
+/* Starts with <first> (may be NULL), which the ring now owns, and the
+ * audience <aud> (copied; NULL or "": `aud` is not checked). Any thread,
+ * before workers read the ring. 0 or -ENOMEM (then <first> is still the
+ * caller's). */
+int rl_keyring_init(struct rl_keyring *r, struct rl_token_keys *first, const char *aud);
 
-/* Reader side: worker, RCU online. The current set, or NULL when none. */
-const struct rl_token_keys *rl_keyring_get(struct rl_keyring *r);
+/* Reader side: worker, RCU online. The current set, or NULL when none; the
+ * audience published with it in *<aud> (NULL: none; <aud> may be NULL), valid
+ * as long as the set. */
+const struct rl_token_keys *rl_keyring_get(struct rl_keyring *r, const char **aud);
 
-/* Writer side: publishes <next> (may be NULL; the ring owns it) in place of
- * the current set, which is freed after a grace period. The caller must not
- * be a registered RCU reader (the function registers itself for the call,
- * as call_rcu requires). One writer at a time. 0, or -ENOMEM (then nothing
- * changed and <next> is still the caller's). */
-int rl_keyring_swap(struct rl_keyring *r, struct rl_token_keys *next);
+/* Writer side: publishes <next> (may be NULL; the ring owns it) and <aud>
+ * (copied) in place of the current pair, which is freed after a grace
+ * period. A reader sees the old pair or the new one, never a mix. The caller
+ * must not be a registered RCU reader (the function registers itself for
+ * the call, as call_rcu requires). One writer at a time. 0, or -ENOMEM (then
+ * nothing changed and <next> is still the caller's). */
+int rl_keyring_swap(struct rl_keyring *r, struct rl_token_keys *next, const char *aud);
 
 /* Frees the current set. No reader may run any more. */
 void rl_keyring_destroy(struct rl_keyring *r);
