@@ -52,6 +52,7 @@ struct rl_cli_opts {
 	const char *host; /* default 127.0.0.1 */
 	const char *port; /* validated 1-65535; default 4000 */
 	const char *user; /* HELLO userId, or NULL */
+	const char *token; /* HELLO access token (--token, --token-file), or NULL */
 	bool color;	  /* colour decided: tty, no NO_COLOR, no --no-color */
 	bool json;	  /* sub: whole payloads; pub: raw JSON content */
 	long count;	  /* sub: exit after this many messages; 0 = no limit */
@@ -120,7 +121,7 @@ int rl_cli_event_decode(const struct relay_frame *f, struct rl_cli_event *ev, ch
 
 /* Request payloads, written with the protocol library's JSON writer into
  * <buf>/<cap>. Each returns the payload length, or 0 if it did not fit. */
-size_t rl_cli_req_hello(uint8_t *buf, size_t cap, const char *user);
+size_t rl_cli_req_hello(uint8_t *buf, size_t cap, const char *user, const char *token);
 size_t rl_cli_req_room(uint8_t *buf, size_t cap, const char *room);
 /* MESSAGE: <content> is text (sent as a JSON string) unless <raw_json>,
  * then it must already be valid JSON (rl_cli_json_check). */
@@ -192,7 +193,7 @@ int rl_cli_conn_keepalive(struct rl_cli_conn *c);
 int rl_cli_conn_poll_ms(const struct rl_cli_conn *c, int other_ms);
 
 /* HELLO with <user> (may be NULL); fills conn_id, max_frame, keepalive_ms. */
-int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user);
+int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user, const char *token);
 /* A HEARTBEAT round trip; *<rtt_us> receives the round-trip time. */
 int rl_cli_conn_ping(struct rl_cli_conn *c, int64_t *rtt_us);
 

@@ -125,6 +125,8 @@ enum main_opt {
 	OPT_ROOMS_PUBLISH,
 	OPT_TTL,
 	OPT_NBF,
+	OPT_TOKEN,
+	OPT_TOKEN_FILE,
 };
 
 #define M_ALL ((1u << RL_CLI_INTERACTIVE) | (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB))
@@ -139,6 +141,10 @@ static const struct main_opt_def {
     {"host", OPT_HOST, "HOST", M_ALL, "server host name or address (default 127.0.0.1)"},
     {"port", OPT_PORT, "PORT", M_ALL, "server TCP port (default 4000)"},
     {"user", OPT_USER, "NAME", M_ALL, "user name sent in HELLO (shown to other members)"},
+    {"token", OPT_TOKEN, "TOKEN", M_ALL,
+     "access token sent in HELLO (servers with --auth-key; its sub is the user name)"},
+    {"token-file", OPT_TOKEN_FILE, "FILE", M_ALL,
+     "read the access token from FILE (not visible in ps, unlike --token)"},
     {"no-color", OPT_NO_COLOR, NULL, M_ALL, "no colour (also: NO_COLOR set in the environment)"},
     {"json", OPT_JSON, NULL, (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB),
      "sub: print whole payloads as JSON lines; pub: messages are raw JSON"},
@@ -209,7 +215,7 @@ static void main_build_getopt(struct option *lo, char *so)
 
 /* Values as given; checked once the mode is known. */
 struct main_raw {
-	const char *count, *timeout;
+	const char *count, *timeout, *token_file;
 	bool no_color, help, version;
 	unsigned seen; /* bit i: main_opts[i] was given */
 };
@@ -267,6 +273,12 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 		break;
 	case OPT_USER:
 		o->user = arg;
+		break;
+	case OPT_TOKEN:
+		o->token = arg;
+		break;
+	case OPT_TOKEN_FILE:
+		r->token_file = arg;
 		break;
 	case OPT_JSON:
 		o->json = true;
@@ -354,6 +366,38 @@ static int main_check_numbers(struct rl_cli_opts *o, const struct main_raw *r)
 	return 0;
 }
 
+/* --token-file: the token is the file's first line (a final newline and
+ * surrounding blanks dropped), at most 4096 bytes. 0, or -1 after saying why. */
+static int main_token_file(struct rl_cli_opts *o, const char *path)
+{
+	static char tok[4096 + 2];
+	FILE *f;
+	size_t n;
+
+	if (o->token) {
+		rl_cli_warn("--token and --token-file: give one of them");
+		return -1;
+	}
+	if (!(f = fopen(path, "re"))) {
+		rl_cli_warn("--token-file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = fread(tok, 1, sizeof tok - 1, f);
+	fclose(f);
+	tok[n] = '\0';
+	tok[strcspn(tok, "\r\n")] = '\0';
+	n = strlen(tok);
+	while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+		tok[--n] = '\0';
+	o->token = tok + strspn(tok, " \t");
+	if (*o->token == '\0' || n > 4096) {
+		rl_cli_warn("--token-file %s: %s", path,
+			    n > 4096 ? "the token is longer than 4096 bytes" : "no token in it");
+		return -1;
+	}
+	return 0;
+}
+
 /* The mode from the first operand, and what the mode needs. */
 static int main_mode(struct rl_cli_opts *o, int argc, char **argv)
 {
@@ -430,7 +474,7 @@ static int main_parse(int argc, char **argv, struct rl_cli_opts *o)
 		return -1;
 	}
 	if (main_mode(o, argc, argv) || main_check_modes(o, &r) || main_check_port(o->port) ||
-	    main_check_numbers(o, &r))
+	    main_check_numbers(o, &r) || (r.token_file && main_token_file(o, r.token_file)))
 		return -2;
 	o->color = main_color(r.no_color);
 	return 0;
