@@ -35,6 +35,9 @@ FOREIGN = {
     "--nbf": "relay-cli token",
     "--rooms-join": "relay-cli token",
     "--rooms-publish": "relay-cli token",
+    # relay-cli sending a token, in operations.md's access-control example
+    "--token": "relay-cli",
+    "--token-file": "relay-cli",
 }
 BUILTIN = {"--help", "--version"}
 
