@@ -774,6 +774,16 @@ AUTH_TEST(sighup_without_a_config_file_reads_the_key_files_again)
 	rl_test_server_signal(&s, SIGHUP);
 	wait_log(&s, "auth: reloaded 1 key: k (HS256)");
 	refused(&s, t1, "token signature does not verify");
-	rl_test_close(auth_client(&s, hs_tok("a", ""))); /* hs.key now holds hs2's secret */
+	const char *t2 = hs_tok("a", ""); /* hs.key now holds hs2's secret */
+	rl_test_close(auth_client(&s, t2));
+
+	/* A file broken in place: the reload is refused, the keys in force stay. */
+	f = fopen(tok_fixture_path(&fx, "hs.key"), "w");
+	cr_assert_not_null(f);
+	fputs("too short\n", f);
+	fclose(f);
+	rl_test_server_signal(&s, SIGHUP);
+	wait_log(&s, "auth: reload failed, the old keys stay: --auth-key: token key ");
+	rl_test_close(auth_client(&s, t2));
 	it_stop(&s);
 }

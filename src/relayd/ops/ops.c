@@ -187,12 +187,17 @@ void rl_ops_reload(struct rl_config *cfg)
 	ops.next = *cfg;
 	ops.target = &ops.next;
 	ops.running = cfg;
-	rl_config_reload(&ops_cfg_ops, ops_reload_log);
-	ops.target = cfg;
 	/* Without a config file the key files are still read again: replacing
-	 * a key file and sending SIGHUP rolls the key. */
-	if (!rl_config_path() && rl_auth_on() && rl_auth_reload(cfg, err, sizeof(err)))
-		rl_log_write(RL_LOG_ERROR, 0, "auth: reload failed, the old keys stay: %s", err);
+	 * a key file and sending SIGHUP rolls the key. With one, the reload's
+	 * commit reads them (ops_commit). */
+	if (!rl_config_path() && rl_auth_on()) {
+		if (rl_auth_reload(cfg, err, sizeof(err)))
+			rl_log_write(RL_LOG_ERROR, 0, "auth: reload failed, the old keys stay: %s",
+				     err);
+	} else {
+		rl_config_reload(&ops_cfg_ops, ops_reload_log);
+	}
+	ops.target = cfg;
 	rl_notify_ready(ops.status);
 }
 
