@@ -81,7 +81,7 @@ static void main_wire_layers(void)
 	static const struct rl_conn_upcalls conn_up = {
 		.frame = rl_handler_frame,
 		.closed = rl_handler_closed,
-	    .opened = rl_handler_opened,
+		.opened = rl_handler_opened,
 	};
 
 	rl_conn_set_upcalls(&conn_up);

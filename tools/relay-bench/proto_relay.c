@@ -36,7 +36,8 @@ int rb_proto_relay_token(const char *token)
 static void relay_hello(struct bconn *c)
 {
 	relay_decoder_init(&c->dec, RELAY_DEFAULT_MAX_FRAME);
-	relay_frame(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, relay_hello_json, strlen(relay_hello_json));
+	relay_frame(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, relay_hello_json,
+		    strlen(relay_hello_json));
 	c->pending_acks++;
 }
 

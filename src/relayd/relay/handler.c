@@ -277,7 +277,7 @@ static void handle_hello(struct rl_conn *c, const struct relay_frame *f)
 		{ .key = "userId", .buf = ubuf, .cap = sizeof(ubuf) },
 		{ .key = "clientVersion" },
 		{ .key = "echo" },
-	    {.key = "token"},
+		{ .key = "token" },
 	};
 	uint8_t *uid = NULL;
 	size_t ulen = 0;
@@ -316,9 +316,9 @@ static void handle_hello(struct rl_conn *c, const struct relay_frame *f)
 	if (auth == RL_AUTH_HELLO_REFUSED)
 		return;
 	if (!c->auth) {
-	free(c->user_id);
-	c->user_id = uid;
-	c->user_len = (uint8_t)ulen;
+		free(c->user_id);
+		c->user_id = uid;
+		c->user_len = (uint8_t)ulen;
 	}
 	if (echo)
 		c->flags |= RL_CF_ECHO;
@@ -332,7 +332,7 @@ static void handle_hello(struct rl_conn *c, const struct relay_frame *f)
 /* ---- JOIN_ROOM / LEAVE_ROOM --------------------------------------------------- */
 
 static void room_ack_json(struct rl_conn *c, uint8_t type, struct relay_span name,
-		     const char *status, long members)
+			  const char *status, long members)
 {
 	uint8_t buf[512];
 	struct relay_jw jw;
