@@ -72,6 +72,10 @@ enum relay_err {
 	RELAY_ERR_SLOW_CONSUMER,
 	RELAY_ERR_SERVER_FULL,
 	RELAY_ERR_SERVER_SHUTDOWN,
+	/* protocol-v1-ext.md §2-§3 (access control); never sent without token keys */
+	RELAY_ERR_UNAUTHORIZED,
+	RELAY_ERR_TOKEN_EXPIRED,
+	RELAY_ERR_FORBIDDEN,
 	RELAY_ERR_NCODES
 };
 

@@ -35,6 +35,9 @@ static const struct {
 	[RELAY_ERR_SLOW_CONSUMER] = {"SLOW_CONSUMER", true},
 	[RELAY_ERR_SERVER_FULL] = {"SERVER_FULL", true},
 	[RELAY_ERR_SERVER_SHUTDOWN] = {"SERVER_SHUTDOWN", true},
+	[RELAY_ERR_UNAUTHORIZED] = {"UNAUTHORIZED", true},
+	[RELAY_ERR_TOKEN_EXPIRED] = {"TOKEN_EXPIRED", true},
+	[RELAY_ERR_FORBIDDEN] = {"FORBIDDEN", false},
 };
 
 const char *relay_msg_type_name(unsigned type)

@@ -11,6 +11,7 @@
 #include "net/transport.h"
 #include "ops/ops.h"
 #include "base/options.h"
+#include "relay/auth.h"
 #include "relay/fanout.h"
 #include "relay/handler.h"
 #include "relay/room.h"
@@ -92,13 +93,14 @@ static void main_print_listeners(const struct rl_config *cfg, const struct rl_li
 }
 
 /* The lower layers call up only through what is installed here, once,
- * before any worker runs: a connection's frames and its close go to the
+ * before any worker runs: a connection's accept, frames and close go to the
  * protocol handler; inbox items and released messages to the fan-out. */
 static void main_wire_layers(void)
 {
 	static const struct rl_conn_upcalls conn_up = {
 		.frame = rl_handler_frame,
 		.closed = rl_handler_closed,
+		.opened = rl_handler_opened,
 	};
 
 	rl_conn_set_upcalls(&conn_up);
@@ -114,6 +116,7 @@ static int main_start(unsigned n, const struct rl_listen_spec *specs, unsigned n
 	for (unsigned i = 0; i < n; i++) {
 		struct rl_worker *w = &rl_srv.workers[i];
 		int rc = rl_worker_init(w, i);
+		rl_auth_worker_init(w); /* the protocol layer's timer lists */
 		for (unsigned k = 0; k < nspecs && !rc; k++)
 			rc = rl_worker_listen(w, specs[k].fds[i], specs[k].tp, specs[k].name);
 		if (rc)
@@ -211,6 +214,10 @@ int main(int argc, char **argv)
 	if (rl_ops_configure(cfg, given)) /* ops: --config FILE */
 		return 1;
 	rl_log_set_level(cfg->debug ? RL_LOG_DEBUG : (int)cfg->log_level);
+	if (rl_auth_init(cfg, err, sizeof(err))) { /* --auth-key: load the key files */
+		fprintf(stderr, "relayd: %s\n", err);
+		return 1;
+	}
 	unsigned n = main_nworkers(cfg);
 	main_raise_nofile();
 	int sfd = main_signals();
@@ -253,6 +260,7 @@ int main(int argc, char **argv)
 	rl_ops_stop(); /* ops: admin endpoint off before rooms and stats go */
 	main_drain_inboxes();
 	main_totals();
+	rl_auth_fini(); /* before rl_rooms_fini's rcu_barrier frees the replaced key sets */
 	rl_rooms_fini();
 	for (unsigned i = 0; i < n; i++)
 		rl_worker_fini(&rl_srv.workers[i]);

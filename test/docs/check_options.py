@@ -29,6 +29,18 @@ FOREIGN = {
     # relay-bench (docs/relay-bench.md), in the sizing and TLS measurements
     "--conns": "relay-bench",
     "--transport": "relay-bench",
+    # relay-cli token (docs/cli.md), shown where operations.md mints tokens
+    "--key": "relay-cli token",
+    "--kid": "relay-cli token",
+    "--sub": "relay-cli token",
+    "--aud": "relay-cli token",
+    "--ttl": "relay-cli token",
+    "--nbf": "relay-cli token",
+    "--rooms-join": "relay-cli token",
+    "--rooms-publish": "relay-cli token",
+    # relay-cli sending a token, in operations.md's access-control example
+    "--token": "relay-cli",
+    "--token-file": "relay-cli",
 }
 BUILTIN = {"--help", "--version"}
 

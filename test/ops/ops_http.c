@@ -104,13 +104,24 @@ static int http_read_all(int fd, int timeout_ms, char **out, size_t *outlen, cha
 int ops_http(const char *hostport, const char *method, const char *path, int timeout_ms,
 	     struct ops_http_reply *r, char *err, size_t errlen)
 {
+	return ops_http_h(hostport, method, path, NULL, timeout_ms, r, err, errlen);
+}
+
+int ops_http_h(const char *hostport, const char *method, const char *path, const char *headers,
+	       int timeout_ms, struct ops_http_reply *r, char *err, size_t errlen)
+{
 	memset(r, 0, sizeof(*r));
 	int fd = http_connect(hostport, err, errlen);
 	if (fd < 0)
 		return fd;
-	char req[512];
-	int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: %s\r\n\r\n", method, path,
-			 hostport);
+	char req[2048];
+	int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: %s\r\n%s\r\n", method, path,
+			 hostport, headers ? headers : "");
+	if (n < 0 || (size_t)n >= sizeof(req)) {
+		snprintf(err, errlen, "request too long");
+		close(fd);
+		return -EINVAL;
+	}
 	if (write(fd, req, (size_t)n) != n) {
 		snprintf(err, errlen, "write: %s", strerror(errno));
 		close(fd);

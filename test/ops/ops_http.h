@@ -17,6 +17,10 @@ struct ops_http_reply {
  * (the reason is written to <err>). Free with ops_http_free. */
 int ops_http(const char *hostport, const char *method, const char *path, int timeout_ms,
 	     struct ops_http_reply *r, char *err, size_t errlen);
+/* ops_http with extra request header lines <headers> (each ending in
+ * "\r\n"; NULL: none). */
+int ops_http_h(const char *hostport, const char *method, const char *path, const char *headers,
+	       int timeout_ms, struct ops_http_reply *r, char *err, size_t errlen);
 void ops_http_free(struct ops_http_reply *r);
 /* Value of header <name> (case-insensitive) into <out>; 0 or -1. */
 int ops_http_header(const struct ops_http_reply *r, const char *name, char *out, size_t cap);

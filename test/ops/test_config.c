@@ -16,8 +16,9 @@
 #include "ops/config.h"
 
 /* The fake table: port (0-65535, restart), log-level (live),
- * max-connections (live; "held" by the command line when cli_holds). */
-static char v_port[32] = "4000", v_level[32] = "info", v_maxc[32] = "100";
+ * max-connections (live; "held" by the command line when cli_holds), keys
+ * (any text; a list for list_ops). */
+static char v_port[32] = "4000", v_level[32] = "info", v_maxc[32] = "100", v_keys[32] = "";
 static int cli_holds;
 static int applied;
 static char logbuf[4096];
@@ -30,6 +31,8 @@ static char *fake_slot(const char *name)
 		return v_level;
 	if (strcmp(name, "max-connections") == 0)
 		return v_maxc;
+	if (strcmp(name, "keys") == 0)
+		return v_keys;
 	return NULL;
 }
 
@@ -48,6 +51,8 @@ static int fake_check(const char *name, const char *value, char *err, size_t err
 		}
 		return 0;
 	}
+	if (strcmp(name, "keys") == 0)
+		return 0;
 	long v = strtol(value, &end, 10);
 	if (*value == '\0' || *end || v < 0 || v > 65535) {
 		snprintf(err, errlen, "%s: must be an integer 0-65535", name);
@@ -89,7 +94,15 @@ static int fake_commit(char *err, size_t errlen)
 }
 
 static const struct rl_config_ops ops = {fake_known, fake_check,  fake_apply, fake_current,
-					 fake_live,  fake_commit, NULL};
+					 fake_live,  fake_commit, NULL,	      NULL};
+
+static int fake_list(const char *name)
+{
+	return strcmp(name, "keys") == 0;
+}
+
+static const struct rl_config_ops list_ops = {fake_known, fake_check,  fake_apply, fake_current,
+					      fake_live,  fake_commit, NULL,	   fake_list};
 
 static char path[64];
 
@@ -245,7 +258,7 @@ static void warn_line(const char *line)
 }
 
 static const struct rl_config_ops warn_ops = {fake_known, fake_check,  fake_apply, fake_current,
-					      fake_live,  fake_commit, warn_line};
+					      fake_live,  fake_commit, warn_line,  NULL};
 
 static void write_bytes(const void *p, size_t n)
 {
@@ -352,6 +365,18 @@ Test(config, a_key_given_twice_is_taken_from_its_last_line_only)
 	cr_assert_eq(applied, 2, "port applied once, log-level once");
 	expect_error("port = 4200\nlog-level = info\nport = 99999\n",
 		     "3: port: must be an integer 0-65535");
+}
+
+/* --auth-key in a file: several lines add up, as on the command line. */
+Test(config, a_list_key_given_twice_keeps_every_line_in_order)
+{
+	char err[512];
+	write_file("keys = a=/k/1\nport = 4200\nkeys = /k/2, b=/k/3\n");
+	cr_assert_eq(rl_config_load(path, &list_ops, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(v_keys, "a=/k/1,/k/2, b=/k/3");
+	cr_assert_eq(applied, 2, "keys applied once (the whole list), port once");
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(v_keys, "/k/2, b=/k/3", "not a list: the last line wins");
 }
 
 Test(config, an_unknown_section_is_blamed_on_its_header_line)

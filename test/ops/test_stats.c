@@ -103,6 +103,15 @@ Test(stats, dimensions_name_their_elements_as_the_protocol_does)
 	cr_expect_eq(rl_stats_dim_first(RL_STAT_DIM_ERR_CODE), RELAY_ERR_NONE + 1);
 	cr_expect_str_eq(rl_stats_dim_name(RL_STAT_DIM_ERR_CODE, RELAY_ERR_SLOW_CONSUMER),
 			 "SLOW_CONSUMER");
+	cr_expect_eq(rl_stats_dim_first(RL_STAT_DIM_AUTH_FAIL), 0);
+	cr_expect_str_eq(rl_stats_dim_label(RL_STAT_DIM_AUTH_FAIL), "reason");
+	cr_expect_str_eq(rl_stats_dim_name(RL_STAT_DIM_AUTH_FAIL, RL_AUTH_FAIL_HELLO_TIMEOUT),
+			 "hello_timeout");
+	for (unsigned i = 0; i < RL_AUTH_FAIL_N; i++) {
+		const char *n = rl_stats_dim_name(RL_STAT_DIM_AUTH_FAIL, i);
+		cr_expect(n && *n && strspn(n, "abcdefghijklmnopqrstuvwxyz_") == strlen(n),
+			  "reason %u: a snake_case label value", i);
+	}
 	cr_expect_str_eq(rl_stats_kind_name(RL_STAT_COUNTER), "counter");
 	cr_expect_str_eq(rl_stats_kind_name(RL_STAT_GAUGE), "gauge");
 }

@@ -106,6 +106,9 @@ Test(frame, error_table_matches_the_spec)
 		{RELAY_ERR_SLOW_CONSUMER, "SLOW_CONSUMER", true},
 		{RELAY_ERR_SERVER_FULL, "SERVER_FULL", true},
 		{RELAY_ERR_SERVER_SHUTDOWN, "SERVER_SHUTDOWN", true},
+		{RELAY_ERR_UNAUTHORIZED, "UNAUTHORIZED", true},
+		{RELAY_ERR_TOKEN_EXPIRED, "TOKEN_EXPIRED", true},
+		{RELAY_ERR_FORBIDDEN, "FORBIDDEN", false},
 	};
 	cr_assert_eq(sizeof spec / sizeof spec[0], RELAY_ERR_NCODES - 1);
 	for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {

@@ -249,9 +249,12 @@ Test(options, strings_keep_to_their_length_bounds)
 
 /* ---- the table as a whole -------------------------------------------------------- */
 
-/* A value no option of <type> accepts (a string option: one byte too long). */
+/* A value no option of <type> accepts (a string option: one byte too long;
+ * a list: an empty entry). */
 static const char *bad_value(const struct rl_option *o, char *buf, size_t cap)
 {
+	if (o->type == RL_OPT_LIST)
+		return "a,,b";
 	if (o->type != RL_OPT_STRING)
 		return "bogus";
 	cr_assert_lt(o->max, cap);
@@ -512,6 +515,43 @@ Test(options, command_line_errors_are_one_line_naming_the_option)
 	parse_fails((const char *[]){"--outbound-hard-limit", "256K", "--outbound-low-watermark",
 				     "200K", NULL},
 		    "--outbound-low-watermark (204800) must not exceed");
+}
+
+/* --auth-key: repeated on the command line, each occurrence adds a key;
+ * the environment gives a comma-separated list, which the command line
+ * replaces. */
+Test(options, a_list_option_repeated_on_the_command_line_adds_to_its_list)
+{
+	struct rl_config cfg;
+	char out[256], err[256];
+	setenv("RELAY_AUTH_KEY", "env=/k/0", 1);
+	cr_assert_eq(parse(&cfg,
+			   (const char *[]){"--auth-key", "a=/k/1", "--auth-key=/k/2,b=/k/3",
+					    "--auth-audience", "x", "--auth-audience", "y", NULL},
+			   out, sizeof(out), err, sizeof(err)),
+		     RL_OPTS_RUN, "%s", err);
+	cr_assert_str_eq(cfg.auth_keys, "a=/k/1,/k/2,b=/k/3");
+	cr_assert_str_eq(cfg.auth_audience, "y", "a plain string: the last one wins");
+
+	cr_assert_eq(parse(&cfg, NULL, out, sizeof(out), err, sizeof(err)), RL_OPTS_RUN, "%s", err);
+	cr_assert_str_eq(cfg.auth_keys, "env=/k/0");
+}
+
+Test(options, a_list_refuses_empty_entries_but_may_be_empty_as_a_whole)
+{
+	static const char *const bad[] = {",", "a,", ",a", "a,,b", "a, ,b", " "};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		set_bad("auth-key", bad[i]);
+	struct rl_config cfg;
+	char err[256] = "";
+	rl_config_defaults(&cfg);
+	cr_assert_eq(rl_option_set(&cfg, opt("auth-key"), "", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rl_option_set(&cfg, opt("auth-key"), "k1=a, ./b=c", err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_str_eq(cfg.auth_keys, "k1=a, ./b=c");
+	parse_fails((const char *[]){"--auth-key", "a", "--auth-key", "", NULL},
+		    "invalid value 'a,' for --auth-key: expected a comma-separated list without "
+		    "empty entries");
 }
 
 Test(options, an_environment_error_names_the_variable_too)

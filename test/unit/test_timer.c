@@ -205,3 +205,35 @@ Test(timer, a_deadline_list_fires_at_each_start_and_is_never_disabled)
 	cr_assert_eq(fired[0].list, 7);
 	cr_assert_eq(rl_timers_next(&l, 1, 2000), 500);
 }
+
+/* Token expiry: each entry has its own deadline, armed in any order. */
+Test(timer, sorted_arming_fires_in_deadline_order_whatever_the_arming_order)
+{
+	static const uint64_t at[] = {500, 100, 900, 300, 300, 50, 1000, 700};
+	static const int want[] = {5, 1, 3, 4, 0, 7, 2, 6}; /* ties: arming order */
+	struct rl_timer_list l;
+	rl_timer_list_init_deadline(&l, record, NULL);
+	for (int i = 0; i < 8; i++)
+		rl_timer_arm_sorted(&l, &tm[i], at[i]);
+	cr_assert_eq(rl_timers_next(&l, 1, 0), 50, "the head is the earliest deadline");
+
+	rl_timers_run(&l, 1, 2000);
+	cr_assert_eq(nfired, 8);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(fired[i].idx, want[i], "expiry %d: timer %d, want %d", i, fired[i].idx,
+			     want[i]);
+}
+
+Test(timer, sorted_rearming_moves_the_entry_to_its_new_place)
+{
+	struct rl_timer_list l;
+	rl_timer_list_init_deadline(&l, record, NULL);
+	rl_timer_arm_sorted(&l, &tm[0], 100);
+	rl_timer_arm_sorted(&l, &tm[1], 200);
+	rl_timer_arm_sorted(&l, &tm[0], 300); /* a refresh: later */
+
+	rl_timers_run(&l, 1, 250);
+	cr_assert_eq(nfired, 1);
+	cr_assert_eq(fired[0].idx, 1);
+	cr_assert_eq(rl_timers_next(&l, 1, 250), 50);
+}

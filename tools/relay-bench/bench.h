@@ -54,6 +54,8 @@ struct rb_opts {
 	const char *workload;
 	enum rb_proto_id proto;
 	bool binary;           /* relay: binary framing instead of JSON */
+	const char *token;     /* relay: access token for every HELLO (NULL: none) */
+	const char *token_file;
 	const char *host;
 	int port;
 	int threads;
@@ -170,6 +172,9 @@ extern const struct rb_proto rb_proto_nats;
 extern const struct rb_proto rb_proto_redis;
 const struct rb_proto *rb_proto_get(enum rb_proto_id id);
 void rb_proto_relay_mode(bool binary);
+/* Every relay HELLO carries <token> (NULL: none). Before threads start;
+ * 0, or -1 when it does not fit a HELLO. */
+int rb_proto_relay_token(const char *token);
 const char *rb_proto_name(enum rb_proto_id id);
 
 /* Room name "r<idx>" into <buf> (>= 16 bytes); returns its length. */

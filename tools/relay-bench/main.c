@@ -27,6 +27,8 @@ struct opt_def {
 static const struct opt_def opt_table[] = {
 	{ "proto", OK_PROTO, OFF(proto), "relay | nats | redis (default relay)" },
 	{ "binary", OK_FLAG, OFF(binary), "relay: binary framing instead of JSON" },
+	{ "token", OK_STR, OFF(token), "relay: access token every connection sends in HELLO" },
+	{ "token-file", OK_STR, OFF(token_file), "relay: read --token from FILE's first line" },
 	{ "host", OK_STR, OFF(host), "server address (default 127.0.0.1)" },
 	{ "port", OK_INT, OFF(port), "server port (required)" },
 	{ "threads", OK_INT, OFF(threads), "client threads (default 1)" },
@@ -229,6 +231,21 @@ static int check_opts(const struct rb_opts *o)
 	return 0;
 }
 
+/* --token-file: the token is the file's first line. */
+static int read_token(struct rb_opts *o)
+{
+	static char tok[4200];
+	FILE *f = fopen(o->token_file, "re");
+	if (!f)
+		return fprintf(stderr, "relay-bench: --token-file %s: cannot open\n", o->token_file), -1;
+	size_t n = fread(tok, 1, sizeof tok - 1, f);
+	fclose(f);
+	tok[n] = '\0';
+	tok[strcspn(tok, "\r\n")] = '\0';
+	o->token = tok;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct rb_opts o;
@@ -239,6 +256,10 @@ int main(int argc, char **argv)
 	o.tls = o.transport && strcmp(o.transport, "tls") == 0;
 	signal(SIGPIPE, SIG_IGN);
 	rb_proto_relay_mode(o.binary);
+	if (o.token_file && read_token(&o) < 0)
+		return 2;
+	if (rb_proto_relay_token(o.token) < 0)
+		return fprintf(stderr, "relay-bench: --token is too long\n"), 2;
 	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
 		if (strcmp(o.workload, workloads[i].name) != 0)
 			continue;

@@ -5,6 +5,7 @@
  */
 #include "bench.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static bool relay_binary; /* set once before threads start (rb_proto_relay_mode) */
@@ -20,11 +21,23 @@ static void relay_frame(struct bconn *c, uint8_t type, uint8_t flags, const void
 	rb_out_commit(c, relay_frame_encode(w, type, flags, p, (uint32_t)n));
 }
 
+/* The HELLO payload, set once before threads start (rb_proto_relay_token). */
+static char relay_hello_json[4200] = "{\"clientVersion\":\"relay-bench/0.1\"}";
+
+int rb_proto_relay_token(const char *token)
+{
+	if (!token)
+		return 0;
+	int n = snprintf(relay_hello_json, sizeof relay_hello_json,
+			 "{\"clientVersion\":\"relay-bench/0.1\",\"token\":\"%s\"}", token);
+	return n > 0 && (size_t)n < sizeof relay_hello_json ? 0 : -1;
+}
+
 static void relay_hello(struct bconn *c)
 {
-	static const char hello[] = "{\"clientVersion\":\"relay-bench/0.1\"}";
 	relay_decoder_init(&c->dec, RELAY_DEFAULT_MAX_FRAME);
-	relay_frame(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, hello, sizeof hello - 1);
+	relay_frame(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, relay_hello_json,
+		    strlen(relay_hello_json));
 	c->pending_acks++;
 }
 

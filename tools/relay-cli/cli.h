@@ -8,6 +8,7 @@
  *   input.c        a line reader over a non-blocking fd
  *   interactive.c  the `relay> ` prompt (libedit) and its commands
  *   script.c       `sub` and `pub`
+ *   token.c        `token`: mints an access token (no connection)
  *
  * Threading: relay-cli is single-threaded; every object here belongs to the
  * main thread. Nothing is shared with signal handlers except the flag in
@@ -33,7 +34,19 @@
 
 /* ---- options (main.c) ---------------------------------------------------- */
 
-enum rl_cli_mode { RL_CLI_INTERACTIVE = 0, RL_CLI_SUB, RL_CLI_PUB, RL_CLI_NMODES };
+enum rl_cli_mode { RL_CLI_INTERACTIVE = 0, RL_CLI_SUB, RL_CLI_PUB, RL_CLI_TOKEN, RL_CLI_NMODES };
+
+#define RL_CLI_MAX_PATTERNS 64 /* per --rooms-* list (the server's limit) */
+
+/* `token` mode: values as given on the command line, checked by token.c. */
+struct rl_cli_token_opts {
+	const char *key;		   /* signing key file */
+	const char *sub;		   /* the userId */
+	const char *kid, *aud, *ttl, *nbf; /* NULL when not given */
+	const char *join[RL_CLI_MAX_PATTERNS];
+	const char *publish[RL_CLI_MAX_PATTERNS];
+	int njoin, npublish; /* may exceed the arrays: then refused */
+};
 
 /* TLS to relayd's --tls-port (conn.c). */
 struct rl_cli_tls {
@@ -48,12 +61,14 @@ struct rl_cli_opts {
 	const char *port; /* validated 1-65535; default 4000 */
 	const char *user; /* HELLO userId, or NULL */
 	struct rl_cli_tls tls;
+	const char *token; /* HELLO access token (--token, --token-file), or NULL */
 	bool color;	  /* colour decided: tty, no NO_COLOR, no --no-color */
 	bool json;	  /* sub: whole payloads; pub: raw JSON content */
 	long count;	  /* sub: exit after this many messages; 0 = no limit */
 	double timeout_s; /* sub: give up after this long; < 0 = never */
 	char **args;	  /* mode arguments: rooms (sub), room + words (pub) */
 	int nargs;
+	struct rl_cli_token_opts tok; /* token mode */
 };
 
 /* Set (to the signal number) by the SIGINT/SIGTERM/SIGHUP handler. */
@@ -115,7 +130,7 @@ int rl_cli_event_decode(const struct relay_frame *f, struct rl_cli_event *ev, ch
 
 /* Request payloads, written with the protocol library's JSON writer into
  * <buf>/<cap>. Each returns the payload length, or 0 if it did not fit. */
-size_t rl_cli_req_hello(uint8_t *buf, size_t cap, const char *user);
+size_t rl_cli_req_hello(uint8_t *buf, size_t cap, const char *user, const char *token);
 size_t rl_cli_req_room(uint8_t *buf, size_t cap, const char *room);
 /* MESSAGE: <content> is text (sent as a JSON string) unless <raw_json>,
  * then it must already be valid JSON (rl_cli_json_check). */
@@ -192,7 +207,7 @@ int rl_cli_conn_keepalive(struct rl_cli_conn *c);
 int rl_cli_conn_poll_ms(const struct rl_cli_conn *c, int other_ms);
 
 /* HELLO with <user> (may be NULL); fills conn_id, max_frame, keepalive_ms. */
-int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user);
+int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user, const char *token);
 /* A HEARTBEAT round trip; *<rtt_us> receives the round-trip time. */
 int rl_cli_conn_ping(struct rl_cli_conn *c, int64_t *rtt_us);
 
@@ -248,6 +263,7 @@ void rl_cli_fmt_reset(FILE *f, bool color);
 int rl_cli_interactive(const struct rl_cli_opts *o);
 int rl_cli_sub(const struct rl_cli_opts *o);
 int rl_cli_pub(const struct rl_cli_opts *o);
+int rl_cli_token(const struct rl_cli_opts *o);
 
 /* "relay-cli: <fmt>\n" on stderr. */
 void rl_cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

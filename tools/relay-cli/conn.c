@@ -542,14 +542,14 @@ int rl_cli_conn_request(struct rl_cli_conn *c, uint8_t type, const char *room, c
 	return c->reply.kind == RL_CLI_EV_ERROR ? 1 : 0;
 }
 
-int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user)
+int rl_cli_conn_hello(struct rl_cli_conn *c, const char *user, const char *token)
 {
-	uint8_t buf[512];
-	size_t n = rl_cli_req_hello(buf, sizeof buf, user);
+	uint8_t buf[1024 + 6 * 4096]; /* a token is at most 4096 bytes (spec §2) */
+	size_t n = rl_cli_req_hello(buf, sizeof buf, user, token);
 	int rc;
 
 	if (n == 0) {
-		snprintf(c->why, sizeof c->why, "user name too long");
+		snprintf(c->why, sizeof c->why, "user name or token too long");
 		return -EINVAL;
 	}
 	rc = rl_cli_conn_request(c, RELAY_MSG_HELLO, NULL, buf, n, RL_CLI_REPLY_TIMEOUT_MS);

@@ -177,7 +177,7 @@ int rl_cli_event_decode(const struct relay_frame *f, struct rl_cli_event *ev, ch
 
 /* ---- requests ----------------------------------------------------------- */
 
-size_t rl_cli_req_hello(uint8_t *buf, size_t cap, const char *user)
+size_t rl_cli_req_hello(uint8_t *buf, size_t cap, const char *user, const char *token)
 {
 	struct relay_jw w;
 
@@ -186,6 +186,10 @@ size_t rl_cli_req_hello(uint8_t *buf, size_t cap, const char *user)
 	if (user) {
 		relay_jw_key(&w, "userId");
 		relay_jw_cstr(&w, user);
+	}
+	if (token) {
+		relay_jw_key(&w, "token");
+		relay_jw_cstr(&w, token);
 	}
 	relay_jw_key(&w, "clientVersion");
 	relay_jw_cstr(&w, RL_CLI_VERSION);

@@ -513,7 +513,7 @@ int rl_cli_interactive(const struct rl_cli_opts *o)
 	ia.tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
 	if (rl_cli_conn_open(&ia.conn, o->host, o->port, &o->tls, RL_CLI_CONNECT_TIMEOUT_MS,
 			     ia_on_event, NULL) ||
-	    rl_cli_conn_hello(&ia.conn, o->user)) {
+	    rl_cli_conn_hello(&ia.conn, o->user, o->token)) {
 		rl_cli_warn("%s", ia.conn.why);
 		rl_cli_conn_close(&ia.conn);
 		return 1;

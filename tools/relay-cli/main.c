@@ -1,6 +1,6 @@
 /* main.c -- relay-cli: options (one table drives getopt_long, the checks and
- * --help), signal plumbing, and dispatch to the interactive mode, `sub` or
- * `pub`.
+ * --help), signal plumbing, and dispatch to the interactive mode, `sub`,
+ * `pub` or `token`.
  *
  * Threading: main thread only. Signals are blocked except inside rl_cli_poll,
  * so handlers only ever interrupt a ppoll and just set a flag.
@@ -120,9 +120,20 @@ enum main_opt {
 	OPT_TLS,
 	OPT_TLS_CA,
 	OPT_TLS_INSECURE,
+	OPT_KEY,
+	OPT_SUB,
+	OPT_KID,
+	OPT_AUD,
+	OPT_ROOMS_JOIN,
+	OPT_ROOMS_PUBLISH,
+	OPT_TTL,
+	OPT_NBF,
+	OPT_TOKEN,
+	OPT_TOKEN_FILE,
 };
 
 #define M_ALL ((1u << RL_CLI_INTERACTIVE) | (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB))
+#define M_TOKEN (1u << RL_CLI_TOKEN)
 static const struct main_opt_def {
 	const char *name;
 	int id;
@@ -137,14 +148,29 @@ static const struct main_opt_def {
     {"tls-ca", OPT_TLS_CA, "FILE", M_ALL, "trust the CA certificates in FILE (implies --tls)"},
     {"tls-insecure", OPT_TLS_INSECURE, NULL, M_ALL,
      "TLS without verifying the certificate (tests; implies --tls)"},
+    {"token", OPT_TOKEN, "TOKEN", M_ALL,
+     "access token sent in HELLO (servers with --auth-key; its sub is the user name)"},
+    {"token-file", OPT_TOKEN_FILE, "FILE", M_ALL,
+     "read the access token from FILE (not visible in ps, unlike --token)"},
     {"no-color", OPT_NO_COLOR, NULL, M_ALL, "no colour (also: NO_COLOR set in the environment)"},
     {"json", OPT_JSON, NULL, (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB),
      "sub: print whole payloads as JSON lines; pub: messages are raw JSON"},
     {"count", OPT_COUNT, "N", 1u << RL_CLI_SUB, "sub: exit after N messages"},
     {"timeout", OPT_TIMEOUT, "S", 1u << RL_CLI_SUB,
      "sub: give up after S seconds (status 2 if --count not reached)"},
-    {"help", OPT_HELP, NULL, M_ALL, "show this help"},
-    {"version", OPT_VERSION, NULL, M_ALL, "show the version"},
+    {"key", OPT_KEY, "FILE", M_TOKEN,
+     "token: signing key (HS256 secret file, or Ed25519 private key PEM)"},
+    {"sub", OPT_SUB, "NAME", M_TOKEN, "token: the userId (sub claim)"},
+    {"kid", OPT_KID, "KID", M_TOKEN, "token: key id for the header (servers with several keys)"},
+    {"aud", OPT_AUD, "AUD", M_TOKEN, "token: audience (aud claim)"},
+    {"rooms-join", OPT_ROOMS_JOIN, "PATTERN", M_TOKEN,
+     "token: rooms it may join (repeat; room, prefix*, or *)"},
+    {"rooms-publish", OPT_ROOMS_PUBLISH, "PATTERN", M_TOKEN,
+     "token: rooms it may publish to (repeat; a list not given allows nothing)"},
+    {"ttl", OPT_TTL, "TIME", M_TOKEN, "token: valid for TIME from now (default 1h; 90s, 15m, 2d)"},
+    {"nbf", OPT_NBF, "WHEN", M_TOKEN, "token: not valid before now + TIME, or @EPOCH-SECONDS"},
+    {"help", OPT_HELP, NULL, M_ALL | M_TOKEN, "show this help"},
+    {"version", OPT_VERSION, NULL, M_ALL | M_TOKEN, "show the version"},
 };
 #define MAIN_NOPTS (sizeof main_opts / sizeof main_opts[0])
 
@@ -152,6 +178,7 @@ static const char *const main_mode_names[RL_CLI_NMODES] = {
     [RL_CLI_INTERACTIVE] = "the interactive mode",
     [RL_CLI_SUB] = "sub",
     [RL_CLI_PUB] = "pub",
+    [RL_CLI_TOKEN] = "token",
 };
 
 static void main_usage(FILE *f)
@@ -159,14 +186,15 @@ static void main_usage(FILE *f)
 	fputs("usage: relay-cli [options] [HOST [PORT]]        interactive client\n"
 	      "       relay-cli [options] sub ROOM [ROOM...]   print the messages of rooms\n"
 	      "       relay-cli [options] pub ROOM [MESSAGE...] send MESSAGE, or each stdin line\n"
+	      "       relay-cli token --key FILE --sub NAME [...] print a new access token\n"
 	      "options:\n",
 	      f);
 	for (size_t i = 0; i < MAIN_NOPTS; i++) {
-		char left[32];
+		char left[40];
 
 		snprintf(left, sizeof left, "--%s%s%s", main_opts[i].name,
 			 main_opts[i].arg ? " " : "", main_opts[i].arg ? main_opts[i].arg : "");
-		fprintf(f, "  %-18s %s\n", left, main_opts[i].help);
+		fprintf(f, "  %-23s %s\n", left, main_opts[i].help);
 	}
 	fputs("exit status: 0 ok, 1 error (connection, server, arguments), "
 	      "2 sub --timeout before --count\n",
@@ -194,10 +222,49 @@ static void main_build_getopt(struct option *lo, char *so)
 
 /* Values as given; checked once the mode is known. */
 struct main_raw {
-	const char *count, *timeout;
+	const char *count, *timeout, *token_file;
 	bool no_color, help, version;
 	unsigned seen; /* bit i: main_opts[i] was given */
 };
+
+/* The token mode's options; repeated --rooms-* are collected (counted past
+ * the array, so that token.c can refuse too many). */
+static int main_store_token(struct rl_cli_token_opts *t, int id, const char *arg)
+{
+	switch (id) {
+	case OPT_KEY:
+		t->key = arg;
+		break;
+	case OPT_SUB:
+		t->sub = arg;
+		break;
+	case OPT_KID:
+		t->kid = arg;
+		break;
+	case OPT_AUD:
+		t->aud = arg;
+		break;
+	case OPT_TTL:
+		t->ttl = arg;
+		break;
+	case OPT_NBF:
+		t->nbf = arg;
+		break;
+	case OPT_ROOMS_JOIN:
+		if (t->njoin < RL_CLI_MAX_PATTERNS)
+			t->join[t->njoin] = arg;
+		t->njoin++;
+		break;
+	case OPT_ROOMS_PUBLISH:
+		if (t->npublish < RL_CLI_MAX_PATTERNS)
+			t->publish[t->npublish] = arg;
+		t->npublish++;
+		break;
+	default:
+		return -1;
+	}
+	return 0;
+}
 
 static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const char *arg)
 {
@@ -213,6 +280,12 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 		break;
 	case OPT_USER:
 		o->user = arg;
+		break;
+	case OPT_TOKEN:
+		o->token = arg;
+		break;
+	case OPT_TOKEN_FILE:
+		r->token_file = arg;
 		break;
 	case OPT_JSON:
 		o->json = true;
@@ -243,7 +316,7 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 		r->version = true;
 		break;
 	default:
-		return -1;
+		return main_store_token(&o->tok, id, arg);
 	}
 	return 0;
 }
@@ -310,12 +383,52 @@ static int main_check_numbers(struct rl_cli_opts *o, const struct main_raw *r)
 	return 0;
 }
 
+/* --token-file: the token is the file's first line (a final newline and
+ * surrounding blanks dropped), at most 4096 bytes. 0, or -1 after saying why. */
+static int main_token_file(struct rl_cli_opts *o, const char *path)
+{
+	static char tok[4096 + 2];
+	FILE *f;
+	size_t n;
+
+	if (o->token) {
+		rl_cli_warn("--token and --token-file: give one of them");
+		return -1;
+	}
+	if (!(f = fopen(path, "re"))) {
+		rl_cli_warn("--token-file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = fread(tok, 1, sizeof tok - 1, f);
+	fclose(f);
+	tok[n] = '\0';
+	tok[strcspn(tok, "\r\n")] = '\0';
+	n = strlen(tok);
+	while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+		tok[--n] = '\0';
+	o->token = tok + strspn(tok, " \t");
+	if (*o->token == '\0' || n > 4096) {
+		rl_cli_warn("--token-file %s: %s", path,
+			    n > 4096 ? "the token is longer than 4096 bytes" : "no token in it");
+		return -1;
+	}
+	return 0;
+}
+
 /* The mode from the first operand, and what the mode needs. */
 static int main_mode(struct rl_cli_opts *o, int argc, char **argv)
 {
 	char **ops = argv + optind;
 	int nops = argc - optind;
 
+	if (nops > 0 && !strcmp(ops[0], "token")) {
+		o->mode = RL_CLI_TOKEN;
+		if (nops > 1) {
+			rl_cli_warn("unexpected argument '%s' (see --help)", ops[1]);
+			return -1;
+		}
+		return 0;
+	}
 	if (nops > 0 && (!strcmp(ops[0], "sub") || !strcmp(ops[0], "pub"))) {
 		o->mode = ops[0][0] == 's' ? RL_CLI_SUB : RL_CLI_PUB;
 		o->args = ops + 1;
@@ -378,7 +491,7 @@ static int main_parse(int argc, char **argv, struct rl_cli_opts *o)
 		return -1;
 	}
 	if (main_mode(o, argc, argv) || main_check_modes(o, &r) || main_check_port(o->port) ||
-	    main_check_numbers(o, &r))
+	    main_check_numbers(o, &r) || (r.token_file && main_token_file(o, r.token_file)))
 		return -2;
 	if (o->tls.ca && o->tls.insecure) {
 		rl_cli_warn("--tls-ca and --tls-insecure exclude each other (see --help)");
@@ -394,6 +507,7 @@ int main(int argc, char **argv)
 	    [RL_CLI_INTERACTIVE] = rl_cli_interactive,
 	    [RL_CLI_SUB] = rl_cli_sub,
 	    [RL_CLI_PUB] = rl_cli_pub,
+	    [RL_CLI_TOKEN] = rl_cli_token,
 	};
 	struct rl_cli_opts o;
 	int rc = main_parse(argc, argv, &o);

@@ -37,7 +37,7 @@ static int script_connect(struct rl_cli_conn *c, const struct rl_cli_opts *o, rl
 			  void *arg)
 {
 	if (rl_cli_conn_open(c, o->host, o->port, &o->tls, RL_CLI_CONNECT_TIMEOUT_MS, fn, arg) ||
-	    rl_cli_conn_hello(c, o->user)) {
+	    rl_cli_conn_hello(c, o->user, o->token)) {
 		rl_cli_warn("%s", c->why);
 		return -1;
 	}

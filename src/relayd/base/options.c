@@ -80,6 +80,22 @@ const struct rl_option rl_options[] = {
 	  "PEM certificate chain for the TLS listener (re-read on SIGHUP)" },
 	{ "tls-key", "RELAY_TLS_KEY", RL_OPT_STRING, "", 0, sizeof(((struct rl_config *)0)->tls_key),
 	  OFF(tls_key), false, "PEM private key for the TLS listener (re-read on SIGHUP)" },
+	{ "admin-token-file", "RELAY_ADMIN_TOKEN_FILE", RL_OPT_STRING, "", 0,
+	  sizeof(((struct rl_config *)0)->admin_token_file), OFF(admin_token_file), false,
+	  "file holding the bearer token that /metrics, /stats and /rooms require" },
+	/* access control (relay/auth.c, protocol-v1-ext.md §2): the key files are
+	 * re-read at every SIGHUP */
+	{ "auth-key", "RELAY_AUTH_KEY", RL_OPT_LIST, "", 0,
+	  sizeof(((struct rl_config *)0)->auth_keys), OFF(auth_keys), true,
+	  "token key [KID=]FILE (HS256 secret or Ed25519 public key PEM); repeat or "
+	  "comma-separate for rotation; set: every client must authenticate" },
+	{ "auth-audience", "RELAY_AUTH_AUDIENCE", RL_OPT_STRING, "", 0,
+	  sizeof(((struct rl_config *)0)->auth_audience), OFF(auth_audience), true,
+	  "tokens must name this audience in aud (unset: aud is not checked)" },
+	{ "auth-leeway", "RELAY_AUTH_LEEWAY", RL_OPT_DURATION, "30", 0, 3600 * 1000ull,
+	  OFF(auth_leeway_ms), true, "clock skew allowed on token exp and nbf" },
+	{ "hello-timeout", "RELAY_HELLO_TIMEOUT", RL_OPT_DURATION, "5", 0, DAY_MS, OFF(hello_ms),
+	  true, "with --auth-key: a client must authenticate within this (0 = off)" },
 };
 const size_t rl_options_count = sizeof(rl_options) / sizeof(rl_options[0]);
 _Static_assert(sizeof(rl_options) / sizeof(rl_options[0]) <= RL_OPTIONS_MAX,
@@ -95,6 +111,7 @@ static const char *const type_hint[RL_OPT_NTYPES] = {
 	[RL_OPT_PORT] = "a port (0 = ephemeral), or empty for off",
 	[RL_OPT_MEMSIZE] = "a size in bytes (suffix K, M or G allowed) or a percentage of "
 			   "physical memory (N%)",
+	[RL_OPT_LIST] = "a comma-separated list without empty entries",
 };
 
 static const char *const type_metavar[RL_OPT_NTYPES] = {
@@ -106,6 +123,7 @@ static const char *const type_metavar[RL_OPT_NTYPES] = {
 	[RL_OPT_LOGLEVEL] = " LEVEL",
 	[RL_OPT_PORT] = " PORT",
 	[RL_OPT_MEMSIZE] = " BYTES|N%",
+	[RL_OPT_LIST] = " LIST",
 };
 
 const struct rl_option *rl_option_find(const char *name)
@@ -200,9 +218,26 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
+/* Whether the comma-separated <val> has an empty (or blank) entry. */
+static bool list_has_empty(const char *val)
+{
+	const char *p = val;
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		if (strspn(p, " \t") >= n)
+			return true;
+		if (p[n] == '\0')
+			return false;
+		p += n + 1;
+	}
+}
+
 static int option_bad(const struct rl_option *o, const char *val, char *err, size_t n)
 {
-	if (o->type == RL_OPT_STRING)
+	if (o->type == RL_OPT_LIST && *val && list_has_empty(val))
+		snprintf(err, n, "invalid value '%s' for --%s: expected %s", val, o->name,
+			 type_hint[o->type]);
+	else if (o->type == RL_OPT_STRING || o->type == RL_OPT_LIST)
 		snprintf(err, n, "invalid value '%s' for --%s: expected %" PRIu64 "..%" PRIu64
 			 " characters", val, o->name, o->min, o->max - 1);
 	else if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE || o->type == RL_OPT_PORT ||
@@ -227,9 +262,11 @@ int rl_option_set(struct rl_config *cfg, const struct rl_option *o, const char *
 	int rc = 0;
 
 	switch (o->type) {
+	case RL_OPT_LIST:
 	case RL_OPT_STRING: {
 		size_t n = strlen(val);
-		if (n < o->min || n >= o->max)
+		if (n < o->min || n >= o->max ||
+		    (o->type == RL_OPT_LIST && n && list_has_empty(val)))
 			return option_bad(o, val, err, errlen);
 		memcpy(p, val, n + 1);
 		return 0;
@@ -272,11 +309,29 @@ int rl_option_set(struct rl_config *cfg, const struct rl_option *o, const char *
 	return 0;
 }
 
+int rl_option_append(struct rl_config *cfg, const struct rl_option *o, const char *val,
+		     char *err, size_t errlen)
+{
+	const char *cur = (const char *)cfg + o->off;
+	char *both;
+
+	if (o->type != RL_OPT_LIST || *cur == '\0')
+		return rl_option_set(cfg, o, val, err, errlen);
+	if (asprintf(&both, "%s,%s", cur, val) < 0) {
+		snprintf(err, errlen, "--%s: out of memory", o->name);
+		return -EINVAL;
+	}
+	int rc = rl_option_set(cfg, o, both, err, errlen);
+	free(both);
+	return rc;
+}
+
 void rl_option_format(const struct rl_config *cfg, const struct rl_option *o, char *buf,
 		      size_t cap)
 {
 	const void *p = (const char *)cfg + o->off;
 	switch (o->type) {
+	case RL_OPT_LIST:
 	case RL_OPT_STRING:
 		snprintf(buf, cap, "%s", (const char *)p);
 		break;
@@ -400,6 +455,7 @@ enum rl_opts_result rl_options_parse(struct rl_config *cfg, bool given[RL_OPTION
 				     char **argv)
 {
 	struct option lo[sizeof(rl_options) / sizeof(rl_options[0]) + 3];
+	bool cli[RL_OPTIONS_MAX] = { false }; /* already seen on the command line */
 	char err[512];
 	size_t i;
 
@@ -443,8 +499,12 @@ enum rl_opts_result rl_options_parse(struct rl_config *cfg, bool given[RL_OPTION
 		}
 		const struct rl_option *o = &rl_options[c - 256];
 		given[c - 256] = true;
-		if (rl_option_set(cfg, o, o->type == RL_OPT_BOOL ? "true" : optarg, err,
-				  sizeof(err))) {
+		/* A LIST option given again adds to its list (it replaces the environment's). */
+		int rc = cli[c - 256] ? rl_option_append(cfg, o, optarg, err, sizeof(err))
+				      : rl_option_set(cfg, o, o->type == RL_OPT_BOOL ? "true" : optarg,
+						      err, sizeof(err));
+		cli[c - 256] = true;
+		if (rc) {
 			fprintf(stderr, "relayd: %s\n", err);
 			return RL_OPTS_EXIT_ERR;
 		}

@@ -47,6 +47,13 @@ struct rl_config {
 	uint64_t tls_port;         /* RL_PORT_OFF = no TLS listener; 0 = ephemeral */
 	char tls_cert[1024];       /* PEM certificate chain, "" = none */
 	char tls_key[1024];        /* PEM private key, "" = none */
+	char admin_token_file[1024]; /* --admin-token-file FILE, "" = no bearer token */
+	/* access control (relay/auth.c). The strings are read only by the main
+	 * thread, which publishes what they mean (the key set) to the workers. */
+	char auth_keys[4096];	 /* --auth-key, a list of "[KID=]FILE"; "" = auth off */
+	char auth_audience[256]; /* "" = aud not checked */
+	uint64_t auth_leeway_ms;
+	uint64_t hello_ms; /* HELLO deadline with auth on; 0 = off */
 };
 
 /* An RL_OPT_PORT option that is not set: no such listener. */
@@ -61,6 +68,8 @@ enum rl_opt_type {
 	RL_OPT_LOGLEVEL, /* error | warn | info | debug */
 	RL_OPT_PORT,     /* 0..65535 (0 = ephemeral), or empty / "off": RL_PORT_OFF */
 	RL_OPT_MEMSIZE,  /* RL_OPT_SIZE, or "<n>%" of physical memory */
+	RL_OPT_LIST,	 /* comma-separated strings, none empty; a repeated command-line
+			    option or config-file key adds to the list (stored as a STRING) */
 	RL_OPT_NTYPES
 };
 
@@ -69,8 +78,8 @@ struct rl_option {
 	const char *env;    /* environment variable */
 	enum rl_opt_type type;
 	const char *def;    /* default, in the option's own syntax */
-	uint64_t min, max;  /* UINT/SIZE/DURATION bounds (DURATION in ms); STRING:
-			       min length, and the size of its char array */
+	uint64_t min, max;  /* UINT/SIZE/DURATION bounds (DURATION in ms); STRING,
+			       LIST: min length, and the size of its char array */
 	size_t off;         /* offset in struct rl_config */
 	bool reloadable;    /* may change on a running server (SIGHUP) */
 	const char *help;
@@ -84,6 +93,10 @@ const struct rl_option *rl_option_find(const char *name);
  * reason naming the option in <err>. */
 int rl_option_set(struct rl_config *cfg, const struct rl_option *o, const char *val,
 		  char *err, size_t errlen);
+/* Adds <val> to the LIST option <o> in <cfg> (a repeated --auth-key):
+ * "a" then "b" makes "a,b". 0 or -EINVAL as rl_option_set. */
+int rl_option_append(struct rl_config *cfg, const struct rl_option *o, const char *val, char *err,
+		     size_t errlen);
 /* The option's current value in <cfg>, formatted in its own syntax. */
 void rl_option_format(const struct rl_config *cfg, const struct rl_option *o,
 		      char *buf, size_t cap);

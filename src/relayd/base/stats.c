@@ -10,6 +10,7 @@
 #define RL_STAT_N_NONE 1u
 #define RL_STAT_N_MSG_TYPE ((unsigned)RELAY_MSG_NTYPES)
 #define RL_STAT_N_ERR_CODE ((unsigned)RELAY_ERR_NCODES)
+#define RL_STAT_N_AUTH_FAIL ((unsigned)RL_AUTH_FAIL_N)
 
 #define STATS_ROW(f, k, u, s, d, p, pl, h, wp, wh, j, t, at)                                       \
 	[RL_STAT_ID(f)] = {.field = #f,                                                            \
@@ -40,6 +41,15 @@ static const char *stats_err_name(unsigned i)
 	return relay_err_name((enum relay_err)i);
 }
 
+#define STATS_AUTH_FAIL_NAME(id, label) [RL_AUTH_FAIL_##id] = label,
+static const char *const stats_auth_fail_names[RL_AUTH_FAIL_N] = {
+    RL_AUTH_FAIL_LIST(STATS_AUTH_FAIL_NAME)};
+
+static const char *stats_auth_fail_name(unsigned i)
+{
+	return i < RL_AUTH_FAIL_N ? stats_auth_fail_names[i] : "unknown";
+}
+
 static const struct {
 	const char *label;
 	unsigned first;
@@ -48,6 +58,7 @@ static const struct {
     [RL_STAT_DIM_NONE] = {NULL, 0, NULL},
     [RL_STAT_DIM_MSG_TYPE] = {"type", 0, stats_msg_type_name},
     [RL_STAT_DIM_ERR_CODE] = {"code", RELAY_ERR_NONE + 1, stats_err_name},
+    [RL_STAT_DIM_AUTH_FAIL] = {"reason", 0, stats_auth_fail_name},
 };
 
 static const char *const stats_kind_names[RL_STAT_NKINDS] = {

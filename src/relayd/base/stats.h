@@ -31,13 +31,19 @@ enum rl_stat_dim {
 	RL_STAT_DIM_NONE = 0,
 	RL_STAT_DIM_MSG_TYPE, /* [RELAY_MSG_NTYPES], label type="NAME" */
 	RL_STAT_DIM_ERR_CODE, /* [RELAY_ERR_NCODES], label code="NAME" */
+	RL_STAT_DIM_AUTH_FAIL, /* [RL_AUTH_FAIL_N], label reason="name" */
 	RL_STAT_NDIMS
 };
+
+/* Why an authentication was refused (RL_AUTH_FAIL_LIST in stats_list.h). */
+#define RL_AUTH_FAIL_ENUM(id, label) RL_AUTH_FAIL_##id,
+enum rl_auth_fail { RL_AUTH_FAIL_LIST(RL_AUTH_FAIL_ENUM) RL_AUTH_FAIL_N };
 
 /* How a row of each dimension is declared in struct rl_stats. */
 #define RL_STAT_DECL_NONE(f) uint64_t f;
 #define RL_STAT_DECL_MSG_TYPE(f) uint64_t f[RELAY_MSG_NTYPES];
 #define RL_STAT_DECL_ERR_CODE(f) uint64_t f[RELAY_ERR_NCODES];
+#define RL_STAT_DECL_AUTH_FAIL(f) uint64_t f[RL_AUTH_FAIL_N];
 #define RL_STAT_DECL(f, kind, unit, scope, dim, ...) RL_STAT_DECL_##dim(f)
 
 /* A worker's slot, or a snapshot. Slots are kept on cache lines of their own

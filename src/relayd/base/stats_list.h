@@ -16,8 +16,10 @@
  *                its owner registers (rl_stats_set_reader; the worker slots'
  *                copy of the field is not reported)
  *   dim          NONE (one number), MSG_TYPE (an array indexed by wire type, label
- *                type="HELLO"...; [0] is UNKNOWN) or ERR_CODE (indexed by enum
- *                relay_err, label code="..."; RELAY_ERR_NONE is not reported)
+ *                type="HELLO"...; [0] is UNKNOWN), ERR_CODE (indexed by enum
+ *                relay_err, label code="..."; RELAY_ERR_NONE is not reported) or
+ *                AUTH_FAIL (indexed by enum rl_auth_fail, label reason="...": the
+ *                list RL_AUTH_FAIL_LIST below)
  *   prom         summed /metrics family, or NULL. Rows of one family are adjacent
  *                and differ by <prom_labels> (already formatted, k="v") or NULL
  *   help         its HELP text
@@ -160,7 +162,45 @@
 	  "relay_client_memory_budget_bytes", NULL,                                               \
 	  "The client memory budget, --max-client-memory (0 = unlimited).",                       \
 	  NULL, NULL,                                                                             \
-	  "client_memory_budget_bytes", NULL, 0)
+	  "client_memory_budget_bytes", NULL, 0)                                                         \
+	X(auth_failures, COUNTER, NONE, WORKER, AUTH_FAIL,                                        \
+	  "relay_auth_failures_total", NULL,                                                      \
+	  "Authentications refused (fatal UNAUTHORIZED), by reason.",                             \
+	  NULL, NULL,                                                                             \
+	  "auth_failures", NULL, 0)                                                               \
+	X(forbidden_joins, COUNTER, NONE, WORKER, NONE,                                           \
+	  "relay_auth_forbidden_total", "op=\"join\"",                                            \
+	  "Requests the token's room permissions refused (FORBIDDEN), by operation.",             \
+	  NULL, NULL,                                                                             \
+	  "forbidden_joins", NULL, 0)                                                             \
+	X(forbidden_publishes, COUNTER, NONE, WORKER, NONE,                                       \
+	  "relay_auth_forbidden_total", "op=\"publish\"",                                         \
+	  "Requests the token's room permissions refused (FORBIDDEN), by operation.",             \
+	  NULL, NULL,                                                                             \
+	  "forbidden_publishes", NULL, 0)                                                         \
+	X(tokens_expired, COUNTER, NONE, WORKER, NONE,                                            \
+	  "relay_auth_tokens_expired_total", NULL,                                                \
+	  "Connections closed because their token expired (TOKEN_EXPIRED).",                      \
+	  NULL, NULL,                                                                             \
+	  "tokens_expired", NULL, 0)
+
+/* Why an authentication was refused: the elements of the AUTH_FAIL dimension
+ * (enum rl_auth_fail, stats.h), as X(ID, label). relay/auth.c maps every
+ * token rule (relay/token.h) to one of them. */
+#define RL_AUTH_FAIL_LIST(X)                                                                      \
+	X(NO_TOKEN, "no_token")               /* HELLO without a token, or not a string */      \
+	X(NOT_AUTHENTICATED, "not_authenticated") /* another frame before the first valid HELLO */ \
+	X(HELLO_TIMEOUT, "hello_timeout")     /* no valid HELLO within --hello-timeout */        \
+	X(MALFORMED, "malformed")             /* size, segments, base64url, header, payload */   \
+	X(ALGORITHM, "algorithm")             /* alg none, or not the key's algorithm */         \
+	X(UNKNOWN_KEY, "unknown_key")         /* no kid or an unknown kid with several keys */   \
+	X(SIGNATURE, "signature")             /* does not verify */                              \
+	X(EXPIRED, "expired")                 /* exp + leeway passed */                          \
+	X(NOT_YET_VALID, "not_yet_valid")     /* nbf - leeway ahead */                           \
+	X(AUDIENCE, "audience")               /* aud does not name --auth-audience */            \
+	X(CLAIMS, "claims")                   /* exp, nbf, sub or rooms malformed */             \
+	X(SUBJECT_CHANGED, "subject_changed") /* a refresh for another sub */                   \
+	X(INTERNAL, "internal")               /* out of memory, OpenSSL failure */
 /* clang-format on */
 
 #endif

@@ -16,6 +16,18 @@ void rl_timer_list_init_deadline(struct rl_timer_list *l, rl_timer_expire_fn *ex
 	rl_timer_list_init(l, NULL, expire, arg);
 }
 
+void rl_timer_arm_sorted(struct rl_timer_list *l, struct rl_timer *t, uint64_t deadline_ms)
+{
+	struct cds_list_head *pos;
+
+	cds_list_del(&t->link);
+	t->start_ms = deadline_ms;
+	for (pos = l->head.prev; pos != &l->head; pos = pos->prev)
+		if (caa_container_of(pos, struct rl_timer, link)->start_ms <= deadline_ms)
+			break;
+	cds_list_add(&t->link, pos); /* right after <pos>: the head when all are later */
+}
+
 /* Whether <l> fires at all, and the timeout to add to each start (0 for a
  * deadline list). */
 static bool timer_enabled(const struct rl_timer_list *l, uint64_t *timeout)

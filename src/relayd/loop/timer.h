@@ -12,7 +12,9 @@
  *    the owner runs; 0 disables the list (nothing on it fires).
  *  - a deadline list (rl_timer_list_init_deadline): each entry's start IS
  *    its deadline. The list stays ordered only while entries are armed in
- *    deadline order (relayd's CLOSING list: now + a fixed flush time).
+ *    deadline order (relayd's CLOSING list: now + a fixed flush time), or
+ *    with rl_timer_arm_sorted, which inserts in place (token expiry: every
+ *    token has its own exp).
  *
  * Threading: a list and its entries belong to one thread (the owner worker). */
 #ifndef RL_TIMER_H
@@ -70,6 +72,14 @@ static inline void rl_timer_arm(struct rl_timer_list *l, struct rl_timer *t, uin
 	cds_list_del(&t->link);
 	cds_list_add_tail(&t->link, &l->head);
 }
+
+/* Arms (or re-arms) <t> on the deadline list <l> at <deadline_ms>, off
+ * whatever list it was on, in deadline order whatever the deadlines of the
+ * entries already there: it walks from the tail to the last entry due no
+ * later, so it costs O(1) when deadlines arrive in order (tokens of one
+ * lifetime, minted as clients connect) and O(k) for the k entries due after
+ * <deadline_ms>. Entries with equal deadlines stay in arming order. */
+void rl_timer_arm_sorted(struct rl_timer_list *l, struct rl_timer *t, uint64_t deadline_ms);
 
 /* Takes <t> off its list, if any. */
 static inline void rl_timer_disarm(struct rl_timer *t)

@@ -24,7 +24,7 @@ enum rl_src_kind { RL_SRC_CONN = 0, RL_SRC_LISTEN, RL_SRC_INBOX, RL_SRC_NKINDS }
 
 #define RL_SCRATCH_BYTES 65536u
 #define RL_MAX_LISTENERS 4 /* per worker: one per kind (plain TCP; TLS, WebSocket later) */
-#define RL_WORKER_NTIMERS 4 /* = RL_CONN_NTIMERS */
+#define RL_WORKER_NTIMERS 6 /* RL_CONN_NTIMERS (net/conn.h), then relay/auth.h's two */
 
 struct rl_conn;
 struct rl_transport;
@@ -54,8 +54,10 @@ struct rl_worker {
 	uint8_t *scratch;           /* RL_SCRATCH_BYTES, the read buffer of every conn */
 	uint64_t now_ms;            /* CLOCK_MONOTONIC, refreshed each loop turn */
 	uint64_t t_read_ns;         /* CLOCK_MONOTONIC of the last successful read */
-	/* The connection layer's timer lists (enum rl_conn_timer in conn.h;
-	 * conn.c sets them up and arms them, the loop turn runs them). */
+	/* The timer lists the loop turn runs, in this order: the connection
+	 * layer's (enum rl_conn_timer in conn.h; conn.c sets them up and arms
+	 * them), then the protocol layer's (enum rl_auth_timer in relay/auth.h:
+	 * HELLO deadline, token expiry; set up by rl_auth_worker_init). */
 	struct rl_timer_list timers[RL_WORKER_NTIMERS];
 	/* The connection layer's work lists for the current turn (conn.c
 	 * fills and empties them; the loop only asks whether they are empty). */

@@ -74,6 +74,9 @@ static const char *const err_text[RELAY_ERR_NCODES] = {
 	[RELAY_ERR_SLOW_CONSUMER] = "slow consumer: outbound queue limit exceeded",
 	[RELAY_ERR_SERVER_FULL] = "server full",
 	[RELAY_ERR_SERVER_SHUTDOWN] = "server shutting down",
+	[RELAY_ERR_UNAUTHORIZED] = "not authenticated",
+	[RELAY_ERR_TOKEN_EXPIRED] = "token expired",
+	[RELAY_ERR_FORBIDDEN] = "not allowed by the token",
 };
 
 /* Set once before any worker runs (rl_conn_set_upcalls), read-only after. */
@@ -170,6 +173,8 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 	if (refused) {
 		RL_STAT_ADD(w->stats, refused_full, 1);
 		rl_conn_error(c, RELAY_ERR_SERVER_FULL, NULL, 0, NULL);
+	} else if (conn_up.opened) {
+		conn_up.opened(c);
 	}
 	return c;
 }
@@ -560,6 +565,9 @@ void rl_conn_worker_init(struct rl_worker *w)
 	rl_timer_list_init(&w->timers[RL_CONN_T_FRAME], &cfg->frame_ms, conn_frame_expired, NULL);
 	rl_timer_list_init(&w->timers[RL_CONN_T_DRAIN], &cfg->slow_ms, conn_drain_expired, NULL);
 	rl_timer_list_init_deadline(&w->timers[RL_CONN_T_CLOSING], conn_closing_expired, NULL);
+	/* The layer above's lists stay empty until it sets them up. */
+	for (unsigned i = RL_CONN_NTIMERS; i < RL_WORKER_NTIMERS; i++)
+		rl_timer_list_init_deadline(&w->timers[i], NULL, NULL);
 }
 
 /* Any received byte counts as activity: move to the idle list's tail. */

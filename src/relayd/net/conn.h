@@ -47,7 +47,8 @@ enum rl_conn_timer {
 	RL_CONN_T_CLOSING,  /* deadline list: flush deadline passed, close */
 	RL_CONN_NTIMERS
 };
-_Static_assert(RL_CONN_NTIMERS == RL_WORKER_NTIMERS, "struct rl_worker holds every list");
+/* The lists after these belong to the layer above (relay/auth.h). */
+_Static_assert(RL_CONN_NTIMERS <= RL_WORKER_NTIMERS, "struct rl_worker holds every list");
 
 struct rl_conn_room {
 	struct rl_room *room;
@@ -75,6 +76,8 @@ struct rl_conn {
 	struct relay_decoder dec;    /* holds the incomplete tail, if any */
 	struct rl_conn_room *rooms;
 	uint8_t *user_id;         /* NULL unless HELLO gave one */
+	struct rl_auth *auth;	  /* relay/auth.c's access-control state (the upcalls
+				     opened/closed); NULL when authentication is off */
 	/* OPEN/DRAINING: on the idle list, start = the last byte received;
 	 * CLOSING: on the closing list, start = the flush deadline. */
 	struct rl_timer life;
@@ -86,7 +89,7 @@ struct rl_conn {
 
 /* Growth is a decision: change this with "Memory per connection" in
  * docs/architecture.md. */
-_Static_assert(sizeof(struct rl_conn) == 248, "struct rl_conn changed size");
+_Static_assert(sizeof(struct rl_conn) == 256, "struct rl_conn changed size");
 /* What fan-out touches per delivery stays in the first 64 bytes. */
 #define RL_CONN_HOT(f) (offsetof(struct rl_conn, f) + sizeof(((struct rl_conn *)0)->f) <= 64)
 _Static_assert(RL_CONN_HOT(state) && RL_CONN_HOT(flags) && RL_CONN_HOT(w) && RL_CONN_HOT(out) &&
@@ -114,13 +117,18 @@ struct rl_conn_upcalls {
 	 * release what the layer above holds for it (its rooms). Nothing can
 	 * be sent any more. */
 	void (*closed)(struct rl_conn *c);
+	/* Optional (NULL: nothing). <c> was just accepted and is OPEN (not a
+	 * SERVER_FULL refusal): the layer above may set up its state (arm a
+	 * HELLO deadline). May send, raise an error or kill <c>. */
+	void (*opened)(struct rl_conn *c);
 };
 
-/* Installs <up> (copied; both members required). Main thread, once, before
- * any worker starts. */
+/* Installs <up> (copied; frame and closed required). Main thread, once,
+ * before any worker starts. */
 void rl_conn_set_upcalls(const struct rl_conn_upcalls *up);
 /* Sets up worker <w>'s connection bookkeeping: timer lists (enum
- * rl_conn_timer), flush and read lists, dead list. From rl_worker_init. */
+ * rl_conn_timer; the layer above's, after them, start empty), flush and
+ * read lists, dead list. From rl_worker_init. */
 void rl_conn_worker_init(struct rl_worker *w);
 
 /* Takes ownership of accepted socket <fd> on worker <w>, speaking

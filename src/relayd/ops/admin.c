@@ -483,11 +483,12 @@ static int admin_route_rooms(struct MHD_Connection *c, struct admin_reply *r)
 static const struct admin_route {
 	const char *path;
 	admin_route_fn *fn;
+	bool open; /* answered without the bearer token (hooks.bearer) */
 } admin_routes[] = {
-    {"/health", admin_route_health},
-    {"/metrics", admin_route_metrics},
-    {"/stats", admin_route_stats},
-    {"/rooms", admin_route_rooms},
+    {"/health", admin_route_health, true},
+    {"/metrics", admin_route_metrics, false},
+    {"/stats", admin_route_stats, false},
+    {"/rooms", admin_route_rooms, false},
 };
 
 #define ADMIN_NROUTES (sizeof(admin_routes) / sizeof(admin_routes[0]))
@@ -504,6 +505,9 @@ static enum MHD_Result admin_send(struct MHD_Connection *c, struct admin_reply *
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (r->status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	if (r->status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Bearer realm=\"relayd\"");
 	enum MHD_Result ok = MHD_queue_response(c, r->status, resp);
 	MHD_destroy_response(resp);
 	return ok;
@@ -516,6 +520,27 @@ static int admin_static_reply(struct admin_reply *r, unsigned status, const char
 	r->body = strdup(msg);
 	r->len = strlen(msg);
 	return r->body ? 0 : -ENOMEM;
+}
+
+/* Whether the request carries "Authorization: Bearer <hooks.bearer>". The
+ * comparison takes the same time wherever the first difference is (it
+ * depends only on the lengths), so the token cannot be guessed byte by byte
+ * from response times. */
+static bool admin_authorized(struct MHD_Connection *c)
+{
+	static const char scheme[] = "Bearer ";
+	const char *want = admin.hooks.bearer;
+	const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if (!want)
+		return true;
+	if (!got || strncasecmp(got, scheme, sizeof(scheme) - 1) != 0)
+		return false;
+	got += sizeof(scheme) - 1;
+	size_t gn = strlen(got), wn = strlen(want);
+	unsigned char diff = gn != wn;
+	for (size_t i = 0; i < wn; i++)
+		diff |= (unsigned char)(want[i] ^ got[i < gn ? i : 0]);
+	return diff == 0;
 }
 
 static enum MHD_Result admin_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -538,9 +563,15 @@ static enum MHD_Result admin_request(void *cls, struct MHD_Connection *c, const 
 		for (size_t i = 0; i < ADMIN_NROUTES && !route; i++)
 			if (strcmp(url, admin_routes[i].path) == 0)
 				route = &admin_routes[i];
-		rc = route ? route->fn(c, &r)
-			   : admin_static_reply(&r, MHD_HTTP_NOT_FOUND,
+		if (!route)
+			rc = admin_static_reply(&r, MHD_HTTP_NOT_FOUND,
 						"{\"error\":\"not found\"}\n");
+		else if (!route->open && !admin_authorized(c))
+			rc = admin_static_reply(&r, MHD_HTTP_UNAUTHORIZED,
+						"{\"error\":\"unauthorized: this endpoint needs "
+						"Authorization: Bearer <admin token>\"}\n");
+		else
+			rc = route->fn(c, &r);
 	}
 	if (rc != 0)
 		return MHD_NO;

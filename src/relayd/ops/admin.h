@@ -1,5 +1,6 @@
 /* admin.h -- the operator's HTTP endpoint (--admin HOST:PORT): /health,
- * /metrics (Prometheus text), /stats (JSON), /rooms?limit=N (JSON).
+ * /metrics (Prometheus text), /stats (JSON), /rooms?limit=N (JSON); with a
+ * bearer token set, all but /health answer 401 without it.
  *
  * Threading: rl_admin_open/start/stop are called from the main thread.
  * Requests are served by one admin thread of its own (libmicrohttpd driven by
@@ -20,6 +21,10 @@ typedef void rl_admin_room_fn(const char *name, size_t len, uint64_t members, vo
 struct rl_admin_hooks {
 	const char *version; /* server version for /stats and relay_build_info */
 	const char *listen;  /* "HOST:PORT" of the relay listener, for /stats */
+	/* The token /metrics, /stats and /rooms require as "Authorization:
+	 * Bearer <token>" (compared in constant time); NULL: they are open.
+	 * /health is always open. */
+	const char *bearer;
 	/* Lists the options in force; NULL: /stats has none. Admin thread. */
 	void (*options)(rl_admin_kv_fn *fn, void *arg);
 	/* Walks the rooms; NULL: /rooms is empty. Runs on the admin thread, a

@@ -24,6 +24,7 @@ struct config_parse {
 	char msg[256];	   /* first error's message */
 	int err;	   /* first error's code */
 	unsigned nul_line; /* line of the first NUL byte, 0 = none */
+	const struct rl_config_ops *ops; /* may be NULL: no list keys */
 };
 
 static struct rl_config_file config_cur; /* the file as last applied */
@@ -66,7 +67,8 @@ static void config_fail(struct config_parse *p, int err, const char *fmt, const 
 	snprintf(p->msg, sizeof(p->msg), fmt, arg);
 }
 
-static int config_add(struct rl_config_file *f, const char *name, const char *value, unsigned line)
+static int config_add(struct rl_config_file *f, const char *name, const char *value, unsigned line,
+		      const struct rl_config_ops *ops)
 {
 	char *n = strdup(name), *v = strdup(value);
 	if (!n || !v) {
@@ -78,12 +80,22 @@ static int config_add(struct rl_config_file *f, const char *name, const char *va
 		if (*c == '_')
 			*c = '-';
 	for (size_t i = 0; i < f->n; i++) {
-		if (strcmp(f->e[i].name, n) == 0) { /* the last occurrence wins */
-			free(f->e[i].name);
-			free(f->e[i].value);
-			f->e[i] = (struct rl_config_entry){n, v, line};
-			return 0;
+		if (strcmp(f->e[i].name, n) != 0)
+			continue;
+		if (ops && ops->list && ops->list(n)) { /* a list: this line adds to it */
+			char *both;
+			int rc = asprintf(&both, "%s,%s", f->e[i].value, v);
+			free(v);
+			if (rc < 0) {
+				free(n);
+				return -ENOMEM;
+			}
+			v = both;
 		}
+		free(f->e[i].name); /* otherwise the last occurrence wins */
+		free(f->e[i].value);
+		f->e[i] = (struct rl_config_entry){n, v, line};
+		return 0;
 	}
 	struct rl_config_entry *e = realloc(f->e, (f->n + 1) * sizeof(*e));
 	if (!e) {
@@ -109,7 +121,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 		p->lineno = key_line;
 		return 0;
 	}
-	if (config_add(p->out, name, value, p->lineno) != 0) {
+	if (config_add(p->out, name, value, p->lineno, p->ops) != 0) {
 		config_fail(p, -ENOMEM, "%s", "out of memory");
 		return 0;
 	}
@@ -148,9 +160,10 @@ static int config_unreadable(const struct config_parse *p, int read_errno, char 
 	return 0;
 }
 
-int rl_config_parse(const char *path, struct rl_config_file *out, char *err, size_t errlen)
+static int config_parse(const char *path, const struct rl_config_ops *ops,
+			struct rl_config_file *out, char *err, size_t errlen)
 {
-	struct config_parse p = {.path = path, .at_line_start = true, .out = out};
+	struct config_parse p = {.path = path, .at_line_start = true, .out = out, .ops = ops};
 	struct stat st;
 	memset(out, 0, sizeof(*out));
 	p.fp = fopen(path, "re");
@@ -189,6 +202,11 @@ int rl_config_parse(const char *path, struct rl_config_file *out, char *err, siz
 	snprintf(err, errlen, "%s:%u: %s", path, p.err_line, p.msg);
 	rl_config_file_free(out);
 	return p.err;
+}
+
+int rl_config_parse(const char *path, struct rl_config_file *out, char *err, size_t errlen)
+{
+	return config_parse(path, NULL, out, err, errlen);
 }
 
 /* Checks every entry of <f>: known key, valid value. */
@@ -233,7 +251,7 @@ int rl_config_load(const char *path, const struct rl_config_ops *ops, char *err,
 {
 	struct rl_config_file f;
 	char why[256];
-	int rc = rl_config_parse(path, &f, err, errlen);
+	int rc = config_parse(path, ops, &f, err, errlen);
 	if (rc != 0)
 		return rc;
 	config_warn(&f, ops);
@@ -337,7 +355,7 @@ int rl_config_reload(const struct rl_config_ops *ops, rl_config_log_fn *log)
 		log(0, "config: SIGHUP received but no --config file was given; nothing to reload");
 		return 0;
 	}
-	int rc = rl_config_parse(config_cur.path, &f, err, sizeof(err));
+	int rc = config_parse(config_cur.path, ops, &f, err, sizeof(err));
 	if (rc == 0)
 		config_warn(&f, ops);
 	if (rc == 0 && (rc = config_check(&f, ops, err, sizeof(err))) != 0)

@@ -31,7 +31,8 @@ struct rl_config_file {
  * a NUL byte, or a read error is refused (-EISDIR, -EINVAL, -errno), never
  * read as an empty or partial file. <out> must be freed
  * with rl_config_file_free on success. A key given twice: the last wins, at
- * its line. */
+ * its line (rl_config_load and rl_config_reload: unless ops->list says the
+ * key is a list, whose lines add up). */
 int rl_config_parse(const char *path, struct rl_config_file *out, char *err, size_t errlen);
 void rl_config_file_free(struct rl_config_file *f);
 
@@ -59,6 +60,9 @@ struct rl_config_ops {
 	 * stop it from loading (a world-writable file), at startup and at every
 	 * reload. */
 	void (*warn)(const char *line);
+	/* May be NULL: whether <name> is a list that several lines add to (each
+	 * line's value appended with ','), instead of the last line winning. */
+	int (*list)(const char *name);
 };
 
 /* Startup: parses <path>, checks every key and value (an unknown key or a bad

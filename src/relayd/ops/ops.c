@@ -22,8 +22,11 @@
 #include "net/tls.h"
 #include "base/options.h"
 #include "base/rcu.h"
+#include "relay/auth.h"
 #include "relay/room.h"
 #include "base/stats.h"
+
+#define OPS_ADMIN_TOKEN_MAX 1024 /* bytes of the admin bearer token */
 
 static struct {
 	bool held[RL_OPTIONS_MAX];    /* rl_options[i] came from the command line or environment */
@@ -36,6 +39,7 @@ static struct {
 	struct rl_config shown; /* options in force, for /stats */
 	char listen[300];
 	char status[400];
+	char admin_token[OPS_ADMIN_TOKEN_MAX + 2]; /* --admin-token-file's token; "" = none */
 } ops = {.shown_lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- the options table seen by config.c ---------------------------------------- */
@@ -86,6 +90,13 @@ static int ops_live(const char *name)
 	return ops_opt(name, NULL)->reloadable;
 }
 
+/* A LIST option (--auth-key): several lines of the file add up. */
+static int ops_list(const char *name)
+{
+	const struct rl_option *o = ops_opt(name, NULL);
+	return o && o->type == RL_OPT_LIST;
+}
+
 static void ops_show(const struct rl_config *cfg)
 {
 	pthread_mutex_lock(&ops.shown_lock);
@@ -109,6 +120,10 @@ static int ops_commit(char *err, size_t errlen)
 	ops_fit(&ops.next);
 	if (rl_config_check(&ops.next, err, errlen))
 		return -EINVAL;
+	/* The last step that can fail: the key files are read (again) and the
+	 * new set published. */
+	if (rl_auth_reload(&ops.next, err, errlen))
+		return -EINVAL;
 	for (size_t i = 0; i < rl_options_count; i++) {
 		const struct rl_option *o = &rl_options[i];
 		if (!o->reloadable)
@@ -117,7 +132,9 @@ static int ops_commit(char *err, size_t errlen)
 		const char *src = (const char *)&ops.next + o->off;
 		if (o->type == RL_OPT_BOOL)
 			__atomic_store_n((bool *)dst, *(const bool *)src, __ATOMIC_RELAXED);
-		else if (o->type != RL_OPT_STRING)
+		else if (o->type == RL_OPT_STRING || o->type == RL_OPT_LIST)
+			memcpy(dst, src, o->max); /* workers never read these (options.h) */
+		else
 			__atomic_store_n((uint64_t *)dst, *(const uint64_t *)src, __ATOMIC_RELAXED);
 	}
 	rl_log_set_level(ops.running->debug ? RL_LOG_DEBUG : (int)ops.running->log_level);
@@ -132,7 +149,7 @@ static void ops_warn(const char *line)
 }
 
 static const struct rl_config_ops ops_cfg_ops = {ops_known, ops_check,	ops_apply, ops_current,
-						 ops_live,  ops_commit, ops_warn};
+						 ops_live,  ops_commit, ops_warn,  ops_list};
 
 int rl_ops_configure(struct rl_config *cfg, const bool given[RL_OPTIONS_MAX])
 {
@@ -166,11 +183,22 @@ static void ops_reload_log(int is_error, const char *line)
 
 void rl_ops_reload(struct rl_config *cfg)
 {
+	char err[768];
+
 	rl_notify_reloading();
 	ops.next = *cfg;
 	ops.target = &ops.next;
 	ops.running = cfg;
-	rl_config_reload(&ops_cfg_ops, ops_reload_log);
+	/* Without a config file the key files are still read again: replacing
+	 * a key file and sending SIGHUP rolls the key. With one, the reload's
+	 * commit reads them (ops_commit). */
+	if (!rl_config_path() && rl_auth_on()) {
+		if (rl_auth_reload(cfg, err, sizeof(err)))
+			rl_log_write(RL_LOG_ERROR, 0, "auth: reload failed, the old keys stay: %s",
+				     err);
+	} else {
+		rl_config_reload(&ops_cfg_ops, ops_reload_log);
+	}
 	rl_tls_reload(); /* the certificate files, whether or not --config is set */
 	ops.target = cfg;
 	rl_notify_ready(ops.status);
@@ -242,6 +270,48 @@ static uint64_t ops_mem_budget_gauge(void)
 	return v;
 }
 
+/* ---- admin endpoint access ------------------------------------------------------------ */
+
+/* Reads --admin-token-file: its bytes less one trailing newline, printable
+ * ASCII without spaces (it travels in an HTTP header), 16..1024 bytes.
+ * 0, or -1 after printing one line naming the file. */
+static int ops_admin_token(const char *path)
+{
+	char *t = ops.admin_token;
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "relayd: --admin-token-file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	size_t n = fread(t, 1, sizeof(ops.admin_token) - 1, f);
+	fclose(f);
+	t[n] = '\0';
+	if (n && t[n - 1] == '\n')
+		t[--n] = '\0';
+	const char *why = NULL;
+	if (n > OPS_ADMIN_TOKEN_MAX)
+		why = "longer than 1024 bytes";
+	else if (n < 16)
+		why = "shorter than 16 bytes";
+	for (size_t i = 0; i < n && !why; i++)
+		if (t[i] <= ' ' || t[i] > '~')
+			why = "holds a byte that is not printable ASCII (or a space)";
+	if (why) {
+		memset(t, 0, sizeof(ops.admin_token));
+		fprintf(stderr, "relayd: --admin-token-file %s: the token %s\n", path, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the admin endpoint bound <bound> ("HOST:PORT", "[V6]:PORT") is a
+ * loopback address. */
+static bool ops_admin_loopback(const char *bound)
+{
+	return strncmp(bound, "127.", 4) == 0 || strncmp(bound, "[::1]:", 6) == 0 ||
+	       strncmp(bound, "[::ffff:127.", 12) == 0;
+}
+
 /* ---- lifecycle ----------------------------------------------------------------------- */
 
 int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
@@ -262,12 +332,20 @@ int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
 		 nworkers);
 	if (!cfg->admin[0])
 		return 0;
+	if (cfg->admin_token_file[0] && ops_admin_token(cfg->admin_token_file))
+		return -1;
 	if (rl_admin_open(cfg->admin, bound, sizeof(bound), err, sizeof(err))) {
 		fprintf(stderr, "relayd: %s\n", err);
 		return -1;
 	}
+	if (!ops.admin_token[0] && !ops_admin_loopback(bound))
+		rl_log_write(RL_LOG_WARN, 0,
+			     "admin: %s is not a loopback address and --admin-token-file is not "
+			     "set: anyone who can reach it can read /metrics, /stats and /rooms",
+			     bound);
 	struct rl_admin_hooks h = {.version = RL_VERSION,
 				   .listen = ops.listen,
+				   .bearer = ops.admin_token[0] ? ops.admin_token : NULL,
 				   .options = ops_options,
 				   .rooms = ops_rooms};
 	int rc = rl_admin_start(&h);
@@ -293,6 +371,7 @@ void rl_ops_stopping(void)
 void rl_ops_stop(void)
 {
 	rl_admin_stop();
+	memset(ops.admin_token, 0, sizeof(ops.admin_token));
 	rl_stats_set_reader(RL_STAT_ID(rooms), NULL);
 	rl_stats_set_reader(RL_STAT_ID(memberships), NULL);
 	rl_stats_set_reader(RL_STAT_ID(client_mem), NULL);

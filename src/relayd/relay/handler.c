@@ -5,6 +5,7 @@
 #include "relay/handler.h"
 
 #include "net/conn.h"
+#include "relay/auth.h"
 #include "relay/fanout.h"
 #include "relay/membership.h"
 #include "relay/room.h"
@@ -110,6 +111,9 @@ static int handler_room_arg(struct rl_conn *c, const struct relay_frame *f, uint
 	return 0;
 }
 
+static void room_ack_json(struct rl_conn *c, uint8_t type, struct relay_span name,
+			  const char *status, long members);
+
 /* ---- presence (memberships themselves: membership.c) ------------------------ */
 
 /* {"type":"userJoined"|"userLeft","room":R,"connectionId":C[,"userId":U]}
@@ -174,16 +178,52 @@ static void user_left(struct rl_conn *c, struct rl_room *r)
 	presence_publish(c, r, "userLeft");
 }
 
+void rl_handler_opened(struct rl_conn *c)
+{
+	rl_auth_opened(c);
+}
+
 void rl_handler_closed(struct rl_conn *c)
 {
 	rl_membership_leave_all(c, user_left);
+	rl_auth_closed(c);
 }
 
 /* ---- HELLO ----------------------------------------------------------------- */
 
+/* The extensions a HELLO ack lists in "features" (protocol-v1-ext.md §6), in
+ * the spec's order: one row per extension, its name and whether it is on.
+ * With none on there is no "features" key: the ack is the v1 ack. */
+static const struct hello_feature {
+	const char *name;
+	bool (*on)(void);
+} hello_features[] = {
+    {"auth", rl_auth_on},
+};
+
+static void hello_features_put(struct relay_jw *jw)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < sizeof(hello_features) / sizeof(hello_features[0]); i++) {
+		if (!hello_features[i].on())
+			continue;
+		if (!any) {
+			relay_jw_key(jw, "features");
+			relay_jw_arr_begin(jw);
+			any = true;
+		}
+		relay_jw_cstr(jw, hello_features[i].name);
+	}
+	if (any)
+		relay_jw_arr_end(jw);
+}
+
+/* Key order (protocol-v1-ext.md §7): the v1 keys, then userId and expiresAt
+ * (authenticated connections), then features; the debug "worker" last. */
 static void hello_ack(struct rl_conn *c)
 {
-	uint8_t buf[512];
+	uint8_t buf[512 + 6 * RELAY_USERID_MAX_BYTES];
 	char id[32];
 	size_t idn = rl_conn_name(c->id, id);
 	struct relay_jw jw;
@@ -204,6 +244,8 @@ static void hello_ack(struct rl_conn *c)
 	relay_jw_key(&jw, "heartbeatMs");
 	uint64_t idle = RL_CFG(idle_ms);
 	relay_jw_u64(&jw, idle ? idle / 2 : 30000);
+	rl_auth_ack_fields(c, &jw);
+	hello_features_put(&jw);
 	if (cfg->debug) {
 		relay_jw_key(&jw, "worker");
 		relay_jw_u64(&jw, c->w->id);
@@ -212,20 +254,39 @@ static void hello_ack(struct rl_conn *c)
 	send_json(c, RELAY_MSG_HELLO, &jw);
 }
 
+/* After a refresh: the rooms the new token no longer lets <c> join are left
+ * as if it had sent LEAVE_ROOM for each (JSON ack, userLeft to the others),
+ * after the HELLO ack. */
+static void hello_drop_rooms(struct rl_conn *c)
+{
+	for (uint32_t slot = c->nrooms; slot-- > 0;) {
+		size_t n;
+		const uint8_t *name = rl_room_name(c->rooms[slot].room, &n);
+		if (rl_auth_may_stay(c, (struct relay_span){name, n}))
+			continue;
+		/* Ack first: the name lives in the room, which leaving can free. */
+		room_ack_json(c, RELAY_MSG_LEAVE_ROOM, (struct relay_span){name, n}, "left", 0);
+		rl_membership_leave(c, slot, user_left); /* moves a later (kept) slot here */
+	}
+}
+
+/* With authentication on, the token decides the userId: a "userId" the
+ * client sends is ignored, not checked. */
 static void handle_hello(struct rl_conn *c, const struct relay_frame *f)
 {
 	uint8_t ubuf[RELAY_USERID_MAX_BYTES];
-	struct relay_json_field fl[3] = {
+	struct relay_json_field fl[4] = {
 		{ .key = "userId", .buf = ubuf, .cap = sizeof(ubuf) },
 		{ .key = "clientVersion" },
 		{ .key = "echo" },
+		{ .key = "token" },
 	};
 	uint8_t *uid = NULL;
 	size_t ulen = 0;
 	bool echo = false;
 
 	if (!frame_binary(f)) {
-		enum relay_json_kind top = handler_json(c, f, fl, 3);
+		enum relay_json_kind top = handler_json(c, f, fl, 4);
 		if (top == RELAY_JSON_NONE)
 			return;
 		if (top != RELAY_JSON_OBJECT) {
@@ -233,7 +294,7 @@ static void handle_hello(struct rl_conn *c, const struct relay_frame *f)
 				      "HELLO payload must be a JSON object");
 			return;
 		}
-		if (fl[0].kind != RELAY_JSON_NONE) {
+		if (fl[0].kind != RELAY_JSON_NONE && !c->auth) {
 			if (fl[0].kind != RELAY_JSON_STRING || fl[0].lone_surrogate ||
 			    fl[0].dec_len > sizeof(ubuf) ||
 			    relay_userid_check(ubuf, fl[0].dec_len) != RELAY_ERR_NONE) {
@@ -253,28 +314,31 @@ static void handle_hello(struct rl_conn *c, const struct relay_frame *f)
 		rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, NULL, 0, "HELLO payload must be JSON");
 		return;
 	}
-	free(c->user_id);
-	c->user_id = uid;
-	c->user_len = (uint8_t)ulen;
+	enum rl_auth_hello auth = c->auth ? rl_auth_hello(c, &fl[3]) : RL_AUTH_HELLO_PLAIN;
+	if (auth == RL_AUTH_HELLO_REFUSED)
+		return;
+	if (!c->auth) {
+		free(c->user_id);
+		c->user_id = uid;
+		c->user_len = (uint8_t)ulen;
+	}
 	if (echo)
 		c->flags |= RL_CF_ECHO;
 	else
 		c->flags &= (uint16_t)~RL_CF_ECHO;
 	hello_ack(c);
+	if (auth == RL_AUTH_HELLO_TOKEN)
+		hello_drop_rooms(c);
 }
 
 /* ---- JOIN_ROOM / LEAVE_ROOM --------------------------------------------------- */
 
-static void room_ack(struct rl_conn *c, const struct relay_frame *f, struct relay_span name,
-		     const char *status, long members)
+static void room_ack_json(struct rl_conn *c, uint8_t type, struct relay_span name,
+			  const char *status, long members)
 {
 	uint8_t buf[512];
 	struct relay_jw jw;
 
-	if (frame_binary(f)) {
-		rl_conn_send(c, f->type, RELAY_FLAG_BINARY, name.p, name.n);
-		return;
-	}
 	relay_jw_init(&jw, buf, sizeof(buf));
 	relay_jw_obj_begin(&jw);
 	relay_jw_key(&jw, "status");
@@ -286,13 +350,24 @@ static void room_ack(struct rl_conn *c, const struct relay_frame *f, struct rela
 		relay_jw_u64(&jw, (uint64_t)members);
 	}
 	relay_jw_obj_end(&jw);
-	send_json(c, f->type, &jw);
+	send_json(c, type, &jw);
+}
+
+static void room_ack(struct rl_conn *c, const struct relay_frame *f, struct relay_span name,
+		     const char *status, long members)
+{
+	if (frame_binary(f))
+		rl_conn_send(c, f->type, RELAY_FLAG_BINARY, name.p, name.n);
+	else
+		room_ack_json(c, f->type, name, status, members);
 }
 
 static void join_room(struct rl_conn *c, const struct relay_frame *f, struct relay_span name)
 {
 	struct rl_room *r;
 	long members;
+	if (c->auth && !rl_auth_allows(c, RL_PERM_JOIN, name))
+		return;
 	long slot = rl_membership_find(c, name);
 	if (slot >= 0) {
 		members = rl_room_members(c->rooms[slot].room);
@@ -387,6 +462,8 @@ static void message_json_send(struct rl_conn *c, struct relay_span name, struct 
 		not_in_room(c, name);
 		return;
 	}
+	if (c->auth && !rl_auth_allows(c, RL_PERM_PUBLISH, name))
+		return;
 	struct rl_room *r = c->rooms[slot].room;
 	size_t idn = rl_conn_name(c->id, id);
 	size_t cap = 64 + relay_jw_str_len(name.p, name.n) + idn + content.n + 24 +
@@ -480,6 +557,8 @@ static void message_binary(struct rl_conn *c, const struct relay_frame *f)
 		not_in_room(c, name);
 		return;
 	}
+	if (c->auth && !rl_auth_allows(c, RL_PERM_PUBLISH, name))
+		return;
 	size_t idn = rl_conn_name(c->id, id);
 	size_t plen = relay_bin_delivery_size(name.n, idn, data.n);
 	if (plen + 3 > rl_srv.cfg.max_frame) {
@@ -544,5 +623,7 @@ void rl_handler_frame(struct rl_conn *c, const struct relay_frame *f)
 		rl_conn_error(c, RELAY_ERR_UNKNOWN_MESSAGE_TYPE, NULL, 0, NULL);
 		return;
 	}
+	if (c->auth && rl_auth_gate(c, t))
+		return;
 	handlers[t](c, f);
 }

@@ -14,7 +14,10 @@ struct rl_conn;
 /* Handles one complete frame of <c> (header already checked by the
  * decoder): JSON validity, shape, then the type's action. */
 void rl_handler_frame(struct rl_conn *c, const struct relay_frame *f);
-/* <c> closed: leaves every room it is in, with userLeft events. */
+/* <c> closed: leaves every room it is in, with userLeft events, and drops
+ * its authentication state. */
 void rl_handler_closed(struct rl_conn *c);
+/* <c> was accepted: with authentication on, its HELLO deadline starts. */
+void rl_handler_opened(struct rl_conn *c);
 
 #endif
