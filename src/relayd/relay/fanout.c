@@ -58,6 +58,11 @@ void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 	}
 }
 
+void rl_fanout_deliver(struct rl_worker *w, struct rl_msg *m)
+{
+	fanout_local(w, m->room, m, NULL);
+}
+
 void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it)
 {
 	struct rl_msg_item *mi = caa_container_of(it, struct rl_msg_item, ib);
