@@ -37,6 +37,15 @@ struct rl_config {
 	/* ops (config.c, admin.c): */
 	char config[1024];         /* --config FILE, "" = none */
 	char admin[256];           /* --admin HOST:PORT, "" = off */
+	/* cluster (cluster/cluster.c): */
+	char cluster[512];         /* --cluster redis://HOST:PORT | unix:PATH, "" = off */
+	char cluster_password_file[1024];
+	char node_id[33];          /* "" = derived from the host name, port and randomness */
+	char cluster_prefix[64];
+	uint64_t cluster_ttl_ms;   /* a silent node stops counting after this */
+	uint64_t cluster_linger_ms;
+	uint64_t cluster_queue;    /* bytes each bridge queue may hold */
+	bool cluster_required;     /* /health 503 while the bus link is down */
 };
 
 enum rl_opt_type {
