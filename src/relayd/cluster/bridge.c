@@ -483,39 +483,56 @@ static void bridge_collect_all(struct rl_chan *ch, void *arg)
 		c->b->scratch[c->n++] = ch;
 }
 
-/* HDEL of the rooms at scratch[0..n) that have no member left, then HSET
- * of the others with the version field, in chunks. */
+/* The rooms at scratch[<i>..) with (<set>) or without members: up to
+ * BRIDGE_HSET_ROOMS of them; returns where the window ends in *<j>. */
+static size_t bridge_counts_window(struct rl_bridge *b, size_t i, size_t n, bool set, size_t *j)
+{
+	size_t k = 0;
+	for (*j = i; *j < n && k < BRIDGE_HSET_ROOMS; (*j)++)
+		k += (((struct rl_chan *)b->scratch[*j])->local > 0) == set;
+	return k;
+}
+
+static int bridge_counts_rooms(struct rl_bridge *b, size_t i, size_t j, bool set)
+{
+	int rc = 0;
+	for (; i < j && !rc; i++) {
+		struct rl_chan *ch = b->scratch[i];
+		if ((ch->local > 0) != set)
+			continue;
+		rc = rl_resp_arg(&b->pub.out, ch->name, ch->name_len);
+		if (set && !rc)
+			rc = rl_resp_arg_u64(&b->pub.out, ch->local);
+	}
+	return rc;
+}
+
+/* Our counts hash: HDEL of the rooms at scratch[0..n) that have no member
+ * left (none after a DEL: <full>), then HSET of the version field and the
+ * others, in chunks. The version is written even when no room is, so a node
+ * reading the hash learns which rooms are gone. */
 static int bridge_counts_hash(struct rl_bridge *b, size_t n, bool full)
 {
 	char ver[40];
-	size_t vl = bridge_ver_text(b, ver, sizeof(ver));
+	size_t vl = bridge_ver_text(b, ver, sizeof(ver)), i = 0, j;
 	struct rl_buf *o = &b->pub.out;
 	int rc = 0;
-	for (int set = 0; set <= 1; set++) {
-		size_t i = 0;
-		while (i < n && !rc) {
-			size_t k = 0, j;
-			for (j = i; j < n && k < BRIDGE_HSET_ROOMS; j++)
-				k += (((struct rl_chan *)b->scratch[j])->local > 0) == set;
-			if (k == 0 || (!set && full)) { /* full: the hash was deleted */
-				i = j;
-				continue;
-			}
-			rc = bridge_pub_cmd(b, BR_IGNORE, 0, 2 + (set ? 2 + 2 * k : k),
-					    set ? "HSET" : "HDEL") ||
-			     bridge_arg_counts_key(b, o, b->node, b->node_len);
-			if (set && !rc)
-				rc = rl_resp_arg(o, "", 0) || rl_resp_arg(o, ver, vl);
-			for (; i < j && !rc; i++) {
-				struct rl_chan *ch = b->scratch[i];
-				if ((ch->local > 0) != set)
-					continue;
-				rc = rl_resp_arg(o, ch->name, ch->name_len);
-				if (set && !rc)
-					rc = rl_resp_arg_u64(o, ch->local);
-			}
-		}
+	while (!full && i < n && !rc) {
+		size_t k = bridge_counts_window(b, i, n, false, &j);
+		if (k)
+			rc = bridge_pub_cmd(b, BR_IGNORE, 0, 2 + k, "HDEL") ||
+			     bridge_arg_counts_key(b, o, b->node, b->node_len) ||
+			     bridge_counts_rooms(b, i, j, false);
+		i = j;
 	}
+	i = 0;
+	do {
+		size_t k = bridge_counts_window(b, i, n, true, &j);
+		rc = rc || bridge_pub_cmd(b, BR_IGNORE, 0, 4 + 2 * k, "HSET") ||
+		     bridge_arg_counts_key(b, o, b->node, b->node_len) || rl_resp_arg(o, "", 0) ||
+		     rl_resp_arg(o, ver, vl) || bridge_counts_rooms(b, i, j, true);
+		i = j;
+	} while (i < n && !rc);
 	return rc ? -ENOMEM : 0;
 }
 
