@@ -659,12 +659,14 @@ static void bridge_node_dead(uint32_t idx, const char *why)
 	rl_chan_node_clear(idx, UINT64_MAX, bridge_chan_gone, NULL);
 }
 
-/* Nodes silent for longer than the TTL leave the counts. */
+/* Nodes silent for longer than the TTL less one heartbeat leave the counts:
+ * swept every heartbeat, a dead node stops counting within the TTL of its
+ * last heartbeat (protocol-v1-ext.md 5). */
 static void bridge_sweep(struct rl_bridge *b)
 {
 	for (uint32_t i = 0; i < rl_chan_nodes(); i++) {
 		struct rl_chan_node *n = rl_chan_node_at(i);
-		if (n->alive && b->now_ms - n->last_seen > b->ttl_ms)
+		if (n->alive && b->now_ms - n->last_seen > b->ttl_ms - b->hb_ms)
 			bridge_node_dead(i, "is silent");
 	}
 }
