@@ -43,14 +43,14 @@ static struct rl_test_client *joined(const struct rl_node *n, const char *user, 
 	return c;
 }
 
-/* The next frame of <c> is the presence event <type> of <who>. */
-static void expect_presence(struct rl_test_client *c, const char *type, struct rl_test_client *who,
+/* The next frame of <c> is the presence event <type> of connection <id>. */
+static void expect_presence(struct rl_test_client *c, const char *type, const char *id,
 			    const char *user)
 {
 	char want[256];
 	snprintf(want, sizeof(want),
 		 "{\"type\":\"%s\",\"room\":\"lobby\",\"connectionId\":\"%s\",\"userId\":\"%s\"}", type,
-		 rl_test_conn_id(who), user);
+		 id, user);
 	cr_assert_not_null(rl_test_expect_json(c, RELAY_MSG_MESSAGE, want, NULL, 5000), "%s",
 			   rl_test_err());
 }
@@ -64,33 +64,38 @@ Test(cluster_presence, presence_crosses_nodes_and_join_acks_count_every_node_onc
 	char out[256];
 	start_nodes(&r, n, 3);
 
+	char bid[64], cid[64], a2id[64], c2id[64];
 	struct rl_test_client *a1 = joined(&n[0], "alice", 1);
 	usleep(SETTLE_MS * 1000);
 	struct rl_test_client *b1 = joined(&n[1], "bob", 2);
-	expect_presence(a1, "userJoined", b1, "bob");
+	snprintf(bid, sizeof(bid), "%.63s", rl_test_conn_id(b1));
+	expect_presence(a1, "userJoined", bid, "bob");
 	usleep(SETTLE_MS * 1000);
 	struct rl_test_client *c1 = joined(&n[2], "carol", 3);
-	expect_presence(a1, "userJoined", c1, "carol");
-	expect_presence(b1, "userJoined", c1, "carol");
+	snprintf(cid, sizeof(cid), "%.63s", rl_test_conn_id(c1));
+	expect_presence(a1, "userJoined", cid, "carol");
+	expect_presence(b1, "userJoined", cid, "carol");
 
 	cr_assert_eq(rl_test_leave(c1, "lobby", 5000), 0, "%s", rl_test_err());
-	expect_presence(a1, "userLeft", c1, "carol");
-	expect_presence(b1, "userLeft", c1, "carol");
+	expect_presence(a1, "userLeft", cid, "carol");
+	expect_presence(b1, "userLeft", cid, "carol");
 	usleep(SETTLE_MS * 1000);
 	struct rl_test_client *a2 = joined(&n[0], "dave", 3); /* alice, bob, dave */
-	expect_presence(a1, "userJoined", a2, "dave");
-	expect_presence(b1, "userJoined", a2, "dave");
+	snprintf(a2id, sizeof(a2id), "%.63s", rl_test_conn_id(a2));
+	expect_presence(a1, "userJoined", a2id, "dave");
+	expect_presence(b1, "userJoined", a2id, "dave");
 	cr_assert_eq(rl_redis_cmd(&r, out, sizeof(out), "HGET", "relay:counts:A", "lobby", NULL), 0,
 		     "%s", rl_test_err());
 	cr_assert_str_eq(out, "2", "node A's count on the bus");
 
 	rl_test_close(b1); /* disconnecting leaves the room, on every node */
-	expect_presence(a1, "userLeft", b1, "bob");
+	expect_presence(a1, "userLeft", bid, "bob");
 	rl_test_close(a2);
-	expect_presence(a1, "userLeft", a2, "dave");
+	expect_presence(a1, "userLeft", a2id, "dave");
 	usleep(SETTLE_MS * 1000);
 	struct rl_test_client *c2 = joined(&n[2], "erin", 2); /* alice, erin */
-	expect_presence(a1, "userJoined", c2, "erin");
+	snprintf(c2id, sizeof(c2id), "%.63s", rl_test_conn_id(c2));
+	expect_presence(a1, "userJoined", c2id, "erin");
 	rl_test_close(a1);
 	rl_test_close(c1);
 	rl_test_close(c2);
