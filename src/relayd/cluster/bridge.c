@@ -644,7 +644,7 @@ static void bridge_node_boot(struct rl_bridge *b, uint32_t idx, uint32_t boot)
 	if (n->boot == boot)
 		return;
 	if (n->boot)
-		rl_chan_node_clear(idx, UINT64_MAX, bridge_chan_gone, NULL);
+		rl_chan_node_clear(idx, UINT64_MAX, true, bridge_chan_gone, NULL);
 	n->boot = boot;
 	n->ver = 0;
 	n->alive = false;
@@ -656,7 +656,7 @@ static void bridge_node_dead(uint32_t idx, const char *why)
 	if (n->alive)
 		RL_INFOF(0, "cluster: node %s %s: its members no longer count", n->id, why);
 	n->alive = false;
-	rl_chan_node_clear(idx, UINT64_MAX, bridge_chan_gone, NULL);
+	rl_chan_node_clear(idx, UINT64_MAX, false, bridge_chan_gone, NULL);
 }
 
 /* Nodes silent for longer than the TTL less one heartbeat leave the counts:
@@ -914,7 +914,7 @@ static void bridge_snapshot(struct rl_bridge *b, uint32_t idx)
 			bridge_chan_check(ch);
 		}
 	}
-	rl_chan_node_clear(idx, ver, bridge_chan_gone, NULL);
+	rl_chan_node_clear(idx, ver, false, bridge_chan_gone, NULL);
 }
 
 /* PTTL Pcounts:<node>: how long ago it last refreshed it. */
@@ -1122,6 +1122,26 @@ static void bridge_read(struct rl_bridge *b, struct rl_link *l)
 		if ((size_t)n < BRIDGE_READ_BYTES)
 			return; /* drained: the next byte brings a new edge */
 	}
+	/* Budget spent with bytes left: no new edge comes for them, so the
+	 * next turn reads on (after the inbox and the timers had their turn). */
+	l->more = true;
+}
+
+/* Reads the links that stopped at their budget last turn. */
+static void bridge_read_more(struct rl_bridge *b)
+{
+	struct rl_link *ls[2] = {&b->pub, &b->sub};
+	for (int i = 0; i < 2 && b->link != BRIDGE_DOWN; i++)
+		if (ls[i]->more && ls[i]->state == RL_LINK_OPEN) {
+			ls[i]->more = false;
+			bridge_read(b, ls[i]);
+		}
+}
+
+/* Output left that the socket would take now (it was not full). */
+static bool bridge_out_ready(const struct rl_link *l)
+{
+	return l->state == RL_LINK_OPEN && rl_buf_pending(&l->out) && !l->wblocked;
 }
 
 static void bridge_link_event(struct rl_bridge *b, struct rl_link *l, uint32_t bits)
@@ -1245,7 +1265,8 @@ static long bridge_until(uint64_t now, uint64_t at)
 
 static int bridge_timeout(struct rl_bridge *b)
 {
-	if (b->inbox_more || (!cds_list_empty(&b->sync) && b->link != BRIDGE_DOWN))
+	if (b->inbox_more || (!cds_list_empty(&b->sync) && b->link != BRIDGE_DOWN) ||
+	    b->pub.more || b->sub.more || bridge_out_ready(&b->pub) || bridge_out_ready(&b->sub))
 		return 0;
 	long t = bridge_until(b->now_ms, b->next_hb);
 	if (b->link == BRIDGE_DOWN && bridge_until(b->now_ms, b->retry_at) < t)
@@ -1320,6 +1341,7 @@ static void bridge_turn(struct rl_bridge *b)
 		n = 0;
 	}
 	bridge_dispatch(b, n);
+	bridge_read_more(b);
 	bridge_drain(b);
 	bridge_timers(b);
 	bridge_sync(b);

@@ -229,8 +229,8 @@ void rl_chan_set_count(struct rl_chan *ch, uint32_t node, uint32_t count, uint64
 		chan_peer_drop(p);
 }
 
-void rl_chan_node_clear(uint32_t node, uint64_t ver, void (*gone)(struct rl_chan *ch, void *arg),
-			void *arg)
+void rl_chan_node_clear(uint32_t node, uint64_t ver, bool forget,
+			void (*gone)(struct rl_chan *ch, void *arg), void *arg)
 {
 	struct rl_chan_node *n = chan_nodes[node];
 	struct rl_chan_peer *p, *tmp;
@@ -239,8 +239,9 @@ void rl_chan_node_clear(uint32_t node, uint64_t ver, void (*gone)(struct rl_chan
 			continue;
 		struct rl_chan *ch = p->ch;
 		chan_peer_count(p, 0);
-		p->ver = ver;
-		if (ver == UINT64_MAX || (p->last_seq == 0 && ch->sub == RL_CHAN_UNSUB)) {
+		if (ver != UINT64_MAX)
+			p->ver = ver;
+		if (forget || p->last_seq == 0 || ch->sub == RL_CHAN_UNSUB) {
 			chan_peer_drop(p);
 			gone(ch, arg);
 		}

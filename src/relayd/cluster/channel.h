@@ -120,10 +120,12 @@ void rl_chan_set_count(struct rl_chan *ch, uint32_t node, uint32_t count, uint64
 /* Every count of <node> set by a version older than <ver> becomes 0 (a
  * snapshot at <ver> did not list those rooms) and <ver> becomes the node's
  * floor: COUNTS at or below it are ignored from now on. UINT64_MAX: all of
- * them (the node is gone; the floor stays). Calls <gone> for every room
+ * them (the node is silent or gone; the floor stays). The sequence state of
+ * a subscribed room survives (a node that only stalled must still be seen
+ * to jump) unless <forget> (the node restarted). Calls <gone> for every room
  * whose entry it freed, so the caller may free an idle room. */
-void rl_chan_node_clear(uint32_t node, uint64_t ver, void (*gone)(struct rl_chan *ch, void *arg),
-			void *arg);
+void rl_chan_node_clear(uint32_t node, uint64_t ver, bool forget,
+			void (*gone)(struct rl_chan *ch, void *arg), void *arg);
 /* Frees <ch>'s peer entries that hold no count (sequence state is dropped:
  * after an unsubscribe nothing is expected any more). */
 void rl_chan_forget_seqs(struct rl_chan *ch);

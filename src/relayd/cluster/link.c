@@ -186,6 +186,7 @@ void rl_link_close(struct rl_link *l, struct rl_evloop *loop)
 	l->fd = -1;
 	l->state = RL_LINK_DOWN;
 	l->wblocked = false;
+	l->more = false;
 	rl_buf_free(&l->out);
 	rl_buf_free(&l->in);
 }

@@ -38,6 +38,7 @@ struct rl_link {
 	struct rl_buf out;
 	struct rl_buf in;
 	bool wblocked; /* the socket is full: wait for the next EPOLLOUT */
+	bool more;     /* the last read stopped at its budget with bytes left */
 };
 
 void rl_link_init(struct rl_link *l, const char *name);
