@@ -29,7 +29,8 @@ extern char **environ;
 
 static int redis_connect(uint16_t port)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons(port),
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd == -1)
@@ -90,7 +91,9 @@ static int redis_cmdv(uint16_t port, char *out, size_t cap, size_t argc, const c
 		redis_render(&r.top, out, cap, &off);
 	for (size_t i = 0; r.top.type == RL_RESP_ARRAY && i < r.top.n; i++) {
 		if (i)
-			redis_render(&(struct rl_resp_val){.type = RL_RESP_SIMPLE, .p = (const uint8_t *)"\n", .n = 1},
+			redis_render(&(struct rl_resp_val){.type = RL_RESP_SIMPLE,
+							   .p = (const uint8_t *)"\n",
+							   .n = 1},
 				     out, cap, &off);
 		redis_render(&r.el[i], out, cap, &off);
 	}
@@ -134,8 +137,7 @@ long long rl_redis_int(const struct rl_redis *r, ...)
 	return strtoll(out, NULL, 10);
 }
 
-int rl_redis_wait_numsub(const struct rl_redis *r, const char *channel, long long n,
-			 int timeout_ms)
+int rl_redis_wait_numsub(const struct rl_redis *r, const char *channel, long long n, int timeout_ms)
 {
 	int64_t end = rl_test_now_ms() + timeout_ms;
 	char out[256];
@@ -146,7 +148,8 @@ int rl_redis_wait_numsub(const struct rl_redis *r, const char *channel, long lon
 				return 0;
 		}
 		if (rl_test_now_ms() > end)
-			return rl_test_set_err("PUBSUB NUMSUB %s: %s, wanted %lld", channel, out, n);
+			return rl_test_set_err("PUBSUB NUMSUB %s: %s, wanted %lld", channel, out,
+					       n);
 		usleep(20000);
 	}
 }
@@ -165,9 +168,9 @@ static int redis_spawn(struct rl_redis *r)
 		argv[n++] = guard;
 		argv[n++] = ppid;
 	}
-	const char *cmd[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-			     "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
-			     NULL};
+	const char *cmd[] = {"redis-server", "--port",	   port,	   "--bind", "127.0.0.1",
+			     "--save",	     "",	   "--appendonly", "no",     "--daemonize",
+			     "no",	     "--loglevel", "warning",	   NULL};
 	for (size_t i = 0; cmd[i]; i++)
 		argv[n++] = cmd[i];
 	argv[n] = NULL;
@@ -185,7 +188,8 @@ static int redis_spawn(struct rl_redis *r)
 	if (rc) {
 		r->pid = 0;
 		return rl_test_set_err("posix_spawn redis-server: %s (is it installed? "
-				       "scripts/install-deps)", strerror(rc));
+				       "scripts/install-deps)",
+				       strerror(rc));
 	}
 	return 0;
 }
@@ -254,7 +258,9 @@ int rl_redis_shutdown(struct rl_redis *r)
 
 int rl_redis_signal(const struct rl_redis *r, int sig)
 {
-	return r->pid && kill(r->pid, sig) == 0 ? 0 : rl_test_set_err("kill redis: %s", strerror(errno));
+	return r->pid && kill(r->pid, sig) == 0
+		   ? 0
+		   : rl_test_set_err("kill redis: %s", strerror(errno));
 }
 
 void rl_redis_free(struct rl_redis *r)
@@ -276,9 +282,19 @@ int rl_node_start(struct rl_node *n, const struct rl_redis *r, const char *id,
 {
 	const char *args[64];
 	size_t k = 0;
-	const char *base[] = {"--workers", "2", "--cluster", r->url, "--node-id", id,
-			      "--cluster-node-ttl", "2", "--cluster-linger", "0.2",
-			      "--admin", "127.0.0.1:0", NULL};
+	const char *base[] = {"--workers",
+			      "2",
+			      "--cluster",
+			      r->url,
+			      "--node-id",
+			      id,
+			      "--cluster-node-ttl",
+			      "2",
+			      "--cluster-linger",
+			      "0.2",
+			      "--admin",
+			      "127.0.0.1:0",
+			      NULL};
 	memset(n, 0, sizeof(*n));
 	snprintf(n->id, sizeof(n->id), "%s", id);
 	for (size_t i = 0; base[i]; i++)
@@ -358,7 +374,8 @@ int rl_node_wait_up(struct rl_node *n, int timeout_ms)
 			return 0;
 		usleep(20000);
 	}
-	return rl_test_set_err("node %s: bus link not up within %d ms: %s", n->id, timeout_ms, body);
+	return rl_test_set_err("node %s: bus link not up within %d ms: %s", n->id, timeout_ms,
+			       body);
 }
 
 struct rl_test_client *rl_node_client(const struct rl_node *n, const char *user, const char *room)
@@ -387,9 +404,9 @@ const struct rl_test_frame *rl_expect_event(struct rl_test_client *c, const char
 		const struct rl_test_frame *f = rl_test_recv(c, left > 0 ? left : 0);
 		if (!f)
 			return NULL;
-		if (f->type == RELAY_MSG_MESSAGE && rl_test_json_str(f, "type", t, sizeof(t)) >= 0 &&
-		    strcmp(t, type) == 0 && rl_test_json_str(f, "room", rm, sizeof(rm)) >= 0 &&
-		    strcmp(rm, room) == 0)
+		if (f->type == RELAY_MSG_MESSAGE &&
+		    rl_test_json_str(f, "type", t, sizeof(t)) >= 0 && strcmp(t, type) == 0 &&
+		    rl_test_json_str(f, "room", rm, sizeof(rm)) >= 0 && strcmp(rm, room) == 0)
 			return f;
 		if (skipped)
 			(*skipped)++;

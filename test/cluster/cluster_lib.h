@@ -25,7 +25,7 @@
 struct rl_redis {
 	pid_t pid;
 	uint16_t port;
-	char url[64];       /* redis://127.0.0.1:PORT */
+	char url[64];	    /* redis://127.0.0.1:PORT */
 	char log_path[128]; /* its stdout/stderr */
 };
 
@@ -42,8 +42,7 @@ int rl_redis_signal(const struct rl_redis *r, int sig);
 /* Runs one command (NULL-terminated words) and renders the reply into <out>:
  * strings and integers as text, nil as "(nil)", errors as "-ERR ...",
  * arrays as their elements joined by '\n'. 0 or -1. */
-int rl_redis_cmd(const struct rl_redis *r, char *out, size_t cap, ...)
-	__attribute__((sentinel));
+int rl_redis_cmd(const struct rl_redis *r, char *out, size_t cap, ...) __attribute__((sentinel));
 /* The integer reply of a command, or LLONG_MIN on failure. */
 long long rl_redis_int(const struct rl_redis *r, ...) __attribute__((sentinel));
 /* Waits up to <timeout_ms> until PUBSUB NUMSUB <channel> is <n>. */

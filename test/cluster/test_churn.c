@@ -58,7 +58,8 @@ static void *churn(void *arg)
 	char room[32];
 	for (int i = 0; i < ch->cycles; i++) {
 		room_name(room, sizeof(room), rand_r(&ch->seed) % ROOMS);
-		if (room_op(c, RELAY_MSG_JOIN_ROOM, room) || room_op(c, RELAY_MSG_LEAVE_ROOM, room)) {
+		if (room_op(c, RELAY_MSG_JOIN_ROOM, room) ||
+		    room_op(c, RELAY_MSG_LEAVE_ROOM, room)) {
 			snprintf(ch->err, sizeof(ch->err), "cycle %d: %s", i, rl_test_err());
 			break;
 		}
@@ -82,7 +83,8 @@ Test(cluster_churn, join_leave_churn_leaves_no_subscription_and_no_count_behind,
 	pthread_t t[NODES * CLIENTS_PER_NODE];
 	int nt = NODES * CLIENTS_PER_NODE;
 	for (int i = 0; i < nt; i++) {
-		ch[i] = (struct churner){.n = &n[i % NODES], .seed = (unsigned)i * 7919u + 1,
+		ch[i] = (struct churner){.n = &n[i % NODES],
+					 .seed = (unsigned)i * 7919u + 1,
 					 .cycles = CYCLES / nt + (i < CYCLES % nt)};
 		cr_assert_eq(pthread_create(&t[i], NULL, churn, &ch[i]), 0);
 	}
@@ -95,8 +97,9 @@ Test(cluster_churn, join_leave_churn_leaves_no_subscription_and_no_count_behind,
 	char out[4096] = "";
 	int64_t end = rl_test_now_ms() + 10000;
 	do {
-		cr_assert_eq(rl_redis_cmd(&r, out, sizeof(out), "PUBSUB", "CHANNELS", "relay:{*", NULL),
-			     0, "%s", rl_test_err());
+		cr_assert_eq(
+		    rl_redis_cmd(&r, out, sizeof(out), "PUBSUB", "CHANNELS", "relay:{*", NULL), 0,
+		    "%s", rl_test_err());
 		if (!out[0])
 			break;
 		usleep(50000);
@@ -128,7 +131,8 @@ Test(cluster_churn, join_leave_churn_leaves_no_subscription_and_no_count_behind,
 		rl_test_close(p);
 	}
 	for (int i = 0; i < NODES; i++) {
-		cr_expect_eq(rl_test_server_stop(&n[i].s, 0), 0, "node %s exit status (leaks?)", ids[i]);
+		cr_expect_eq(rl_test_server_stop(&n[i].s, 0), 0, "node %s exit status (leaks?)",
+			     ids[i]);
 		rl_test_server_free(&n[i].s);
 	}
 	rl_redis_free(&r);

@@ -19,7 +19,7 @@
 
 struct member {
 	struct rl_test_client *c;
-	char own[64];       /* its connectionId: its own messages do not come back */
+	char own[64];	     /* its connectionId: its own messages do not come back */
 	int64_t next[NODES]; /* next number expected from publisher k */
 	long got, want;
 };
@@ -55,7 +55,8 @@ static void member_check(struct member *m, const struct rl_test_frame *f)
 	cr_assert_eq(f->type, RELAY_MSG_MESSAGE, "%s", rl_test_frame_str(f));
 	if (rl_test_json_str(f, "type", type, sizeof(type)) >= 0)
 		return; /* userJoined / userLeft */
-	cr_assert_geq(rl_test_json_str(f, "from", from, sizeof(from)), 0, "%s", rl_test_frame_str(f));
+	cr_assert_geq(rl_test_json_str(f, "from", from, sizeof(from)), 0, "%s",
+		      rl_test_frame_str(f));
 	cr_assert_eq(rl_test_json_i64(f, "content", &v), 0, "%s", rl_test_frame_str(f));
 	int k = 0;
 	while (k < npubs && strcmp(pub_ids[k], from) != 0)
@@ -105,7 +106,8 @@ static void flood(int pubs)
 		cr_assert_not_null(m->c, "%s", rl_test_err());
 		snprintf(pub_ids[k], sizeof(pub_ids[k]), "%.63s", rl_test_conn_id(m->c));
 		snprintf(m->own, sizeof(m->own), "%.63s", pub_ids[k]);
-		cr_assert(strstr(pub_ids[k], n[k].id), "connectionId %s names its node", pub_ids[k]);
+		cr_assert(strstr(pub_ids[k], n[k].id), "connectionId %s names its node",
+			  pub_ids[k]);
 	}
 	for (int i = 0; i < NODES; i++)
 		for (int j = 0; j < SUBS_PER_NODE; j++) {
@@ -137,10 +139,13 @@ static void flood(int pubs)
 			size_t off = 0;
 			for (int j = 0; j < CHUNK && sent[k] < share[k]; j++) {
 				char msg[64];
-				int len = snprintf(msg, sizeof(msg), "{\"room\":\"" ROOM "\",\"content\":%d}",
-						   ++sent[k]);
-				cr_assert_eq(rl_test_frame_append(buf, sizeof(buf), &off, RELAY_MSG_MESSAGE,
-								  RELAY_FLAG_JSON, msg, (size_t)len), 0);
+				int len =
+				    snprintf(msg, sizeof(msg),
+					     "{\"room\":\"" ROOM "\",\"content\":%d}", ++sent[k]);
+				cr_assert_eq(
+				    rl_test_frame_append(buf, sizeof(buf), &off, RELAY_MSG_MESSAGE,
+							 RELAY_FLAG_JSON, msg, (size_t)len),
+				    0);
 			}
 			if (off)
 				cr_assert_eq(rl_test_send_raw(ms[k].c, buf, off, 10000), 0, "%s",

@@ -57,7 +57,8 @@ static void chat_until_heard(struct rl_test_client *from, struct rl_test_client 
 	int64_t end = rl_test_now_ms() + timeout_ms;
 	for (int k = 0; rl_test_now_ms() < end; k++) {
 		cr_assert_eq(rl_test_send_json(from, RELAY_MSG_MESSAGE,
-					       "{\"room\":\"%s\",\"content\":\"%s-%d\"}", room, tag, k),
+					       "{\"room\":\"%s\",\"content\":\"%s-%d\"}", room, tag,
+					       k),
 			     0, "%s", rl_test_err());
 		const struct rl_test_frame *f;
 		int64_t until = rl_test_now_ms() + 100;
@@ -140,8 +141,8 @@ Test(cluster_failure, a_stalled_node_dropped_by_redis_reconnects_with_gap_others
 			      *c1 = member(&n[2], "flood");
 	cr_assert_eq(rl_redis_wait_numsub(&r, "relay:{flood}", 3, 5000), 0, "%s", rl_test_err());
 	cr_assert_eq(rl_redis_cmd(&r, out, sizeof(out), "CONFIG", "SET",
-				  "client-output-buffer-limit", "pubsub 262144 0 0", NULL), 0, "%s",
-		     rl_test_err());
+				  "client-output-buffer-limit", "pubsub 262144 0 0", NULL),
+		     0, "%s", rl_test_err());
 	cr_assert_eq(kill(n[2].s.pid, SIGSTOP), 0);
 
 	/* The kernel's socket buffers take a few MB for the stopped node first:
@@ -153,15 +154,18 @@ Test(cluster_failure, a_stalled_node_dropped_by_redis_reconnects_with_gap_others
 	bool dropped = false;
 	while (!dropped && sent < MAX_MSGS) {
 		for (int j = 0; j < BURST; j++, sent++)
-			cr_assert_eq(rl_test_send_json(a1, RELAY_MSG_MESSAGE,
-						       "{\"room\":\"flood\",\"content\":[%ld,\"%s\"]}",
-						       sent + 1, pad), 0, "%s", rl_test_err());
+			cr_assert_eq(
+			    rl_test_send_json(a1, RELAY_MSG_MESSAGE,
+					      "{\"room\":\"flood\",\"content\":[%ld,\"%s\"]}",
+					      sent + 1, pad),
+			    0, "%s", rl_test_err());
 		while (seen < sent) { /* b1 keeps up: only C falls behind */
 			const struct rl_test_frame *f = rl_test_recv(b1, 10000);
 			cr_assert_not_null(f, "b1 after %ld: %s", seen, rl_test_err());
 			char t[16];
 			if (rl_test_json_str(f, "type", t, sizeof(t)) >= 0) {
-				cr_assert_neq(strcmp(t, "gap"), 0, "b1 noticed: %s", rl_test_frame_str(f));
+				cr_assert_neq(strcmp(t, "gap"), 0, "b1 noticed: %s",
+					      rl_test_frame_str(f));
 				continue; /* presence */
 			}
 			const uint8_t *p;
@@ -226,8 +230,9 @@ Test(cluster_failure, a_killed_nodes_members_leave_the_counts_within_the_ttl)
 			usleep(100 * 1000);
 		}
 		cr_assert_geq(took, 0, "node %s counts C's members 6 s after kill -9", n[i].id);
-		cr_expect_leq(took, 2000 + 1000, "node %s counted them %lld ms after the kill (TTL 2 s)",
-			      n[i].id, (long long)took);
+		cr_expect_leq(took, 2000 + 1000,
+			      "node %s counted them %lld ms after the kill (TTL 2 s)", n[i].id,
+			      (long long)took);
 	}
 	chat_until_heard(a1, b1, "k", "still", 3000);
 	int64_t end = rl_test_now_ms() + 4000;
@@ -276,8 +281,8 @@ Test(cluster_failure, bridge_queues_stay_bounded_while_redis_stalls_and_drops_be
 	double queued = rl_node_metric(&n[0], "relay_cluster_queue_bytes{direction=\"out\"}");
 	cr_assert_eq(rl_redis_signal(&r, SIGCONT), 0, "%s", rl_test_err());
 #if !defined(__SANITIZE_ADDRESS__) /* ASan's quarantine holds freed memory: RSS says nothing */
-	cr_expect_lt(rss1 - rss0, 16 * 1024, "RSS grew by %ld KiB while 30 MB went to a stalled bus",
-		     rss1 - rss0);
+	cr_expect_lt(rss1 - rss0, 16 * 1024,
+		     "RSS grew by %ld KiB while 30 MB went to a stalled bus", rss1 - rss0);
 #else
 	(void)rss1;
 #endif
@@ -288,11 +293,13 @@ Test(cluster_failure, bridge_queues_stay_bounded_while_redis_stalls_and_drops_be
 	bool gap = false;
 	for (int k = 0; !gap && rl_test_now_ms() < end; k++) {
 		cr_assert_eq(rl_test_send_json(a1, RELAY_MSG_MESSAGE,
-					       "{\"room\":\"q\",\"content\":\"after-%d\"}", k), 0);
+					       "{\"room\":\"q\",\"content\":\"after-%d\"}", k),
+			     0);
 		const struct rl_test_frame *f;
 		while (!gap && (f = rl_test_recv(b1, 100)) != NULL) {
 			char t[16];
-			gap = rl_test_json_str(f, "type", t, sizeof(t)) > 0 && strcmp(t, "gap") == 0;
+			gap =
+			    rl_test_json_str(f, "type", t, sizeof(t)) > 0 && strcmp(t, "gap") == 0;
 		}
 	}
 	cr_assert(gap, "no gap event at b1 after the stall");

@@ -39,7 +39,8 @@ static struct rl_test_client *joined(const struct rl_node *n, const char *user, 
 	struct rl_test_client *c = rl_node_client(n, user, NULL);
 	cr_assert_not_null(c, "%s", rl_test_err());
 	cr_assert_eq(rl_test_join(c, "lobby", &got, 5000), 0, "%s", rl_test_err());
-	cr_assert_eq(got, members, "JOIN on node %s: members %ld, expected %ld", n->id, got, members);
+	cr_assert_eq(got, members, "JOIN on node %s: members %ld, expected %ld", n->id, got,
+		     members);
 	return c;
 }
 
@@ -49,8 +50,8 @@ static void expect_presence(struct rl_test_client *c, const char *type, const ch
 {
 	char want[256];
 	snprintf(want, sizeof(want),
-		 "{\"type\":\"%s\",\"room\":\"lobby\",\"connectionId\":\"%s\",\"userId\":\"%s\"}", type,
-		 id, user);
+		 "{\"type\":\"%s\",\"room\":\"lobby\",\"connectionId\":\"%s\",\"userId\":\"%s\"}",
+		 type, id, user);
 	cr_assert_not_null(rl_test_expect_json(c, RELAY_MSG_MESSAGE, want, NULL, 5000), "%s",
 			   rl_test_err());
 }
@@ -114,11 +115,11 @@ Test(cluster_presence, hello_ack_lists_the_cluster_feature_and_ids_name_the_node
 	cr_assert_not_null(c, "%s", rl_test_err());
 	cr_assert_eq(rl_test_send_frame(c, RELAY_MSG_HELLO, 0, NULL, 0), 0);
 	const struct rl_test_frame *f = rl_test_expect_json(
-		c, RELAY_MSG_HELLO,
-		"{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"0.1.0\","
-		"\"protocolVersion\":1,\"maxFrameBytes\":1048576,\"heartbeatMs\":30000,"
-		"\"features\":[\"cluster\"],\"worker\":*,\"node\":\"node-7\"}",
-		(const char *[]){"connectionId", "worker", NULL}, 5000);
+	    c, RELAY_MSG_HELLO,
+	    "{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"0.1.0\","
+	    "\"protocolVersion\":1,\"maxFrameBytes\":1048576,\"heartbeatMs\":30000,"
+	    "\"features\":[\"cluster\"],\"worker\":*,\"node\":\"node-7\"}",
+	    (const char *[]){"connectionId", "worker", NULL}, 5000);
 	cr_assert_not_null(f, "%s", rl_test_err());
 	char id[80];
 	cr_assert_gt(rl_test_json_str(f, "connectionId", id, sizeof(id)), 0);
@@ -134,10 +135,11 @@ Test(cluster_presence, hello_ack_lists_the_cluster_feature_and_ids_name_the_node
 	c = rl_test_connect(&s, 0);
 	cr_assert_not_null(c);
 	cr_assert_eq(rl_test_send_frame(c, RELAY_MSG_HELLO, 0, NULL, 0), 0);
-	f = rl_test_expect_json(c, RELAY_MSG_HELLO,
-				"{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"0.1.0\","
-				"\"protocolVersion\":1,\"maxFrameBytes\":1048576,\"heartbeatMs\":30000}",
-				mask, 5000);
+	f = rl_test_expect_json(
+	    c, RELAY_MSG_HELLO,
+	    "{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"0.1.0\","
+	    "\"protocolVersion\":1,\"maxFrameBytes\":1048576,\"heartbeatMs\":30000}",
+	    mask, 5000);
 	cr_assert_not_null(f, "%s", rl_test_err());
 	cr_assert_gt(rl_test_json_str(f, "connectionId", id, sizeof(id)), 0);
 	cr_assert_eq(strspn(id + 5, "0123456789"), strlen(id + 5), "v1 form conn-N: %s", id);
@@ -158,9 +160,11 @@ Test(cluster_presence, a_bus_down_at_start_leaves_local_rooms_working_and_health
 	snprintf(fake.url, sizeof(fake.url), "%s", url);
 	struct rl_node n;
 	cr_assert_eq(rl_node_start(&n, &fake, "lonely", NULL), 0, "%s", rl_test_err());
-	struct rl_test_client *a = rl_node_client(&n, "a", "solo"), *b = rl_node_client(&n, "b", "solo");
+	struct rl_test_client *a = rl_node_client(&n, "a", "solo"),
+			      *b = rl_node_client(&n, "b", "solo");
 	cr_assert(a && b, "%s", rl_test_err());
-	cr_assert_eq(rl_test_send_json(a, RELAY_MSG_MESSAGE, "{\"room\":\"solo\",\"content\":1}"), 0);
+	cr_assert_eq(rl_test_send_json(a, RELAY_MSG_MESSAGE, "{\"room\":\"solo\",\"content\":1}"),
+		     0);
 	const char *mask[] = {"from", "timestamp", NULL};
 	cr_assert_not_null(rl_test_expect_json(b, RELAY_MSG_MESSAGE,
 					       "{\"room\":\"solo\",\"from\":*,\"userId\":\"a\","
@@ -168,7 +172,8 @@ Test(cluster_presence, a_bus_down_at_start_leaves_local_rooms_working_and_health
 					       mask, 5000),
 			   "%s", rl_test_err());
 	cr_assert_eq(rl_node_http(&n, "/health", body, sizeof(body)), 200, "%s", body);
-	cr_assert(strstr(body, "\"cluster\":\"down\"") || strstr(body, "\"cluster\":\"connecting\""),
+	cr_assert(strstr(body, "\"cluster\":\"down\"") ||
+		      strstr(body, "\"cluster\":\"connecting\""),
 		  "%s", body);
 	cr_assert(rl_test_server_log_has(&n.s, "unreachable"), "the failure is logged");
 	rl_test_close(a);
@@ -196,14 +201,16 @@ Test(cluster_presence, auth_uses_the_password_file_and_a_wrong_one_keeps_the_lin
 	cr_assert_eq(write(fw, "nope\n", 5), 5);
 	close(fr);
 	close(fw);
-	cr_assert_eq(rl_redis_cmd(&r, out, sizeof(out), "CONFIG", "SET", "requirepass", "s3cret pass",
-				  NULL), 0, "%s", rl_test_err());
+	cr_assert_eq(
+	    rl_redis_cmd(&r, out, sizeof(out), "CONFIG", "SET", "requirepass", "s3cret pass", NULL),
+	    0, "%s", rl_test_err());
 	const char *a1[] = {"--cluster-password-file", right, NULL};
 	const char *a2[] = {"--cluster-password-file", wrong, NULL};
 	cr_assert_eq(rl_node_start(&good, &r, "good", a1), 0, "%s", rl_test_err());
 	cr_assert_eq(rl_node_start(&bad, &r, "bad", a2), 0, "%s", rl_test_err());
 	cr_assert_eq(rl_node_wait_up(&good, 10000), 0, "%s", rl_test_err());
-	cr_assert_neq(rl_node_wait_up(&bad, 1500), 0, "a wrong password must not bring the link up");
+	cr_assert_neq(rl_node_wait_up(&bad, 1500), 0,
+		      "a wrong password must not bring the link up");
 	cr_assert(rl_test_server_log_has(&bad.s, "WRONGPASS"), "the refusal is logged");
 	cr_expect_eq(rl_test_server_stop(&good.s, 0), 0);
 	cr_expect_eq(rl_test_server_stop(&bad.s, 0), 0);
@@ -220,13 +227,14 @@ Test(cluster_presence, bad_cluster_options_are_refused_at_start_naming_the_optio
 		const char *args[5];
 		const char *says;
 	} cases[] = {
-		{{"--cluster", "http://x", NULL}, "--cluster"},
-		{{"--cluster", "redis://127.0.0.1:notaport", NULL}, "--cluster"},
-		{{"--cluster", "redis://127.0.0.1:1", "--node-id", "has space", NULL}, "--node-id"},
-		{{"--cluster", "redis://127.0.0.1:1", "--cluster-password-file", "/nonexistent/pw", NULL},
-		 "--cluster-password-file"},
-		{{"--cluster", "redis://127.0.0.1:1", "--cluster-node-ttl", "0.1", NULL},
-		 "--cluster-node-ttl"},
+	    {{"--cluster", "http://x", NULL}, "--cluster"},
+	    {{"--cluster", "redis://127.0.0.1:notaport", NULL}, "--cluster"},
+	    {{"--cluster", "redis://127.0.0.1:1", "--node-id", "has space", NULL}, "--node-id"},
+	    {{"--cluster", "redis://127.0.0.1:1", "--cluster-password-file", "/nonexistent/pw",
+	      NULL},
+	     "--cluster-password-file"},
+	    {{"--cluster", "redis://127.0.0.1:1", "--cluster-node-ttl", "0.1", NULL},
+	     "--cluster-node-ttl"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char err[1024];

@@ -81,7 +81,7 @@ static void *client_main(void *arg)
 			bool ok = op == 0   ? request(c, RELAY_MSG_LEAVE_ROOM, room, false)
 				  : op == 1 ? request(c, RELAY_MSG_JOIN_ROOM, room, false)
 					    : request(c, RELAY_MSG_MESSAGE, room, true) &&
-						      request(c, RELAY_MSG_JOIN_ROOM, room, false);
+						  request(c, RELAY_MSG_JOIN_ROOM, room, false);
 			if (!ok) {
 				fail("request");
 				break;

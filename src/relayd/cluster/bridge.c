@@ -40,9 +40,9 @@ struct rl_bridge rl_bridge;
 enum bridge_link { BRIDGE_DOWN = 0, BRIDGE_CONNECTING, BRIDGE_UP, BRIDGE_NLINKS };
 
 static const char *const bridge_link_names[BRIDGE_NLINKS] = {
-	[BRIDGE_DOWN] = "down",
-	[BRIDGE_CONNECTING] = "connecting",
-	[BRIDGE_UP] = "up",
+    [BRIDGE_DOWN] = "down",
+    [BRIDGE_CONNECTING] = "connecting",
+    [BRIDGE_UP] = "up",
 };
 
 /* What a reply on the publish connection answers, in command order. */
@@ -62,14 +62,14 @@ enum bridge_reply {
 #define BRIDGE_READ_BYTES 262144u
 #define BRIDGE_READS_PER_TURN 8
 #define BRIDGE_MAX_REPLY (256u << 20) /* largest bulk or array we accept */
-#define BRIDGE_SUB_BATCH 256         /* channels per (UN)SUBSCRIBE */
-#define BRIDGE_COUNTS_MS 100         /* count changes are announced this often */
-#define BRIDGE_RESYNC_MS 30000       /* every node's counts read again */
-#define BRIDGE_CONNECT_MS 3000       /* to get the link up, or try again */
+#define BRIDGE_SUB_BATCH 256	      /* channels per (UN)SUBSCRIBE */
+#define BRIDGE_COUNTS_MS 100	      /* count changes are announced this often */
+#define BRIDGE_RESYNC_MS 30000	      /* every node's counts read again */
+#define BRIDGE_CONNECT_MS 3000	      /* to get the link up, or try again */
 #define BRIDGE_BACKOFF_MIN 50
 #define BRIDGE_BACKOFF_MAX 2000
 #define BRIDGE_BYE_MS 500
-#define BRIDGE_HSET_ROOMS 256 /* rooms per HSET/HDEL */
+#define BRIDGE_HSET_ROOMS 256	/* rooms per HSET/HDEL */
 #define BRIDGE_WIRE_CHUNK 32768 /* bytes per COUNTS message */
 
 #define ST_ADD(b, f, n) __atomic_store_n(&(b)->st.f, (b)->st.f + (uint64_t)(n), __ATOMIC_RELAXED)
@@ -119,7 +119,8 @@ static int bridge_expect(struct rl_bridge *b, enum bridge_reply kind, uint32_t a
 		b->rcap = cap;
 		b->rhead = 0;
 	}
-	b->replies[(b->rhead + b->rlen++) % b->rcap] = (struct rl_bridge_reply){(uint8_t)kind, arg, 1};
+	b->replies[(b->rhead + b->rlen++) % b->rcap] =
+	    (struct rl_bridge_reply){(uint8_t)kind, arg, 1};
 	return 0;
 }
 
@@ -141,8 +142,8 @@ static int bridge_next_reply(struct rl_bridge *b, uint32_t *arg)
 /* ---- names and commands ------------------------------------------------------ */
 
 /* One bulk argument: prefix + <mid> + <tail>/<tn> + <end>. */
-static int bridge_arg_name(struct rl_bridge *b, struct rl_buf *o, const char *mid,
-			   const void *tail, size_t tn, const char *end)
+static int bridge_arg_name(struct rl_bridge *b, struct rl_buf *o, const char *mid, const void *tail,
+			   size_t tn, const char *end)
 {
 	size_t ml = strlen(mid), el = strlen(end), n = b->prefix_len + ml + tn + el;
 	uint8_t *w = rl_resp_arg_begin(o, n);
@@ -258,7 +259,8 @@ static void bridge_gap(struct rl_bridge *b, struct rl_chan *ch, const char *reas
 	relay_jw_obj_end(&jw);
 	relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)jw.len);
 	m->len = (uint32_t)(RELAY_FRAME_HDR_BYTES + jw.len);
-	if (!jw.overflow && jw.len + 3 <= b->max_frame && bridge_push(b, ch->name, ch->name_len, m)) {
+	if (!jw.overflow && jw.len + 3 <= b->max_frame &&
+	    bridge_push(b, ch->name, ch->name_len, m)) {
 		ST_ADD(b, gaps, 1);
 		RL_DEBUGF(0, "cluster: gap event to room '%.*s': %s", (int)ch->name_len,
 			  (const char *)ch->name, reason);
@@ -385,9 +387,11 @@ static void bridge_sync(struct rl_bridge *b)
 		const char *word = subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE";
 		size_t n = 0;
 		struct rl_chan *ch, *tmp;
-		cds_list_for_each_entry_safe(ch, tmp, &b->sync, sync_link) {
-			bool act = subscribe ? ch->sub == RL_CHAN_UNSUB && bridge_wants_sub(ch)
-					     : ch->sub == RL_CHAN_SUBSCRIBED && !bridge_wants_sub(ch);
+		cds_list_for_each_entry_safe(ch, tmp, &b->sync, sync_link)
+		{
+			bool act = subscribe
+				       ? ch->sub == RL_CHAN_UNSUB && bridge_wants_sub(ch)
+				       : ch->sub == RL_CHAN_SUBSCRIBED && !bridge_wants_sub(ch);
 			if (!act)
 				continue;
 			ch->sub = subscribe ? RL_CHAN_SUBSCRIBING : RL_CHAN_UNSUBSCRIBING;
@@ -405,7 +409,8 @@ static void bridge_sync(struct rl_bridge *b)
 	}
 	/* The rest is in flight (looked at again on confirmation) or right. */
 	struct rl_chan *ch, *tmp;
-	cds_list_for_each_entry_safe(ch, tmp, &b->sync, sync_link) {
+	cds_list_for_each_entry_safe(ch, tmp, &b->sync, sync_link)
+	{
 		cds_list_del_init(&ch->sync_link);
 		bridge_chan_check(ch);
 	}
@@ -443,8 +448,8 @@ static void bridge_publish(struct rl_bridge *b, struct rl_msg *m)
 	size_t env = rl_wire_frame_size(b->node_len, nlen, m->len);
 	struct rl_buf *o = &b->pub.out;
 	uint8_t *w;
-	if (bridge_pub_cmd(b, BR_IGNORE, 0, 3, "PUBLISH") || bridge_arg_name(b, o, "{", name, nlen, "}") ||
-	    !(w = rl_resp_arg_begin(o, env))) {
+	if (bridge_pub_cmd(b, BR_IGNORE, 0, 3, "PUBLISH") ||
+	    bridge_arg_name(b, o, "{", name, nlen, "}") || !(w = rl_resp_arg_begin(o, env))) {
 		bridge_lost(b, "out of memory");
 		return;
 	}
@@ -579,7 +584,8 @@ static void bridge_announce(struct rl_bridge *b, bool full)
 		rl_chan_foreach(bridge_collect_all, &c);
 	} else {
 		struct rl_chan *ch;
-		cds_list_for_each_entry(ch, &b->dirty, dirty_link) {
+		cds_list_for_each_entry(ch, &b->dirty, dirty_link)
+		{
 			if (bridge_scratch(b, c.n + 1))
 				break;
 			b->scratch[c.n++] = ch;
@@ -608,7 +614,8 @@ static void bridge_announce(struct rl_bridge *b, bool full)
 		ch->announced = ch->local;
 	}
 	struct rl_chan *ch, *tmp;
-	cds_list_for_each_entry_safe(ch, tmp, &b->dirty, dirty_link) {
+	cds_list_for_each_entry_safe(ch, tmp, &b->dirty, dirty_link)
+	{
 		cds_list_del_init(&ch->dirty_link);
 		bridge_chan_check(ch);
 	}
@@ -741,7 +748,8 @@ static void bridge_frame(struct rl_bridge *b, struct rl_chan *ch, const struct r
 		bridge_deliver(b, ch, w->body, w->body_len);
 }
 
-/* ---- the subscribe connection ------------------------------------------------------------------ */
+/* ---- the subscribe connection ------------------------------------------------------------------
+ */
 
 /* The room of channel <p>/<n> ("P{room}"), or NULL; the nodes channel sets
  * *<ctl>. */
@@ -817,8 +825,8 @@ static void bridge_message(struct rl_bridge *b, const struct rl_resp_val *chan,
 	if ((!ch && !ctl) || payload->type != RL_RESP_BULK || payload->nil)
 		return;
 	if (rl_wire_decode(payload->p, payload->n, &w)) {
-		RL_WARNF(0, "cluster: a malformed message on %.*s (%zu bytes) ignored", (int)chan->n,
-			 (const char *)chan->p, payload->n);
+		RL_WARNF(0, "cluster: a malformed message on %.*s (%zu bytes) ignored",
+			 (int)chan->n, (const char *)chan->p, payload->n);
 		return;
 	}
 	if (ctl)
@@ -856,7 +864,8 @@ static void bridge_sub_reply(struct rl_bridge *b)
 	}
 }
 
-/* ---- the publish connection ------------------------------------------------------------------------ */
+/* ---- the publish connection
+ * ------------------------------------------------------------------------ */
 
 static bool bridge_parse_ver(const struct rl_resp_val *v, uint32_t *boot, uint64_t *ver)
 {
@@ -997,7 +1006,8 @@ static void bridge_pub_reply(struct rl_bridge *b)
 	}
 }
 
-/* ---- the link ---------------------------------------------------------------------------------------- */
+/* ---- the link
+ * ---------------------------------------------------------------------------------------- */
 
 static void bridge_chan_lost(struct rl_chan *ch, void *arg)
 {
@@ -1020,7 +1030,8 @@ static void bridge_lost(struct rl_bridge *b, const char *why)
 	if (b->link == BRIDGE_UP)
 		RL_WARNF(0, "cluster: lost the bus link (%s): %s; reconnecting", b->addr.text, why);
 	else if (rl_ratelimit_ok(&b->down_rl, b->now_ms, 10000, &suppressed))
-		RL_WARNF(0, "cluster: bus %s unreachable: %s; serving local rooms, retrying "
+		RL_WARNF(0,
+			 "cluster: bus %s unreachable: %s; serving local rooms, retrying "
 			 "(%" PRIu64 " more failures since the last report)",
 			 b->addr.text, why, suppressed);
 	rl_link_close(&b->pub, &b->loop);
@@ -1037,7 +1048,8 @@ static void bridge_lost(struct rl_bridge *b, const char *why)
 	uint64_t half = b->backoff_ms / 2;
 	b->seed = b->seed * 6364136223846793005ull + 1442695040888963407ull;
 	b->retry_at = b->now_ms + half + (b->seed >> 33) % (half + 1);
-	b->backoff_ms = b->backoff_ms * 2 > BRIDGE_BACKOFF_MAX ? BRIDGE_BACKOFF_MAX : b->backoff_ms * 2;
+	b->backoff_ms =
+	    b->backoff_ms * 2 > BRIDGE_BACKOFF_MAX ? BRIDGE_BACKOFF_MAX : b->backoff_ms * 2;
 }
 
 /* AUTH and CLIENT SETNAME on <l>; returns how many simple replies follow. */
@@ -1096,7 +1108,8 @@ static void bridge_read(struct rl_bridge *b, struct rl_link *l)
 		if (n == -EAGAIN)
 			return;
 		if (n < 0) {
-			bridge_lost(b, n == -ECONNRESET ? "connection closed by the bus" : strerror((int)-n));
+			bridge_lost(b, n == -ECONNRESET ? "connection closed by the bus"
+							: strerror((int)-n));
 			return;
 		}
 		if (sub)
@@ -1107,7 +1120,8 @@ static void bridge_read(struct rl_bridge *b, struct rl_link *l)
 			if (used == 0)
 				break;
 			if (used < 0) {
-				bridge_lost(b, used == -ENOMEM ? "out of memory" : "malformed reply");
+				bridge_lost(b,
+					    used == -ENOMEM ? "out of memory" : "malformed reply");
 				return;
 			}
 			if (sub)
@@ -1179,7 +1193,8 @@ static void bridge_flush(struct rl_bridge *b)
 	ST_SET(b, out_queue, rl_buf_pending(&b->pub.out));
 }
 
-/* ---- timers ------------------------------------------------------------------------------------------- */
+/* ---- timers
+ * ------------------------------------------------------------------------------------------- */
 
 static void bridge_heartbeat(struct rl_bridge *b)
 {
@@ -1200,7 +1215,8 @@ static void bridge_heartbeat(struct rl_bridge *b)
 		struct rl_buf *o = &b->pub.out;
 		int rc = bridge_pub_cmd(b, BR_PEXPIRE, 0, 3, "PEXPIRE") ||
 			 bridge_arg_counts_key(b, o, b->node, b->node_len) ||
-			 rl_resp_arg_u64(o, b->ttl_ms) || bridge_pub_cmd(b, BR_IGNORE, 0, 3, "PUBLISH") ||
+			 rl_resp_arg_u64(o, b->ttl_ms) ||
+			 bridge_pub_cmd(b, BR_IGNORE, 0, 3, "PUBLISH") ||
 			 bridge_arg_name(b, o, "nodes", NULL, 0, "") || rl_resp_arg(o, msg, len);
 		if (!rc && !b->pub_ping_at) {
 			rc = bridge_pub_cmd(b, BR_PING, 0, 1, "PING");
@@ -1227,7 +1243,8 @@ static void bridge_gaps_owed(struct rl_bridge *b)
 	    __atomic_load_n(&b->q_in, __ATOMIC_RELAXED) > b->queue_limit / 2)
 		return;
 	struct rl_chan *ch, *tmp;
-	cds_list_for_each_entry_safe(ch, tmp, &b->gapq, gap_link) {
+	cds_list_for_each_entry_safe(ch, tmp, &b->gapq, gap_link)
+	{
 		if (ch->sub != RL_CHAN_SUBSCRIBED)
 			continue; /* sent when the subscription is confirmed */
 		bridge_gap(b, ch, ch->gap_reason);
@@ -1265,8 +1282,8 @@ static long bridge_until(uint64_t now, uint64_t at)
 
 static int bridge_timeout(struct rl_bridge *b)
 {
-	if (b->inbox_more || (!cds_list_empty(&b->sync) && b->link != BRIDGE_DOWN) ||
-	    b->pub.more || b->sub.more || bridge_out_ready(&b->pub) || bridge_out_ready(&b->sub))
+	if (b->inbox_more || (!cds_list_empty(&b->sync) && b->link != BRIDGE_DOWN) || b->pub.more ||
+	    b->sub.more || bridge_out_ready(&b->pub) || bridge_out_ready(&b->sub))
 		return 0;
 	long t = bridge_until(b->now_ms, b->next_hb);
 	if (b->link == BRIDGE_DOWN && bridge_until(b->now_ms, b->retry_at) < t)
@@ -1286,7 +1303,8 @@ static int bridge_timeout(struct rl_bridge *b)
 	return (int)t;
 }
 
-/* ---- the inbox and the loop ---------------------------------------------------------------------------- */
+/* ---- the inbox and the loop
+ * ---------------------------------------------------------------------------- */
 
 static void bridge_drain(struct rl_bridge *b)
 {
@@ -1307,7 +1325,8 @@ static void bridge_drain(struct rl_bridge *b)
 			bridge_publish(b, m);
 			rl_msg_put(m);
 		} else {
-			struct rl_bridge_member *ev = caa_container_of(it, struct rl_bridge_member, ib);
+			struct rl_bridge_member *ev =
+			    caa_container_of(it, struct rl_bridge_member, ib);
 			bridge_member(b, ev);
 			free(ev);
 		}
@@ -1357,8 +1376,8 @@ static void bridge_bye(struct rl_bridge *b)
 	if (b->pub.state != RL_LINK_OPEN)
 		return;
 	uint8_t msg[RL_WIRE_NODE_MAX + 16];
-	size_t len = rl_wire_put_hdr(msg, RL_WIRE_BYE, (const uint8_t *)b->node, b->node_len,
-				     b->boot);
+	size_t len =
+	    rl_wire_put_hdr(msg, RL_WIRE_BYE, (const uint8_t *)b->node, b->node_len, b->boot);
 	struct rl_buf *o = &b->pub.out;
 	if (bridge_pub_cmd(b, BR_IGNORE, 0, 2, "DEL") ||
 	    bridge_arg_counts_key(b, o, b->node, b->node_len) ||
@@ -1379,7 +1398,8 @@ static void bridge_bye(struct rl_bridge *b)
 	shutdown(b->pub.fd, SHUT_WR);
 	p.events = POLLIN;
 	char buf[4096];
-	while (rl_clock_ms() < deadline && poll(&p, 1, (int)bridge_until(rl_clock_ms(), deadline)) > 0)
+	while (rl_clock_ms() < deadline &&
+	       poll(&p, 1, (int)bridge_until(rl_clock_ms(), deadline)) > 0)
 		if (recv(b->pub.fd, buf, sizeof(buf), 0) <= 0)
 			break;
 }
@@ -1441,7 +1461,8 @@ static void *bridge_main(void *arg)
 	return NULL;
 }
 
-/* ---- lifecycle (main thread) ------------------------------------------------------------------------------ */
+/* ---- lifecycle (main thread)
+ * ------------------------------------------------------------------------------ */
 
 int rl_bridge_init(void)
 {

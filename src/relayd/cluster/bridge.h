@@ -36,7 +36,7 @@ enum rl_bridge_item {
 
 struct rl_bridge_member {
 	struct rl_inbox_item ib; /* kind RL_BRIDGE_MEMBER */
-	int32_t delta;           /* +1 or -1 */
+	int32_t delta;		 /* +1 or -1 */
 	uint8_t len;
 	uint8_t name[64];
 };
@@ -45,26 +45,26 @@ struct rl_bridge_member {
  * bridge is the single writer of most (relaxed stores); <out_dropped> is
  * also added to by workers (atomic adds). */
 struct rl_bridge_stats {
-	uint64_t link_up;       /* 1 while the bus link is up */
+	uint64_t link_up;	/* 1 while the bus link is up */
 	uint64_t subscriptions; /* room channels subscribed */
-	uint64_t out_msgs;      /* frames published on the bus */
-	uint64_t in_msgs;       /* frames received from other nodes */
-	uint64_t out_dropped;   /* frames not published (queue full, link down) */
-	uint64_t in_dropped;    /* frames received and not delivered (queue full, too large) */
-	uint64_t gaps;          /* gap events sent (one per room and occasion) */
-	uint64_t reconnects;    /* times the link came back after it was lost */
-	uint64_t commands;      /* commands written on the publish connection */
-	uint64_t writes;        /* write calls on the publish connection */
-	uint64_t reads;         /* read calls that returned bytes on the subscribe connection */
-	uint64_t read_msgs;     /* messages parsed from the subscribe connection */
-	uint64_t out_queue;     /* bytes in the publish connection's output buffer */
+	uint64_t out_msgs;	/* frames published on the bus */
+	uint64_t in_msgs;	/* frames received from other nodes */
+	uint64_t out_dropped;	/* frames not published (queue full, link down) */
+	uint64_t in_dropped;	/* frames received and not delivered (queue full, too large) */
+	uint64_t gaps;		/* gap events sent (one per room and occasion) */
+	uint64_t reconnects;	/* times the link came back after it was lost */
+	uint64_t commands;	/* commands written on the publish connection */
+	uint64_t writes;	/* write calls on the publish connection */
+	uint64_t reads;		/* read calls that returned bytes on the subscribe connection */
+	uint64_t read_msgs;	/* messages parsed from the subscribe connection */
+	uint64_t out_queue;	/* bytes in the publish connection's output buffer */
 };
 
 /* The pending-reply kinds of the publish connection, in command order. */
 struct rl_bridge_reply {
-	uint8_t kind;  /* enum in bridge.c */
-	uint32_t arg;  /* node index for snapshot replies */
-	uint32_t n;    /* how many consecutive replies of this kind */
+	uint8_t kind; /* enum in bridge.c */
+	uint32_t arg; /* node index for snapshot replies */
+	uint32_t n;   /* how many consecutive replies of this kind */
 };
 
 struct rl_bridge {
@@ -76,19 +76,19 @@ struct rl_bridge {
 	size_t node_len;
 	char prefix[64];
 	size_t prefix_len;
-	uint32_t boot;         /* random per process: tells restarts apart */
-	uint64_t ttl_ms;       /* --cluster-node-ttl */
-	uint64_t hb_ms;        /* heartbeat period: min(1 s, ttl / 3) */
-	uint64_t linger_ms;    /* --cluster-linger */
-	uint64_t queue_limit;  /* --cluster-queue-limit, bytes per direction */
-	uint64_t max_frame;    /* --max-frame-bytes: larger frames are not delivered */
+	uint32_t boot;	      /* random per process: tells restarts apart */
+	uint64_t ttl_ms;      /* --cluster-node-ttl */
+	uint64_t hb_ms;	      /* heartbeat period: min(1 s, ttl / 3) */
+	uint64_t linger_ms;   /* --cluster-linger */
+	uint64_t queue_limit; /* --cluster-queue-limit, bytes per direction */
+	uint64_t max_frame;   /* --max-frame-bytes: larger frames are not delivered */
 	unsigned nworkers;
 	/* --- shared --- */
 	struct rl_inbox inbox;
 	uint64_t q_out; /* atomic: bytes of messages in the inbox */
-	uint64_t q_in;  /* atomic: bytes handed to workers, not yet delivered */
-	uint64_t lost;  /* atomic: messages workers dropped (inbox over the limit) */
-	int stop;       /* atomic: rl_bridge_stop was called */
+	uint64_t q_in;	/* atomic: bytes handed to workers, not yet delivered */
+	uint64_t lost;	/* atomic: messages workers dropped (inbox over the limit) */
+	int stop;	/* atomic: rl_bridge_stop was called */
 	struct rl_bridge_stats st;
 	/* --- the bridge thread --- */
 	pthread_t thread;
@@ -96,30 +96,30 @@ struct rl_bridge {
 	uint32_t isrc;
 	struct rl_evloop loop;
 	struct rl_link pub, sub;
-	int link;                /* enum bridge_link in bridge.c */
-	bool was_up;             /* the link has been up once: later ups are reconnects */
-	bool announced_once;     /* our stale counts hash of a previous run was deleted */
-	bool ctl_subscribed;     /* the nodes channel is subscribed */
-	bool pub_ok;             /* the publish connection answered (AUTH or PING) */
-	unsigned sub_simple;     /* simple replies still due on the subscribe connection */
+	int link;	     /* enum bridge_link in bridge.c */
+	bool was_up;	     /* the link has been up once: later ups are reconnects */
+	bool announced_once; /* our stale counts hash of a previous run was deleted */
+	bool ctl_subscribed; /* the nodes channel is subscribed */
+	bool pub_ok;	     /* the publish connection answered (AUTH or PING) */
+	unsigned sub_simple; /* simple replies still due on the subscribe connection */
 	uint64_t now_ms;
-	uint64_t retry_at;       /* DOWN: next connect attempt */
+	uint64_t retry_at; /* DOWN: next connect attempt */
 	uint64_t backoff_ms;
 	uint64_t connect_deadline;
 	uint64_t next_hb, last_hb, next_counts, next_resync;
 	uint64_t pub_ping_at, sub_ping_at; /* unanswered PING sent then (0: none) */
-	uint64_t ver;            /* our COUNTS version */
-	uint64_t local_rooms;    /* rooms with members on this node */
-	uint64_t skip_gen;       /* bumped when workers dropped messages */
-	uint64_t seed;           /* jitter */
+	uint64_t ver;			   /* our COUNTS version */
+	uint64_t local_rooms;		   /* rooms with members on this node */
+	uint64_t skip_gen;		   /* bumped when workers dropped messages */
+	uint64_t seed;			   /* jitter */
 	bool inbox_more;
 	struct rl_bridge_reply *replies; /* ring of pending-reply kinds */
 	uint32_t rhead, rlen, rcap;
 	struct rl_resp_reply reply;
 	struct cds_list_head dirty, linger, sync, gapq;
-	void **scratch;          /* batch of channels for one (UN)SUBSCRIBE */
+	void **scratch; /* batch of channels for one (UN)SUBSCRIBE */
 	size_t scratch_cap;
-	uint8_t *wbuf;           /* a COUNTS message being built */
+	uint8_t *wbuf; /* a COUNTS message being built */
 	size_t wbuf_cap;
 	struct rl_ratelimit down_rl;
 };

@@ -22,8 +22,8 @@
 #define RL_CHAN_NAME_MAX 64
 
 enum rl_chan_sub {
-	RL_CHAN_UNSUB = 0,     /* no subscription, none asked for */
-	RL_CHAN_SUBSCRIBING,   /* SUBSCRIBE sent, confirmation pending */
+	RL_CHAN_UNSUB = 0,   /* no subscription, none asked for */
+	RL_CHAN_SUBSCRIBING, /* SUBSCRIBE sent, confirmation pending */
 	RL_CHAN_SUBSCRIBED,
 	RL_CHAN_UNSUBSCRIBING, /* UNSUBSCRIBE sent, confirmation pending */
 	RL_CHAN_NSUB
@@ -36,9 +36,9 @@ struct rl_chan_peer {
 	struct rl_chan_peer *next;  /* the room's list */
 	struct cds_list_head plink; /* the node's list (rl_chan_node.rooms) */
 	struct rl_chan *ch;
-	uint32_t node;     /* index in the node table */
-	uint32_t count;    /* its members in the room */
-	uint64_t ver;      /* COUNTS version that set <count> */
+	uint32_t node;	   /* index in the node table */
+	uint32_t count;	   /* its members in the room */
+	uint64_t ver;	   /* COUNTS version that set <count> */
 	uint64_t last_seq; /* last FRAME sequence received from it (0: none yet) */
 };
 
@@ -50,11 +50,11 @@ struct rl_chan {
 	uint8_t name_len;
 	uint8_t name[RL_CHAN_NAME_MAX];
 	/* --- bridge only --- */
-	uint32_t local;        /* members on this node, as the workers told */
-	uint32_t announced;    /* the count this node last announced */
-	uint8_t sub;           /* enum rl_chan_sub */
-	bool linger;           /* on the linger list */
-	bool gap_pending;      /* owe local members a gap event (reason below) */
+	uint32_t local;	    /* members on this node, as the workers told */
+	uint32_t announced; /* the count this node last announced */
+	uint8_t sub;	    /* enum rl_chan_sub */
+	bool linger;	    /* on the linger list */
+	bool gap_pending;   /* owe local members a gap event (reason below) */
 	const char *gap_reason;
 	uint64_t out_seq;      /* sequence of this node's last FRAME in the room */
 	uint64_t skip_gen;     /* rl_bridge.skip_gen when out_seq last skipped */
@@ -62,8 +62,8 @@ struct rl_chan {
 	struct rl_chan_peer *peers;
 	struct cds_list_head dirty_link;  /* count to announce, or empty */
 	struct cds_list_head linger_link; /* linger list, or empty */
-	struct cds_list_head sync_link;   /* subscription to (un)do, or empty */
-	struct cds_list_head gap_link;    /* gap event waiting for room, or empty */
+	struct cds_list_head sync_link;	  /* subscription to (un)do, or empty */
+	struct cds_list_head gap_link;	  /* gap event waiting for room, or empty */
 };
 
 /* A node the bridge has heard of (bridge). */
@@ -71,10 +71,10 @@ struct rl_chan_node {
 	char id[33];
 	uint8_t id_len;
 	bool alive;
-	bool fetching;       /* a snapshot request is in flight */
+	bool fetching; /* a snapshot request is in flight */
 	uint32_t boot;
-	uint64_t last_seen;  /* ms, monotonic */
-	uint64_t ver;        /* newest snapshot version applied: older COUNTS are stale */
+	uint64_t last_seen;	    /* ms, monotonic */
+	uint64_t ver;		    /* newest snapshot version applied: older COUNTS are stale */
 	struct cds_list_head rooms; /* its struct rl_chan_peer entries */
 };
 

@@ -174,13 +174,17 @@ static int cluster_options(const struct rl_config *cfg, struct rl_bridge *b, uin
 		cluster_default_id(b->node, sizeof(b->node), port, b->boot >> 8);
 	b->node_len = strlen(b->node);
 	if (!cluster_id_ok(b->node)) {
-		fprintf(stderr, "relayd: invalid value '%s' for --node-id: expected 1-%d of "
-				"A-Z a-z 0-9 . _ -\n", b->node, RL_BRIDGE_NODE_MAX);
+		fprintf(stderr,
+			"relayd: invalid value '%s' for --node-id: expected 1-%d of "
+			"A-Z a-z 0-9 . _ -\n",
+			b->node, RL_BRIDGE_NODE_MAX);
 		return -1;
 	}
 	if (!cluster_prefix_ok(cfg->cluster_prefix)) {
-		fprintf(stderr, "relayd: invalid value '%s' for --cluster-prefix: expected "
-				"printable ASCII without spaces\n", cfg->cluster_prefix);
+		fprintf(stderr,
+			"relayd: invalid value '%s' for --cluster-prefix: expected "
+			"printable ASCII without spaces\n",
+			cfg->cluster_prefix);
 		return -1;
 	}
 	snprintf(b->prefix, sizeof(b->prefix), "%s", cfg->cluster_prefix);
@@ -209,10 +213,10 @@ int rl_cluster_configure(const struct rl_config *cfg, unsigned nworkers, uint16_
 	cluster.on = true;
 	cluster.required = cfg->cluster_required;
 	cluster.hooks = (struct rl_bus_hooks){
-		.node_id = b->node,
-		.publish = cluster_publish,
-		.member = cluster_member,
-		.remote_members = cluster_remote,
+	    .node_id = b->node,
+	    .publish = cluster_publish,
+	    .member = cluster_member,
+	    .remote_members = cluster_remote,
 	};
 	snprintf(suffix, sizeof(suffix), "@%.32s", b->node);
 	rl_conn_set_name_suffix(suffix);
@@ -249,20 +253,20 @@ static const struct {
 	enum rl_stat_id id;
 	rl_stats_reader_fn *fn;
 } cluster_readers[] = {
-	{RL_STAT_ID(cluster_link_up), cluster_read_link_up},
-	{RL_STAT_ID(cluster_subscriptions), cluster_read_subscriptions},
-	{RL_STAT_ID(cluster_msgs_out), cluster_read_msgs_out},
-	{RL_STAT_ID(cluster_msgs_in), cluster_read_msgs_in},
-	{RL_STAT_ID(cluster_dropped_out), cluster_read_dropped_out},
-	{RL_STAT_ID(cluster_dropped_in), cluster_read_dropped_in},
-	{RL_STAT_ID(cluster_gaps), cluster_read_gaps},
-	{RL_STAT_ID(cluster_reconnects), cluster_read_reconnects},
-	{RL_STAT_ID(cluster_queue_out), cluster_read_queue_out},
-	{RL_STAT_ID(cluster_queue_in), cluster_read_queue_in},
-	{RL_STAT_ID(cluster_commands), cluster_read_commands},
-	{RL_STAT_ID(cluster_writes), cluster_read_writes},
-	{RL_STAT_ID(cluster_reads), cluster_read_reads},
-	{RL_STAT_ID(cluster_read_msgs), cluster_read_read_msgs},
+    {RL_STAT_ID(cluster_link_up), cluster_read_link_up},
+    {RL_STAT_ID(cluster_subscriptions), cluster_read_subscriptions},
+    {RL_STAT_ID(cluster_msgs_out), cluster_read_msgs_out},
+    {RL_STAT_ID(cluster_msgs_in), cluster_read_msgs_in},
+    {RL_STAT_ID(cluster_dropped_out), cluster_read_dropped_out},
+    {RL_STAT_ID(cluster_dropped_in), cluster_read_dropped_in},
+    {RL_STAT_ID(cluster_gaps), cluster_read_gaps},
+    {RL_STAT_ID(cluster_reconnects), cluster_read_reconnects},
+    {RL_STAT_ID(cluster_queue_out), cluster_read_queue_out},
+    {RL_STAT_ID(cluster_queue_in), cluster_read_queue_in},
+    {RL_STAT_ID(cluster_commands), cluster_read_commands},
+    {RL_STAT_ID(cluster_writes), cluster_read_writes},
+    {RL_STAT_ID(cluster_reads), cluster_read_reads},
+    {RL_STAT_ID(cluster_read_msgs), cluster_read_read_msgs},
 };
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */

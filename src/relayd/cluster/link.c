@@ -158,8 +158,8 @@ long rl_link_read(struct rl_link *l, size_t max)
 int rl_link_flush(struct rl_link *l, uint64_t *writes)
 {
 	for (int i = 0; i < LINK_WRITE_CALLS && rl_buf_pending(&l->out) && !l->wblocked; i++) {
-		ssize_t n = send(l->fd, l->out.p + l->out.off, rl_buf_pending(&l->out),
-				 MSG_NOSIGNAL);
+		ssize_t n =
+		    send(l->fd, l->out.p + l->out.off, rl_buf_pending(&l->out), MSG_NOSIGNAL);
 		(*writes)++;
 		if (n > 0) {
 			rl_buf_consume(&l->out, (size_t)n);

@@ -15,7 +15,7 @@
 enum rl_link_state {
 	RL_LINK_DOWN = 0,   /* no socket */
 	RL_LINK_CONNECTING, /* connect in progress */
-	RL_LINK_OPEN,       /* connected; bytes flow */
+	RL_LINK_OPEN,	    /* connected; bytes flow */
 	RL_LINK_NSTATES
 };
 
@@ -32,7 +32,7 @@ int rl_link_addr_parse(const char *url, struct rl_link_addr *a, char *err, size_
 
 struct rl_link {
 	uint32_t src; /* evloop tag, set by the owner */
-	int fd;       /* -1 when DOWN */
+	int fd;	      /* -1 when DOWN */
 	enum rl_link_state state;
 	const char *name; /* "publish" / "subscribe", for log lines */
 	struct rl_buf out;

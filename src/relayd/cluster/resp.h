@@ -55,10 +55,10 @@ size_t rl_resp_arg_size(size_t n);
 
 enum rl_resp_type {
 	RL_RESP_SIMPLE = 0, /* +text */
-	RL_RESP_ERROR,      /* -text */
-	RL_RESP_INT,        /* :n */
-	RL_RESP_BULK,       /* $n, or nil ($-1): p NULL */
-	RL_RESP_ARRAY,      /* *n, or nil (*-1): n 0, nil */
+	RL_RESP_ERROR,	    /* -text */
+	RL_RESP_INT,	    /* :n */
+	RL_RESP_BULK,	    /* $n, or nil ($-1): p NULL */
+	RL_RESP_ARRAY,	    /* *n, or nil (*-1): n 0, nil */
 	RL_RESP_NTYPES
 };
 
@@ -66,8 +66,8 @@ struct rl_resp_val {
 	enum rl_resp_type type;
 	bool nil;
 	const uint8_t *p; /* SIMPLE/ERROR/BULK bytes (not NUL-terminated) */
-	size_t n;         /* their length; ARRAY: element count */
-	long long i;      /* INT */
+	size_t n;	  /* their length; ARRAY: element count */
+	long long i;	  /* INT */
 };
 
 /* One top-level reply. <el> (grown by the parser, kept between calls) holds

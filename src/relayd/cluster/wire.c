@@ -34,8 +34,8 @@ size_t rl_wire_hdr_size(size_t node_len)
 	return 4 + node_len + 4;
 }
 
-size_t rl_wire_put_hdr(uint8_t *out, enum rl_wire_kind kind, const uint8_t *node,
-		       size_t node_len, uint32_t boot)
+size_t rl_wire_put_hdr(uint8_t *out, enum rl_wire_kind kind, const uint8_t *node, size_t node_len,
+		       uint32_t boot)
 {
 	out[0] = RL_WIRE_MAGIC;
 	out[1] = RL_WIRE_VERSION;
@@ -102,8 +102,7 @@ int rl_wire_decode(const uint8_t *p, size_t n, struct rl_wire_msg *m)
 		return -EPROTO;
 	m->kind = (enum rl_wire_kind)p[2];
 	m->node_len = p[3];
-	if (m->node_len == 0 || m->node_len > RL_WIRE_NODE_MAX ||
-	    n < rl_wire_hdr_size(m->node_len))
+	if (m->node_len == 0 || m->node_len > RL_WIRE_NODE_MAX || n < rl_wire_hdr_size(m->node_len))
 		return -EPROTO;
 	m->node = p + 4;
 	m->boot = wire_get32(p + 4 + m->node_len);

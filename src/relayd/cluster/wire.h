@@ -41,9 +41,9 @@ struct rl_wire_msg {
 	const uint8_t *node;
 	size_t node_len;
 	uint32_t boot;
-	uint64_t seq;     /* FRAME */
-	uint64_t ts_ms;   /* FRAME */
-	uint64_t version; /* COUNTS, HEARTBEAT */
+	uint64_t seq;	     /* FRAME */
+	uint64_t ts_ms;	     /* FRAME */
+	uint64_t version;    /* COUNTS, HEARTBEAT */
 	const uint8_t *room; /* FRAME */
 	size_t room_len;
 	const uint8_t *body; /* FRAME: the frame; COUNTS: the entries */
@@ -53,8 +53,8 @@ struct rl_wire_msg {
 /* Bytes of the common header for a node id of <node_len> bytes. */
 size_t rl_wire_hdr_size(size_t node_len);
 /* Writes the common header; returns the bytes written. */
-size_t rl_wire_put_hdr(uint8_t *out, enum rl_wire_kind kind, const uint8_t *node,
-		       size_t node_len, uint32_t boot);
+size_t rl_wire_put_hdr(uint8_t *out, enum rl_wire_kind kind, const uint8_t *node, size_t node_len,
+		       uint32_t boot);
 
 /* Size of a FRAME message and its encoding into <out> (that many bytes). */
 size_t rl_wire_frame_size(size_t node_len, size_t room_len, size_t frame_len);

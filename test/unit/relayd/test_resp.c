@@ -18,7 +18,8 @@ Test(resp, a_command_is_an_array_of_bulk_strings)
 	const char *argv[] = {"PUBLISH", "relay:{r}", ""};
 	cr_assert_eq(rl_resp_cmdv(&b, 3, argv), 0);
 	cr_assert_eq(rl_resp_arg_u64(&b, 1234567890123ull), 0);
-	const char *want = "*3\r\n$7\r\nPUBLISH\r\n$9\r\nrelay:{r}\r\n$0\r\n\r\n$13\r\n1234567890123\r\n";
+	const char *want =
+	    "*3\r\n$7\r\nPUBLISH\r\n$9\r\nrelay:{r}\r\n$0\r\n\r\n$13\r\n1234567890123\r\n";
 	cr_assert_eq(b.len, strlen(want));
 	cr_assert_eq(memcmp(b.p, want, b.len), 0, "%.*s", (int)b.len, b.p);
 	cr_assert_eq(rl_resp_arg_size(7), strlen("$7\r\nPUBLISH\r\n"));
@@ -58,7 +59,8 @@ Test(resp, every_prefix_of_a_reply_is_incomplete_never_wrong)
 	const char *in = "*4\r\n$9\r\nsubscribe\r\n:-12\r\n$-1\r\n+PONG\r\n";
 	size_t len = strlen(in);
 	for (size_t i = 0; i < len; i++)
-		cr_assert_eq(rl_resp_parse((const uint8_t *)in, i, 1 << 20, &r), 0, "prefix %zu", i);
+		cr_assert_eq(rl_resp_parse((const uint8_t *)in, i, 1 << 20, &r), 0, "prefix %zu",
+			     i);
 	cr_assert_eq(rl_resp_parse((const uint8_t *)in, len, 1 << 20, &r), (long)len);
 	cr_assert_eq(r.el[1].type, RL_RESP_INT);
 	cr_assert_eq(r.el[1].i, -12);
