@@ -342,6 +342,8 @@ static void bridge_member(struct rl_bridge *b, const struct rl_bridge_member *ev
 		}
 	} else if (ch->local > 0 && --ch->local == 0) {
 		b->local_rooms--;
+		ch->gap_pending = false; /* nobody left to tell */
+		cds_list_del_init(&ch->gap_link);
 		if (b->linger_ms) {
 			ch->linger = true;
 			ch->linger_until = b->now_ms + b->linger_ms;
@@ -387,8 +389,7 @@ static void bridge_sync(struct rl_bridge *b)
 		const char *word = subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE";
 		size_t n = 0;
 		struct rl_chan *ch, *tmp;
-		cds_list_for_each_entry_safe(ch, tmp, &b->sync, sync_link)
-		{
+		cds_list_for_each_entry_safe(ch, tmp, &b->sync, sync_link) {
 			bool act = subscribe
 				       ? ch->sub == RL_CHAN_UNSUB && bridge_wants_sub(ch)
 				       : ch->sub == RL_CHAN_SUBSCRIBED && !bridge_wants_sub(ch);
@@ -409,8 +410,7 @@ static void bridge_sync(struct rl_bridge *b)
 	}
 	/* The rest is in flight (looked at again on confirmation) or right. */
 	struct rl_chan *ch, *tmp;
-	cds_list_for_each_entry_safe(ch, tmp, &b->sync, sync_link)
-	{
+	cds_list_for_each_entry_safe(ch, tmp, &b->sync, sync_link) {
 		cds_list_del_init(&ch->sync_link);
 		bridge_chan_check(ch);
 	}
@@ -584,8 +584,7 @@ static void bridge_announce(struct rl_bridge *b, bool full)
 		rl_chan_foreach(bridge_collect_all, &c);
 	} else {
 		struct rl_chan *ch;
-		cds_list_for_each_entry(ch, &b->dirty, dirty_link)
-		{
+		cds_list_for_each_entry(ch, &b->dirty, dirty_link) {
 			if (bridge_scratch(b, c.n + 1))
 				break;
 			b->scratch[c.n++] = ch;
@@ -614,8 +613,7 @@ static void bridge_announce(struct rl_bridge *b, bool full)
 		ch->announced = ch->local;
 	}
 	struct rl_chan *ch, *tmp;
-	cds_list_for_each_entry_safe(ch, tmp, &b->dirty, dirty_link)
-	{
+	cds_list_for_each_entry_safe(ch, tmp, &b->dirty, dirty_link) {
 		cds_list_del_init(&ch->dirty_link);
 		bridge_chan_check(ch);
 	}
@@ -1243,10 +1241,15 @@ static void bridge_gaps_owed(struct rl_bridge *b)
 	    __atomic_load_n(&b->q_in, __ATOMIC_RELAXED) > b->queue_limit / 2)
 		return;
 	struct rl_chan *ch, *tmp;
-	cds_list_for_each_entry_safe(ch, tmp, &b->gapq, gap_link)
-	{
+	cds_list_for_each_entry_safe(ch, tmp, &b->gapq, gap_link) {
 		if (ch->sub != RL_CHAN_SUBSCRIBED)
 			continue; /* sent when the subscription is confirmed */
+		if (ch->local == 0) { /* nobody left to tell */
+			ch->gap_pending = false;
+			cds_list_del_init(&ch->gap_link);
+			bridge_chan_check(ch);
+			continue;
+		}
 		bridge_gap(b, ch, ch->gap_reason);
 		bridge_chan_check(ch);
 	}

@@ -132,8 +132,7 @@ void rl_chan_foreach(void (*fn)(struct rl_chan *ch, void *arg), void *arg)
 {
 	struct cds_lfht_iter it;
 	struct rl_chan *ch;
-	cds_lfht_for_each_entry(chan_ht, &it, ch, node)
-	{
+	cds_lfht_for_each_entry(chan_ht, &it, ch, node) {
 		rl_tsan_acquire(ch);
 		fn(ch, arg);
 	}
@@ -235,8 +234,7 @@ void rl_chan_node_clear(uint32_t node, uint64_t ver, bool forget,
 {
 	struct rl_chan_node *n = chan_nodes[node];
 	struct rl_chan_peer *p, *tmp;
-	cds_list_for_each_entry_safe(p, tmp, &n->rooms, plink)
-	{
+	cds_list_for_each_entry_safe(p, tmp, &n->rooms, plink) {
 		if (p->ver >= ver && ver != UINT64_MAX)
 			continue;
 		struct rl_chan *ch = p->ch;
