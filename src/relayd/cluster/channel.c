@@ -153,11 +153,14 @@ int rl_chan_node_get(const uint8_t *id, size_t len)
 	if (len == 0 || len > 32)
 		return -EINVAL;
 	struct rl_chan_node *n;
-	if (free_slot >= 0) {
+	if (chan_nnodes == RL_CHAN_NODES_MAX) {
+		/* Full (nodes restarted under new ids): reuse one that is gone. A
+		 * slot is not reused earlier, so a node just added, not yet heard
+		 * from, keeps its own. */
+		if (free_slot < 0)
+			return -ENOSPC;
 		n = chan_nodes[free_slot];
 	} else {
-		if (chan_nnodes == RL_CHAN_NODES_MAX)
-			return -ENOSPC;
 		if (!(n = calloc(1, sizeof(*n))))
 			return -ENOMEM;
 		free_slot = (int)chan_nnodes;
