@@ -289,6 +289,8 @@ void rl_config_defaults(struct rl_config *cfg)
 
 int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen)
 {
+	/* protocol-v1-ext.md 5: history and cluster mode are not combined. When
+	 * the history options land, refuse --cluster together with them here. */
 	if (cfg->out_low > cfg->out_high) {
 		snprintf(err, errlen, "--outbound-low-watermark (%" PRIu64
 			 ") must not exceed --outbound-high-watermark (%" PRIu64 ")",
