@@ -96,7 +96,7 @@ static uint64_t bridge_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* ---- replies expected on the publish connection -------------------------- */
+/* ---- replies expected on the publish connection ---------------------------- */
 
 static int bridge_expect(struct rl_bridge *b, enum bridge_reply kind, uint32_t arg)
 {
@@ -139,7 +139,7 @@ static int bridge_next_reply(struct rl_bridge *b, uint32_t *arg)
 	return kind;
 }
 
-/* ---- names and commands ------------------------------------------------------ */
+/* ---- names and commands ---------------------------------------------------- */
 
 /* One bulk argument: prefix + <mid> + <tail>/<tn> + <end>. */
 static int bridge_arg_name(struct rl_bridge *b, struct rl_buf *o, const char *mid, const void *tail,
@@ -293,7 +293,7 @@ static void bridge_deliver(struct rl_bridge *b, struct rl_chan *ch, const uint8_
 	rl_msg_put(m);
 }
 
-/* ---- channels ------------------------------------------------------------------- */
+/* ---- channels -------------------------------------------------------------- */
 
 static void bridge_chan_check(struct rl_chan *ch)
 {
@@ -416,7 +416,7 @@ static void bridge_sync(struct rl_bridge *b)
 	}
 }
 
-/* ---- publishing ---------------------------------------------------------------------- */
+/* ---- publishing ------------------------------------------------------------ */
 
 /* The sequence of this node's next frame in <ch>. When workers dropped
  * messages (which rooms is unknown), every stream skips one number, so
@@ -459,7 +459,7 @@ static void bridge_publish(struct rl_bridge *b, struct rl_msg *m)
 	ST_ADD(b, out_msgs, 1);
 }
 
-/* ---- member counts ----------------------------------------------------------------------- */
+/* ---- member counts --------------------------------------------------------- */
 
 struct bridge_collect {
 	struct rl_bridge *b;
@@ -621,7 +621,7 @@ static void bridge_announce(struct rl_bridge *b, bool full)
 		bridge_chan_check(b->scratch[i]);
 }
 
-/* ---- other nodes ------------------------------------------------------------------------- */
+/* ---- other nodes ----------------------------------------------------------- */
 
 /* Asks for node <idx>'s counts hash and its time to live. */
 static void bridge_fetch(struct rl_bridge *b, uint32_t idx)
@@ -720,7 +720,7 @@ static void bridge_control(struct rl_bridge *b, const struct rl_wire_msg *w)
 	}
 }
 
-/* ---- frames from other nodes --------------------------------------------------------------- */
+/* ---- frames from other nodes ----------------------------------------------- */
 
 static void bridge_frame(struct rl_bridge *b, struct rl_chan *ch, const struct rl_wire_msg *w)
 {
@@ -746,8 +746,7 @@ static void bridge_frame(struct rl_bridge *b, struct rl_chan *ch, const struct r
 		bridge_deliver(b, ch, w->body, w->body_len);
 }
 
-/* ---- the subscribe connection ------------------------------------------------------------------
- */
+/* ---- the subscribe connection ---------------------------------------------- */
 
 /* The room of channel <p>/<n> ("P{room}"), or NULL; the nodes channel sets
  * *<ctl>. */
@@ -862,8 +861,7 @@ static void bridge_sub_reply(struct rl_bridge *b)
 	}
 }
 
-/* ---- the publish connection
- * ------------------------------------------------------------------------ */
+/* ---- the publish connection ------------------------------------------------ */
 
 static bool bridge_parse_ver(const struct rl_resp_val *v, uint32_t *boot, uint64_t *ver)
 {
@@ -1004,8 +1002,7 @@ static void bridge_pub_reply(struct rl_bridge *b)
 	}
 }
 
-/* ---- the link
- * ---------------------------------------------------------------------------------------- */
+/* ---- the link -------------------------------------------------------------- */
 
 static void bridge_chan_lost(struct rl_chan *ch, void *arg)
 {
@@ -1024,13 +1021,14 @@ static void bridge_chan_lost(struct rl_chan *ch, void *arg)
  * room is subscribed again. */
 static void bridge_lost(struct rl_bridge *b, const char *why)
 {
-	uint64_t suppressed;
+	uint64_t suppressed = 0;
 	if (b->link == BRIDGE_UP)
 		RL_WARNF(0, "cluster: lost the bus link (%s): %s; reconnecting", b->addr.text, why);
-	else if (rl_ratelimit_ok(&b->down_rl, b->now_ms, 10000, &suppressed))
-		RL_WARNF(0,
-			 "cluster: bus %s unreachable: %s; serving local rooms, retrying "
-			 "(%" PRIu64 " more failures since the last report)",
+	else if (rl_ratelimit_ok(&b->down_rl, b->now_ms, 10000, &suppressed) && !suppressed)
+		RL_WARNF(0, "cluster: bus %s unreachable: %s; serving local rooms, retrying",
+			 b->addr.text, why);
+	else if (suppressed) /* set only when a line may be written */
+		RL_WARNF(0, "cluster: bus %s still unreachable: %s (%" PRIu64 " more failures)",
 			 b->addr.text, why, suppressed);
 	rl_link_close(&b->pub, &b->loop);
 	rl_link_close(&b->sub, &b->loop);
@@ -1191,8 +1189,7 @@ static void bridge_flush(struct rl_bridge *b)
 	ST_SET(b, out_queue, rl_buf_pending(&b->pub.out));
 }
 
-/* ---- timers
- * ------------------------------------------------------------------------------------------- */
+/* ---- timers ---------------------------------------------------------------- */
 
 static void bridge_heartbeat(struct rl_bridge *b)
 {
@@ -1306,8 +1303,7 @@ static int bridge_timeout(struct rl_bridge *b)
 	return (int)t;
 }
 
-/* ---- the inbox and the loop
- * ---------------------------------------------------------------------------- */
+/* ---- the inbox and the loop ------------------------------------------------ */
 
 static void bridge_drain(struct rl_bridge *b)
 {
@@ -1464,8 +1460,7 @@ static void *bridge_main(void *arg)
 	return NULL;
 }
 
-/* ---- lifecycle (main thread)
- * ------------------------------------------------------------------------------ */
+/* ---- lifecycle (main thread) ----------------------------------------------- */
 
 int rl_bridge_init(void)
 {
