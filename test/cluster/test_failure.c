@@ -141,7 +141,7 @@ Test(cluster_failure, a_stalled_node_dropped_by_redis_reconnects_with_gap_others
 			      *c1 = member(&n[2], "flood");
 	cr_assert_eq(rl_redis_wait_numsub(&r, "relay:{flood}", 3, 5000), 0, "%s", rl_test_err());
 	cr_assert_eq(rl_redis_cmd(&r, out, sizeof(out), "CONFIG", "SET",
-				  "client-output-buffer-limit", "pubsub 262144 0 0", NULL),
+				  "client-output-buffer-limit", "pubsub 1048576 0 0", NULL),
 		     0, "%s", rl_test_err());
 	cr_assert_eq(kill(n[2].s.pid, SIGSTOP), 0);
 
