@@ -3,6 +3,7 @@
  * the workers, then only waits: for SIGTERM/SIGINT (signalfd; all threads
  * block these signals, so no work ever runs in a signal handler) and for
  * the workers to finish. After joining them it tears everything down. */
+#include "cluster/cluster.h"
 #include "net/conn.h"
 #include "net/listen.h"
 #include "base/log.h"
@@ -106,6 +107,7 @@ static void main_wire_layers(void)
 	rl_conn_set_upcalls(&conn_up);
 	rl_msg_set_release(rl_fanout_msg_release);
 	rl_worker_set_inbox_handler(RL_INBOX_FANOUT, rl_fanout_item);
+	rl_worker_set_inbox_handler(RL_INBOX_CLUSTER, rl_cluster_item); /* only used with --cluster */
 }
 
 static int main_start(unsigned n, const struct rl_listen_spec *specs, unsigned nspecs)
@@ -235,11 +237,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	uint16_t port = specs[0].bound_port; /* the plain TCP one */
+	if (rl_cluster_configure(cfg, n, port)) /* cluster: --cluster URL */
+		return 1;
 	rl_srv.done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	main_wire_layers();
 	if (rl_srv.done_efd == -1 || rl_stats_init(n) || rl_rooms_init(n) ||
 	    main_start(n, specs, nspecs)) {
 		fprintf(stderr, "relayd: cannot start workers: %s\n", strerror(errno));
+		return 1;
+	}
+	int crc = rl_cluster_start(); /* cluster: the bridge thread */
+	if (crc) {
+		fprintf(stderr, "relayd: cannot start the cluster bridge: %s\n", strerror(-crc));
 		return 1;
 	}
 	if (rl_ops_start(cfg, n, port)) /* ops: metrics, --admin (its line first) */
@@ -258,10 +267,12 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(rl_srv.workers[i].thread, NULL);
 	rl_ops_stop(); /* ops: admin endpoint off before rooms and stats go */
+	rl_cluster_stop(); /* cluster: goodbye on the bus, bridge joined */
 	main_drain_inboxes();
 	main_totals();
 	rl_auth_fini(); /* before rl_rooms_fini's rcu_barrier frees the replaced key sets */
 	rl_rooms_fini();
+	rl_cluster_fini();
 	for (unsigned i = 0; i < n; i++)
 		rl_worker_fini(&rl_srv.workers[i]);
 	rl_tls_fini();

@@ -79,6 +79,10 @@ struct rb_opts {
 	unsigned connect_batch;/* connect: connects in flight at once */
 	double hold;           /* connect: seconds to hold before measuring RSS */
 	int server_pid;
+	const char *nodes;     /* fanout: HOST:PORT,... subscribers spread, publishers on the first */
+	const char *node_pids; /* PID,...: server CPU summed over these (cluster runs) */
+	int bus_pid;           /* the bus (redis-server) pid: its CPU reported apart */
+	double settle;         /* seconds between setup and the first publish */
 	const char *metrics_url;
 	double rss_every;      /* chaos: seconds between server RSS samples (0: none) */
 	bool slow_writers;     /* chaos: slow readers keep writing after they pause */
@@ -128,6 +132,7 @@ struct bconn {
 	uint32_t id;           /* member/publisher id (payload) */
 	uint32_t room;         /* index into the engine's rooms */
 	uint8_t role;
+	uint8_t node;          /* index into the engine's addrs (--nodes) */
 	bool connected;
 	bool ready;            /* handshake + subscription acknowledged */
 	bool want_out;         /* EPOLLOUT registered */
@@ -249,10 +254,14 @@ struct rb_thread {
 	pthread_t tid;
 };
 
+#define RB_MAX_NODES 16
+
 struct rb_engine {
 	const struct rb_opts *o;
 	const struct rb_proto *proto;
-	struct sockaddr_in addr;
+	struct sockaddr_in addr;       /* = addrs[0] */
+	struct sockaddr_in addrs[RB_MAX_NODES]; /* --nodes, or --host/--port alone */
+	unsigned naddrs;
 	struct rb_room *rooms;
 	uint32_t nrooms;
 	struct rb_thread *th;
@@ -298,6 +307,11 @@ long rb_raise_nofile(void);
 long rb_rss_bytes(int pid);
 /* utime+stime of <pid> in seconds, or -1. */
 double rb_cpu_seconds(int pid);
+/* Parses "HOST:PORT,HOST:PORT,..." into <out> (at most <max>); returns how
+ * many, or -EINVAL. */
+int rb_parse_nodes(const char *list, struct sockaddr_in *out, unsigned max);
+/* CPU seconds summed over "PID,PID,..." (-1 if any is unreadable). */
+double rb_cpu_seconds_list(const char *pids);
 /* GET <url> (http://host:port/path); body into <buf> (NUL-terminated).
  * Returns body length or -errno. */
 long rb_http_get(const char *url, char *buf, size_t cap, int timeout_ms);

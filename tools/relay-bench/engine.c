@@ -204,7 +204,7 @@ static void conn_start(struct rb_thread *t, struct bconn *c)
 {
 	const struct rb_opts *o = t->e->o;
 	unsigned src_n = o->src_addrs;
-	int fd = rb_connect_start(&t->e->addr, c->id, src_n);
+	int fd = rb_connect_start(&t->e->addrs[c->node], c->id, src_n);
 	t->connecting++;
 	if (fd < 0) {
 		st_add(&t->st.connect_fail, 1);
@@ -600,9 +600,12 @@ int rb_engine_init(struct rb_engine *e, const struct rb_opts *o, size_t nconns,
 	e->nth = o->threads > 0 ? o->threads : 1;
 	e->window = o->window;
 	e->rate = o->rate;
-	int rc = rb_resolve(o->host, o->port, &e->addr);
+	int rc = o->nodes ? rb_parse_nodes(o->nodes, e->addrs, RB_MAX_NODES)
+			  : rb_resolve(o->host, o->port, &e->addrs[0]);
 	if (rc < 0)
 		return rc;
+	e->naddrs = o->nodes ? (unsigned)rc : 1;
+	e->addr = e->addrs[0];
 	if (o->tls && !(e->tls_ctx = tls_ctx_new()))
 		return -ENOMEM;
 	e->conns = calloc(nconns ? nconns : 1, sizeof *e->conns);

@@ -53,6 +53,10 @@ static const struct opt_def opt_table[] = {
 	{ "connect-batch", OK_UINT, OFF(connect_batch), "connects in progress at once (default 256)" },
 	{ "hold", OK_DOUBLE, OFF(hold), "connect: seconds to hold before measuring (default 1)" },
 	{ "server-pid", OK_INT, OFF(server_pid), "server pid: RSS and CPU from /proc" },
+	{ "nodes", OK_STR, OFF(nodes), "fanout: HOST:PORT,... of cluster nodes: subscribers spread, publishers on the first" },
+	{ "node-pids", OK_STR, OFF(node_pids), "PID,...: server CPU summed over these (cluster nodes)" },
+	{ "bus-pid", OK_INT, OFF(bus_pid), "cluster bus (redis-server) pid: its CPU reported apart" },
+	{ "settle", OK_DOUBLE, OFF(settle), "seconds between setup and the first publish (default 0; 0.5 with --nodes)" },
 	{ "metrics", OK_STR, OFF(metrics_url), "chaos: metrics URL to check for zero gauges" },
 	{ "slow-writers", OK_FLAG, OFF(slow_writers), "chaos: slow readers keep writing after they pause" },
 	{ "rss-every", OK_DOUBLE, OFF(rss_every), "chaos: sample --server-pid's RSS every N s; must stay flat" },
@@ -174,6 +178,8 @@ static void opts_finish(struct rb_opts *o)
 		o->conns = strcmp(o->workload, "chaos") == 0 ? 40 : 1000;
 	if (!o->per_room)
 		o->per_room = 10;
+	if (o->nodes && o->settle == 0)
+		o->settle = 0.5; /* each node's first JOIN subscribes it on the bus */
 }
 
 static int parse_args(int argc, char **argv, struct rb_opts *o)
@@ -212,8 +218,8 @@ static int parse_args(int argc, char **argv, struct rb_opts *o)
 
 static int check_opts(const struct rb_opts *o)
 {
-	if (o->port <= 0 || o->port > 65535)
-		return fprintf(stderr, "relay-bench: --port is required\n"), -1;
+	if (!o->nodes && (o->port <= 0 || o->port > 65535))
+		return fprintf(stderr, "relay-bench: --port (or --nodes) is required\n"), -1;
 	if (o->size < RB_PAYLOAD_MIN || o->size > 1000000)
 		return fprintf(stderr, "relay-bench: --size must be %d..1000000\n", RB_PAYLOAD_MIN), -1;
 	if (o->threads < 1 || o->threads > 64)

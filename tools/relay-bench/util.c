@@ -263,3 +263,47 @@ bool rb_prom_value(const char *text, const char *name, double *out)
 		*out = sum;
 	return found;
 }
+
+int rb_parse_nodes(const char *list, struct sockaddr_in *out, unsigned max)
+{
+	unsigned n = 0;
+	const char *p = list;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		char item[300];
+		if (len == 0 || len >= sizeof item || n == max)
+			return -EINVAL;
+		memcpy(item, p, len);
+		item[len] = 0;
+		char *colon = strrchr(item, ':');
+		if (!colon || !colon[1])
+			return -EINVAL;
+		*colon = 0;
+		char *end;
+		long port = strtol(colon + 1, &end, 10);
+		if (*end || port <= 0 || port > 65535 || rb_resolve(item, (int)port, &out[n]) < 0)
+			return -EINVAL;
+		n++;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return n ? (int)n : -EINVAL;
+}
+
+double rb_cpu_seconds_list(const char *pids)
+{
+	double sum = 0;
+	for (const char *p = pids; *p;) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+		double c = end != p ? rb_cpu_seconds((int)pid) : -1;
+		if (c < 0)
+			return -1;
+		sum += c;
+		p = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			return -1;
+	}
+	return sum;
+}

@@ -18,9 +18,18 @@ struct step {
 	double secs, sent_ps, del_ps, offered_ps;
 	uint64_t sent, delivered, expected, lost, errors, closed;
 	double cpu_s;
+	double bus_cpu_s; /* --bus-pid */
 	double client_cpu_s;
 	struct rb_hist h;
 };
+
+/* The server's CPU seconds: --node-pids summed, or --server-pid; -1 if none. */
+static double server_cpu(const struct rb_opts *o)
+{
+	if (o->node_pids)
+		return rb_cpu_seconds_list(o->node_pids);
+	return o->server_pid ? rb_cpu_seconds(o->server_pid) : -1;
+}
 
 /* This process's CPU (all threads), seconds. */
 static double self_cpu(void)
@@ -116,7 +125,7 @@ static void run_step(struct rb_engine *e, double warmup, double duration, struct
 	rb_engine_set_phase(e, RB_PH_RUN);
 	sleep_progress(e, "warmup", warmup, origin, &prev, &last);
 	rb_engine_sum(e, &s0);
-	double cpu0 = o->server_pid ? rb_cpu_seconds(o->server_pid) : -1;
+	double cpu0 = server_cpu(o), bus0 = o->bus_pid ? rb_cpu_seconds(o->bus_pid) : -1;
 	double ccpu0 = self_cpu();
 	uint64_t t0 = rb_now_ns();
 	rb_engine_set_phase(e, RB_PH_MEASURE);
@@ -124,7 +133,7 @@ static void run_step(struct rb_engine *e, double warmup, double duration, struct
 	rb_engine_set_phase(e, RB_PH_DRAIN);
 	uint64_t t1 = rb_now_ns();
 	rb_engine_sum(e, &s1);
-	double cpu1 = o->server_pid ? rb_cpu_seconds(o->server_pid) : -1;
+	double cpu1 = server_cpu(o), bus1 = o->bus_pid ? rb_cpu_seconds(o->bus_pid) : -1;
 	double ccpu1 = self_cpu();
 	uint64_t dend = t1 + (uint64_t)(o->drain * 1e9), exp1;
 	for (;;) {
@@ -146,6 +155,7 @@ static void run_step(struct rb_engine *e, double warmup, double duration, struct
 	st->errors = LD(s2.errors) - LD(base.errors);
 	st->closed = LD(s2.closed) - LD(base.closed);
 	st->cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+	st->bus_cpu_s = bus0 >= 0 && bus1 >= 0 ? bus1 - bus0 : -1;
 	st->client_cpu_s = ccpu1 - ccpu0;
 	rb_engine_hist(e, &st->h);
 }
@@ -187,7 +197,11 @@ static void report_step(struct rb_report *r, const struct rb_opts *o, const stru
 	rb_report_kv_int(r, "errors", (int64_t)st->errors);
 	rb_report_kv_int(r, "unexpected_closes", (int64_t)st->closed);
 	report_latency(r, &st->h);
-	if (o->server_pid && st->cpu_s >= 0) {
+	if (st->bus_cpu_s >= 0) {
+		rb_report_kv_num(r, "bus_cpu_s", st->bus_cpu_s, "s");
+		rb_report_kv_num(r, "bus_cpu_util", st->bus_cpu_s / st->secs, "cores");
+	}
+	if ((o->server_pid || o->node_pids) && st->cpu_s >= 0) {
 		rb_report_kv_num(r, "server_cpu_s", st->cpu_s, "s");
 		rb_report_kv_num(r, "server_cpu_s_per_M",
 				 st->delivered ? st->cpu_s * 1e6 / (double)st->delivered : 0,
@@ -252,6 +266,8 @@ int rb_wl_fanout(const struct rb_opts *o, struct rb_report *r)
 			c->room = room;
 			c->role = k < o->pubs ? RB_ROLE_PUB : RB_ROLE_SUB;
 			c->id = k < o->pubs ? pubid++ : (uint32_t)(k * o->rooms + room);
+			/* publishers on the first node, subscribers round-robin */
+			c->node = k < o->pubs ? 0 : (uint8_t)((k - o->pubs) % e.naddrs);
 		}
 	}
 	rb_report_kv_int(r, "rooms", o->rooms);
@@ -266,8 +282,11 @@ int rb_wl_fanout(const struct rb_opts *o, struct rb_report *r)
 		rb_report_kv_int(r, "window_per_publisher", o->window);
 	double setup;
 	int rc = 2;
+	if (e.naddrs > 1)
+		rb_report_kv_int(r, "nodes", e.naddrs);
 	if (setup_or_fail(&e, r, &setup) == 0) {
 		struct step st;
+		rb_sleep_ns((uint64_t)(o->settle * 1e9));
 		run_step(&e, o->warmup, o->duration, &st);
 		report_step(r, o, &st);
 		report_server(r, o);

@@ -97,6 +97,7 @@ enum rl_cli_ev {
 	RL_CLI_EV_BINARY,      /* a room message, binary form */
 	RL_CLI_EV_USER_JOINED, /* presence */
 	RL_CLI_EV_USER_LEFT,   /* presence */
+	RL_CLI_EV_GAP,         /* cluster mode: messages of a room may have been missed */
 	RL_CLI_EV_HEARTBEAT,   /* the echo of our HEARTBEAT */
 	RL_CLI_EV_ERROR,       /* a server ERROR */
 	RL_CLI_EV_NKINDS
@@ -111,7 +112,7 @@ struct rl_cli_event {
 	char conn[80];			    /* from / connectionId */
 	char user[RELAY_USERID_MAX_BYTES + 1]; /* userId */
 	char code[32];			    /* ERROR code */
-	char message[512];		    /* ERROR message */
+	char message[512];		    /* ERROR message; gap reason */
 	char server_version[32];	    /* HELLO ack */
 	struct relay_span content;		    /* MESSAGE: raw JSON value; BINARY: data */
 	struct relay_span payload;		    /* the whole frame payload */

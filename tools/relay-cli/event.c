@@ -37,6 +37,7 @@ enum ev_key {
 	EV_K_MAX_FRAME,
 	EV_K_HEARTBEAT_MS,
 	EV_K_FATAL,
+	EV_K_REASON,
 	EV_K_NKEYS
 };
 
@@ -63,6 +64,7 @@ static const struct ev_key_def {
     [EV_K_MAX_FRAME] = {"maxFrameBytes", 0, 0},
     [EV_K_HEARTBEAT_MS] = {"heartbeatMs", 0, 0},
     [EV_K_FATAL] = {"fatal", 0, 0},
+    [EV_K_REASON] = EV_STR("reason", message),
 };
 
 static uint64_t ev_number(const struct relay_json_field *f, uint64_t absent)
@@ -126,6 +128,8 @@ static int ev_decode_json(const struct relay_frame *f, struct rl_cli_event *ev, 
 		ev->kind = RL_CLI_EV_USER_JOINED;
 	else if (ev->kind == RL_CLI_EV_MESSAGE && ev_is(&fl[EV_K_TYPE], "userLeft"))
 		ev->kind = RL_CLI_EV_USER_LEFT;
+	else if (ev->kind == RL_CLI_EV_MESSAGE && ev_is(&fl[EV_K_TYPE], "gap"))
+		ev->kind = RL_CLI_EV_GAP;
 	return 0;
 }
 

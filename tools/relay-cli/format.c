@@ -179,11 +179,26 @@ static void fmt_error(FILE *f, const struct rl_cli_event *ev, bool color)
 	fputc('\n', f);
 }
 
+/* protocol-v1-ext.md 5: the room's messages may have a hole here. */
+static void fmt_gap(FILE *f, const struct rl_cli_event *ev, bool color)
+{
+	fmt_room(f, ev, color);
+	rl_cli_fmt_style(f, RL_CLI_ST_ERROR, color);
+	fputs("gap: messages may have been missed", f);
+	rl_cli_fmt_reset(f, color);
+	if (ev->message[0]) {
+		fputs(" (", f);
+		fmt_safe(f, (const uint8_t *)ev->message, strlen(ev->message));
+		fputc(')', f);
+	}
+	fputc('\n', f);
+}
+
 typedef void fmt_fn(FILE *f, const struct rl_cli_event *ev, bool color);
 static fmt_fn *const fmt_by_kind[RL_CLI_EV_NKINDS] = {
     [RL_CLI_EV_MESSAGE] = fmt_message,	    [RL_CLI_EV_BINARY] = fmt_message,
     [RL_CLI_EV_USER_JOINED] = fmt_presence, [RL_CLI_EV_USER_LEFT] = fmt_presence,
-    [RL_CLI_EV_ERROR] = fmt_error,
+    [RL_CLI_EV_ERROR] = fmt_error,	    [RL_CLI_EV_GAP] = fmt_gap,
 };
 
 void rl_cli_fmt_event(FILE *f, const struct rl_cli_event *ev, bool color)

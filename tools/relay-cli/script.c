@@ -78,6 +78,10 @@ static int sub_on_event(void *arg, const struct rl_cli_event *ev)
 		rl_cli_warn("server error %s: %s", ev->code, ev->message);
 		return 0;
 	}
+	if (ev->kind == RL_CLI_EV_GAP) { /* stdout stays the messages alone */
+		rl_cli_warn("room %s: messages may have been missed (%s)", ev->room, ev->message);
+		return 0;
+	}
 	if (ev->kind != RL_CLI_EV_MESSAGE && ev->kind != RL_CLI_EV_BINARY)
 		return 0;
 	if (s->o->json)

@@ -216,7 +216,7 @@ static size_t log_prefix(char *buf, size_t cap, int lvl, uint64_t connid)
 	if (rl_log_worker >= 0)
 		snprintf(who, sizeof(who), "w%d", rl_log_worker);
 	else
-		snprintf(who, sizeof(who), "main");
+		snprintf(who, sizeof(who), rl_log_worker == RL_LOG_WHO_BRIDGE ? "bridge" : "main");
 	if (connid)
 		snprintf(conn, sizeof(conn), "conn-%llu", (unsigned long long)connid);
 	else

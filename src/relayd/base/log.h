@@ -19,6 +19,7 @@ enum rl_log_level {
 
 extern int rl_log_level_cur;         /* enum rl_log_level; atomic access */
 extern _Thread_local int rl_log_worker; /* -1 on the main thread */
+#define RL_LOG_WHO_BRIDGE (-2)        /* rl_log_worker of the cluster bridge thread */
 
 static inline bool rl_log_on(int lvl)
 {

@@ -96,6 +96,32 @@ const struct rl_option rl_options[] = {
 	  OFF(auth_leeway_ms), true, "clock skew allowed on token exp and nbf" },
 	{ "hello-timeout", "RELAY_HELLO_TIMEOUT", RL_OPT_DURATION, "5", 0, DAY_MS, OFF(hello_ms),
 	  true, "with --auth-key: a client must authenticate within this (0 = off)" },
+	/* cluster (cluster/cluster.c, docs/cluster.md); min 0: may be empty */
+	{ "cluster", "RELAY_CLUSTER", RL_OPT_STRING, "", 0,
+	  sizeof(((struct rl_config *)0)->cluster), OFF(cluster), false,
+	  "cluster bus: redis://HOST[:PORT] or unix:PATH (empty: a single node)" },
+	{ "cluster-password-file", "RELAY_CLUSTER_PASSWORD_FILE", RL_OPT_STRING, "", 0,
+	  sizeof(((struct rl_config *)0)->cluster_password_file), OFF(cluster_password_file), false,
+	  "file whose first line is the bus password (AUTH)" },
+	{ "node-id", "RELAY_NODE_ID", RL_OPT_STRING, "", 0,
+	  sizeof(((struct rl_config *)0)->node_id), OFF(node_id), false,
+	  "this node's cluster id, 1-32 of A-Z a-z 0-9 . _ - (empty: host name, port and "
+	  "random digits)" },
+	{ "cluster-prefix", "RELAY_CLUSTER_PREFIX", RL_OPT_STRING, "relay:", 1,
+	  sizeof(((struct rl_config *)0)->cluster_prefix), OFF(cluster_prefix), false,
+	  "prefix of every channel and key the cluster uses on the bus" },
+	{ "cluster-node-ttl", "RELAY_CLUSTER_NODE_TTL", RL_OPT_DURATION, "10", 500, DAY_MS,
+	  OFF(cluster_ttl_ms), false,
+	  "a node not heard from this long no longer counts in room members" },
+	{ "cluster-linger", "RELAY_CLUSTER_LINGER", RL_OPT_DURATION, "2", 0, DAY_MS,
+	  OFF(cluster_linger_ms), false,
+	  "time a room's channel stays subscribed after its last local member left" },
+	{ "cluster-queue-limit", "RELAY_CLUSTER_QUEUE_LIMIT", RL_OPT_SIZE, "64M", 64 * KiB,
+	  16384 * MiB, OFF(cluster_queue), false,
+	  "bytes each cluster bridge queue may hold; beyond it messages are dropped, counted "
+	  "and announced to members as gap events" },
+	{ "cluster-required", "RELAY_CLUSTER_REQUIRED", RL_OPT_BOOL, "false", 0, 0,
+	  OFF(cluster_required), false, "/health answers 503 while the cluster bus link is down" },
 };
 const size_t rl_options_count = sizeof(rl_options) / sizeof(rl_options[0]);
 _Static_assert(sizeof(rl_options) / sizeof(rl_options[0]) <= RL_OPTIONS_MAX,
@@ -392,6 +418,8 @@ static int options_check_tls(const struct rl_config *cfg, char *err, size_t errl
 
 int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen)
 {
+	/* protocol-v1-ext.md 5: history and cluster mode are not combined. When
+	 * the history options land, refuse --cluster together with them here. */
 	if (cfg->out_low > cfg->out_high) {
 		snprintf(err, errlen, "--outbound-low-watermark (%" PRIu64
 			 ") must not exceed --outbound-high-watermark (%" PRIu64 ")",

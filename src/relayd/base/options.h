@@ -54,6 +54,15 @@ struct rl_config {
 	char auth_audience[256]; /* "" = aud not checked */
 	uint64_t auth_leeway_ms;
 	uint64_t hello_ms; /* HELLO deadline with auth on; 0 = off */
+	/* cluster (cluster/cluster.c): */
+	char cluster[512];         /* --cluster redis://HOST:PORT | unix:PATH, "" = off */
+	char cluster_password_file[1024];
+	char node_id[33];          /* "" = derived from the host name, port and randomness */
+	char cluster_prefix[64];
+	uint64_t cluster_ttl_ms;   /* a silent node stops counting after this */
+	uint64_t cluster_linger_ms;
+	uint64_t cluster_queue;    /* bytes each bridge queue may hold */
+	bool cluster_required;     /* /health 503 while the bus link is down */
 };
 
 /* An RL_OPT_PORT option that is not set: no such listener. */

@@ -78,7 +78,8 @@
 	X(msgs_delivered, COUNTER, NONE, WORKER, NONE,                                            \
 	  "relay_messages_delivered_total", NULL,                                                 \
 	  "MESSAGE frames queued to room members (presence events included).",                    \
-	  "relay_worker_messages_delivered_total", "MESSAGE frames queued to members, per worker.", \
+	  "relay_worker_messages_delivered_total", "MESSAGE frames queued to members, "           \
+	  "per worker.",                                                                          \
 	  "messages_delivered", "messages out", 0)                                                \
 	X(frames_out, COUNTER, NONE, WORKER, NONE,                                                \
 	  "relay_frames_out_total", NULL, "Frames queued to clients, all types.",                 \
@@ -182,7 +183,85 @@
 	  "relay_auth_tokens_expired_total", NULL,                                                \
 	  "Connections closed because their token expired (TOKEN_EXPIRED).",                      \
 	  NULL, NULL,                                                                             \
-	  "tokens_expired", NULL, 0)
+	  "tokens_expired", NULL, 0)                                                          \
+	X(cluster_link_up, GAUGE, NONE, PROCESS, NONE,                                            \
+	  "relay_cluster_link_up", NULL,                                                          \
+	  "1 while the cluster bus link is up (0: down, connecting, or not in cluster mode).",    \
+	  NULL, NULL,                                                                             \
+	  "cluster_link_up", NULL, 0)                                                             \
+	X(cluster_subscriptions, GAUGE, NONE, PROCESS, NONE,                                      \
+	  "relay_cluster_subscriptions", NULL,                                                    \
+	  "Room channels this node is subscribed to on the cluster bus.",                         \
+	  NULL, NULL,                                                                             \
+	  "cluster_subscriptions", NULL, 0)                                                       \
+	X(cluster_msgs_out, COUNTER, NONE, PROCESS, NONE,                                         \
+	  "relay_cluster_messages_total", "direction=\"out\"",                                  \
+	  "Frames bridged through the cluster bus: published (out) or received from "             \
+	  "other nodes (in).",                                                                    \
+	  NULL, NULL,                                                                             \
+	  "cluster_messages_out", NULL, 0)                                                        \
+	X(cluster_msgs_in, COUNTER, NONE, PROCESS, NONE,                                          \
+	  "relay_cluster_messages_total", "direction=\"in\"",                                   \
+	  "Frames bridged through the cluster bus: published (out) or received from "             \
+	  "other nodes (in).",                                                                    \
+	  NULL, NULL,                                                                             \
+	  "cluster_messages_in", NULL, 0)                                                         \
+	X(cluster_dropped_out, COUNTER, NONE, PROCESS, NONE,                                      \
+	  "relay_cluster_dropped_total", "direction=\"out\"",                                   \
+	  "Frames the cluster bridge dropped: not published (queue full, link down) "             \
+	  "or not delivered (queue full, too large).",                                            \
+	  NULL, NULL,                                                                             \
+	  "cluster_dropped_out", NULL, 0)                                                         \
+	X(cluster_dropped_in, COUNTER, NONE, PROCESS, NONE,                                       \
+	  "relay_cluster_dropped_total", "direction=\"in\"",                                    \
+	  "Frames the cluster bridge dropped: not published (queue full, link down) "             \
+	  "or not delivered (queue full, too large).",                                            \
+	  NULL, NULL,                                                                             \
+	  "cluster_dropped_in", NULL, 0)                                                          \
+	X(cluster_gaps, COUNTER, NONE, PROCESS, NONE,                                             \
+	  "relay_cluster_gap_events_total", NULL,                                                 \
+	  "Gap events sent to a room's local members (one per room and occasion).",               \
+	  NULL, NULL,                                                                             \
+	  "cluster_gap_events", NULL, 0)                                                          \
+	X(cluster_reconnects, COUNTER, NONE, PROCESS, NONE,                                       \
+	  "relay_cluster_reconnects_total", NULL,                                                 \
+	  "Times the cluster bus link came back after it was lost.",                              \
+	  NULL, NULL,                                                                             \
+	  "cluster_reconnects", NULL, 0)                                                          \
+	X(cluster_queue_out, GAUGE, BYTES, PROCESS, NONE,                                         \
+	  "relay_cluster_queue_bytes", "direction=\"out\"",                                     \
+	  "Bytes waiting in the cluster bridge: to be published (out) or to be "                  \
+	  "delivered by the workers (in).",                                                       \
+	  NULL, NULL,                                                                             \
+	  "cluster_queue_out_bytes", NULL, 0)                                                     \
+	X(cluster_queue_in, GAUGE, BYTES, PROCESS, NONE,                                          \
+	  "relay_cluster_queue_bytes", "direction=\"in\"",                                      \
+	  "Bytes waiting in the cluster bridge: to be published (out) or to be "                  \
+	  "delivered by the workers (in).",                                                       \
+	  NULL, NULL,                                                                             \
+	  "cluster_queue_in_bytes", NULL, 0)                                                      \
+	X(cluster_commands, COUNTER, NONE, PROCESS, NONE,                                         \
+	  "relay_cluster_commands_total", NULL,                                                   \
+	  "Commands the cluster bridge wrote on its publish connection.",                         \
+	  NULL, NULL,                                                                             \
+	  "cluster_commands", NULL, 0)                                                            \
+	X(cluster_writes, COUNTER, NONE, PROCESS, NONE,                                           \
+	  "relay_cluster_writes_total", NULL,                                                     \
+	  "Write calls on the cluster publish connection (commands per write = the ratio).",      \
+	  NULL, NULL,                                                                             \
+	  "cluster_writes", NULL, 0)                                                              \
+	X(cluster_reads, COUNTER, NONE, PROCESS, NONE,                                            \
+	  "relay_cluster_reads_total", NULL,                                                      \
+	  "Reads on the cluster subscribe connection that returned data.",                        \
+	  NULL, NULL,                                                                             \
+	  "cluster_reads", NULL, 0)                                                               \
+	X(cluster_read_msgs, COUNTER, NONE, PROCESS, NONE,                                        \
+	  "relay_cluster_read_messages_total", NULL,                                              \
+	  "Messages parsed from the cluster subscribe connection (messages per read = "           \
+	  "the ratio).",                                                                          \
+	  NULL, NULL,                                                                             \
+	  "cluster_read_messages", NULL, 0)
+
 
 /* Why an authentication was refused: the elements of the AUTH_FAIL dimension
  * (enum rl_auth_fail, stats.h), as X(ID, label). relay/auth.c maps every

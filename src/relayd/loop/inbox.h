@@ -14,6 +14,7 @@
 
 enum rl_inbox_kind {
 	RL_INBOX_FANOUT = 0, /* struct rl_msg_item: deliver a frame to local room members */
+	RL_INBOX_CLUSTER,    /* struct rl_msg_item from the cluster bridge (cluster/) */
 	RL_INBOX_NKINDS
 };
 

@@ -99,9 +99,17 @@ void rl_conn_assert_owner(const struct rl_conn *c)
 }
 #endif
 
+/* Set once before any worker runs, read-only after. */
+static char conn_name_suffix[40];
+
+void rl_conn_set_name_suffix(const char *suffix)
+{
+	snprintf(conn_name_suffix, sizeof(conn_name_suffix), "%s", suffix);
+}
+
 size_t rl_conn_name(uint64_t id, char *buf)
 {
-	int n = snprintf(buf, 32, "conn-%" PRIu64, id);
+	int n = snprintf(buf, RL_CONN_NAME_MAX, "conn-%" PRIu64 "%s", id, conn_name_suffix);
 	return (size_t)n;
 }
 

@@ -193,8 +193,14 @@ void rl_conn_release_held(struct rl_worker *w);
  * rl_conn_close_marked. A second call is a no-op. */
 void rl_conn_kill(struct rl_conn *c);
 
-/* Writes "conn-N" to <buf> (>= 32 bytes); returns its length. */
+/* Writes "conn-N" to <buf> (>= RL_CONN_NAME_MAX bytes), followed by the
+ * suffix set with rl_conn_set_name_suffix (cluster mode: "@<node id>");
+ * returns its length. */
+#define RL_CONN_NAME_MAX 64
 size_t rl_conn_name(uint64_t id, char *buf);
+/* Sets the suffix of every connection name (<= 32 bytes, copied). Main
+ * thread, before any worker starts. */
+void rl_conn_set_name_suffix(const char *suffix);
 bool rl_conn_can_send(const struct rl_conn *c);
 
 /* For transports with a handshake (net/ only): its deadline is the frame

@@ -182,19 +182,32 @@ static double admin_uptime(void)
 	return (double)(rl_metrics_now_ns() - rl_metrics_start_ns()) / 1e9;
 }
 
+/* The cluster bus link: NULL when cluster mode is off; *<healthy> false
+ * when --cluster-required and the link is not up. */
+static const char *admin_cluster(bool *healthy)
+{
+	*healthy = true;
+	return admin.hooks.cluster ? admin.hooks.cluster(healthy) : NULL;
+}
+
 static void admin_health_json(struct relay_jw *w, void *arg)
 {
 	const struct rl_metrics_snap *m = arg;
-	bool down = rl_metrics_shutting_down();
+	bool down = rl_metrics_shutting_down(), healthy;
+	const char *cluster = admin_cluster(&healthy);
 	relay_jw_obj_begin(w);
 	relay_jw_key(w, "status");
-	relay_jw_cstr(w, down ? "shutting_down" : "ok");
+	relay_jw_cstr(w, down ? "shutting_down" : healthy ? "ok" : "cluster_down");
 	relay_jw_key(w, "uptime_seconds");
 	relay_jw_u64(w, (uint64_t)admin_uptime());
 	relay_jw_key(w, "workers");
 	relay_jw_u64(w, rl_metrics_nworkers());
 	relay_jw_key(w, "connections");
 	relay_jw_u64(w, m->st.conns_current);
+	if (cluster) {
+		relay_jw_key(w, "cluster");
+		relay_jw_cstr(w, cluster);
+	}
 	relay_jw_obj_end(w);
 }
 
@@ -424,7 +437,10 @@ static int admin_route_health(struct MHD_Connection *c, struct admin_reply *r)
 	(void)c;
 	struct rl_metrics_snap m;
 	rl_metrics_sum(&m);
-	unsigned status = rl_metrics_shutting_down() ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK;
+	bool healthy;
+	admin_cluster(&healthy);
+	unsigned status = rl_metrics_shutting_down() || !healthy ? MHD_HTTP_SERVICE_UNAVAILABLE
+								 : MHD_HTTP_OK;
 	return admin_json_reply(r, status, admin_health_json, &m);
 }
 

@@ -10,6 +10,7 @@
 #ifndef RL_ADMIN_H
 #define RL_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,10 @@ struct rl_admin_hooks {
 	 * registered urcu-qsbr thread that is OFFLINE: the hook goes online
 	 * around its walk and offline again before returning. */
 	void (*rooms)(rl_admin_room_fn *fn, void *arg);
+	/* The cluster bus link for /health ("up", "connecting", "down"), or
+	 * NULL (or a NULL hook) when cluster mode is off; *<healthy> false
+	 * makes /health answer 503. Any thread. */
+	const char *(*cluster)(bool *healthy);
 };
 
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" (HOST = 127.0.0.1) into <host>

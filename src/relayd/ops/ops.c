@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "ops/admin.h"
 #include "ops/config.h"
 #include "base/log.h"
@@ -347,7 +348,8 @@ int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
 				   .listen = ops.listen,
 				   .bearer = ops.admin_token[0] ? ops.admin_token : NULL,
 				   .options = ops_options,
-				   .rooms = ops_rooms};
+				   .rooms = ops_rooms,
+				   .cluster = rl_cluster_health};
 	int rc = rl_admin_start(&h);
 	if (rc) {
 		fprintf(stderr, "relayd: --admin %s: cannot start: %s\n", cfg->admin,

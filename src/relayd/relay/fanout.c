@@ -71,6 +71,11 @@ int rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 	return full;
 }
 
+uint64_t rl_fanout_deliver(struct rl_worker *w, struct rl_msg *m)
+{
+	return fanout_local(w, m->room, m, NULL);
+}
+
 uint64_t rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it)
 {
 	struct rl_msg_item *mi = caa_container_of(it, struct rl_msg_item, ib);

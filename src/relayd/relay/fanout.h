@@ -20,6 +20,12 @@ struct rl_conn;
  * connection should pause: rl_conn_pause), or -1. */
 int rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		      const struct rl_conn *skip);
+/* Queues <m> (m->room set, with a reference) to worker <w>'s own members
+ * of that room, no one skipped: the cluster bridge's deliveries, which
+ * arrive as RL_INBOX_CLUSTER items (cluster/). The caller keeps its own
+ * reference to <m>. Owner worker <w>. Returns the members visited (the
+ * inbox drain's budget). */
+uint64_t rl_fanout_deliver(struct rl_worker *w, struct rl_msg *m);
 /* An RL_INBOX_FANOUT item arrived at worker <w> (rl_inbox_fn, registered
  * with rl_worker_set_inbox_handler). Returns the members visited. */
 uint64_t rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it);

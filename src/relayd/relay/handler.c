@@ -6,6 +6,7 @@
 
 #include "net/conn.h"
 #include "relay/auth.h"
+#include "relay/bus.h"
 #include "relay/fanout.h"
 #include "relay/membership.h"
 #include "relay/room.h"
@@ -143,15 +144,16 @@ static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *t
 {
 	size_t nlen, cap;
 	const uint8_t *name = rl_room_name(r, &nlen);
-	char id[32];
+	char id[RL_CONN_NAME_MAX];
 	size_t idn = rl_conn_name(c->id, id);
 	struct relay_span room = {name, nlen}, cid = {(const uint8_t *)id, idn};
 	struct relay_jw jw;
 
-	if (RL_CFG(no_presence) || rl_room_members(r) < 2)
+	bool local = rl_room_members(r) >= 2; /* someone else here to tell */
+	if (RL_CFG(no_presence) || (!local && !rl_bus))
 		return;
 	cap = 96 + 6 * nlen + idn + (c->user_id ? 6 * (size_t)c->user_len + 16 : 0);
-	struct rl_msg *m = rl_msg_new(RELAY_FRAME_HDR_BYTES + cap, rl_srv.nworkers);
+	struct rl_msg *m = rl_msg_new(RELAY_FRAME_HDR_BYTES + cap, rl_bus_msg_items());
 	if (!m)
 		return;
 	relay_jw_init(&jw, m->data + RELAY_FRAME_HDR_BYTES, cap);
@@ -163,9 +165,13 @@ static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *t
 	if (!jw.overflow && jw.len + 3 <= rl_srv.cfg.max_frame) {
 		relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)jw.len);
 		m->len = (uint32_t)(RELAY_FRAME_HDR_BYTES + jw.len);
-		int full = rl_fanout_publish(c->w, r, m, c);
-		if (full >= 0)
-			rl_conn_pause(c, (unsigned)full);
+		if (local) {
+			int full = rl_fanout_publish(c->w, r, m, c);
+			if (full >= 0)
+				rl_conn_pause(c, (unsigned)full);
+		}
+		if (rl_bus) /* the other nodes' members */
+			rl_bus->publish(c->w, r, m);
 	} else {
 		RL_DEBUGF(c->id, "%s event not sent: longer than the maximum frame size", type);
 	}
@@ -175,6 +181,8 @@ static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *t
 /* rl_membership_left_fn: the others in the room hear that <c> left. */
 static void user_left(struct rl_conn *c, struct rl_room *r)
 {
+	if (rl_bus)
+		rl_bus->member(c->w, r, -1);
 	presence_publish(c, r, "userLeft");
 }
 
@@ -194,11 +202,18 @@ void rl_handler_closed(struct rl_conn *c)
 /* The extensions a HELLO ack lists in "features" (protocol-v1-ext.md §6), in
  * the spec's order: one row per extension, its name and whether it is on.
  * With none on there is no "features" key: the ack is the v1 ack. */
+static bool hello_cluster_on(void)
+{
+	return rl_bus != NULL;
+}
+
+/* protocol-v1-ext.md 6: the extensions that are on, in the spec's order. */
 static const struct hello_feature {
 	const char *name;
 	bool (*on)(void);
 } hello_features[] = {
     {"auth", rl_auth_on},
+    {"cluster", hello_cluster_on},
 };
 
 static void hello_features_put(struct relay_jw *jw)
@@ -224,7 +239,7 @@ static void hello_features_put(struct relay_jw *jw)
 static void hello_ack(struct rl_conn *c)
 {
 	uint8_t buf[512 + 6 * RELAY_USERID_MAX_BYTES];
-	char id[32];
+	char id[RL_CONN_NAME_MAX];
 	size_t idn = rl_conn_name(c->id, id);
 	struct relay_jw jw;
 	const struct rl_config *cfg = &rl_srv.cfg;
@@ -249,6 +264,10 @@ static void hello_ack(struct rl_conn *c)
 	if (cfg->debug) {
 		relay_jw_key(&jw, "worker");
 		relay_jw_u64(&jw, c->w->id);
+		if (rl_bus) {
+			relay_jw_key(&jw, "node");
+			relay_jw_cstr(&jw, rl_bus->node_id);
+		}
 	}
 	relay_jw_obj_end(&jw);
 	send_json(c, RELAY_MSG_HELLO, &jw);
@@ -370,7 +389,8 @@ static void join_room(struct rl_conn *c, const struct relay_frame *f, struct rel
 		return;
 	long slot = rl_membership_find(c, name);
 	if (slot >= 0) {
-		members = rl_room_members(c->rooms[slot].room);
+		r = c->rooms[slot].room;
+		members = rl_room_members(r) + (rl_bus ? rl_bus->remote_members(r) : 0);
 		room_ack(c, f, name, "joined", members);
 		return;
 	}
@@ -388,6 +408,10 @@ static void join_room(struct rl_conn *c, const struct relay_frame *f, struct rel
 		rl_room_leave(r);
 		rl_conn_kill(c);
 		return;
+	}
+	if (rl_bus) { /* members on every live node (protocol-v1-ext.md 5) */
+		rl_bus->member(c->w, r, +1);
+		members += rl_bus->remote_members(r);
 	}
 	room_ack(c, f, name, "joined", members);
 	presence_publish(c, r, "userJoined");
@@ -449,12 +473,14 @@ static void message_publish(struct rl_conn *c, struct rl_room *r, struct rl_msg 
 	} else {
 		m->t_read_ns = 0; /* nobody to deliver to: not a fan-out sample */
 	}
+	if (rl_bus) /* the other nodes' members */
+		rl_bus->publish(c->w, r, m);
 	rl_msg_put(m);
 }
 
 static void message_json_send(struct rl_conn *c, struct relay_span name, struct relay_span content)
 {
-	char id[32];
+	char id[RL_CONN_NAME_MAX];
 	struct relay_jw jw;
 
 	long slot = rl_membership_find(c, name);
@@ -472,7 +498,7 @@ static void message_json_send(struct rl_conn *c, struct relay_span name, struct 
 		too_large(c, name);
 		return;
 	}
-	struct rl_msg *m = rl_msg_new(RELAY_FRAME_HDR_BYTES + cap, rl_srv.nworkers);
+	struct rl_msg *m = rl_msg_new(RELAY_FRAME_HDR_BYTES + cap, rl_bus_msg_items());
 	if (!m) {
 		rl_conn_kill(c);
 		return;
@@ -541,7 +567,7 @@ static void message_json(struct rl_conn *c, const struct relay_frame *f)
 static void message_binary(struct rl_conn *c, const struct relay_frame *f)
 {
 	struct relay_span room, data, name;
-	char id[32];
+	char id[RL_CONN_NAME_MAX];
 
 	if (relay_bin_msg_parse(f->payload, f->len, &room, &data) != RELAY_ERR_NONE) {
 		rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, NULL, 0,
@@ -565,7 +591,7 @@ static void message_binary(struct rl_conn *c, const struct relay_frame *f)
 		too_large(c, name);
 		return;
 	}
-	struct rl_msg *m = rl_msg_new(RELAY_FRAME_HDR_BYTES + plen, rl_srv.nworkers);
+	struct rl_msg *m = rl_msg_new(RELAY_FRAME_HDR_BYTES + plen, rl_bus_msg_items());
 	if (!m) {
 		rl_conn_kill(c);
 		return;

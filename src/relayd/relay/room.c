@@ -177,6 +177,17 @@ static struct rl_room *room_lookup(const struct room_key *k, uint64_t hash)
 	return r;
 }
 
+struct rl_room *rl_room_find(const uint8_t *name, size_t len)
+{
+	struct room_key k = {name, len};
+	return room_lookup(&k, rl_room_hash_name(name, len));
+}
+
+bool rl_room_tryget(struct rl_room *r)
+{
+	return urcu_ref_get_unless_zero(&r->ref);
+}
+
 int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *members,
 		 bool *created)
 {

@@ -70,6 +70,14 @@ bool rl_room_leave(struct rl_room *r);
 void rl_room_get(struct rl_room *r);
 void rl_room_put(struct rl_room *r);
 
+/* For a thread that holds no membership (the cluster bridge): the room
+ * named <name>/<len> if it is in the table, or NULL; valid until the
+ * caller's next quiescent state. */
+struct rl_room *rl_room_find(const uint8_t *name, size_t len);
+/* A reference to <r> found with rl_room_find, unless its memory is already
+ * on its way out (then false). */
+bool rl_room_tryget(struct rl_room *r);
+
 long rl_room_members(const struct rl_room *r);
 const uint8_t *rl_room_name(const struct rl_room *r, size_t *len);
 uint64_t rl_room_hash(const struct rl_room *r);
