@@ -54,6 +54,17 @@ const struct rl_option rl_options[] = {
 	  OFF(keepalive_ms), true,
 	  "TCP keepalive idle time of new connections, then probes every third of it, "
 	  "3 missed = reset (0 = off)" },
+	/* history (protocol-v1-ext.md section 4; relay/history.c) */
+	{ "history-size", "RELAY_HISTORY_SIZE", RL_OPT_UINT, "0", 0, 100000, OFF(history_size),
+	  false, "messages each room keeps for clients that resume (0 = history off)" },
+	{ "history-room-bytes", "RELAY_HISTORY_ROOM_BYTES", RL_OPT_SIZE, "1M", 1, 1024 * MiB,
+	  OFF(history_room_bytes), false, "bytes of history one room may keep" },
+	{ "history-total-bytes", "RELAY_HISTORY_TOTAL_BYTES", RL_OPT_SIZE, "256M", 1,
+	  1024 * 1024 * MiB, OFF(history_total_bytes), false,
+	  "bytes of history all rooms together may keep" },
+	{ "history-ttl", "RELAY_HISTORY_TTL", RL_OPT_DURATION, "300", 0, 30 * DAY_MS,
+	  OFF(history_ttl_ms), false,
+	  "how long a room without members keeps its history, after its last message or leave" },
 	{ "log-level", "RELAY_LOG_LEVEL", RL_OPT_LOGLEVEL, "info", 0, 0, OFF(log_level), true,
 	  "error, warn, info or debug" },
 	{ "debug", "RELAY_DEBUG", RL_OPT_BOOL, "false", 0, 0, OFF(debug), false,
