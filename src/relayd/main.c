@@ -12,6 +12,7 @@
 #include "base/options.h"
 #include "relay/fanout.h"
 #include "relay/handler.h"
+#include "relay/history.h"
 #include "relay/room.h"
 #include "base/stats.h"
 #include "loop/worker.h"
@@ -85,6 +86,18 @@ static void main_wire_layers(void)
 	rl_conn_set_upcalls(&conn_up);
 	rl_msg_set_release(rl_fanout_msg_release);
 	rl_worker_set_inbox_handler(RL_INBOX_FANOUT, rl_fanout_item);
+}
+
+/* History (relay/history.h) takes its options before the room table exists. */
+static int main_history_init(const struct rl_config *cfg)
+{
+	struct rl_history_cfg h = {
+		.size = cfg->history_size,
+		.room_bytes = cfg->history_room_bytes,
+		.total_bytes = cfg->history_total_bytes,
+		.ttl_ms = cfg->history_ttl_ms,
+	};
+	return rl_history_init(&h);
 }
 
 static int main_start(unsigned n, const struct rl_listen_spec *specs, unsigned nspecs)
@@ -206,8 +219,8 @@ int main(int argc, char **argv)
 	uint16_t port = specs[0].bound_port; /* the plain TCP one */
 	rl_srv.done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	main_wire_layers();
-	if (rl_srv.done_efd == -1 || rl_stats_init(n) || rl_rooms_init(n) ||
-	    main_start(n, specs, nspecs)) {
+	if (rl_srv.done_efd == -1 || rl_stats_init(n) || main_history_init(cfg) ||
+	    rl_rooms_init(n) || rl_history_start() || main_start(n, specs, nspecs)) {
 		fprintf(stderr, "relayd: cannot start workers: %s\n", strerror(errno));
 		return 1;
 	}
@@ -228,6 +241,7 @@ int main(int argc, char **argv)
 	rl_ops_stop(); /* ops: admin endpoint off before rooms and stats go */
 	main_drain_inboxes();
 	main_totals();
+	rl_history_stop();
 	rl_rooms_fini();
 	for (unsigned i = 0; i < n; i++)
 		rl_worker_fini(&rl_srv.workers[i]);

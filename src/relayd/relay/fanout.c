@@ -4,6 +4,7 @@
 #include "base/clock.h"
 #include "net/conn.h"
 #include "ops/metrics.h"
+#include "relay/history.h"
 #include "relay/room.h"
 #include "loop/worker.h"
 
@@ -31,9 +32,70 @@ static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *
 	RL_STAT_ADD(w->stats, frames_out, delivered);
 }
 
+/* One inbox item of <m> to each worker of <mask>. */
+static void fanout_queue(struct rl_msg *m, uint64_t mask)
+{
+	while (mask) {
+		unsigned b = (unsigned)__builtin_ctzll(mask);
+		mask &= mask - 1;
+		struct rl_msg_item *it = &m->items[b];
+		it->ib.kind = RL_INBOX_FANOUT;
+		it->msg = m;
+		rl_msg_get(m);
+		rl_inbox_push(&rl_srv.workers[b].inbox, &it->ib);
+	}
+}
+
+/* Whether <skip> is worker <w>'s only member of <r> (then <w> needs no item). */
+static bool fanout_only_member(const struct rl_worker *w, const struct rl_room *r,
+			       const struct rl_conn *skip)
+{
+	uint32_t n;
+	const struct rl_member *mem = rl_room_local(r, w->id, &n);
+	return skip && n == 1 && mem[0].who == skip;
+}
+
+/* A room with history: one order per room. Under the room lock, the message
+ * takes its seq (a MESSAGE: <form> says where it goes in the frame), is
+ * stored, and is queued to every worker with members -- the publisher's own
+ * too, behind what other publishers queued there before -- so inbox order
+ * is seq order on every worker. Nothing is delivered in place. */
+static void fanout_ordered(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
+			   const struct rl_conn *skip, enum rl_hist_form form, uint32_t seq_at)
+{
+	struct rl_hist *h = rl_room_hist(r);
+	uint64_t self = 1ull << w->id;
+
+	m->skip = skip;
+	rl_room_get(r); /* the message's, stored or queued; dropped on release */
+	m->room = r;
+	rl_hist_lock(h);
+	if (form != RL_HIST_NONE)
+		rl_hist_append(h, m, form, seq_at, w->stats);
+	m->seq = rl_room_seq(r);
+	uint64_t mask = rl_room_workers(r);
+	if ((mask & self) && fanout_only_member(w, r, skip))
+		mask &= ~self;
+	m->pending = (uint32_t)__builtin_popcountll(mask);
+	if (!mask)
+		m->t_read_ns = 0; /* nobody to deliver to: not a fan-out sample */
+	fanout_queue(m, mask);
+	rl_hist_unlock(h);
+}
+
+void rl_fanout_publish_seq(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
+			   const struct rl_conn *skip, enum rl_hist_form form, uint32_t seq_at)
+{
+	fanout_ordered(w, r, m, skip, form, seq_at);
+}
+
 void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		       const struct rl_conn *skip)
 {
+	if (rl_history_on()) {
+		fanout_ordered(w, r, m, skip, RL_HIST_NONE, 0);
+		return;
+	}
 	uint64_t self = 1ull << w->id;
 	m->seq = rl_room_seq(r);
 	uint64_t mask = rl_room_workers(r);
@@ -47,15 +109,14 @@ void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 	 * last reference drops it. */
 	rl_room_get(r);
 	m->room = r;
-	while (mask) {
-		unsigned b = (unsigned)__builtin_ctzll(mask);
-		mask &= mask - 1;
-		struct rl_msg_item *it = &m->items[b];
-		it->ib.kind = RL_INBOX_FANOUT;
-		it->msg = m;
-		rl_msg_get(m);
-		rl_inbox_push(&rl_srv.workers[b].inbox, &it->ib);
-	}
+	fanout_queue(m, mask);
+}
+
+static void fanout_observe(const struct rl_msg *m)
+{
+	if (m->t_read_ns && rl_log_worker >= 0) /* rl_log_worker: this thread's worker index */
+		rl_metrics_fanout_observe(rl_metrics_worker((unsigned)rl_log_worker),
+					  rl_clock_ns() - m->t_read_ns);
 }
 
 void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it)
@@ -63,15 +124,20 @@ void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it)
 	struct rl_msg_item *mi = caa_container_of(it, struct rl_msg_item, ib);
 	struct rl_msg *m = mi->msg;
 
-	fanout_local(w, m->room, m, NULL);
+	fanout_local(w, m->room, m, m->skip);
+	/* History keeps messages after delivery: the sample is taken when the
+	 * last worker has queued it, not at the last put. */
+	if (__atomic_load_n(&m->pending, __ATOMIC_RELAXED) &&
+	    __atomic_sub_fetch(&m->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+		fanout_observe(m);
+		m->t_read_ns = 0;
+	}
 	rl_msg_put(m);
 }
 
 void rl_fanout_msg_release(struct rl_msg *m)
 {
-	if (m->t_read_ns && rl_log_worker >= 0) /* rl_log_worker: this thread's worker index */
-		rl_metrics_fanout_observe(rl_metrics_worker((unsigned)rl_log_worker),
-					  rl_clock_ns() - m->t_read_ns);
+	fanout_observe(m);
 	if (m->room)
 		rl_room_put(m->room);
 }

@@ -9,15 +9,25 @@
 #define RL_FANOUT_H
 
 #include "net/msg.h"
+#include "relay/history.h"
 
 struct rl_worker;
 struct rl_room;
 struct rl_conn;
 
 /* Queues <m> to every member of <r> except <skip> (may be NULL). The caller
- * keeps its own reference to <m>. A message is published once. */
+ * keeps its own reference to <m>. A message is published once. With history
+ * on, the room's frames go out in one order (see rl_fanout_publish_seq);
+ * <m> takes no seq (presence events). */
 void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		       const struct rl_conn *skip);
+/* History on: a MESSAGE. In one step under the room lock, <m> takes the
+ * room's next seq (written into the frame as <form>/<seq_at> say, see
+ * rl_hist_append), is stored, and is queued to every worker with members
+ * (the publisher's own included, so every worker's inbox holds the room's
+ * frames in seq order). Stored even when nobody receives it. */
+void rl_fanout_publish_seq(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
+			   const struct rl_conn *skip, enum rl_hist_form form, uint32_t seq_at);
 /* An RL_INBOX_FANOUT item arrived at worker <w> (rl_inbox_fn, registered
  * with rl_worker_set_inbox_handler). */
 void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it);
