@@ -284,11 +284,18 @@ void rl_hist_free(struct rl_hist *h)
 
 /* ---- retention --------------------------------------------------------------- */
 
-/* Puts the room of <h>, just emptied, on the sweeper's list. */
+/* Puts the room of <h>, just emptied, on the sweeper's list. Called after
+ * the room lock was released (lock order: list, then room), so the sweeper
+ * may have expired the room in between: an expired room is never listed
+ * again (it would be expired twice, and stay listed once freed). <h> is
+ * still memory: the caller is online and has passed no quiescent state. */
 static void hist_list_add(struct rl_hist *h)
 {
 	pthread_mutex_lock(&hist_g.list_lock);
-	if (!h->listed) {
+	rl_hist_lock(h);
+	bool dead = h->dead;
+	rl_hist_unlock(h);
+	if (!h->listed && !dead) {
 		h->listed = true;
 		bool was_empty = cds_list_empty(&hist_g.list);
 		cds_list_add_tail(&h->link, &hist_g.list);
