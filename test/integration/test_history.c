@@ -651,6 +651,7 @@ IT_TEST(history, since_ahead_of_the_room_is_invalid_payload_and_joins_nothing)
 	struct rl_test_client *p = it_client(&s, NULL), *m = it_client(&s, NULL);
 	struct jack j = hjoin(p, "ahead", NULL, 0);
 	pub(p, "ahead", 2, 0);
+	it_ping(p);
 	cr_assert_eq(rl_test_send_json(
 			 m, RELAY_MSG_JOIN_ROOM,
 			 "{\"room\":\"ahead\",\"since\":{\"epoch\":\"%s\",\"seq\":3}}", j.epoch),
@@ -727,6 +728,7 @@ IT_TEST(history, binary_join_ack_is_unchanged_and_recovers_nothing)
 	struct rl_test_client *p = it_client(&s, NULL), *m = it_client(&s, NULL);
 	hjoin(p, "bj", NULL, 0);
 	pub(p, "bj", 2, 0);
+	it_ping(p);
 	it_send_str(m, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "bj");
 	it_expect_bin(m, RELAY_MSG_JOIN_ROOM, "bj", 2);
 	it_silent(m);
