@@ -1,7 +1,8 @@
 /* room.h -- rooms: a liburcu lock-free hash table (cds_lfht, QSBR flavour)
  * shared by every worker, keyed by the (trimmed) room name.
  *
- * Lifetime protocol (see docs/architecture.md):
+ * Lifetime protocol (see docs/architecture.md; with history on, rooms
+ * outlive their members: see the section "rooms with history" below):
  *  - <members> counts memberships over all workers. Once it reaches 0 it
  *    never rises again: a join increments it unless it is 0. The leave that
  *    takes it to 0 removes the node from the table (cds_lfht_del) and drops
