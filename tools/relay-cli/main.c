@@ -117,6 +117,7 @@ enum main_opt {
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 	OPT_NO_COLOR = 256,
+	OPT_RESUME_FILE,
 };
 
 #define M_ALL ((1u << RL_CLI_INTERACTIVE) | (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB))
@@ -136,6 +137,8 @@ static const struct main_opt_def {
     {"count", OPT_COUNT, "N", 1u << RL_CLI_SUB, "sub: exit after N messages"},
     {"timeout", OPT_TIMEOUT, "S", 1u << RL_CLI_SUB,
      "sub: give up after S seconds (status 2 if --count not reached)"},
+    {"resume-file", OPT_RESUME_FILE, "FILE", 1u << RL_CLI_SUB,
+     "sub (one ROOM): keep the room's position in FILE and resume from it"},
     {"help", OPT_HELP, NULL, M_ALL, "show this help"},
     {"version", OPT_VERSION, NULL, M_ALL, "show the version"},
 };
@@ -218,6 +221,9 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 		break;
 	case OPT_NO_COLOR:
 		r->no_color = true;
+		break;
+	case OPT_RESUME_FILE:
+		o->resume_file = arg;
 		break;
 	case OPT_HELP:
 		r->help = true;
@@ -363,6 +369,10 @@ static int main_parse(int argc, char **argv, struct rl_cli_opts *o)
 	if (main_mode(o, argc, argv) || main_check_modes(o, &r) || main_check_port(o->port) ||
 	    main_check_numbers(o, &r))
 		return -2;
+	if (o->resume_file && o->nargs != 1) {
+		rl_cli_warn("--resume-file keeps the position of one ROOM (see --help)");
+		return -2;
+	}
 	o->color = main_color(r.no_color);
 	return 0;
 }
