@@ -35,6 +35,14 @@ void rl_inbox_push(struct rl_inbox *ib, struct rl_inbox_item *it)
 		rl_inbox_kick(ib);
 }
 
+void rl_inbox_push_own(struct rl_inbox *ib, struct rl_inbox_item *it)
+{
+	cds_wfcq_node_init(&it->node);
+	__atomic_add_fetch(&ib->pending, 1, __ATOMIC_RELAXED);
+	rl_tsan_release(it);
+	cds_wfcq_enqueue(&ib->head, &ib->tail, &it->node);
+}
+
 void rl_inbox_reset(struct rl_inbox *ib)
 {
 	uint64_t v;

@@ -38,6 +38,10 @@ void rl_inbox_fini(struct rl_inbox *ib);
 /* Enqueues <it>; writes the eventfd only when the queue was empty, so a
  * burst of pushes costs the consumer one wakeup. */
 void rl_inbox_push(struct rl_inbox *ib, struct rl_inbox_item *it);
+/* The owner's own push (history: a worker queues a room's message to its
+ * own members behind what others queued): no eventfd write; the owner
+ * drains in this turn because it sets its inbox_more itself. */
+void rl_inbox_push_own(struct rl_inbox *ib, struct rl_inbox_item *it);
 /* Wakes the owner without an item (shutdown). */
 void rl_inbox_kick(struct rl_inbox *ib);
 /* Owner: resets the eventfd. Must precede draining with rl_inbox_pop, or a

@@ -32,8 +32,10 @@ static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *
 	RL_STAT_ADD(w->stats, frames_out, delivered);
 }
 
-/* One inbox item of <m> to each worker of <mask>. */
-static void fanout_queue(struct rl_msg *m, uint64_t mask)
+/* One inbox item of <m> to each worker of <mask>. The publisher's own
+ * worker <w> (history only) takes its item without a wakeup: it drains its
+ * inbox later in this turn. */
+static void fanout_queue(struct rl_worker *w, struct rl_msg *m, uint64_t mask)
 {
 	while (mask) {
 		unsigned b = (unsigned)__builtin_ctzll(mask);
@@ -42,7 +44,12 @@ static void fanout_queue(struct rl_msg *m, uint64_t mask)
 		it->ib.kind = RL_INBOX_FANOUT;
 		it->msg = m;
 		rl_msg_get(m);
-		rl_inbox_push(&rl_srv.workers[b].inbox, &it->ib);
+		if (b == w->id) {
+			rl_inbox_push_own(&w->inbox, &it->ib);
+			w->inbox_more = true;
+		} else {
+			rl_inbox_push(&rl_srv.workers[b].inbox, &it->ib);
+		}
 	}
 }
 
@@ -79,7 +86,7 @@ static void fanout_ordered(struct rl_worker *w, struct rl_room *r, struct rl_msg
 	m->pending = (uint32_t)__builtin_popcountll(mask);
 	if (!mask)
 		m->t_read_ns = 0; /* nobody to deliver to: not a fan-out sample */
-	fanout_queue(m, mask);
+	fanout_queue(w, m, mask);
 	rl_hist_unlock(h);
 }
 
@@ -109,7 +116,7 @@ void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 	 * last reference drops it. */
 	rl_room_get(r);
 	m->room = r;
-	fanout_queue(m, mask);
+	fanout_queue(w, m, mask);
 }
 
 static void fanout_observe(const struct rl_msg *m)
