@@ -228,7 +228,7 @@ static enum relay_decode_status dec_next_input(struct relay_decoder *d, struct r
 }
 
 static enum relay_decode_status dec_next(struct relay_decoder *d, struct relay_frame *out,
-				       bool from_server)
+					 bool from_server)
 {
 	if (d->err != RELAY_ERR_NONE)
 		return RELAY_DECODE_ERROR;

@@ -130,8 +130,9 @@ static int ev_decode_json(const struct relay_frame *f, struct rl_cli_event *ev, 
 	ev->fatal = fl[EV_K_FATAL].kind == RELAY_JSON_TRUE;
 	ev->has_seq = fl[EV_K_SEQ].kind == RELAY_JSON_NUMBER;
 	ev->seq = ev_number(&fl[EV_K_SEQ], 0);
-	if (fl[EV_K_RECOVERED].kind == RELAY_JSON_TRUE || fl[EV_K_RECOVERED].kind == RELAY_JSON_FALSE)
-		ev->recovered = fl[EV_K_RECOVERED].kind == RELAY_JSON_TRUE;
+	enum relay_json_kind rk = fl[EV_K_RECOVERED].kind;
+	if (rk == RELAY_JSON_TRUE || rk == RELAY_JSON_FALSE)
+		ev->recovered = rk == RELAY_JSON_TRUE;
 	if (ev->kind == RL_CLI_EV_MESSAGE && ev_is(&fl[EV_K_TYPE], "userJoined"))
 		ev->kind = RL_CLI_EV_USER_JOINED;
 	else if (ev->kind == RL_CLI_EV_MESSAGE && ev_is(&fl[EV_K_TYPE], "userLeft"))
@@ -161,10 +162,11 @@ static int ev_decode_binary(const struct relay_frame *f, struct rl_cli_event *ev
 	}
 	if (ev->kind != RL_CLI_EV_MESSAGE)
 		return 0;
-	enum relay_err e = (f->flags & RELAY_FLAG_SEQ)
-				   ? relay_bin_delivery_seq_parse(f->payload, f->len, &room, &from,
-								  &ev->seq, &data)
-				   : relay_bin_delivery_parse(f->payload, f->len, &room, &from, &data);
+	enum relay_err e;
+	if (f->flags & RELAY_FLAG_SEQ)
+		e = relay_bin_delivery_seq_parse(f->payload, f->len, &room, &from, &ev->seq, &data);
+	else
+		e = relay_bin_delivery_parse(f->payload, f->len, &room, &from, &data);
 	ev->has_seq = (f->flags & RELAY_FLAG_SEQ) != 0;
 	if (e != RELAY_ERR_NONE) {
 		snprintf(why, whylen, "the server sent a malformed binary MESSAGE");

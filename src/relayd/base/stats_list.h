@@ -127,15 +127,15 @@
 	  NULL, NULL,                                                                             \
 	  "rooms_retained", NULL, 0)                                                              \
 	X(hist_resumes_ok, COUNTER, NONE, WORKER, NONE,                                           \
-	  "relay_history_resumes_total", "result=\"recovered\"",                                         \
+	  "relay_history_resumes_total", "result=\"recovered\"",                                  \
 	  "JOIN_ROOM requests with since, by result.",                                            \
 	  NULL, NULL,                                                                             \
-	  "history_resumes_recovered", NULL, 0)                                                          \
+	  "history_resumes_recovered", NULL, 0)                                                   \
 	X(hist_resumes_failed, COUNTER, NONE, WORKER, NONE,                                       \
-	  "relay_history_resumes_total", "result=\"failed\"",                                            \
+	  "relay_history_resumes_total", "result=\"failed\"",                                     \
 	  "JOIN_ROOM requests with since, by result.",                                            \
 	  NULL, NULL,                                                                             \
-	  "history_resumes_failed", NULL, 0)                                                             \
+	  "history_resumes_failed", NULL, 0)                                                      \
 	X(hist_evictions, COUNTER, NONE, WORKER, NONE,                                            \
 	  "relay_history_evictions_total", NULL,                                                  \
 	  "Stored messages dropped from a room's history to make room for newer ones.",           \

@@ -447,8 +447,9 @@ static void join_room_history(struct rl_conn *c, const struct relay_frame *f,
 		RL_STAT_ADD(c->w->stats, hist_resumes_failed, 1);
 	if (j.resume == RL_HIST_AHEAD) {
 		char msg[128];
-		snprintf(msg, sizeof(msg), "since.seq %" PRIu64 " is ahead of the room (seq %" PRIu64 ")",
-			 since->seq, j.seq);
+		snprintf(msg, sizeof(msg),
+			 "since.seq %" PRIu64 " is ahead of the room (seq %" PRIu64 ")", since->seq,
+			 j.seq);
 		rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, name.p, name.n, msg);
 		return;
 	}
@@ -681,7 +682,8 @@ static void message_binary(struct rl_conn *c, const struct relay_frame *f)
 	struct relay_span from = { (const uint8_t *)id, idn };
 	m->t_read_ns = c->w->t_read_ns;
 	if (!hist) {
-		relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, (uint32_t)plen);
+		relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY,
+				       (uint32_t)plen);
 		relay_bin_delivery_encode(m->data + RELAY_FRAME_HDR_BYTES, name, from, data);
 		message_publish(c, c->rooms[slot].room, m, RL_HIST_NONE, 0);
 		return;

@@ -194,7 +194,8 @@ static struct rl_room *room_lookup(const struct room_key *k, uint64_t hash)
 static bool room_add(struct rl_room *fresh, const struct room_key *k, uint64_t hash)
 {
 	rl_tsan_release(fresh);
-	struct cds_lfht_node *got = cds_lfht_add_unique(rooms_ht, hash, room_match, k, &fresh->node);
+	struct cds_lfht_node *got =
+		cds_lfht_add_unique(rooms_ht, hash, room_match, k, &fresh->node);
 	if (got != &fresh->node)
 		return false;
 	uatomic_inc(&rooms_count);
