@@ -132,21 +132,18 @@ static uint64_t hist_entry_bytes(const struct rl_msg *m)
 	return (uint64_t)m->len + RL_HIST_ENTRY_OVERHEAD;
 }
 
-/* Takes <n> bytes of the server-wide budget; false when they are not left. */
-static bool hist_budget_take(uint64_t n)
-{
-	uint64_t cur = __atomic_load_n(&hist_g.bytes, __ATOMIC_RELAXED);
-	do {
-		if (cur + n > hist_g.cfg.total_bytes)
-			return false;
-	} while (!__atomic_compare_exchange_n(&hist_g.bytes, &cur, cur + n, true, __ATOMIC_RELAXED,
-					      __ATOMIC_RELAXED));
-	return true;
-}
+/* What one store (or clear) dropped from a ring, settled with the
+ * server-wide counters in one go: in the steady state of a full ring (one
+ * message out for one in, of about the same size) that costs no shared
+ * atomic write at all. */
+struct hist_delta {
+	uint64_t freed;   /* bytes */
+	uint64_t dropped; /* messages */
+};
 
-/* Removes the oldest stored message and returns it; the caller puts it.
- * <h> locked (or unreachable), count > 0. */
-static struct rl_msg *hist_pop_oldest(struct rl_hist *h)
+/* Drops the oldest stored message (count > 0; <h> locked or unreachable);
+ * counted as an eviction in <stats> unless NULL. */
+static void hist_drop_oldest(struct rl_hist *h, struct hist_delta *d, struct rl_stats *stats)
 {
 	struct rl_msg *m = h->ring[h->head];
 	uint64_t n = hist_entry_bytes(m);
@@ -154,23 +151,45 @@ static struct rl_msg *hist_pop_oldest(struct rl_hist *h)
 	h->count--;
 	h->first_seq++;
 	h->bytes -= n;
-	__atomic_sub_fetch(&hist_g.bytes, n, __ATOMIC_RELAXED);
-	__atomic_sub_fetch(&hist_g.msgs, 1, __ATOMIC_RELAXED);
-	return m;
+	d->freed += n;
+	d->dropped++;
+	rl_msg_put(m);
+	if (stats)
+		RL_STAT_ADD(stats, hist_evictions, 1);
 }
 
-static void hist_evict(struct rl_hist *h, struct rl_stats *stats)
+/* Gives the bytes <d> freed back to the server-wide budget and takes <n>:
+ * false (nothing changed) when the budget cannot hold the difference. */
+static bool hist_budget_settle(uint64_t n, const struct hist_delta *d)
 {
-	rl_msg_put(hist_pop_oldest(h));
-	RL_STAT_ADD(stats, hist_evictions, 1);
+	uint64_t cur = __atomic_load_n(&hist_g.bytes, __ATOMIC_RELAXED), next;
+	if (n == d->freed)
+		return true;
+	do {
+		next = cur - d->freed + n;
+		if (n > d->freed && next > hist_g.cfg.total_bytes)
+			return false;
+	} while (!__atomic_compare_exchange_n(&hist_g.bytes, &cur, next, true, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	return true;
+}
+
+/* Settles the message count: <stored> (0 or 1) in, d->dropped out. */
+static void hist_count_settle(const struct hist_delta *d, uint64_t stored)
+{
+	if (stored != d->dropped)
+		__atomic_add_fetch(&hist_g.msgs, stored - d->dropped, __ATOMIC_RELAXED);
 }
 
 /* The message with seq <seq> cannot be stored: everything older can no
  * longer be replayed without a gap, so it goes too. */
-static void hist_hole(struct rl_hist *h, uint64_t seq, struct rl_stats *stats)
+static void hist_hole(struct rl_hist *h, uint64_t seq, struct hist_delta *d,
+		      struct rl_stats *stats)
 {
 	while (h->count)
-		hist_evict(h, stats);
+		hist_drop_oldest(h, d, stats);
+	hist_budget_settle(0, d);
+	hist_count_settle(d, 0);
 	h->first_seq = seq + 1;
 	RL_STAT_ADD(stats, hist_unstored, 1);
 }
@@ -204,30 +223,26 @@ static void hist_store(struct rl_hist *h, struct rl_msg *m, uint64_t seq, struct
 {
 	const struct rl_history_cfg *cfg = &hist_g.cfg;
 	uint64_t n = hist_entry_bytes(m);
+	struct hist_delta d = {0, 0};
 
 	while (h->count && (h->count >= cfg->size || h->bytes + n > cfg->room_bytes))
-		hist_evict(h, stats);
-	if (n > cfg->room_bytes) {
-		hist_hole(h, seq, stats);
+		hist_drop_oldest(h, &d, stats);
+	if (n > cfg->room_bytes || !hist_ring_reserve(h)) {
+		hist_hole(h, seq, &d, stats);
 		return;
 	}
-	while (!hist_budget_take(n)) {
+	while (!hist_budget_settle(n, &d)) {
 		if (!h->count) {
-			hist_hole(h, seq, stats);
+			hist_hole(h, seq, &d, stats);
 			return;
 		}
-		hist_evict(h, stats);
+		hist_drop_oldest(h, &d, stats);
 	}
-	if (!hist_ring_reserve(h)) {
-		__atomic_sub_fetch(&hist_g.bytes, n, __ATOMIC_RELAXED);
-		hist_hole(h, seq, stats);
-		return;
-	}
+	hist_count_settle(&d, 1);
 	rl_msg_get(m);
 	h->ring[(h->head + h->count) % h->cap] = m;
 	h->count++;
 	h->bytes += n;
-	__atomic_add_fetch(&hist_g.msgs, 1, __ATOMIC_RELAXED);
 }
 
 /* Replaces the final } of a JSON delivery with ,"seq":N} and fixes the
@@ -267,8 +282,11 @@ uint64_t rl_hist_append(struct rl_hist *h, struct rl_msg *m, enum rl_hist_form f
 
 void rl_hist_clear(struct rl_hist *h)
 {
+	struct hist_delta d = {0, 0};
 	while (h->count)
-		rl_msg_put(hist_pop_oldest(h));
+		hist_drop_oldest(h, &d, NULL);
+	hist_budget_settle(0, &d);
+	hist_count_settle(&d, 0);
 	h->first_seq = h->last_seq + 1;
 }
 
