@@ -53,6 +53,11 @@ enum relay_msg_type {
 #define RELAY_FLAG_JSON 0x01u
 #define RELAY_FLAG_BINARY 0x02u
 #define RELAY_FLAG_RESERVED_MASK 0xFCu /* bits 2-7, 0x04 "compressed" included */
+/* Server -> client only (history, protocol-v1-ext.md section 4): a BINARY
+ * MESSAGE delivery carries its room sequence number (relay_bin_delivery_seq_*).
+ * Reserved in frames a client sends (relay_decoder_next refuses it);
+ * relay_decoder_next_from_server accepts it on binary deliveries. */
+#define RELAY_FLAG_SEQ 0x08u
 
 /* One enum for every protocol outcome; maps one-to-one to the spec's codes.
  * Never mixed with errno. */
@@ -130,6 +135,9 @@ enum relay_err relay_frame_check_length(uint32_t length, uint32_t max_frame);
  * version (UNSUPPORTED_VERSION), type (UNKNOWN_MESSAGE_TYPE), flags
  * (INVALID_FRAME: JSON and BINARY both set, or a reserved bit set). */
 enum relay_err relay_frame_check_header(uint8_t version, uint8_t type, uint8_t flags);
+/* The same checks for a frame a server sent: a MESSAGE whose flags are
+ * exactly BINARY | RELAY_FLAG_SEQ is also accepted. */
+enum relay_err relay_frame_check_header_from_server(uint8_t version, uint8_t type, uint8_t flags);
 
 /* ---- incremental decoder ------------------------------------------------ */
 
@@ -184,6 +192,11 @@ void relay_decoder_feed(struct relay_decoder *d, const uint8_t *buf, size_t len)
  *   treat any status other than NEED_MORE and FRAME as fatal.
  * Header checks only: JSON validity is the handler's (relay_json_parse). */
 enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct relay_frame *out);
+/* relay_decoder_next for a client reading a server's stream: the header
+ * checks are relay_frame_check_header_from_server's (binary deliveries with
+ * RELAY_FLAG_SEQ pass). Use one of the two for the life of a decoder. */
+enum relay_decode_status relay_decoder_next_from_server(struct relay_decoder *d,
+							struct relay_frame *out);
 
 /* Bytes of a started but incomplete frame held in the tail (0: at a frame
  * boundary). Drives the frame timeout. */
@@ -325,6 +338,19 @@ size_t relay_bin_delivery_size(size_t room_len, size_t from_len, size_t data_len
 /* Returns bytes written, 0 if room_len is not 1-64 or from_len > 255. */
 size_t relay_bin_delivery_encode(uint8_t *out, struct relay_span room, struct relay_span from,
 			      struct relay_span data);
+
+/* Server -> members with RELAY_FLAG_SEQ (history):
+ *   u8 L | room | u8 F | F bytes connectionId | u64 seq (big endian) | data.
+ * parse: RELAY_ERR_INVALID_PAYLOAD when the envelope or the 8 seq bytes are
+ * missing. encode: as relay_bin_delivery_encode. put_seq writes <seq> at
+ * <seq_at> (8 bytes), e.g. into an encoded delivery once its seq is known. */
+enum relay_err relay_bin_delivery_seq_parse(const uint8_t *p, size_t n, struct relay_span *room,
+					    struct relay_span *from, uint64_t *seq,
+					    struct relay_span *data);
+size_t relay_bin_delivery_seq_size(size_t room_len, size_t from_len, size_t data_len);
+size_t relay_bin_delivery_seq_encode(uint8_t *out, struct relay_span room, struct relay_span from,
+				     uint64_t seq, struct relay_span data);
+void relay_bin_delivery_put_seq(uint8_t *seq_at, uint64_t seq);
 
 #ifdef __cplusplus
 }

@@ -165,8 +165,18 @@ static bool dec_take(struct relay_decoder *d, size_t want, uint32_t frame_size)
 	return true;
 }
 
+/* The header checks of one direction: a client's frames (relayd reads
+ * them), or a server's when <from_server> (clients read them;
+ * RELAY_FLAG_SEQ allowed on binary deliveries). */
+static enum relay_err dec_check(bool from_server, const uint8_t *h)
+{
+	return from_server ? relay_check_header_from_server(h[4], h[5], h[6])
+			   : relay_check_header(h[4], h[5], h[6]);
+}
+
 /* Continues the frame started in the tail with the current feed. */
-static enum relay_decode_status dec_next_tail(struct relay_decoder *d, struct relay_frame *out)
+static enum relay_decode_status dec_next_tail(struct relay_decoder *d, struct relay_frame *out,
+					      bool from_server)
 {
 	enum relay_err err;
 
@@ -183,7 +193,7 @@ static enum relay_decode_status dec_next_tail(struct relay_decoder *d, struct re
 	if (!dec_take(d, size - d->_tail_len, size))
 		return dec_nomem(d);
 	if (d->_tail_len >= RELAY_FRAME_HDR_BYTES) {
-		err = relay_check_header(d->_tail[4], d->_tail[5], d->_tail[6]);
+		err = dec_check(from_server, d->_tail);
 		if (err != RELAY_ERR_NONE)
 			return dec_fail(d, err);
 	}
@@ -194,7 +204,8 @@ static enum relay_decode_status dec_next_tail(struct relay_decoder *d, struct re
 }
 
 /* Starts a frame at the front of the current feed (tail empty). */
-static enum relay_decode_status dec_next_input(struct relay_decoder *d, struct relay_frame *out)
+static enum relay_decode_status dec_next_input(struct relay_decoder *d, struct relay_frame *out,
+					       bool from_server)
 {
 	const uint8_t *in = d->_in;
 	enum relay_err err;
@@ -207,7 +218,7 @@ static enum relay_decode_status dec_next_input(struct relay_decoder *d, struct r
 	if (err != RELAY_ERR_NONE)
 		return dec_fail(d, err);
 	if (d->_in_len >= RELAY_FRAME_HDR_BYTES) {
-		err = relay_check_header(in[4], in[5], in[6]);
+		err = dec_check(from_server, in);
 		if (err != RELAY_ERR_NONE)
 			return dec_fail(d, err);
 	}
@@ -221,7 +232,8 @@ static enum relay_decode_status dec_next_input(struct relay_decoder *d, struct r
 	return dec_take(d, d->_in_len, (uint32_t)size) ? RELAY_DECODE_NEED_MORE : dec_nomem(d);
 }
 
-enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct relay_frame *out)
+static enum relay_decode_status dec_next(struct relay_decoder *d, struct relay_frame *out,
+					 bool from_server)
 {
 	if (d->err != RELAY_ERR_NONE)
 		return RELAY_DECODE_ERROR;
@@ -230,8 +242,19 @@ enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct rela
 	if (dec_tail_delivered(d))
 		dec_tail_release(d);
 	if (d->_tail_len > 0)
-		return dec_next_tail(d, out);
+		return dec_next_tail(d, out, from_server);
 	if (d->_in_len == 0)
 		return RELAY_DECODE_NEED_MORE;
-	return dec_next_input(d, out);
+	return dec_next_input(d, out, from_server);
+}
+
+enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct relay_frame *out)
+{
+	return dec_next(d, out, false);
+}
+
+enum relay_decode_status relay_decoder_next_from_server(struct relay_decoder *d,
+							struct relay_frame *out)
+{
+	return dec_next(d, out, true);
 }

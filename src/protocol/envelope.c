@@ -1,6 +1,8 @@
 /* envelope.c -- the binary MESSAGE envelopes (client form and delivery form).
  *   client -> server:  u8 L | L bytes room | data
  *   server -> members: u8 L | L bytes room | u8 F | F bytes connectionId | data
+ *   ... with RELAY_FLAG_SEQ (history): the same with u64 seq (big endian)
+ *                      right after the connectionId
  * Threading: pure functions; callable from any thread.
  */
 #include "relay/protocol.h"
@@ -83,5 +85,47 @@ size_t relay_bin_delivery_encode(uint8_t *out, struct relay_span room, struct re
 	*o++ = (uint8_t)from.n;
 	o = env_put(o, from);
 	o = env_put(o, data);
+	return (size_t)(o - out);
+}
+
+enum relay_err relay_bin_delivery_seq_parse(const uint8_t *p, size_t n, struct relay_span *room,
+					    struct relay_span *from, uint64_t *seq,
+					    struct relay_span *data)
+{
+	struct relay_span rest;
+	if (relay_bin_delivery_parse(p, n, room, from, &rest) != RELAY_ERR_NONE || rest.n < 8)
+		return RELAY_ERR_INVALID_PAYLOAD;
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | rest.p[i];
+	*seq = v;
+	data->p = rest.p + 8;
+	data->n = rest.n - 8;
+	return RELAY_ERR_NONE;
+}
+
+size_t relay_bin_delivery_seq_size(size_t room_len, size_t from_len, size_t data_len)
+{
+	return relay_bin_delivery_size(room_len, from_len, data_len) + 8;
+}
+
+void relay_bin_delivery_put_seq(uint8_t *seq_at, uint64_t seq)
+{
+	for (int i = 7; i >= 0; i--, seq >>= 8)
+		seq_at[i] = (uint8_t)seq;
+}
+
+size_t relay_bin_delivery_seq_encode(uint8_t *out, struct relay_span room, struct relay_span from,
+				     uint64_t seq, struct relay_span data)
+{
+	if (!env_room_len_ok(room.n) || from.n > 255)
+		return 0;
+	uint8_t *o = out;
+	*o++ = (uint8_t)room.n;
+	o = env_put(o, room);
+	*o++ = (uint8_t)from.n;
+	o = env_put(o, from);
+	relay_bin_delivery_put_seq(o, seq);
+	o = env_put(o + 8, data);
 	return (size_t)(o - out);
 }

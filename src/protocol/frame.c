@@ -106,3 +106,8 @@ enum relay_err relay_frame_check_header(uint8_t version, uint8_t type, uint8_t f
 {
 	return relay_check_header(version, type, flags);
 }
+
+enum relay_err relay_frame_check_header_from_server(uint8_t version, uint8_t type, uint8_t flags)
+{
+	return relay_check_header_from_server(version, type, flags);
+}

@@ -130,4 +130,15 @@ RELAY_INLINE enum relay_err relay_check_header(uint8_t version, uint8_t type, ui
 	return RELAY_ERR_NONE;
 }
 
+/* The same for a frame a server sent: a binary MESSAGE delivery may also
+ * carry RELAY_FLAG_SEQ (history, protocol-v1-ext.md section 4); nothing else
+ * may. */
+RELAY_INLINE enum relay_err relay_check_header_from_server(uint8_t version, uint8_t type,
+							   uint8_t flags)
+{
+	if (type == RELAY_MSG_MESSAGE && flags == (RELAY_FLAG_BINARY | RELAY_FLAG_SEQ))
+		flags = RELAY_FLAG_BINARY;
+	return relay_check_header(version, type, flags);
+}
+
 #endif /* RELAY_PROTO_INTERNAL_H */

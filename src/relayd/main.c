@@ -15,6 +15,7 @@
 #include "relay/auth.h"
 #include "relay/fanout.h"
 #include "relay/handler.h"
+#include "relay/history.h"
 #include "relay/room.h"
 #include "base/stats.h"
 #include "loop/worker.h"
@@ -108,6 +109,18 @@ static void main_wire_layers(void)
 	rl_msg_set_release(rl_fanout_msg_release);
 	rl_worker_set_inbox_handler(RL_INBOX_FANOUT, rl_fanout_item);
 	rl_worker_set_inbox_handler(RL_INBOX_CLUSTER, rl_cluster_item); /* only used with --cluster */
+}
+
+/* History (relay/history.h) takes its options before the room table exists. */
+static int main_history_init(const struct rl_config *cfg)
+{
+	struct rl_history_cfg h = {
+		.size = cfg->history_size,
+		.room_bytes = cfg->history_room_bytes,
+		.total_bytes = cfg->history_total_bytes,
+		.ttl_ms = cfg->history_ttl_ms,
+	};
+	return rl_history_init(&h);
 }
 
 static int main_start(unsigned n, const struct rl_listen_spec *specs, unsigned nspecs)
@@ -241,8 +254,8 @@ int main(int argc, char **argv)
 		return 1;
 	rl_srv.done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	main_wire_layers();
-	if (rl_srv.done_efd == -1 || rl_stats_init(n) || rl_rooms_init(n) ||
-	    main_start(n, specs, nspecs)) {
+	if (rl_srv.done_efd == -1 || rl_stats_init(n) || main_history_init(cfg) ||
+	    rl_rooms_init(n) || rl_history_start() || main_start(n, specs, nspecs)) {
 		fprintf(stderr, "relayd: cannot start workers: %s\n", strerror(errno));
 		return 1;
 	}
@@ -270,6 +283,7 @@ int main(int argc, char **argv)
 	rl_cluster_stop(); /* cluster: goodbye on the bus, bridge joined */
 	main_drain_inboxes();
 	main_totals();
+	rl_history_stop();
 	rl_auth_fini(); /* before rl_rooms_fini's rcu_barrier frees the replaced key sets */
 	rl_rooms_fini();
 	rl_cluster_fini();

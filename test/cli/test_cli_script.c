@@ -1,8 +1,9 @@
 /* test_cli_script.c -- relay-cli's scriptable side against a live relayd:
  * `sub` + `pub` round trips (order, unicode, quotes), pub from stdin, --json
  * both ways, invalid --json rejected, sub --timeout, the interactive commands
- * read from a pipe; and the error paths (nothing listening, bad arguments,
- * bad port) which need no server.
+ * read from a pipe; sub --resume-file against a relayd with history; and
+ * the error paths (nothing listening, bad arguments, bad port) which need no
+ * server.
  *
  * Threading: each Criterion test runs in its own process with its own relayd.
  */
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <relay/protocol.h>
 
@@ -360,6 +362,99 @@ Test(cli_keepalive, idle_sub_survives_the_servers_idle_timeout, .timeout = 60)
 	rl_test_server_free(&s);
 }
 
+/* ---- sub --resume-file (a relayd with history) ---------------------------------- */
+
+TestSuite(cli_resume, .timeout = RL_TEST_BODY_S);
+
+/* A sub run to its end; returns it for the output checks (cli_free it). */
+static void sub_run(struct cli_run *r, const char *port, const char *file, const char *stop,
+		    const char *n)
+{
+	int st = cli_run(r,
+			 (const char *[]){"--port", port, "sub", "hist", "--resume-file", file, stop,
+					  n, NULL},
+			 NULL, RL_TEST_BULK_MS);
+	cr_assert(st == 0 || (st == 2 && !strcmp(stop, "--timeout")), "sub exit %d; stderr: %s",
+		  st, r->err_buf);
+}
+
+static void resume_file(char *path, size_t cap)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(path, cap, "%s/relay-cli-resume-XXXXXX", tmp ? tmp : "/tmp");
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	unlink(path); /* the first run finds no position */
+}
+
+static void read_pos(const char *path, char *epoch, unsigned long long *seq)
+{
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "%s was not written", path);
+	cr_assert_eq(fscanf(f, "%16s %llu", epoch, seq), 2);
+	fclose(f);
+}
+
+Test(cli_resume, a_second_run_gets_what_was_published_in_between_and_keeps_the_position)
+{
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "2", "--history-size", "100");
+	char port[8], path[256], epoch[17], epoch2[17];
+	unsigned long long seq;
+	snprintf(port, sizeof port, "%u", (unsigned)s.port);
+	resume_file(path, sizeof path);
+	struct cli_run r;
+	pub_ok((const char *[]){"--port", port, "pub", "hist", "before", NULL}, NULL);
+	sub_run(&r, port, path, "--timeout", "0.2");
+	cr_assert_eq(r.out_len, 0, "the first run starts at the room's position: %s", r.out_buf);
+	cr_assert_null(strstr(r.err_buf, "recovered"), "%s", r.err_buf);
+	cli_free(&r);
+	read_pos(path, epoch, &seq);
+	cr_assert_eq(seq, 1, "the position is the room's: seq 1");
+	for (int i = 1; i <= 3; i++) {
+		char m[8];
+		snprintf(m, sizeof m, "m%d", i);
+		pub_ok((const char *[]){"--port", port, "pub", "hist", m, NULL}, NULL);
+	}
+	sub_run(&r, port, path, "--count", "3");
+	cr_assert_str_eq(r.out_buf, "m1\nm2\nm3\n");
+	cr_assert(strstr(r.err_buf, "recovered 3 messages"), "stderr: %s", r.err_buf);
+	cli_free(&r);
+	read_pos(path, epoch2, &seq);
+	cr_assert(seq == 4 && !strcmp(epoch, epoch2), "position %s %llu", epoch2, seq);
+	/* nothing new: recovered, nothing printed */
+	sub_run(&r, port, path, "--timeout", "0.2");
+	cr_assert_eq(r.out_len, 0, "%s", r.out_buf);
+	cr_assert(strstr(r.err_buf, "recovered 0 messages"), "stderr: %s", r.err_buf);
+	cli_free(&r);
+	unlink(path);
+	it_stop(&s);
+}
+
+Test(cli_resume, a_position_the_server_no_longer_has_is_reported_as_a_gap)
+{
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "2", "--history-size", "2");
+	char port[8], path[256], epoch[17];
+	unsigned long long seq;
+	snprintf(port, sizeof port, "%u", (unsigned)s.port);
+	resume_file(path, sizeof path);
+	struct cli_run r;
+	sub_run(&r, port, path, "--timeout", "0.2");
+	cli_free(&r);
+	for (int i = 1; i <= 5; i++)
+		pub_ok((const char *[]){"--port", port, "pub", "hist", "m", NULL}, NULL);
+	sub_run(&r, port, path, "--timeout", "0.2");
+	cr_assert(strstr(r.err_buf, "gap: could not recover"), "stderr: %s", r.err_buf);
+	cr_assert_eq(r.out_len, 0, "nothing is replayed after a gap: %s", r.out_buf);
+	cli_free(&r);
+	read_pos(path, epoch, &seq);
+	cr_assert_eq(seq, 5, "carries on from the room's position");
+	unlink(path);
+	it_stop(&s);
+}
+
 /* ---- no server needed ------------------------------------------------------ */
 
 TestSuite(cli_errors, .timeout = 60);
@@ -408,6 +503,10 @@ Test(cli_errors, bad_arguments_are_rejected)
 	fails_with((const char *[]){"a", "1", "extra", NULL}, "unexpected argument 'extra'");
 	fails_with((const char *[]){"--port", NULL}, "needs a value");
 	fails_with((const char *[]){"pub", "--json", "r", "{nope", NULL}, "invalid JSON");
+	fails_with((const char *[]){"sub", "a", "b", "--resume-file", "f", NULL},
+		   "--resume-file keeps the position of one ROOM");
+	fails_with((const char *[]){"pub", "r", "--resume-file", "f", "m", NULL},
+		   "--resume-file does not apply to pub");
 }
 
 Test(cli_errors, unknown_host_fails_without_hanging)

@@ -6,7 +6,13 @@
  * spread over the workers, join/leave/message/disconnect the same ROOMS rooms
  * for about CHURN_MS, so joins race last leaves on different workers. All
  * along, every room frame a connection receives must concern a room it is a
- * member of (between the JOIN ack and the LEAVE ack). Then:
+ * member of (between the JOIN ack and the LEAVE ack).
+ * A second run has history on (--history-size, --history-ttl 0: an empty
+ * room expires at once, so joins race expiry on the sweeper thread, and
+ * revive rooms on other workers): a join then often resumes with "since"
+ * from where the connection was, and every delivery a member gets must be
+ * the room's next seq after the previous one (the ack's seq, or since.seq
+ * when recovered): one order, no duplicate, no hole. Then:
  * every room must be empty again (a probe JOIN acks "members":1, retried
  * briefly because leave-on-disconnect is asynchronous), relayd must exit 0
  * on SIGTERM (an ASan/LSan build that leaks does not), and its stderr must
@@ -44,11 +50,17 @@ static void churn_fail(const char *fmt, const char *detail)
 
 struct worker {
 	const struct rl_test_server *s;
+	bool history;
 	unsigned seed;
 	struct rl_test_client *c[CONNS];
 	bool in[CONNS][ROOMS];
+	/* history: the room's epoch and the last seq this connection saw */
+	char epoch[CONNS][ROOMS][24];
+	uint64_t last[CONNS][ROOMS];
 	unsigned long ops;
 };
+
+static atomic_ulong resumes, recovered;
 
 static const char *room_name(int r)
 {
@@ -74,24 +86,33 @@ static int frame_room(const struct rl_test_frame *f)
  * between the JOIN ack for R and the LEAVE ack for R on this connection
  * (joins and leaves are handled in order with the deliveries queued to the
  * connection, so nothing for R can precede the ack or follow the leave). */
-static bool wait_for(struct worker *w, int i, uint8_t type)
+static const struct rl_test_frame *wait_for(struct worker *w, int i, uint8_t type)
 {
 	for (;;) {
 		const struct rl_test_frame *f = rl_test_recv(w->c[i], RL_TEST_REPLY_MS);
 		if (f == NULL) {
 			churn_fail("waiting for a reply: %s", rl_test_err());
-			return false;
+			return NULL;
 		}
 		if (f->type == type)
-			return true;
+			return f;
 		if (f->type != RELAY_MSG_MESSAGE) {
 			churn_fail("unexpected frame %s", rl_test_frame_str(f));
-			return false;
+			return NULL;
 		}
 		int r = frame_room(f);
 		if (r < 0 || !w->in[i][r]) {
 			churn_fail("delivery to a non-member: %s", rl_test_frame_str(f));
-			return false;
+			return NULL;
+		}
+		int64_t seq;
+		if (w->history && rl_test_json_i64(f, "seq", &seq) == 0) { /* not presence */
+			if ((uint64_t)seq != w->last[i][r] + 1) {
+				churn_fail("out of sequence (duplicate, hole or order): %s",
+					   rl_test_frame_str(f));
+				return NULL;
+			}
+			w->last[i][r] = (uint64_t)seq;
 		}
 		atomic_fetch_add(&deliveries, 1);
 	}
@@ -105,11 +126,62 @@ static bool conn_open(struct worker *w, int i)
 		return false;
 	}
 	memset(w->in[i], 0, sizeof(w->in[i]));
+	/* history: its own messages come back too, so the seqs it sees have
+	 * no holes of their own */
+	if (w->history && rl_test_hello(w->c[i], "{\"echo\":true}", RL_TEST_REPLY_MS) == NULL) {
+		churn_fail("HELLO: %s", rl_test_err());
+		return false;
+	}
+	return true; /* epoch and last seq stay: a new connection resumes */
+}
+
+/* A JOIN of a room this connection is not in, with history: resumes from
+ * where it was (when it has been in the room) half of the time. The ack
+ * sets where deliveries continue from. */
+static bool history_join(struct worker *w, int i, int r)
+{
+	bool since = w->epoch[i][r][0] && rand_r(&w->seed) % 2;
+	int rc = since ? rl_test_send_json(w->c[i], RELAY_MSG_JOIN_ROOM,
+					   "{\"room\":\"%s\",\"since\":{\"epoch\":\"%s\",\"seq\":%llu}}",
+					   room_name(r), w->epoch[i][r],
+					   (unsigned long long)w->last[i][r])
+		       : rl_test_send_json(w->c[i], RELAY_MSG_JOIN_ROOM, "{\"room\":\"%s\"}",
+					   room_name(r));
+	if (rc != 0) {
+		churn_fail("send: %s", rl_test_err());
+		return false;
+	}
+	const struct rl_test_frame *f = wait_for(w, i, RELAY_MSG_JOIN_ROOM);
+	if (f == NULL)
+		return false;
+	int64_t seq;
+	bool rec = false;
+	char epoch[24];
+	if (rl_test_json_i64(f, "seq", &seq) != 0 ||
+	    rl_test_json_str(f, "epoch", epoch, sizeof(epoch)) != 16 ||
+	    (since && rl_test_json_bool(f, "recovered", &rec) != 0)) {
+		churn_fail("join ack without a position: %s", rl_test_frame_str(f));
+		return false;
+	}
+	if (since) {
+		atomic_fetch_add(&resumes, 1);
+		atomic_fetch_add(&recovered, rec);
+	}
+	if (since && rec && strcmp(epoch, w->epoch[i][r]) != 0) {
+		churn_fail("recovered in another epoch: %s", rl_test_frame_str(f));
+		return false;
+	}
+	if (!rec) /* the replay, if any, continues from since.seq */
+		w->last[i][r] = (uint64_t)seq;
+	snprintf(w->epoch[i][r], sizeof(w->epoch[i][r]), "%s", epoch);
+	w->in[i][r] = true;
 	return true;
 }
 
 static bool room_op(struct worker *w, int i, int r, uint8_t type)
 {
+	if (w->history && type == RELAY_MSG_JOIN_ROOM && !w->in[i][r])
+		return history_join(w, i, r);
 	if (rl_test_send_json(w->c[i], type, "{\"room\":\"%s\"}", room_name(r)) != 0) {
 		churn_fail("send: %s", rl_test_err());
 		return false;
@@ -143,7 +215,7 @@ static bool one_op(struct worker *w)
 			churn_fail("send: %s", rl_test_err());
 			return false;
 		}
-		return wait_for(w, i, RELAY_MSG_HEARTBEAT);
+		return wait_for(w, i, RELAY_MSG_HEARTBEAT) != NULL;
 	}
 	/* Disconnect while (maybe) in rooms: relayd leaves them for us. */
 	rl_test_close(w->c[i]);
@@ -208,10 +280,13 @@ static int probe_rooms(const struct rl_test_server *s)
 	return rc;
 }
 
-int main(void)
+/* One churn run against a relayd started with <args>. 0 = pass. */
+static int churn_run(const char *name, const char *const *args, bool history)
 {
 	struct rl_test_server s;
-	const char *args[] = {"--workers", "4", NULL};
+	atomic_store(&deliveries, 0);
+	atomic_store(&resumes, 0);
+	atomic_store(&recovered, 0);
 	if (rl_test_server_start(&s, args, NULL, 0) != 0) {
 		fprintf(stderr, "start relayd: %s\n", rl_test_err());
 		return 1;
@@ -220,10 +295,13 @@ int main(void)
 		fprintf(stderr, "tsan-churn needs its own relayd; RELAY_TEST_ADDR set: skipped\n");
 		return 77;
 	}
-	struct worker w[THREADS];
+	static struct worker w[THREADS];
 	pthread_t th[THREADS];
 	for (int t = 0; t < THREADS; t++) {
-		w[t] = (struct worker){.s = &s, .seed = 0x5eed0u + (unsigned)t};
+		memset(&w[t], 0, sizeof(w[t]));
+		w[t].s = &s;
+		w[t].history = history;
+		w[t].seed = 0x5eed0u + (unsigned)t;
 		pthread_create(&th[t], NULL, churn_thread, &w[t]);
 	}
 	unsigned long ops = 0;
@@ -254,9 +332,21 @@ int main(void)
 		}
 	}
 	fprintf(stderr,
-		"tsan-churn: %lu operations by %d threads x %d connections on %d rooms, %lu room "
-		"frames checked: %s\n",
-		ops, THREADS, CONNS, ROOMS, atomic_load(&deliveries), rc == 0 ? "ok" : "FAILED");
+		"tsan-churn (%s): %lu operations by %d threads x %d connections on %d rooms, %lu room "
+		"frames checked, %lu resumes (%lu recovered): %s\n",
+		name, ops, THREADS, CONNS, ROOMS, atomic_load(&deliveries), atomic_load(&resumes),
+		atomic_load(&recovered), rc == 0 ? "ok" : "FAILED");
 	rl_test_server_free(&s);
+	return rc;
+}
+
+int main(void)
+{
+	static const char *const plain[] = {"--workers", "4", NULL};
+	static const char *const history[] = {"--workers", "4", "--history-size", "20",
+					      "--history-ttl", "0", NULL};
+	int rc = churn_run("v1", plain, false);
+	if (rc == 0)
+		rc = churn_run("history", history, true);
 	return rc;
 }

@@ -264,7 +264,7 @@ static int cli_next(struct rl_test_client *c)
 	if (!c->mid_feed)
 		return 0;
 	struct relay_frame f;
-	enum relay_decode_status st = relay_decoder_next(&c->dec, &f);
+	enum relay_decode_status st = relay_decoder_next_from_server(&c->dec, &f);
 	if (st == RELAY_DECODE_FRAME)
 		return cli_keep_frame(c, &f) == 0 ? 1 : -1;
 	c->mid_feed = false;

@@ -724,3 +724,28 @@ Test(decoder, free_then_reinit_is_clean)
 	relay_decoder_free(&d);
 	RL_ASSERT_NO_LEAKS();
 }
+
+/* Two binary deliveries with RELAY_FLAG_SEQ, the second split across feeds
+ * (through the tail), then the same flags on a HELLO. */
+Test(decoder, from_server_accepts_seq_deliveries_in_place_and_through_the_tail)
+{
+	const uint8_t s[] = {0, 0, 0, 5, 1, 4, 0x0a, 'x', 'y', /* */
+			     0, 0, 0, 5, 1, 4, 0x0a, 'z', 'w', /* */
+			     0, 0, 0, 3, 1, 1, 0x0a};
+	struct relay_decoder d;
+	struct relay_frame f;
+	relay_decoder_init(&d, 0);
+	relay_decoder_feed(&d, s, 12);
+	cr_assert_eq(relay_decoder_next_from_server(&d, &f), RELAY_DECODE_FRAME);
+	cr_assert(f.flags == 0x0a && f.len == 2 && f.payload == s + 7);
+	cr_assert_eq(relay_decoder_next_from_server(&d, &f), RELAY_DECODE_NEED_MORE);
+	relay_decoder_feed(&d, s + 12, sizeof s - 12);
+	cr_assert_eq(relay_decoder_next_from_server(&d, &f), RELAY_DECODE_FRAME);
+	cr_assert(f.flags == 0x0a && f.len == 2 && memcmp(f.payload, "zw", 2) == 0);
+	cr_assert_eq(relay_decoder_next_from_server(&d, &f), RELAY_DECODE_ERROR);
+	cr_assert_eq(d.err, RELAY_ERR_INVALID_FRAME, "only a MESSAGE may carry it");
+	relay_decoder_free(&d);
+	/* relayd's direction: the flag is reserved, decided at 7 bytes */
+	expect_error(s, 9, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_INVALID_FRAME, 7);
+	RL_ASSERT_NO_LEAKS();
+}

@@ -95,3 +95,31 @@ Test(envelope, delivery_sender_is_at_most_255_bytes_and_every_part_must_fit)
 	cr_assert_eq(relay_bin_delivery_parse(zero, 0, &room, &f, &data), RELAY_ERR_INVALID_PAYLOAD);
 	cr_assert_eq(relay_bin_delivery_encode(b, sp(from, 65), sp("c", 1), sp("", 0)), 0);
 }
+
+Test(envelope, seq_delivery_carries_eight_big_endian_bytes_after_the_sender)
+{
+	uint8_t b[128];
+	size_t n = relay_bin_delivery_seq_encode(b, sp("physics", 7), sp("conn-17", 7),
+						 0x0102030405060708ull, sp("hi", 2));
+	cr_assert_eq(n, relay_bin_delivery_seq_size(7, 7, 2));
+	cr_assert_eq(n, 2 + 7 + 7 + 8 + 2);
+	const uint8_t want_seq[] = {1, 2, 3, 4, 5, 6, 7, 8};
+	cr_assert_arr_eq(b + 16, want_seq, 8);
+	struct relay_span room, from, data;
+	uint64_t seq = 0;
+	cr_assert_eq(relay_bin_delivery_seq_parse(b, n, &room, &from, &seq, &data), RELAY_ERR_NONE);
+	cr_assert_eq(seq, 0x0102030405060708ull);
+	cr_assert(room.n == 7 && memcmp(room.p, "physics", 7) == 0);
+	cr_assert(from.n == 7 && memcmp(from.p, "conn-17", 7) == 0);
+	cr_assert(data.n == 2 && memcmp(data.p, "hi", 2) == 0);
+	relay_bin_delivery_put_seq(b + 16, 42);
+	cr_assert_eq(relay_bin_delivery_seq_parse(b, n, &room, &from, &seq, &data), RELAY_ERR_NONE);
+	cr_assert_eq(seq, 42);
+	/* fewer than 8 bytes after the sender: no seq */
+	cr_assert_eq(relay_bin_delivery_seq_parse(b, 2 + 7 + 7 + 7, &room, &from, &seq, &data),
+		     RELAY_ERR_INVALID_PAYLOAD);
+	cr_assert_eq(relay_bin_delivery_seq_parse(b, 2 + 7 + 7 + 8, &room, &from, &seq, &data),
+		     RELAY_ERR_NONE);
+	cr_assert_eq(data.n, 0);
+	cr_assert_eq(relay_bin_delivery_seq_encode(b, sp("", 0), sp("c", 1), 1, sp("d", 1)), 0);
+}

@@ -126,3 +126,19 @@ Test(frame, error_table_matches_the_spec)
 	cr_assert_eq(relay_err_from_name("INVALID_FRAME", 12), RELAY_ERR_NONE);
 	cr_assert_eq(relay_err_from_name(NULL, 0), RELAY_ERR_NONE);
 }
+
+Test(frame, from_a_server_only_a_binary_message_may_carry_the_seq_flag)
+{
+	for (unsigned t = 1; t <= 6; t++)
+		for (unsigned f = 0; f < 256; f++) {
+			bool ok = f == 0 || f == RELAY_FLAG_JSON || f == RELAY_FLAG_BINARY ||
+				  (t == RELAY_MSG_MESSAGE && f == (RELAY_FLAG_BINARY | RELAY_FLAG_SEQ));
+			cr_assert_eq(relay_frame_check_header_from_server(1, (uint8_t)t, (uint8_t)f),
+				     ok ? RELAY_ERR_NONE : RELAY_ERR_INVALID_FRAME, "type %u flags 0x%02x",
+				     t, f);
+		}
+	cr_assert_eq(relay_frame_check_header_from_server(2, RELAY_MSG_MESSAGE, 0x0a),
+		     RELAY_ERR_UNSUPPORTED_VERSION);
+	/* from a client the same byte is a reserved bit */
+	cr_assert_eq(relay_frame_check_header(1, RELAY_MSG_MESSAGE, 0x0a), RELAY_ERR_INVALID_FRAME);
+}

@@ -175,7 +175,7 @@ static int relay_input(struct bconn *c, const uint8_t *p, size_t n)
 	struct relay_frame f;
 	enum relay_decode_status st;
 	relay_decoder_feed(&c->dec, p, n);
-	while ((st = relay_decoder_next(&c->dec, &f)) == RELAY_DECODE_FRAME)
+	while ((st = relay_decoder_next_from_server(&c->dec, &f)) == RELAY_DECODE_FRAME)
 		relay_frame_in(c, &f);
 	if (st != RELAY_DECODE_NEED_MORE) { /* ERROR, or NOMEM (err NONE) */
 		const char *nm =

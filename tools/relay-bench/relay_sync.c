@@ -67,7 +67,7 @@ int rb_sync_recv(struct rb_sync *s, struct relay_frame *f, uint8_t *pl, size_t p
 	uint64_t deadline = rb_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
 		if (s->fed) {
-			enum relay_decode_status st = relay_decoder_next(&s->dec, f);
+			enum relay_decode_status st = relay_decoder_next_from_server(&s->dec, f);
 			if (st == RELAY_DECODE_FRAME) {
 				size_t n = f->len < plcap ? f->len : plcap;
 				memcpy(pl, f->payload, n);

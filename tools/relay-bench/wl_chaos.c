@@ -313,7 +313,7 @@ static void c_read(struct chaos *x, struct chaos_client *c)
 	struct relay_frame f;
 	enum relay_decode_status st;
 	relay_decoder_feed(&c->dec, x->scratch, (size_t)r);
-	while ((st = relay_decoder_next(&c->dec, &f)) == RELAY_DECODE_FRAME) {
+	while ((st = relay_decoder_next_from_server(&c->dec, &f)) == RELAY_DECODE_FRAME) {
 		if (f.type == RELAY_MSG_MESSAGE)
 			x->delivered++;
 		if (f.type == RELAY_MSG_ERROR)

@@ -66,6 +66,7 @@ struct rl_cli_opts {
 	bool json;	  /* sub: whole payloads; pub: raw JSON content */
 	long count;	  /* sub: exit after this many messages; 0 = no limit */
 	double timeout_s; /* sub: give up after this long; < 0 = never */
+	const char *resume_file; /* sub: the room's position is kept in this file */
 	char **args;	  /* mode arguments: rooms (sub), room + words (pub) */
 	int nargs;
 	struct rl_cli_token_opts tok; /* token mode */
@@ -122,6 +123,11 @@ struct rl_cli_event {
 	uint32_t heartbeat_ms;		    /* HELLO ack; 0 when absent */
 	bool fatal;			    /* ERROR */
 	bool binary;			    /* the frame had the BINARY flag */
+	/* history (a server with --history-size): */
+	char epoch[24];			    /* JOIN ack; "" when absent */
+	uint64_t seq;			    /* JOIN ack, deliveries */
+	bool has_seq;			    /* <seq> was there */
+	int recovered;			    /* JOIN ack with since: 0/1; -1 absent */
 };
 
 /* Decodes <f> into <ev>. Returns 0, or -EPROTO when a JSON frame from the
@@ -133,6 +139,9 @@ int rl_cli_event_decode(const struct relay_frame *f, struct rl_cli_event *ev, ch
  * <buf>/<cap>. Each returns the payload length, or 0 if it did not fit. */
 size_t rl_cli_req_hello(uint8_t *buf, size_t cap, const char *user, const char *token);
 size_t rl_cli_req_room(uint8_t *buf, size_t cap, const char *room);
+/* JOIN_ROOM that resumes from <epoch>/<seq> (history). */
+size_t rl_cli_req_join_since(uint8_t *buf, size_t cap, const char *room, const char *epoch,
+			     uint64_t seq);
 /* MESSAGE: <content> is text (sent as a JSON string) unless <raw_json>,
  * then it must already be valid JSON (rl_cli_json_check). */
 size_t rl_cli_req_message(uint8_t *buf, size_t cap, const char *room, const char *content,

@@ -453,7 +453,7 @@ static int conn_drain(struct rl_cli_conn *c)
 	struct relay_frame f;
 
 	for (;;) {
-		enum relay_decode_status st = relay_decoder_next(&c->dec, &f);
+		enum relay_decode_status st = relay_decoder_next_from_server(&c->dec, &f);
 		int rc;
 
 		if (st == RELAY_DECODE_NEED_MORE) {

@@ -38,6 +38,9 @@ enum ev_key {
 	EV_K_HEARTBEAT_MS,
 	EV_K_FATAL,
 	EV_K_REASON,
+	EV_K_EPOCH,
+	EV_K_SEQ,
+	EV_K_RECOVERED,
 	EV_K_NKEYS
 };
 
@@ -65,6 +68,9 @@ static const struct ev_key_def {
     [EV_K_HEARTBEAT_MS] = {"heartbeatMs", 0, 0},
     [EV_K_FATAL] = {"fatal", 0, 0},
     [EV_K_REASON] = EV_STR("reason", message),
+    [EV_K_EPOCH] = EV_STR("epoch", epoch),
+    [EV_K_SEQ] = {"seq", 0, 0},
+    [EV_K_RECOVERED] = {"recovered", 0, 0},
 };
 
 static uint64_t ev_number(const struct relay_json_field *f, uint64_t absent)
@@ -124,6 +130,11 @@ static int ev_decode_json(const struct relay_frame *f, struct rl_cli_event *ev, 
 	ev->max_frame = (uint32_t)ev_number(&fl[EV_K_MAX_FRAME], 0);
 	ev->heartbeat_ms = (uint32_t)ev_number(&fl[EV_K_HEARTBEAT_MS], 0);
 	ev->fatal = fl[EV_K_FATAL].kind == RELAY_JSON_TRUE;
+	ev->has_seq = fl[EV_K_SEQ].kind == RELAY_JSON_NUMBER;
+	ev->seq = ev_number(&fl[EV_K_SEQ], 0);
+	enum relay_json_kind rk = fl[EV_K_RECOVERED].kind;
+	if (rk == RELAY_JSON_TRUE || rk == RELAY_JSON_FALSE)
+		ev->recovered = rk == RELAY_JSON_TRUE;
 	if (ev->kind == RL_CLI_EV_MESSAGE && ev_is(&fl[EV_K_TYPE], "userJoined"))
 		ev->kind = RL_CLI_EV_USER_JOINED;
 	else if (ev->kind == RL_CLI_EV_MESSAGE && ev_is(&fl[EV_K_TYPE], "userLeft"))
@@ -142,7 +153,7 @@ static void ev_copy(char *dst, size_t size, const uint8_t *p, size_t n)
 }
 
 /* Binary forms: JOIN/LEAVE acks carry the room name, MESSAGE the delivery
- * envelope. */
+ * envelope (with RELAY_FLAG_SEQ, history: its seq after the sender). */
 static int ev_decode_binary(const struct relay_frame *f, struct rl_cli_event *ev, char *why,
 			    size_t whylen)
 {
@@ -155,7 +166,13 @@ static int ev_decode_binary(const struct relay_frame *f, struct rl_cli_event *ev
 	}
 	if (ev->kind != RL_CLI_EV_MESSAGE)
 		return 0;
-	if (relay_bin_delivery_parse(f->payload, f->len, &room, &from, &data) != RELAY_ERR_NONE) {
+	enum relay_err e;
+	if (f->flags & RELAY_FLAG_SEQ)
+		e = relay_bin_delivery_seq_parse(f->payload, f->len, &room, &from, &ev->seq, &data);
+	else
+		e = relay_bin_delivery_parse(f->payload, f->len, &room, &from, &data);
+	ev->has_seq = (f->flags & RELAY_FLAG_SEQ) != 0;
+	if (e != RELAY_ERR_NONE) {
 		snprintf(why, whylen, "the server sent a malformed binary MESSAGE");
 		return -EPROTO;
 	}
@@ -171,6 +188,7 @@ int rl_cli_event_decode(const struct relay_frame *f, struct rl_cli_event *ev, ch
 	memset(ev, 0, sizeof *ev);
 	ev->payload = (struct relay_span){f->payload, f->len};
 	ev->members = -1;
+	ev->recovered = -1;
 	ev->kind = f->type < RELAY_MSG_NTYPES ? ev_kind_by_type[f->type] : RL_CLI_EV_OTHER;
 	if (f->flags & RELAY_FLAG_JSON)
 		return ev_decode_json(f, ev, why, whylen);
@@ -209,6 +227,26 @@ size_t rl_cli_req_room(uint8_t *buf, size_t cap, const char *room)
 	relay_jw_obj_begin(&w);
 	relay_jw_key(&w, "room");
 	relay_jw_cstr(&w, room);
+	relay_jw_obj_end(&w);
+	return w.overflow ? 0 : w.len;
+}
+
+size_t rl_cli_req_join_since(uint8_t *buf, size_t cap, const char *room, const char *epoch,
+			     uint64_t seq)
+{
+	struct relay_jw w;
+
+	relay_jw_init(&w, buf, cap);
+	relay_jw_obj_begin(&w);
+	relay_jw_key(&w, "room");
+	relay_jw_cstr(&w, room);
+	relay_jw_key(&w, "since");
+	relay_jw_obj_begin(&w);
+	relay_jw_key(&w, "epoch");
+	relay_jw_cstr(&w, epoch);
+	relay_jw_key(&w, "seq");
+	relay_jw_u64(&w, seq);
+	relay_jw_obj_end(&w);
 	relay_jw_obj_end(&w);
 	return w.overflow ? 0 : w.len;
 }

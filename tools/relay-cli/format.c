@@ -230,11 +230,11 @@ static size_t fmt_base64(char *out, const uint8_t *p, size_t n)
 	return o;
 }
 
-/* {"room":..,"from":..,"binary":"<base64>"} for a binary delivery. */
+/* {"room":..,"from":..,"binary":"<base64>"[,"seq":N]} for a binary delivery. */
 static void fmt_binary_json(FILE *f, const struct rl_cli_event *ev)
 {
 	size_t b64 = 4 * ((ev->content.n + 2) / 3);
-	size_t cap = 64 + relay_jw_str_len(ev->room, strlen(ev->room)) +
+	size_t cap = 96 + relay_jw_str_len(ev->room, strlen(ev->room)) +
 		     relay_jw_str_len(ev->conn, strlen(ev->conn)) + b64;
 	char *tmp = malloc(b64 + 1);
 	uint8_t *buf = malloc(cap);
@@ -250,6 +250,10 @@ static void fmt_binary_json(FILE *f, const struct rl_cli_event *ev)
 	relay_jw_cstr(&w, ev->conn);
 	relay_jw_key(&w, "binary");
 	relay_jw_str(&w, tmp, fmt_base64(tmp, ev->content.p, ev->content.n));
+	if (ev->has_seq) {
+		relay_jw_key(&w, "seq");
+		relay_jw_u64(&w, ev->seq);
+	}
 	relay_jw_obj_end(&w);
 	if (!w.overflow)
 		fwrite(buf, 1, w.len, f);

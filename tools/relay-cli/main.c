@@ -130,6 +130,7 @@ enum main_opt {
 	OPT_NBF,
 	OPT_TOKEN,
 	OPT_TOKEN_FILE,
+	OPT_RESUME_FILE,
 };
 
 #define M_ALL ((1u << RL_CLI_INTERACTIVE) | (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB))
@@ -169,6 +170,8 @@ static const struct main_opt_def {
      "token: rooms it may publish to (repeat; a list not given allows nothing)"},
     {"ttl", OPT_TTL, "TIME", M_TOKEN, "token: valid for TIME from now (default 1h; 90s, 15m, 2d)"},
     {"nbf", OPT_NBF, "WHEN", M_TOKEN, "token: not valid before now + TIME, or @EPOCH-SECONDS"},
+    {"resume-file", OPT_RESUME_FILE, "FILE", 1u << RL_CLI_SUB,
+     "sub (one ROOM): keep the room's position in FILE and resume from it"},
     {"help", OPT_HELP, NULL, M_ALL | M_TOKEN, "show this help"},
     {"version", OPT_VERSION, NULL, M_ALL | M_TOKEN, "show the version"},
 };
@@ -308,6 +311,9 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 		break;
 	case OPT_TLS_INSECURE:
 		o->tls.on = o->tls.insecure = true;
+		break;
+	case OPT_RESUME_FILE:
+		o->resume_file = arg;
 		break;
 	case OPT_HELP:
 		r->help = true;
@@ -495,6 +501,10 @@ static int main_parse(int argc, char **argv, struct rl_cli_opts *o)
 		return -2;
 	if (o->tls.ca && o->tls.insecure) {
 		rl_cli_warn("--tls-ca and --tls-insecure exclude each other (see --help)");
+		return -2;
+	}
+	if (o->resume_file && o->nargs != 1) {
+		rl_cli_warn("--resume-file keeps the position of one ROOM (see --help)");
 		return -2;
 	}
 	o->color = main_color(r.no_color);

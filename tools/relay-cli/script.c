@@ -1,6 +1,7 @@
 /* script.c -- the pipe-friendly commands.
  *   sub ROOM...            join, print one line per message (--json, --count,
- *                          --timeout)
+ *                          --timeout; --resume-file: resume a history room
+ *                          from the position kept in a file)
  *   pub ROOM [MESSAGE...]  join, send the words or every stdin line, then a
  *                          HEARTBEAT round trip so that exit 0 means the server
  *                          has processed every message
@@ -9,6 +10,8 @@
  * Threading: main thread only.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,12 +47,14 @@ static int script_connect(struct rl_cli_conn *c, const struct rl_cli_opts *o, rl
 	return 0;
 }
 
-/* JOIN_ROOM and wait for the ack. 0 joined, > 0 the handler asked to stop,
- * -1 failed (reported). */
-static int script_join(struct rl_cli_conn *c, const char *room)
+/* JOIN_ROOM (resuming from <epoch>/<seq> when <epoch> is not NULL) and wait
+ * for the ack (in c->reply). 0 joined, > 0 the handler asked to stop, -1
+ * failed (reported). */
+static int script_join(struct rl_cli_conn *c, const char *room, const char *epoch, uint64_t seq)
 {
 	uint8_t buf[256];
-	size_t n = rl_cli_req_room(buf, sizeof buf, room);
+	size_t n = epoch ? rl_cli_req_join_since(buf, sizeof buf, room, epoch, seq)
+			 : rl_cli_req_room(buf, sizeof buf, room);
 	int rc = rl_cli_conn_request(c, RELAY_MSG_JOIN_ROOM, room, buf, n, RL_CLI_REPLY_TIMEOUT_MS);
 
 	if (rc == 1) {
@@ -65,10 +70,62 @@ static int script_join(struct rl_cli_conn *c, const char *room)
 
 /* ---- sub ------------------------------------------------------------------ */
 
+/* --resume-file: the room's position, "EPOCH SEQ\n" in the file. */
+struct sub_pos {
+	char epoch[24]; /* "" when none */
+	uint64_t seq;	/* the last message processed */
+	bool dirty;	/* changed since written */
+	bool moved;	/* a delivery set <seq> since the JOIN was sent */
+};
+
 struct sub_state {
 	const struct rl_cli_opts *o;
 	long got; /* messages printed */
+	struct sub_pos pos;
 };
+
+/* Reads the position kept in <path>: 0 (a missing file is no position yet),
+ * -1 after reporting an unreadable or malformed one. */
+static int sub_pos_load(const char *path, struct sub_pos *p)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		rl_cli_warn("--resume-file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char epoch[24];
+	uint64_t seq;
+	int n = fscanf(f, "%23s %" SCNu64, epoch, &seq);
+	fclose(f);
+	if (n != 2 || strlen(epoch) != 16) {
+		rl_cli_warn("--resume-file %s: not a position (want \"EPOCH SEQ\")", path);
+		return -1;
+	}
+	snprintf(p->epoch, sizeof p->epoch, "%s", epoch);
+	p->seq = seq;
+	return 0;
+}
+
+/* Writes the position to <path> (through a temporary file and rename, so a
+ * crash leaves the old position or the new one). -1 after reporting. */
+static int sub_pos_save(const char *path, struct sub_pos *p)
+{
+	char tmp[4096];
+	if (!p->dirty || !p->epoch[0])
+		return 0;
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	bool ok = f && fprintf(f, "%s %" PRIu64 "\n", p->epoch, p->seq) > 0;
+	ok = f && fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		rl_cli_warn("--resume-file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	p->dirty = false;
+	return 0;
+}
 
 static int sub_on_event(void *arg, const struct rl_cli_event *ev)
 {
@@ -91,12 +148,42 @@ static int sub_on_event(void *arg, const struct rl_cli_event *ev)
 	fputc('\n', stdout);
 	fflush(stdout);
 	s->got++;
-	return s->o->count && s->got >= s->o->count ? 1 : 0;
+	if (s->o->resume_file && ev->has_seq) { /* saved after each batch read */
+		s->pos.seq = ev->seq;
+		s->pos.dirty = s->pos.moved = true;
+	}
+	/* 2, not 1: a stop during a JOIN (a replay) must not read as the
+	 * request's ERROR (rl_cli_conn_request returns 1 for that) */
+	return s->o->count && s->got >= s->o->count ? 2 : 0;
+}
+
+/* The JOIN ack of the resumed room, which asked to start after <from>
+ * when <since>: says what came of it, and where the room is now. Deliveries
+ * that came with the ack (a replay, or live ones) were processed already
+ * and moved the position themselves. */
+static void sub_resumed(struct sub_state *s, const struct rl_cli_event *ack, bool since,
+			uint64_t from)
+{
+	bool recovered = since && ack->recovered == 1;
+
+	if (!ack->epoch[0]) {
+		rl_cli_warn("the server keeps no history: --resume-file has no effect");
+		return;
+	}
+	if (recovered)
+		rl_cli_warn("recovered %" PRIu64 " messages", ack->seq - from);
+	else if (since)
+		rl_cli_warn("gap: could not recover");
+	if (!s->pos.moved)
+		s->pos.seq = recovered ? from : ack->seq;
+	snprintf(s->pos.epoch, sizeof s->pos.epoch, "%s", ack->epoch);
+	s->pos.dirty = true;
 }
 
 /* Joins every room; reports "subscribed" on stderr once all are acked. */
-static int sub_join_all(struct rl_cli_conn *c, const struct rl_cli_opts *o)
+static int sub_join_all(struct rl_cli_conn *c, struct sub_state *s)
 {
+	const struct rl_cli_opts *o = s->o;
 	char room[RELAY_ROOM_MAX_BYTES + 1], list[512] = "";
 	size_t used = 0;
 
@@ -105,7 +192,14 @@ static int sub_join_all(struct rl_cli_conn *c, const struct rl_cli_opts *o)
 
 		if (script_room(o->args[i], room))
 			return -1;
-		rc = script_join(c, room);
+		bool since = o->resume_file && s->pos.epoch[0];
+		uint64_t from = s->pos.seq;
+		s->pos.moved = false;
+		rc = script_join(c, room, since ? s->pos.epoch : NULL, from);
+		if (rc < 0)
+			return rc;
+		if (o->resume_file && c->reply.kind == RL_CLI_EV_JOINED)
+			sub_resumed(s, &c->reply, since, from);
 		if (rc)
 			return rc;
 		used += (size_t)snprintf(list + used, used < sizeof list ? sizeof list - used : 0,
@@ -133,6 +227,8 @@ static int sub_loop(struct rl_cli_conn *c, struct sub_state *s, int64_t deadline
 	for (;;) {
 		int rc = rl_cli_conn_pump(c);
 
+		if (s->o->resume_file && sub_pos_save(s->o->resume_file, &s->pos))
+			return 1;
 		if (rc > 0)
 			return 0;
 		if (rc < 0) {
@@ -156,14 +252,18 @@ int rl_cli_sub(const struct rl_cli_opts *o)
 	struct rl_cli_conn *c = &script_conn;
 	struct sub_state s = {.o = o};
 	int64_t deadline = o->timeout_s < 0 ? -1 : rl_cli_now_ms() + (int64_t)(o->timeout_s * 1000);
+	if (o->resume_file && sub_pos_load(o->resume_file, &s.pos))
+		return 1;
 	int rc = script_connect(c, o, sub_on_event, &s);
 
 	if (rc == 0)
-		rc = sub_join_all(c, o);
+		rc = sub_join_all(c, &s);
 	if (rc == 0)
 		rc = sub_loop(c, &s, deadline);
 	else
 		rc = rc > 0 ? 0 : 1;
+	if (o->resume_file && sub_pos_save(o->resume_file, &s.pos) && rc == 0)
+		rc = 1;
 	rl_cli_conn_close(c);
 	return rc;
 }
@@ -311,7 +411,7 @@ static int pub_run(struct pub_state *s, const char *msg, size_t len)
 	const struct rl_cli_opts *o = s->o;
 
 	if (script_room(o->args[0], s->room) || script_connect(s->c, o, pub_on_event, s) ||
-	    script_join(s->c, s->room))
+	    script_join(s->c, s->room, NULL, 0))
 		return -1;
 	s->buf = malloc(s->c->max_frame);
 	if (!s->buf) {

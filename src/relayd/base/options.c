@@ -63,6 +63,17 @@ const struct rl_option rl_options[] = {
 	  OFF(keepalive_ms), true,
 	  "TCP keepalive idle time of new connections, then probes every third of it, "
 	  "3 missed = reset (0 = off)" },
+	/* history (protocol-v1-ext.md section 4; relay/history.c) */
+	{ "history-size", "RELAY_HISTORY_SIZE", RL_OPT_UINT, "0", 0, 100000, OFF(history_size),
+	  false, "messages each room keeps for clients that resume (0 = history off)" },
+	{ "history-room-bytes", "RELAY_HISTORY_ROOM_BYTES", RL_OPT_SIZE, "1M", 1, 1024 * MiB,
+	  OFF(history_room_bytes), false, "bytes of history one room may keep" },
+	{ "history-total-bytes", "RELAY_HISTORY_TOTAL_BYTES", RL_OPT_SIZE, "256M", 1,
+	  1024 * 1024 * MiB, OFF(history_total_bytes), false,
+	  "bytes of history all rooms together may keep" },
+	{ "history-ttl", "RELAY_HISTORY_TTL", RL_OPT_DURATION, "300", 0, 30 * DAY_MS,
+	  OFF(history_ttl_ms), false,
+	  "how long a room without members keeps its history, after its last message or leave" },
 	{ "log-level", "RELAY_LOG_LEVEL", RL_OPT_LOGLEVEL, "info", 0, 0, OFF(log_level), true,
 	  "error, warn, info or debug" },
 	{ "debug", "RELAY_DEBUG", RL_OPT_BOOL, "false", 0, 0, OFF(debug), false,
@@ -418,8 +429,13 @@ static int options_check_tls(const struct rl_config *cfg, char *err, size_t errl
 
 int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen)
 {
-	/* protocol-v1-ext.md 5: history and cluster mode are not combined. When
-	 * the history options land, refuse --cluster together with them here. */
+	/* protocol-v1-ext.md 5: history and cluster mode are not combined in
+	 * this version (docs/architecture.md says what combining them takes). */
+	if (cfg->history_size > 0 && cfg->cluster[0]) {
+		snprintf(err, errlen, "--history-size and --cluster cannot be used together "
+				      "(history is per node; see docs/cluster.md)");
+		return -EINVAL;
+	}
 	if (cfg->out_low > cfg->out_high) {
 		snprintf(err, errlen, "--outbound-low-watermark (%" PRIu64
 			 ") must not exceed --outbound-high-watermark (%" PRIu64 ")",

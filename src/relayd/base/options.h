@@ -38,6 +38,11 @@ struct rl_config {
 	uint64_t grace_ms;
 	uint64_t keepalive_ms;     /* TCP keepalive idle time, whole seconds; 0 = off */
 	uint64_t log_level;        /* enum rl_log_level */
+	/* history (relay/history.c); history_size 0 = off. Not reloadable. */
+	uint64_t history_size;        /* messages kept per room */
+	uint64_t history_room_bytes;  /* bytes kept per room */
+	uint64_t history_total_bytes; /* bytes kept over all rooms */
+	uint64_t history_ttl_ms;      /* an empty room is kept this long */
 	bool no_presence;
 	bool debug;
 	/* ops (config.c, admin.c): */

@@ -260,7 +260,41 @@
 	  "Messages parsed from the cluster subscribe connection (messages per read = "           \
 	  "the ratio).",                                                                          \
 	  NULL, NULL,                                                                             \
-	  "cluster_read_messages", NULL, 0)
+	  "cluster_read_messages", NULL, 0)                                                           \
+	X(hist_bytes, GAUGE, BYTES, PROCESS, NONE,                                                \
+	  "relay_history_bytes", NULL,                                                            \
+	  "Bytes of room history kept, as counted against --history-total-bytes.",                \
+	  NULL, NULL,                                                                             \
+	  "history_bytes", NULL, 0)                                                               \
+	X(hist_messages, GAUGE, NONE, PROCESS, NONE,                                              \
+	  "relay_history_messages", NULL, "Messages kept in room histories.",                     \
+	  NULL, NULL,                                                                             \
+	  "history_messages", NULL, 0)                                                            \
+	X(rooms_retained, GAUGE, NONE, PROCESS, NONE,                                             \
+	  "relay_rooms_retained", NULL,                                                           \
+	  "Rooms without members kept for --history-ttl (counted in relay_rooms too).",           \
+	  NULL, NULL,                                                                             \
+	  "rooms_retained", NULL, 0)                                                              \
+	X(hist_resumes_ok, COUNTER, NONE, WORKER, NONE,                                           \
+	  "relay_history_resumes_total", "result=\"recovered\"",                                  \
+	  "JOIN_ROOM requests with since, by result.",                                            \
+	  NULL, NULL,                                                                             \
+	  "history_resumes_recovered", NULL, 0)                                                   \
+	X(hist_resumes_failed, COUNTER, NONE, WORKER, NONE,                                       \
+	  "relay_history_resumes_total", "result=\"failed\"",                                     \
+	  "JOIN_ROOM requests with since, by result.",                                            \
+	  NULL, NULL,                                                                             \
+	  "history_resumes_failed", NULL, 0)                                                      \
+	X(hist_evictions, COUNTER, NONE, WORKER, NONE,                                            \
+	  "relay_history_evictions_total", NULL,                                                  \
+	  "Stored messages dropped from a room's history to make room for newer ones.",           \
+	  NULL, NULL,                                                                             \
+	  "history_evictions", NULL, 0)                                                           \
+	X(hist_unstored, COUNTER, NONE, WORKER, NONE,                                             \
+	  "relay_history_unstored_total", NULL,                                                   \
+	  "Messages delivered but not stored (too large for the budgets): a hole in the history.", \
+	  NULL, NULL,                                                                             \
+	  "history_unstored", NULL, 0)
 
 
 /* Why an authentication was refused: the elements of the AUTH_FAIL dimension

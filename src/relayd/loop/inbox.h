@@ -59,6 +59,11 @@ void rl_inbox_fini(struct rl_inbox *ib);
  * Returns true when the backlog is above RL_INBOX_HIGH after this push: the
  * caller should stop feeding it (one atomic add per push, as before). */
 bool rl_inbox_push(struct rl_inbox *ib, struct rl_inbox_item *it, uint32_t bytes);
+/* The owner's own push (history: a worker queues a room's message to its
+ * own members behind what others queued): charged like rl_inbox_push, but
+ * no eventfd write; the owner drains in this turn because it sets its
+ * inbox_more itself. */
+void rl_inbox_push_own(struct rl_inbox *ib, struct rl_inbox_item *it, uint32_t bytes);
 /* Wakes the owner without an item (shutdown, a backlog that fell). */
 void rl_inbox_kick(struct rl_inbox *ib);
 /* Worker <waiter> (< 64) waits for <ib>'s backlog to fall below

@@ -21,6 +21,8 @@ struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems)
 	m->len = (uint32_t)frame_len;
 	m->room = NULL;
 	m->t_read_ns = 0;
+	m->skip = NULL;
+	m->pending = 0;
 	m->data = (uint8_t *)m + hdr;
 	return m;
 }

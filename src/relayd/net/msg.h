@@ -27,6 +27,10 @@ struct rl_msg {
 	uint64_t t_read_ns;    /* MESSAGE: when its frame was read (0: not timed) */
 	struct rl_room *room;  /* set (with a room reference) once queued to another worker */
 	uint8_t *data;         /* the whole frame: 7-byte header + payload */
+	/* Rooms with history (relay/history.h) deliver through every worker's
+	 * inbox, the publisher's own included: */
+	const void *skip;      /* the member not to deliver to (the sender), or NULL */
+	uint32_t pending;      /* inbox items not yet handled (0: not counted) */
 	struct rl_msg_item items[]; /* <nitems> of them, then the frame bytes */
 };
 

@@ -24,6 +24,7 @@
 #include "base/options.h"
 #include "base/rcu.h"
 #include "relay/auth.h"
+#include "relay/history.h"
 #include "relay/room.h"
 #include "base/stats.h"
 
@@ -327,6 +328,9 @@ int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
 	rl_stats_set_reader(RL_STAT_ID(memberships), ops_memberships_gauge);
 	rl_stats_set_reader(RL_STAT_ID(client_mem), ops_client_mem_gauge);
 	rl_stats_set_reader(RL_STAT_ID(mem_budget), ops_mem_budget_gauge);
+	rl_stats_set_reader(RL_STAT_ID(hist_bytes), rl_hist_bytes);
+	rl_stats_set_reader(RL_STAT_ID(hist_messages), rl_hist_messages);
+	rl_stats_set_reader(RL_STAT_ID(rooms_retained), rl_hist_retained);
 	snprintf(ops.listen, sizeof(ops.listen), "%s%s%s:%u", v6 ? "[" : "", cfg->host,
 		 v6 ? "]" : "", (unsigned)port);
 	snprintf(ops.status, sizeof(ops.status), "listening on %s (%u workers)", ops.listen,
@@ -378,6 +382,9 @@ void rl_ops_stop(void)
 	rl_stats_set_reader(RL_STAT_ID(memberships), NULL);
 	rl_stats_set_reader(RL_STAT_ID(client_mem), NULL);
 	rl_stats_set_reader(RL_STAT_ID(mem_budget), NULL);
+	rl_stats_set_reader(RL_STAT_ID(hist_bytes), NULL);
+	rl_stats_set_reader(RL_STAT_ID(hist_messages), NULL);
+	rl_stats_set_reader(RL_STAT_ID(rooms_retained), NULL);
 	rl_metrics_fini();
 	rl_config_fini();
 }

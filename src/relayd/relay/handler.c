@@ -8,10 +8,13 @@
 #include "relay/auth.h"
 #include "relay/bus.h"
 #include "relay/fanout.h"
+#include "relay/history.h"
 #include "relay/membership.h"
 #include "relay/room.h"
 #include "loop/worker.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,16 +80,23 @@ static const uint8_t *json_str_bytes(const struct relay_json_field *fl, uint8_t 
 
 /* The room argument of JOIN/LEAVE: JSON {"room":...} or the binary payload,
  * trimmed and checked. Returns 0, or -1 after sending the error. <name> may
- * point into *<heap>, which the caller frees. */
+ * point into *<heap>, which the caller frees. <since> (may be NULL: not
+ * looked for) receives the JOIN's "since" field (history). */
 static int handler_room_arg(struct rl_conn *c, const struct relay_frame *f, uint8_t *buf,
-			    uint8_t **heap, struct relay_span *name)
+			    uint8_t **heap, struct relay_span *name, struct relay_json_field *since)
 {
 	const uint8_t *raw = f->payload;
 	size_t n = f->len;
 
 	if (!frame_binary(f)) {
-		struct relay_json_field fl = { .key = "room", .buf = buf, .cap = ROOM_BUF };
-		enum relay_json_kind top = handler_json(c, f, &fl, 1);
+		struct relay_json_field fls[2] = {
+			{ .key = "room", .buf = buf, .cap = ROOM_BUF },
+			{ .key = "since" },
+		};
+		enum relay_json_kind top = handler_json(c, f, fls, since ? 2 : 1);
+		const struct relay_json_field fl = fls[0];
+		if (since)
+			*since = fls[1];
 		if (top == RELAY_JSON_NONE)
 			return -1;
 		if (top != RELAY_JSON_OBJECT || fl.kind != RELAY_JSON_STRING) {
@@ -112,8 +122,9 @@ static int handler_room_arg(struct rl_conn *c, const struct relay_frame *f, uint
 	return 0;
 }
 
+struct join_pos;
 static void room_ack_json(struct rl_conn *c, uint8_t type, struct relay_span name,
-			  const char *status, long members);
+			  const char *status, long members, const struct join_pos *pos);
 
 /* ---- presence (memberships themselves: membership.c) ------------------------ */
 
@@ -207,12 +218,12 @@ static bool hello_cluster_on(void)
 	return rl_bus != NULL;
 }
 
-/* protocol-v1-ext.md 6: the extensions that are on, in the spec's order. */
 static const struct hello_feature {
 	const char *name;
 	bool (*on)(void);
 } hello_features[] = {
     {"auth", rl_auth_on},
+    {"history", rl_history_on},
     {"cluster", hello_cluster_on},
 };
 
@@ -284,7 +295,7 @@ static void hello_drop_rooms(struct rl_conn *c)
 		if (rl_auth_may_stay(c, (struct relay_span){name, n}))
 			continue;
 		/* Ack first: the name lives in the room, which leaving can free. */
-		room_ack_json(c, RELAY_MSG_LEAVE_ROOM, (struct relay_span){name, n}, "left", 0);
+		room_ack_json(c, RELAY_MSG_LEAVE_ROOM, (struct relay_span){name, n}, "left", 0, NULL);
 		rl_membership_leave(c, slot, user_left); /* moves a later (kept) slot here */
 	}
 }
@@ -352,8 +363,18 @@ static void handle_hello(struct rl_conn *c, const struct relay_frame *f)
 
 /* ---- JOIN_ROOM / LEAVE_ROOM --------------------------------------------------- */
 
+/* A room's position in a JSON JOIN ack (history on). */
+struct join_pos {
+	const char *epoch; /* RL_HIST_EPOCH_LEN characters */
+	uint64_t seq;
+	bool since;     /* the JOIN carried "since": the ack says "recovered" */
+	bool recovered;
+};
+
+/* Key order (protocol-v1-ext.md §7): status, room, members, then epoch and
+ * seq with history on (<pos>), then recovered when the JOIN gave since. */
 static void room_ack_json(struct rl_conn *c, uint8_t type, struct relay_span name,
-			  const char *status, long members)
+			  const char *status, long members, const struct join_pos *pos)
 {
 	uint8_t buf[512];
 	struct relay_jw jw;
@@ -368,38 +389,53 @@ static void room_ack_json(struct rl_conn *c, uint8_t type, struct relay_span nam
 		relay_jw_key(&jw, "members");
 		relay_jw_u64(&jw, (uint64_t)members);
 	}
+	if (pos) {
+		relay_jw_key(&jw, "epoch");
+		relay_jw_str(&jw, pos->epoch, RL_HIST_EPOCH_LEN);
+		relay_jw_key(&jw, "seq");
+		relay_jw_u64(&jw, pos->seq);
+		if (pos->since) {
+			relay_jw_key(&jw, "recovered");
+			relay_jw_bool(&jw, pos->recovered);
+		}
+	}
 	relay_jw_obj_end(&jw);
 	send_json(c, type, &jw);
 }
 
 static void room_ack(struct rl_conn *c, const struct relay_frame *f, struct relay_span name,
-		     const char *status, long members)
+		     const char *status, long members, const struct join_pos *pos)
 {
 	if (frame_binary(f))
 		rl_conn_send(c, f->type, RELAY_FLAG_BINARY, name.p, name.n);
 	else
-		room_ack_json(c, f->type, name, status, members);
+		room_ack_json(c, f->type, name, status, members, pos);
+}
+
+/* Whether <c> may join one more room (TOO_MANY_ROOMS otherwise). */
+static bool join_room_allowed(struct rl_conn *c, struct relay_span name)
+{
+	if (c->nrooms < RL_CFG(max_rooms))
+		return true;
+	char msg[64];
+	snprintf(msg, sizeof(msg), "already in %u rooms (the maximum)", c->nrooms);
+	rl_conn_error(c, RELAY_ERR_TOO_MANY_ROOMS, name.p, name.n, msg);
+	return false;
 }
 
 static void join_room(struct rl_conn *c, const struct relay_frame *f, struct relay_span name)
 {
 	struct rl_room *r;
 	long members;
-	if (c->auth && !rl_auth_allows(c, RL_PERM_JOIN, name))
-		return;
 	long slot = rl_membership_find(c, name);
 	if (slot >= 0) {
 		r = c->rooms[slot].room;
 		members = rl_room_members(r) + (rl_bus ? rl_bus->remote_members(r) : 0);
-		room_ack(c, f, name, "joined", members);
+		room_ack(c, f, name, "joined", members, NULL);
 		return;
 	}
-	if (c->nrooms >= RL_CFG(max_rooms)) {
-		char msg[64];
-		snprintf(msg, sizeof(msg), "already in %u rooms (the maximum)", c->nrooms);
-		rl_conn_error(c, RELAY_ERR_TOO_MANY_ROOMS, name.p, name.n, msg);
+	if (!join_room_allowed(c, name))
 		return;
-	}
 	if (rl_room_join(name.p, name.n, &r, &members, NULL)) {
 		rl_conn_kill(c);
 		return;
@@ -413,17 +449,143 @@ static void join_room(struct rl_conn *c, const struct relay_frame *f, struct rel
 		rl_bus->member(c->w, r, +1);
 		members += rl_bus->remote_members(r);
 	}
-	room_ack(c, f, name, "joined", members);
+	room_ack(c, f, name, "joined", members, NULL);
 	presence_publish(c, r, "userJoined");
+}
+
+/* ---- JOIN_ROOM with history (protocol-v1-ext.md section 4) ------------------ */
+
+/* "since":{"epoch":"...","seq":M} of a JSON JOIN, from field <fl>, into
+ * <out> (its epoch points into <ebuf>, RL_HIST_EPOCH_LEN bytes). Returns 1
+ * when given, 0 when absent, -1 after INVALID_PAYLOAD. An epoch of another
+ * length or with escapes that do not decode is accepted: it matches no
+ * room, so it only means "not recovered". */
+static int join_since(struct rl_conn *c, const struct relay_json_field *fl,
+		      struct relay_span name, uint8_t *ebuf, struct rl_hist_since *out)
+{
+	struct relay_json_field in[2] = {
+		{ .key = "epoch", .buf = ebuf, .cap = RL_HIST_EPOCH_LEN },
+		{ .key = "seq" },
+	};
+	uint64_t seq = 0;
+
+	if (fl->kind == RELAY_JSON_NONE)
+		return 0;
+	bool ok = fl->kind == RELAY_JSON_OBJECT &&
+		  relay_json_parse(fl->raw.p, fl->raw.n, in, 2, NULL) == 0 &&
+		  in[0].kind == RELAY_JSON_STRING && in[1].kind == RELAY_JSON_NUMBER;
+	for (size_t i = 0; ok && i < in[1].raw.n; i++) { /* digits only, no overflow */
+		unsigned d = (unsigned)(in[1].raw.p[i] - '0');
+		ok = d <= 9 && seq <= (UINT64_MAX - d) / 10;
+		seq = seq * 10 + d;
+	}
+	if (!ok) {
+		rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, name.p, name.n,
+			      "\"since\" must be {\"epoch\":string,\"seq\":integer >= 0}");
+		return -1;
+	}
+	bool exact = !in[0].lone_surrogate && in[0].dec_len == RL_HIST_EPOCH_LEN;
+	*out = (struct rl_hist_since){ ebuf, exact ? RL_HIST_EPOCH_LEN : 0, seq };
+	return 1;
+}
+
+/* Queues the replayed messages right behind the ack (before anything live:
+ * the worker drains its inbox only after this handler), counted like a
+ * fan-out, and drops the references. */
+static void join_replay(struct rl_conn *c, struct rl_hist_join *j)
+{
+	uint64_t bytes = 0, sent = 0, lost = 0;
+
+	for (uint32_t i = 0; i < j->nreplay; i++)
+		bytes += j->replay[i]->len;
+	RL_STAT_ADD(c->w->stats, out_queued, bytes);
+	for (uint32_t i = 0; i < j->nreplay; i++) {
+		int rc = rl_conn_deliver(c, j->replay[i]);
+		if (rc == 0)
+			sent++;
+		else if (rc != -ENOBUFS) /* a drop already lowered the gauge */
+			lost += j->replay[i]->len;
+		rl_msg_put(j->replay[i]);
+	}
+	free(j->replay);
+	RL_STAT_SUB(c->w->stats, out_queued, lost);
+	RL_STAT_ADD(c->w->stats, msgs_delivered, sent);
+	RL_STAT_ADD(c->w->stats, frames_out, sent);
+}
+
+static void join_room_history(struct rl_conn *c, const struct relay_frame *f,
+			      struct relay_span name, const struct rl_hist_since *since)
+{
+	struct rl_member m;
+	struct rl_hist_join j;
+
+	if (rl_membership_prepare(c, &m) ||
+	    rl_hist_join(name.p, name.n, c->w->id, m, since, &j) != 0) {
+		rl_conn_kill(c);
+		return;
+	}
+	if (j.resume == RL_HIST_RECOVERED)
+		RL_STAT_ADD(c->w->stats, hist_resumes_ok, 1);
+	else if (since)
+		RL_STAT_ADD(c->w->stats, hist_resumes_failed, 1);
+	if (j.resume == RL_HIST_AHEAD) {
+		char msg[128];
+		snprintf(msg, sizeof(msg),
+			 "since.seq %" PRIu64 " is ahead of the room (seq %" PRIu64 ")", since->seq,
+			 j.seq);
+		rl_conn_error(c, RELAY_ERR_INVALID_PAYLOAD, name.p, name.n, msg);
+		return;
+	}
+	rl_membership_commit(c, j.room, j.idx);
+	struct join_pos pos = { j.epoch, j.seq, since != NULL, j.resume == RL_HIST_RECOVERED };
+	room_ack(c, f, name, "joined", j.members, &pos);
+	join_replay(c, &j);
+	presence_publish(c, j.room, "userJoined");
+}
+
+/* A JOIN of a room <c> is in already (history on): re-acked with the room's
+ * position; a since is not acted on (nothing replayed: "recovered":false). */
+static void join_again_history(struct rl_conn *c, const struct relay_frame *f,
+			       struct relay_span name, struct rl_room *r, bool since)
+{
+	char epoch[RL_HIST_EPOCH_LEN];
+	struct join_pos pos = { epoch, 0, since, false };
+	rl_hist_position(r, epoch, &pos.seq);
+	room_ack(c, f, name, "joined", rl_room_members(r), &pos);
+}
+
+static void join_history(struct rl_conn *c, const struct relay_frame *f, struct relay_span name,
+			 const struct relay_json_field *since_fl)
+{
+	uint8_t ebuf[RL_HIST_EPOCH_LEN];
+	struct rl_hist_since since;
+	int has = frame_binary(f) ? 0 : join_since(c, since_fl, name, ebuf, &since);
+	if (has < 0)
+		return;
+	long slot = rl_membership_find(c, name);
+	if (slot >= 0) {
+		join_again_history(c, f, name, c->rooms[slot].room, has > 0);
+		return;
+	}
+	if (!join_room_allowed(c, name))
+		return;
+	join_room_history(c, f, name, has > 0 ? &since : NULL);
 }
 
 static void handle_join(struct rl_conn *c, const struct relay_frame *f)
 {
 	uint8_t buf[ROOM_BUF], *heap = NULL;
 	struct relay_span name;
+	struct relay_json_field since = { 0 };
+	bool hist = rl_history_on();
 
-	if (handler_room_arg(c, f, buf, &heap, &name) == 0)
-		join_room(c, f, name);
+	if (handler_room_arg(c, f, buf, &heap, &name, hist ? &since : NULL) == 0 &&
+	    (!c->auth || rl_auth_allows(c, RL_PERM_JOIN, name))) {
+		if (hist)
+			join_history(c, f, name, &since);
+		else
+			join_room(c, f, name);
+	}
 	free(heap);
 }
 
@@ -431,7 +593,7 @@ static void leave_room(struct rl_conn *c, const struct relay_frame *f, struct re
 {
 	long slot = rl_membership_find(c, name);
 	/* Ack first: <name> may point into the room, which leaving can free. */
-	room_ack(c, f, name, "left", 0);
+	room_ack(c, f, name, "left", 0, NULL);
 	if (slot >= 0)
 		rl_membership_leave(c, (uint32_t)slot, user_left);
 }
@@ -441,7 +603,7 @@ static void handle_leave(struct rl_conn *c, const struct relay_frame *f)
 	uint8_t buf[ROOM_BUF], *heap = NULL;
 	struct relay_span name;
 
-	if (handler_room_arg(c, f, buf, &heap, &name) == 0)
+	if (handler_room_arg(c, f, buf, &heap, &name, NULL) == 0)
 		leave_room(c, f, name);
 	free(heap);
 }
@@ -462,17 +624,22 @@ static void too_large(struct rl_conn *c, struct relay_span name)
 		      "message too large to deliver within the maximum frame size");
 }
 
-/* Publishes <m> if anyone would receive it; consumes the caller's ref. */
-static void message_publish(struct rl_conn *c, struct rl_room *r, struct rl_msg *m)
+/* Publishes <m> if anyone would receive it; consumes the caller's ref. With
+ * history on it is always published (it takes a seq and is stored);
+ * <form>/<seq_at> say where its seq goes. */
+static void message_publish(struct rl_conn *c, struct rl_room *r, struct rl_msg *m,
+			    enum rl_hist_form form, uint32_t seq_at)
 {
 	bool echo = c->flags & RL_CF_ECHO;
-	if (echo || rl_room_members(r) > 1) {
-		int full = rl_fanout_publish(c->w, r, m, echo ? NULL : c);
-		if (full >= 0)
-			rl_conn_pause(c, (unsigned)full); /* it fills another worker's inbox */
-	} else {
+	int full = -1;
+	if (form != RL_HIST_NONE)
+		full = rl_fanout_publish_seq(c->w, r, m, echo ? NULL : c, form, seq_at);
+	else if (echo || rl_room_members(r) > 1)
+		full = rl_fanout_publish(c->w, r, m, echo ? NULL : c);
+	else
 		m->t_read_ns = 0; /* nobody to deliver to: not a fan-out sample */
-	}
+	if (full >= 0)
+		rl_conn_pause(c, (unsigned)full); /* it fills another worker's inbox */
 	if (rl_bus) /* the other nodes' members */
 		rl_bus->publish(c->w, r, m);
 	rl_msg_put(m);
@@ -498,6 +665,9 @@ static void message_json_send(struct rl_conn *c, struct relay_span name, struct 
 		too_large(c, name);
 		return;
 	}
+	/* With history the frame grows by its seq: room for the longest. */
+	size_t seq_room = rl_history_on() ? RL_HIST_JSON_SEQ_MAX : 0;
+	cap += seq_room;
 	struct rl_msg *m = rl_msg_new(RELAY_FRAME_HDR_BYTES + cap, rl_bus_msg_items());
 	if (!m) {
 		rl_conn_kill(c);
@@ -518,7 +688,7 @@ static void message_json_send(struct rl_conn *c, struct relay_span name, struct 
 	relay_jw_key(&jw, "timestamp");
 	relay_jw_u64(&jw, now_unix_ms());
 	relay_jw_obj_end(&jw);
-	if (jw.overflow || jw.len + 3 > rl_srv.cfg.max_frame) {
+	if (jw.overflow || jw.len + 3 + seq_room > rl_srv.cfg.max_frame) {
 		rl_msg_put(m);
 		too_large(c, name);
 		return;
@@ -526,7 +696,7 @@ static void message_json_send(struct rl_conn *c, struct relay_span name, struct 
 	relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)jw.len);
 	m->len = (uint32_t)(RELAY_FRAME_HDR_BYTES + jw.len);
 	m->t_read_ns = c->w->t_read_ns;
-	message_publish(c, r, m);
+	message_publish(c, r, m, seq_room ? RL_HIST_JSON : RL_HIST_NONE, 0);
 }
 
 static void message_json(struct rl_conn *c, const struct relay_frame *f)
@@ -586,7 +756,9 @@ static void message_binary(struct rl_conn *c, const struct relay_frame *f)
 	if (c->auth && !rl_auth_allows(c, RL_PERM_PUBLISH, name))
 		return;
 	size_t idn = rl_conn_name(c->id, id);
-	size_t plen = relay_bin_delivery_size(name.n, idn, data.n);
+	bool hist = rl_history_on();
+	size_t plen = hist ? relay_bin_delivery_seq_size(name.n, idn, data.n)
+			   : relay_bin_delivery_size(name.n, idn, data.n);
 	if (plen + 3 > rl_srv.cfg.max_frame) {
 		too_large(c, name);
 		return;
@@ -597,10 +769,20 @@ static void message_binary(struct rl_conn *c, const struct relay_frame *f)
 		return;
 	}
 	struct relay_span from = { (const uint8_t *)id, idn };
-	relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, (uint32_t)plen);
-	relay_bin_delivery_encode(m->data + RELAY_FRAME_HDR_BYTES, name, from, data);
 	m->t_read_ns = c->w->t_read_ns;
-	message_publish(c, c->rooms[slot].room, m);
+	if (!hist) {
+		relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY,
+				       (uint32_t)plen);
+		relay_bin_delivery_encode(m->data + RELAY_FRAME_HDR_BYTES, name, from, data);
+		message_publish(c, c->rooms[slot].room, m, RL_HIST_NONE, 0);
+		return;
+	}
+	/* the seq (u64 after the sender) is written when it is taken */
+	relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY | RELAY_FLAG_SEQ,
+			       (uint32_t)plen);
+	relay_bin_delivery_seq_encode(m->data + RELAY_FRAME_HDR_BYTES, name, from, 0, data);
+	message_publish(c, c->rooms[slot].room, m, RL_HIST_BINARY,
+			(uint32_t)(RELAY_FRAME_HDR_BYTES + 2 + name.n + idn));
 }
 
 static void handle_message(struct rl_conn *c, const struct relay_frame *f)

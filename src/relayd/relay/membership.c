@@ -23,7 +23,7 @@ long rl_membership_find(const struct rl_conn *c, struct relay_span name)
 	return -1;
 }
 
-int rl_membership_add(struct rl_conn *c, struct rl_room *r)
+int rl_membership_prepare(struct rl_conn *c, struct rl_member *m)
 {
 	if (c->nrooms == c->rooms_cap) {
 		uint32_t cap = c->rooms_cap ? c->rooms_cap * 2 : 2;
@@ -33,13 +33,22 @@ int rl_membership_add(struct rl_conn *c, struct rl_room *r)
 		c->rooms = nr;
 		c->rooms_cap = cap;
 	}
-	uint32_t slot = c->nrooms;
-	struct rl_member m = { c, slot, 0 };
+	*m = (struct rl_member){ c, c->nrooms, 0 };
+	return 0;
+}
+
+void rl_membership_commit(struct rl_conn *c, struct rl_room *r, uint32_t idx)
+{
+	c->rooms[c->nrooms++] = (struct rl_conn_room){ r, idx, (uint32_t)rl_room_hash(r) };
+}
+
+int rl_membership_add(struct rl_conn *c, struct rl_room *r)
+{
+	struct rl_member m;
 	uint32_t idx;
-	if (rl_room_local_add(r, c->w->id, m, &idx))
+	if (rl_membership_prepare(c, &m) || rl_room_local_add(r, c->w->id, m, &idx))
 		return -ENOMEM;
-	c->rooms[slot] = (struct rl_conn_room){ r, idx, (uint32_t)rl_room_hash(r) };
-	c->nrooms++;
+	rl_membership_commit(c, r, idx);
 	return 0;
 }
 

@@ -24,6 +24,15 @@ long rl_membership_find(const struct rl_conn *c, struct relay_span name);
  * and must rl_room_leave it. */
 int rl_membership_add(struct rl_conn *c, struct rl_room *r);
 
+/* The two halves of rl_membership_add, for a room with history, whose
+ * member list is entered under the room lock (rl_hist_join): prepare makes
+ * room in <c>'s list and fills <m>, the entry to add (0 or -ENOMEM, nothing
+ * changed); commit records room <r>, entered at index <idx> of the room's
+ * list, right after. */
+struct rl_member;
+int rl_membership_prepare(struct rl_conn *c, struct rl_member *m);
+void rl_membership_commit(struct rl_conn *c, struct rl_room *r, uint32_t idx);
+
 /* Told that <c> is leaving <r>: called after <c> left both lists (it does
  * not receive what the callback publishes) and before the membership is
  * dropped (so <r> is still alive). */

@@ -1,9 +1,11 @@
 /* room.c -- the shared room table and the room lifetime protocol.
  * Threading: see room.h. Only the owner worker touches local[w]; <members>,
- * <wmask> and <ref> are atomics; the table is cds_lfht (QSBR). */
+ * <wmask> and <ref> are atomics; the table is cds_lfht (QSBR). With history
+ * on, a room's <members> changes only under its history lock (history.c). */
 #include "relay/room.h"
 
 #include "base/rcu.h"
+#include "relay/history.h"
 
 #include <errno.h>
 #include <relay/protocol.h>
@@ -25,6 +27,8 @@ struct rl_room {
 	long members;               /* atomic; 0 = dying, never rises again */
 	uint64_t wmask;             /* atomic; bit w: local[w].n > 0 */
 	uint64_t join_seq;          /* atomic; see rl_room_seq */
+	struct rl_hist *hist;       /* history on: its lock, positions, stored
+				       messages, retention (history.c); else NULL */
 	uint64_t hash;
 	uint8_t name_len;
 	uint8_t name[RELAY_ROOM_MAX_BYTES];
@@ -108,6 +112,8 @@ static void room_free_cb(struct rcu_head *head)
 {
 	rl_rcu_callback_enter();
 	struct rl_room *r = caa_container_of(head, struct rl_room, rcu);
+	if (r->hist)
+		rl_hist_free(r->hist);
 	free(r);
 }
 
@@ -129,7 +135,7 @@ void rl_room_put(struct rl_room *r)
 
 /* Removes <r> from the table if nobody has yet; the remover drops the
  * table's reference. Safe to race: only one cds_lfht_del succeeds. */
-static void room_unlink(struct rl_room *r)
+void rl_room_unlink(struct rl_room *r)
 {
 	if (cds_lfht_del(rooms_ht, &r->node) == 0) {
 		uatomic_dec(&rooms_count);
@@ -145,6 +151,13 @@ static struct rl_room *room_new(const uint8_t *name, size_t len, uint64_t hash)
 	cds_lfht_node_init(&r->node);
 	urcu_ref_init(&r->ref); /* the table's reference */
 	r->members = 1;         /* the creator's membership */
+	if (rl_history_on()) {
+		r->members = 0; /* rl_hist_join takes it, under the room lock */
+		if (!(r->hist = rl_hist_new(r))) {
+			free(r);
+			return NULL;
+		}
+	}
 	r->hash = hash;
 	r->name_len = (uint8_t)len;
 	memcpy(r->name, name, len);
@@ -188,6 +201,54 @@ bool rl_room_tryget(struct rl_room *r)
 	return urcu_ref_get_unless_zero(&r->ref);
 }
 
+/* Publishes <fresh> unless a room of that name appeared first. */
+static bool room_add(struct rl_room *fresh, const struct room_key *k, uint64_t hash)
+{
+	rl_tsan_release(fresh);
+	struct cds_lfht_node *got =
+		cds_lfht_add_unique(rooms_ht, hash, room_match, k, &fresh->node);
+	if (got != &fresh->node)
+		return false;
+	uatomic_inc(&rooms_count);
+	return true;
+}
+
+struct rl_room *rl_room_find_or_add(const uint8_t *name, size_t len, bool *created)
+{
+	struct room_key k = { name, len };
+	uint64_t hash = rl_room_hash_name(name, len);
+	struct rl_room *fresh = NULL;
+
+	for (;;) {
+		struct rl_room *r = room_lookup(&k, hash);
+		if (r) {
+			if (fresh) { /* never published */
+				rl_hist_free(fresh->hist);
+				free(fresh);
+			}
+			*created = false;
+			return r;
+		}
+		if (!fresh && !(fresh = room_new(name, len, hash)))
+			return NULL;
+		if (room_add(fresh, &k, hash)) {
+			*created = true;
+			return fresh;
+		}
+	}
+}
+
+long rl_room_count_member(struct rl_room *r, long delta)
+{
+	uatomic_add(&rooms_memberships, delta);
+	return uatomic_add_return(&r->members, delta);
+}
+
+struct rl_hist *rl_room_hist(const struct rl_room *r)
+{
+	return r->hist;
+}
+
 int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *members,
 		 bool *created)
 {
@@ -208,16 +269,12 @@ int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *me
 					*created = false;
 				return 0;
 			}
-			room_unlink(r); /* dying: help remove it, then retry */
+			rl_room_unlink(r); /* dying: help remove it, then retry */
 			continue;
 		}
 		if (!fresh && !(fresh = room_new(name, len, hash)))
 			return -ENOMEM;
-		rl_tsan_release(fresh);
-		struct cds_lfht_node *got =
-			cds_lfht_add_unique(rooms_ht, hash, room_match, &k, &fresh->node);
-		if (got == &fresh->node) {
-			uatomic_inc(&rooms_count);
+		if (room_add(fresh, &k, hash)) {
 			uatomic_inc(&rooms_memberships);
 			*out = fresh;
 			*members = 1;
@@ -231,9 +288,13 @@ int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *me
 
 bool rl_room_leave(struct rl_room *r)
 {
+	if (r->hist) {
+		rl_hist_leave(r); /* kept, even when empty: history.c removes it */
+		return false;
+	}
 	uatomic_dec(&rooms_memberships);
 	if (uatomic_sub_return(&r->members, 1) == 0) {
-		room_unlink(r);
+		rl_room_unlink(r);
 		return true;
 	}
 	return false;
@@ -343,6 +404,8 @@ void rl_rooms_fini(void)
 			uatomic_dec(&rooms_count);
 			for (unsigned w = 0; w < rooms_nworkers; w++)
 				free(r->local[w].m);
+			if (r->hist) /* stored messages hold references to the room */
+				rl_hist_clear(r->hist);
 			rl_room_put(r);
 		}
 	}

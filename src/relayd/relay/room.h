@@ -1,7 +1,8 @@
 /* room.h -- rooms: a liburcu lock-free hash table (cds_lfht, QSBR flavour)
  * shared by every worker, keyed by the (trimmed) room name.
  *
- * Lifetime protocol (see docs/architecture.md):
+ * Lifetime protocol (see docs/architecture.md; with history on, rooms
+ * outlive their members: see the section "rooms with history" below):
  *  - <members> counts memberships over all workers. Once it reaches 0 it
  *    never rises again: a join increments it unless it is 0. The leave that
  *    takes it to 0 removes the node from the table (cds_lfht_del) and drops
@@ -110,6 +111,25 @@ bool rl_room_local_del(struct rl_room *r, unsigned w, uint32_t idx, struct rl_me
 const struct rl_member *rl_room_local(const struct rl_room *r, unsigned w, uint32_t *n);
 /* Updates the <slot> of worker <w>'s entry at <idx>. */
 void rl_room_local_set_slot(struct rl_room *r, unsigned w, uint32_t idx, uint32_t slot);
+
+/* ---- rooms with history (history on; relay/history.c) ---------------------
+ * Such a room is not removed by its last leave: it stays in the table, empty
+ * and joinable, until history.c's sweeper expires it. Its <members> changes
+ * only under its history lock (rl_hist_join, rl_hist_leave), where it may
+ * rise from 0 again; rl_room_join is the v1 path and is not used. */
+
+/* The room named <name>/<len>, found or created (members 0, history state
+ * new); *<created> says which. No membership is taken: the pointer is valid
+ * until the caller's next quiescent state. NULL on ENOMEM. */
+struct rl_room *rl_room_find_or_add(const uint8_t *name, size_t len, bool *created);
+/* members += <delta> (and the memberships gauge); returns the new count.
+ * Under the room's history lock. */
+long rl_room_count_member(struct rl_room *r, long delta);
+/* Removes <r> from the table (if nobody has yet) and drops the table's
+ * reference: for an expired room, by its expirer or a joiner that finds it. */
+void rl_room_unlink(struct rl_room *r);
+/* The room's history state; NULL with history off. */
+struct rl_hist *rl_room_hist(const struct rl_room *r);
 
 /* Calls <fn> for every room in the table (RCU read side, online). For admin
  * views; counts may be stale. */
