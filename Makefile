@@ -20,9 +20,11 @@ build: deps $(BUILD)/build.ninja
 run: build
 	./$(BUILD)/src/relayd/relayd $(ARGS)
 
+# -Dtests/-Dman-pages=enabled: a missing Criterion or scdoc is an error here,
+# not a build that quietly runs fewer tests.
 test: deps
 	rm -rf $(BUILD)-test
-	meson setup $(BUILD)-test
+	meson setup $(BUILD)-test -Dtests=enabled -Dman-pages=enabled
 	meson test -C $(BUILD)-test --print-errorlogs
 
 clean:

@@ -27,6 +27,10 @@ extern "C" {
 #define RELAY_FRAME_LEN_BYTES 4     /* the length field */
 #define RELAY_FRAME_HDR_BYTES 7     /* length + version + type + flags */
 #define RELAY_FRAME_MIN_LENGTH 3    /* smallest valid length field */
+/* Header byte offsets: the length field is bytes 0-3. */
+#define RELAY_FRAME_VERSION_OFFSET 4
+#define RELAY_FRAME_TYPE_OFFSET 5
+#define RELAY_FRAME_FLAGS_OFFSET 6
 #define RELAY_DEFAULT_MAX_FRAME 1048576u
 #define RELAY_JSON_MAX_DEPTH 64
 #define RELAY_ROOM_MAX_BYTES 64
@@ -97,6 +101,16 @@ struct relay_frame {
 	uint32_t len; /* payload bytes (length field - 3) */
 };
 
+/* The length field of the frame starting at <frame> (its first 4 bytes,
+ * big endian): the bytes after the field, so the whole frame is
+ * RELAY_FRAME_LEN_BYTES + this. No checks: for frames already validated or
+ * encoded here (relay_frame_check_length checks untrusted ones). */
+static inline uint32_t relay_frame_length(const uint8_t *frame)
+{
+	return (uint32_t)frame[0] << 24 | (uint32_t)frame[1] << 16 | (uint32_t)frame[2] << 8 |
+	       (uint32_t)frame[3];
+}
+
 /* Writes the 7 header bytes for a payload of <payload_len> bytes to <out>. */
 void relay_frame_put_header(uint8_t out[RELAY_FRAME_HDR_BYTES], uint8_t type,
 			 uint8_t flags, uint32_t payload_len);
@@ -119,6 +133,8 @@ enum relay_decode_status {
 	RELAY_DECODE_NEED_MORE = 0, /* all input consumed; feed more bytes */
 	RELAY_DECODE_FRAME,         /* *out holds one complete frame */
 	RELAY_DECODE_ERROR,         /* fatal; d->err says which; sticky */
+	RELAY_DECODE_NOMEM,         /* fatal: the tail could not be allocated;
+				       sticky; d->err stays RELAY_ERR_NONE */
 };
 
 /* Fields are private to decoder.c except <err> (read-only). Small on purpose:
@@ -134,14 +150,14 @@ struct relay_decoder {
 };
 
 /* <max_frame> 0 means RELAY_DEFAULT_MAX_FRAME; values above UINT32_MAX - 4 are
- * clamped to it. Allocation failure (of a tail of at most 4 + max_frame
- * bytes) aborts the process. */
+ * clamped to it. The decoder never aborts: failing to allocate its tail (at
+ * most 4 + max_frame bytes) is RELAY_DECODE_NOMEM. */
 void relay_decoder_init(struct relay_decoder *d, uint32_t max_frame);
 /* Frees the tail; <d> may be re-initialised afterwards. */
 void relay_decoder_free(struct relay_decoder *d);
 
 /* Hands <len> bytes at <buf> to the decoder. The previous feed must have been
- * consumed (relay_decoder_next returned NEED_MORE or ERROR). <buf> must stay
+ * consumed (relay_decoder_next returned NEED_MORE, ERROR or NOMEM). <buf> must stay
  * valid and unchanged until relay_decoder_next returns NEED_MORE. */
 void relay_decoder_feed(struct relay_decoder *d, const uint8_t *buf, size_t len);
 
@@ -156,6 +172,12 @@ void relay_decoder_feed(struct relay_decoder *d, const uint8_t *buf, size_t len)
  * ERROR: the first failing check in the spec's order; FRAME_TOO_LARGE and
  *   INVALID_FRAME(length) are decided from the 4 length bytes alone, before
  *   any payload is buffered. Every later call returns ERROR again.
+ * NOMEM: the bytes of an incomplete frame could not be copied into the tail
+ *   (allocation failed). Not the peer's fault in protocol terms: <err> stays
+ *   RELAY_ERR_NONE, no ERROR frame is owed; the stream cannot resume (bytes
+ *   were dropped), so close the connection. Every later call returns NOMEM
+ *   again until relay_decoder_free. Callers that only know ERROR should
+ *   treat any status other than NEED_MORE and FRAME as fatal.
  * Header checks only: JSON validity is the handler's (relay_json_parse). */
 enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct relay_frame *out);
 

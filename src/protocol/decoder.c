@@ -17,6 +17,15 @@
 /* First tail allocation once a frame outgrows its length field. */
 #define DEC_TAIL_MIN 256u
 
+/* The tail's allocator. A test builds this file with
+ * -DRELAY_DEC_REALLOC=<its own> to make allocations fail on demand
+ * (test/unit/test_decoder_nomem.c); the library always uses realloc. */
+#ifndef RELAY_DEC_REALLOC
+#define RELAY_DEC_REALLOC realloc
+#else
+void *RELAY_DEC_REALLOC(void *p, size_t n);
+#endif
+
 void relay_decoder_init(struct relay_decoder *d, uint32_t max_frame)
 {
 	memset(d, 0, sizeof *d);
@@ -85,6 +94,27 @@ static enum relay_decode_status dec_fail(struct relay_decoder *d, enum relay_err
 	return RELAY_DECODE_ERROR;
 }
 
+/* After a failed tail allocation the decoder holds no tail and answers NOMEM
+ * until freed. Marked by a capacity without a buffer, which no working
+ * decoder has (a tail is released together with its capacity), so the
+ * struct (public, embedded by callers) keeps its size and <err> stays free
+ * for the spec's codes. */
+#define DEC_NOMEM_CAP UINT32_MAX
+
+static bool dec_is_nomem(const struct relay_decoder *d)
+{
+	return d->_tail == NULL && d->_tail_cap == DEC_NOMEM_CAP;
+}
+
+static enum relay_decode_status dec_nomem(struct relay_decoder *d)
+{
+	dec_tail_release(d);
+	d->_tail_cap = DEC_NOMEM_CAP;
+	d->_in = NULL;
+	d->_in_len = 0;
+	return RELAY_DECODE_NOMEM;
+}
+
 static void dec_fill(struct relay_frame *out, const uint8_t *f)
 {
 	out->version = f[4];
@@ -95,35 +125,39 @@ static void dec_fill(struct relay_frame *out, const uint8_t *f)
 }
 
 /* Makes room for <need> bytes in the tail: doubles (from DEC_TAIL_MIN) but
- * never allocates past <limit>, the size of the frame being assembled. */
-static void dec_tail_reserve(struct relay_decoder *d, uint32_t need, uint32_t limit)
+ * never allocates past <limit>, the size of the frame being assembled.
+ * false when the allocation failed (the old tail is left as it was). */
+static bool dec_tail_reserve(struct relay_decoder *d, uint32_t need, uint32_t limit)
 {
 	if (need <= d->_tail_cap)
-		return;
+		return true;
 	uint64_t cap = d->_tail_cap ? (uint64_t)d->_tail_cap * 2 : DEC_TAIL_MIN;
 	if (cap < need)
 		cap = need;
 	if (cap > limit)
 		cap = limit;
-	uint8_t *t = realloc(d->_tail, (size_t)cap);
+	uint8_t *t = RELAY_DEC_REALLOC(d->_tail, (size_t)cap);
 	if (t == NULL)
-		relay_proto_oom((size_t)cap);
+		return false;
 	d->_tail = t;
 	d->_tail_cap = (uint32_t)cap;
+	return true;
 }
 
 /* Moves up to <want> bytes of the current feed into the tail, where the frame
- * being assembled is <frame_size> bytes long in all. */
-static void dec_take(struct relay_decoder *d, size_t want, uint32_t frame_size)
+ * being assembled is <frame_size> bytes long in all. false: out of memory. */
+static bool dec_take(struct relay_decoder *d, size_t want, uint32_t frame_size)
 {
 	size_t n = want < d->_in_len ? want : d->_in_len;
 	if (n == 0)
-		return;
-	dec_tail_reserve(d, d->_tail_len + (uint32_t)n, frame_size);
+		return true;
+	if (!dec_tail_reserve(d, d->_tail_len + (uint32_t)n, frame_size))
+		return false;
 	memcpy(d->_tail + d->_tail_len, d->_in, n);
 	d->_tail_len += (uint32_t)n;
 	d->_in += n;
 	d->_in_len -= n;
+	return true;
 }
 
 /* Continues the frame started in the tail with the current feed. */
@@ -132,7 +166,8 @@ static enum relay_decode_status dec_next_tail(struct relay_decoder *d, struct re
 	enum relay_err err;
 
 	if (d->_tail_len < RELAY_FRAME_LEN_BYTES) {
-		dec_take(d, RELAY_FRAME_LEN_BYTES - d->_tail_len, RELAY_FRAME_LEN_BYTES);
+		if (!dec_take(d, RELAY_FRAME_LEN_BYTES - d->_tail_len, RELAY_FRAME_LEN_BYTES))
+			return dec_nomem(d);
 		if (d->_tail_len < RELAY_FRAME_LEN_BYTES)
 			return RELAY_DECODE_NEED_MORE;
 		err = relay_check_length(dec_be32(d->_tail), d->max_frame);
@@ -140,7 +175,8 @@ static enum relay_decode_status dec_next_tail(struct relay_decoder *d, struct re
 			return dec_fail(d, err);
 	}
 	uint32_t size = dec_tail_frame_size(d);
-	dec_take(d, size - d->_tail_len, size);
+	if (!dec_take(d, size - d->_tail_len, size))
+		return dec_nomem(d);
 	if (d->_tail_len >= RELAY_FRAME_HDR_BYTES) {
 		err = relay_check_header(d->_tail[4], d->_tail[5], d->_tail[6]);
 		if (err != RELAY_ERR_NONE)
@@ -158,10 +194,9 @@ static enum relay_decode_status dec_next_input(struct relay_decoder *d, struct r
 	const uint8_t *in = d->_in;
 	enum relay_err err;
 
-	if (d->_in_len < RELAY_FRAME_LEN_BYTES) {
-		dec_take(d, d->_in_len, RELAY_FRAME_LEN_BYTES);
-		return RELAY_DECODE_NEED_MORE;
-	}
+	if (d->_in_len < RELAY_FRAME_LEN_BYTES)
+		return dec_take(d, d->_in_len, RELAY_FRAME_LEN_BYTES) ? RELAY_DECODE_NEED_MORE
+								      : dec_nomem(d);
 	uint32_t length = dec_be32(in);
 	err = relay_check_length(length, d->max_frame);
 	if (err != RELAY_ERR_NONE)
@@ -178,14 +213,15 @@ static enum relay_decode_status dec_next_input(struct relay_decoder *d, struct r
 		d->_in_len -= size;
 		return RELAY_DECODE_FRAME;
 	}
-	dec_take(d, d->_in_len, (uint32_t)size);
-	return RELAY_DECODE_NEED_MORE;
+	return dec_take(d, d->_in_len, (uint32_t)size) ? RELAY_DECODE_NEED_MORE : dec_nomem(d);
 }
 
 enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct relay_frame *out)
 {
 	if (d->err != RELAY_ERR_NONE)
 		return RELAY_DECODE_ERROR;
+	if (dec_is_nomem(d))
+		return RELAY_DECODE_NOMEM;
 	if (dec_tail_delivered(d))
 		dec_tail_release(d);
 	if (d->_tail_len > 0)

@@ -4,8 +4,6 @@
 #include "relay/protocol.h"
 #include "proto_internal.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const char *const msg_type_names[RELAY_MSG_NTYPES] = {
@@ -104,10 +102,4 @@ enum relay_err relay_frame_check_length(uint32_t length, uint32_t max_frame)
 enum relay_err relay_frame_check_header(uint8_t version, uint8_t type, uint8_t flags)
 {
 	return relay_check_header(version, type, flags);
-}
-
-void relay_proto_oom(size_t n)
-{
-	fprintf(stderr, "relay-protocol: out of memory allocating %zu bytes\n", n);
-	abort();
 }

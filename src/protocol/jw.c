@@ -4,6 +4,7 @@
  * Threading: a writer belongs to its caller.
  */
 #include "relay/protocol.h"
+#include "jw_tables.h"
 #include "proto_internal.h"
 
 #include <string.h>
@@ -88,44 +89,6 @@ void relay_jw_obj_begin(struct relay_jw *w) { jw_open(w, '{'); }
 void relay_jw_obj_end(struct relay_jw *w) { jw_close(w, '}'); }
 void relay_jw_arr_begin(struct relay_jw *w) { jw_open(w, '['); }
 void relay_jw_arr_end(struct relay_jw *w) { jw_close(w, ']'); }
-
-/* How a byte is written inside a string: 0 as is, 'u' as \u00XX, '"' or
- * '\\' or b f n r t as that one-letter escape, 'x' when it starts (or
- * breaks) a UTF-8 sequence. */
-static const uint8_t jw_class[256] = {
-	'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-	'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
-	'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-	'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-	0, 0, 34, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 92, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 'u',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-	'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
-};
 
 /* Length of the run of bytes at <s> that need no escaping. */
 static size_t jw_plain_run(const uint8_t *s, size_t n)

@@ -130,8 +130,4 @@ RELAY_INLINE enum relay_err relay_check_header(uint8_t version, uint8_t type, ui
 	return RELAY_ERR_NONE;
 }
 
-/* Allocation failure inside the library: the process cannot continue
- * meaningfully (same policy as Redis' zmalloc). Prints one line, aborts. */
-void relay_proto_oom(size_t n) __attribute__((noreturn));
-
 #endif /* RELAY_PROTO_INTERNAL_H */

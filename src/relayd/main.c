@@ -3,11 +3,15 @@
  * the workers, then only waits: for SIGTERM/SIGINT (signalfd; all threads
  * block these signals, so no work ever runs in a signal handler) and for
  * the workers to finish. After joining them it tears everything down. */
+#include "net/conn.h"
 #include "net/listen.h"
 #include "base/log.h"
 #include "net/msg.h"
+#include "net/transport.h"
 #include "ops/ops.h"
 #include "base/options.h"
+#include "relay/fanout.h"
+#include "relay/handler.h"
 #include "relay/room.h"
 #include "base/stats.h"
 #include "loop/worker.h"
@@ -56,13 +60,43 @@ static int main_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-static int main_start(unsigned n, const int *fds)
+/* The listener kinds, each bound by every worker: plain TCP on --port.
+ * (--tls-port and --ws-port add their rows here.) Fills <specs>; returns
+ * how many. */
+static unsigned main_listen_specs(const struct rl_config *cfg, struct rl_listen_spec *specs)
+{
+	specs[0] = (struct rl_listen_spec){
+		.name = "tcp", .host = cfg->host, .port = (uint16_t)cfg->port,
+		.tp = &rl_tcp_transport,
+	};
+	return 1;
+}
+
+/* The lower layers call up only through what is installed here, once,
+ * before any worker runs: a connection's frames and its close go to the
+ * protocol handler; inbox items and released messages to the fan-out. */
+static void main_wire_layers(void)
+{
+	static const struct rl_conn_upcalls conn_up = {
+		.frame = rl_handler_frame,
+		.closed = rl_handler_closed,
+	};
+
+	rl_conn_set_upcalls(&conn_up);
+	rl_msg_set_release(rl_fanout_msg_release);
+	rl_worker_set_inbox_handler(RL_INBOX_FANOUT, rl_fanout_item);
+}
+
+static int main_start(unsigned n, const struct rl_listen_spec *specs, unsigned nspecs)
 {
 	rl_srv.workers = calloc(n, sizeof(struct rl_worker));
 	if (!rl_srv.workers)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++) {
-		int rc = rl_worker_init(&rl_srv.workers[i], i, fds[i]);
+		struct rl_worker *w = &rl_srv.workers[i];
+		int rc = rl_worker_init(w, i);
+		for (unsigned k = 0; k < nspecs && !rc; k++)
+			rc = rl_worker_listen(w, specs[k].fds[i], specs[k].tp, specs[k].name);
 		if (rc)
 			return rc;
 	}
@@ -128,26 +162,25 @@ static void main_drain_inboxes(void)
 	rcu_unregister_thread();
 }
 
+/* The rows of base/stats_list.h that have a totals label, on one line. */
 static void main_totals(void)
 {
 	struct rl_stats s;
+	char line[512];
 	rl_stats_sum(&s);
-	printf("relayd stopped: connections served %" PRIu64 ", messages in %" PRIu64
-	       ", messages out %" PRIu64 ", bytes in %" PRIu64 ", bytes out %" PRIu64
-	       ", peak connections %" PRIu64 ", slow consumers dropped %" PRIu64 "\n",
-	       s.conns_accepted, s.frames_in[RELAY_MSG_MESSAGE], s.msgs_delivered, s.bytes_in,
-	       s.bytes_out, s.conns_peak, s.slow_consumers);
+	rl_stats_format_totals(&s, line, sizeof(line));
+	printf("%s\n", line);
 	fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
 	struct rl_config *cfg = &rl_srv.cfg;
-	int fds[RL_MAX_WORKERS];
-	uint16_t port;
+	struct rl_listen_spec specs[RL_MAX_LISTENERS];
+	bool given[RL_OPTIONS_MAX]; /* options set by the environment or command line */
 	char err[512];
 
-	switch (rl_options_parse(cfg, argc, argv)) {
+	switch (rl_options_parse(cfg, given, argc, argv)) {
 	case RL_OPTS_EXIT_OK:
 		return 0;
 	case RL_OPTS_EXIT_ERR:
@@ -155,7 +188,7 @@ int main(int argc, char **argv)
 	default:
 		break;
 	}
-	if (rl_ops_configure(cfg, argc, argv)) /* ops: --config FILE */
+	if (rl_ops_configure(cfg, given)) /* ops: --config FILE */
 		return 1;
 	rl_log_set_level(cfg->debug ? RL_LOG_DEBUG : (int)cfg->log_level);
 	unsigned n = main_nworkers(cfg);
@@ -165,12 +198,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "relayd: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
-	if (rl_listen_open(cfg->host, (uint16_t)cfg->port, fds, n, &port, err, sizeof(err))) {
+	unsigned nspecs = main_listen_specs(cfg, specs);
+	if (rl_listen_open(specs, nspecs, n, err, sizeof(err))) {
 		fprintf(stderr, "relayd: %s\n", err);
 		return 1;
 	}
+	uint16_t port = specs[0].bound_port; /* the plain TCP one */
 	rl_srv.done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (rl_srv.done_efd == -1 || rl_stats_init(n) || rl_rooms_init(n) || main_start(n, fds)) {
+	main_wire_layers();
+	if (rl_srv.done_efd == -1 || rl_stats_init(n) || rl_rooms_init(n) ||
+	    main_start(n, specs, nspecs)) {
 		fprintf(stderr, "relayd: cannot start workers: %s\n", strerror(errno));
 		return 1;
 	}

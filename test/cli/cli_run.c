@@ -18,51 +18,34 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli_run.h"
 #include "harness.h"
 
-extern char **environ;
-
-static int64_t run_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int run_left(int64_t deadline)
 {
-	int64_t left = deadline - run_now_ms();
+	int64_t left = deadline - rl_test_now_ms();
 
 	return left < 0 ? 0 : (int)left;
 }
 
-/* <env> first (getenv finds the first match), then ours. */
+/* <env> plus, on a terminal, its type and width, over our environment. */
 static char **run_env(const char *const *env, bool pty)
 {
-	size_t n = 0, k = 0, extra = 0;
-	char **out;
+	const char *both[64];
+	size_t k = 0;
 
-	while (environ[n])
-		n++;
-	while (env && env[extra])
-		extra++;
-	out = calloc(n + extra + 3, sizeof *out);
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < extra; i++)
-		out[k++] = (char *)env[i];
-	if (pty) {
-		out[k++] = (char *)"TERM=xterm";
-		out[k++] = (char *)"COLUMNS=100";
+	while (env && env[k] && k < 60) {
+		both[k] = env[k];
+		k++;
 	}
-	for (size_t i = 0; i < n; i++)
-		out[k++] = environ[i];
-	return out;
+	if (pty) {
+		both[k++] = "TERM=xterm";
+		both[k++] = "COLUMNS=100";
+	}
+	both[k] = NULL;
+	return rl_test_envp(both);
 }
 
 static char **run_argv(const char *const *args)
@@ -238,7 +221,7 @@ static void run_pump(struct cli_run *r, int timeout_ms)
 
 int cli_expect(struct cli_run *r, bool in_err, const char *needle, size_t *pos, int timeout_ms)
 {
-	int64_t deadline = run_now_ms() + timeout_ms;
+	int64_t deadline = rl_test_now_ms() + timeout_ms;
 	size_t start = pos ? *pos : 0;
 
 	for (;;) {
@@ -258,7 +241,7 @@ int cli_expect(struct cli_run *r, bool in_err, const char *needle, size_t *pos, 
 
 int cli_wait(struct cli_run *r, int timeout_ms)
 {
-	int64_t deadline = run_now_ms() + timeout_ms;
+	int64_t deadline = rl_test_now_ms() + timeout_ms;
 
 	while (!r->exited && run_left(deadline) > 0)
 		run_pump(r, run_left(deadline));

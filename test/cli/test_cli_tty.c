@@ -14,38 +14,21 @@
 #include <unistd.h>
 
 #include "cli_run.h"
-#include "harness.h"
+#include "itest.h"
 
-#define T_MS 15000
-
-static struct rl_test_server srv;
-static char port[16];
-
-static void srv_start(void)
-{
-	cr_assert(rl_test_server_start(&srv, NULL, NULL, 0) == 0, "%s", rl_test_err());
-	snprintf(port, sizeof port, "%u", srv.port);
-}
-
-static void srv_stop(void)
-{
-	if (srv.pid > 0)
-		cr_expect(rl_test_server_stop(&srv, 0) == 0, "relayd did not exit cleanly");
-	rl_test_server_free(&srv);
-}
-
-TestSuite(cli_tty, .init = srv_start, .fini = srv_stop, .timeout = 60);
+TestSuite(cli_tty, .init = it_suite_start, .fini = it_suite_stop, .timeout = RL_TEST_BODY_S);
 
 static void expect(struct cli_run *r, const char *needle, size_t *pos)
 {
-	cr_assert(cli_expect(r, false, needle, pos, T_MS) == 0,
+	cr_assert(cli_expect(r, false, needle, pos, RL_TEST_BULK_MS) == 0,
 		  "waited for '%s' after offset %zu; screen text:\n%s", needle, *pos, cli_plain(r));
 }
 
 /* Starts relay-cli on a terminal and waits for the first prompt. */
 static void tty_start(struct cli_run *r, const char *user, const char *const *env, size_t *pos)
 {
-	int rc = cli_start(r, (const char *[]){"--user", user, "127.0.0.1", port, NULL}, env, true);
+	int rc = cli_start(r, (const char *[]){"--user", user, "127.0.0.1", it_suite_port(), NULL},
+			   env, true);
 
 	if (rc == -ENOENT || rc == -ENXIO)
 		cr_skip_test("no pseudo-terminals here: %s", strerror(-rc));
@@ -57,9 +40,9 @@ static void tty_start(struct cli_run *r, const char *user, const char *const *en
 static void pub(const char *user, const char *room, const char *msg)
 {
 	struct cli_run r;
-	int st =
-	    cli_run(&r, (const char *[]){"--port", port, "--user", user, "pub", room, msg, NULL},
-		    NULL, T_MS);
+	int st = cli_run(
+	    &r, (const char *[]){"--port", it_suite_port(), "--user", user, "pub", room, msg, NULL},
+	    NULL, RL_TEST_BULK_MS);
 
 	cr_assert(st == 0, "pub exited %d: %s", st, r.err_buf);
 	cli_free(&r);
@@ -75,11 +58,12 @@ Test(cli_tty, chat_with_a_half_typed_line_that_survives_an_incoming_message)
 	expect(&a, "joined physics (1 member)", &pos);
 	expect(&a, "relay> ", &pos);
 
-	cr_assert(
-	    cli_start(&sub,
-		      (const char *[]){"--port", port, "sub", "physics", "--count", "2", NULL},
-		      NULL, false) == 0);
-	cr_assert(cli_expect(&sub, true, "subscribed", NULL, T_MS) == 0, "%s", sub.err_buf);
+	cr_assert(cli_start(&sub,
+			    (const char *[]){"--port", it_suite_port(), "sub", "physics", "--count",
+					     "2", NULL},
+			    NULL, false) == 0);
+	cr_assert(cli_expect(&sub, true, "subscribed", NULL, RL_TEST_BULK_MS) == 0, "%s",
+		  sub.err_buf);
 	expect(&a, "[physics] conn-", &pos);
 	expect(&a, " joined", &pos);
 
@@ -93,7 +77,7 @@ Test(cli_tty, chat_with_a_half_typed_line_that_survives_an_incoming_message)
 	expect(&a, "relay> send hello, wor", &pos);
 	/* ...and the line editor still holds them: finishing the line sends it. */
 	cli_write(&a, "ld\r");
-	cr_assert(cli_wait(&sub, T_MS) == 0, "sub: %s", sub.err_buf);
+	cr_assert(cli_wait(&sub, RL_TEST_BULK_MS) == 0, "sub: %s", sub.err_buf);
 	cr_assert_str_eq(sub.out_buf, "hi alice — ça va? \"quoted\"\nhello, world\n");
 	cli_free(&sub);
 
@@ -106,7 +90,7 @@ Test(cli_tty, chat_with_a_half_typed_line_that_survives_an_incoming_message)
 	cli_write(&a, "heartbeat\r");
 	expect(&a, "heartbeat: round trip ", &pos);
 	cli_write(&a, "quit\r");
-	cr_assert_eq(cli_wait(&a, T_MS), 0, "screen:\n%s", cli_plain(&a));
+	cr_assert_eq(cli_wait(&a, RL_TEST_BULK_MS), 0, "screen:\n%s", cli_plain(&a));
 	cli_free(&a);
 }
 
@@ -130,8 +114,8 @@ Test(cli_tty, colour_on_a_terminal_unless_no_color)
 		  "colour despite NO_COLOR:\n%s", b.out_buf);
 	cli_write(&a, "exit\r");
 	cli_write(&b, "\004"); /* Ctrl-D on an empty line */
-	cr_assert_eq(cli_wait(&a, T_MS), 0);
-	cr_assert_eq(cli_wait(&b, T_MS), 0);
+	cr_assert_eq(cli_wait(&a, RL_TEST_BULK_MS), 0);
+	cr_assert_eq(cli_wait(&b, RL_TEST_BULK_MS), 0);
 	cli_free(&a);
 	cli_free(&b);
 }
@@ -155,7 +139,7 @@ Test(cli_tty, history_and_tab_completion)
 	cli_write(&a, "h\t\r");
 	expect(&a, "current room: h1", &pos);
 	cli_write(&a, "quit\r");
-	cr_assert_eq(cli_wait(&a, T_MS), 0);
+	cr_assert_eq(cli_wait(&a, RL_TEST_BULK_MS), 0);
 	cli_free(&a);
 }
 
@@ -168,7 +152,7 @@ Test(cli_tty, a_hung_up_terminal_ends_the_session)
 	tty_start(&a, "hup", NULL, &pos);
 	close(a.out); /* the terminal emulator goes away */
 	a.out = a.in = -1;
-	st = cli_wait(&a, T_MS);
+	st = cli_wait(&a, RL_TEST_BULK_MS);
 	cr_assert(st == 0 || st == 128 + SIGHUP, "exit %d (-1: still running)", st);
 	cli_free(&a);
 }
@@ -184,8 +168,8 @@ Test(cli_tty, server_going_away_ends_the_session_with_status_1)
 	expect(&a, "joined z", &pos);
 	cli_write(&a, "typing something");
 	expect(&a, "typing something", &pos);
-	rl_test_server_stop(&srv, 0);
-	st = cli_wait(&a, T_MS);
+	rl_test_server_stop(it_suite(), 0);
+	st = cli_wait(&a, RL_TEST_BULK_MS);
 	cr_assert_eq(st, 1, "exit %d; screen:\n%s", st, cli_plain(&a));
 	cr_assert(strstr(cli_plain(&a) + pos, "relay-cli: "), "no reason given:\n%s",
 		  cli_plain(&a));

@@ -10,18 +10,11 @@
  * Threading: single-threaded (libFuzzer calls one input at a time).
  */
 #include "relay/protocol.h"
+#include "fuzz.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define FUZZ_CHECK(cond)                                                              \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                      \
-		}                                                                     \
-	} while (0)
 
 /* ---- decoder ------------------------------------------------------------ */
 
@@ -42,14 +35,6 @@ struct dec_out {
 
 static struct dec_out out_a, out_b;
 
-static uint64_t fnv(const uint8_t *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
-
 static void dec_take_frames(struct relay_decoder *d, struct dec_out *o, const uint8_t *in,
 			    size_t in_len)
 {
@@ -67,7 +52,7 @@ static void dec_take_frames(struct relay_decoder *d, struct dec_out *o, const ui
 		o->f[o->nframes].type = f.type;
 		o->f[o->nframes].flags = f.flags;
 		o->f[o->nframes].len = f.len;
-		o->f[o->nframes].hash = fnv(f.payload, f.len);
+		o->f[o->nframes].hash = fuzz_fnv(f.payload, f.len);
 		o->nframes++;
 		if (f.flags & RELAY_FLAG_JSON)
 			(void)relay_json_parse(f.payload, f.len, NULL, 0, NULL);
@@ -76,6 +61,7 @@ static void dec_take_frames(struct relay_decoder *d, struct dec_out *o, const ui
 		FUZZ_CHECK(d->err != RELAY_ERR_NONE && relay_err_is_fatal(d->err));
 		o->err = d->err;
 	}
+	FUZZ_CHECK(st != RELAY_DECODE_NOMEM || d->err == RELAY_ERR_NONE);
 }
 
 /* Feeds <data> in chunks: <mode> 0 = at once, 1 = byte by byte, else sizes
@@ -86,25 +72,13 @@ static void dec_run(const uint8_t *data, size_t size, uint32_t max_frame, unsign
 		    struct dec_out *o)
 {
 	struct relay_decoder d;
-	uint64_t seed = fnv(data, size) ^ (mode * 0x9E3779B97F4A7C15ull);
+	uint64_t seed = (fuzz_fnv(data, size) ^ (mode * 0x9E3779B97F4A7C15ull)) | 1;
 
 	memset(o, 0, offsetof(struct dec_out, f));
 	o->err = RELAY_ERR_NONE;
 	relay_decoder_init(&d, max_frame);
 	for (size_t off = 0; off < size && o->err == RELAY_ERR_NONE;) {
-		size_t n;
-		if (mode == 0) {
-			n = size;
-		} else if (mode == 1) {
-			n = 1;
-		} else {
-			seed ^= seed << 13;
-			seed ^= seed >> 7;
-			seed ^= seed << 17;
-			n = seed % (seed & 1 ? 9 : 300); /* includes empty feeds */
-		}
-		if (n > size - off)
-			n = size - off;
+		size_t n = fuzz_chunk(mode, &seed, size - off);
 		uint8_t *chunk = malloc(n ? n : 1);
 		FUZZ_CHECK(chunk != NULL);
 		memcpy(chunk, data + off, n);

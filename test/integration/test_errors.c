@@ -27,7 +27,8 @@ static void fatal_case(const struct rl_test_server *s, const void *p, size_t n, 
 {
 	struct rl_test_client *c = it_client(s, NULL);
 	it_raw(c, p, n);
-	cr_assert_eq(rl_test_expect_fatal(c, code, IT_MS), 0, "%s: %s", what, rl_test_err());
+	cr_assert_eq(rl_test_expect_fatal(c, code, RL_TEST_REPLY_MS), 0, "%s: %s", what,
+		     rl_test_err());
 	rl_test_close(c);
 }
 
@@ -44,7 +45,7 @@ static void fatal_frame(const struct rl_test_server *s, uint8_t version, uint8_t
 	free(b);
 }
 
-IT_TEST(errors, invalid_frame_short_length)
+IT_TEST(errors, length_below_three_is_invalid_frame_from_the_length_bytes_alone)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -63,7 +64,7 @@ IT_TEST(errors, invalid_frame_short_length)
 	it_stop(&s);
 }
 
-IT_TEST(errors, invalid_frame_bad_flags)
+IT_TEST(errors, reserved_flag_bits_or_json_with_binary_are_invalid_frame)
 {
 	static const uint8_t flags[] = {0x03, 0x04, 0x08, 0x10, 0x80, 0xfc, 0x05, 0x06};
 	struct rl_test_server s;
@@ -119,7 +120,7 @@ IT_TEST(errors, frame_too_large_with_max_frame_option)
 	it_stop(&s);
 }
 
-IT_TEST(errors, unsupported_version)
+IT_TEST(errors, any_version_but_1_is_unsupported_version)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -129,7 +130,7 @@ IT_TEST(errors, unsupported_version)
 	it_stop(&s);
 }
 
-IT_TEST(errors, unknown_message_type)
+IT_TEST(errors, types_0_and_above_6_are_unknown_message_type)
 {
 	static const uint8_t types[] = {0x00, 0x07, 0x08, 0x7f, 0xff};
 	struct rl_test_server s;
@@ -181,7 +182,7 @@ IT_TEST(errors, check_order_for_frames_breaking_several_rules)
 	it_stop(&s);
 }
 
-IT_TEST(errors, parse_error_cases)
+IT_TEST(errors, malformed_json_or_utf8_in_any_json_frame_is_parse_error)
 {
 	static const struct {
 		uint8_t type;
@@ -307,7 +308,7 @@ IT_TEST(errors, heartbeat_echoes_flags_and_payload)
 }
 
 /* Reading: max_connections counts connections across all workers. */
-IT_TEST(errors, server_full_at_accept)
+IT_TEST(errors, connections_beyond_max_connections_get_server_full_at_accept)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();
@@ -324,11 +325,11 @@ IT_TEST(errors, server_full_at_accept)
 	/* Once one leaves there is room again. The server learns of the close
 	 * asynchronously, so retry (bounded) until a connection is accepted. */
 	rl_test_close(c[0]);
-	int64_t deadline = rl_test_now_ms() + IT_MS;
+	int64_t deadline = rl_test_now_ms() + RL_TEST_REPLY_MS;
 	bool ok = false;
 	while (!ok && rl_test_now_ms() < deadline) {
 		x = it_connect(&s);
-		ok = rl_test_hello(x, NULL, IT_MS) != NULL;
+		ok = rl_test_hello(x, NULL, RL_TEST_REPLY_MS) != NULL;
 		if (!ok)
 			cr_assert(strstr(rl_test_err(), "SERVER_FULL") != NULL, "%s", rl_test_err());
 		if (ok)
@@ -342,11 +343,11 @@ IT_TEST(errors, server_full_at_accept)
 	it_stop(&s);
 }
 
-IT_TEST(errors, idle_timeout)
+IT_TEST(errors, a_silent_connection_gets_idle_timeout_while_an_active_one_stays)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();
-	IT_START(&s, "--workers", "1", "--idle-timeout", IT_SEC(0.6), "--frame-timeout", "0");
+	IT_START(&s, "--workers", "1", "--idle-timeout", "0.6", "--frame-timeout", "0");
 	struct rl_test_client *idle = it_connect(&s);
 	struct rl_test_client *busy = it_client(&s, NULL);
 	int64_t t0 = rl_test_now_ms();
@@ -365,11 +366,12 @@ IT_TEST(errors, idle_timeout)
 	/* A connection that said HELLO and then went quiet times out too. */
 	struct rl_test_client *quiet = it_client(&s, NULL);
 	int64_t t2 = rl_test_now_ms();
-	cr_assert_not_null(rl_test_expect_error(quiet, "IDLE_TIMEOUT", 5000), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_expect_error(quiet, "IDLE_TIMEOUT", RL_TEST_REPLY_MS), "%s",
+			   rl_test_err());
 	int64_t waited = rl_test_now_ms() - t2;
 	cr_assert(waited >= 300 && waited <= 2000, "IDLE_TIMEOUT after %lld ms, want ~600",
 		  (long long)waited);
-	cr_assert_eq(rl_test_expect_closed(quiet, false, IT_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_expect_closed(quiet, false, RL_TEST_REPLY_MS), 0, "%s", rl_test_err());
 	rl_test_close(idle);
 	rl_test_close(busy);
 	rl_test_close(quiet);
@@ -380,7 +382,7 @@ IT_TEST(errors, frame_timeout_for_a_trickled_frame)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();
-	IT_START(&s, "--workers", "1", "--frame-timeout", IT_SEC(0.6), "--idle-timeout", "0");
+	IT_START(&s, "--workers", "1", "--frame-timeout", "0.6", "--idle-timeout", "0");
 	/* A partial frame left hanging. */
 	struct rl_test_client *c = it_client(&s, NULL);
 	uint8_t b[7 + 10];
@@ -388,11 +390,12 @@ IT_TEST(errors, frame_timeout_for_a_trickled_frame)
 	memset(b + 7, 'z', 10);
 	int64_t t0 = rl_test_now_ms();
 	it_raw(c, b, 9);
-	cr_assert_not_null(rl_test_expect_error(c, "FRAME_TIMEOUT", 5000), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_expect_error(c, "FRAME_TIMEOUT", RL_TEST_REPLY_MS), "%s",
+			   rl_test_err());
 	int64_t waited = rl_test_now_ms() - t0;
 	cr_assert(waited >= 300 && waited <= 2500, "FRAME_TIMEOUT after %lld ms, want ~600",
 		  (long long)waited);
-	cr_assert_eq(rl_test_expect_closed(c, false, IT_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_expect_closed(c, false, RL_TEST_REPLY_MS), 0, "%s", rl_test_err());
 	rl_test_close(c);
 
 	/* A client trickling one byte every 100 ms is active all along, but its
@@ -407,7 +410,7 @@ IT_TEST(errors, frame_timeout_for_a_trickled_frame)
 		struct pollfd p = {.fd = rl_test_fd(c), .events = POLLIN};
 		if (poll(&p, 1, 100) != 0)
 			break; /* the server spoke: stop trickling */
-		if (rl_test_send_raw(c, big + sent, 1, IT_MS) != 0)
+		if (rl_test_send_raw(c, big + sent, 1, RL_TEST_REPLY_MS) != 0)
 			break;
 	}
 	cr_assert_lt(sent, sizeof(big), "the whole trickled frame was accepted");
@@ -450,7 +453,7 @@ IT_TEST(errors, any_received_byte_counts_as_activity)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();
-	IT_START(&s, "--workers", "1", "--idle-timeout", IT_SEC(0.6), "--frame-timeout", "0");
+	IT_START(&s, "--workers", "1", "--idle-timeout", "0.6", "--frame-timeout", "0");
 	struct rl_test_client *c = it_client(&s, NULL);
 	uint8_t b[7 + 5];
 	put_hdr(b, 8, 1, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY);
@@ -466,4 +469,40 @@ IT_TEST(errors, any_received_byte_counts_as_activity)
 	it_expect_bin(c, RELAY_MSG_HEARTBEAT, "slow!", 5);
 	rl_test_close(c);
 	it_stop(&s);
+}
+
+/* Debug logging never shows a credential or raw control bytes from a peer:
+ * a HELLO carrying "token" followed by invalid JSON (with terminal escape
+ * sequences) is logged escaped and with the token redacted. */
+IT_TEST(errors, debug_log_redacts_tokens_and_escapes_control_bytes)
+{
+	IT_NEED_PROCESS();
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "1", "--debug");
+	struct rl_test_client *c = it_connect(&s);
+	static const char hello[] =
+	    "{\"userId\":\"ann\",\"token\":\"secret123-eyJhbGciOi\","
+	    "\"echo\":true}\x01\x1b]0;pwned\x07\x1b[2J\r\nfake log line\x7f";
+	it_send(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, hello, sizeof(hello) - 1);
+	it_fatal(c, "PARSE_ERROR");
+	rl_test_close(c);
+	int st = rl_test_server_stop(&s, 0);
+	cr_assert_eq(st, 0, "relayd exit status %d", st);
+
+	FILE *f = fopen(s.log_path, "rb");
+	cr_assert_not_null(f, "%s", s.log_path);
+	static char log[1 << 20];
+	size_t n = fread(log, 1, sizeof(log) - 1, f);
+	fclose(f);
+	log[n] = '\0';
+	/* (The log itself is not printed on failure: it may hold raw escapes.) */
+	cr_assert_not_null(strstr(log, "invalid JSON"), "no payload line in the log");
+	cr_assert_not_null(strstr(log, "\"token\":[redacted]"), "the token is not redacted");
+	cr_assert_not_null(strstr(log, "\\x1b]0;pwned\\x07"), "control bytes not escaped");
+	cr_assert_null(strstr(log, "secret123"), "the token is in the log");
+	for (size_t i = 0; i < n; i++)
+		cr_assert((log[i] >= 0x20 && log[i] < 0x7f) || log[i] == '\n',
+			  "raw byte 0x%02x at %zu of the log", (unsigned char)log[i], i);
+	cr_assert_null(strstr(log, "\nfake log line"), "a forged log line");
+	rl_test_server_free(&s);
 }

@@ -7,25 +7,10 @@
 #include "itest.h"
 
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 enum { NCLI = 40, NPUB = 4, NMSG = 150, NWORKERS = 4 };
-
-struct pub {
-	struct rl_test_client *c;
-	uint8_t *buf;
-	size_t n;
-	int rc;
-};
-
-static void *pub_send(void *arg)
-{
-	struct pub *p = arg;
-	p->rc = rl_test_send_raw(p->c, p->buf, p->n, 10000);
-	return NULL;
-}
 
 /* Connects NCLI clients, checks where they landed, joins them to <room>. */
 static void fan_setup(struct rl_test_server *s, struct rl_test_client **c, const char *room)
@@ -103,12 +88,14 @@ static void fan_run(bool binary)
 
 	/* Publishers are clients 0..NPUB-1, spread over whatever workers they
 	 * landed on; client 0 said "echo":true. */
-	struct pub pub[NPUB];
+	uint8_t *buf[NPUB];
+	size_t len[NPUB];
 	char ids[NPUB][160];
 	for (int k = 0; k < NPUB; k++) {
 		snprintf(ids[k], sizeof(ids[k]), "%s", rl_test_conn_id(c[k]));
-		pub[k] = (struct pub){.c = c[k], .buf = malloc(NMSG * 128), .n = 0};
-		cr_assert_not_null(pub[k].buf);
+		buf[k] = malloc(NMSG * 128);
+		len[k] = 0;
+		cr_assert_not_null(buf[k]);
 		for (int i = 0; i < NMSG; i++) {
 			char m[128];
 			int n;
@@ -124,20 +111,21 @@ static void fan_run(bool binary)
 					     "{\"room\":\"fan\",\"content\":{\"p\":%d,\"seq\":%d}}", k,
 					     i);
 			}
-			rl_test_frame_append(pub[k].buf, NMSG * 128, &pub[k].n, RELAY_MSG_MESSAGE,
-					     binary ? RELAY_FLAG_BINARY : RELAY_FLAG_JSON, m, (size_t)n);
+			rl_test_frame_append(buf[k], NMSG * 128, &len[k], RELAY_MSG_MESSAGE,
+					     binary ? RELAY_FLAG_BINARY : RELAY_FLAG_JSON, m,
+					     (size_t)n);
 		}
 	}
-	pthread_t th[NPUB];
+	struct it_sender pub[NPUB];
 	for (int k = 0; k < NPUB; k++)
-		cr_assert_eq(pthread_create(&th[k], NULL, pub_send, &pub[k]), 0);
+		it_sender_start(&pub[k], c[k], buf[k], len[k]);
 
 	static int next[NCLI][NPUB];
 	int total[NCLI] = {0}, want[NCLI];
 	memset(next, 0, sizeof(next));
 	for (int i = 0; i < NCLI; i++)
 		want[i] = NPUB * NMSG - (i > 0 && i < NPUB ? NMSG : 0);
-	int64_t deadline = rl_test_now_ms() + 15000;
+	int64_t deadline = rl_test_now_ms() + RL_TEST_BULK_MS;
 	for (;;) {
 		bool done = true;
 		for (int i = 0; i < NCLI; i++)
@@ -152,9 +140,8 @@ static void fan_run(bool binary)
 			fan_drain(c[i], i, ids, next[i], &total[i], binary);
 	}
 	for (int k = 0; k < NPUB; k++) {
-		pthread_join(th[k], NULL);
-		cr_assert_eq(pub[k].rc, 0, "publisher %d: send failed", k);
-		free(pub[k].buf);
+		cr_assert_eq(it_sender_join(&pub[k]), 0, "publisher %d: send failed", k);
+		free(buf[k]);
 	}
 	for (int i = 0; i < NCLI; i++) {
 		cr_assert_eq(total[i], want[i], "client %d (worker %d) got %d of %d messages", i,

@@ -26,7 +26,7 @@ static void send_split(struct rl_test_client *c, const uint8_t *b, size_t n, siz
 	it_raw(c, b + at, n - at);
 }
 
-IT_TEST(fragment, byte_by_byte)
+IT_TEST(fragment, frames_sent_byte_by_byte_are_handled_as_whole_frames)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "2");
@@ -181,20 +181,6 @@ IT_TEST(fragment, many_frames_in_one_write)
 
 enum { BURST = 10000 };
 
-struct burst {
-	struct rl_test_client *a;
-	uint8_t *buf;
-	size_t n;
-	int rc;
-};
-
-static void *burst_send(void *arg)
-{
-	struct burst *b = arg;
-	b->rc = rl_test_send_raw(b->a, b->buf, b->n, 10000);
-	return NULL;
-}
-
 /* Publisher a writes 10,000 binary MESSAGE frames in one write; member c
  * must get every one, in order; client b on the SAME worker (--workers 1)
  * keeps getting prompt HEARTBEAT echoes meanwhile (the per-connection read
@@ -210,19 +196,19 @@ IT_TEST(fragment, burst_of_10000_frames_in_one_write_does_not_starve_others)
 	struct rl_test_client *c = it_client(&s, NULL);
 	it_join(a, "burst", 1);
 	it_join(c, "burst", 2);
-	struct burst bu = {.a = a, .n = 0};
-	bu.buf = malloc((size_t)BURST * 16);
-	cr_assert_not_null(bu.buf);
+	uint8_t *buf = malloc((size_t)BURST * 16);
+	size_t len = 0;
+	cr_assert_not_null(buf);
 	for (uint32_t i = 0; i < BURST; i++) {
 		uint8_t m[8] = {5, 'b', 'u', 'r', 's', 't', (uint8_t)(i >> 8), (uint8_t)i};
-		rl_test_frame_append(bu.buf, (size_t)BURST * 16, &bu.n, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY,
-				     m, sizeof(m));
+		rl_test_frame_append(buf, (size_t)BURST * 16, &len, RELAY_MSG_MESSAGE,
+				     RELAY_FLAG_BINARY, m, sizeof(m));
 	}
-	pthread_t th;
-	cr_assert_eq(pthread_create(&th, NULL, burst_send, &bu), 0);
+	struct it_sender burst;
+	it_sender_start(&burst, a, buf, len);
 
 	uint32_t got = 0, pings = 0;
-	int64_t worst = 0, deadline = rl_test_now_ms() + 15000, sent_at = 0;
+	int64_t worst = 0, deadline = rl_test_now_ms() + RL_TEST_BULK_MS, sent_at = 0;
 	bool waiting = false;
 	while (got < BURST && rl_test_now_ms() < deadline) {
 		if (!waiting) {
@@ -259,11 +245,10 @@ IT_TEST(fragment, burst_of_10000_frames_in_one_write_does_not_starve_others)
 			cr_assert_lt(rl_test_now_ms() - sent_at, 1000,
 				     "b's HEARTBEAT waited over 1 s during the burst");
 	}
-	pthread_join(th, NULL);
-	cr_assert_eq(bu.rc, 0, "burst send failed");
+	cr_assert_eq(it_sender_join(&burst), 0, "burst send failed");
 	cr_assert_eq(got, BURST, "c got %u of %u", got, BURST);
 	cr_log_info("burst: %u pings answered meanwhile, worst %lld ms", pings, (long long)worst);
-	free(bu.buf);
+	free(buf);
 	it_ping(a); /* a got nothing back (no echo), and still works */
 	rl_test_close(a);
 	rl_test_close(b);
@@ -294,7 +279,7 @@ static void *stream_write(void *arg)
 		rl_test_frame_append(chunk, sizeof(chunk), &n, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, m,
 				     sizeof(m));
 	while (!atomic_load(&st->stop)) {
-		st->rc = rl_test_send_raw(st->a, chunk, n, 10000);
+		st->rc = rl_test_send_raw(st->a, chunk, n, RL_TEST_BULK_MS);
 		if (st->rc != 0)
 			break;
 		st->sent += 1000;
@@ -329,7 +314,7 @@ IT_TEST(fragment, sustained_flood_does_not_starve_a_neighbour)
 	int answered = 0;
 	while (rl_test_now_ms() - t0 < 1500) {
 		int64_t t = rl_test_now_ms();
-		int rc = rl_test_ping(b, 5000);
+		int rc = rl_test_ping(b, RL_TEST_REPLY_MS);
 		int64_t rtt = rl_test_now_ms() - t;
 		worst = rtt > worst ? rtt : worst;
 		if (rc != 0 || rtt > STREAM_RTT_MS) {
@@ -348,7 +333,7 @@ IT_TEST(fragment, sustained_flood_does_not_starve_a_neighbour)
 	/* Everything the flooder sent was handled without a reply: its ping
 	 * echo comes next. */
 	int64_t t = rl_test_now_ms();
-	cr_assert_eq(rl_test_ping(st.a, 20000), 0, "flooder: %s", rl_test_err());
+	cr_assert_eq(rl_test_ping(st.a, 2 * RL_TEST_BULK_MS), 0, "flooder: %s", rl_test_err());
 	cr_log_info("flood: %llu frames; %d pings answered meanwhile, worst %lld ms; backlog drained "
 		    "in %lld ms",
 		    st.sent, answered, (long long)worst, (long long)(rl_test_now_ms() - t));

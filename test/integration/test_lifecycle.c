@@ -54,9 +54,9 @@ IT_TEST(lifecycle, sigterm_sends_server_shutdown_to_every_client_and_exits_0)
 	it_ping(c[2]);
 	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0, "%s", rl_test_err());
 	for (int i = 0; i < N; i++)
-		cr_assert_eq(rl_test_expect_fatal(c[i], "SERVER_SHUTDOWN", 5000), 0, "client %d: %s", i,
-			     rl_test_err());
-	int st = rl_test_server_wait(&s, 10000);
+		cr_assert_eq(rl_test_expect_fatal(c[i], "SERVER_SHUTDOWN", RL_TEST_REPLY_MS), 0,
+			     "client %d: %s", i, rl_test_err());
+	int st = rl_test_server_wait(&s, RL_TEST_START_MS);
 	cr_assert_eq(st, 0, "relayd exit status %d after SIGTERM", st);
 	/* The final totals (issue 3: connections served, messages, bytes, peak
 	 * connections, slow consumers), in relayd's own line on stdout. */
@@ -90,7 +90,7 @@ IT_TEST(lifecycle, shutdown_grace_bounds_the_flush)
 	it_ping(pub);
 	int64_t t0 = rl_test_now_ms();
 	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0);
-	int st = rl_test_server_wait(&s, 6000);
+	int st = rl_test_server_wait(&s, RL_TEST_START_MS);
 	int64_t took = rl_test_now_ms() - t0;
 	cr_assert_eq(st, 0, "exit status %d", st);
 	cr_assert_lt(took, 3000, "shutdown took %lld ms with --shutdown-grace 0.5", (long long)took);
@@ -115,7 +115,7 @@ static void expect_start_failure(const char *const *args, const char *const *env
 				 const char *name, const char *what)
 {
 	char out[4096], err[4096];
-	int st = rl_test_run_relayd(args, env, 5000, out, sizeof(out), err, sizeof(err));
+	int st = rl_test_run_relayd(args, env, 0, out, sizeof(out), err, sizeof(err));
 	cr_assert_eq(st, 1, "%s: exit status %d, want 1; stderr: %s", what, st, err);
 	cr_assert_eq(count_lines(err), 1, "%s: want exactly one stderr line, got:\n%s", what, err);
 	cr_assert(err[0] != '\n', "%s: empty error line", what);
@@ -124,7 +124,7 @@ static void expect_start_failure(const char *const *args, const char *const *env
 	cr_assert(strstr(out, "listening") == NULL, "%s: printed %s", what, out);
 }
 
-IT_TEST(lifecycle, port_in_use_by_a_plain_listener)
+IT_TEST(lifecycle, a_port_held_by_another_socket_fails_startup)
 {
 	IT_NEED_PROCESS();
 	uint16_t taken;
@@ -140,7 +140,7 @@ IT_TEST(lifecycle, port_in_use_by_a_plain_listener)
 /* The hard case: a second relayd on the same port. With SO_REUSEPORT on
  * both sides (same user) Linux lets the bind succeed and would silently
  * share the port, so relayd must detect it and refuse. */
-IT_TEST(lifecycle, port_in_use_by_another_relayd)
+IT_TEST(lifecycle, a_port_held_by_another_relayd_fails_startup)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();
@@ -192,12 +192,12 @@ IT_TEST(lifecycle, bad_option_values_exit_1_with_one_line)
 	 * and stderr names it (getopt may add a "try --help" line). */
 	const char *unk[] = {"--port", "0", "--bogus-option", NULL};
 	char out[4096], err[4096];
-	int st = rl_test_run_relayd(unk, NULL, 5000, out, sizeof(out), err, sizeof(err));
+	int st = rl_test_run_relayd(unk, NULL, 0, out, sizeof(out), err, sizeof(err));
 	cr_assert_eq(st, 1, "--bogus-option: exit status %d: %s", st, err);
 	cr_assert(contains_ci(err, "bogus-option"), "--bogus-option: %s", err);
 }
 
-IT_TEST(lifecycle, help_and_version)
+IT_TEST(lifecycle, help_lists_options_with_defaults_and_version_prints_it)
 {
 	static const char *const opts[] = {
 		"--host", "--port", "--workers", "--max-frame-bytes", "--max-connections",
@@ -208,7 +208,7 @@ IT_TEST(lifecycle, help_and_version)
 	IT_NEED_PROCESS();
 	static char out[65536], err[4096];
 	const char *help[] = {"--help", NULL};
-	int st = rl_test_run_relayd(help, NULL, 5000, out, sizeof(out), err, sizeof(err));
+	int st = rl_test_run_relayd(help, NULL, 0, out, sizeof(out), err, sizeof(err));
 	cr_assert_eq(st, 0, "--help: status %d: %s", st, err);
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
 		cr_assert(strstr(out, opts[i]) != NULL, "--help does not list %s:\n%s", opts[i], out);
@@ -217,9 +217,9 @@ IT_TEST(lifecycle, help_and_version)
 			  strstr(out, "127.0.0.1") != NULL,
 		  "--help should show defaults:\n%s", out);
 	const char *ver[] = {"--version", NULL};
-	st = rl_test_run_relayd(ver, NULL, 5000, out, sizeof(out), err, sizeof(err));
+	st = rl_test_run_relayd(ver, NULL, 0, out, sizeof(out), err, sizeof(err));
 	cr_assert_eq(st, 0, "--version: status %d", st);
-	cr_assert(strstr(out, "0.1.0") != NULL, "--version: %s", out);
+	cr_assert(strstr(out, RELAY_VERSION_STRING) != NULL, "--version: %s", out);
 }
 
 IT_TEST(lifecycle, environment_sets_options_and_argv_wins)
@@ -245,7 +245,7 @@ IT_TEST(lifecycle, environment_sets_options_and_argv_wins)
 	it_stop(&s);
 }
 
-IT_TEST(lifecycle, listening_line_format)
+IT_TEST(lifecycle, the_listening_line_names_host_port_and_workers)
 {
 	struct rl_test_server s;
 	IT_NEED_PROCESS();
@@ -278,12 +278,13 @@ IT_TEST(lifecycle, second_signal_exits_at_once)
 	it_ping(pub);
 	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0);
 	/* pub reads its SERVER_SHUTDOWN: the first signal was handled. */
-	cr_assert_eq(rl_test_expect_fatal(pub, "SERVER_SHUTDOWN", IT_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_expect_fatal(pub, "SERVER_SHUTDOWN", RL_TEST_REPLY_MS), 0, "%s",
+		     rl_test_err());
 	cr_assert_eq(rl_test_server_wait(&s, 300), -ETIMEDOUT,
 		     "relayd exited before the grace period although a client holds queued data");
 	int64_t t0 = rl_test_now_ms();
 	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0);
-	int st = rl_test_server_wait(&s, 5000);
+	int st = rl_test_server_wait(&s, RL_TEST_START_MS);
 	cr_assert_neq(st, -ETIMEDOUT, "a second SIGTERM did not end relayd");
 	cr_assert_lt(rl_test_now_ms() - t0, 2000, "a second SIGTERM took %lld ms",
 		     (long long)(rl_test_now_ms() - t0));
@@ -296,7 +297,7 @@ IT_TEST(lifecycle, second_signal_exits_at_once)
  * limit are accepted and closed, and relayd serves again once some close.
  * The test lowers relayd's RLIMIT_NOFILE to 40 with prlimit(2) once it runs
  * (relayd may raise its own soft limit at start). */
-IT_TEST(lifecycle, emfile_is_survived)
+IT_TEST(lifecycle, running_out_of_descriptors_refuses_connections_then_recovers)
 {
 	enum { N = 48 };
 	struct rl_test_server s;
@@ -310,7 +311,7 @@ IT_TEST(lifecycle, emfile_is_survived)
 	int served = 0, refused = 0;
 	for (int i = 0; i < N; i++) {
 		c[i] = it_connect(&s);
-		if (rl_test_hello(c[i], NULL, IT_MS) != NULL) {
+		if (rl_test_hello(c[i], NULL, RL_TEST_REPLY_MS) != NULL) {
 			served++;
 		} else {
 			/* Closed without a reply (or SERVER_FULL is not expected here). */
@@ -328,13 +329,88 @@ IT_TEST(lifecycle, emfile_is_survived)
 	/* Serves again once descriptors are free (closes are noticed
 	 * asynchronously: retry briefly). */
 	bool ok = false;
-	for (int64_t end = rl_test_now_ms() + IT_MS; !ok && rl_test_now_ms() < end;) {
+	for (int64_t end = rl_test_now_ms() + RL_TEST_REPLY_MS; !ok && rl_test_now_ms() < end;) {
 		struct rl_test_client *x = it_connect(&s);
-		ok = rl_test_hello(x, NULL, IT_MS) != NULL;
+		ok = rl_test_hello(x, NULL, RL_TEST_REPLY_MS) != NULL;
 		if (ok)
 			it_ping(x);
 		rl_test_close(x);
 	}
 	cr_assert(ok, "relayd does not serve after EMFILE: %s", rl_test_err());
+	it_stop(&s);
+}
+
+/* The kernel's timer of relayd's end of <c> (the line in /proc/net/tcp whose
+ * local port is the server's and remote port is <c>'s): *<tr> 0 none,
+ * 1 retransmit, 2 keepalive (or SYN-ACK), 4 zero-window probe; *<ticks> until
+ * it fires, in clock ticks. 0, or -1 if no such line. */
+static int tcp_timer(const struct rl_test_server *s, const struct rl_test_client *c, unsigned *tr,
+		     unsigned long *ticks)
+{
+	struct sockaddr_in me;
+	socklen_t len = sizeof(me);
+	cr_assert_eq(getsockname(rl_test_fd(c), (struct sockaddr *)&me, &len), 0);
+	FILE *f = fopen("/proc/net/tcp", "r");
+	cr_assert_not_null(f, "/proc/net/tcp");
+	char line[512];
+	int found = -1;
+	while (found != 0 && fgets(line, sizeof(line), f) != NULL) {
+		unsigned la, lp, ra, rp, st, txq, rxq;
+		if (sscanf(line, " %*u: %8x:%4x %8x:%4x %2x %8x:%8x %2x:%8lx", &la, &lp, &ra, &rp,
+			   &st, &txq, &rxq, tr, ticks) == 9 &&
+		    lp == s->port && rp == ntohs(me.sin_port))
+			found = 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Waits (bounded) until relayd's end of <c> has no retransmission pending,
+ * i.e. every byte it sent was acked, and returns its timer kind. */
+static unsigned settled_tcp_timer(const struct rl_test_server *s, const struct rl_test_client *c,
+				  unsigned long *ticks)
+{
+	int64_t deadline = rl_test_now_ms() + RL_TEST_REPLY_MS;
+	unsigned tr = 1;
+	while (tr == 1 || tr == 4) {
+		cr_assert_lt(rl_test_now_ms(), deadline, "relayd's socket keeps timer %u", tr);
+		cr_assert_eq(tcp_timer(s, c, &tr, ticks), 0, "relayd's end not in /proc/net/tcp");
+	}
+	return tr;
+}
+
+/* --tcp-keepalive reaches the accepted sockets: the kernel shows relayd's end
+ * of an idle connection with the keepalive timer armed for the idle time,
+ * and with no timer at all for 0. */
+IT_TEST(lifecycle, tcp_keepalive_option_arms_accepted_sockets)
+{
+	IT_NEED_PROCESS();
+	static char out[65536], err[4096];
+	const char *help[] = {"--help", NULL};
+	cr_assert_eq(rl_test_run_relayd(help, NULL, 5000, out, sizeof(out), err, sizeof(err)), 0);
+	cr_assert(strstr(out, "--tcp-keepalive SECONDS") != NULL &&
+		      strstr(out, "(default: 60) [RELAY_TCP_KEEPALIVE]") != NULL,
+		  "--help: %s", out);
+	const char *bad[] = {"--port", "0", "--tcp-keepalive", "soon", NULL};
+	expect_start_failure(bad, NULL, "tcp-keepalive", "--tcp-keepalive soon");
+	const char *big[] = {"--port", "0", "--tcp-keepalive", "32768", NULL};
+	expect_start_failure(big, NULL, "tcp-keepalive", "--tcp-keepalive 32768");
+
+	long hz = sysconf(_SC_CLK_TCK);
+	unsigned long ticks;
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "1", "--tcp-keepalive", "45");
+	struct rl_test_client *c = it_client(&s, NULL);
+	cr_assert_eq(settled_tcp_timer(&s, c, &ticks), 2, "keepalive timer not armed");
+	cr_assert(ticks > (unsigned long)(40 * hz) && ticks <= (unsigned long)(45 * hz),
+		  "keepalive fires in %lu ticks, want about 45 s (%ld ticks/s)", ticks, hz);
+	rl_test_close(c);
+	it_stop(&s);
+
+	const char *env[] = {"RELAY_TCP_KEEPALIVE=0", NULL};
+	cr_assert_eq(rl_test_server_start(&s, NULL, env, 0), 0, "%s", rl_test_err());
+	c = it_client(&s, NULL);
+	cr_assert_eq(settled_tcp_timer(&s, c, &ticks), 0, "a timer with keepalive off");
+	rl_test_close(c);
 	it_stop(&s);
 }

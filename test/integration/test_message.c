@@ -144,7 +144,7 @@ static void expect_bin_delivery(struct rl_test_client *c, const char *room,
 	it_expect_bin(c, RELAY_MSG_MESSAGE, want, 2 + rl + fl + n);
 }
 
-IT_TEST(message, binary_delivery_form)
+IT_TEST(message, binary_messages_arrive_in_the_binary_envelope_with_the_sender)
 {
 	static const uint8_t data[] = {0x00, 0xff, 0x01, '{', 0x80, 0x0a, 0x00};
 	struct rl_test_server s;
@@ -194,13 +194,15 @@ IT_TEST(message, echo_true_delivers_to_sender_and_rehello_toggles)
 	expect_bin_delivery(a, "e", a, "bb", 2);
 	expect_bin_delivery(b, "e", a, "bb", 2);
 	/* "echo":false explicitly, by a new HELLO. */
-	cr_assert_not_null(rl_test_hello(a, "{\"userId\":\"alice\",\"echo\":false}", IT_MS), "%s",
-			   rl_test_err());
+	cr_assert_not_null(
+	    rl_test_hello(a, "{\"userId\":\"alice\",\"echo\":false}", RL_TEST_REPLY_MS), "%s",
+	    rl_test_err());
 	send_msg(a, "e", "2");
 	expect_delivery(b, "e", a, "alice", "2", t0);
 	it_silent(a);
 	/* B turns echo on without a userId. */
-	cr_assert_not_null(rl_test_hello(b, "{\"echo\":true}", IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(b, "{\"echo\":true}", RL_TEST_REPLY_MS), "%s",
+			   rl_test_err());
 	send_msg(b, "e", "3");
 	expect_delivery(b, "e", b, NULL, "3", t0);
 	expect_delivery(a, "e", b, NULL, "3", t0);
@@ -264,8 +266,8 @@ IT_TEST(message, wrong_shapes_are_invalid_payload)
 	it_presence(a, 1);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		it_send_str(a, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, bad[i]);
-		cr_assert_not_null(rl_test_expect_error(a, "INVALID_PAYLOAD", IT_MS), "%s: %s", bad[i],
-				   rl_test_err());
+		cr_assert_not_null(rl_test_expect_error(a, "INVALID_PAYLOAD", RL_TEST_REPLY_MS),
+				   "%s: %s", bad[i], rl_test_err());
 	}
 	/* Binary envelopes too short or with L = 0 / L > 64. */
 	uint8_t l0[] = {0, 'x'}, lbig[70], shortp[] = {5, 'a', 'b'};
@@ -293,7 +295,7 @@ IT_TEST(message, wrong_shapes_are_invalid_payload)
 	it_stop(&s);
 }
 
-IT_TEST(message, invalid_room_names)
+IT_TEST(message, empty_control_surrogate_or_overlong_room_names_are_invalid_room)
 {
 	static const char *const bad[] = {
 		"\"\"",
@@ -311,15 +313,15 @@ IT_TEST(message, invalid_room_names)
 	struct rl_test_client *a = it_client(&s, NULL);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(rl_test_send_json(a, RELAY_MSG_JOIN_ROOM, "{\"room\":%s}", bad[i]), 0);
-		cr_assert_not_null(rl_test_expect_error(a, "INVALID_ROOM", IT_MS), "JOIN %s: %s",
-				   bad[i], rl_test_err());
+		cr_assert_not_null(rl_test_expect_error(a, "INVALID_ROOM", RL_TEST_REPLY_MS),
+				   "JOIN %s: %s", bad[i], rl_test_err());
 		cr_assert_eq(rl_test_send_json(a, RELAY_MSG_MESSAGE, "{\"room\":%s,\"content\":1}", bad[i]),
 			     0);
-		cr_assert_not_null(rl_test_expect_error(a, "INVALID_ROOM", IT_MS), "MESSAGE %s: %s",
-				   bad[i], rl_test_err());
+		cr_assert_not_null(rl_test_expect_error(a, "INVALID_ROOM", RL_TEST_REPLY_MS),
+				   "MESSAGE %s: %s", bad[i], rl_test_err());
 		cr_assert_eq(rl_test_send_json(a, RELAY_MSG_LEAVE_ROOM, "{\"room\":%s}", bad[i]), 0);
-		cr_assert_not_null(rl_test_expect_error(a, "INVALID_ROOM", IT_MS), "LEAVE %s: %s",
-				   bad[i], rl_test_err());
+		cr_assert_not_null(rl_test_expect_error(a, "INVALID_ROOM", RL_TEST_REPLY_MS),
+				   "LEAVE %s: %s", bad[i], rl_test_err());
 	}
 	/* Binary: invalid UTF-8, control characters, empty after trim, 65 bytes. */
 	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "\xc0\xaf");
@@ -402,7 +404,7 @@ IT_TEST(message, bad_userid_is_invalid_payload_and_not_acked)
 	/* 128 bytes is fine. */
 	id129[128] = '\0';
 	snprintf(req, sizeof(req), "{\"userId\":\"%s\"}", id129);
-	cr_assert_not_null(rl_test_hello(a, req, IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(a, req, RL_TEST_REPLY_MS), "%s", rl_test_err());
 	send_msg(a, "u", "1");
 	expect_delivery(b, "u", a, id129, "1", t0);
 	rl_test_close(a);

@@ -46,7 +46,7 @@ IT_TEST(session, hello_ack_is_byte_exact)
 	it_stop(&s);
 }
 
-IT_TEST(session, hello_empty_payload_and_fields_optional)
+IT_TEST(session, hello_payload_may_be_empty_and_unknown_fields_are_ignored)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -94,7 +94,8 @@ IT_TEST(session, connection_ids_unique_across_workers)
 	/* Re-HELLO keeps the connection's id. */
 	char id[160];
 	snprintf(id, sizeof(id), "%s", rl_test_conn_id(c[0]));
-	cr_assert_not_null(rl_test_hello(c[0], "{\"userId\":\"again\"}", IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(c[0], "{\"userId\":\"again\"}", RL_TEST_REPLY_MS), "%s",
+			   rl_test_err());
 	cr_assert_str_eq(rl_test_conn_id(c[0]), id);
 	for (int i = 0; i < N; i++)
 		rl_test_close(c[i]);
@@ -167,7 +168,7 @@ IT_TEST(session, binary_join_leave_acked_in_binary)
 	it_stop(&s);
 }
 
-IT_TEST(session, json_names_trimmed_and_raw_utf8)
+IT_TEST(session, json_room_names_are_trimmed_and_acked_as_raw_utf8)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -254,7 +255,8 @@ IT_TEST(session, rehello_replaces_userid_in_presence)
 	it_join(b, "r1", 2);
 	expect_presence(a, "userJoined", "r1", b, "bob");
 	/* A new HELLO replaces userId for what follows; nothing is re-sent. */
-	cr_assert_not_null(rl_test_hello(b, "{\"userId\":\"robert\"}", IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(b, "{\"userId\":\"robert\"}", RL_TEST_REPLY_MS), "%s",
+			   rl_test_err());
 	it_silent(a);
 	it_join(a, "r2", 1);
 	it_join(b, "r2", 2);
@@ -264,7 +266,7 @@ IT_TEST(session, rehello_replaces_userid_in_presence)
 	/* Reading of "a HELLO sent again replaces userId and echo": a HELLO
 	 * without userId replaces it with none (as one without "echo" turns
 	 * echo off), so later events carry no userId. */
-	cr_assert_not_null(rl_test_hello(b, "{}", IT_MS), "%s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(b, "{}", RL_TEST_REPLY_MS), "%s", rl_test_err());
 	it_leave(b, "r2");
 	expect_presence(a, "userLeft", "r2", b, NULL);
 	rl_test_close(a);
@@ -353,7 +355,7 @@ IT_TEST(session, disconnect_leaves_every_room_once)
  * backslashes escaped, "\/" decoded to "/", non-ASCII raw; keys are matched
  * after decoding their escapes; with duplicate keys the last one wins;
  * only ASCII whitespace is trimmed (U+00A0 stays). */
-IT_TEST(session, json_names_escapes_keys_and_duplicates)
+IT_TEST(session, json_room_names_and_keys_are_unescaped_and_the_last_duplicate_wins)
 {
 	struct rl_test_server s;
 	IT_START(&s, "--workers", "1");
@@ -378,5 +380,51 @@ IT_TEST(session, json_names_escapes_keys_and_duplicates)
 			"{\"status\":\"joined\",\"room\":\"\xc2\xa0x\xc2\xa0\",\"members\":1}");
 	rl_test_close(a);
 	rl_test_close(b);
+	it_stop(&s);
+}
+
+/* The server never sends a frame longer than max_frame (spec 2a), presence
+ * events included. Reading: userId is optional in the event, so an event
+ * that would not fit with it is sent without it; the rest (type, room,
+ * connectionId) always fits within the smallest max_frame (256). */
+IT_TEST(session, presence_within_max_frame_drops_userid_when_too_long)
+{
+	char room[65], user[129], hello[160];
+	memset(room, 'p', 64);
+	room[64] = '\0';
+	memset(user, 'u', 128);
+	user[128] = '\0';
+	snprintf(hello, sizeof(hello), "{\"userId\":\"%s\"}", user);
+	struct rl_test_server s;
+	IT_NEED_PROCESS();
+	IT_START(&s, "--workers", "1", "--max-frame-bytes", "256");
+	struct rl_test_client *a = it_client(&s, NULL);
+	rl_test_set_max_frame(a, 256);
+	struct rl_test_client *b = it_client(&s, hello);
+	struct rl_test_client *c = it_client(&s, "{\"userId\":\"bob\"}");
+	it_join(a, room, 1);
+	it_join(b, room, 2);
+	const struct rl_test_frame *f = rl_test_recv(a, RL_TEST_REPLY_MS);
+	cr_assert_not_null(f, "userJoined: %s", rl_test_err());
+	cr_assert_leq(f->len + 3, 256u, "a %u-byte frame with --max-frame-bytes 256: %s",
+		      f->len + 3, rl_test_frame_str(f));
+	cr_assert_eq(f->type, RELAY_MSG_MESSAGE, "%s", rl_test_frame_str(f));
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "{\"type\":\"userJoined\",\"room\":\"%s\",\"connectionId\":\"%s\"}", room,
+		 rl_test_conn_id(b));
+	cr_assert(f->len == strlen(want) && memcmp(f->payload, want, f->len) == 0, "got %s",
+		  rl_test_frame_str(f));
+	/* A userId that fits is still sent. */
+	it_join(c, room, 3);
+	expect_presence(a, "userJoined", room, c, "bob");
+	expect_presence(b, "userJoined", room, c, "bob");
+	it_leave(b, room);
+	expect_presence(a, "userLeft", room, b, NULL);
+	expect_presence(c, "userLeft", room, b, NULL);
+	it_silent(a);
+	rl_test_close(a);
+	rl_test_close(b);
+	rl_test_close(c);
 	it_stop(&s);
 }

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { THREADS = 6, CONNS = 3, ROOMS = 3, CHURN_MS = 3000, T_MS = 10000 };
+enum { THREADS = 6, CONNS = 3, ROOMS = 3, CHURN_MS = 3000 };
 
 static atomic_bool churn_failed;
 static atomic_ulong deliveries; /* room frames received and checked */
@@ -77,7 +77,7 @@ static int frame_room(const struct rl_test_frame *f)
 static bool wait_for(struct worker *w, int i, uint8_t type)
 {
 	for (;;) {
-		const struct rl_test_frame *f = rl_test_recv(w->c[i], T_MS);
+		const struct rl_test_frame *f = rl_test_recv(w->c[i], RL_TEST_REPLY_MS);
 		if (f == NULL) {
 			churn_fail("waiting for a reply: %s", rl_test_err());
 			return false;
@@ -99,7 +99,7 @@ static bool wait_for(struct worker *w, int i, uint8_t type)
 
 static bool conn_open(struct worker *w, int i)
 {
-	w->c[i] = rl_test_connect(w->s, T_MS);
+	w->c[i] = rl_test_connect(w->s, RL_TEST_REPLY_MS);
 	if (w->c[i] == NULL) {
 		churn_fail("connect: %s", rl_test_err());
 		return false;
@@ -176,7 +176,7 @@ static void *churn_thread(void *arg)
  * 3 s while relayd processes the last disconnects), then leaves. */
 static int probe_rooms(const struct rl_test_server *s)
 {
-	struct rl_test_client *p = rl_test_connect(s, T_MS);
+	struct rl_test_client *p = rl_test_connect(s, RL_TEST_REPLY_MS);
 	if (p == NULL)
 		return fprintf(stderr, "probe connect: %s\n", rl_test_err()), -1;
 	int rc = 0;
@@ -184,14 +184,14 @@ static int probe_rooms(const struct rl_test_server *s)
 		int64_t deadline = rl_test_now_ms() + 3000;
 		long m = -1;
 		for (;;) {
-			if (rl_test_join(p, room_name(r), &m, T_MS) != 0) {
+			if (rl_test_join(p, room_name(r), &m, RL_TEST_REPLY_MS) != 0) {
 				fprintf(stderr, "probe join: %s\n", rl_test_err());
 				rc = -1;
 				break;
 			}
 			if (m == 1 || rl_test_now_ms() > deadline)
 				break;
-			if (rl_test_leave(p, room_name(r), T_MS) != 0) {
+			if (rl_test_leave(p, room_name(r), RL_TEST_REPLY_MS) != 0) {
 				rc = -1;
 				break;
 			}
@@ -212,7 +212,7 @@ int main(void)
 {
 	struct rl_test_server s;
 	const char *args[] = {"--workers", "4", NULL};
-	if (rl_test_server_start(&s, args, NULL, 60000) != 0) {
+	if (rl_test_server_start(&s, args, NULL, 0) != 0) {
 		fprintf(stderr, "start relayd: %s\n", rl_test_err());
 		return 1;
 	}
@@ -238,7 +238,7 @@ int main(void)
 	}
 	if (rc == 0 && probe_rooms(&s) != 0)
 		rc = 1;
-	int st = rl_test_server_stop(&s, 60000);
+	int st = rl_test_server_stop(&s, 0);
 	if (st != 0) {
 		fprintf(stderr, "relayd exit status %d (want 0)\n", st);
 		rc = 1;

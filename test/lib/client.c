@@ -35,9 +35,10 @@ struct rl_test_client {
 	unsigned long ping_seq;
 };
 
-static int cli_timeout(int ms, int dflt)
+/* <ms>, or the harness's reply timeout for 0. */
+static int cli_timeout(int ms)
 {
-	return ms > 0 ? ms : dflt;
+	return ms > 0 ? ms : RL_TEST_REPLY_MS;
 }
 
 /* ---- connect / close ------------------------------------------------------ */
@@ -62,7 +63,7 @@ struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int
 	freeaddrinfo(ai);
 	if (rc == -1 && errno == EINPROGRESS) {
 		struct pollfd p = {.fd = fd, .events = POLLOUT};
-		if (poll(&p, 1, cli_timeout(timeout_ms, 5000)) != 1) {
+		if (poll(&p, 1, cli_timeout(timeout_ms)) != 1) {
 			close(fd);
 			return rl_test_set_err("connect %s:%u: timed out", host, port), NULL;
 		}
@@ -125,7 +126,7 @@ int rl_test_set_rcvbuf(struct rl_test_client *c, int bytes)
 int rl_test_send_raw(struct rl_test_client *c, const void *p, size_t n, int timeout_ms)
 {
 	const uint8_t *b = p;
-	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms, 5000);
+	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms);
 	while (n > 0) {
 		ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
 		if (w > 0) {
@@ -140,8 +141,9 @@ int rl_test_send_raw(struct rl_test_client *c, const void *p, size_t n, int time
 		int64_t left = deadline - rl_test_now_ms();
 		struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
 		if (left <= 0 || poll(&pf, 1, (int)left) == 0)
-			return rl_test_set_err("send: no room in the socket for %d ms (%zu bytes left)",
-					       cli_timeout(timeout_ms, 5000), n),
+			return rl_test_set_err(
+				   "send: no room in the socket for %d ms (%zu bytes left)",
+				   cli_timeout(timeout_ms), n),
 			       -ETIMEDOUT;
 	}
 	return 0;
@@ -226,6 +228,8 @@ static int cli_next(struct rl_test_client *c)
 	c->mid_feed = false;
 	if (st == RELAY_DECODE_ERROR)
 		return rl_test_set_err("server sent a bad frame: %s", relay_err_name(c->dec.err));
+	if (st == RELAY_DECODE_NOMEM)
+		return rl_test_set_err("out of memory decoding a frame");
 	return 0;
 }
 
@@ -272,7 +276,7 @@ int rl_test_poll_frame(struct rl_test_client *c, const struct rl_test_frame **ou
 
 const struct rl_test_frame *rl_test_recv(struct rl_test_client *c, int timeout_ms)
 {
-	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms, 5000);
+	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms);
 	for (;;) {
 		int r = cli_next(c);
 		if (r == 1)
@@ -281,9 +285,9 @@ const struct rl_test_frame *rl_test_recv(struct rl_test_client *c, int timeout_m
 			return NULL;
 		r = cli_read(c, deadline);
 		if (r == 0) {
-			rl_test_set_err("no frame within %d ms%s", cli_timeout(timeout_ms, 5000),
+			rl_test_set_err("no frame within %d ms%s", cli_timeout(timeout_ms),
 					relay_decoder_pending(&c->dec) > 0 ? " (partial frame held)"
-									: "");
+									   : "");
 			return NULL;
 		}
 		if (r < 0)
@@ -388,7 +392,7 @@ const struct rl_test_frame *rl_test_expect_error(struct rl_test_client *c, const
 
 int rl_test_expect_closed(struct rl_test_client *c, bool discard, int timeout_ms)
 {
-	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms, 5000);
+	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms);
 	for (;;) {
 		int r = cli_next(c);
 		if (r == 1 && !discard)
@@ -403,7 +407,7 @@ int rl_test_expect_closed(struct rl_test_client *c, bool discard, int timeout_ms
 		int64_t left = deadline - rl_test_now_ms();
 		if (left <= 0 || poll(&p, 1, (int)left) == 0)
 			return rl_test_set_err("connection still open after %d ms",
-					       cli_timeout(timeout_ms, 5000));
+					       cli_timeout(timeout_ms));
 		ssize_t n = read(c->fd, c->rbuf, sizeof(c->rbuf));
 		if (n == 0 || (n == -1 && (errno == ECONNRESET || errno == EPIPE)))
 			return 0;
@@ -447,7 +451,7 @@ static int cli_ping(struct rl_test_client *c, int timeout_ms, bool skip, size_t 
 	int n = snprintf(p, sizeof(p), "ping-%lu-%p", ++c->ping_seq, (void *)c);
 	if (rl_test_send_frame(c, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, p, (size_t)n) != 0)
 		return -1;
-	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms, 5000);
+	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms);
 	for (;;) {
 		int64_t left = deadline - rl_test_now_ms();
 		const struct rl_test_frame *f = rl_test_recv(c, left > 0 ? (int)left : 1);

@@ -36,6 +36,37 @@
 extern "C" {
 #endif
 
+/* ---- timeouts: the one set every suite uses ------------------------------ */
+
+/* They bound waits for events; a correct relayd is far faster, so they only
+ * decide how long a broken one takes to fail. Generous because the suites run
+ * under ASan on a shared 2-core machine; the tsan suite's relayd and harness
+ * are built with ThreadSanitizer, which slows both down further. */
+#if defined(__SANITIZE_THREAD__)
+#define RL_TEST_SLOWDOWN 2
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RL_TEST_SLOWDOWN 2
+#endif
+#endif
+#ifndef RL_TEST_SLOWDOWN
+#define RL_TEST_SLOWDOWN 1
+#endif
+
+/* A reply a correct server sends at once; also what 0 means for every
+ * <timeout_ms> of the client functions. */
+#define RL_TEST_REPLY_MS (5000 * RL_TEST_SLOWDOWN)
+/* relayd printing its listening line; relayd exiting after SIGTERM; a
+ * one-shot relayd run (what 0 means for the server functions). */
+#define RL_TEST_START_MS (10000 * RL_TEST_SLOWDOWN)
+/* The same under RELAY_TEST_WRAPPER (valgrind runs relayd ~20x slower). */
+#define RL_TEST_WRAPPED_START_MS 60000
+/* Bulk work: a flood or a burst of thousands of frames to get through, a
+ * child program (relay-cli, relay-bench) to reach its next step. */
+#define RL_TEST_BULK_MS (15000 * RL_TEST_SLOWDOWN)
+/* Criterion's .timeout for one test body, in seconds. */
+#define RL_TEST_BODY_S 60
+
 /* Text of the last failure on this thread ("" if none). */
 const char *rl_test_err(void);
 /* Sets the last failure text (printf-style); returns -1 for convenience. */
@@ -69,7 +100,8 @@ bool rl_test_external(void);
 /* Starts relayd with "--port 0" (unless <args> holds "--port"), then <args>
  * (NULL-terminated, may be NULL), with the current environment plus <env>
  * ("NAME=value" strings, NULL-terminated, may be NULL; they override).
- * Waits up to <timeout_ms> (0: 10 s, 60 s under a wrapper) for the line
+ * Waits up to <timeout_ms> (0: RL_TEST_START_MS, or RL_TEST_WRAPPED_START_MS
+ * under a wrapper) for the line
  * "relayd listening on HOST:PORT (N workers)" and fills <s>. On failure
  * relayd is killed, its stderr is copied to ours, and -errno is returned. */
 int rl_test_server_start(struct rl_test_server *s, const char *const *args,
@@ -81,6 +113,11 @@ int rl_test_server_start(struct rl_test_server *s, const char *const *args,
  * truncated to the capacity; either may be NULL). For "bad option" tests. */
 int rl_test_run_relayd(const char *const *args, const char *const *env, int timeout_ms,
 		       char *out, size_t out_cap, char *err, size_t err_cap);
+
+/* The environment for a child process: ours, with the "NAME=value" strings
+ * of <env> (NULL-terminated, may be NULL) replacing or adding variables.
+ * A malloc'd array of borrowed strings (free only the array), or NULL. */
+char **rl_test_envp(const char *const *env);
 
 /* Finds a stdout line starting with <prefix> among the lines relayd printed
  * (those before the listening line included), waiting up to <timeout_ms>
@@ -96,7 +133,7 @@ int rl_test_server_signal(struct rl_test_server *s, int sig);
  * status (0-255), 128+N if killed by signal N, or -ETIMEDOUT (still running). */
 int rl_test_server_wait(struct rl_test_server *s, int timeout_ms);
 
-/* SIGTERM, then wait up to <timeout_ms> (0: 10 s, 60 s under a wrapper);
+/* SIGTERM, then wait up to <timeout_ms> (0: as for rl_test_server_start);
  * SIGKILL on timeout. Returns the exit status (0-255), 128+N if killed by
  * signal N, -ETIMEDOUT if it had to be killed. External servers: returns 0.
  * The stderr log is kept until rl_test_server_free, so tests can grep it.
@@ -136,7 +173,7 @@ struct rl_test_frame {
 
 struct rl_test_client; /* opaque */
 
-/* Connects (blocking, up to <timeout_ms>; 0: 5 s) to the server. */
+/* Connects (blocking, up to <timeout_ms>; 0: RL_TEST_REPLY_MS) to the server. */
 struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms);
 struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms);
 /* Listens on an ephemeral 127.0.0.1 port and sets *port: the port is taken
@@ -152,7 +189,7 @@ void rl_test_set_max_frame(struct rl_test_client *c, uint32_t max_frame);
 /* Shrinks SO_RCVBUF (for slow-consumer tests); returns 0 or -errno. */
 int rl_test_set_rcvbuf(struct rl_test_client *c, int bytes);
 
-/* Sends all <n> bytes, waiting up to <timeout_ms> (0: 5 s) for room in the
+/* Sends all <n> bytes, waiting up to <timeout_ms> (0: RL_TEST_REPLY_MS) for room in the
  * socket. -EPIPE/-ECONNRESET when the peer is gone, -ETIMEDOUT. */
 int rl_test_send_raw(struct rl_test_client *c, const void *p, size_t n, int timeout_ms);
 /* One frame: version 1, <type>, <flags>, <payload>/<len>. */

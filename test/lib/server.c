@@ -220,9 +220,7 @@ static bool srv_env_overridden(const char *entry, const char *const *env)
 	return false;
 }
 
-/* Returns a malloc'd array of borrowed strings: environ minus overridden
- * names, plus <env>. */
-static char **srv_envp_build(const char *const *env)
+char **rl_test_envp(const char *const *env)
 {
 	size_t n = 0, m = 0;
 	while (environ[n] != NULL)
@@ -273,7 +271,7 @@ static int srv_spawn(struct srv_argv *a, const char *const *env, int out_fd, int
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &all);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	char **envp = srv_envp_build(env);
+	char **envp = rl_test_envp(env);
 	int rc = envp == NULL ? ENOMEM : posix_spawnp(pid, a->v[0], &fa, &at, a->v, envp);
 	free(envp);
 	posix_spawn_file_actions_destroy(&fa);
@@ -331,7 +329,7 @@ static int srv_default_timeout(int timeout_ms)
 {
 	if (timeout_ms > 0)
 		return timeout_ms;
-	return srv_has_wrapper() ? 60000 : 10000;
+	return srv_has_wrapper() ? RL_TEST_WRAPPED_START_MS : RL_TEST_START_MS;
 }
 
 static void srv_dump_log(const struct rl_test_server *s, const char *why)

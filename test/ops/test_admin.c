@@ -1,7 +1,7 @@
-/* test_admin.c -- the admin endpoint (src/relayd/admin.c) against fake
- * counters and hooks: routes, status codes, exposition validity, sums,
- * /stats JSON, /rooms ordering and limits. The live-server tests are in
- * test_ops_live.c. */
+/* test_admin.c -- the admin endpoint (src/relayd/ops/admin.c) against
+ * counters written by the test and fake hooks: routes, status codes,
+ * exposition validity, sums, /stats JSON, /rooms ordering and limits. The
+ * live-server tests are in test_ops_live.c. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -37,38 +37,42 @@ static void fake_rooms(rl_admin_room_fn *fn, void *arg)
 	}
 }
 
-/* Fake counters for two workers, as the server's source would report them. */
-static void fake_worker(unsigned k, struct rl_metrics_snap *out)
+/* Counters for two workers, written into the real per-worker slots the way
+ * the workers count them; the process-wide gauges from fake readers. */
+static uint64_t fake_rooms_n(void)
 {
-	if (k == 0) {
-		out->conns += 3;
-		out->accepted += 5;
-		out->closed += 2;
-		out->bytes_in += 234;
-		out->frames_in[RELAY_MSG_MESSAGE] += 7;
-	} else {
-		out->conns += 4;
-		out->accepted += 4;
-		out->bytes_in += 1000;
-		out->frames_in[RELAY_MSG_MESSAGE] += 3;
-		out->frames_in[0] += 1; /* unknown type */
-		out->errors[RELAY_ERR_NOT_IN_ROOM] += 1;
-		out->refused_full += 3;
-		out->inbox_items += 11;
-	}
+	return 50;
 }
 
-static void fake_global(struct rl_metrics_snap *out)
+static uint64_t fake_memberships(void)
 {
-	out->rooms += 50;
-	out->memberships += 1225;
-	out->peak_conns += 8;
+	return 1225;
+}
+
+static uint64_t fake_peak(void)
+{
+	return 8;
 }
 
 static void fill_counters(void)
 {
-	static const struct rl_metrics_source src = {fake_worker, fake_global};
-	rl_metrics_set_source(&src);
+	struct rl_stats *w0 = rl_stats_slot(0), *w1 = rl_stats_slot(1);
+	RL_STAT_ADD(w0, conns_current, 3);
+	RL_STAT_ADD(w0, conns_accepted, 5);
+	RL_STAT_ADD(w0, conns_closed, 2);
+	RL_STAT_ADD(w0, bytes_in, 234);
+	RL_STAT_ADD(w0, frames_in[RELAY_MSG_MESSAGE], 7);
+	RL_STAT_ADD(w1, conns_current, 4);
+	RL_STAT_ADD(w1, conns_accepted, 4);
+	RL_STAT_ADD(w1, bytes_in, 1000);
+	RL_STAT_ADD(w1, frames_in[RELAY_MSG_MESSAGE], 3);
+	RL_STAT_ADD(w1, frames_in[0], 1); /* unknown type */
+	RL_STAT_ADD(w1, errors[RELAY_ERR_NOT_IN_ROOM], 1);
+	RL_STAT_ADD(w1, refused_full, 3);
+	RL_STAT_ADD(w1, inbox_items, 11);
+	rl_stats_set_reader(RL_STAT_ID(rooms), fake_rooms_n);
+	rl_stats_set_reader(RL_STAT_ID(memberships), fake_memberships);
+	rl_stats_set_reader(RL_STAT_ID(conns_peak), fake_peak);
 	rl_metrics_fanout_observe(rl_metrics_worker(0), 5000);	     /* le 1e-05 */
 	rl_metrics_fanout_observe(rl_metrics_worker(1), 70000);	     /* le 0.0001 */
 	rl_metrics_fanout_observe(rl_metrics_worker(1), 5000000000); /* +Inf only */
@@ -77,6 +81,7 @@ static void fill_counters(void)
 static void setup(void)
 {
 	char err[256];
+	cr_assert_eq(rl_stats_init(2), 0);
 	cr_assert_eq(rl_metrics_init(2), 0);
 	fill_counters();
 	cr_assert_eq(rl_admin_open("127.0.0.1:0", bound, sizeof(bound), err, sizeof(err)), 0, "%s",
@@ -92,6 +97,7 @@ static void teardown(void)
 {
 	rl_admin_stop();
 	rl_metrics_fini();
+	rl_stats_fini();
 }
 
 static struct ops_http_reply get(const char *method, const char *path)

@@ -13,23 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <relay/protocol.h>
 
 #include "expo_check.h"
-#include "harness.h"
+#include "itest.h"
 #include "ops_http.h"
 
-#define T_MS 5000
-
-static void fini(void)
-{
-	rl_test_cleanup_all();
-}
-
-TestSuite(ops_live, .fini = fini, .timeout = 30);
+TestSuite(ops_live, .fini = it_fini, .timeout = RL_TEST_BODY_S);
 
 /* Starts relayd with --admin 127.0.0.1:0 plus <args>; fills <admin>. */
 static void start(struct rl_test_server *s, char *admin, size_t cap, const char *const *args,
@@ -40,10 +34,11 @@ static void start(struct rl_test_server *s, char *admin, size_t cap, const char 
 	for (size_t i = 0; args && args[i] && n < 31; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	cr_assert_eq(rl_test_server_start(s, argv, env, 0), 0, "%s", rl_test_err());
+	it_start_env(s, argv, env);
 	char line[160];
-	cr_assert_eq(rl_test_server_stdout_line(s, "relayd admin on ", line, sizeof(line), T_MS), 0,
-		     "%s", rl_test_err());
+	cr_assert_eq(
+	    rl_test_server_stdout_line(s, "relayd admin on ", line, sizeof(line), RL_TEST_REPLY_MS),
+	    0, "%s", rl_test_err());
 	const char *a = line + strlen("relayd admin on ");
 	cr_assert_lt(strlen(a), cap);
 	memcpy(admin, a, strlen(a) + 1);
@@ -53,8 +48,8 @@ static struct ops_http_reply get(const char *admin, const char *path)
 {
 	struct ops_http_reply r;
 	char err[256];
-	cr_assert_eq(ops_http(admin, "GET", path, T_MS, &r, err, sizeof(err)), 0, "GET %s: %s",
-		     path, err);
+	cr_assert_eq(ops_http(admin, "GET", path, RL_TEST_REPLY_MS, &r, err, sizeof(err)), 0,
+		     "GET %s: %s", path, err);
 	return r;
 }
 
@@ -77,34 +72,20 @@ static double metric(const char *text, const char *series)
 	return v;
 }
 
-/* Scrapes until <series> reads <want> or T_MS passes; returns the last value.
+/* Scrapes until <series> reads <want> or RL_TEST_REPLY_MS passes; returns the last value.
  * For gauges that follow an event the client cannot see the end of: a
  * connection counts until the server's close step has run, which may come
  * after the client saw the ERROR (or the close itself). */
 static double await_metric(const char *admin, const char *series, double want)
 {
 	double v = -1;
-	for (int64_t end = rl_test_now_ms() + T_MS; v != want && rl_test_now_ms() < end;) {
+	for (int64_t end = rl_test_now_ms() + RL_TEST_REPLY_MS;
+	     v != want && rl_test_now_ms() < end;) {
 		char *t = scrape(admin);
 		v = metric(t, series);
 		free(t);
 	}
 	return v;
-}
-
-static struct rl_test_client *client(struct rl_test_server *s)
-{
-	struct rl_test_client *c = rl_test_connect(s, T_MS);
-	cr_assert(c, "%s", rl_test_err());
-	cr_assert(rl_test_hello(c, NULL, T_MS), "%s", rl_test_err());
-	return c;
-}
-
-static void stop(struct rl_test_server *s)
-{
-	int st = rl_test_server_stop(s, 10000);
-	cr_assert_eq(st, 0, "relayd exit status %d", st);
-	rl_test_server_free(s);
 }
 
 Test(ops_live, metrics_count_frames_and_deliveries_exactly)
@@ -114,26 +95,29 @@ Test(ops_live, metrics_count_frames_and_deliveries_exactly)
 	char admin[160];
 	const char *args[] = {"--workers", "2", NULL};
 	start(&s, admin, sizeof(admin), args, NULL);
-	struct rl_test_client *pub = client(&s), *a = client(&s), *b = client(&s);
-	cr_assert_eq(rl_test_join(a, "ops", NULL, T_MS), 0, "%s", rl_test_err());
-	cr_assert_eq(rl_test_join(b, "ops", NULL, T_MS), 0, "%s", rl_test_err());
-	cr_assert_eq(rl_test_join(pub, "ops", NULL, T_MS), 0, "%s", rl_test_err());
-	cr_assert_eq(rl_test_sync_skip(a, T_MS, NULL), 0, "%s", rl_test_err());
-	cr_assert_eq(rl_test_sync_skip(b, T_MS, NULL), 0, "%s", rl_test_err());
+	struct rl_test_client *pub = it_client(&s, NULL), *a = it_client(&s, NULL),
+			      *b = it_client(&s, NULL);
+	it_join(a, "ops", -1);
+	it_join(b, "ops", -1);
+	it_join(pub, "ops", -1);
+	cr_assert_eq(rl_test_sync_skip(a, RL_TEST_REPLY_MS, NULL), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_sync_skip(b, RL_TEST_REPLY_MS, NULL), 0, "%s", rl_test_err());
 	char *before = scrape(admin);
 	for (int i = 0; i < N; i++)
 		cr_assert_eq(
 		    rl_test_send_json(pub, RELAY_MSG_MESSAGE, "{\"room\":\"ops\",\"content\":%d}", i),
 		    0, "%s", rl_test_err());
 	for (int i = 0; i < N; i++) {
-		cr_assert(rl_test_expect(a, RELAY_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
-		cr_assert(rl_test_expect(b, RELAY_MSG_MESSAGE, -1, T_MS), "%s", rl_test_err());
+		cr_assert(rl_test_expect(a, RELAY_MSG_MESSAGE, -1, RL_TEST_REPLY_MS), "%s",
+			  rl_test_err());
+		cr_assert(rl_test_expect(b, RELAY_MSG_MESSAGE, -1, RL_TEST_REPLY_MS), "%s",
+			  rl_test_err());
 	}
 	/* Each message is one fan-out sample, recorded when its last member's
 	 * write released it: wait for the histogram to catch up. */
 	const char *cnt = "relay_fanout_latency_seconds_count";
 	char *after = NULL;
-	for (int64_t end = rl_test_now_ms() + T_MS; rl_test_now_ms() < end;) {
+	for (int64_t end = rl_test_now_ms() + RL_TEST_REPLY_MS; rl_test_now_ms() < end;) {
 		free(after);
 		after = scrape(admin);
 		if (metric(after, cnt) - metric(before, cnt) >= N)
@@ -176,7 +160,7 @@ Test(ops_live, metrics_count_frames_and_deliveries_exactly)
 	rl_test_close(pub);
 	rl_test_close(a);
 	rl_test_close(b);
-	stop(&s);
+	it_stop(&s);
 }
 
 Test(ops_live, protocol_errors_are_counted_by_code)
@@ -184,15 +168,14 @@ Test(ops_live, protocol_errors_are_counted_by_code)
 	struct rl_test_server s;
 	char admin[160];
 	start(&s, admin, sizeof(admin), NULL, NULL);
-	struct rl_test_client *c = client(&s);
+	struct rl_test_client *c = it_client(&s, NULL);
 	char *before = scrape(admin);
 	cr_assert_eq(rl_test_send_json(c, RELAY_MSG_MESSAGE, "{\"room\":\"nope\",\"content\":1}"), 0);
-	cr_assert(rl_test_expect_error(c, "NOT_IN_ROOM", T_MS), "%s", rl_test_err());
-	struct rl_test_client *bad = client(&s);
+	cr_assert(rl_test_expect_error(c, "NOT_IN_ROOM", RL_TEST_REPLY_MS), "%s", rl_test_err());
+	struct rl_test_client *bad = it_client(&s, NULL);
 	cr_assert_eq(rl_test_send_frame_v(bad, 9, RELAY_MSG_HEARTBEAT, 0, NULL, 0), 0);
-	cr_assert_eq(rl_test_expect_fatal(bad, "UNSUPPORTED_VERSION", T_MS), 0, "%s",
-		     rl_test_err());
-	cr_assert_eq(rl_test_ping(c, T_MS), 0, "%s", rl_test_err());
+	it_fatal(bad, "UNSUPPORTED_VERSION");
+	it_ping(c);
 	char *after = scrape(admin);
 	const char *nir = "relay_protocol_errors_total{code=\"NOT_IN_ROOM\"}";
 	const char *ver = "relay_protocol_errors_total{code=\"UNSUPPORTED_VERSION\"}";
@@ -204,7 +187,7 @@ Test(ops_live, protocol_errors_are_counted_by_code)
 	free(after);
 	rl_test_close(c);
 	rl_test_close(bad);
-	stop(&s);
+	it_stop(&s);
 }
 
 Test(ops_live, refused_connections_are_counted_by_reason)
@@ -213,10 +196,9 @@ Test(ops_live, refused_connections_are_counted_by_reason)
 	char admin[160];
 	const char *args[] = {"--max-connections", "1", NULL};
 	start(&s, admin, sizeof(admin), args, NULL);
-	struct rl_test_client *c = client(&s);
-	struct rl_test_client *over = rl_test_connect(&s, T_MS);
-	cr_assert(over, "%s", rl_test_err());
-	cr_assert_eq(rl_test_expect_fatal(over, "SERVER_FULL", T_MS), 0, "%s", rl_test_err());
+	struct rl_test_client *c = it_client(&s, NULL);
+	struct rl_test_client *over = it_connect(&s);
+	it_fatal(over, "SERVER_FULL");
 	char *t = scrape(admin);
 	cr_assert_eq(metric(t, "relay_connections_refused_total{reason=\"server_full\"}"), 1);
 	cr_assert_eq(metric(t, "relay_connections_refused_total{reason=\"emfile\"}"), 0);
@@ -224,14 +206,14 @@ Test(ops_live, refused_connections_are_counted_by_reason)
 	cr_assert_eq(await_metric(admin, "relay_connections", 1), 1);
 	rl_test_close(over);
 	rl_test_close(c);
-	stop(&s);
+	it_stop(&s);
 }
 
 /* Publishes until /metrics shows at least <want> outbound bytes queued in
  * relayd (a member that does not read, its socket buffers full). */
 static double wait_queued(const char *admin, struct rl_test_client *pub, double want)
 {
-	int64_t end = rl_test_now_ms() + 10000;
+	int64_t end = rl_test_now_ms() + RL_TEST_BULK_MS;
 	char chunk[4096];
 	memset(chunk, 'x', sizeof(chunk));
 	while (rl_test_now_ms() < end) {
@@ -240,7 +222,7 @@ static double wait_queued(const char *admin, struct rl_test_client *pub, double 
 						       "{\"room\":\"slow\",\"content\":\"%.*s\"}",
 						       (int)sizeof(chunk), chunk),
 				     0, "%s", rl_test_err());
-		cr_assert_eq(rl_test_ping(pub, T_MS), 0, "%s", rl_test_err());
+		it_ping(pub);
 		char *t = scrape(admin);
 		double q = metric(t, "relay_outbound_queued_bytes");
 		free(t);
@@ -257,20 +239,21 @@ Test(ops_live, slow_consumers_are_counted)
 	char admin[160], chunk[4096];
 	const char *args[] = {"--outbound-hard-limit", "256K", NULL};
 	start(&s, admin, sizeof(admin), args, NULL);
-	struct rl_test_client *slow = rl_test_connect(&s, T_MS), *pub = client(&s);
-	cr_assert(slow);
+	struct rl_test_client *slow = it_connect(&s), *pub = it_client(&s, NULL);
 	cr_assert_eq(rl_test_set_rcvbuf(slow, 4096), 0);
-	cr_assert_eq(rl_test_join(slow, "flood", NULL, T_MS), 0, "%s", rl_test_err());
-	cr_assert_eq(rl_test_join(pub, "flood", NULL, T_MS), 0, "%s", rl_test_err());
+	it_join(slow, "flood", -1);
+	it_join(pub, "flood", -1);
 	memset(chunk, 'x', sizeof(chunk));
 	double dropped = 0;
-	for (int64_t end = rl_test_now_ms() + 10000; dropped < 1 && rl_test_now_ms() < end;) {
+	for (int64_t end = rl_test_now_ms() + RL_TEST_BULK_MS;
+	     dropped < 1 && rl_test_now_ms() < end;) {
 		for (int i = 0; i < 64; i++)
 			cr_assert_eq(rl_test_send_json(pub, RELAY_MSG_MESSAGE,
 						       "{\"room\":\"flood\",\"content\":\"%.*s\"}",
 						       (int)sizeof(chunk), chunk),
 				     0, "%s", rl_test_err());
-		cr_assert_eq(rl_test_sync_skip(pub, T_MS, NULL), 0, "%s", rl_test_err());
+		cr_assert_eq(rl_test_sync_skip(pub, RL_TEST_REPLY_MS, NULL), 0, "%s",
+			     rl_test_err());
 		char *t = scrape(admin);
 		dropped = metric(t, "relay_slow_consumers_total");
 		free(t);
@@ -282,7 +265,7 @@ Test(ops_live, slow_consumers_are_counted)
 	free(t);
 	rl_test_close(slow);
 	rl_test_close(pub);
-	stop(&s);
+	it_stop(&s);
 }
 
 Test(ops_live, health_turns_503_after_sigterm_while_connections_drain)
@@ -302,15 +285,14 @@ Test(ops_live, health_turns_503_after_sigterm_while_connections_drain)
 	cr_assert(strstr(r.body, "\"status\":\"ok\""), "%s", r.body);
 	ops_http_free(&r);
 	/* A member that never reads, so shutdown cannot finish flushing it. */
-	struct rl_test_client *slow = rl_test_connect(&s, T_MS), *pub = client(&s);
-	cr_assert(slow);
+	struct rl_test_client *slow = it_connect(&s), *pub = it_client(&s, NULL);
 	cr_assert_eq(rl_test_set_rcvbuf(slow, 4096), 0);
-	cr_assert_eq(rl_test_join(slow, "slow", NULL, T_MS), 0, "%s", rl_test_err());
-	cr_assert_eq(rl_test_join(pub, "slow", NULL, T_MS), 0, "%s", rl_test_err());
+	it_join(slow, "slow", -1);
+	it_join(pub, "slow", -1);
 	wait_queued(admin, pub, 1 << 20);
 	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0);
 	/* The publisher reads: it gets SERVER_SHUTDOWN, proof that shutdown began. */
-	cr_assert_eq(rl_test_expect_fatal(pub, "SERVER_SHUTDOWN", T_MS), 0, "%s", rl_test_err());
+	it_fatal(pub, "SERVER_SHUTDOWN");
 	r = get(admin, "/health");
 	cr_assert_eq(r.status, 503, "%s", r.body);
 	cr_assert(strstr(r.body, "\"status\":\"shutting_down\""), "%s", r.body);
@@ -321,7 +303,7 @@ Test(ops_live, health_turns_503_after_sigterm_while_connections_drain)
 	int st = rl_test_server_wait(&s, 200);
 	cr_assert_eq(st, -ETIMEDOUT, "relayd must still be draining (status %d)", st);
 	rl_test_close(slow); /* the last connection goes: relayd finishes at once */
-	cr_assert_eq(rl_test_server_wait(&s, 10000), 0);
+	cr_assert_eq(rl_test_server_wait(&s, RL_TEST_START_MS), 0);
 	rl_test_close(pub);
 	rl_test_server_free(&s);
 }
@@ -368,13 +350,13 @@ Test(ops_live, config_precedence_is_cli_then_env_then_file_then_default)
 	expect_option(r.body, "outbound-low-watermark", "32768");
 	ops_http_free(&r);
 	/* and the file's value is the one in force */
-	struct rl_test_client *c = client(&s);
-	cr_assert_eq(rl_test_join(c, "a", NULL, T_MS), 0, "%s", rl_test_err());
-	cr_assert_eq(rl_test_join(c, "b", NULL, T_MS), 0, "%s", rl_test_err());
+	struct rl_test_client *c = it_client(&s, NULL);
+	it_join(c, "a", -1);
+	it_join(c, "b", -1);
 	cr_assert_eq(rl_test_send_json(c, RELAY_MSG_JOIN_ROOM, "{\"room\":\"c\"}"), 0);
-	cr_assert(rl_test_expect_error(c, "TOO_MANY_ROOMS", T_MS), "%s", rl_test_err());
+	cr_assert(rl_test_expect_error(c, "TOO_MANY_ROOMS", RL_TEST_REPLY_MS), "%s", rl_test_err());
 	rl_test_close(c);
-	stop(&s);
+	it_stop(&s);
 	unlink(cfg_path);
 }
 
@@ -383,7 +365,7 @@ static void expect_startup_error(const char *text, const char *want_after_path)
 	char out[512], err[2048], want[512];
 	write_cfg(text);
 	const char *args[] = {"--port", "0", "--config", cfg_path, NULL};
-	int st = rl_test_run_relayd(args, NULL, 10000, out, sizeof(out), err, sizeof(err));
+	int st = rl_test_run_relayd(args, NULL, 0, out, sizeof(out), err, sizeof(err));
 	cr_assert_eq(st, 1, "exit status %d, stderr: %s", st, err);
 	snprintf(want, sizeof(want), "%s:%s", cfg_path, want_after_path);
 	cr_assert(strstr(err, want), "want '%s' in stderr: %s", want, err);
@@ -400,7 +382,7 @@ Test(ops_live, config_errors_name_file_and_line_and_exit_1)
 	unlink(cfg_path);
 	char out[256], err[1024];
 	const char *args[] = {"--config", "/nonexistent/relayd.conf", NULL};
-	cr_assert_eq(rl_test_run_relayd(args, NULL, 10000, out, sizeof(out), err, sizeof(err)), 1);
+	cr_assert_eq(rl_test_run_relayd(args, NULL, 0, out, sizeof(out), err, sizeof(err)), 1);
 	cr_assert(strstr(err, "/nonexistent/relayd.conf: No such file or directory"), "%s", err);
 }
 
@@ -423,17 +405,18 @@ Test(ops_live, sighup_reloads_the_log_level_of_a_running_server)
 	write_cfg("log-level = info\nport = 0\nmax-rooms-per-conn = 5\n");
 	const char *args[] = {"--config", cfg_path, NULL};
 	start(&s, admin, sizeof(admin), args, NULL);
-	struct rl_test_client *c = client(&s);
-	cr_assert_eq(rl_test_ping(c, T_MS), 0, "%s", rl_test_err());
+	struct rl_test_client *c = it_client(&s, NULL);
+	it_ping(c);
 	cr_assert(!rl_test_server_log_has(&s, "out HEARTBEAT"), "no debug lines at info");
 	write_cfg("log-level = debug\nport = 4321\nmax-rooms-per-conn = 6\n");
 	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
-	cr_assert(log_eventually(&s, "config: reloaded", T_MS), "no reload line");
+	cr_assert(log_eventually(&s, "config: reloaded", RL_TEST_REPLY_MS), "no reload line");
 	cr_assert(rl_test_server_log_has(&s, "config: log-level changed from info to debug"));
 	cr_assert(rl_test_server_log_has(&s, "config: max-rooms-per-conn changed from 5 to 6"));
 	cr_assert(rl_test_server_log_has(&s, "config: port = 4321 needs a restart (still 0)"));
-	cr_assert_eq(rl_test_ping(c, T_MS), 0, "%s", rl_test_err());
-	cr_assert(log_eventually(&s, "out HEARTBEAT", T_MS), "debug lines after SIGHUP");
+	it_ping(c);
+	cr_assert(log_eventually(&s, "out HEARTBEAT", RL_TEST_REPLY_MS),
+		  "debug lines after SIGHUP");
 	struct ops_http_reply r = get(admin, "/stats");
 	expect_option(r.body, "log-level", "debug");
 	expect_option(r.body, "max-rooms-per-conn", "6");
@@ -441,12 +424,81 @@ Test(ops_live, sighup_reloads_the_log_level_of_a_running_server)
 	/* A broken file changes nothing. */
 	write_cfg("log-level = loud\n");
 	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
-	cr_assert(log_eventually(&s, "config: reload failed, nothing changed", T_MS));
+	cr_assert(log_eventually(&s, "config: reload failed, nothing changed", RL_TEST_REPLY_MS));
 	r = get(admin, "/stats");
 	expect_option(r.body, "log-level", "debug");
 	ops_http_free(&r);
 	rl_test_close(c);
-	stop(&s);
+	it_stop(&s);
+	unlink(cfg_path);
+}
+
+/* A config path that is a directory, or a file with a NUL byte, is refused:
+ * at start with exit 1 and one line naming it; on SIGHUP with the error
+ * logged and the running config kept. (Both used to load as empty.) */
+static void expect_one_line_refusal(const char *want)
+{
+	char out[512], err[2048];
+	const char *args[] = {"--port", "0", "--config", cfg_path, NULL};
+	int st = rl_test_run_relayd(args, NULL, 10000, out, sizeof(out), err, sizeof(err));
+	cr_assert_eq(st, 1, "exit status %d, stderr: %s", st, err);
+	cr_assert(strstr(err, cfg_path) && strstr(err, want), "want '%s' naming the file: %s", want,
+		  err);
+	cr_assert(strchr(err, '\n') == err + strlen(err) - 1, "one line: %s", err);
+	cr_assert(!strstr(out, "listening"), "%s", out);
+}
+
+static void write_cfg_bytes(const void *p, size_t n)
+{
+	write_cfg("");
+	FILE *f = fopen(cfg_path, "w");
+	cr_assert(f);
+	cr_assert_eq(fwrite(p, 1, n, f), n);
+	fclose(f);
+}
+
+Test(ops_live, config_directory_or_nul_byte_refused_at_start_and_reload)
+{
+	static const char nul[] = "\0port = 0\n";
+	write_cfg_bytes(nul, sizeof(nul) - 1);
+	expect_one_line_refusal(":1: contains a NUL byte");
+	unlink(cfg_path);
+	cr_assert_eq(mkdir(cfg_path, 0700), 0, "%s", strerror(errno));
+	expect_one_line_refusal(": is a directory");
+	rmdir(cfg_path);
+
+	struct rl_test_server s;
+	write_cfg("log-level = info\nmax-rooms-per-conn = 5\n");
+	const char *args[] = {"--config", cfg_path, NULL};
+	cr_assert_eq(rl_test_server_start(&s, args, NULL, 0), 0, "%s", rl_test_err());
+	struct rl_test_client *c = it_client(&s, NULL);
+	write_cfg_bytes(nul, sizeof(nul) - 1);
+	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
+	cr_assert(log_eventually(&s, ":1: contains a NUL byte", RL_TEST_REPLY_MS), "no refusal logged");
+	cr_assert(rl_test_server_log_has(&s, "config: reload failed, nothing changed"));
+	unlink(cfg_path);
+	cr_assert_eq(mkdir(cfg_path, 0700), 0, "%s", strerror(errno));
+	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
+	bool dir = log_eventually(&s, "is a directory", RL_TEST_REPLY_MS);
+	rmdir(cfg_path);
+	cr_assert(dir, "no refusal of the directory logged");
+	cr_assert(!rl_test_server_log_has(&s, "changed from"), "the running config changed");
+	cr_assert_eq(rl_test_ping(c, RL_TEST_REPLY_MS), 0, "%s", rl_test_err());
+	rl_test_close(c);
+	it_stop(&s);
+}
+
+Test(ops_live, world_writable_config_is_loaded_with_a_warning_naming_it)
+{
+	struct rl_test_server s;
+	char want[256];
+	write_cfg("max-rooms-per-conn = 5\n");
+	cr_assert_eq(chmod(cfg_path, 0666), 0, "%s", strerror(errno));
+	const char *args[] = {"--config", cfg_path, NULL};
+	cr_assert_eq(rl_test_server_start(&s, args, NULL, 0), 0, "%s", rl_test_err());
+	snprintf(want, sizeof(want), "warn  main - config: %s is world-writable", cfg_path);
+	cr_assert(rl_test_server_log_has(&s, want), "no warning '%s'", want);
+	it_stop(&s);
 	unlink(cfg_path);
 }
 
@@ -489,8 +541,8 @@ Test(ops_live, sd_notify_ready_after_listening_and_stopping_on_sigterm)
 	snprintf(env0, sizeof(env0), "NOTIFY_SOCKET=%s", path);
 	const char *env[] = {env0, NULL};
 	const char *args[] = {"--workers", "2", NULL};
-	cr_assert_eq(rl_test_server_start(&s, args, env, 0), 0, "%s", rl_test_err());
-	cr_assert(notify_recv(fd, msg, sizeof(msg), T_MS), "no READY=1");
+	it_start_env(&s, args, env);
+	cr_assert(notify_recv(fd, msg, sizeof(msg), RL_TEST_REPLY_MS), "no READY=1");
 	cr_assert(strncmp(msg, "READY=1\n", 8) == 0, "%s", msg);
 	/* Sent once every listener was bound: it names the bound port, and the
 	 * port accepts at once. */
@@ -503,17 +555,19 @@ Test(ops_live, sd_notify_ready_after_listening_and_stopping_on_sigterm)
 	unsigned port = 0;
 	const char *st = strstr(msg, "STATUS=listening on ");
 	cr_assert(st && sscanf(st, "STATUS=listening on %63[^:]:%u", host, &port) == 2, "%s", msg);
-	struct rl_test_client *c = rl_test_connect_addr(host, (uint16_t)port, T_MS);
+	struct rl_test_client *c = rl_test_connect_addr(host, (uint16_t)port, RL_TEST_REPLY_MS);
 	cr_assert(c, "READY=1 sent but %s:%u does not accept: %s", host, port, rl_test_err());
-	cr_assert(rl_test_hello(c, NULL, T_MS), "%s", rl_test_err());
+	cr_assert(rl_test_hello(c, NULL, RL_TEST_REPLY_MS), "%s", rl_test_err());
 	cr_assert(!notify_recv(fd, msg, sizeof(msg), 0), "one READY only: %s", msg);
 	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
-	cr_assert(notify_recv(fd, msg, sizeof(msg), T_MS) && strstr(msg, "RELOADING=1"), "%s", msg);
-	cr_assert(notify_recv(fd, msg, sizeof(msg), T_MS) && strstr(msg, "READY=1"), "%s", msg);
+	cr_assert(notify_recv(fd, msg, sizeof(msg), RL_TEST_REPLY_MS) && strstr(msg, "RELOADING=1"),
+		  "%s", msg);
+	cr_assert(notify_recv(fd, msg, sizeof(msg), RL_TEST_REPLY_MS) && strstr(msg, "READY=1"),
+		  "%s", msg);
 	cr_assert_eq(rl_test_server_signal(&s, SIGTERM), 0);
-	cr_assert(notify_recv(fd, msg, sizeof(msg), T_MS), "no STOPPING=1");
+	cr_assert(notify_recv(fd, msg, sizeof(msg), RL_TEST_REPLY_MS), "no STOPPING=1");
 	cr_assert(strncmp(msg, "STOPPING=1", 10) == 0, "%s", msg);
-	cr_assert_eq(rl_test_server_wait(&s, 10000), 0);
+	cr_assert_eq(rl_test_server_wait(&s, RL_TEST_START_MS), 0);
 	rl_test_close(c);
 	rl_test_server_free(&s);
 	close(fd);
@@ -528,7 +582,7 @@ Test(ops_live, admin_on_a_taken_port_fails_startup)
 	char addr[64], out[512], err[1024];
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", taken);
 	const char *args[] = {"--port", "0", "--admin", addr, NULL};
-	int st = rl_test_run_relayd(args, NULL, 10000, out, sizeof(out), err, sizeof(err));
+	int st = rl_test_run_relayd(args, NULL, 0, out, sizeof(out), err, sizeof(err));
 	cr_assert_eq(st, 1, "status %d: %s", st, err);
 	cr_assert(strstr(err, "--admin") && strstr(err, "in use"), "%s", err);
 	close(fd);

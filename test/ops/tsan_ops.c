@@ -20,7 +20,6 @@
 #include "harness.h"
 #include "ops_http.h"
 
-#define T_MS 10000
 #define NCLIENTS 8
 #define ROUNDS 24
 
@@ -35,7 +34,7 @@ static void fail(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fprintf(stderr, "\n");
 	va_end(ap);
-	rl_test_server_stop(&srv, T_MS);
+	rl_test_server_stop(&srv, RL_TEST_REPLY_MS);
 	rl_test_server_free(&srv);
 	unlink(cfg);
 	exit(1);
@@ -57,7 +56,7 @@ static void scrape(const char *admin, const char *path)
 {
 	struct ops_http_reply r;
 	char err[256];
-	if (ops_http(admin, "GET", path, T_MS, &r, err, sizeof(err)) != 0)
+	if (ops_http(admin, "GET", path, RL_TEST_REPLY_MS, &r, err, sizeof(err)) != 0)
 		fail("GET %s: %s", path, err);
 	if (r.status != 200)
 		fail("GET %s: status %d", path, r.status);
@@ -76,15 +75,16 @@ int main(void)
 	const char *args[] = {"--workers", "2", "--admin", "127.0.0.1:0", "--config", cfg, NULL};
 	if (rl_test_server_start(&srv, args, NULL, 0) != 0)
 		fail("start: %s", rl_test_err());
-	if (rl_test_server_stdout_line(&srv, "relayd admin on ", line, sizeof(line), T_MS) != 0)
+	if (rl_test_server_stdout_line(&srv, "relayd admin on ", line, sizeof(line),
+				       RL_TEST_REPLY_MS) != 0)
 		fail("admin line: %s", rl_test_err());
 	snprintf(admin, sizeof(admin), "%s", line + strlen("relayd admin on "));
 	for (int i = 0; i < NCLIENTS; i++) {
 		char room[16];
 		snprintf(room, sizeof(room), "r%d", i % 3);
-		c[i] = rl_test_connect(&srv, T_MS);
-		if (!c[i] || !rl_test_hello(c[i], NULL, T_MS) ||
-		    rl_test_join(c[i], room, NULL, T_MS) != 0)
+		c[i] = rl_test_connect(&srv, RL_TEST_REPLY_MS);
+		if (!c[i] || !rl_test_hello(c[i], NULL, RL_TEST_REPLY_MS) ||
+		    rl_test_join(c[i], room, NULL, RL_TEST_REPLY_MS) != 0)
 			fail("client %d: %s", i, rl_test_err());
 	}
 	for (unsigned round = 1; round <= ROUNDS; round++) {
@@ -103,13 +103,13 @@ int main(void)
 		}
 	}
 	for (int i = 0; i < NCLIENTS; i++) {
-		if (rl_test_sync_skip(c[i], T_MS, NULL) != 0)
+		if (rl_test_sync_skip(c[i], RL_TEST_REPLY_MS, NULL) != 0)
 			fail("sync %d: %s", i, rl_test_err());
 		rl_test_close(c[i]);
 	}
 	if (!rl_test_server_log_has(&srv, "config: reloaded"))
 		fail("no reload was logged");
-	int st = rl_test_server_stop(&srv, T_MS);
+	int st = rl_test_server_stop(&srv, RL_TEST_REPLY_MS);
 	if (st != 0)
 		fail("relayd exit status %d", st);
 	rl_test_server_free(&srv);

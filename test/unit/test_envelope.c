@@ -6,7 +6,7 @@ static struct relay_span sp(const void *p, size_t n)
 	return (struct relay_span){p, n};
 }
 
-Test(envelope, message_round_trip)
+Test(envelope, message_is_room_length_byte_room_then_data_and_parses_in_place)
 {
 	uint8_t b[128];
 	size_t n = relay_bin_msg_encode(b, sp("physics", 7), sp("\x00\x01\x02", 3));
@@ -22,7 +22,7 @@ Test(envelope, message_round_trip)
 	cr_assert_eq(data.p, b + 8);
 }
 
-Test(envelope, message_with_empty_data)
+Test(envelope, message_data_may_be_empty)
 {
 	uint8_t b[8];
 	struct relay_span room, data;
@@ -32,7 +32,7 @@ Test(envelope, message_with_empty_data)
 	cr_assert_eq(data.n, 0);
 }
 
-Test(envelope, message_bounds)
+Test(envelope, message_room_is_1_to_64_bytes_and_must_fit_in_the_payload)
 {
 	uint8_t b[256];
 	struct relay_span room, data;
@@ -54,7 +54,7 @@ Test(envelope, message_bounds)
 	cr_assert_eq(data.n, 0);
 }
 
-Test(envelope, delivery_round_trip)
+Test(envelope, delivery_is_room_then_sender_each_after_its_length_byte_then_data)
 {
 	uint8_t b[128];
 	size_t n = relay_bin_delivery_encode(b, sp("physics", 7), sp("conn-17", 7), sp("hi", 2));
@@ -72,7 +72,7 @@ Test(envelope, delivery_round_trip)
 	cr_assert_eq(memcmp(data.p, "hi", 2), 0);
 }
 
-Test(envelope, delivery_bounds)
+Test(envelope, delivery_sender_is_at_most_255_bytes_and_every_part_must_fit)
 {
 	uint8_t b[600];
 	static char from[256];

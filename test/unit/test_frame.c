@@ -22,6 +22,18 @@ Test(frame, length_counts_header_bytes_after_itself)
 	cr_assert_arr_eq(buf, want2, sizeof want2);
 }
 
+Test(frame, length_and_header_offsets_read_what_encode_wrote)
+{
+	uint8_t buf[16];
+	relay_frame_encode(buf, RELAY_MSG_ERROR, RELAY_FLAG_JSON, "{}", 2);
+	cr_assert_eq(relay_frame_length(buf), 5);
+	cr_assert_eq(buf[RELAY_FRAME_VERSION_OFFSET], RELAY_PROTOCOL_VERSION);
+	cr_assert_eq(buf[RELAY_FRAME_TYPE_OFFSET], RELAY_MSG_ERROR);
+	cr_assert_eq(buf[RELAY_FRAME_FLAGS_OFFSET], RELAY_FLAG_JSON);
+	const uint8_t big[] = {0x81, 0x02, 0x03, 0x04};
+	cr_assert_eq(relay_frame_length(big), 0x81020304u, "big endian, all 32 bits");
+}
+
 Test(frame, length_check_order_is_invalid_then_too_large)
 {
 	cr_assert_eq(relay_frame_check_length(0, 100), RELAY_ERR_INVALID_FRAME);
@@ -60,7 +72,7 @@ Test(frame, every_flags_byte_has_one_verdict)
 	}
 }
 
-Test(frame, type_names)
+Test(frame, every_type_has_its_spec_name_and_any_other_is_unknown)
 {
 	cr_assert_str_eq(relay_msg_type_name(RELAY_MSG_HELLO), "HELLO");
 	cr_assert_str_eq(relay_msg_type_name(RELAY_MSG_JOIN_ROOM), "JOIN_ROOM");

@@ -75,7 +75,7 @@ static size_t corpus_dir(const char *dir, bool want)
 	return count;
 }
 
-Test(json, corpus_verdicts)
+Test(json, every_corpus_file_gets_the_verdict_of_its_folder)
 {
 	size_t a = corpus_dir(RL_JSON_CORPUS "/accept", true);
 	size_t r = corpus_dir(RL_JSON_CORPUS "/reject", false);
@@ -131,7 +131,7 @@ Test(json, deep_nesting_is_rejected_without_recursion)
 	free(b);
 }
 
-Test(json, any_top_level_value)
+Test(json, any_value_is_a_whole_document_and_its_kind_is_reported)
 {
 	const char *ok[] = {"2", "-0", "\"s\"", "true", "false", "null", "[]", "{}",
 			    " 1 ", "\t\r\n1\n", "1e400", "123456789012345678901234567890"};
@@ -158,7 +158,7 @@ Test(json, empty_and_whitespace_only_are_invalid)
 	cr_assert_not(valid_s("\n\t\r "));
 }
 
-Test(json, only_four_whitespace_bytes)
+Test(json, only_space_tab_lf_and_cr_are_whitespace)
 {
 	cr_assert(valid_s(" \t\n\r{} \t\n\r"));
 	cr_assert_not(valid_s("\f{}"));
@@ -190,7 +190,7 @@ Test(json, errors_report_offset_and_reason)
 	cr_assert_str_eq(res.err_msg, "invalid UTF-8");
 }
 
-Test(json, every_two_byte_string_body)
+Test(json, every_two_byte_string_body_gets_the_verdict_of_a_reference)
 {
 	/* Brute force: "\"" + b1 + b2 + "\"" for every byte pair, against a
 	 * reference written independently of json.c. */
@@ -408,7 +408,7 @@ Test(extract, invalid_json_returns_minus_one)
 	cr_assert_eq(parse_msg(&m, "{\"room\":\"a\""), -1);
 }
 
-Test(extract, string_decode)
+Test(extract, string_decode_unescapes_and_reports_the_length_beyond_cap)
 {
 	uint8_t out[32];
 	struct relay_span s = {(const uint8_t *)"\"a\\u00e9\\n\"", 11};

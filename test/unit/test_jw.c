@@ -37,7 +37,7 @@ Test(jw, ack_object_in_the_specs_key_order)
 	cr_assert_eq(memcmp(buf, want, w.len), 0, "%.*s", (int)w.len, buf);
 }
 
-Test(jw, nesting_commas_and_scalars)
+Test(jw, containers_nest_with_commas_and_scalars_print_exactly)
 {
 	struct relay_jw w;
 	relay_jw_init(&w, buf, sizeof buf);

@@ -152,7 +152,7 @@ Test(room, rejects_invalid_utf8)
 	cr_assert_eq(room("\xF0\x9F\x98\x80", NULL), RELAY_ERR_NONE);
 }
 
-Test(userid, rules)
+Test(userid, is_1_to_128_bytes_of_utf8_without_controls_and_is_not_trimmed)
 {
 	char b[140];
 	memset(b, 'u', 128);

@@ -164,8 +164,9 @@ static int relay_input(struct bconn *c, const uint8_t *p, size_t n)
 	relay_decoder_feed(&c->dec, p, n);
 	while ((st = relay_decoder_next(&c->dec, &f)) == RELAY_DECODE_FRAME)
 		relay_frame_in(c, &f);
-	if (st == RELAY_DECODE_ERROR) {
-		const char *nm = relay_err_name(c->dec.err);
+	if (st != RELAY_DECODE_NEED_MORE) { /* ERROR, or NOMEM (err NONE) */
+		const char *nm =
+		    st == RELAY_DECODE_NOMEM ? "out of memory" : relay_err_name(c->dec.err);
 		rb_on_error(c, nm, strlen(nm));
 		return -1;
 	}

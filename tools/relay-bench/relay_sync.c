@@ -76,6 +76,8 @@ int rb_sync_recv(struct rb_sync *s, struct relay_frame *f, uint8_t *pl, size_t p
 			}
 			if (st == RELAY_DECODE_ERROR)
 				return -EPROTO;
+			if (st == RELAY_DECODE_NOMEM)
+				return -ENOMEM;
 			s->fed = false;
 		}
 		if (s->eof)

@@ -255,7 +255,7 @@ static void c_read(struct chaos *x, struct chaos_client *c)
 		else if (f.type == RELAY_MSG_ERROR)
 			on_error_frame(x, c, &f);
 	}
-	if (st == RELAY_DECODE_ERROR) {
+	if (st != RELAY_DECODE_NEED_MORE) { /* ERROR or NOMEM */
 		x->errors++;
 		c_reopen(x, c, true);
 	}

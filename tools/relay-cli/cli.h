@@ -24,7 +24,7 @@
 
 #include <relay/protocol.h>
 
-#define RL_CLI_VERSION "0.1.0"
+#define RL_CLI_VERSION RELAY_VERSION_STRING /* meson project() version */
 #define RL_CLI_CONNECT_TIMEOUT_MS 5000 /* name lookup + TCP connect */
 #define RL_CLI_REPLY_TIMEOUT_MS 10000  /* an ack or a heartbeat echo */
 #define RL_CLI_MAX_ROOMS 1024	       /* the server's default per-connection cap */

@@ -280,6 +280,10 @@ static int conn_drain(struct rl_cli_conn *c)
 				 relay_err_name(c->dec.err));
 			return -EPROTO;
 		}
+		if (st == RELAY_DECODE_NOMEM) {
+			snprintf(c->why, sizeof c->why, "out of memory decoding a frame");
+			return -ENOMEM;
+		}
 		rc = conn_dispatch(c, &f);
 		if (rc)
 			return rc;

@@ -6,6 +6,7 @@
 #define RL_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum rl_log_level {
@@ -34,6 +35,17 @@ const char *rl_log_level_name(int lvl);
 
 /* "0b" + 8 binary digits of <v> into <buf> (>= 11 bytes); returns <buf>. */
 const char *rl_log_bits8(unsigned v, char *buf);
+
+/* Renders peer bytes <src>/<len> for a log line into <dst> (NUL-terminated
+ * when <cap> > 0): printable ASCII as is, '\' as "\\", every other byte
+ * (controls, DEL, anything non-ASCII) as "\xNN", so a peer cannot write to
+ * the terminal or forge log lines. The value after any quoted key that
+ * looks like a credential (contains "token", "password", "secret" or
+ * "authorization", any case, or has an escape in it) is written as
+ * "[redacted]"; keys are found textually, so this holds for invalid JSON
+ * too. A rendering that does not fit ends with "...". Returns its length.
+ * Payloads are logged only through this. */
+size_t rl_log_escape(char *dst, size_t cap, const void *src, size_t len);
 
 #define rl_log(lvl, connid, ...)                                   \
 	do {                                                       \

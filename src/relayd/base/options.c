@@ -37,7 +37,8 @@ const struct rl_option rl_options[] = {
 	{ "slow-consumer-timeout", "RELAY_SLOW_CONSUMER_TIMEOUT", RL_OPT_DURATION, "10", 0,
 	  30 * DAY_MS, OFF(slow_ms), true, "longest time a connection may stay DRAINING (0 = off)" },
 	{ "outbound-low-watermark", "RELAY_OUTBOUND_LOW_WATERMARK", RL_OPT_SIZE, "256K", 0,
-	  1024 * MiB, OFF(out_low), true, "queued bytes below which DRAINING returns to OPEN (a default above the high watermark becomes a quarter of it)" },
+	  1024 * MiB, OFF(out_low), true, "queued bytes at or below which DRAINING returns to OPEN "
+	  "(0 = once fully drained; a default above the high watermark becomes a quarter of it)" },
 	{ "outbound-high-watermark", "RELAY_OUTBOUND_HIGH_WATERMARK", RL_OPT_SIZE, "1M", 1,
 	  1024 * MiB, OFF(out_high), true, "queued bytes above which OPEN becomes DRAINING (a default above the hard limit becomes half of it)" },
 	{ "outbound-hard-limit", "RELAY_OUTBOUND_HARD_LIMIT", RL_OPT_SIZE, "8M", 1, 1024 * MiB,
@@ -46,6 +47,13 @@ const struct rl_option rl_options[] = {
 	  "do not send userJoined/userLeft events" },
 	{ "shutdown-grace", "RELAY_SHUTDOWN_GRACE", RL_OPT_DURATION, "5", 0, DAY_MS,
 	  OFF(grace_ms), true, "time to flush connections on SIGTERM/SIGINT" },
+	/* 60 s: under the idle timeouts of common NATs and load balancers (Azure
+	 * 4 min, AWS NLB 350 s), where Redis's 300 s is not; probes every 20 s,
+	 * 3 of them, so a vanished peer is found within about 2 minutes. */
+	{ "tcp-keepalive", "RELAY_TCP_KEEPALIVE", RL_OPT_DURATION, "60", 0, 32767 * 1000ull,
+	  OFF(keepalive_ms), true,
+	  "TCP keepalive idle time of new connections, then probes every third of it, "
+	  "3 missed = reset (0 = off)" },
 	{ "log-level", "RELAY_LOG_LEVEL", RL_OPT_LOGLEVEL, "info", 0, 0, OFF(log_level), true,
 	  "error, warn, info or debug" },
 	{ "debug", "RELAY_DEBUG", RL_OPT_BOOL, "false", 0, 0, OFF(debug), false,
@@ -57,6 +65,8 @@ const struct rl_option rl_options[] = {
 	  OFF(admin), false, "HOST:PORT of the admin HTTP endpoint (/health /metrics /stats /rooms)" },
 };
 const size_t rl_options_count = sizeof(rl_options) / sizeof(rl_options[0]);
+_Static_assert(sizeof(rl_options) / sizeof(rl_options[0]) <= RL_OPTIONS_MAX,
+	       "raise RL_OPTIONS_MAX");
 
 static const char *const type_hint[RL_OPT_NTYPES] = {
 	[RL_OPT_STRING] = "a string",
@@ -312,13 +322,14 @@ void rl_options_fit_watermarks(struct rl_config *cfg, const bool *given)
 		cfg->out_low = cfg->out_high / 4;
 }
 
-enum rl_opts_result rl_options_parse(struct rl_config *cfg, int argc, char **argv)
+enum rl_opts_result rl_options_parse(struct rl_config *cfg, bool given[RL_OPTIONS_MAX], int argc,
+				     char **argv)
 {
 	struct option lo[sizeof(rl_options) / sizeof(rl_options[0]) + 3];
-	bool given[sizeof(rl_options) / sizeof(rl_options[0])] = { 0 };
 	char err[512];
 	size_t i;
 
+	memset(given, 0, RL_OPTIONS_MAX * sizeof(given[0]));
 	rl_config_defaults(cfg);
 	if (options_from_env(cfg, given, err, sizeof(err))) {
 		fprintf(stderr, "relayd: %s\n", err);

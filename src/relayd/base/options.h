@@ -1,7 +1,9 @@
 /* options.h -- relayd's configuration: one table drives getopt_long, the
- * RELAY_* environment variables, --help, and (later) the config file.
- * Threading: parsed on the main thread before any worker starts; afterwards
- * struct rl_config is read-only for the workers. */
+ * RELAY_* environment variables, --help and the config file (ops/config.c).
+ * Threading: parsed on the main thread before any worker starts. Workers read
+ * the options marked reloadable only through RL_CFG (loop/worker.h, relaxed
+ * atomic loads), because a SIGHUP reload stores them from the main thread
+ * (ops/ops.c) while workers run; the other fields never change after startup. */
 #ifndef RL_OPTIONS_H
 #define RL_OPTIONS_H
 
@@ -10,8 +12,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define RL_VERSION "0.1.0"
+#define RL_VERSION RELAY_VERSION_STRING /* meson project() version */
 #define RL_MAX_WORKERS 64
+#define RL_OPTIONS_MAX 64 /* room in per-option arrays such as <given>; >= rl_options_count */
 
 struct rl_config {
 	char host[256];
@@ -27,6 +30,7 @@ struct rl_config {
 	uint64_t out_high;
 	uint64_t out_hard;
 	uint64_t grace_ms;
+	uint64_t keepalive_ms;     /* TCP keepalive idle time, whole seconds; 0 = off */
 	uint64_t log_level;        /* enum rl_log_level */
 	bool no_presence;
 	bool debug;
@@ -81,7 +85,11 @@ void rl_options_fit_watermarks(struct rl_config *cfg, const bool *given);
 
 enum rl_opts_result { RL_OPTS_RUN = 0, RL_OPTS_EXIT_OK, RL_OPTS_EXIT_ERR };
 /* Defaults, then RELAY_* variables, then <argv>. --help/--version print and
- * return EXIT_OK; errors print one line to stderr and return EXIT_ERR. */
-enum rl_opts_result rl_options_parse(struct rl_config *cfg, int argc, char **argv);
+ * return EXIT_OK; errors print one line to stderr and return EXIT_ERR.
+ * <given>[i] ends true exactly when rl_options[i] was set by the environment
+ * or the command line: the config file must not override those
+ * (rl_ops_configure), and watermarks nobody set may follow the hard limit. */
+enum rl_opts_result rl_options_parse(struct rl_config *cfg, bool given[RL_OPTIONS_MAX], int argc,
+				     char **argv);
 
 #endif

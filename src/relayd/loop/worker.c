@@ -1,6 +1,6 @@
 /* worker.c -- a worker thread and its loop turn.
  * Threading: each worker runs worker_main on its own thread, owns its
- * listener, epoll set, connections and timers, and is a registered
+ * listeners, epoll set, connections and timers, and is a registered
  * urcu-qsbr reader: online while it works, offline while it sleeps in
  * epoll_wait, one quiescent state per turn. Other threads reach it only
  * through rl_inbox_push/kick and the atomic rl_srv.stopping flag.
@@ -8,83 +8,88 @@
  * One turn: offline -> epoll_wait -> online -> dispatch ready fds -> read
  * connections left over from the last turn's budget -> drain the inbox
  * (bounded) -> timers -> flush pending output (one batched write each) ->
- * close the marked connections -> quiescent state. */
+ * close the marked connections -> quiescent state.
+ *
+ * This is where the layers meet: the turn calls the connection layer's
+ * steps (net/conn.h) by name, and anything above it only through function
+ * types registered at start-up (inbox item handlers), never by include. */
 #include "loop/worker.h"
 
+#include "base/clock.h"
 #include "net/conn.h"
-#include "relay/fanout.h"
-#include "loop/timer.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WORKER_EVENTS 512
-#define WORKER_ACCEPTS_PER_TURN 64
+#define WORKER_ACCEPTS_PER_TURN 64 /* per listener */
 #define WORKER_INBOX_BATCH 4096
 #define WORKER_MAX_SLEEP_MS 1000
-#define WORKER_STOP_ACCEPTS 4096 /* backlog taken over at shutdown */
+#define WORKER_STOP_ACCEPTS 4096 /* backlog taken over at shutdown, per listener */
 
 struct rl_server rl_srv;
 
 typedef void (*src_fn)(struct rl_worker *w, void *ptr, uint32_t bits);
 
-static uint64_t worker_clock_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int rl_worker_init(struct rl_worker *w, unsigned id, int lfd)
+int rl_worker_init(struct rl_worker *w, unsigned id)
 {
 	int rc;
 	memset(w, 0, sizeof(*w));
 	w->id = id;
-	w->lfd = lfd;
-	w->lsrc = RL_SRC_LISTEN;
 	w->isrc = RL_SRC_INBOX;
 	w->loop.epfd = -1;
 	w->inbox.efd = -1;
 	w->stats = rl_stats_slot(id);
-	CDS_INIT_LIST_HEAD(&w->idle_list);
-	CDS_INIT_LIST_HEAD(&w->closing_list);
-	CDS_INIT_LIST_HEAD(&w->frame_list);
-	CDS_INIT_LIST_HEAD(&w->drain_list);
-	CDS_INIT_LIST_HEAD(&w->flush_list);
-	CDS_INIT_LIST_HEAD(&w->read_list);
+	rl_conn_worker_init(w);
 	w->scratch = malloc(RL_SCRATCH_BYTES);
 	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (!w->scratch)
 		return -ENOMEM;
 	if ((rc = rl_evloop_init(&w->loop, WORKER_EVENTS)) || (rc = rl_inbox_init(&w->inbox)))
 		return rc;
-	if ((rc = rl_evloop_add(&w->loop, lfd, RL_EV_IN, &w->lsrc)) ||
-	    (rc = rl_evloop_add(&w->loop, w->inbox.efd, RL_EV_IN, &w->isrc)))
-		return rc;
-	return 0;
+	return rl_evloop_add(&w->loop, w->inbox.efd, RL_EV_IN, &w->isrc);
+}
+
+int rl_worker_listen(struct rl_worker *w, int fd, const struct rl_transport *tp, const char *name)
+{
+	if (w->nlisteners == RL_MAX_LISTENERS) {
+		close(fd);
+		return -ENOSPC;
+	}
+	struct rl_listener *l = &w->listeners[w->nlisteners++];
+	l->src = RL_SRC_LISTEN;
+	l->fd = fd;
+	l->tp = tp;
+	l->name = name;
+	return rl_evloop_add(&w->loop, fd, RL_EV_IN, l);
+}
+
+/* Takes <l> out of the loop and closes it. */
+static void worker_unlisten(struct rl_worker *w, struct rl_listener *l)
+{
+	if (l->fd < 0)
+		return;
+	rl_evloop_del(&w->loop, l->fd);
+	close(l->fd);
+	l->fd = -1;
 }
 
 void rl_worker_fini(struct rl_worker *w)
 {
-	if (w->lfd >= 0)
-		close(w->lfd);
+	for (unsigned i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
 	if (w->reserve_fd >= 0)
 		close(w->reserve_fd);
 	rl_evloop_fini(&w->loop);
 	rl_inbox_fini(&w->inbox);
 	rl_segpool_fini(&w->pool);
 	free(w->scratch);
-}
-
-void rl_worker_mark_dead(struct rl_worker *w, struct rl_conn *c)
-{
-	c->next_dead = w->dead;
-	w->dead = c;
 }
 
 void rl_workers_stop(void)
@@ -96,14 +101,14 @@ void rl_workers_stop(void)
 
 /* ---- accept ---------------------------------------------------------------- */
 
-/* Out of descriptors: free the reserve, accept and close one pending
- * connection so its client sees a close instead of hanging in the backlog. */
-static void worker_emfile(struct rl_worker *w, int err)
+/* Out of descriptors: free the reserve, accept and close one connection
+ * pending on <l> so its client sees a close instead of hanging in the backlog. */
+static void worker_emfile(struct rl_worker *w, struct rl_listener *l, int err)
 {
 	uint64_t suppressed;
 	if (w->reserve_fd >= 0) {
 		close(w->reserve_fd);
-		int fd = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0) {
 			close(fd);
 			RL_STAT_ADD(w->stats, refused_emfile, 1);
@@ -115,12 +120,13 @@ static void worker_emfile(struct rl_worker *w, int err)
 			 strerror(err), (unsigned long long)suppressed);
 }
 
+/* Readiness of listener <ptr>: accepts up to the per-turn bound. */
 static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 {
-	(void)ptr;
+	struct rl_listener *l = ptr;
 	(void)bits;
-	for (int i = 0; i < WORKER_ACCEPTS_PER_TURN && w->lfd >= 0; i++) {
-		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	for (int i = 0; i < WORKER_ACCEPTS_PER_TURN && l->fd >= 0; i++) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			int e = errno;
 			uint64_t suppressed;
@@ -129,17 +135,17 @@ static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 			if (e == EINTR || e == ECONNABORTED || e == EPROTO)
 				continue;
 			if (e == EMFILE || e == ENFILE) {
-				worker_emfile(w, e);
+				worker_emfile(w, l, e);
 				if (w->reserve_fd < 0)
 					return;
 				continue;
 			}
 			if (rl_ratelimit_ok(&w->accept_rl, w->now_ms, 1000, &suppressed))
-				RL_WARNF(0, "accept: %s", strerror(e));
+				RL_WARNF(0, "accept (%s): %s", l->name, strerror(e));
 			return;
 		}
 		bool ok = rl_stats_conn_try_add(RL_CFG(max_conns));
-		rl_conn_new(w, fd, !ok);
+		rl_conn_new(w, fd, l->tp, !ok);
 	}
 	/* The listener is level-triggered: what is left shows up next turn. */
 }
@@ -174,29 +180,17 @@ static void worker_dispatch(struct rl_worker *w, int n)
 	}
 }
 
-static void worker_read_again(struct rl_worker *w)
-{
-	struct cds_list_head batch;
-
-	if (cds_list_empty(&w->read_list))
-		return;
-	CDS_INIT_LIST_HEAD(&batch);
-	cds_list_splice(&w->read_list, &batch);
-	CDS_INIT_LIST_HEAD(&w->read_list);
-	while (!cds_list_empty(&batch)) {
-		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, rlink);
-		cds_list_del_init(&c->rlink);
-		rl_conn_on_event(c, RL_EV_IN);
-	}
-}
-
 /* ---- inbox ------------------------------------------------------------------------ */
 
-typedef void (*inbox_fn)(struct rl_worker *w, struct rl_inbox_item *it);
+/* Registered by the layers that push items (rl_worker_set_inbox_handler),
+ * before any worker runs; read-only after. */
+static rl_inbox_fn *inbox_handlers[RL_INBOX_NKINDS];
 
-static const inbox_fn inbox_handlers[RL_INBOX_NKINDS] = {
-	[RL_INBOX_FANOUT] = rl_fanout_item,
-};
+void rl_worker_set_inbox_handler(enum rl_inbox_kind kind, rl_inbox_fn *fn)
+{
+	assert(kind < RL_INBOX_NKINDS && fn);
+	inbox_handlers[kind] = fn;
+}
 
 static void worker_drain_inbox(struct rl_worker *w)
 {
@@ -215,64 +209,29 @@ static void worker_drain_inbox(struct rl_worker *w)
 	RL_STAT_ADD(w->stats, inbox_items, n);
 }
 
-/* ---- flush and close ----------------------------------------------------------------- */
-
-static void worker_flush(struct rl_worker *w)
-{
-	struct cds_list_head batch;
-
-	if (cds_list_empty(&w->flush_list))
-		return;
-	CDS_INIT_LIST_HEAD(&batch);
-	cds_list_splice(&w->flush_list, &batch);
-	CDS_INIT_LIST_HEAD(&w->flush_list);
-	while (!cds_list_empty(&batch)) {
-		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, qlink);
-		cds_list_del_init(&c->qlink);
-		rl_conn_flush(c);
-	}
-}
-
-static void worker_close_dead(struct rl_worker *w)
-{
-	while (w->dead) {
-		struct rl_conn *c = w->dead;
-		w->dead = c->next_dead;
-		rl_conn_destroy(c);
-	}
-}
-
 /* ---- shutdown ---------------------------------------------------------------------------- */
 
 static void worker_begin_stop(struct rl_worker *w)
 {
-	struct rl_conn *c, *tmp;
-
 	w->stopping = true;
 	w->stop_deadline = w->now_ms + RL_CFG(grace_ms);
 	/* Closing a listener resets the connections in its accept queue: take
 	 * them first, so they get SERVER_SHUTDOWN like everybody else. */
-	for (int i = 0; i < WORKER_STOP_ACCEPTS && w->lfd >= 0; i++) {
-		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1)
-			break;
-		rl_conn_new(w, fd, !rl_stats_conn_try_add(RL_CFG(max_conns)));
+	for (unsigned k = 0; k < w->nlisteners; k++) {
+		struct rl_listener *l = &w->listeners[k];
+		for (int i = 0; i < WORKER_STOP_ACCEPTS && l->fd >= 0; i++) {
+			int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd == -1)
+				break;
+			rl_conn_new(w, fd, l->tp, !rl_stats_conn_try_add(RL_CFG(max_conns)));
+		}
+		worker_unlisten(w, l);
 	}
-	if (w->lfd >= 0) {
-		rl_evloop_del(&w->loop, w->lfd);
-		close(w->lfd);
-		w->lfd = -1;
-	}
-	cds_list_for_each_entry_safe(c, tmp, &w->idle_list, tlink)
-		rl_conn_shutdown(c, w->stop_deadline);
-	cds_list_for_each_entry_safe(c, tmp, &w->closing_list, tlink)
-		rl_conn_shutdown(c, w->stop_deadline);
+	rl_conn_shutdown_all(w, w->stop_deadline);
 }
 
 static void worker_check_stop(struct rl_worker *w)
 {
-	struct rl_conn *c, *tmp;
-
 	if (!w->stopping) {
 		if (__atomic_load_n(&rl_srv.stopping, __ATOMIC_SEQ_CST))
 			worker_begin_stop(w);
@@ -280,10 +239,7 @@ static void worker_check_stop(struct rl_worker *w)
 	}
 	if (w->now_ms < w->stop_deadline)
 		return;
-	cds_list_for_each_entry_safe(c, tmp, &w->closing_list, tlink)
-		rl_conn_kill(c);
-	cds_list_for_each_entry_safe(c, tmp, &w->idle_list, tlink)
-		rl_conn_kill(c);
+	rl_conn_kill_all(w);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
@@ -304,7 +260,7 @@ static int worker_timeout(struct rl_worker *w)
 	if (w->inbox_more || w->dead || !cds_list_empty(&w->read_list) ||
 	    !cds_list_empty(&w->flush_list))
 		return 0;
-	long t = rl_timers_next(w);
+	long t = rl_timers_next(w->timers, RL_WORKER_NTIMERS, w->now_ms);
 	if (w->stopping) {
 		long s = w->stop_deadline > w->now_ms ? (long)(w->stop_deadline - w->now_ms) : 0;
 		if (t < 0 || s < t)
@@ -322,7 +278,7 @@ static bool worker_turn(struct rl_worker *w)
 	rl_rcu_offline();
 	int n = rl_evloop_wait(&w->loop, timeout);
 	rl_rcu_online();
-	w->now_ms = worker_clock_ms();
+	w->now_ms = rl_clock_ms();
 	if (n < 0) {
 		RL_ERRORF(0, "epoll_wait: %s", strerror(-n));
 		n = 0;
@@ -330,11 +286,11 @@ static bool worker_turn(struct rl_worker *w)
 	worker_check_stop(w);
 	w->throttled = rl_srv.nworkers > 1 && worker_peers_backlogged(w);
 	worker_dispatch(w, n);
-	worker_read_again(w);
+	rl_conn_read_deferred(w);
 	worker_drain_inbox(w);
-	rl_timers_run(w);
-	worker_flush(w);
-	worker_close_dead(w);
+	rl_timers_run(w->timers, RL_WORKER_NTIMERS, w->now_ms);
+	rl_conn_flush_pending(w);
+	rl_conn_close_marked(w);
 	rl_rcu_quiescent();
 	return !(w->stopping && w->nconns == 0);
 }
@@ -354,7 +310,7 @@ static void *worker_main(void *arg)
 
 	rl_log_worker = (int)w->id;
 	rcu_register_thread();
-	w->now_ms = worker_clock_ms();
+	w->now_ms = rl_clock_ms();
 	while (worker_turn(w))
 		;
 	worker_drain_rest(w);
@@ -367,6 +323,8 @@ static void *worker_main(void *arg)
 
 int rl_worker_start(struct rl_worker *w)
 {
+	for (unsigned k = 0; k < RL_INBOX_NKINDS; k++)
+		assert(inbox_handlers[k] && "rl_worker_set_inbox_handler before the workers start");
 	int rc = pthread_create(&w->thread, NULL, worker_main, w);
 	return -rc;
 }

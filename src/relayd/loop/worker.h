@@ -1,6 +1,6 @@
-/* worker.h -- a worker thread: its listener, epoll loop, inbox, connections,
+/* worker.h -- a worker thread: its listeners, epoll loop, inbox, connections,
  * timers and counters. The struct is shared by the worker's own modules
- * (conn.c, handler.c, fanout.c, timer.c); other threads touch only <inbox>
+ * (conn.c, handler.c, fanout.c); other threads touch only <inbox>
  * (push/kick) and <stats> (atomic loads).
  * Threading: one struct per worker thread; see worker.c for the loop turn. */
 #ifndef RL_WORKER_H
@@ -8,6 +8,7 @@
 
 #include "loop/evloop.h"
 #include "loop/inbox.h"
+#include "loop/timer.h"
 #include "base/log.h"
 #include "base/options.h"
 #include "net/outq.h"
@@ -22,15 +23,28 @@
 enum rl_src_kind { RL_SRC_CONN = 0, RL_SRC_LISTEN, RL_SRC_INBOX, RL_SRC_NKINDS };
 
 #define RL_SCRATCH_BYTES 65536u
+#define RL_MAX_LISTENERS 4 /* per worker: one per kind (plain TCP; TLS, WebSocket later) */
+#define RL_WORKER_NTIMERS 4 /* = RL_CONN_NTIMERS */
 
 struct rl_conn;
+struct rl_transport;
+
+/* One listening socket of a worker: its own SO_REUSEPORT member of one
+ * port's group. Connections accepted on it speak its transport. */
+struct rl_listener {
+	uint32_t src;                  /* RL_SRC_LISTEN; first field (evloop tag) */
+	int fd;                        /* -1 once shutdown began */
+	const struct rl_transport *tp; /* handed to every connection it accepts */
+	const char *name;              /* kind, for log lines: "tcp" */
+};
 
 struct rl_worker {
 	unsigned id;
 	pthread_t thread;
-	int lfd;                    /* listener; -1 once shutdown began */
+	struct rl_listener listeners[RL_MAX_LISTENERS];
+	unsigned nlisteners;
 	int reserve_fd;             /* spare descriptor for EMFILE; -1 if in use */
-	uint32_t lsrc, isrc;        /* evloop tags for the listener and the inbox */
+	uint32_t isrc;              /* evloop tag for the inbox */
 	struct rl_evloop loop;
 	struct rl_inbox inbox;
 	struct rl_stats *stats;
@@ -38,13 +52,11 @@ struct rl_worker {
 	uint8_t *scratch;           /* RL_SCRATCH_BYTES, the read buffer of every conn */
 	uint64_t now_ms;            /* CLOCK_MONOTONIC, refreshed each loop turn */
 	uint64_t t_read_ns;         /* CLOCK_MONOTONIC of the last successful read */
-	/* Timer lists, each ordered by its deadline because each has one fixed
-	 * timeout: append at the tail, expire from the head (see timer.c). */
-	struct cds_list_head idle_list;    /* OPEN/DRAINING conns by last_rx_ms */
-	struct cds_list_head closing_list; /* CLOSING conns by deadline */
-	struct cds_list_head frame_list;   /* conns with a partial frame, by frame start */
-	struct cds_list_head drain_list;   /* DRAINING conns, by drain start */
-	/* Work lists for the current turn. */
+	/* The connection layer's timer lists (enum rl_conn_timer in conn.h;
+	 * conn.c sets them up and arms them, the loop turn runs them). */
+	struct rl_timer_list timers[RL_WORKER_NTIMERS];
+	/* The connection layer's work lists for the current turn (conn.c
+	 * fills and empties them; the loop only asks whether they are empty). */
 	struct cds_list_head flush_list;   /* conns with output to write */
 	struct cds_list_head read_list;    /* conns that hit their read budget */
 	struct rl_conn *dead;              /* marked for close (singly linked) */
@@ -73,15 +85,24 @@ extern struct rl_server rl_srv;
  * stores them from the main thread with relaxed atomics while workers run. */
 #define RL_CFG(f) __atomic_load_n(&rl_srv.cfg.f, __ATOMIC_RELAXED)
 
-/* Sets up worker <id> around listener <lfd>. Main thread. 0 or -errno. */
-int rl_worker_init(struct rl_worker *w, unsigned id, int lfd);
+/* Sets up worker <id>, with no listener yet. Main thread. 0 or -errno. */
+int rl_worker_init(struct rl_worker *w, unsigned id);
+/* Gives listening socket <fd> to <w>, which owns it from here on even when
+ * this fails: connections accepted on it will speak <tp>; <name> (static)
+ * names the kind in log lines. Main thread, before rl_worker_start.
+ * 0 or -errno (-ENOSPC beyond RL_MAX_LISTENERS). */
+int rl_worker_listen(struct rl_worker *w, int fd, const struct rl_transport *tp, const char *name);
 int rl_worker_start(struct rl_worker *w);
 /* After the thread was joined. */
 void rl_worker_fini(struct rl_worker *w);
 /* Any thread: asks every worker to begin graceful shutdown. */
 void rl_workers_stop(void);
 
-/* Worker-side helpers used by conn.c. */
-void rl_worker_mark_dead(struct rl_worker *w, struct rl_conn *c);
+/* Handles one inbox item on worker <w> (its owner), in the drain step. */
+typedef void rl_inbox_fn(struct rl_worker *w, struct rl_inbox_item *it);
+/* Registers the handler for items of <kind>; the layer that pushes them
+ * provides it (relay/fanout.c: RL_INBOX_FANOUT). Main thread, once per kind,
+ * before any worker starts (rl_worker_start asserts every kind has one). */
+void rl_worker_set_inbox_handler(enum rl_inbox_kind kind, rl_inbox_fn *fn);
 
 #endif

@@ -1,28 +1,31 @@
-/* conn.c -- one client connection: state machine, receive path, send queue.
+/* conn.c -- one client connection: state machine, receive path, send queue,
+ * timers, and the worker's per-turn connection steps (deferred reads, flush,
+ * close).
  * Threading: everything here runs on the connection's owner worker; other
  * workers reach a connection only through its owner's inbox (inbox.c).
  *
- * A connection is never freed inside an I/O path: rl_conn_kill marks it and
- * the worker's close step calls rl_conn_destroy once per marked connection. */
+ * The layer above is reached only through the upcall table installed with
+ * rl_conn_set_upcalls (complete frames, the final close); nothing here
+ * names it.
+ *
+ * A connection is never freed inside an I/O path: rl_conn_kill marks it (the
+ * worker's dead list) and the close step, rl_conn_close_marked, destroys
+ * each marked connection once. */
 #include "net/conn.h"
 
-#include "relay/handler.h"
-#include "ops/metrics.h"
+#include "base/clock.h"
+#include "net/sockopt.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define CONN_READS_PER_TURN 2      /* x RL_SCRATCH_BYTES: the per-turn read budget */
-#define CONN_FLUSH_CALLS 4         /* sendmsg calls per connection per flush */
+#define CONN_FLUSH_CALLS 4         /* transport writes per connection per flush */
 #define CONN_CLOSE_FLUSH_MS 2000   /* CLOSING: flush deadline after a fatal error */
 
 static const char *const state_names[RL_CONN_NSTATES] = {
@@ -61,6 +64,15 @@ static const char *const err_text[RELAY_ERR_NCODES] = {
 	[RELAY_ERR_SERVER_SHUTDOWN] = "server shutting down",
 };
 
+/* Set once before any worker runs (rl_conn_set_upcalls), read-only after. */
+static struct rl_conn_upcalls conn_up;
+
+void rl_conn_set_upcalls(const struct rl_conn_upcalls *up)
+{
+	assert(up->frame && up->closed);
+	conn_up = *up;
+}
+
 #ifndef NDEBUG
 static _Thread_local const struct rl_worker *conn_self;
 
@@ -95,48 +107,53 @@ bool rl_conn_can_send(const struct rl_conn *c)
 	       !(c->flags & RL_CF_DEAD);
 }
 
-struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, bool refused)
+struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transport *tp,
+			    bool refused)
 {
-	int one = 1;
 	struct rl_conn *c = calloc(1, sizeof(*c));
 	if (!c) {
-		close(fd);
+		close(fd); /* no transport state exists yet */
 		if (!refused)
 			rl_stats_conn_del();
 		return NULL;
 	}
 	c->src = RL_SRC_CONN;
 	c->fd = fd;
+	c->tp = tp;
 	c->w = w;
 	c->state = RL_CONN_INIT;
 	c->id = __atomic_add_fetch(&rl_srv.next_conn_id, 1, __ATOMIC_RELAXED);
 	relay_decoder_init(&c->dec, (uint32_t)rl_srv.cfg.max_frame);
-	CDS_INIT_LIST_HEAD(&c->tlink);
-	CDS_INIT_LIST_HEAD(&c->flink);
-	CDS_INIT_LIST_HEAD(&c->dlink);
+	rl_timer_init(&c->life);
+	rl_timer_init(&c->frame);
+	rl_timer_init(&c->drain);
 	CDS_INIT_LIST_HEAD(&c->qlink);
 	CDS_INIT_LIST_HEAD(&c->rlink);
 	if (refused)
 		c->flags |= RL_CF_REFUSED;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (rl_evloop_add(&w->loop, fd, RL_EV_IN | RL_EV_OUT | RL_EV_EDGE, c)) {
-		RL_WARNF(c->id, "cannot register socket: %s", strerror(errno));
+	int rc = tp->accept(c);
+	if (rc == 0)
+		rl_sock_keepalive(fd, (unsigned)((RL_CFG(keepalive_ms) + 999) / 1000)); /* s, rounded up */
+	if (rc == 0 && rl_evloop_add(&w->loop, fd, RL_EV_IN | RL_EV_OUT | RL_EV_EDGE, c))
+		rc = -errno;
+	if (rc) {
+		RL_WARNF(c->id, "cannot register socket: %s", strerror(-rc));
 		conn_set_state(c, RL_CONN_CLOSED);
-		close(fd);
+		tp->close(c);
 		free(c);
 		if (!refused)
 			rl_stats_conn_del();
 		return NULL;
 	}
 	conn_set_state(c, RL_CONN_OPEN);
-	c->last_rx_ms = w->now_ms;
-	cds_list_add_tail(&c->tlink, &w->idle_list);
+	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
 	w->nconns++;
 	RL_STAT_ADD(w->stats, conns_accepted, 1);
 	RL_STAT_ADD(w->stats, conns_current, 1);
 	if (w->stats->conns_current > w->stats->conns_peak)
 		RL_STAT_SET(w->stats, conns_peak, w->stats->conns_current);
-	RL_DEBUGF(c->id, "accepted fd %d%s", fd, refused ? " (over max-connections)" : "");
+	RL_DEBUGF(c->id, "accepted fd %d (%s)%s", fd, tp->name,
+		  refused ? " (over max-connections)" : "");
 	if (refused) {
 		RL_STAT_ADD(w->stats, refused_full, 1);
 		rl_conn_error(c, RELAY_ERR_SERVER_FULL, NULL, 0, NULL);
@@ -153,12 +170,13 @@ void rl_conn_kill(struct rl_conn *c)
 		conn_set_state(c, RL_CONN_CLOSING); /* nothing more will be flushed */
 	c->flags |= RL_CF_DEAD;
 	/* Off every timer and work list now, so no later step of this turn sees it. */
-	cds_list_del_init(&c->tlink);
-	cds_list_del_init(&c->flink);
-	cds_list_del_init(&c->dlink);
+	rl_timer_disarm(&c->life);
+	rl_timer_disarm(&c->frame);
+	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	cds_list_del_init(&c->rlink);
-	rl_worker_mark_dead(c->w, c);
+	c->next_dead = c->w->dead;
+	c->w->dead = c;
 }
 
 static void conn_want_flush(struct rl_conn *c)
@@ -172,13 +190,11 @@ static void conn_want_flush(struct rl_conn *c)
  * until EOF (so our final ERROR is not destroyed by an RST). */
 static void conn_closing_done(struct rl_conn *c)
 {
-	int pending = 0;
-	if ((c->flags & RL_CF_PEER_EOF) || ioctl(c->fd, FIONREAD, &pending) == -1 ||
-	    pending == 0) {
-		rl_conn_kill(c);
+	if ((c->flags & RL_CF_PEER_EOF) || c->tp->pending_input(c) <= 0) {
+		rl_conn_kill(c); /* nothing in flight, or the socket is broken anyway */
 		return;
 	}
-	shutdown(c->fd, SHUT_WR);
+	c->tp->shutdown_wr(c); /* on failure the linger read meets the error and closes */
 	c->flags |= RL_CF_LINGER;
 	/* Discard next turn, never here: we may be inside another connection's
 	 * parse, whose frames point into the shared scratch buffer. */
@@ -190,11 +206,9 @@ static void conn_begin_closing(struct rl_conn *c, uint64_t deadline)
 {
 	struct rl_worker *w = c->w;
 	conn_set_state(c, RL_CONN_CLOSING);
-	c->deadline_ms = deadline;
-	cds_list_del(&c->tlink);
-	cds_list_add_tail(&c->tlink, &w->closing_list);
-	cds_list_del_init(&c->flink);
-	cds_list_del_init(&c->dlink);
+	rl_timer_arm(&w->timers[RL_CONN_T_CLOSING], &c->life, deadline);
+	rl_timer_disarm(&c->frame);
+	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->rlink);
 	if (c->out.bytes == 0)
 		conn_closing_done(c);
@@ -269,8 +283,7 @@ static void conn_check_watermarks(struct rl_conn *c)
 	}
 	if (c->state == RL_CONN_OPEN && b > RL_CFG(out_high)) {
 		conn_set_state(c, RL_CONN_DRAINING);
-		c->deadline_ms = c->w->now_ms;
-		cds_list_add_tail(&c->dlink, &c->w->drain_list);
+		rl_timer_arm(&c->w->timers[RL_CONN_T_DRAIN], &c->drain, c->w->now_ms);
 		RL_DEBUGF(c->id, "backpressure detected: %zu bytes queued", b);
 	}
 }
@@ -295,7 +308,8 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m)
 	if (rc)
 		return rc;
 	if (rl_log_on(RL_LOG_DEBUG))
-		conn_log_out(c, m->data[5], m->data[6], m->len - RELAY_FRAME_HDR_BYTES);
+		conn_log_out(c, m->data[RELAY_FRAME_TYPE_OFFSET], m->data[RELAY_FRAME_FLAGS_OFFSET],
+			     m->len - RELAY_FRAME_HDR_BYTES);
 	conn_want_flush(c); /* counters: the caller adds them per message, not per member */
 	conn_check_watermarks(c);
 	return 0;
@@ -331,7 +345,8 @@ void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, 
 	if (!rl_conn_can_send(c))
 		return;
 	size_t n = conn_error_json(buf, sizeof(buf), code, room, room_len, detail);
-	if (n == 0 || n + 3 > rl_srv.cfg.max_frame) /* never send more than max_frame */
+	/* never send more than max_frame (the length field counts the header's 3 bytes) */
+	if (n == 0 || n + RELAY_FRAME_HDR_BYTES - RELAY_FRAME_LEN_BYTES > rl_srv.cfg.max_frame)
 		n = conn_error_json(buf, sizeof(buf), code, NULL, 0, NULL);
 	RL_STAT_ADD(c->w->stats, errors[code], 1);
 	if (fatal)
@@ -342,7 +357,10 @@ void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, 
 		conn_begin_closing(c, c->w->now_ms + CONN_CLOSE_FLUSH_MS);
 }
 
-void rl_conn_expire(struct rl_conn *c, enum relay_err why)
+/* A timer of <c> expired (<why>: the list's error). Takes <c> off that
+ * list: the fatal error moves it to CLOSING (off the idle, frame and drain
+ * lists), a passed flush deadline kills it. */
+static void conn_expire(struct rl_conn *c, enum relay_err why)
 {
 	if (c->state == RL_CONN_CLOSING) {
 		RL_DEBUGF(c->id, "flush deadline passed with %zu bytes unsent", (size_t)c->out.bytes);
@@ -362,25 +380,64 @@ void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms)
 {
 	if (c->flags & RL_CF_DEAD)
 		return;
+	/* CLOSING: life.start_ms is the flush deadline. It is changed in place:
+	 * the closing list may lose its order, but at <deadline_ms> the worker
+	 * kills every connection left (worker_check_stop). */
 	if (c->state == RL_CONN_CLOSING) {
-		if (deadline_ms < c->deadline_ms)
-			c->deadline_ms = deadline_ms;
+		if (deadline_ms < c->life.start_ms)
+			c->life.start_ms = deadline_ms;
 		return;
 	}
 	rl_conn_error(c, RELAY_ERR_SERVER_SHUTDOWN, NULL, 0, NULL);
 	if (c->state == RL_CONN_CLOSING)
-		c->deadline_ms = deadline_ms;
+		c->life.start_ms = deadline_ms;
+}
+
+static void conn_idle_expired(struct rl_timer *t, void *arg)
+{
+	(void)arg;
+	conn_expire(caa_container_of(t, struct rl_conn, life), RELAY_ERR_IDLE_TIMEOUT);
+}
+
+static void conn_frame_expired(struct rl_timer *t, void *arg)
+{
+	(void)arg;
+	conn_expire(caa_container_of(t, struct rl_conn, frame), RELAY_ERR_FRAME_TIMEOUT);
+}
+
+static void conn_drain_expired(struct rl_timer *t, void *arg)
+{
+	(void)arg;
+	conn_expire(caa_container_of(t, struct rl_conn, drain), RELAY_ERR_SLOW_CONSUMER);
+}
+
+static void conn_closing_expired(struct rl_timer *t, void *arg)
+{
+	(void)arg;
+	conn_expire(caa_container_of(t, struct rl_conn, life), RELAY_ERR_NONE);
+}
+
+void rl_conn_worker_init(struct rl_worker *w)
+{
+	struct rl_config *cfg = &rl_srv.cfg; /* reloadable: timer.c loads them atomically */
+
+	CDS_INIT_LIST_HEAD(&w->flush_list);
+	CDS_INIT_LIST_HEAD(&w->read_list);
+	w->dead = NULL;
+
+	rl_timer_list_init(&w->timers[RL_CONN_T_IDLE], &cfg->idle_ms, conn_idle_expired, NULL);
+	rl_timer_list_init(&w->timers[RL_CONN_T_FRAME], &cfg->frame_ms, conn_frame_expired, NULL);
+	rl_timer_list_init(&w->timers[RL_CONN_T_DRAIN], &cfg->slow_ms, conn_drain_expired, NULL);
+	rl_timer_list_init_deadline(&w->timers[RL_CONN_T_CLOSING], conn_closing_expired, NULL);
 }
 
 /* Any received byte counts as activity: move to the idle list's tail. */
 static void conn_touch(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
-	if (c->last_rx_ms == w->now_ms)
+	if (c->life.start_ms == w->now_ms)
 		return;
-	c->last_rx_ms = w->now_ms;
-	cds_list_del(&c->tlink);
-	cds_list_add_tail(&c->tlink, &w->idle_list);
+	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
 }
 
 static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frames)
@@ -389,14 +446,12 @@ static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frame
 	if (RL_CFG(frame_ms) == 0)
 		return;
 	if (relay_decoder_pending(&c->dec) == 0) {
-		cds_list_del_init(&c->flink);
+		rl_timer_disarm(&c->frame);
 		return;
 	}
 	if (was_pending && frames == 0)
 		return; /* the same frame is still arriving */
-	c->frame_start_ms = w->now_ms;
-	cds_list_del(&c->flink);
-	cds_list_add_tail(&c->flink, &w->frame_list);
+	rl_timer_arm(&w->timers[RL_CONN_T_FRAME], &c->frame, w->now_ms);
 }
 
 static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
@@ -410,13 +465,18 @@ static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 		enum relay_decode_status st = relay_decoder_next(&c->dec, &f);
 		if (st == RELAY_DECODE_NEED_MORE)
 			break;
+		if (st == RELAY_DECODE_NOMEM) { /* this client's frame, not the server, fails */
+			RL_WARNF(c->id, "out of memory buffering a frame: connection closed");
+			rl_conn_kill(c);
+			return;
+		}
 		if (st == RELAY_DECODE_ERROR) {
 			RL_STAT_ADD(c->w->stats, frames_in[0], 1);
 			rl_conn_error(c, c->dec.err, NULL, 0, NULL);
 			return;
 		}
 		frames++;
-		rl_handler_frame(c, &f);
+		conn_up.frame(c, &f);
 		if (!rl_conn_can_send(c))
 			return;
 	}
@@ -449,31 +509,33 @@ void rl_conn_read(struct rl_conn *c)
 			cds_list_add_tail(&c->rlink, &w->read_list);
 		return;
 	}
-	for (int i = 0; i < CONN_READS_PER_TURN;) {
-		ssize_t n = recv(c->fd, w->scratch, RL_SCRATCH_BYTES, 0);
+	/* Counted in bytes, not calls: a transport may return less than a
+	 * scratch buffer per call (TLS: one record) with more pending. */
+	size_t budget = CONN_READS_PER_TURN * RL_SCRATCH_BYTES;
+	while (budget) {
+		ssize_t n = c->tp->read(c, w->scratch, RL_SCRATCH_BYTES);
 		if (n > 0) {
-			w->t_read_ns = rl_metrics_now_ns();
+			w->t_read_ns = rl_clock_ns();
 			RL_STAT_ADD(w->stats, bytes_in, n);
 			conn_touch(c);
 			conn_parse(c, w->scratch, (size_t)n);
 			if (!rl_conn_can_send(c))
 				return;
-			if ((size_t)n == RL_SCRATCH_BYTES)
-				i++;
-			else if (!(c->flags & RL_CF_RDHUP))
+			budget -= (size_t)n < budget ? (size_t)n : budget;
+			if ((size_t)n < RL_SCRATCH_BYTES && !(c->flags & RL_CF_RDHUP) &&
+			    !c->tp->has_pending(c))
 				return; /* drained; edge-triggered: the next byte brings a new event */
-			/* A short read with the FIN already reported: no new edge will come
-			 * for the EOF, so read on until recv says 0 (or EAGAIN). */
+			/* A full read, a short read with the FIN already reported (no new
+			 * edge will come for the EOF), or input the transport holds that
+			 * the kernel no longer reports: read on until 0 or -EAGAIN. */
 			continue;
 		}
 		if (n == 0) {
 			conn_peer_eof(c);
 			return;
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			conn_read_failed(c, errno);
+		if (n != -EAGAIN)
+			conn_read_failed(c, (int)-n);
 		return;
 	}
 	/* Budget spent with data left: continue next turn, after the others. */
@@ -485,13 +547,11 @@ static void conn_linger_read(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
 	for (int i = 0; i < CONN_READS_PER_TURN; i++) {
-		ssize_t n = recv(c->fd, w->scratch, RL_SCRATCH_BYTES, 0);
+		ssize_t n = c->tp->read(c, w->scratch, RL_SCRATCH_BYTES);
 		if (n > 0)
 			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n == -1 && errno == EINTR)
-			continue;
+		if (n == -EAGAIN)
+			return; /* read until -EAGAIN, so a transport's buffered input goes too */
 		rl_conn_kill(c); /* EOF or error: done */
 		return;
 	}
@@ -529,7 +589,7 @@ void rl_conn_flush(struct rl_conn *c)
 	RL_ASSERT_OWNER(c);
 	if ((c->flags & (RL_CF_DEAD | RL_CF_WBLOCKED)) || c->state == RL_CONN_CLOSED)
 		return;
-	int rc = rl_outq_flush(&c->out, &w->pool, c->fd, CONN_FLUSH_CALLS, &sent);
+	int rc = rl_outq_flush(&c->out, &w->pool, c->tp->writev, c, CONN_FLUSH_CALLS, &sent);
 	RL_STAT_ADD(w->stats, bytes_out, sent);
 	RL_STAT_SUB(w->stats, out_queued, sent);
 	if (rc == -EAGAIN) {
@@ -541,26 +601,48 @@ void rl_conn_flush(struct rl_conn *c)
 		rl_conn_kill(c);
 		return;
 	}
-	if (c->state == RL_CONN_DRAINING && c->out.bytes < RL_CFG(out_low)) {
+	if (c->state == RL_CONN_DRAINING && c->out.bytes <= RL_CFG(out_low)) {
 		conn_set_state(c, RL_CONN_OPEN);
-		cds_list_del_init(&c->dlink);
+		rl_timer_disarm(&c->drain);
 		RL_DEBUGF(c->id, "backpressure relieved: %zu bytes queued", (size_t)c->out.bytes);
 	}
 	if (c->state == RL_CONN_CLOSING && c->out.bytes == 0 && !(c->flags & RL_CF_LINGER))
 		conn_closing_done(c);
 }
 
-void rl_conn_destroy(struct rl_conn *c)
+void rl_conn_shutdown_all(struct rl_worker *w, uint64_t deadline_ms)
+{
+	struct rl_conn *c, *tmp;
+
+	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_IDLE].head, life.link)
+		rl_conn_shutdown(c, deadline_ms);
+	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_CLOSING].head, life.link)
+		rl_conn_shutdown(c, deadline_ms);
+}
+
+void rl_conn_kill_all(struct rl_worker *w)
+{
+	struct rl_conn *c, *tmp;
+
+	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_CLOSING].head, life.link)
+		rl_conn_kill(c);
+	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_IDLE].head, life.link)
+		rl_conn_kill(c);
+}
+
+/* CLOSED: tells the layer above, frees everything, closes the socket. Once
+ * per connection marked dead, from the close step. */
+static void conn_destroy(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
 
 	RL_ASSERT_OWNER(c);
 	assert(c->flags & RL_CF_DEAD);
 	conn_set_state(c, RL_CONN_CLOSED);
-	rl_handler_leave_all(c);
-	cds_list_del_init(&c->tlink);
-	cds_list_del_init(&c->flink);
-	cds_list_del_init(&c->dlink);
+	conn_up.closed(c);
+	rl_timer_disarm(&c->life);
+	rl_timer_disarm(&c->frame);
+	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	cds_list_del_init(&c->rlink);
 	RL_STAT_SUB(w->stats, out_queued, c->out.bytes);
@@ -568,7 +650,7 @@ void rl_conn_destroy(struct rl_conn *c)
 	relay_decoder_free(&c->dec);
 	free(c->user_id);
 	free(c->rooms);
-	close(c->fd);
+	c->tp->close(c);
 	RL_DEBUGF(c->id, "closed");
 	RL_STAT_SUB(w->stats, conns_current, 1);
 	RL_STAT_ADD(w->stats, conns_closed, 1);
@@ -576,4 +658,47 @@ void rl_conn_destroy(struct rl_conn *c)
 		rl_stats_conn_del();
 	w->nconns--;
 	free(c);
+}
+
+/* ---- the worker's per-turn steps ---------------------------------------- */
+
+void rl_conn_read_deferred(struct rl_worker *w)
+{
+	struct cds_list_head batch;
+
+	if (cds_list_empty(&w->read_list))
+		return;
+	CDS_INIT_LIST_HEAD(&batch);
+	cds_list_splice(&w->read_list, &batch);
+	CDS_INIT_LIST_HEAD(&w->read_list);
+	while (!cds_list_empty(&batch)) {
+		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, rlink);
+		cds_list_del_init(&c->rlink);
+		rl_conn_on_event(c, RL_EV_IN);
+	}
+}
+
+void rl_conn_flush_pending(struct rl_worker *w)
+{
+	struct cds_list_head batch;
+
+	if (cds_list_empty(&w->flush_list))
+		return;
+	CDS_INIT_LIST_HEAD(&batch);
+	cds_list_splice(&w->flush_list, &batch);
+	CDS_INIT_LIST_HEAD(&w->flush_list);
+	while (!cds_list_empty(&batch)) {
+		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, qlink);
+		cds_list_del_init(&c->qlink);
+		rl_conn_flush(c);
+	}
+}
+
+void rl_conn_close_marked(struct rl_worker *w)
+{
+	while (w->dead) {
+		struct rl_conn *c = w->dead;
+		w->dead = c->next_dead;
+		conn_destroy(c);
+	}
 }

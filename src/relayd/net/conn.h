@@ -6,10 +6,12 @@
 #define RL_CONN_H
 
 #include "net/outq.h"
+#include "net/transport.h"
 #include "loop/worker.h"
 
 #include <relay/protocol.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <urcu/list.h>
 
@@ -32,6 +34,17 @@ enum rl_conn_flag {
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
 };
 
+/* The worker's timer lists for connections (struct rl_worker.timers), run
+ * in this order each loop turn. */
+enum rl_conn_timer {
+	RL_CONN_T_IDLE = 0, /* timeout --idle-timeout: IDLE_TIMEOUT */
+	RL_CONN_T_FRAME,    /* timeout --frame-timeout: FRAME_TIMEOUT */
+	RL_CONN_T_DRAIN,    /* timeout --slow-consumer-timeout: SLOW_CONSUMER */
+	RL_CONN_T_CLOSING,  /* deadline list: flush deadline passed, close */
+	RL_CONN_NTIMERS
+};
+_Static_assert(RL_CONN_NTIMERS == RL_WORKER_NTIMERS, "struct rl_worker holds every list");
+
 struct rl_conn_room {
 	struct rl_room *room;
 	uint32_t idx;  /* our entry in the room's member list of our worker */
@@ -52,19 +65,30 @@ struct rl_conn {
 	struct cds_list_head qlink; /* flush_list, or empty */
 	/* --- colder --- */
 	uint64_t id;              /* N of "conn-N" */
+	const struct rl_transport *tp; /* its listener's; all socket I/O goes through it */
+	void *tp_ctx;             /* the transport's per-connection state (NULL: plain TCP) */
 	uint32_t rooms_cap;
 	struct relay_decoder dec;    /* holds the incomplete tail, if any */
 	struct rl_conn_room *rooms;
 	uint8_t *user_id;         /* NULL unless HELLO gave one */
-	uint64_t last_rx_ms;      /* idle timer */
-	uint64_t frame_start_ms;  /* frame timer, while dec has a partial frame */
-	uint64_t deadline_ms;     /* DRAINING: when it began; CLOSING: flush deadline */
-	struct cds_list_head tlink; /* idle_list (OPEN/DRAINING) or closing_list */
-	struct cds_list_head flink; /* frame_list, or empty */
-	struct cds_list_head dlink; /* drain_list, or empty */
+	/* OPEN/DRAINING: on the idle list, start = the last byte received;
+	 * CLOSING: on the closing list, start = the flush deadline. */
+	struct rl_timer life;
+	struct rl_timer frame;    /* while dec holds a partial frame; start = its first byte */
+	struct rl_timer drain;    /* while DRAINING; start = when it began */
 	struct cds_list_head rlink; /* read_list, or empty */
 	struct rl_conn *next_dead;
 };
+
+/* Growth is a decision: change this with "Memory per connection" in
+ * docs/architecture.md. */
+_Static_assert(sizeof(struct rl_conn) == 248, "struct rl_conn changed size");
+/* What fan-out touches per delivery stays in the first 64 bytes. */
+#define RL_CONN_HOT(f) (offsetof(struct rl_conn, f) + sizeof(((struct rl_conn *)0)->f) <= 64)
+_Static_assert(RL_CONN_HOT(state) && RL_CONN_HOT(flags) && RL_CONN_HOT(w) && RL_CONN_HOT(out) &&
+		       RL_CONN_HOT(qlink),
+	       "fan-out's fields left the first cache line of struct rl_conn");
+#undef RL_CONN_HOT
 
 #ifndef NDEBUG
 #define RL_ASSERT_OWNER(c) rl_conn_assert_owner(c)
@@ -73,19 +97,49 @@ void rl_conn_assert_owner(const struct rl_conn *c);
 #define RL_ASSERT_OWNER(c) ((void)0)
 #endif
 
-/* Takes ownership of accepted socket <fd> on worker <w>: INIT, registered
- * with the loop, then OPEN. <refused>: send SERVER_FULL and close. NULL on
- * failure (fd closed). */
-struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, bool refused);
+/* What the layer above does with connections (relay/handler.c provides
+ * them). net/ calls up only through this table: one indirect call per
+ * received frame. */
+struct rl_conn_upcalls {
+	/* One complete frame of <c>, header already checked by the decoder.
+	 * <f>'s payload points into the worker's scratch buffer and is valid
+	 * only during the call. May send, raise an error or kill <c>; parsing
+	 * stops once <c> no longer accepts output. */
+	void (*frame)(struct rl_conn *c, const struct relay_frame *f);
+	/* <c> is CLOSED (from the close step, before anything of it is freed):
+	 * release what the layer above holds for it (its rooms). Nothing can
+	 * be sent any more. */
+	void (*closed)(struct rl_conn *c);
+};
+
+/* Installs <up> (copied; both members required). Main thread, once, before
+ * any worker starts. */
+void rl_conn_set_upcalls(const struct rl_conn_upcalls *up);
+/* Sets up worker <w>'s connection bookkeeping: timer lists (enum
+ * rl_conn_timer), flush and read lists, dead list. From rl_worker_init. */
+void rl_conn_worker_init(struct rl_worker *w);
+
+/* Takes ownership of accepted socket <fd> on worker <w>, speaking
+ * transport <tp> (its listener's): INIT, registered with the loop, then
+ * OPEN. <refused>: send SERVER_FULL and close. NULL on failure (fd closed). */
+struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transport *tp,
+			    bool refused);
 /* Readiness from the event loop. */
 void rl_conn_on_event(struct rl_conn *c, uint32_t bits);
 /* Reads up to the per-turn budget and handles every complete frame. */
 void rl_conn_read(struct rl_conn *c);
 /* Writes pending output (worker flush step). */
 void rl_conn_flush(struct rl_conn *c);
-/* CLOSED: leaves every room, frees everything, closes the socket. Called
- * once, by the worker's close step, for a conn marked dead. */
-void rl_conn_destroy(struct rl_conn *c);
+
+/* The loop turn's connection steps, in turn order. Owner worker.
+ * Reads what the last turn deferred (read budget spent, throttled, linger),
+ * after every ready socket was served. */
+void rl_conn_read_deferred(struct rl_worker *w);
+/* rl_conn_flush for every connection with pending output. */
+void rl_conn_flush_pending(struct rl_worker *w);
+/* The close step: every connection marked with rl_conn_kill goes CLOSED
+ * (upcall closed), is freed and its socket closed, once each. */
+void rl_conn_close_marked(struct rl_worker *w);
 
 /* Output. All return 0, or -ECANCELED when the connection no longer
  * accepts output (CLOSING, dead), -ENOMEM. */
@@ -98,16 +152,21 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m);
  * NULL; <detail> replaces the default message when non-NULL. */
 void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, size_t room_len,
 		   const char *detail);
-/* Immediate close at the end of the turn (peer gone, socket error). */
+/* Immediate close at the end of the turn (peer gone, socket error): marks
+ * <c> dead, off every timer and work list, on the worker's dead list for
+ * rl_conn_close_marked. A second call is a no-op. */
 void rl_conn_kill(struct rl_conn *c);
 
 /* Writes "conn-N" to <buf> (>= 32 bytes); returns its length. */
 size_t rl_conn_name(uint64_t id, char *buf);
 bool rl_conn_can_send(const struct rl_conn *c);
 
-/* Timer expiry, from timer.c. */
-void rl_conn_expire(struct rl_conn *c, enum relay_err why);
 /* Shutdown: SERVER_SHUTDOWN and a flush deadline. */
 void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms);
+/* rl_conn_shutdown(<deadline_ms>) for every live connection of worker <w>
+ * (they are all on the idle or the closing list). Owner worker. */
+void rl_conn_shutdown_all(struct rl_worker *w, uint64_t deadline_ms);
+/* rl_conn_kill for every live connection of worker <w> (grace ran out). */
+void rl_conn_kill_all(struct rl_worker *w);
 
 #endif

@@ -1,5 +1,5 @@
-/* listen.c -- resolve the address, bind N reuseport listeners to one port.
- * Threading: main thread only. */
+/* listen.c -- resolve the address, bind N reuseport listeners to one port,
+ * for each kind of listener. Threading: main thread only. */
 #include "net/listen.h"
 
 #include <errno.h>
@@ -53,15 +53,13 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
 		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
 }
 
-int rl_listen_open(const char *host, uint16_t port, int *fds, unsigned n,
-		   uint16_t *bound_port, char *err, size_t errlen)
+/* Resolves <host> into *<ss> with <port>. 0 or -EINVAL (reason in <err>). */
+static int listen_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
+			  socklen_t *len, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *ai;
-	struct sockaddr_storage ss;
-	socklen_t len;
-	unsigned i;
 	int rc = getaddrinfo(host, NULL, &hints, &ai);
 
 	if (rc) {
@@ -75,12 +73,26 @@ int rl_listen_open(const char *host, uint16_t port, int *fds, unsigned n,
 			pick = a;
 			break;
 		}
-	memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
-	len = pick->ai_addrlen;
+	memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+	*len = pick->ai_addrlen;
 	freeaddrinfo(ai);
-	set_port(&ss, port);
+	set_port(ss, port);
+	return 0;
+}
 
-	i = 0;
+/* Binds <n> sockets of spec <s>. On failure closes what it opened of this
+ * spec, writes the reason and returns -errno. */
+static int listen_spec(struct rl_listen_spec *s, unsigned n, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	uint16_t port = s->port;
+	unsigned i = 0;
+	int *fds = s->fds;
+	int rc = listen_resolve(s->host, port, &ss, &len, err, errlen);
+
+	if (rc)
+		return rc;
 	if (port != 0 && (rc = listen_probe((struct sockaddr *)&ss, len)))
 		goto fail;
 	for (; i < n; i++) {
@@ -102,12 +114,31 @@ int rl_listen_open(const char *host, uint16_t port, int *fds, unsigned n,
 	}
 fail:
 	if (rc) {
-		snprintf(err, errlen, "cannot listen on %s:%u: %s", host, (unsigned)port,
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", s->host, (unsigned)port,
 			 strerror(-rc));
 		while (i-- > 0)
 			close(fds[i]);
 		return rc;
 	}
-	*bound_port = port;
+	s->bound_port = port;
+	return 0;
+}
+
+int rl_listen_open(struct rl_listen_spec *specs, unsigned nspecs, unsigned nworkers, char *err,
+		   size_t errlen)
+{
+	if (nworkers > RL_MAX_WORKERS) {
+		snprintf(err, errlen, "at most %u workers can listen", (unsigned)RL_MAX_WORKERS);
+		return -EINVAL;
+	}
+	for (unsigned k = 0; k < nspecs; k++) {
+		int rc = listen_spec(&specs[k], nworkers, err, errlen);
+		if (rc) {
+			while (k-- > 0)
+				for (unsigned i = 0; i < nworkers; i++)
+					close(specs[k].fds[i]);
+			return rc;
+		}
+	}
 	return 0;
 }

@@ -1,11 +1,15 @@
 /* msg.c -- refcounted frames. Threading: see msg.h. */
 #include "net/msg.h"
 
-#include "base/log.h"
-#include "ops/metrics.h"
-#include "relay/room.h"
-
 #include <stdlib.h>
+
+/* Set once before any worker runs (rl_msg_set_release), read-only after. */
+static rl_msg_release_fn *msg_release;
+
+void rl_msg_set_release(rl_msg_release_fn *fn)
+{
+	msg_release = fn;
+}
 
 struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems)
 {
@@ -30,10 +34,7 @@ void rl_msg_put(struct rl_msg *m)
 {
 	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	if (m->t_read_ns && rl_log_worker >= 0) /* rl_log_worker: this thread's worker index */
-		rl_metrics_fanout_observe(rl_metrics_worker((unsigned)rl_log_worker),
-					  rl_metrics_now_ns() - m->t_read_ns);
-	if (m->room)
-		rl_room_put(m->room);
+	if (msg_release)
+		msg_release(m);
 	free(m);
 }

@@ -23,7 +23,7 @@ struct rl_msg_item {
 struct rl_msg {
 	uint32_t refs;         /* atomic */
 	uint32_t len;          /* frame bytes at <data> */
-	uint32_t seq;          /* rl_room_seq at publish: later joiners skip it */
+	uint64_t seq;          /* rl_room_seq at publish: later joiners skip it */
 	uint64_t t_read_ns;    /* MESSAGE: when its frame was read (0: not timed) */
 	struct rl_room *room;  /* set (with a room reference) once queued to another worker */
 	uint8_t *data;         /* the whole frame: 7-byte header + payload */
@@ -34,9 +34,16 @@ struct rl_msg {
  * reference, owned by the caller. NULL on ENOMEM. */
 struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems);
 void rl_msg_get(struct rl_msg *m);
-/* The last put drops the room reference and frees the message; for a timed
- * MESSAGE it records read -> queued-to-every-member in the fan-out latency
- * histogram of the calling worker (ops' metrics.h). */
+/* The last put calls the release hook (if one is installed), then frees
+ * the message. */
 void rl_msg_put(struct rl_msg *m);
+
+/* Runs on the thread that drops a message's last reference, just before it
+ * is freed: the layer that publishes messages releases what it attached
+ * (relay/fanout.c: the room reference, the fan-out latency sample defined
+ * in ops/metrics.h). */
+typedef void rl_msg_release_fn(struct rl_msg *m);
+/* Installs <fn> (NULL: none). Main thread, once, before any worker starts. */
+void rl_msg_set_release(rl_msg_release_fn *fn);
 
 #endif

@@ -1,4 +1,5 @@
-/* outq.c -- chunked outbound queue, batched sendmsg. Threading: owner worker. */
+/* outq.c -- chunked outbound queue, batched writes through the
+ * connection's transport. Threading: owner worker. */
 #include "net/outq.h"
 
 #include <errno.h>
@@ -6,12 +7,12 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 
 #define POOL_MAX_CHUNKS 1024 /* x 4 KiB: what a 1000-member fan-out turn needs */
 #define POOL_MAX_REFS 4096
-#define FLUSH_IOV 1024 /* IOV_MAX on Linux */
+
+_Static_assert(RL_OUTQ_IOV_MAX <= IOV_MAX, "writev refuses more than IOV_MAX iovecs");
 
 static struct rl_oseg *seg_chunk(struct rl_segpool *p)
 {
@@ -175,34 +176,39 @@ static void outq_consume(struct rl_outq *q, struct rl_segpool *p, size_t n)
 	}
 }
 
-int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls,
-		  size_t *sent)
+/* Points up to <max> iovecs at the unsent bytes, head first; returns how
+ * many and their total in *<want>. */
+static int outq_iov(const struct rl_outq *q, struct iovec *iov, int max, size_t *want)
 {
-	struct iovec iov[FLUSH_IOV];
+	int n = 0;
+	*want = 0;
+	for (struct rl_oseg *s = q->head; s && n < max; s = s->next) {
+		if (s->end == s->start)
+			continue;
+		iov[n].iov_base = (void *)(seg_bytes(s) + s->start);
+		iov[n].iov_len = s->end - s->start;
+		*want += iov[n].iov_len;
+		n++;
+	}
+	return n;
+}
+
+int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, rl_tp_writev_fn *writev,
+		  struct rl_conn *c, int max_calls, size_t *sent)
+{
+	struct iovec iov[RL_OUTQ_IOV_MAX];
 
 	outq_sync(q);
 	for (int call = 0; call < max_calls; call++) {
-		int n = 0;
-		size_t want = 0;
-		for (struct rl_oseg *s = q->head; s && n < FLUSH_IOV; s = s->next) {
-			if (s->end == s->start)
-				continue;
-			iov[n].iov_base = (void *)(seg_bytes(s) + s->start);
-			iov[n].iov_len = s->end - s->start;
-			want += iov[n].iov_len;
-			n++;
-		}
+		size_t want;
+		int n = outq_iov(q, iov, RL_OUTQ_IOV_MAX, &want);
 		if (n == 0) {
 			rl_outq_clear(q, p); /* only empty segments left */
 			return 0;
 		}
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
-		}
+		ssize_t w = writev(c, iov, n);
+		if (w < 0)
+			return (int)w;
 		*sent += (size_t)w;
 		outq_consume(q, p, (size_t)w);
 		if ((size_t)w < want)
@@ -219,12 +225,8 @@ int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls
 static uint32_t chunk_cut(const struct rl_oseg *s)
 {
 	uint32_t o = 0;
-	while (o < s->start) {
-		const uint8_t *h = s->data + o;
-		uint32_t len = ((uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 |
-				(uint32_t)h[3]) + RELAY_FRAME_LEN_BYTES;
-		o += len;
-	}
+	while (o < s->start)
+		o += RELAY_FRAME_LEN_BYTES + relay_frame_length(s->data + o);
 	return o;
 }
 

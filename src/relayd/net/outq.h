@@ -7,12 +7,14 @@
 #define RL_OUTQ_H
 
 #include "net/msg.h"
+#include "net/transport.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define RL_CHUNK_BYTES 4096u  /* one chunk allocation, header included */
 #define RL_COPY_MAX 1024u     /* frames up to this size are copied, larger ones referenced */
+#define RL_OUTQ_IOV_MAX 1024  /* iovecs per write: IOV_MAX on Linux (more is EINVAL) */
 
 struct rl_oseg {
 	struct rl_oseg *next;
@@ -60,12 +62,14 @@ static inline void rl_outq_commit(struct rl_outq *q, size_t n)
 /* Queues <m>'s frame: copied when small, else referenced (takes a ref).
  * 0 or -ENOMEM. */
 int rl_outq_push_msg(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m);
-/* Writes as much as the socket takes (sendmsg, up to IOV_MAX iovecs per
- * call, at most <max_calls> calls). *<sent> += bytes written. Returns 0 when
- * the queue is empty, -EAGAIN when the socket is full (or the call budget
- * ran out: then 1), -errno on a socket error. */
-int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, int fd, int max_calls,
-		  size_t *sent);
+/* Writes as much as <c>'s transport takes: at most <max_calls> calls of
+ * <writev>(<c>, ...), each with up to RL_OUTQ_IOV_MAX iovecs; one indirect
+ * call per batch, never per frame. The queue never looks inside <c>.
+ * *<sent> += bytes written. Returns 0 when the queue is empty, -EAGAIN when
+ * the transport is full (a short write or -EAGAIN), 1 when the call budget
+ * ran out with bytes left, -errno when <writev> failed otherwise. */
+int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, rl_tp_writev_fn *writev,
+		  struct rl_conn *c, int max_calls, size_t *sent);
 /* Drops every queued byte that is not part of a frame already partly
  * written, so a frame queued next follows at once on the wire (a slow
  * consumer's final ERROR). Returns the bytes dropped. */

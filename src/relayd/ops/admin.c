@@ -194,7 +194,7 @@ static void admin_health_json(struct relay_jw *w, void *arg)
 	relay_jw_key(w, "workers");
 	relay_jw_u64(w, rl_metrics_nworkers());
 	relay_jw_key(w, "connections");
-	relay_jw_u64(w, m->conns);
+	relay_jw_u64(w, m->st.conns_current);
 	relay_jw_obj_end(w);
 }
 
@@ -211,43 +211,25 @@ static void admin_u64_field(struct relay_jw *w, const char *key, uint64_t v)
 	relay_jw_u64(w, v);
 }
 
-/* The counters of one snapshot (a worker's or the sum) as JSON fields. */
-static const struct admin_field {
-	const char *key;
-	size_t off;
-} admin_fields[] = {
-    {"connections", offsetof(struct rl_metrics_snap, conns)},
-    {"connections_accepted", offsetof(struct rl_metrics_snap, accepted)},
-    {"connections_closed", offsetof(struct rl_metrics_snap, closed)},
-    {"refused_server_full", offsetof(struct rl_metrics_snap, refused_full)},
-    {"refused_emfile", offsetof(struct rl_metrics_snap, refused_emfile)},
-    {"messages_delivered", offsetof(struct rl_metrics_snap, delivered)},
-    {"frames_out", offsetof(struct rl_metrics_snap, frames_out)},
-    {"bytes_in", offsetof(struct rl_metrics_snap, bytes_in)},
-    {"bytes_out", offsetof(struct rl_metrics_snap, bytes_out)},
-    {"outbound_queued_bytes", offsetof(struct rl_metrics_snap, out_queued)},
-    {"slow_consumers", offsetof(struct rl_metrics_snap, slow_consumers)},
-    {"inbox_items", offsetof(struct rl_metrics_snap, inbox_items)},
-    {"client_error_frames", offsetof(struct rl_metrics_snap, client_errors)},
-};
-
-static void admin_snap_fields(struct relay_jw *w, const struct rl_metrics_snap *m)
+/* The rows of one snapshot as JSON fields, in list order: every row for the
+ * sum, the WORKER rows for one worker's entry. A row with a dimension is an
+ * object keyed by element name. */
+static void admin_rows_json(struct relay_jw *w, const struct rl_stats *s, bool per_worker)
 {
-	for (size_t i = 0; i < sizeof(admin_fields) / sizeof(admin_fields[0]); i++) {
-		uint64_t v;
-		memcpy(&v, (const char *)m + admin_fields[i].off, sizeof(v));
-		admin_u64_field(w, admin_fields[i].key, v);
+	for (size_t k = 0; k < RL_STAT_NROWS; k++) {
+		const struct rl_stat_row *r = &rl_stat_rows[k];
+		if (per_worker && r->scope != RL_STAT_WORKER)
+			continue;
+		if (r->dim == RL_STAT_DIM_NONE) {
+			admin_u64_field(w, r->json, rl_stats_value(s, r, 0));
+			continue;
+		}
+		relay_jw_key(w, r->json);
+		relay_jw_obj_begin(w);
+		for (unsigned i = rl_stats_dim_first(r->dim); i < r->n; i++)
+			admin_u64_field(w, rl_stats_dim_name(r->dim, i), rl_stats_value(s, r, i));
+		relay_jw_obj_end(w);
 	}
-	relay_jw_key(w, "frames_in");
-	relay_jw_obj_begin(w);
-	for (unsigned t = 0; t < RELAY_MSG_NTYPES; t++)
-		admin_u64_field(w, relay_msg_type_name(t), m->frames_in[t]);
-	relay_jw_obj_end(w);
-	relay_jw_key(w, "errors");
-	relay_jw_obj_begin(w);
-	for (unsigned c = RELAY_ERR_NONE + 1; c < RELAY_ERR_NCODES; c++)
-		admin_u64_field(w, relay_err_name((enum relay_err)c), m->errors[c]);
-	relay_jw_obj_end(w);
 }
 
 static void admin_fanout_json(struct relay_jw *w, const struct rl_metrics_snap *m)
@@ -300,10 +282,7 @@ static void admin_stats_json(struct relay_jw *w, void *arg)
 	relay_jw_obj_end(w);
 	relay_jw_key(w, "totals");
 	relay_jw_obj_begin(w);
-	admin_u64_field(w, "rooms", sum.rooms);
-	admin_u64_field(w, "room_memberships", sum.memberships);
-	admin_u64_field(w, "connections_peak", sum.peak_conns);
-	admin_snap_fields(w, &sum);
+	admin_rows_json(w, &sum.st, false);
 	admin_fanout_json(w, &sum);
 	relay_jw_obj_end(w);
 	relay_jw_key(w, "per_worker");
@@ -312,7 +291,7 @@ static void admin_stats_json(struct relay_jw *w, void *arg)
 		rl_metrics_read(k, &one);
 		relay_jw_obj_begin(w);
 		admin_u64_field(w, "worker", k);
-		admin_snap_fields(w, &one);
+		admin_rows_json(w, &one.st, true);
 		relay_jw_obj_end(w);
 	}
 	relay_jw_arr_end(w);

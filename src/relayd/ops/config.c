@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define CONFIG_SECTION "relayd"
 
@@ -22,27 +23,38 @@ struct config_parse {
 	unsigned err_line; /* first error's line, 0 = none */
 	char msg[256];	   /* first error's message */
 	int err;	   /* first error's code */
+	unsigned nul_line; /* line of the first NUL byte, 0 = none */
 };
 
 static struct rl_config_file config_cur; /* the file as last applied */
 
 /* fgets for inih that counts lines (a line longer than inih's buffer arrives
- * in pieces; only the first piece starts a new line). */
+ * in pieces; only the first piece starts a new line) and stops at a NUL byte
+ * (fgets would hide it: the rest of the line would silently vanish). */
 static char *config_reader(char *str, int num, void *stream)
 {
 	struct config_parse *p = stream;
-	char *r = fgets(str, num, p->fp);
-	if (!r)
+	int len = 0, ch;
+	while (len < num - 1 && (ch = getc(p->fp)) != EOF) {
+		if (ch == '\0') {
+			p->nul_line = p->lineno + (p->at_line_start ? 1 : 0);
+			return NULL; /* inih sees EOF; rl_config_parse refuses the file */
+		}
+		str[len++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	if (len == 0)
 		return NULL;
+	str[len] = '\0';
 	if (p->at_line_start) {
 		p->lineno++;
-		const char *c = r + strspn(r, " \t");
+		const char *c = str + strspn(str, " \t");
 		if (*c == '[')
 			p->section_line = p->lineno;
 	}
-	size_t n = strlen(r);
-	p->at_line_start = n > 0 && r[n - 1] == '\n';
-	return r;
+	p->at_line_start = str[len - 1] == '\n';
+	return str;
 }
 
 static void config_fail(struct config_parse *p, int err, const char *fmt, const char *arg)
@@ -115,9 +127,31 @@ void rl_config_file_free(struct rl_config_file *f)
 	memset(f, 0, sizeof(*f));
 }
 
+/* What inih cannot see: a directory reads as an empty file, a NUL byte as
+ * the end of the file, a read error as EOF. Each would load as a partial or
+ * empty config; refuse them. 0 or -errno with <err>. */
+static int config_unreadable(const struct config_parse *p, int read_errno, char *err, size_t errlen)
+{
+	if (p->nul_line) {
+		snprintf(err, errlen, "%s:%u: contains a NUL byte (not a text file)", p->path,
+			 p->nul_line);
+		return -EINVAL;
+	}
+	if (read_errno == EISDIR) {
+		snprintf(err, errlen, "%s: is a directory, not a configuration file", p->path);
+		return -EISDIR;
+	}
+	if (read_errno) {
+		snprintf(err, errlen, "%s: read error: %s", p->path, strerror(read_errno));
+		return -read_errno;
+	}
+	return 0;
+}
+
 int rl_config_parse(const char *path, struct rl_config_file *out, char *err, size_t errlen)
 {
 	struct config_parse p = {.path = path, .at_line_start = true, .out = out};
+	struct stat st;
 	memset(out, 0, sizeof(*out));
 	p.fp = fopen(path, "re");
 	if (!p.fp) {
@@ -125,8 +159,22 @@ int rl_config_parse(const char *path, struct rl_config_file *out, char *err, siz
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		return -e;
 	}
+	if (fstat(fileno(p.fp), &st) == 0) {
+		if (S_ISDIR(st.st_mode)) {
+			fclose(p.fp);
+			return config_unreadable(&p, EISDIR, err, errlen);
+		}
+		out->world_writable = (st.st_mode & S_IWOTH) != 0;
+	}
+	errno = 0;
 	int rc = ini_parse_stream(config_reader, &p, config_handler, &p);
+	int read_errno = ferror(p.fp) ? (errno ? errno : EIO) : 0;
 	fclose(p.fp);
+	int bad = config_unreadable(&p, read_errno, err, errlen);
+	if (bad) {
+		rl_config_file_free(out);
+		return bad;
+	}
 	if (rc == 0 && !p.err_line && (out->path = strdup(path)))
 		return 0;
 	if (rc > 0 && (!p.err_line || (unsigned)rc < p.err_line)) {
@@ -168,6 +216,19 @@ static int config_check(const struct rl_config_file *f, const struct rl_config_o
 	return 0;
 }
 
+/* Warnings about a file that loads all the same. */
+static void config_warn(const struct rl_config_file *f, const struct rl_config_ops *ops)
+{
+	char line[1200];
+	if (!f->world_writable || !ops->warn)
+		return;
+	snprintf(line, sizeof(line),
+		 "config: %s is world-writable: any local user can change relayd's configuration "
+		 "(chmod o-w it)",
+		 f->path);
+	ops->warn(line);
+}
+
 int rl_config_load(const char *path, const struct rl_config_ops *ops, char *err, size_t errlen)
 {
 	struct rl_config_file f;
@@ -175,6 +236,7 @@ int rl_config_load(const char *path, const struct rl_config_ops *ops, char *err,
 	int rc = rl_config_parse(path, &f, err, errlen);
 	if (rc != 0)
 		return rc;
+	config_warn(&f, ops);
 	rc = config_check(&f, ops, err, errlen);
 	for (size_t i = 0; rc == 0 && i < f.n; i++) {
 		why[0] = '\0';
@@ -276,6 +338,8 @@ int rl_config_reload(const struct rl_config_ops *ops, rl_config_log_fn *log)
 		return 0;
 	}
 	int rc = rl_config_parse(config_cur.path, &f, err, sizeof(err));
+	if (rc == 0)
+		config_warn(&f, ops);
 	if (rc == 0 && (rc = config_check(&f, ops, err, sizeof(err))) != 0)
 		rl_config_file_free(&f);
 	if (rc != 0)

@@ -9,6 +9,7 @@
 #ifndef RL_CONFIG_H
 #define RL_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct rl_config_entry {
@@ -21,11 +22,14 @@ struct rl_config_file {
 	char *path;
 	struct rl_config_entry *e;
 	size_t n;
+	bool world_writable; /* any user may write it: loaded, with a warning */
 };
 
 /* Reads and parses <path> (syntax and section names only; keys and values
  * are the caller's to check). On failure returns -errno or -EINVAL and writes
- * "FILE:LINE: message" (or "FILE: reason") to <err>. <out> must be freed
+ * "FILE:LINE: message" (or "FILE: reason") to <err>. A directory, a file with
+ * a NUL byte, or a read error is refused (-EISDIR, -EINVAL, -errno), never
+ * read as an empty or partial file. <out> must be freed
  * with rl_config_file_free on success. A key given twice: the last wins, at
  * its line. */
 int rl_config_parse(const char *path, struct rl_config_file *out, char *err, size_t errlen);
@@ -51,6 +55,10 @@ struct rl_config_ops {
 	 * the applied values take effect, or fails (0 / -EINVAL with <err>) and
 	 * then the reload changes nothing. */
 	int (*commit)(char *err, size_t errlen);
+	/* May be NULL: receives one-line warnings about the file that do not
+	 * stop it from loading (a world-writable file), at startup and at every
+	 * reload. */
+	void (*warn)(const char *line);
 };
 
 /* Startup: parses <path>, checks every key and value (an unknown key or a bad

@@ -11,8 +11,6 @@
 
 #include "ops/metrics.h"
 
-#define SNAP(f) offsetof(struct rl_metrics_snap, f)
-
 void rl_expo_init(struct rl_expo *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -109,46 +107,6 @@ void rl_expo_double(struct rl_expo *e, const char *name, const char *labels, dou
 		rl_expo_printf(e, "%s %.15g\n", name, v);
 }
 
-/* Families that are one number: a field of the summed snapshot. */
-struct expo_simple {
-	const char *name;
-	const char *type;
-	const char *help;
-	size_t off; /* SNAP(field) */
-};
-
-static const struct expo_simple expo_simple_table[] = {
-    {"relay_connections", "gauge", "Client connections currently open.", SNAP(conns)},
-    {"relay_connections_peak", "gauge", "Most client connections open at once since start.",
-     SNAP(peak_conns)},
-    {"relay_connections_accepted_total", "counter", "Client connections accepted.", SNAP(accepted)},
-    {"relay_connections_closed_total", "counter", "Client connections closed, any reason.",
-     SNAP(closed)},
-    {"relay_rooms", "gauge", "Rooms that currently exist.", SNAP(rooms)},
-    {"relay_room_memberships", "gauge", "Connection-in-room memberships, over all rooms.",
-     SNAP(memberships)},
-    {"relay_messages_delivered_total", "counter",
-     "MESSAGE frames queued to room members (presence events included).", SNAP(delivered)},
-    {"relay_frames_out_total", "counter", "Frames queued to clients, all types.", SNAP(frames_out)},
-    {"relay_bytes_in_total", "counter", "Bytes read from client sockets.", SNAP(bytes_in)},
-    {"relay_bytes_out_total", "counter", "Bytes written to client sockets.", SNAP(bytes_out)},
-    {"relay_outbound_queued_bytes", "gauge", "Bytes waiting in connections' send queues.",
-     SNAP(out_queued)},
-    {"relay_slow_consumers_total", "counter",
-     "Connections closed as slow consumers (SLOW_CONSUMER).", SNAP(slow_consumers)},
-    {"relay_client_error_frames_total", "counter",
-     "ERROR frames received from clients (counted and ignored).", SNAP(client_errors)},
-};
-
-#define EXPO_NSIMPLE (sizeof(expo_simple_table) / sizeof(expo_simple_table[0]))
-
-static uint64_t expo_field(const struct rl_metrics_snap *m, size_t off)
-{
-	uint64_t v;
-	memcpy(&v, (const char *)m + off, sizeof(v));
-	return v;
-}
-
 static void expo_info(struct rl_expo *e, const struct rl_expo_info *info)
 {
 	rl_expo_family(e, "relay_build_info", "gauge", "Always 1; the version as a label.");
@@ -168,43 +126,31 @@ static void expo_info(struct rl_expo *e, const struct rl_expo_info *info)
 	rl_expo_u64(e, "relay_shutting_down", NULL, rl_metrics_shutting_down() ? 1 : 0);
 }
 
-static void expo_simple(struct rl_expo *e, const struct rl_metrics_snap *m)
+/* "k=\"NAME\"" for element <i> of <r>'s dimension, or <r>'s fixed labels. */
+static const char *expo_labels(const struct rl_stat_row *r, unsigned i, char *buf, size_t len)
 {
-	for (size_t i = 0; i < EXPO_NSIMPLE; i++) {
-		const struct expo_simple *s = &expo_simple_table[i];
-		rl_expo_family(e, s->name, s->type, s->help);
-		rl_expo_u64(e, s->name, NULL, expo_field(m, s->off));
-	}
+	if (r->dim == RL_STAT_DIM_NONE)
+		return r->prom_labels;
+	snprintf(buf, len, "%s=\"%s\"", rl_stats_dim_label(r->dim), rl_stats_dim_name(r->dim, i));
+	return buf;
 }
 
-static void expo_refused(struct rl_expo *e, const struct rl_metrics_snap *m)
+/* Every row with a summed family, in list order; a family's HELP and TYPE
+ * once, before its first row. */
+static void expo_rows(struct rl_expo *e, const struct rl_stats *s)
 {
-	const char *n = "relay_connections_refused_total";
-	rl_expo_family(e, n, "counter", "Connections refused at accept, by reason.");
-	rl_expo_u64(e, n, "reason=\"server_full\"", m->refused_full);
-	rl_expo_u64(e, n, "reason=\"emfile\"", m->refused_emfile);
-}
-
-static void expo_frames(struct rl_expo *e, const struct rl_metrics_snap *m)
-{
-	const char *n = "relay_frames_in_total";
+	const char *family = NULL;
 	char lab[64];
-	rl_expo_family(e, n, "counter",
-		       "Complete frames read from clients, by type (UNKNOWN: not in the table).");
-	for (unsigned t = 0; t < RELAY_MSG_NTYPES; t++) {
-		snprintf(lab, sizeof(lab), "type=\"%s\"", relay_msg_type_name(t));
-		rl_expo_u64(e, n, lab, m->frames_in[t]);
-	}
-}
-
-static void expo_errors(struct rl_expo *e, const struct rl_metrics_snap *m)
-{
-	const char *n = "relay_protocol_errors_total";
-	char lab[64];
-	rl_expo_family(e, n, "counter", "ERROR frames sent to clients, by code.");
-	for (unsigned c = RELAY_ERR_NONE + 1; c < RELAY_ERR_NCODES; c++) {
-		snprintf(lab, sizeof(lab), "code=\"%s\"", relay_err_name((enum relay_err)c));
-		rl_expo_u64(e, n, lab, m->errors[c]);
+	for (size_t k = 0; k < RL_STAT_NROWS; k++) {
+		const struct rl_stat_row *r = &rl_stat_rows[k];
+		if (!r->prom)
+			continue;
+		if (!family || strcmp(family, r->prom) != 0)
+			rl_expo_family(e, r->prom, rl_stats_kind_name(r->kind), r->help);
+		family = r->prom;
+		for (unsigned i = rl_stats_dim_first(r->dim); i < r->n; i++)
+			rl_expo_u64(e, r->prom, expo_labels(r, i, lab, sizeof(lab)),
+				    rl_stats_value(s, r, i));
 	}
 }
 
@@ -213,8 +159,7 @@ static void expo_histogram(struct rl_expo *e, const struct rl_metrics_snap *m)
 	const char *n = "relay_fanout_latency_seconds";
 	char lab[64];
 	uint64_t cum = 0;
-	rl_expo_family(e, n, "histogram",
-		       "In-server fan-out latency: frame read to the last member's write.");
+	rl_expo_family(e, n, "histogram", RL_M_FANOUT_HELP);
 	for (unsigned b = 0; b < RL_M_FANOUT_NBUCKETS; b++) {
 		cum += m->fanout_bucket[b];
 		if (b < RL_M_FANOUT_NBUCKETS - 1)
@@ -229,33 +174,17 @@ static void expo_histogram(struct rl_expo *e, const struct rl_metrics_snap *m)
 }
 
 /* Per-worker families: one sample per worker, label worker="K". */
-static const struct expo_simple expo_worker_table[] = {
-    {"relay_worker_connections", "gauge", "Client connections open, per worker.", SNAP(conns)},
-    {"relay_worker_connections_accepted_total", "counter",
-     "Client connections accepted, per worker.", SNAP(accepted)},
-    {"relay_worker_inbox_items_total", "counter",
-     "Cross-worker items processed from the worker's inbox.", SNAP(inbox_items)},
-    {"relay_worker_messages_delivered_total", "counter",
-     "MESSAGE frames queued to members, per worker.", SNAP(delivered)},
-    {"relay_worker_outbound_queued_bytes", "gauge", "Bytes waiting in send queues, per worker.",
-     SNAP(out_queued)},
-    {"relay_worker_bytes_in_total", "counter", "Bytes read from client sockets, per worker.",
-     SNAP(bytes_in)},
-    {"relay_worker_bytes_out_total", "counter", "Bytes written to client sockets, per worker.",
-     SNAP(bytes_out)},
-};
-
-#define EXPO_NWORKER (sizeof(expo_worker_table) / sizeof(expo_worker_table[0]))
-
 static void expo_workers(struct rl_expo *e, const struct rl_metrics_snap *w, unsigned n)
 {
 	char lab[32];
-	for (size_t i = 0; i < EXPO_NWORKER; i++) {
-		const struct expo_simple *f = &expo_worker_table[i];
-		rl_expo_family(e, f->name, f->type, f->help);
-		for (unsigned k = 0; k < n; k++) {
-			snprintf(lab, sizeof(lab), "worker=\"%u\"", k);
-			rl_expo_u64(e, f->name, lab, expo_field(&w[k], f->off));
+	for (size_t k = 0; k < RL_STAT_NROWS; k++) {
+		const struct rl_stat_row *r = &rl_stat_rows[k];
+		if (!r->wprom)
+			continue;
+		rl_expo_family(e, r->wprom, rl_stats_kind_name(r->kind), r->whelp);
+		for (unsigned i = 0; i < n; i++) {
+			snprintf(lab, sizeof(lab), "worker=\"%u\"", i);
+			rl_expo_u64(e, r->wprom, lab, rl_stats_value(&w[i].st, r, 0));
 		}
 	}
 }
@@ -276,12 +205,9 @@ void rl_expo_metrics(struct rl_expo *e, const struct rl_expo_info *info)
 	}
 	/* Sum the per-worker copies (not a second read) so totals and
 	 * per-worker lines agree; then the process-wide gauges. */
-	rl_metrics_add_global(&sum);
+	rl_metrics_read_process(&sum);
 	expo_info(e, info);
-	expo_simple(e, &sum);
-	expo_refused(e, &sum);
-	expo_frames(e, &sum);
-	expo_errors(e, &sum);
+	expo_rows(e, &sum.st);
 	expo_histogram(e, &sum);
 	expo_workers(e, w, n);
 	free(w);

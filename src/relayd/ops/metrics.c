@@ -1,6 +1,8 @@
-/* metrics.c -- fan-out histogram blocks, the counter source, the snapshot
- * sum, the shutdown flag. Threading: see metrics.h. */
+/* metrics.c -- fan-out histogram blocks, scrape snapshots, the shutdown
+ * flag. Threading: see metrics.h. */
 #include "ops/metrics.h"
+
+#include "base/clock.h"
 
 #include <errno.h>
 #include <string.h>
@@ -18,7 +20,6 @@ const uint64_t rl_metrics_fanout_le_ns[RL_M_FANOUT_NBUCKETS - 1] = {
  * rl_metrics_init runs (no allocation to race with). */
 static struct rl_metrics metrics_blocks[RL_METRICS_MAX_WORKERS];
 static unsigned metrics_n;
-static struct rl_metrics_source metrics_src;
 static atomic_bool metrics_shutdown;
 static uint64_t metrics_start_ns;
 static double metrics_start_wall;
@@ -39,15 +40,6 @@ int rl_metrics_init(unsigned nworkers)
 void rl_metrics_fini(void)
 {
 	metrics_n = 0;
-	memset(&metrics_src, 0, sizeof(metrics_src));
-}
-
-void rl_metrics_set_source(const struct rl_metrics_source *src)
-{
-	if (src)
-		metrics_src = *src;
-	else
-		memset(&metrics_src, 0, sizeof(metrics_src));
 }
 
 unsigned rl_metrics_nworkers(void)
@@ -77,17 +69,12 @@ void rl_metrics_fanout_observe(struct rl_metrics *m, uint64_t ns)
 	metrics_bump(&m->fanout_sum_ns, ns);
 }
 
-_Static_assert(sizeof(struct rl_metrics_snap) % sizeof(uint64_t) == 0,
-	       "struct rl_metrics_snap must hold only uint64_t fields");
-
 void rl_metrics_snap_add(struct rl_metrics_snap *acc, const struct rl_metrics_snap *x)
 {
-	/* Every field is a uint64_t (or an array of them). */
-	const size_t nwords = sizeof(*acc) / sizeof(uint64_t);
-	uint64_t *a = (uint64_t *)acc;
-	const uint64_t *b = (const uint64_t *)x;
-	for (size_t i = 0; i < nwords; i++)
-		a[i] += b[i];
+	rl_stats_add(&acc->st, &x->st);
+	for (unsigned i = 0; i < RL_M_FANOUT_NBUCKETS; i++)
+		acc->fanout_bucket[i] += x->fanout_bucket[i];
+	acc->fanout_sum_ns += x->fanout_sum_ns;
 }
 
 void rl_metrics_read(unsigned k, struct rl_metrics_snap *out)
@@ -95,13 +82,12 @@ void rl_metrics_read(unsigned k, struct rl_metrics_snap *out)
 	memset(out, 0, sizeof(*out));
 	if (k >= metrics_n)
 		return;
+	rl_stats_read(k, &out->st);
 	const struct rl_metrics *m = &metrics_blocks[k];
 	for (unsigned i = 0; i < RL_M_FANOUT_NBUCKETS; i++)
 		out->fanout_bucket[i] =
 		    atomic_load_explicit(&m->fanout_bucket[i], memory_order_relaxed);
 	out->fanout_sum_ns = atomic_load_explicit(&m->fanout_sum_ns, memory_order_relaxed);
-	if (metrics_src.worker)
-		metrics_src.worker(k, out);
 }
 
 void rl_metrics_sum(struct rl_metrics_snap *out)
@@ -112,13 +98,12 @@ void rl_metrics_sum(struct rl_metrics_snap *out)
 		rl_metrics_read(k, &one);
 		rl_metrics_snap_add(out, &one);
 	}
-	rl_metrics_add_global(out);
+	rl_metrics_read_process(out);
 }
 
-void rl_metrics_add_global(struct rl_metrics_snap *out)
+void rl_metrics_read_process(struct rl_metrics_snap *out)
 {
-	if (metrics_src.global)
-		metrics_src.global(out);
+	rl_stats_read_process(&out->st);
 }
 
 void rl_metrics_set_shutdown(void)
@@ -133,9 +118,7 @@ bool rl_metrics_shutting_down(void)
 
 uint64_t rl_metrics_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return rl_clock_ns(); /* the server's clock (base/clock.h), under the ops name */
 }
 
 uint64_t rl_metrics_start_ns(void)

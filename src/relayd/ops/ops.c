@@ -2,11 +2,10 @@
  * Threading: see ops.h. The options shown by /stats are a copy guarded by
  * <ops.shown_lock>; live reconfiguration stores each reloadable field of the
  * running config with a relaxed atomic store (workers read them with
- * relaxed atomic loads, RL_CFG_LOAD in options.h). */
+ * relaxed atomic loads, RL_CFG in loop/worker.h). */
 #include "ops/ops.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -24,47 +23,18 @@
 #include "relay/room.h"
 #include "base/stats.h"
 
-#define OPS_MAX_OPTIONS 128
-
 static struct {
-	bool held[OPS_MAX_OPTIONS];    /* rl_options[i] came from the command line or environment */
-	bool in_file[OPS_MAX_OPTIONS]; /* rl_options[i] was applied from the file */
-	struct rl_config *target;      /* where the file's values go (startup: the config;
-					  reload: <next>) */
-	struct rl_config next;	       /* reload scratch */
-	struct rl_config *running;     /* reload: the config the workers read */
+	bool held[RL_OPTIONS_MAX];    /* rl_options[i] came from the command line or environment */
+	bool in_file[RL_OPTIONS_MAX]; /* rl_options[i] was applied from the file */
+	struct rl_config *target;     /* where the file's values go (startup: the config;
+					 reload: <next>) */
+	struct rl_config next;	      /* reload scratch */
+	struct rl_config *running;    /* reload: the config the workers read */
 	pthread_mutex_t shown_lock;
 	struct rl_config shown; /* options in force, for /stats */
 	char listen[300];
 	char status[400];
 } ops = {.shown_lock = PTHREAD_MUTEX_INITIALIZER};
-
-/* ---- which options a file may not override ---------------------------------- */
-
-/* Re-scans <argv> with the same long options as rl_options_parse (so
- * abbreviations resolve the same way) and checks the environment. */
-static void ops_mark_held(int argc, char **argv)
-{
-	struct option lo[OPS_MAX_OPTIONS + 3];
-	size_t i;
-	for (i = 0; i < rl_options_count && i < OPS_MAX_OPTIONS; i++) {
-		ops.held[i] = getenv(rl_options[i].env) != NULL;
-		lo[i] = (struct option){rl_options[i].name,
-					rl_options[i].type == RL_OPT_BOOL ? no_argument
-									  : required_argument,
-					NULL, (int)(256 + i)};
-	}
-	lo[i++] = (struct option){"help", no_argument, NULL, 'h'};
-	lo[i++] = (struct option){"version", no_argument, NULL, 'V'};
-	lo[i] = (struct option){NULL, 0, NULL, 0};
-	opterr = 0;
-	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, ":hV", lo, NULL)) != -1)
-		if (c >= 256 && c - 256 < OPS_MAX_OPTIONS)
-			ops.held[c - 256] = true;
-	optind = 1;
-}
 
 /* ---- the options table seen by config.c ---------------------------------------- */
 
@@ -124,8 +94,8 @@ static void ops_show(const struct rl_config *cfg)
 /* Watermarks nobody set follow a smaller hard limit, as on the command line. */
 static void ops_fit(struct rl_config *cfg)
 {
-	bool given[OPS_MAX_OPTIONS] = {0};
-	for (size_t i = 0; i < rl_options_count && i < OPS_MAX_OPTIONS; i++)
+	bool given[RL_OPTIONS_MAX] = {0};
+	for (size_t i = 0; i < rl_options_count && i < RL_OPTIONS_MAX; i++)
 		given[i] = ops.held[i] || ops.in_file[i];
 	rl_options_fit_watermarks(cfg, given);
 }
@@ -153,13 +123,19 @@ static int ops_commit(char *err, size_t errlen)
 	return 0;
 }
 
-static const struct rl_config_ops ops_cfg_ops = {ops_known,   ops_check, ops_apply,
-						 ops_current, ops_live,	 ops_commit};
+/* Warnings about the file itself: rare and they matter, so always written. */
+static void ops_warn(const char *line)
+{
+	rl_log_write(RL_LOG_WARN, 0, "%s", line);
+}
 
-int rl_ops_configure(struct rl_config *cfg, int argc, char **argv)
+static const struct rl_config_ops ops_cfg_ops = {ops_known, ops_check,	ops_apply, ops_current,
+						 ops_live,  ops_commit, ops_warn};
+
+int rl_ops_configure(struct rl_config *cfg, const bool given[RL_OPTIONS_MAX])
 {
 	char err[768];
-	ops_mark_held(argc, argv);
+	memcpy(ops.held, given, sizeof(ops.held));
 	if (cfg->config[0]) {
 		ops.target = cfg;
 		struct rl_config_ops startup = ops_cfg_ops;
@@ -235,50 +211,31 @@ static void ops_rooms(rl_admin_room_fn *fn, void *arg)
 	rl_rcu_offline();
 }
 
-#define OPS_LOAD(s, f) __atomic_load_n(&(s)->f, __ATOMIC_RELAXED)
-
-static void ops_worker_stats(unsigned k, struct rl_metrics_snap *out)
+/* Readers of the PROCESS rows relay/room.c keeps (base/stats_list.h). */
+static uint64_t ops_rooms_gauge(void)
 {
-	const struct rl_stats *s = rl_stats_slot(k);
-	out->conns += OPS_LOAD(s, conns_current);
-	out->accepted += OPS_LOAD(s, conns_accepted);
-	out->closed += OPS_LOAD(s, conns_closed);
-	out->refused_full += OPS_LOAD(s, refused_full);
-	out->refused_emfile += OPS_LOAD(s, refused_emfile);
-	out->delivered += OPS_LOAD(s, msgs_delivered);
-	out->frames_out += OPS_LOAD(s, frames_out);
-	out->bytes_in += OPS_LOAD(s, bytes_in);
-	out->bytes_out += OPS_LOAD(s, bytes_out);
-	out->out_queued += OPS_LOAD(s, out_queued);
-	out->slow_consumers += OPS_LOAD(s, slow_consumers);
-	out->inbox_items += OPS_LOAD(s, inbox_items);
-	out->client_errors += OPS_LOAD(s, client_errors);
-	for (unsigned t = 0; t < RELAY_MSG_NTYPES; t++)
-		out->frames_in[t] += OPS_LOAD(s, frames_in[t]);
-	for (unsigned c = 0; c < RELAY_ERR_NCODES; c++)
-		out->errors[c] += OPS_LOAD(s, errors[c]);
+	long n = rl_rooms_count();
+	return n > 0 ? (uint64_t)n : 0;
 }
 
-static void ops_global_stats(struct rl_metrics_snap *out)
+static uint64_t ops_memberships_gauge(void)
 {
-	long rooms = rl_rooms_count(), members = rl_rooms_memberships();
-	out->rooms += rooms > 0 ? (uint64_t)rooms : 0;
-	out->memberships += members > 0 ? (uint64_t)members : 0;
-	out->peak_conns += rl_stats_peak();
+	long n = rl_rooms_memberships();
+	return n > 0 ? (uint64_t)n : 0;
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------- */
 
 int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
 {
-	static const struct rl_metrics_source src = {ops_worker_stats, ops_global_stats};
 	char err[512], bound[80];
 	bool v6 = strchr(cfg->host, ':') != NULL;
 	if (rl_metrics_init(nworkers)) {
 		fprintf(stderr, "relayd: out of memory\n");
 		return -1;
 	}
-	rl_metrics_set_source(&src);
+	rl_stats_set_reader(RL_STAT_ID(rooms), ops_rooms_gauge);
+	rl_stats_set_reader(RL_STAT_ID(memberships), ops_memberships_gauge);
 	snprintf(ops.listen, sizeof(ops.listen), "%s%s%s:%u", v6 ? "[" : "", cfg->host,
 		 v6 ? "]" : "", (unsigned)port);
 	snprintf(ops.status, sizeof(ops.status), "listening on %s (%u workers)", ops.listen,
@@ -316,6 +273,8 @@ void rl_ops_stopping(void)
 void rl_ops_stop(void)
 {
 	rl_admin_stop();
+	rl_stats_set_reader(RL_STAT_ID(rooms), NULL);
+	rl_stats_set_reader(RL_STAT_ID(memberships), NULL);
 	rl_metrics_fini();
 	rl_config_fini();
 }

@@ -4,21 +4,25 @@
  * fixed points; nothing else in the core knows the operations modules.
  *
  * Threading: every rl_ops_* function runs on the main thread. The admin
- * thread reaches the core only through the hooks installed here: rl_stats
- * (relaxed atomic loads), the room table (as an online QSBR reader) and a
- * mutex-protected copy of the options in force. */
+ * thread reaches the core only through what is installed here: the counters
+ * (base/stats.h: relaxed loads of the worker slots, and the room gauges
+ * through the readers rl_ops_start registers), the room table (as an online
+ * QSBR reader) and a mutex-protected copy of the options in force. */
 #ifndef RL_OPS_H
 #define RL_OPS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-struct rl_config;
+#include "base/options.h"
 
 /* After rl_options_parse: applies --config FILE under the precedence
  * command line > environment > file > defaults, then re-checks the
- * cross-option rules. Prints "relayd: FILE:LINE: message" and returns -1 on
- * error (exit 1). */
-int rl_ops_configure(struct rl_config *cfg, int argc, char **argv);
+ * cross-option rules. <given> is what rl_options_parse handed out (the
+ * options set by the command line or environment: the file never overrides
+ * them, now or at a reload). Prints "relayd: FILE:LINE: message" and returns
+ * -1 on error (exit 1). */
+int rl_ops_configure(struct rl_config *cfg, const bool given[RL_OPTIONS_MAX]);
 
 /* After the listeners are bound and the stats/rooms exist, before the
  * listening line: counters source, admin endpoint (prints "relayd admin on

@@ -1,7 +1,9 @@
 /* fanout.c -- room fan-out, local and cross-worker. Threading: see fanout.h. */
 #include "relay/fanout.h"
 
+#include "base/clock.h"
 #include "net/conn.h"
+#include "ops/metrics.h"
 #include "relay/room.h"
 #include "loop/worker.h"
 
@@ -19,7 +21,7 @@ static void fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_msg *
 	RL_STAT_ADD(w->stats, out_queued, (uint64_t)n * m->len);
 	for (uint32_t i = 0; i < n; i++) {
 		struct rl_conn *c = mem[i].who;
-		if ((int32_t)(mem[i].seq - m->seq) > 0)
+		if (rl_room_joined_after(mem[i].seq, m->seq))
 			continue; /* joined after the publish */
 		if (c != skip && rl_conn_deliver(c, m) == 0)
 			delivered++;
@@ -63,4 +65,13 @@ void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it)
 
 	fanout_local(w, m->room, m, NULL);
 	rl_msg_put(m);
+}
+
+void rl_fanout_msg_release(struct rl_msg *m)
+{
+	if (m->t_read_ns && rl_log_worker >= 0) /* rl_log_worker: this thread's worker index */
+		rl_metrics_fanout_observe(rl_metrics_worker((unsigned)rl_log_worker),
+					  rl_clock_ns() - m->t_read_ns);
+	if (m->room)
+		rl_room_put(m->room);
 }

@@ -18,7 +18,13 @@ struct rl_conn;
  * keeps its own reference to <m>. A message is published once. */
 void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		       const struct rl_conn *skip);
-/* An RL_INBOX_FANOUT item arrived at worker <w>. */
+/* An RL_INBOX_FANOUT item arrived at worker <w> (rl_inbox_fn, registered
+ * with rl_worker_set_inbox_handler). */
 void rl_fanout_item(struct rl_worker *w, struct rl_inbox_item *it);
+/* A message's last reference went (rl_msg_release_fn, installed with
+ * rl_msg_set_release): drops the room reference a cross-worker publish
+ * took, and for a timed MESSAGE records read -> queued-to-every-member in
+ * the calling worker's fan-out latency histogram (ops/metrics.h). */
+void rl_fanout_msg_release(struct rl_msg *m);
 
 #endif

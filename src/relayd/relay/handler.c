@@ -1,14 +1,15 @@
 /* handler.c -- frame dispatch and the protocol's requests.
  * Threading: the connection's owner worker, RCU read side online. Rooms are
- * reached through room.c; other workers' members through fanout.c. */
+ * reached through room.c, a connection's rooms through membership.c, other
+ * workers' members through fanout.c. */
 #include "relay/handler.h"
 
 #include "net/conn.h"
 #include "relay/fanout.h"
+#include "relay/membership.h"
 #include "relay/room.h"
 #include "loop/worker.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,11 @@ static enum relay_json_kind handler_json(struct rl_conn *c, const struct relay_f
 	char msg[160];
 	snprintf(msg, sizeof(msg), "invalid JSON at byte %zu: %s", res.err_off,
 		 res.err_msg ? res.err_msg : "syntax error");
-	RL_DEBUGF(c->id, "%s in %s payload: %.*s", msg, relay_msg_type_name(f->type),
-		  (int)(f->len < 200 ? f->len : 200), (const char *)f->payload);
+	if (rl_log_on(RL_LOG_DEBUG)) {
+		char esc[256]; /* escaped, credentials redacted, capped */
+		rl_log_escape(esc, sizeof(esc), f->payload, f->len);
+		RL_DEBUGF(c->id, "%s in %s payload: %s", msg, relay_msg_type_name(f->type), esc);
+	}
 	rl_conn_error(c, RELAY_ERR_PARSE_ERROR, NULL, 0, msg);
 	return RELAY_JSON_NONE;
 }
@@ -53,21 +57,6 @@ static uint64_t now_unix_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Index of <name> in <c>'s room list, or -1. */
-static long conn_room_find(const struct rl_conn *c, struct relay_span name)
-{
-	uint32_t h = (uint32_t)rl_room_hash_name(name.p, name.n);
-	for (uint32_t i = 0; i < c->nrooms; i++) {
-		if (c->rooms[i].hash != h)
-			continue;
-		size_t len;
-		const uint8_t *rn = rl_room_name(c->rooms[i].room, &len);
-		if (len == name.n && memcmp(rn, name.p, len) == 0)
-			return i;
-	}
-	return -1;
 }
 
 /* The decoded bytes of string field <fl> (decoded into fl->buf when they
@@ -121,56 +110,38 @@ static int handler_room_arg(struct rl_conn *c, const struct relay_frame *f, uint
 	return 0;
 }
 
-/* ---- memberships ---------------------------------------------------------- */
+/* ---- presence (memberships themselves: membership.c) ------------------------ */
 
-static int conn_rooms_add(struct rl_conn *c, struct rl_room *r)
+/* {"type":"userJoined"|"userLeft","room":R,"connectionId":C[,"userId":U]}
+ * into <jw>; the userId only when <uid> is not NULL. */
+static void presence_encode(struct relay_jw *jw, const char *type, struct relay_span room,
+			    struct relay_span id, const uint8_t *uid, size_t ulen)
 {
-	if (c->nrooms == c->rooms_cap) {
-		uint32_t cap = c->rooms_cap ? c->rooms_cap * 2 : 2;
-		struct rl_conn_room *nr = realloc(c->rooms, cap * sizeof(*nr));
-		if (!nr)
-			return -ENOMEM;
-		c->rooms = nr;
-		c->rooms_cap = cap;
+	relay_jw_obj_begin(jw);
+	relay_jw_key(jw, "type");
+	relay_jw_cstr(jw, type);
+	relay_jw_key(jw, "room");
+	relay_jw_str(jw, room.p, room.n);
+	relay_jw_key(jw, "connectionId");
+	relay_jw_str(jw, id.p, id.n);
+	if (uid) {
+		relay_jw_key(jw, "userId");
+		relay_jw_str(jw, uid, ulen);
 	}
-	uint32_t slot = c->nrooms;
-	struct rl_member m = { c, slot, 0 };
-	uint32_t idx;
-	if (rl_room_local_add(r, c->w->id, m, &idx))
-		return -ENOMEM;
-	c->rooms[slot] = (struct rl_conn_room){ r, idx, (uint32_t)rl_room_hash(r) };
-	c->nrooms++;
-	return 0;
+	relay_jw_obj_end(jw);
 }
 
-/* Removes slot <slot> from <c> and from the room's local member list. */
-static void conn_rooms_del(struct rl_conn *c, uint32_t slot)
-{
-	struct rl_conn_room *cr = &c->rooms[slot];
-	struct rl_member moved;
-	unsigned w = c->w->id;
-
-	if (rl_room_local_del(cr->room, w, cr->idx, &moved))
-		((struct rl_conn *)moved.who)->rooms[moved.slot].idx = cr->idx;
-	uint32_t last = c->nrooms - 1;
-	if (slot != last) {
-		c->rooms[slot] = c->rooms[last];
-		rl_room_local_set_slot(c->rooms[slot].room, w, c->rooms[slot].idx, slot);
-	}
-	if (--c->nrooms == 0) {
-		free(c->rooms); /* idle connections keep no room array */
-		c->rooms = NULL;
-		c->rooms_cap = 0;
-	}
-}
-
-/* {"type":"userJoined"|"userLeft","room":R,"connectionId":C[,"userId":U]} */
+/* The server never sends more than max_frame (spec 2a): an event that would
+ * not fit with the userId goes without it (it is optional); one that would
+ * not fit even then is not sent (unreachable for max_frame >= 256, the
+ * smallest allowed: 64-byte room names and connection ids fit in ~210). */
 static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *type)
 {
 	size_t nlen, cap;
 	const uint8_t *name = rl_room_name(r, &nlen);
 	char id[32];
 	size_t idn = rl_conn_name(c->id, id);
+	struct relay_span room = {name, nlen}, cid = {(const uint8_t *)id, idn};
 	struct relay_jw jw;
 
 	if (RL_CFG(no_presence) || rl_room_members(r) < 2)
@@ -180,38 +151,30 @@ static void presence_publish(struct rl_conn *c, struct rl_room *r, const char *t
 	if (!m)
 		return;
 	relay_jw_init(&jw, m->data + RELAY_FRAME_HDR_BYTES, cap);
-	relay_jw_obj_begin(&jw);
-	relay_jw_key(&jw, "type");
-	relay_jw_cstr(&jw, type);
-	relay_jw_key(&jw, "room");
-	relay_jw_str(&jw, name, nlen);
-	relay_jw_key(&jw, "connectionId");
-	relay_jw_str(&jw, id, idn);
-	if (c->user_id) {
-		relay_jw_key(&jw, "userId");
-		relay_jw_str(&jw, c->user_id, c->user_len);
+	presence_encode(&jw, type, room, cid, c->user_id, c->user_len);
+	if (c->user_id && (jw.overflow || jw.len + 3 > rl_srv.cfg.max_frame)) {
+		relay_jw_init(&jw, m->data + RELAY_FRAME_HDR_BYTES, cap);
+		presence_encode(&jw, type, room, cid, NULL, 0);
 	}
-	relay_jw_obj_end(&jw);
-	if (!jw.overflow) {
+	if (!jw.overflow && jw.len + 3 <= rl_srv.cfg.max_frame) {
 		relay_frame_put_header(m->data, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)jw.len);
 		m->len = (uint32_t)(RELAY_FRAME_HDR_BYTES + jw.len);
 		rl_fanout_publish(c->w, r, m, c);
+	} else {
+		RL_DEBUGF(c->id, "%s event not sent: longer than the maximum frame size", type);
 	}
 	rl_msg_put(m);
 }
 
-static void conn_leave_slot(struct rl_conn *c, uint32_t slot)
+/* rl_membership_left_fn: the others in the room hear that <c> left. */
+static void user_left(struct rl_conn *c, struct rl_room *r)
 {
-	struct rl_room *r = c->rooms[slot].room;
-	conn_rooms_del(c, slot);
-	presence_publish(c, r, "userLeft"); /* still a member: the room is alive */
-	rl_room_leave(r);
+	presence_publish(c, r, "userLeft");
 }
 
-void rl_handler_leave_all(struct rl_conn *c)
+void rl_handler_closed(struct rl_conn *c)
 {
-	while (c->nrooms)
-		conn_leave_slot(c, c->nrooms - 1);
+	rl_membership_leave_all(c, user_left);
 }
 
 /* ---- HELLO ----------------------------------------------------------------- */
@@ -328,7 +291,7 @@ static void join_room(struct rl_conn *c, const struct relay_frame *f, struct rel
 {
 	struct rl_room *r;
 	long members;
-	long slot = conn_room_find(c, name);
+	long slot = rl_membership_find(c, name);
 	if (slot >= 0) {
 		members = rl_room_members(c->rooms[slot].room);
 		room_ack(c, f, name, "joined", members);
@@ -344,7 +307,7 @@ static void join_room(struct rl_conn *c, const struct relay_frame *f, struct rel
 		rl_conn_kill(c);
 		return;
 	}
-	if (conn_rooms_add(c, r)) {
+	if (rl_membership_add(c, r)) {
 		rl_room_leave(r);
 		rl_conn_kill(c);
 		return;
@@ -365,11 +328,11 @@ static void handle_join(struct rl_conn *c, const struct relay_frame *f)
 
 static void leave_room(struct rl_conn *c, const struct relay_frame *f, struct relay_span name)
 {
-	long slot = conn_room_find(c, name);
+	long slot = rl_membership_find(c, name);
 	/* Ack first: <name> may point into the room, which leaving can free. */
 	room_ack(c, f, name, "left", 0);
 	if (slot >= 0)
-		conn_leave_slot(c, (uint32_t)slot);
+		rl_membership_leave(c, (uint32_t)slot, user_left);
 }
 
 static void handle_leave(struct rl_conn *c, const struct relay_frame *f)
@@ -414,7 +377,7 @@ static void message_json_send(struct rl_conn *c, struct relay_span name, struct 
 	char id[32];
 	struct relay_jw jw;
 
-	long slot = conn_room_find(c, name);
+	long slot = rl_membership_find(c, name);
 	if (slot < 0) {
 		not_in_room(c, name);
 		return;
@@ -507,7 +470,7 @@ static void message_binary(struct rl_conn *c, const struct relay_frame *f)
 		rl_conn_error(c, RELAY_ERR_INVALID_ROOM, room.p, room.n, NULL);
 		return;
 	}
-	long slot = conn_room_find(c, name);
+	long slot = rl_membership_find(c, name);
 	if (slot < 0) {
 		not_in_room(c, name);
 		return;

@@ -1,6 +1,6 @@
 /* handler.h -- what relayd does with each complete frame: a dispatch table
  * indexed by frame type, the HELLO/JOIN/LEAVE/MESSAGE/HEARTBEAT/ERROR
- * handlers, and a connection's room memberships.
+ * handlers, presence events, and what a closed connection leaves behind.
  * Threading: the connection's owner worker, RCU read side online. */
 #ifndef RL_HANDLER_H
 #define RL_HANDLER_H
@@ -9,10 +9,12 @@
 
 struct rl_conn;
 
+/* The connection layer's upcalls (struct rl_conn_upcalls, installed by
+ * main.c). */
 /* Handles one complete frame of <c> (header already checked by the
  * decoder): JSON validity, shape, then the type's action. */
 void rl_handler_frame(struct rl_conn *c, const struct relay_frame *f);
-/* Leaves every room <c> is in, with userLeft events (disconnect path). */
-void rl_handler_leave_all(struct rl_conn *c);
+/* <c> closed: leaves every room it is in, with userLeft events. */
+void rl_handler_closed(struct rl_conn *c);
 
 #endif

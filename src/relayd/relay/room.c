@@ -9,6 +9,9 @@
 #include <relay/protocol.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 struct room_local {
 	struct rl_member *m;
@@ -21,7 +24,7 @@ struct rl_room {
 	struct urcu_ref ref;        /* memory: the table's + in-flight holders' */
 	long members;               /* atomic; 0 = dying, never rises again */
 	uint64_t wmask;             /* atomic; bit w: local[w].n > 0 */
-	uint32_t join_seq;          /* atomic; see rl_room_seq */
+	uint64_t join_seq;          /* atomic; see rl_room_seq */
 	uint64_t hash;
 	uint8_t name_len;
 	uint8_t name[RELAY_ROOM_MAX_BYTES];
@@ -37,12 +40,28 @@ static struct cds_lfht *rooms_ht;
 static unsigned rooms_nworkers;
 static long rooms_count;       /* atomic */
 static long rooms_memberships; /* atomic */
+static uint64_t rooms_seed;    /* hash key, set by rl_rooms_init before any worker runs */
 
 char rl_rcu_token;
+
+/* A per-process secret for the name hash. getrandom only fails on kernels
+ * older than 3.17 (or under a seccomp filter): then the clock, pid and an
+ * address are still unknown to a remote client. */
+static uint64_t rooms_new_seed(void)
+{
+	uint64_t seed;
+	if (getrandom(&seed, sizeof(seed), 0) == (ssize_t)sizeof(seed))
+		return seed;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)getpid() << 16;
+	return seed ^ (uint64_t)(uintptr_t)&seed;
+}
 
 int rl_rooms_init(unsigned nworkers)
 {
 	rooms_nworkers = nworkers;
+	rooms_seed = rooms_new_seed();
 	rooms_ht = cds_lfht_new_flavor(1024, 1024, 0,
 				       CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
 				       &urcu_qsbr_flavor, NULL);
@@ -59,9 +78,9 @@ long rl_rooms_memberships(void)
 	return uatomic_read(&rooms_memberships);
 }
 
-uint64_t rl_room_hash_name(const uint8_t *name, size_t len)
+uint64_t rl_room_hash_seeded(uint64_t seed, const uint8_t *name, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a murmur3 finaliser */
+	uint64_t h = 0xcbf29ce484222325ull ^ seed; /* FNV-1a, then a murmur3 finaliser */
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ name[i]) * 0x100000001b3ull;
 	h ^= h >> 33;
@@ -70,6 +89,11 @@ uint64_t rl_room_hash_name(const uint8_t *name, size_t len)
 	h *= 0xc4ceb9fe1a85ec53ull;
 	h ^= h >> 33;
 	return h;
+}
+
+uint64_t rl_room_hash_name(const uint8_t *name, size_t len)
+{
+	return rl_room_hash_seeded(rooms_seed, name, len);
 }
 
 static int room_match(struct cds_lfht_node *node, const void *key)
@@ -220,7 +244,7 @@ uint64_t rl_room_hash(const struct rl_room *r)
 	return r->hash;
 }
 
-uint32_t rl_room_seq(const struct rl_room *r)
+uint64_t rl_room_seq(const struct rl_room *r)
 {
 	return __atomic_load_n(&r->join_seq, __ATOMIC_SEQ_CST);
 }

@@ -34,7 +34,7 @@ struct rl_room;
 struct rl_member {
 	void *who;
 	uint32_t slot;
-	uint32_t seq; /* the room's join sequence number of this membership */
+	uint64_t seq; /* the room's join sequence number of this membership */
 };
 
 /* Creates the table for <nworkers> (1..64) workers. 0 or -errno. */
@@ -47,7 +47,12 @@ void rl_rooms_fini(void);
 long rl_rooms_count(void);
 long rl_rooms_memberships(void);
 
+/* The table's hash of a room name. Keyed with a per-process random seed
+ * drawn by rl_rooms_init, so a client cannot craft names that all land in
+ * one bucket; stable for the life of the table. */
 uint64_t rl_room_hash_name(const uint8_t *name, size_t len);
+/* The same hash under an explicit <seed> (tests). */
+uint64_t rl_room_hash_seeded(uint64_t seed, const uint8_t *name, size_t len);
 
 /* Takes one membership of the room named <name>/<len> (1..64 bytes),
  * creating the room if needed. On success *<out> is the room (valid while
@@ -75,8 +80,17 @@ uint64_t rl_room_workers(const struct rl_room *r);
  * A message records rl_room_seq() when it is published; a member whose
  * number is newer joined after the publish and does not get it, so a
  * message or presence event still queued to another worker is never
- * delivered to someone who joined after it was sent. */
-uint32_t rl_room_seq(const struct rl_room *r);
+ * delivered to someone who joined after it was sent. 64 bits: a room
+ * would need 2^64 joins to wrap, so plain comparison is exact (a 32-bit
+ * counter compared modulo 2^32 misjudged members 2^31 joins old). */
+uint64_t rl_room_seq(const struct rl_room *r);
+
+/* The delivery rule: a member with join number <member_seq> joined after a
+ * message published at <msg_seq> (rl_room_seq then) and must not get it. */
+static inline bool rl_room_joined_after(uint64_t member_seq, uint64_t msg_seq)
+{
+	return member_seq > msg_seq;
+}
 
 /* Worker <w>'s member list. Adds <m> (its seq is assigned here) and returns
  * its index in *<idx>. */

@@ -1,0 +1,61 @@
+/* transport.h -- how a connection's bytes meet the wire: one table of
+ * functions per kind of transport (plain TCP in tcp.c; TLS and WebSocket
+ * later, as tls.c and ws.c). conn.c reads, writes, half-closes and closes
+ * only through its connection's table (c->tp) and never learns which one it
+ * holds (the redis src/connection.h pattern). Per-connection transport state
+ * lives behind c->tp_ctx (NULL for plain TCP).
+ *
+ * Return conventions, for every function that returns a count:
+ *   > 0      bytes moved;
+ *   0        (read only) the peer closed its sending side: EOF;
+ *   -EAGAIN  nothing can move now: wait for the next readiness edge;
+ *   -errno   the connection is broken: close it.
+ * EINTR never reaches the caller: a transport retries it.
+ *
+ * Threading: a connection's transport calls run on its owner worker only.
+ * The tables are constant and shared by all workers. */
+#ifndef RL_TRANSPORT_H
+#define RL_TRANSPORT_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct rl_conn;
+
+/* Writes up to <iovcnt> (<= RL_OUTQ_IOV_MAX) buffers, in order, without
+ * blocking: bytes taken (> 0; fewer than offered means "full for now"),
+ * -EAGAIN, or -errno. The output queue calls it once per batch, never per
+ * frame (outq.h). */
+typedef ssize_t rl_tp_writev_fn(struct rl_conn *c, const struct iovec *iov, int iovcnt);
+
+struct rl_transport {
+	const char *name; /* "tcp"; in log lines */
+	/* Takes over the accepted socket c->fd before the connection joins the
+	 * event loop: socket options, c->tp_ctx. 0 or -errno; on failure
+	 * c->tp_ctx is left NULL or valid for close. */
+	int (*accept)(struct rl_conn *c);
+	/* Up to <len> decoded input bytes into <buf>: > 0, 0 at EOF, -EAGAIN, -errno. */
+	ssize_t (*read)(struct rl_conn *c, void *buf, size_t len);
+	rl_tp_writev_fn *writev;
+	/* Ends our sending side (TCP FIN; TLS sends close_notify first) while
+	 * input may still be read. 0 or -errno. */
+	int (*shutdown_wr)(struct rl_conn *c);
+	/* Input the transport already holds but the kernel no longer reports
+	 * (TLS: decrypted bytes left in its buffer). Edge-triggered readers
+	 * must keep reading while this is true: no new edge will announce it.
+	 * Always false for plain TCP. */
+	bool (*has_pending)(const struct rl_conn *c);
+	/* Peer bytes not read yet, kernel and transport buffers together
+	 * (FIONREAD-like): >= 0, or -errno. Decides whether a closing
+	 * connection must linger to avoid an RST (conn.c, conn_closing_done). */
+	int (*pending_input)(struct rl_conn *c);
+	/* Releases c->tp_ctx (NULL when accept failed or set none) and closes
+	 * the socket. Called exactly once per accepted connection. */
+	void (*close)(struct rl_conn *c);
+};
+
+/* The transports; a listener names one, its connections get it. */
+extern const struct rl_transport rl_tcp_transport; /* tcp.c */
+
+#endif
