@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "net/msg.h"
 #include "net/transport.h"
+#include "net/ws.h"
 #include "ops/ops.h"
 #include "base/options.h"
 #include "relay/fanout.h"
@@ -60,16 +61,38 @@ static int main_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/* The listener kinds, each bound by every worker: plain TCP on --port.
- * (--tls-port and --ws-port add their rows here.) Fills <specs>; returns
- * how many. */
+/* The listener kinds, each bound by every worker: plain TCP on --port,
+ * then WebSocket on --ws-port when set. (--tls-port adds its row here.)
+ * Fills <specs>; returns how many. specs[0] is always the plain TCP one. */
 static unsigned main_listen_specs(const struct rl_config *cfg, struct rl_listen_spec *specs)
 {
-	specs[0] = (struct rl_listen_spec){
-		.name = "tcp", .host = cfg->host, .port = (uint16_t)cfg->port,
-		.tp = &rl_tcp_transport,
+	unsigned n = 0;
+	specs[n++] = (struct rl_listen_spec){
+	    .name = "tcp",
+	    .host = cfg->host,
+	    .port = (uint16_t)cfg->port,
+	    .tp = &rl_tcp_transport,
 	};
-	return 1;
+	if (cfg->ws_port != RL_PORT_OFF)
+		specs[n++] = (struct rl_listen_spec){
+		    .name = "ws",
+		    .host = cfg->host,
+		    .port = (uint16_t)cfg->ws_port,
+		    .tp = &rl_ws_transport,
+		};
+	return n;
+}
+
+/* "relayd <kind> listening on HOST:PORT" for each listener but the plain
+ * TCP one, printed before the main listening line (which tests and
+ * supervisors wait for, so every port is known once it is read). */
+static void main_print_listeners(const struct rl_config *cfg, const struct rl_listen_spec *specs,
+				 unsigned nspecs)
+{
+	bool v6 = strchr(cfg->host, ':') != NULL;
+	for (unsigned k = 1; k < nspecs; k++)
+		printf("relayd %s listening on %s%s%s:%u\n", specs[k].name, v6 ? "[" : "",
+		       cfg->host, v6 ? "]" : "", (unsigned)specs[k].bound_port);
 }
 
 /* The lower layers call up only through what is installed here, once,
@@ -198,6 +221,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "relayd: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
+	if (cfg->ws_port != RL_PORT_OFF && rl_ws_init(cfg, err, sizeof(err))) {
+		fprintf(stderr, "relayd: %s\n", err);
+		return 1;
+	}
 	unsigned nspecs = main_listen_specs(cfg, specs);
 	if (rl_listen_open(specs, nspecs, n, err, sizeof(err))) {
 		fprintf(stderr, "relayd: %s\n", err);
@@ -215,9 +242,17 @@ int main(int argc, char **argv)
 		return 1;
 	const char *h = cfg->host;
 	bool v6 = strchr(h, ':') != NULL;
+	main_print_listeners(cfg, specs, nspecs);
 	printf("relayd listening on %s%s%s:%u (%u workers)\n", v6 ? "[" : "", h, v6 ? "]" : "",
 	       (unsigned)port, n);
 	fflush(stdout);
+	for (unsigned k = 0; k < nspecs; k++)
+		if (specs[k].tp == &rl_ws_transport && rl_ws_serves_files())
+			RL_INFOF(0,
+				 "web page: http://%s%s%s:%u/ (files from %s; a development "
+				 "convenience)",
+				 v6 ? "[" : "", h, v6 ? "]" : "", (unsigned)specs[k].bound_port,
+				 cfg->web_root);
 	rl_ops_ready(); /* ops: READY=1 */
 	RL_INFOF(0, "relayd %s: %u workers, max frame %" PRIu64 ", max connections %" PRIu64,
 		 RL_VERSION, n, cfg->max_frame, cfg->max_conns);
@@ -231,6 +266,7 @@ int main(int argc, char **argv)
 	rl_rooms_fini();
 	for (unsigned i = 0; i < n; i++)
 		rl_worker_fini(&rl_srv.workers[i]);
+	rl_ws_fini();
 	free(rl_srv.workers);
 	rl_stats_fini();
 	close(rl_srv.done_efd);

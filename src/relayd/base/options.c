@@ -63,6 +63,17 @@ const struct rl_option rl_options[] = {
 	  OFF(config), false, "INI configuration file, same keys as these options" },
 	{ "admin", "RELAY_ADMIN", RL_OPT_STRING, "", 0, sizeof(((struct rl_config *)0)->admin),
 	  OFF(admin), false, "HOST:PORT of the admin HTTP endpoint (/health /metrics /stats /rooms)" },
+	/* WebSocket listener (net/ws.c) */
+	{ "ws-port", "RELAY_WS_PORT", RL_OPT_PORT, "", 0, 65535, OFF(ws_port), false,
+	  "WebSocket port, path /relay (0 = ephemeral; unset = no WebSocket listener)" },
+	{ "ws-allowed-origins", "RELAY_WS_ALLOWED_ORIGINS", RL_OPT_STRING, "", 0,
+	  sizeof(((struct rl_config *)0)->ws_origins), OFF(ws_origins), false,
+	  "comma-separated origins (scheme://host[:port]) a browser may connect from "
+	  "(unset = any; requests without Origin are allowed)" },
+	{ "web-root", "RELAY_WEB_ROOT", RL_OPT_STRING, "", 0,
+	  sizeof(((struct rl_config *)0)->web_root), OFF(web_root), false,
+	  "directory of static files served on the WebSocket listener (a development "
+	  "convenience; unset = none)" },
 };
 const size_t rl_options_count = sizeof(rl_options) / sizeof(rl_options[0]);
 _Static_assert(sizeof(rl_options) / sizeof(rl_options[0]) <= RL_OPTIONS_MAX,
@@ -75,6 +86,7 @@ static const char *const type_hint[RL_OPT_NTYPES] = {
 	[RL_OPT_DURATION] = "a duration in seconds (or with suffix ms, s, m)",
 	[RL_OPT_BOOL] = "a boolean (1/0, true/false, yes/no, on/off)",
 	[RL_OPT_LOGLEVEL] = "one of error, warn, info, debug",
+	[RL_OPT_PORT] = "a port (0 = ephemeral), or empty for off",
 };
 
 static const char *const type_metavar[RL_OPT_NTYPES] = {
@@ -84,6 +96,7 @@ static const char *const type_metavar[RL_OPT_NTYPES] = {
 	[RL_OPT_DURATION] = " SECONDS",
 	[RL_OPT_BOOL] = "",
 	[RL_OPT_LOGLEVEL] = " LEVEL",
+	[RL_OPT_PORT] = " PORT",
 };
 
 const struct rl_option *rl_option_find(const char *name)
@@ -168,7 +181,7 @@ static int option_bad(const struct rl_option *o, const char *val, char *err, siz
 	if (o->type == RL_OPT_STRING)
 		snprintf(err, n, "invalid value '%s' for --%s: expected %" PRIu64 "..%" PRIu64
 			 " characters", val, o->name, o->min, o->max - 1);
-	else if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE)
+	else if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE || o->type == RL_OPT_PORT)
 		snprintf(err, n, "invalid value '%s' for --%s: expected %s in %" PRIu64 "..%" PRIu64,
 			 val, o->name, type_hint[o->type], o->min, o->max);
 	else if (o->type == RL_OPT_DURATION)
@@ -205,6 +218,12 @@ int rl_option_set(struct rl_config *cfg, const struct rl_option *o, const char *
 		*(uint64_t *)p = (uint64_t)l;
 		return 0;
 	}
+	case RL_OPT_PORT:
+		if (*val == '\0' || strcasecmp(val, "off") == 0) {
+			*(uint64_t *)p = RL_PORT_OFF;
+			return 0;
+		}
+		__attribute__((fallthrough)); /* otherwise a number, as RL_OPT_UINT */
 	case RL_OPT_UINT:
 		rc = parse_u64(val, &v, &e);
 		if (!rc && *e)
@@ -239,6 +258,12 @@ void rl_option_format(const struct rl_config *cfg, const struct rl_option *o, ch
 	case RL_OPT_LOGLEVEL:
 		snprintf(buf, cap, "%s", rl_log_level_name((int)*(const uint64_t *)p));
 		break;
+	case RL_OPT_PORT:
+		if (*(const uint64_t *)p == RL_PORT_OFF)
+			snprintf(buf, cap, "%s", "");
+		else
+			snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)p);
+		break;
 	case RL_OPT_DURATION: {
 		uint64_t ms = *(const uint64_t *)p;
 		if (ms % 1000)
@@ -261,6 +286,23 @@ void rl_config_defaults(struct rl_config *cfg)
 			abort(); /* a bad default is a bug in the table */
 }
 
+/* The WebSocket options mean nothing without its listener. */
+static int options_check_ws(const struct rl_config *cfg, char *err, size_t errlen)
+{
+	bool on = cfg->ws_port != RL_PORT_OFF;
+	if (!on && (cfg->ws_origins[0] || cfg->web_root[0])) {
+		snprintf(err, errlen, "--%s is set but --ws-port is not",
+			 cfg->ws_origins[0] ? "ws-allowed-origins" : "web-root");
+		return -EINVAL;
+	}
+	if (on && cfg->ws_port != 0 && cfg->ws_port == cfg->port) {
+		snprintf(err, errlen, "--ws-port and --port must differ (both %" PRIu64 ")",
+			 cfg->port);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->out_low > cfg->out_high) {
@@ -275,7 +317,7 @@ int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen)
 			 cfg->out_high, cfg->out_hard);
 		return -EINVAL;
 	}
-	return 0;
+	return options_check_ws(cfg, err, errlen);
 }
 
 void rl_options_usage(FILE *f)

@@ -37,7 +37,14 @@ struct rl_config {
 	/* ops (config.c, admin.c): */
 	char config[1024];         /* --config FILE, "" = none */
 	char admin[256];           /* --admin HOST:PORT, "" = off */
+	/* WebSocket listener (net/ws.c): */
+	uint64_t ws_port;          /* RL_PORT_OFF = no WebSocket listener; 0 = ephemeral */
+	char ws_origins[1024];     /* --ws-allowed-origins, "" = any origin */
+	char web_root[1024];       /* --web-root DIR, "" = no static files */
 };
+
+/* An RL_OPT_PORT option that is not set: no such listener. */
+#define RL_PORT_OFF UINT64_MAX
 
 enum rl_opt_type {
 	RL_OPT_STRING = 0,
@@ -46,6 +53,7 @@ enum rl_opt_type {
 	RL_OPT_DURATION, /* seconds, decimals allowed, or "<n>ms" / "<n>s" / "<n>m"; stored in ms */
 	RL_OPT_BOOL,     /* flag on the command line; 1/0/true/false/yes/no/on/off elsewhere */
 	RL_OPT_LOGLEVEL, /* error | warn | info | debug */
+	RL_OPT_PORT,     /* 0..65535 (0 = ephemeral), or empty / "off": RL_PORT_OFF */
 	RL_OPT_NTYPES
 };
 

@@ -32,6 +32,8 @@ enum rl_conn_flag {
 	RL_CF_REFUSED = 1u << 4,  /* SERVER_FULL: not counted in the connection gauge */
 	RL_CF_PEER_EOF = 1u << 5, /* we read the peer's EOF */
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
+	RL_CF_WS = 1u << 8,       /* WebSocket: queued frames carry their message header */
+	RL_CF_TP_REFUSES = 1u << 9, /* the transport answers SERVER_FULL itself (WebSocket: 503) */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
@@ -160,6 +162,31 @@ void rl_conn_kill(struct rl_conn *c);
 /* Writes "conn-N" to <buf> (>= 32 bytes); returns its length. */
 size_t rl_conn_name(uint64_t id, char *buf);
 bool rl_conn_can_send(const struct rl_conn *c);
+
+/* ---- for transports (net/ only) ---------------------------------------------
+ * A transport calls these from its own hooks, on the owner worker. */
+
+/* For transports with a handshake (net/ only): its deadline is the frame
+ * timer, --frame-timeout from accept (protocol-v1-ext.md §7). Arm from the
+ * transport's accept hook; disarm once the handshake is done. A deadline
+ * that passes is FRAME_TIMEOUT, which the transport turns into a close. */
+void rl_conn_deadline_arm(struct rl_conn *c);
+void rl_conn_deadline_done(struct rl_conn *c);
+/* Queues <n> bytes of the transport's own protocol exactly as they go on
+ * the wire (an HTTP answer, a WebSocket control frame), behind what is
+ * queued. No Relay framing, no watermark check; counted as queued bytes.
+ * 0, -ECANCELED once <c> no longer accepts output, -ENOMEM. */
+int rl_conn_send_wire(struct rl_conn *c, const void *p, size_t n);
+/* Ends an open <c> without a Relay ERROR: CLOSING, what is queued is
+ * flushed, then the usual close (peer input discarded until EOF, all
+ * within the 2 s CLOSING deadline). No-op once <c> is closing. */
+void rl_conn_close_after_flush(struct rl_conn *c);
+/* Peer bytes arrived that gave the decoder nothing yet (a WebSocket control
+ * frame, part of a message): activity, as far as the idle timeout goes. */
+void rl_conn_touch(struct rl_conn *c);
+/* Reads <c> again next turn, after the others: for a transport that
+ * stops before the kernel said EAGAIN (its own budget of wire bytes). */
+void rl_conn_read_later(struct rl_conn *c);
 
 /* Shutdown: SERVER_SHUTDOWN and a flush deadline. */
 void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms);

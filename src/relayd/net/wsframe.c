@@ -445,6 +445,13 @@ size_t rl_wsf_binary_hdr(uint8_t out[RL_WSF_SERVER_HDR_MAX], uint64_t len)
 	return n;
 }
 
+uint64_t rl_wsf_server_frame_size(const uint8_t *h)
+{
+	uint8_t len7 = h[1] & 0x7F;
+
+	return (len7 < WSF_LEN16 ? 2 : len7 == WSF_LEN16 ? 4 : 10) + wsf_hdr_length(h);
+}
+
 size_t rl_wsf_put_frame(uint8_t *out, uint8_t opcode, bool fin, const void *payload, size_t n,
 			const uint8_t *key)
 {

@@ -35,6 +35,7 @@ void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		       const struct rl_conn *skip)
 {
 	uint64_t self = 1ull << w->id;
+	rl_msg_seal(m); /* the WebSocket encoding, once, before anyone else sees m */
 	m->seq = rl_room_seq(r);
 	uint64_t mask = rl_room_workers(r);
 

@@ -14,8 +14,10 @@ struct rl_worker;
 struct rl_room;
 struct rl_conn;
 
-/* Queues <m> to every member of <r> except <skip> (may be NULL). The caller
- * keeps its own reference to <m>. A message is published once. */
+/* Queues <m> to every member of <r> except <skip> (may be NULL). Seals <m>
+ * first (rl_msg_seal: its WebSocket encoding, before any other worker sees
+ * it). The caller keeps its own reference to <m>. A message is published
+ * once. */
 void rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		       const struct rl_conn *skip);
 /* An RL_INBOX_FANOUT item arrived at worker <w> (rl_inbox_fn, registered
