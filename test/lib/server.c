@@ -199,11 +199,18 @@ static int srv_argv_build(struct srv_argv *a, const char *bin, const char *const
 	}
 	if (srv_argv_push(a, bin) != 0)
 		return -1;
-	bool has_port = false;
-	for (int i = 0; args != NULL && args[i] != NULL; i++)
+	bool has_port = false, has_ws = false;
+	for (int i = 0; args != NULL && args[i] != NULL; i++) {
 		if (strcmp(args[i], "--port") == 0 || strncmp(args[i], "--port=", 7) == 0)
 			has_port = true;
+		if (strncmp(args[i], "--ws-port", 9) == 0)
+			has_ws = true;
+	}
 	if (add_port && !has_port && (srv_argv_push(a, "--port") || srv_argv_push(a, "0")))
+		return -1;
+	/* RELAY_TEST_TRANSPORT=ws: a WebSocket listener too */
+	if (add_port && !has_ws && rl_test_ws() &&
+	    (srv_argv_push(a, "--ws-port") || srv_argv_push(a, "0")))
 		return -1;
 	for (int i = 0; args != NULL && args[i] != NULL; i++)
 		if (srv_argv_push(a, args[i]) != 0)
@@ -458,6 +465,16 @@ static int srv_read_ready(struct rl_test_server *s, int timeout_ms)
 	if (srv_parse_line(s, line) != 0)
 		return rl_test_set_err("cannot parse the listening line: %s", line), -EPROTO;
 	srv_copy(s->line, sizeof(s->line), line);
+	/* Printed before the listening line, so already read. */
+	static const char ws_prefix[] = "relayd ws listening on ";
+	if (srv_find_line(s, ws_prefix, line, sizeof(line))) {
+		const char *colon = strrchr(line, ':');
+		long port = colon != NULL ? strtol(colon + 1, NULL, 10) : 0;
+		if (port <= 0 || port > 65535)
+			return rl_test_set_err("cannot parse the WebSocket line: %s", line),
+			       -EPROTO;
+		s->ws_port = (uint16_t)port;
+	}
 	return 0;
 }
 
