@@ -617,10 +617,15 @@ static ssize_t ws_writev(struct rl_conn *c, const struct iovec *iov, int iovcnt)
 	return ws_inner_writev(c, ws, iov, iovcnt);
 }
 
+/* While our close frame waits for the peer's, the TCP connection stays
+ * whole: the peer's close frame (or the 2 s deadline) ends it, then the
+ * close sends the FIN (RFC 6455 §7.1.1: the server closes TCP first). */
 static int ws_shutdown_wr(struct rl_conn *c)
 {
 	struct ws_conn *ws = c->tp_ctx;
 
+	if (ws->phase == WS_CLOSING && !ws->peer_closed)
+		return 0;
 	c->tp_ctx = ws->inner_ctx;
 	int rc = ws->inner->shutdown_wr(c);
 	c->tp_ctx = ws;
