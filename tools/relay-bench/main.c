@@ -27,6 +27,8 @@ struct opt_def {
 static const struct opt_def opt_table[] = {
 	{ "proto", OK_PROTO, OFF(proto), "relay | nats | redis (default relay)" },
 	{ "binary", OK_FLAG, OFF(binary), "relay: binary framing instead of JSON" },
+	{ "transport", OK_STR, OFF(transport),
+	  "relay: tcp (default) or ws (WebSocket on --port, path /relay; fanout, chat, connect)" },
 	{ "host", OK_STR, OFF(host), "server address (default 127.0.0.1)" },
 	{ "port", OK_INT, OFF(port), "server port (required)" },
 	{ "threads", OK_INT, OFF(threads), "client threads (default 1)" },
@@ -215,6 +217,16 @@ static int check_opts(const struct rb_opts *o)
 		return fprintf(stderr, "relay-bench: --threads must be 1..64\n"), -1;
 	if (!o->rooms || !o->window || o->duration <= 0)
 		return fprintf(stderr, "relay-bench: --rooms, --window, --duration must be > 0\n"), -1;
+	if (o->transport != NULL && strcmp(o->transport, "tcp") != 0 &&
+	    strcmp(o->transport, "ws") != 0)
+		return fprintf(stderr, "relay-bench: --transport is tcp or ws\n"), -1;
+	if (o->transport != NULL && strcmp(o->transport, "ws") == 0 &&
+	    (o->proto != RB_PROTO_RELAY || (strcmp(o->workload, "fanout") != 0 &&
+					    strcmp(o->workload, "chat") != 0 &&
+					    strcmp(o->workload, "connect") != 0)))
+		return fprintf(stderr, "relay-bench: --transport ws: relay fanout, chat or connect "
+				       "only\n"),
+		       -1;
 	return 0;
 }
 
@@ -227,6 +239,8 @@ int main(int argc, char **argv)
 	opts_finish(&o);
 	signal(SIGPIPE, SIG_IGN);
 	rb_proto_relay_mode(o.binary);
+	if (o.transport != NULL && strcmp(o.transport, "ws") == 0)
+		rb_ws_enable(o.host, o.port);
 	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
 		if (strcmp(o.workload, workloads[i].name) != 0)
 			continue;

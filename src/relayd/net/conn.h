@@ -32,8 +32,8 @@ enum rl_conn_flag {
 	RL_CF_REFUSED = 1u << 4,  /* SERVER_FULL: not counted in the connection gauge */
 	RL_CF_PEER_EOF = 1u << 5, /* we read the peer's EOF */
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
-	RL_CF_WS = 1u << 8,       /* WebSocket: queued frames carry their message header */
-	RL_CF_TP_REFUSES = 1u << 9, /* the transport answers SERVER_FULL itself (WebSocket: 503) */
+	RL_CF_WS = 1u << 10,      /* WebSocket: queued frames carry their message header */
+	RL_CF_TP_REFUSES = 1u << 11, /* the transport answers SERVER_FULL itself (WebSocket: 503) */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
