@@ -98,6 +98,34 @@ static void ws_control(struct bconn *c, uint8_t op, const uint8_t *p, size_t n)
 	rb_out_append(c, f, rl_wsf_put_frame(f, op, true, p, n, key));
 }
 
+/* The common case first, without the general decoder: whole unfragmented
+ * binary frames with a 2- or 4-byte header, one after another from a frame
+ * boundary. Their payloads are packed at the front (*<out> bytes); returns
+ * the bytes of <b> used. The decoder takes over at the first frame that is
+ * anything else or not whole. */
+static size_t ws_whole_frames(const struct rl_wsf_dec *d, uint8_t *b, size_t n, size_t *out)
+{
+	size_t i = 0;
+
+	if (rl_wsf_dec_in_message(d))
+		return 0;
+	while (n - i >= 2 && b[i] == (0x80 | RL_WSF_OP_BINARY) && b[i + 1] <= 126) {
+		size_t h = 2, len = b[i + 1];
+		if (len == 126) {
+			if (n - i < 4)
+				break;
+			h = 4;
+			len = (size_t)b[i + 2] << 8 | b[i + 3];
+		}
+		if (n - i - h < len)
+			break;
+		memmove(b + *out, b + i + h, len);
+		*out += len;
+		i += h + len;
+	}
+	return i;
+}
+
 int rb_ws_input(struct bconn *c, const uint8_t *p, size_t n, rb_ws_bytes_fn *bytes,
 		rb_ws_up_fn *up)
 {
@@ -120,16 +148,20 @@ int rb_ws_input(struct bconn *c, const uint8_t *p, size_t n, rb_ws_bytes_fn *byt
 		off = a.head_len;
 		up(c);
 	}
-	/* Client role: nothing is unmasked, so the bytes are only read. */
-	rl_wsf_dec_feed(&w->dec, (uint8_t *)(uintptr_t)(p + off), n - off);
+	/* The engine's read buffer is its own scratch: the payloads are packed
+	 * at its front in place (as relayd does) and the Relay decoder gets
+	 * them in one feed per read, not one per message. */
+	uint8_t *buf = (uint8_t *)(uintptr_t)(p + off);
+	size_t out = 0, i = ws_whole_frames(&w->dec, buf, n - off, &out);
+	rl_wsf_dec_feed(&w->dec, buf + i, n - off - i);
 	for (;;) {
 		struct rl_wsf_event ev;
 		enum rl_wsf_status st = rl_wsf_dec_next(&w->dec, &ev);
 		if (st == RL_WSF_NEED_MORE)
-			return (int)n;
+			return out > 0 && bytes(c, buf, out) < 0 ? -1 : (int)n;
 		if (st == RL_WSF_DATA) {
-			if (ev.n > 0 && bytes(c, ev.p, ev.n) < 0)
-				return -1;
+			memmove(buf + out, ev.p, ev.n);
+			out += ev.n;
 			continue;
 		}
 		if (st == RL_WSF_CONTROL && ev.opcode == RL_WSF_OP_PING) {
