@@ -964,3 +964,21 @@ Test(wsframe, relay_frame_in_message_is_returned_in_place)
 	cr_assert_eq(rl_wsf_relay_decode(m, n + 7, 0, &fr), RELAY_ERR_INVALID_FRAME);
 	RL_ASSERT_NO_LEAKS();
 }
+
+/* What an output queue of server frames steps over: header + payload, for
+ * each length form, from the header alone. */
+Test(wsframe, server_frame_size_is_header_plus_payload_for_every_length_form)
+{
+	static const uint64_t lens[] = {0, 1, 125, 126, 127, 65535, 65536, 1u << 20};
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		uint8_t h[RL_WSF_SERVER_HDR_MAX];
+		size_t n = rl_wsf_binary_hdr(h, lens[i]);
+		cr_assert_eq(rl_wsf_binary_hdr_len(lens[i]), n, "%llu",
+			     (unsigned long long)lens[i]);
+		cr_assert_eq(rl_wsf_server_frame_size(h), n + lens[i], "%llu",
+			     (unsigned long long)lens[i]);
+	}
+	uint8_t close[RL_WSF_HDR_MAX + RL_WSF_CONTROL_MAX];
+	size_t k = rl_wsf_put_close(close, 1000, "bye", 3, NULL);
+	cr_assert_eq(rl_wsf_server_frame_size(close), k, "a control frame too");
+}

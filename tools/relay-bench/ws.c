@@ -18,10 +18,10 @@
 struct rb_ws {
 	struct rl_wsf_dec dec; /* server frames */
 	char key[RL_HTTP_WS_KEY_LEN + 1];
-	bool up;	       /* the 101 came */
-	uint32_t rng;	       /* masking keys */
-	uint8_t mask[4];       /* of the frame being written */
-	uint8_t hlen;	       /* its header size */
+	bool up;	 /* the 101 came */
+	uint32_t rng;	 /* masking keys */
+	uint8_t mask[4]; /* of the frame being written */
+	uint8_t hlen;	 /* its header size */
 };
 
 static char ws_host[300]; /* "host:port", set before the threads start */
@@ -126,8 +126,7 @@ static size_t ws_whole_frames(const struct rl_wsf_dec *d, uint8_t *b, size_t n, 
 	return i;
 }
 
-int rb_ws_input(struct bconn *c, const uint8_t *p, size_t n, rb_ws_bytes_fn *bytes,
-		rb_ws_up_fn *up)
+int rb_ws_input(struct bconn *c, const uint8_t *p, size_t n, rb_ws_bytes_fn *bytes, rb_ws_up_fn *up)
 {
 	struct rb_ws *w = c->ws;
 	size_t off = 0;

@@ -681,6 +681,8 @@ enum rl_http_parse_status rl_http_parse_answer(struct rl_http_answer *a, const u
 		return http_answer_refuse(a, "not 101 Switching Protocols");
 	rl_http_ws_accept((const uint8_t *)key, strlen(key), want);
 	const uint8_t *p = (const uint8_t *)memchr(buf, '\n', a->head_len) + 1;
+	if (p[-2] != '\r')
+		return http_answer_refuse(a, "line not ended by CRLF");
 	while (p < e + 2) {
 		const uint8_t *lf = memchr(p, '\n', (size_t)(e + 4 - p));
 		struct relay_span l = {p, (size_t)(lf - p)};
