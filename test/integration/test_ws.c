@@ -599,6 +599,47 @@ IT_TEST(ws, ping_gets_a_pong_with_the_same_payload)
 	it_stop(&s);
 }
 
+/* Pongs count as output: a client that pings and never reads fills its
+ * queue to the hard limit and is dropped as a slow consumer, like one that
+ * never reads its messages. */
+IT_TEST(ws, pings_without_reading_the_pongs_make_a_slow_consumer)
+{
+	struct rl_test_server s;
+	struct calm n;
+	static uint8_t pings[1000 * (RL_WSF_HDR_MAX + 125)];
+	static const uint8_t key[4] = {1, 2, 3, 4};
+	uint8_t p[125];
+	size_t k = 0;
+	WS_STARTS(&s, "--outbound-hard-limit", "256K", "--outbound-high-watermark", "64K",
+		  "--outbound-low-watermark", "16K");
+	calm_start(&s, &n);
+	memset(p, 'p', sizeof p);
+	for (int i = 0; i < 1000; i++)
+		k += rl_wsf_put_frame(pings + k, RL_WSF_OP_PING, true, p, sizeof p, key);
+	struct raw *r = raw_open(&s);
+	cr_assert_eq(rl_test_set_rcvbuf(r->tcp, 64 * 1024), 0, "%s", rl_test_err());
+	int64_t deadline = rl_test_now_ms() + RL_TEST_BULK_MS;
+	while (!rl_test_server_log_has(&s, "slow consumer: ")) {
+		cr_assert_lt(rl_test_now_ms(), deadline, "no eviction after pings");
+		if (rl_test_send_raw(r->tcp, pings, k, 1000) != 0)
+			break; /* relayd stopped reading: it closed */
+	}
+	/* Read it all: pongs, then the ERROR, then the close frame. */
+	static struct srv_frame f;
+	for (;;) {
+		raw_next(r, &f, "after the flood");
+		if (f.op != RL_WSF_OP_PONG)
+			break;
+	}
+	cr_assert(f.op == RL_WSF_OP_BINARY && f.n > 7 && f.p[5] == RELAY_MSG_ERROR &&
+		      memmem(f.p, f.n, "SLOW_CONSUMER", 13) != NULL,
+		  "want ERROR SLOW_CONSUMER after the pongs, got opcode %u", f.op);
+	raw_expect_close(r, 1008, "slow consumer");
+	raw_close(r);
+	calm_end(&n);
+	it_stop(&s);
+}
+
 IT_TEST(ws, a_message_over_max_frame_gets_frame_too_large_then_close_1009)
 {
 	struct rl_test_server s;

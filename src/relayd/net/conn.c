@@ -505,6 +505,13 @@ int rl_conn_send_wire(struct rl_conn *c, const void *p, size_t n)
 	return 0;
 }
 
+void rl_conn_check_output(struct rl_conn *c)
+{
+	RL_ASSERT_OWNER(c);
+	if (rl_conn_can_send(c))
+		conn_check_watermarks(c);
+}
+
 void rl_conn_close_after_flush(struct rl_conn *c)
 {
 	RL_ASSERT_OWNER(c);

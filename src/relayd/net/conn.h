@@ -177,6 +177,10 @@ void rl_conn_deadline_done(struct rl_conn *c);
  * queued. No Relay framing, no watermark check; counted as queued bytes.
  * 0, -ECANCELED once <c> no longer accepts output, -ENOMEM. */
 int rl_conn_send_wire(struct rl_conn *c, const void *p, size_t n);
+/* Output the peer asked for was queued with rl_conn_send_wire (a WebSocket
+ * pong): the watermarks and the hard limit hold for it as for Relay frames,
+ * so a peer that sends pings and never reads is a slow consumer. */
+void rl_conn_check_output(struct rl_conn *c);
 /* Ends an open <c> without a Relay ERROR: CLOSING, what is queued is
  * flushed, then the usual close (peer input discarded until EOF, all
  * within the 2 s CLOSING deadline). No-op once <c> is closing. */
