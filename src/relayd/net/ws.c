@@ -65,12 +65,15 @@ enum ws_pending {
 	WS_NPENDS
 };
 
-/* The upgrade request, once it took more than one read (then it must stay
- * put: the parser's spans point into it). */
+/* The upgrade request, once it took more than one read. Sized by what
+ * arrived (from WS_HEAD_MIN, doubling up to RL_HTTP_MAX_HEAD), so a client
+ * that trickles a request holds about what it sent; parsed again from its
+ * start whenever it moves (the parser's spans point into it). */
+#define WS_HEAD_MIN 512u
 struct ws_head {
 	struct rl_http_req req;
-	size_t len;
-	uint8_t bytes[RL_HTTP_MAX_HEAD];
+	size_t len, cap;
+	uint8_t bytes[]; /* <cap> of them */
 };
 
 struct ws_conn {
@@ -293,17 +296,24 @@ static ssize_t ws_answer(struct rl_conn *c, struct ws_conn *ws, struct rl_http_r
 	return -EAGAIN;
 }
 
-/* The request did not arrive in one read: it moves to a buffer of its own,
- * parsed again from its start (the first parse pointed into <buf>). */
+/* Keeps the <n> bytes of an incomplete request at <b> (the read buffer, or
+ * the head that got full) in a head with room for at least as many again,
+ * parsed again from its start. */
 static int ws_head_keep(struct ws_conn *ws, const uint8_t *b, size_t n)
 {
-	ws->head = malloc(sizeof *ws->head);
-	if (ws->head == NULL)
+	size_t cap = WS_HEAD_MIN;
+	while (cap < 2 * n && cap < RL_HTTP_MAX_HEAD)
+		cap *= 2;
+	struct ws_head *h = malloc(sizeof(*h) + cap);
+	if (h == NULL)
 		return -ENOMEM;
-	memcpy(ws->head->bytes, b, n);
-	ws->head->len = n;
-	rl_http_req_init(&ws->head->req);
-	rl_http_parse(&ws->head->req, ws->head->bytes, n); /* NEED_MORE, as before */
+	memcpy(h->bytes, b, n);
+	h->len = n;
+	h->cap = cap;
+	rl_http_req_init(&h->req);
+	rl_http_parse(&h->req, h->bytes, n); /* NEED_MORE, as before */
+	free(ws->head);
+	ws->head = h;
 	return 0;
 }
 
@@ -314,11 +324,14 @@ static ssize_t ws_upgrade_read(struct rl_conn *c, struct ws_conn *ws, uint8_t *b
 		struct rl_http_req *r = &first;
 		uint8_t *base = buf;
 		size_t have = 0, room = len;
+		if (ws->head != NULL && ws->head->len == ws->head->cap &&
+		    ws_head_keep(ws, ws->head->bytes, ws->head->len))
+			return -ENOMEM; /* full: twice the room (the limit refused at 16 KiB) */
 		if (ws->head != NULL) {
 			r = &ws->head->req;
 			base = ws->head->bytes;
 			have = ws->head->len;
-			room = sizeof ws->head->bytes - have;
+			room = ws->head->cap - have;
 		} else {
 			rl_http_req_init(&first);
 		}
@@ -356,7 +369,8 @@ static bool ws_control(struct rl_conn *c, struct ws_conn *ws, const struct rl_ws
 	switch (ev->opcode) {
 	case RL_WSF_OP_PING:
 		rl_conn_send_wire(c, f, rl_wsf_put_pong(f, ev->p, ev->n, NULL));
-		return false;
+		rl_conn_check_output(c); /* pings without reading: a slow consumer */
+		return !rl_conn_can_send(c);
 	case RL_WSF_OP_CLOSE:
 		ws->peer_closed = true;
 		ws->pend = WS_PEND_PEER_CLOSE;
@@ -534,6 +548,8 @@ static ssize_t ws_open_read(struct rl_conn *c, struct ws_conn *ws, uint8_t *buf,
 			n = (size_t)r;
 		}
 		size_t out = ws_decode(c, ws, buf, n, len);
+		if (!rl_conn_can_send(c))
+			return -EAGAIN; /* closing already: its pongs made it a slow consumer */
 		if (out > 0)
 			return (ssize_t)out;
 		if (ws->pend != WS_PEND_NONE)
