@@ -381,6 +381,20 @@ static bool ws_control(struct rl_conn *c, struct ws_conn *ws, const struct rl_ws
 	}
 }
 
+/* Decoding stops before the end of the read (a bad message, our eviction):
+ * the input behind is kept aside, so that the lingering read that waits for
+ * the peer's close frame decodes from the right place. */
+static void ws_keep_rest(struct ws_conn *ws)
+{
+	const uint8_t *p;
+	size_t n = rl_wsf_dec_rest(&ws->dec, &p);
+
+	if (n == 0 || ws->held != NULL || (ws->held = malloc(n)) == NULL)
+		return; /* without it the linger ends at the next garbage: a close */
+	memcpy(ws->held, p, n);
+	ws->held_len = (uint32_t)n;
+}
+
 /* A whole message from the reassembler did not fit in front of the input
  * not decoded yet: that input is kept aside, and the message goes out in
  * <buf>-sized parts (the Relay decoder collects them). */
@@ -430,9 +444,11 @@ static size_t ws_decode(struct rl_conn *c, struct ws_conn *ws, uint8_t *buf, siz
 			return out;
 		}
 		if (st == RL_WSF_CONTROL) {
-			if (ws_control(c, ws, &ev))
-				return out;
-			continue;
+			if (!ws_control(c, ws, &ev))
+				continue;
+			if (!ws->peer_closed) /* evicted: it closes, waiting for the peer's close */
+				ws_keep_rest(ws);
+			return out;
 		}
 		int r = rl_wsf_asm_add(&ws->reasm, &ev, &msg);
 		if (r == 0)
@@ -445,6 +461,7 @@ static size_t ws_decode(struct rl_conn *c, struct ws_conn *ws, uint8_t *buf, siz
 		if (e != RELAY_ERR_NONE) {
 			ws->pend = WS_PEND_RELAY;
 			ws->pend_err = (uint8_t)e;
+			ws_keep_rest(ws);
 			return out;
 		}
 		size_t used = (size_t)(ev.p + ev.n - buf); /* input decoded so far */

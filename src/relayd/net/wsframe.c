@@ -133,6 +133,12 @@ bool rl_wsf_dec_in_message(const struct rl_wsf_dec *d)
 	return d->_hdr_len > 0 || d->_in_payload || d->_msg_op != 0;
 }
 
+size_t rl_wsf_dec_rest(const struct rl_wsf_dec *d, const uint8_t **p)
+{
+	*p = d->_in;
+	return d->_in_len;
+}
+
 static enum rl_wsf_status wsf_fail(struct rl_wsf_dec *d, enum rl_wsf_err e)
 {
 	d->err = e;

@@ -180,6 +180,10 @@ enum rl_wsf_status rl_wsf_dec_next(struct rl_wsf_dec *d, struct rl_wsf_event *ev
 /* Whether a frame or a fragmented message has started and not ended: drives
  * the frame timeout ("a WebSocket message that has started arriving"). */
 bool rl_wsf_dec_in_message(const struct rl_wsf_dec *d);
+/* The bytes of the current feed not consumed yet (*<p>; none after
+ * NEED_MORE or ERROR): what a caller that stops early keeps aside, to feed
+ * again later from its own copy. */
+size_t rl_wsf_dec_rest(const struct rl_wsf_dec *d, const uint8_t **p);
 
 /* ---- reassembler ------------------------------------------------------------ */
 
