@@ -729,6 +729,10 @@ static void ws_close(struct rl_conn *c)
 	free(ws);
 }
 
+/* Every hook of struct rl_transport, each forwarding to the inner table
+ * where it concerns the socket: a hook added to the table later (a reset
+ * instead of a close, say) must be forwarded here the same way, with the
+ * inner state swapped in as ws_close does. */
 #define WS_TRANSPORT(name_)                                                                        \
 	{                                                                                          \
 		.name = (name_), .accept = ws_accept, .read = ws_read, .writev = ws_writev,        \
