@@ -10,6 +10,7 @@
 #include "net/msg.h"
 #include "net/tls.h"
 #include "net/transport.h"
+#include "net/ws.h"
 #include "ops/ops.h"
 #include "base/options.h"
 #include "relay/auth.h"
@@ -65,7 +66,7 @@ static int main_signals(void)
 }
 
 /* The listener kinds, each bound by every worker: plain TCP on --port,
- * then TLS on --tls-port when set. (--ws-port adds its row here.) Fills
+ * then TLS on --tls-port and WebSocket on --ws-port when set. Fills
  * <specs>; returns how many. specs[0] is always the plain TCP one. */
 static unsigned main_listen_specs(const struct rl_config *cfg, struct rl_listen_spec *specs)
 {
@@ -78,6 +79,11 @@ static unsigned main_listen_specs(const struct rl_config *cfg, struct rl_listen_
 		specs[n++] = (struct rl_listen_spec){
 			.name = "tls", .host = cfg->host, .port = (uint16_t)cfg->tls_port,
 			.tp = &rl_tls_transport,
+		};
+	if (cfg->ws_port != RL_PORT_OFF)
+		specs[n++] = (struct rl_listen_spec){
+			.name = "ws", .host = cfg->host, .port = (uint16_t)cfg->ws_port,
+			.tp = &rl_ws_transport,
 		};
 	return n;
 }
@@ -240,7 +246,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "relayd: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
-	if (cfg->tls_port != RL_PORT_OFF && rl_tls_init(cfg, err, sizeof(err))) {
+	if ((cfg->tls_port != RL_PORT_OFF && rl_tls_init(cfg, err, sizeof(err))) ||
+	    (cfg->ws_port != RL_PORT_OFF && rl_ws_init(cfg, err, sizeof(err)))) {
 		fprintf(stderr, "relayd: %s\n", err);
 		return 1;
 	}
@@ -272,6 +279,13 @@ int main(int argc, char **argv)
 	printf("relayd listening on %s%s%s:%u (%u workers)\n", v6 ? "[" : "", h, v6 ? "]" : "",
 	       (unsigned)port, n);
 	fflush(stdout);
+	for (unsigned k = 0; k < nspecs; k++)
+		if (specs[k].tp == &rl_ws_transport && rl_ws_serves_files())
+			RL_INFOF(0,
+				 "web page: http://%s%s%s:%u/ (files from %s; a development "
+				 "convenience)",
+				 v6 ? "[" : "", h, v6 ? "]" : "", (unsigned)specs[k].bound_port,
+				 cfg->web_root);
 	rl_ops_ready(); /* ops: READY=1 */
 	RL_INFOF(0, "relayd %s: %u workers, max frame %" PRIu64 ", max connections %" PRIu64,
 		 RL_VERSION, n, cfg->max_frame, cfg->max_conns);
@@ -290,6 +304,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < n; i++)
 		rl_worker_fini(&rl_srv.workers[i]);
 	rl_tls_fini();
+	rl_ws_fini();
 	free(rl_srv.workers);
 	rl_stats_fini();
 	close(rl_srv.done_efd);

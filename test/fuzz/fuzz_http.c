@@ -7,7 +7,8 @@
  * every span inside it; refusals and decisions use only the documented
  * statuses; every response fits RL_HTTP_RESPONSE_MAX; a 101 only for a key
  * of the right shape and version 13. The input is also parsed as an origin
- * list: every entry it keeps is allowed by it.
+ * list: every entry it keeps is allowed by it, and as a server's answer to
+ * an upgrade (the client side, rl_http_parse_answer).
  *
  *   build-fuzz/test/fuzz/fuzz-http -max_total_time=30 CORPUS test/data/http
  *
@@ -16,6 +17,7 @@
 #include "net/http.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const allow_lists[4] = {
@@ -172,6 +174,36 @@ static void fuzz_origins(const uint8_t *data, size_t size)
 
 static struct outcome out_a, out_b;
 
+/* The input as the answer to a client's upgrade (rl_http_parse_answer, the
+ * client side): parsed from a buffer of exactly its size (a look past the
+ * end shows); COMPLETE only for a 101 whose head ends at the first blank
+ * line; every shorter prefix of a complete head still needs more; a status
+ * is 0 or three digits. */
+static void fuzz_answer(const uint8_t *data, size_t size)
+{
+	static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
+	struct rl_http_answer a, b;
+	uint8_t *buf = malloc(size ? size : 1);
+
+	FUZZ_CHECK(buf != NULL);
+	if (size)
+		memcpy(buf, data, size);
+	enum rl_http_parse_status st = rl_http_parse_answer(&a, buf, size, key);
+	FUZZ_CHECK(a.status <= 999);
+	if (st == RL_HTTP_COMPLETE) {
+		FUZZ_CHECK(a.status == 101 && a.head_len >= 4 && a.head_len <= size);
+		FUZZ_CHECK(memcmp(buf + a.head_len - 4, "\r\n\r\n", 4) == 0);
+		FUZZ_CHECK(memmem(buf, a.head_len, "\r\n\r\n", 4) == buf + a.head_len - 4);
+		size_t cut = a.head_len - 1 - (size % 4); /* a prefix without the blank line */
+		FUZZ_CHECK(rl_http_parse_answer(&b, buf, cut, key) == RL_HTTP_NEED_MORE);
+	} else if (st == RL_HTTP_REFUSED) {
+		FUZZ_CHECK(a.why != NULL);
+	} else {
+		FUZZ_CHECK(size < RL_HTTP_MAX_HEAD && memmem(buf, size, "\r\n\r\n", 4) == NULL);
+	}
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -192,5 +224,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	rl_http_origins_free(&allow);
 	fuzz_origins(data, size);
+	fuzz_answer(data, size);
 	return 0;
 }

@@ -3,6 +3,7 @@
  * Threading: a struct rl_test_client belongs to one thread at a time. */
 #include "harness.h"
 #include "tls_client.h"
+#include "ws_client.h"
 
 #include <relay/protocol.h>
 
@@ -26,6 +27,7 @@
 struct rl_test_client {
 	int fd;
 	struct rl_test_tls *tls; /* NULL: plain TCP (tls_client.c) */
+	struct rl_test_wsc *ws; /* NULL: plain TCP (ws_client.c) */
 	struct relay_decoder dec;
 	bool mid_feed;       /* the decoder still holds unconsumed bytes of rbuf */
 	uint8_t rbuf[CLI_RBUF];
@@ -101,8 +103,33 @@ struct rl_test_client *rl_test_connect_tls(const char *host, uint16_t port, int 
 	return c;
 }
 
+bool rl_test_ws(void)
+{
+	const char *t = getenv("RELAY_TEST_TRANSPORT");
+	return t != NULL && strcmp(t, "ws") == 0;
+}
+
+struct rl_test_client *rl_test_connect_ws(const char *host, uint16_t port, const char *path,
+					  const char *origin, int timeout_ms)
+{
+	struct rl_test_client *c = rl_test_connect_addr(host, port, timeout_ms);
+	if (c != NULL && (c->ws = rl_test_wsc_open(c->fd, host, port, path, origin,
+						   cli_timeout(timeout_ms))) == NULL) {
+		rl_test_close(c);
+		return NULL;
+	}
+	return c;
+}
+
 struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms)
 {
+	if (rl_test_ws()) {
+		if (s->ws_port == 0)
+			return rl_test_set_err("RELAY_TEST_TRANSPORT=ws but relayd has no WebSocket "
+					       "listener"),
+			       NULL;
+		return rl_test_connect_ws(s->host, s->ws_port, NULL, NULL, timeout_ms);
+	}
 	if (!rl_test_tls())
 		return rl_test_connect_addr(s->host, s->port, timeout_ms);
 	if (s->tls_port == 0)
@@ -118,9 +145,23 @@ int rl_test_tls_peer_cert(const struct rl_test_client *c, char *serial, size_t s
 	return rl_test_tls_peer(c->tls, serial, scap, subject, subcap);
 }
 
-/* The socket calls, through TLS when the client speaks it. */
+int rl_test_ws_close_code(const struct rl_test_client *c)
+{
+	return c->ws != NULL ? rl_test_wsc_close_code(c->ws) : 0;
+}
+
+int rl_test_ws_send_wire(struct rl_test_client *c, const void *p, size_t n)
+{
+	if (c->ws == NULL)
+		return rl_test_set_err("not a WebSocket client"), -EINVAL;
+	return rl_test_wsc_send_wire(c->ws, p, n, 0);
+}
+
+/* The socket calls, through TLS or WebSocket when the client speaks it. */
 static ssize_t cli_recv(struct rl_test_client *c, void *b, size_t n)
 {
+	if (c->ws != NULL)
+		return rl_test_wsc_read(c->ws, b, n);
 	return c->tls != NULL ? rl_test_tls_read(c->tls, b, n) : read(c->fd, b, n);
 }
 
@@ -140,6 +181,7 @@ void rl_test_close(struct rl_test_client *c)
 	if (c == NULL)
 		return;
 	rl_test_tls_free(c->tls);
+	rl_test_wsc_free(c->ws);
 	close(c->fd);
 	relay_decoder_free(&c->dec);
 	free(c->fbuf);
@@ -167,6 +209,8 @@ int rl_test_set_rcvbuf(struct rl_test_client *c, int bytes)
 
 int rl_test_send_raw(struct rl_test_client *c, const void *p, size_t n, int timeout_ms)
 {
+	if (c->ws != NULL) /* one frame per piece of a Relay frame (ws_client.h) */
+		return rl_test_wsc_send(c->ws, p, n, cli_timeout(timeout_ms));
 	const uint8_t *b = p;
 	int64_t deadline = rl_test_now_ms() + cli_timeout(timeout_ms);
 	while (n > 0) {
@@ -299,6 +343,8 @@ static int cli_read(struct rl_test_client *c, int64_t deadline)
 						       : "");
 		if (errno == EAGAIN || errno == EINTR)
 			continue;
+		if (errno == EPROTO && c->ws != NULL)
+			return -1; /* rl_test_err says how */
 		return rl_test_set_err("read: %s", strerror(errno));
 	}
 }
@@ -453,6 +499,8 @@ int rl_test_expect_closed(struct rl_test_client *c, bool discard, int timeout_ms
 		ssize_t n = cli_recv(c, c->rbuf, sizeof(c->rbuf));
 		if (n == 0 || (n == -1 && (errno == ECONNRESET || errno == EPIPE)))
 			return 0;
+		if (n == -1 && errno == EPROTO && c->ws != NULL)
+			return -1;
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (n == -1)

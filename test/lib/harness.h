@@ -24,6 +24,9 @@
  *                       and a test certificate made with the openssl command)
  *                       and rl_test_connect speaks TLS to it (tls_client.c),
  *                       so the same test bodies run over TLS
+ *   RELAY_TEST_TRANSPORT=ws  relayd also gets a WebSocket listener (--ws-port
+ *                       0) and rl_test_connect speaks WebSocket to it
+ *                       (ws_client.c): the same test bodies run over it
  *
  * Returns: functions returning int give 0 or -errno; pointer-returning ones
  * give NULL on failure. Either way rl_test_err() says what went wrong.
@@ -89,6 +92,7 @@ struct rl_test_server {
 	char host[64];      /* from the listening line */
 	uint16_t port;      /* from the listening line */
 	uint16_t tls_port;  /* from "relayd tls listening on ...", or 0 */
+	uint16_t ws_port;   /* from "relayd ws listening on ...", or 0 */
 	int workers;        /* from the listening line */
 	char line[256];     /* the listening line itself, without '\n' */
 	int out_fd;         /* read end of relayd's stdout, or -1 */
@@ -179,7 +183,8 @@ struct rl_test_frame {
 struct rl_test_client; /* opaque */
 
 /* Connects (blocking, up to <timeout_ms>; 0: RL_TEST_REPLY_MS) to the server:
- * over TLS to its TLS port when RELAY_TEST_TRANSPORT=tls, else plain TCP. */
+ * over TLS to its TLS port when RELAY_TEST_TRANSPORT=tls, over WebSocket to
+ * its WebSocket port when RELAY_TEST_TRANSPORT=ws, else plain TCP. */
 struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms);
 /* Plain TCP, whatever RELAY_TEST_TRANSPORT says. */
 struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms);
@@ -200,6 +205,23 @@ int rl_test_tls_files(const char **cert, const char **key);
 /* Makes a self-signed P-256 certificate /CN=<cn> with serial <serial_hex>
  * (and a new key) at <cert>/<key>. 0 or -errno. */
 int rl_test_tls_make_cert(const char *cert, const char *key, const char *cn, const char *serial_hex);
+/* ---- WebSocket (ws_client.c) ----------------------------------------------- */
+
+/* True when RELAY_TEST_TRANSPORT=ws. */
+bool rl_test_ws(void);
+/* Connects and upgrades: GET <path> (NULL: /relay) offering relay.v1, with
+ * Origin <origin> unless NULL; the 101 is checked (accept key, headers).
+ * From then on the client speaks Relay frames in binary messages and
+ * checks the server's (ws_client.h). NULL when refused (rl_test_err() has
+ * the status line). */
+struct rl_test_client *rl_test_connect_ws(const char *host, uint16_t port, const char *path,
+					  const char *origin, int timeout_ms);
+/* The code of the close frame a WebSocket client received (1005: one
+ * without a code), 0 if none yet or not a WebSocket client. The client
+ * answers a close frame with its own, then reads the TCP close as EOF. */
+int rl_test_ws_close_code(const struct rl_test_client *c);
+/* Writes <n> raw bytes (frames a test built) on a WebSocket client. */
+int rl_test_ws_send_wire(struct rl_test_client *c, const void *p, size_t n);
 /* Listens on an ephemeral 127.0.0.1 port and sets *port: the port is taken
  * while the returned fd is open, and refuses connections once it is closed.
  * Returns the fd, or -1 (rl_test_err() says why). */

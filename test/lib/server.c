@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,12 +201,14 @@ static int srv_argv_build(struct srv_argv *a, const char *bin, const char *const
 	}
 	if (srv_argv_push(a, bin) != 0)
 		return -1;
-	bool has_port = false, has_tls = false;
+	bool has_port = false, has_tls = false, has_ws = false;
 	for (int i = 0; args != NULL && args[i] != NULL; i++) {
 		if (strcmp(args[i], "--port") == 0 || strncmp(args[i], "--port=", 7) == 0)
 			has_port = true;
 		if (strncmp(args[i], "--tls-", 6) == 0)
 			has_tls = true;
+		if (strncmp(args[i], "--ws-port", 9) == 0)
+			has_ws = true;
 	}
 	if (add_port && !has_port && (srv_argv_push(a, "--port") || srv_argv_push(a, "0")))
 		return -1;
@@ -217,6 +220,10 @@ static int srv_argv_build(struct srv_argv *a, const char *bin, const char *const
 			if (srv_argv_push(a, *t) != 0)
 				return -1;
 	}
+	/* RELAY_TEST_TRANSPORT=ws: a WebSocket listener too */
+	if (add_port && !has_ws && rl_test_ws() &&
+	    (srv_argv_push(a, "--ws-port") || srv_argv_push(a, "0")))
+		return -1;
 	for (int i = 0; args != NULL && args[i] != NULL; i++)
 		if (srv_argv_push(a, args[i]) != 0)
 			return -1;
@@ -471,13 +478,21 @@ static int srv_read_ready(struct rl_test_server *s, int timeout_ms)
 		return rl_test_set_err("cannot parse the listening line: %s", line), -EPROTO;
 	srv_copy(s->line, sizeof(s->line), line);
 	/* Printed before the listening line, so already read. */
-	static const char tls_prefix[] = "relayd tls listening on ";
-	if (srv_find_line(s, tls_prefix, line, sizeof(line))) {
+	static const struct {
+		const char *prefix;
+		size_t off;
+	} extra[] = {
+		{ "relayd tls listening on ", offsetof(struct rl_test_server, tls_port) },
+		{ "relayd ws listening on ", offsetof(struct rl_test_server, ws_port) },
+	};
+	for (size_t k = 0; k < sizeof(extra) / sizeof(extra[0]); k++) {
+		if (!srv_find_line(s, extra[k].prefix, line, sizeof(line)))
+			continue;
 		const char *colon = strrchr(line, ':');
 		long port = colon != NULL ? strtol(colon + 1, NULL, 10) : 0;
 		if (port <= 0 || port > 65535)
-			return rl_test_set_err("cannot parse the TLS line: %s", line), -EPROTO;
-		s->tls_port = (uint16_t)port;
+			return rl_test_set_err("cannot parse the line: %s", line), -EPROTO;
+		*(uint16_t *)((char *)s + extra[k].off) = (uint16_t)port;
 	}
 	return 0;
 }

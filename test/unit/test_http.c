@@ -658,3 +658,130 @@ Test(http, origin_list_holds_at_most_32)
 	}
 	RL_ASSERT_NO_LEAKS();
 }
+
+/* ---- the client side ------------------------------------------------------- */
+
+Test(http, client_key_and_request_upgrade_through_the_server_parser)
+{
+	static const uint8_t nonce[16] = "the sample nonce";
+	char key[RL_HTTP_WS_KEY_LEN + 1];
+	uint8_t req[RL_HTTP_RESPONSE_MAX];
+	struct rl_http_req r;
+
+	rl_http_ws_key(nonce, key);
+	cr_assert_str_eq(key, "dGhlIHNhbXBsZSBub25jZQ==", "RFC 6455 §1.3's key");
+	size_t n = rl_http_write_upgrade(req, sizeof req, "127.0.0.1:8080", "/relay", key,
+					 "http://127.0.0.1:8080");
+	cr_assert_gt(n, 0);
+	rl_http_req_init(&r);
+	cr_assert_eq(rl_http_parse(&r, req, n), RL_HTTP_COMPLETE);
+	cr_assert_eq(r.head_len, n);
+	cr_assert_eq(rl_http_ws_route(&r, NULL), 101, "%s", r.why ? r.why : "");
+	cr_assert(r.protocol_relay, "the request offers relay.v1");
+	cr_assert(r.origin.count == 1 && r.origin.v.n == strlen("http://127.0.0.1:8080"));
+	/* Too small a buffer: 0, never a cut request. */
+	cr_assert_eq(rl_http_write_upgrade(req, 40, "h", "/relay", key, NULL), 0);
+}
+
+/* The server's 101 for a request, and what the client makes of it. */
+static enum rl_http_parse_status answer_of(const char *resp, const char *key, unsigned *status,
+					   const char **why, size_t *head_len)
+{
+	struct rl_http_answer a;
+	enum rl_http_parse_status st =
+	    rl_http_parse_answer(&a, (const uint8_t *)resp, strlen(resp), key);
+	*status = a.status;
+	*why = a.why;
+	*head_len = a.head_len;
+	return st;
+}
+
+Test(http, client_accepts_exactly_the_101_its_key_asks_for)
+{
+	static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
+	uint8_t resp[RL_HTTP_RESPONSE_MAX + 8];
+	struct rl_http_req r;
+	unsigned status;
+	const char *why;
+	size_t head;
+
+	/* The server's own 101 (with relay.v1), then two frame bytes. */
+	static const char req[] = RQ H_BASE "Sec-WebSocket-Protocol: relay.v1\r\n" END;
+	rl_http_req_init(&r);
+	cr_assert_eq(rl_http_parse(&r, (const uint8_t *)req, sizeof req - 1), RL_HTTP_COMPLETE);
+	size_t n = rl_http_write_101(resp, sizeof resp, &r);
+	memcpy(resp + n, "\x82\x00", 3);
+	cr_assert_eq(answer_of((const char *)resp, key, &status, &why, &head), RL_HTTP_COMPLETE,
+		     "%s", why);
+	cr_assert_eq(status, 101);
+	cr_assert_eq(head, n, "frames start after the head");
+	/* Every byte short of the blank line: not yet. */
+	for (size_t k = 0; k < n; k++) {
+		struct rl_http_answer a;
+		cr_assert_eq(rl_http_parse_answer(&a, resp, k, key), RL_HTTP_NEED_MORE, "%zu", k);
+	}
+	/* A key of another request: refused. */
+	cr_assert_eq(
+	    answer_of((const char *)resp, "AQIDBAUGBwgJCgsMDQ4PEA==", &status, &why, &head),
+	    RL_HTTP_REFUSED);
+	cr_assert_str_eq(why, "wrong Sec-WebSocket-Accept");
+}
+
+Test(http, client_refuses_answers_that_are_not_a_proper_101)
+{
+	static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
+	static const struct {
+		const char *resp;
+		unsigned status;
+		const char *why;
+	} cases[] = {
+	    {"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", 403,
+	     "not 101 Switching Protocols"},
+	    {"HTTP/1.0 101 Switching Protocols\r\n\r\n", 0, "malformed status line"},
+	    {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+	     "Upgrade\r\n\r\n",
+	     101, "no Sec-WebSocket-Accept"},
+	    {"HTTP/1.1 101 Switching Protocols\r\nConnection: "
+	     "Upgrade\r\nSec-WebSocket-Accept: " SAMPLE_ACCEPT "\r\n\r\n",
+	     101, "no Upgrade: websocket / Connection: upgrade"},
+	    {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+	     "Upgrade\r\nSec-WebSocket-Accept: " SAMPLE_ACCEPT
+	     "\r\nSec-WebSocket-Protocol: chat\r\n\r\n",
+	     101, "a subprotocol other than relay.v1"},
+	    {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+	     "Upgrade\r\nSec-WebSocket-Accept: " SAMPLE_ACCEPT
+	     "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+	     101, "an extension nobody asked for"},
+	    {"HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\r\n\r\n", 101,
+	     "line not ended by CRLF"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		unsigned status;
+		const char *why;
+		size_t head;
+		cr_assert_eq(answer_of(cases[i].resp, key, &status, &why, &head), RL_HTTP_REFUSED,
+			     "case %zu", i);
+		cr_assert_eq(status, cases[i].status, "case %zu", i);
+		cr_assert_str_eq(why, cases[i].why, "case %zu", i);
+	}
+	/* Header names are case-insensitive; lists may hold more. */
+	unsigned status;
+	const char *why;
+	size_t head;
+	cr_assert_eq(answer_of("HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nCONNECTION: keep-alive, "
+			       "upgrade\r\nsec-websocket-accept: " SAMPLE_ACCEPT "\r\n\r\n",
+			       key, &status, &why, &head),
+		     RL_HTTP_COMPLETE, "%s", why);
+}
+
+Test(http, client_gives_up_on_an_answer_head_over_the_limit)
+{
+	static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
+	uint8_t *big = malloc(RL_HTTP_MAX_HEAD);
+	struct rl_http_answer a;
+	cr_assert_not_null(big);
+	memset(big, 'a', RL_HTTP_MAX_HEAD);
+	cr_assert_eq(rl_http_parse_answer(&a, big, RL_HTTP_MAX_HEAD - 1, key), RL_HTTP_NEED_MORE);
+	cr_assert_eq(rl_http_parse_answer(&a, big, RL_HTTP_MAX_HEAD, key), RL_HTTP_REFUSED);
+	free(big);
+}

@@ -537,6 +537,18 @@ Test(options, a_list_option_repeated_on_the_command_line_adds_to_its_list)
 	cr_assert_str_eq(cfg.auth_keys, "env=/k/0");
 }
 
+/* A flag given twice is simply on (it crashed once: the repeat took the
+ * list path with no value). */
+Test(options, a_flag_given_twice_is_on)
+{
+	struct rl_config cfg;
+	char out[256], err[256];
+	cr_assert_eq(parse(&cfg, (const char *[]){"--no-presence", "--no-presence", NULL}, out,
+			   sizeof(out), err, sizeof(err)),
+		     RL_OPTS_RUN, "%s", err);
+	cr_assert(cfg.no_presence);
+}
+
 Test(options, a_list_refuses_empty_entries_but_may_be_empty_as_a_whole)
 {
 	static const char *const bad[] = {",", "a,", ",a", "a,,b", "a, ,b", " "};

@@ -455,3 +455,120 @@ Test(outq, clear_releases_every_reference_and_chunk)
 	rl_msg_put(watch);
 	teardown_all(&q, &p, &c, &e);
 }
+
+/* ---- the WebSocket encoding (net/msg.h: a sealed message) ---------------------- */
+
+/* Queues a fresh sealed frame of <total> bytes as a WebSocket member does
+ * (its header in front) and records header and frame in <e>. */
+static void push_ws(struct rl_outq *q, struct rl_segpool *p, struct expect *e, size_t total,
+		    unsigned seed)
+{
+	struct rl_msg *m = frame_new(total, seed);
+	rl_msg_seal(m);
+	uint32_t lead = rl_msg_ws_lead(m);
+	cr_assert_eq(rl_outq_push_framed(q, p, m, lead), 0);
+	expect_add(e, m->data - lead, lead + m->len);
+	rl_msg_put(m);
+}
+
+Test(outq, a_sealed_message_carries_its_websocket_header_in_front)
+{
+	static const struct {
+		size_t total;
+		uint8_t hdr[4];
+		size_t lead;
+	} cases[] = {
+	    {125, {0x82, 125}, 2},
+	    {126, {0x82, 126, 0x00, 126}, 4},
+	    {65535, {0x82, 126, 0xff, 0xff}, 4},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct rl_msg *m = frame_new(cases[i].total, 1);
+		rl_msg_seal(m);
+		cr_assert_eq(rl_msg_ws_lead(m), cases[i].lead);
+		cr_assert(memcmp(m->data - cases[i].lead, cases[i].hdr, cases[i].lead) == 0,
+			  "header for %zu bytes", cases[i].total);
+		cr_assert_eq(m->data[0], (uint8_t)((cases[i].total - 4) >> 24), "frame untouched");
+		rl_msg_put(m);
+	}
+	struct rl_msg *m = frame_new(65536, 2);
+	rl_msg_seal(m);
+	static const uint8_t h10[10] = {0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0};
+	cr_assert_eq(rl_msg_ws_lead(m), 10);
+	cr_assert(memcmp(m->data - 10, h10, 10) == 0);
+	rl_msg_put(m);
+	RL_ASSERT_NO_LEAKS();
+}
+
+/* Copied and referenced, a WebSocket member's queue puts header + frame on
+ * the wire for every message, whatever the write sizes. */
+Test(outq, websocket_members_queue_header_and_frame_copied_or_referenced)
+{
+	static const size_t steps[] = {1, 3, 100, 1025, 5000};
+	for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+		struct rl_outq q = {0};
+		struct rl_segpool p = {0};
+		struct expect e = {0};
+		struct rl_conn c = {.step = steps[s], .room = SIZE_MAX};
+		for (unsigned i = 0; i < 40; i++)
+			push_ws(&q, &p, &e, i % 5 == 0 ? RL_COPY_MAX + 100 * i : 40 + 30 * i, i);
+		push_ws(&q, &p, &e, 70000, 99); /* a 10-byte header, referenced */
+		cr_assert_eq(q.bytes, e.len);
+		flush_all(&q, &p, &c);
+		sink_matches(&c, &e);
+		teardown_all(&q, &p, &c, &e);
+	}
+}
+
+/* The copy threshold counts the header: a frame whose header takes it over
+ * RL_COPY_MAX is referenced, and its reference sends the header too. */
+Test(outq, a_websocket_frame_over_copy_max_with_its_header_is_referenced)
+{
+	struct rl_outq q = {0};
+	struct rl_segpool p = {0};
+	struct rl_conn c = {.room = SIZE_MAX};
+	struct rl_msg *m = frame_new(RL_COPY_MAX - 1, 3);
+	rl_msg_seal(m);
+	uint32_t lead = rl_msg_ws_lead(m);
+	cr_assert_eq(rl_outq_push_framed(&q, &p, m, lead), 0);
+	cr_assert_eq(refs(m), 2, "referenced, not copied");
+	cr_assert_eq(q.bytes, lead + m->len);
+	size_t sent = 0;
+	cr_assert_eq(rl_outq_flush(&q, &p, sink_writev, &c, 4, &sent), 0);
+	cr_assert_eq(c.len, lead + m->len);
+	cr_assert(memcmp(c.buf, m->data - lead, lead + m->len) == 0);
+	cr_assert_eq(refs(m), 1);
+	rl_msg_put(m);
+	rl_segpool_fini(&p);
+	free(c.buf);
+	RL_ASSERT_NO_LEAKS();
+}
+
+/* A slow WebSocket member: the cut falls after the WebSocket frame in
+ * progress (its header counted), so what follows starts a new frame. */
+Test(outq, drop_unsent_of_websocket_frames_keeps_the_frame_in_progress)
+{
+	struct rl_outq q = {0};
+	struct rl_segpool p = {0};
+	struct expect e = {0};
+	struct rl_conn c = {0};
+	size_t sent = 0;
+
+	push_ws(&q, &p, &e, 100, 1); /* 102 bytes on the wire */
+	push_ws(&q, &p, &e, 200, 2); /* 204: over 125 takes the 16-bit length form */
+	size_t a_b = e.len;
+	push_ws(&q, &p, &e, 140, 3);
+	push_ws(&q, &p, &e, RL_COPY_MAX + 10, 4);
+	c.room = 150; /* 48 bytes into the second frame */
+	cr_assert_eq(rl_outq_flush(&q, &p, sink_writev, &c, 4, &sent), -EAGAIN);
+	rl_outq_drop_unsent_framed(&q, &p, rl_wsf_server_frame_size);
+	cr_assert_eq(q.bytes, a_b - 150, "the second frame's rest stays queued");
+	struct expect after = {0};
+	expect_add(&after, e.buf, a_b);
+	push_ws(&q, &p, &after, 30, 9);
+	c.room = SIZE_MAX;
+	flush_all(&q, &p, &c);
+	sink_matches(&c, &after);
+	free(after.buf);
+	teardown_all(&q, &p, &c, &e);
+}

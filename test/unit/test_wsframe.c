@@ -964,3 +964,47 @@ Test(wsframe, relay_frame_in_message_is_returned_in_place)
 	cr_assert_eq(rl_wsf_relay_decode(m, n + 7, 0, &fr), RELAY_ERR_INVALID_FRAME);
 	RL_ASSERT_NO_LEAKS();
 }
+
+/* What an output queue of server frames steps over: header + payload, for
+ * each length form, from the header alone. */
+Test(wsframe, server_frame_size_is_header_plus_payload_for_every_length_form)
+{
+	static const uint64_t lens[] = {0, 1, 125, 126, 127, 65535, 65536, 1u << 20};
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		uint8_t h[RL_WSF_SERVER_HDR_MAX];
+		size_t n = rl_wsf_binary_hdr(h, lens[i]);
+		cr_assert_eq(rl_wsf_binary_hdr_len(lens[i]), n, "%llu",
+			     (unsigned long long)lens[i]);
+		cr_assert_eq(rl_wsf_server_frame_size(h), n + lens[i], "%llu",
+			     (unsigned long long)lens[i]);
+	}
+	uint8_t close[RL_WSF_HDR_MAX + RL_WSF_CONTROL_MAX];
+	size_t k = rl_wsf_put_close(close, 1000, "bye", 3, NULL);
+	cr_assert_eq(rl_wsf_server_frame_size(close), k, "a control frame too");
+}
+
+/* A caller that stops after an event keeps the rest aside and feeds it
+ * again from its own copy: the decoder goes on as if it had never stopped. */
+Test(wsframe, the_rest_of_a_feed_can_be_fed_again_from_a_copy)
+{
+	uint8_t f[64], copy[64];
+	size_t a = rl_wsf_put_frame(f, RL_WSF_OP_BINARY, true, "one", 3, KEY);
+	size_t n = a + rl_wsf_put_frame(f + a, RL_WSF_OP_PING, true, "two", 3, KEY);
+	struct rl_wsf_dec d;
+	struct rl_wsf_event ev;
+	const uint8_t *rest;
+
+	rl_wsf_dec_init(&d, RL_WSF_SERVER, 1024);
+	rl_wsf_dec_feed(&d, f, n);
+	cr_assert_eq(rl_wsf_dec_next(&d, &ev), RL_WSF_DATA);
+	cr_assert(ev.n == 3 && memcmp(ev.p, "one", 3) == 0);
+	size_t k = rl_wsf_dec_rest(&d, &rest);
+	cr_assert(k == n - a && rest == f + a, "the rest is the second frame");
+	memcpy(copy, rest, k);
+	memset(f, 0, sizeof f); /* the original buffer is gone */
+	rl_wsf_dec_feed(&d, copy, k);
+	cr_assert_eq(rl_wsf_dec_next(&d, &ev), RL_WSF_CONTROL);
+	cr_assert(ev.opcode == RL_WSF_OP_PING && ev.n == 3 && memcmp(ev.p, "two", 3) == 0);
+	cr_assert_eq(rl_wsf_dec_next(&d, &ev), RL_WSF_NEED_MORE);
+	cr_assert_eq(rl_wsf_dec_rest(&d, &rest), 0, "nothing left once all is consumed");
+}

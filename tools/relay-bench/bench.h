@@ -90,7 +90,7 @@ struct rb_opts {
 	double loss_allowed;   /* fraction of expected deliveries that may be lost */
 	bool json;
 	bool quiet;            /* no progress lines */
-	const char *transport; /* "tcp" (default) or "tls" (relay, engine workloads) */
+	const char *transport; /* "tcp" (default), "tls" or "ws" (relay, engine workloads) */
 	bool tls;              /* transport is "tls" */
 };
 
@@ -145,6 +145,7 @@ struct bconn {
 	struct rb_buf out;
 	struct rb_buf tail;    /* nats/redis: incomplete message */
 	struct relay_decoder dec; /* relay */
+	struct rb_ws *ws;      /* relay over WebSocket (ws.c), or NULL */
 	struct bconn *flush_next;
 };
 
@@ -180,6 +181,30 @@ void rb_proto_relay_mode(bool binary);
 /* Every relay HELLO carries <token> (NULL: none). Before threads start;
  * 0, or -1 when it does not fit a HELLO. */
 int rb_proto_relay_token(const char *token);
+
+/* relay over WebSocket (ws.c; --transport ws). */
+struct rb_ws;
+/* Every relay connection from now on upgrades to ws://<host>:<port>/relay.
+ * Before the threads start. */
+void rb_ws_enable(const char *host, int port);
+bool rb_ws_enabled(void);
+/* Queues the upgrade request of fresh connection <c>. 0 or -1 (no memory). */
+int rb_ws_start(struct bconn *c);
+void rb_ws_free(struct bconn *c);
+/* Whether the 101 came (frames may be sent). */
+bool rb_ws_up(const struct bconn *c);
+/* Room for one Relay frame of exactly <flen> bytes, inside its masked
+ * binary message: write the frame there, then rb_ws_end. */
+uint8_t *rb_ws_begin(struct bconn *c, size_t flen);
+void rb_ws_end(struct bconn *c, uint8_t *frame, size_t flen);
+/* The Relay stream bytes of binary messages (< 0: a protocol error). */
+typedef int rb_ws_bytes_fn(struct bconn *c, const uint8_t *p, size_t n);
+/* The 101 came: queue what waited for it. */
+typedef void rb_ws_up_fn(struct bconn *c);
+/* rb_proto.input for WebSocket: the 101, then server frames; Relay bytes
+ * go to <bytes>. Returns bytes consumed (0: the 101 is incomplete) or -1. */
+int rb_ws_input(struct bconn *c, const uint8_t *p, size_t n, rb_ws_bytes_fn *bytes,
+		rb_ws_up_fn *up);
 const char *rb_proto_name(enum rb_proto_id id);
 
 /* Room name "r<idx>" into <buf> (>= 16 bytes); returns its length. */

@@ -64,7 +64,7 @@ static const struct opt_def opt_table[] = {
 	{ "loss-allowed", OK_DOUBLE, OFF(loss_allowed), "fraction of deliveries that may be lost (default 0)" },
 	{ "json", OK_FLAG, OFF(json), "print one JSON object instead of a table" },
 	{ "quiet", OK_FLAG, OFF(quiet), "no progress lines on stderr" },
-	{ "transport", OK_STR, OFF(transport), "tcp | tls (relay fanout/chat/connect; default tcp)" },
+	{ "transport", OK_STR, OFF(transport), "tcp | tls | ws (relay fanout/chat/connect; default tcp; ws: path /relay on --port)" },
 };
 #define NOPTS (sizeof opt_table / sizeof opt_table[0])
 
@@ -226,13 +226,15 @@ static int check_opts(const struct rb_opts *o)
 		return fprintf(stderr, "relay-bench: --threads must be 1..64\n"), -1;
 	if (!o->rooms || !o->window || o->duration <= 0)
 		return fprintf(stderr, "relay-bench: --rooms, --window, --duration must be > 0\n"), -1;
-	if (o->transport && strcmp(o->transport, "tcp") != 0 && strcmp(o->transport, "tls") != 0)
-		return fprintf(stderr, "relay-bench: --transport must be tcp or tls\n"), -1;
-	if (o->transport && strcmp(o->transport, "tls") == 0 &&
-	    (o->proto != RB_PROTO_RELAY || strcmp(o->workload, "chaos") == 0 ||
-	     strcmp(o->workload, "frag") == 0))
-		return fprintf(stderr, "relay-bench: --transport tls: relay fanout, chat or "
-				       "connect only\n"),
+	if (o->transport && strcmp(o->transport, "tcp") != 0 && strcmp(o->transport, "tls") != 0 &&
+	    strcmp(o->transport, "ws") != 0)
+		return fprintf(stderr, "relay-bench: --transport must be tcp, tls or ws\n"), -1;
+	if (o->transport && strcmp(o->transport, "tcp") != 0 &&
+	    (o->proto != RB_PROTO_RELAY || (strcmp(o->workload, "fanout") != 0 &&
+					    strcmp(o->workload, "chat") != 0 &&
+					    strcmp(o->workload, "connect") != 0)))
+		return fprintf(stderr, "relay-bench: --transport %s: relay fanout, chat or "
+				       "connect only\n", o->transport),
 		       -1;
 	return 0;
 }
@@ -266,6 +268,8 @@ int main(int argc, char **argv)
 		return 2;
 	if (rb_proto_relay_token(o.token) < 0)
 		return fprintf(stderr, "relay-bench: --token is too long\n"), 2;
+	if (o.transport != NULL && strcmp(o.transport, "ws") == 0)
+		rb_ws_enable(o.host, o.port);
 	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
 		if (strcmp(o.workload, workloads[i].name) != 0)
 			continue;

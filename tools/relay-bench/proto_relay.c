@@ -15,10 +15,11 @@ void rb_proto_relay_mode(bool binary)
 	relay_binary = binary;
 }
 
-static void relay_frame(struct bconn *c, uint8_t type, uint8_t flags, const void *p, size_t n)
+/* Room for a frame of exactly <n> bytes (over WebSocket: inside its
+ * message), then relay_end. */
+static uint8_t *relay_begin(struct bconn *c, size_t n)
 {
-	uint8_t *w = rb_out_reserve(c, RELAY_FRAME_HDR_BYTES + n);
-	rb_out_commit(c, relay_frame_encode(w, type, flags, p, (uint32_t)n));
+	return c->ws != NULL ? rb_ws_begin(c, n) : rb_out_reserve(c, n);
 }
 
 /* The HELLO payload, set once before threads start (rb_proto_relay_token). */
@@ -33,12 +34,37 @@ int rb_proto_relay_token(const char *token)
 	return n > 0 && (size_t)n < sizeof relay_hello_json ? 0 : -1;
 }
 
+static void relay_end(struct bconn *c, uint8_t *frame, size_t n)
+{
+	if (c->ws != NULL)
+		rb_ws_end(c, frame, n);
+	else
+		rb_out_commit(c, n);
+}
+
+static void relay_frame(struct bconn *c, uint8_t type, uint8_t flags, const void *p, size_t n)
+{
+	uint8_t *w = relay_begin(c, RELAY_FRAME_HDR_BYTES + n);
+	relay_end(c, w, relay_frame_encode(w, type, flags, p, (uint32_t)n));
+}
+
+static void relay_send_hello(struct bconn *c)
+{
+	relay_frame(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, relay_hello_json,
+		    strlen(relay_hello_json));
+}
+
+/* Over WebSocket the HELLO (and the join, relay_subscribe) wait for the 101. */
 static void relay_hello(struct bconn *c)
 {
 	relay_decoder_init(&c->dec, RELAY_DEFAULT_MAX_FRAME);
-	relay_frame(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON, relay_hello_json,
-		    strlen(relay_hello_json));
 	c->pending_acks++;
+	if (rb_ws_enabled()) {
+		if (rb_ws_start(c) < 0)
+			rb_on_error(c, "out of memory", 13);
+		return;
+	}
+	relay_send_hello(c);
 }
 
 static void relay_room_op(struct bconn *c, uint8_t type, uint32_t room)
@@ -55,8 +81,19 @@ static void relay_room_op(struct bconn *c, uint8_t type, uint32_t room)
 
 static void relay_subscribe(struct bconn *c, uint32_t room)
 {
-	relay_room_op(c, RELAY_MSG_JOIN_ROOM, room);
 	c->pending_acks++;
+	if (c->ws != NULL && !rb_ws_up(c))
+		return; /* sent with the HELLO once upgraded (relay_upgraded) */
+	relay_room_op(c, RELAY_MSG_JOIN_ROOM, room);
+}
+
+/* The 101 came: the HELLO, and the join the engine asked for meanwhile
+ * (every connection but a publisher that does not join; pub_joins). */
+static void relay_upgraded(struct bconn *c)
+{
+	relay_send_hello(c);
+	if (c->pending_acks > 1)
+		relay_room_op(c, RELAY_MSG_JOIN_ROOM, c->room);
 }
 
 static void relay_unsubscribe(struct bconn *c, uint32_t room)
@@ -80,14 +117,15 @@ static void relay_publish(struct bconn *c, uint32_t room, const uint8_t *p, size
 {
 	char name[16];
 	size_t nl = rb_room_name(name, room);
-	size_t total = relay_publish_size(room, n);
-	uint8_t *w = rb_out_reserve(c, total);
+	/* the exact size: over WebSocket the message header is written first */
+	size_t total = relay_binary ? relay_publish_size(room, n) : RELAY_FRAME_HDR_BYTES + nl + n + 22;
+	uint8_t *w = relay_begin(c, total);
 	uint8_t *b = w + RELAY_FRAME_HDR_BYTES;
 	if (relay_binary) {
 		struct relay_span rs = { (const uint8_t *)name, nl }, ds = { p, n };
 		size_t pl = relay_bin_msg_encode(b, rs, ds);
 		relay_frame_put_header(w, RELAY_MSG_MESSAGE, RELAY_FLAG_BINARY, (uint32_t)pl);
-		rb_out_commit(c, RELAY_FRAME_HDR_BYTES + pl);
+		relay_end(c, w, RELAY_FRAME_HDR_BYTES + pl);
 		return;
 	}
 	uint8_t *q = b;
@@ -98,7 +136,7 @@ static void relay_publish(struct bconn *c, uint32_t room, const uint8_t *p, size
 	*q++ = '"';
 	*q++ = '}';
 	relay_frame_put_header(w, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, (uint32_t)(q - b));
-	rb_out_commit(c, (size_t)(q - w));
+	relay_end(c, w, (size_t)(q - w));
 }
 
 /* A JSON delivery is {"room":..,"from":..[,"userId":..],"content":<v>,"timestamp":..}
@@ -170,7 +208,7 @@ static void relay_frame_in(struct bconn *c, const struct relay_frame *f)
 	}
 }
 
-static int relay_input(struct bconn *c, const uint8_t *p, size_t n)
+static int relay_stream(struct bconn *c, const uint8_t *p, size_t n)
 {
 	struct relay_frame f;
 	enum relay_decode_status st;
@@ -186,6 +224,13 @@ static int relay_input(struct bconn *c, const uint8_t *p, size_t n)
 	return (int)n;
 }
 
+static int relay_input(struct bconn *c, const uint8_t *p, size_t n)
+{
+	if (c->ws != NULL)
+		return rb_ws_input(c, p, n, relay_stream, relay_upgraded);
+	return relay_stream(c, p, n);
+}
+
 static void relay_keepalive(struct bconn *c)
 {
 	relay_frame(c, RELAY_MSG_HEARTBEAT, RELAY_FLAG_JSON, "{}", 2);
@@ -194,6 +239,7 @@ static void relay_keepalive(struct bconn *c)
 static void relay_fini(struct bconn *c)
 {
 	relay_decoder_free(&c->dec);
+	rb_ws_free(c);
 }
 
 const struct rb_proto rb_proto_relay = {

@@ -133,6 +133,17 @@ const struct rl_option rl_options[] = {
 	  "and announced to members as gap events" },
 	{ "cluster-required", "RELAY_CLUSTER_REQUIRED", RL_OPT_BOOL, "false", 0, 0,
 	  OFF(cluster_required), false, "/health answers 503 while the cluster bus link is down" },
+	/* WebSocket listener (net/ws.c) */
+	{ "ws-port", "RELAY_WS_PORT", RL_OPT_PORT, "", 0, 65535, OFF(ws_port), false,
+	  "WebSocket port, path /relay (0 = ephemeral; unset = no WebSocket listener)" },
+	{ "ws-allowed-origins", "RELAY_WS_ALLOWED_ORIGINS", RL_OPT_STRING, "", 0,
+	  sizeof(((struct rl_config *)0)->ws_origins), OFF(ws_origins), false,
+	  "comma-separated origins (scheme://host[:port]) a browser may connect from "
+	  "(unset = any; requests without Origin are allowed)" },
+	{ "web-root", "RELAY_WEB_ROOT", RL_OPT_STRING, "", 0,
+	  sizeof(((struct rl_config *)0)->web_root), OFF(web_root), false,
+	  "directory of static files served on the WebSocket listener (a development "
+	  "convenience; unset = none)" },
 };
 const size_t rl_options_count = sizeof(rl_options) / sizeof(rl_options[0]);
 _Static_assert(sizeof(rl_options) / sizeof(rl_options[0]) <= RL_OPTIONS_MAX,
@@ -427,6 +438,23 @@ static int options_check_tls(const struct rl_config *cfg, char *err, size_t errl
 	return 0;
 }
 
+/* The WebSocket options mean nothing without its listener. */
+static int options_check_ws(const struct rl_config *cfg, char *err, size_t errlen)
+{
+	bool on = cfg->ws_port != RL_PORT_OFF;
+	if (!on && (cfg->ws_origins[0] || cfg->web_root[0])) {
+		snprintf(err, errlen, "--%s is set but --ws-port is not",
+			 cfg->ws_origins[0] ? "ws-allowed-origins" : "web-root");
+		return -EINVAL;
+	}
+	if (on && cfg->ws_port != 0 && cfg->ws_port == cfg->port) {
+		snprintf(err, errlen, "--ws-port and --port must differ (both %" PRIu64 ")",
+			 cfg->port);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen)
 {
 	/* protocol-v1-ext.md 5: history and cluster mode are not combined in
@@ -448,7 +476,8 @@ int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen)
 			 cfg->out_high, cfg->out_hard);
 		return -EINVAL;
 	}
-	return options_check_tls(cfg, err, errlen);
+	int rc = options_check_tls(cfg, err, errlen);
+	return rc ? rc : options_check_ws(cfg, err, errlen);
 }
 
 void rl_options_usage(FILE *f)
@@ -544,9 +573,9 @@ enum rl_opts_result rl_options_parse(struct rl_config *cfg, bool given[RL_OPTION
 		const struct rl_option *o = &rl_options[c - 256];
 		given[c - 256] = true;
 		/* A LIST option given again adds to its list (it replaces the environment's). */
-		int rc = cli[c - 256] ? rl_option_append(cfg, o, optarg, err, sizeof(err))
-				      : rl_option_set(cfg, o, o->type == RL_OPT_BOOL ? "true" : optarg,
-						      err, sizeof(err));
+		const char *val = o->type == RL_OPT_BOOL ? "true" : optarg;
+		int rc = cli[c - 256] ? rl_option_append(cfg, o, val, err, sizeof(err))
+				      : rl_option_set(cfg, o, val, err, sizeof(err));
 		cli[c - 256] = true;
 		if (rc) {
 			fprintf(stderr, "relayd: %s\n", err);

@@ -68,6 +68,10 @@ struct rl_config {
 	uint64_t cluster_linger_ms;
 	uint64_t cluster_queue;    /* bytes each bridge queue may hold */
 	bool cluster_required;     /* /health 503 while the bus link is down */
+	/* WebSocket listener (net/ws.c): */
+	uint64_t ws_port;          /* RL_PORT_OFF = no WebSocket listener; 0 = ephemeral */
+	char ws_origins[1024];     /* --ws-allowed-origins, "" = any origin */
+	char web_root[1024];       /* --web-root DIR, "" = no static files */
 };
 
 /* An RL_OPT_PORT option that is not set: no such listener. */

@@ -197,6 +197,7 @@ static bool bridge_push(struct rl_bridge *b, const uint8_t *name, size_t len, st
 	if (!r || !rl_room_tryget(r))
 		return false;
 	m->room = r; /* the reference goes with the message: its release hook puts it */
+	rl_msg_seal(m); /* its WebSocket encoding, before any worker sees it */
 	m->seq = rl_room_seq(r);
 	uint64_t mask = rl_room_workers(r);
 	if (!mask)

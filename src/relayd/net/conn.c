@@ -19,6 +19,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,12 +179,12 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 		RL_STAT_SET(w->stats, conns_peak, w->stats->conns_current);
 	RL_DEBUGF(c->id, "accepted fd %d (%s)%s", fd, tp->name,
 		  refused ? " (over max-connections)" : "");
-	if (refused) {
+	if (refused)
 		RL_STAT_ADD(w->stats, refused_full, 1);
+	if (refused && !(c->flags & RL_CF_TP_REFUSES))
 		rl_conn_error(c, RELAY_ERR_SERVER_FULL, NULL, 0, NULL);
-	} else if (conn_up.opened) {
+	if (!refused && conn_up.opened)
 		conn_up.opened(c);
-	}
 	return c;
 }
 
@@ -263,32 +264,37 @@ static void conn_queued(struct rl_conn *c, size_t n)
 	conn_want_flush(c);
 }
 
-/* Queues one frame regardless of state (the final ERROR of a closing conn). */
+/* Queues one frame regardless of state (the final ERROR of a closing conn),
+ * inside its WebSocket message header (<lead> bytes) on a WebSocket conn. */
 static int conn_queue_frame(struct rl_conn *c, uint8_t type, uint8_t flags, const void *payload,
 			    size_t len)
 {
 	size_t total = RELAY_FRAME_HDR_BYTES + len;
+	size_t lead = (c->flags & RL_CF_WS) ? rl_wsf_binary_hdr_len(total) : 0;
 	struct rl_worker *w = c->w;
 
-	if (total <= RL_COPY_MAX) {
-		uint8_t *d = rl_outq_reserve(&c->out, &w->pool, total);
+	if (lead + total <= RL_COPY_MAX) {
+		uint8_t *d = rl_outq_reserve(&c->out, &w->pool, lead + total);
 		if (!d)
 			return -ENOMEM;
-		relay_frame_encode(d, type, flags, payload, (uint32_t)len);
-		rl_outq_commit(&c->out, total);
+		if (lead)
+			rl_wsf_binary_hdr(d, total);
+		relay_frame_encode(d + lead, type, flags, payload, (uint32_t)len);
+		rl_outq_commit(&c->out, lead + total);
 	} else {
 		struct rl_msg *m = rl_msg_new(total, 0);
 		if (!m)
 			return -ENOMEM;
 		relay_frame_encode(m->data, type, flags, payload, (uint32_t)len);
-		int rc = rl_outq_push_msg(&c->out, &w->pool, m);
+		rl_msg_seal(m);
+		int rc = rl_outq_push_framed(&c->out, &w->pool, m, (uint32_t)lead);
 		rl_msg_put(m);
 		if (rc)
 			return rc;
 	}
 	if (rl_log_on(RL_LOG_DEBUG))
 		conn_log_out(c, type, flags, len);
-	conn_queued(c, total);
+	conn_queued(c, lead + total);
 	return 0;
 }
 
@@ -297,7 +303,9 @@ static int conn_queue_frame(struct rl_conn *c, uint8_t type, uint8_t flags, cons
  * right after the frame on the wire. */
 static void conn_drop_unsent(struct rl_conn *c)
 {
-	size_t n = rl_outq_drop_unsent(&c->out, &c->w->pool);
+	size_t n = (c->flags & RL_CF_WS)
+		       ? rl_outq_drop_unsent_framed(&c->out, &c->w->pool, rl_wsf_server_frame_size)
+		       : rl_outq_drop_unsent(&c->out, &c->w->pool);
 	RL_STAT_SUB(c->w->stats, out_queued, n);
 	c->w->mem_freed += n;
 }
@@ -408,9 +416,15 @@ int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m)
 	RL_ASSERT_OWNER(c);
 	if (!rl_conn_can_send(c))
 		return -ECANCELED;
-	int rc = rl_outq_push_msg(&c->out, &c->w->pool, m);
+	/* A WebSocket member queues the message's second encoding: the same
+	 * bytes from its sealed header on (net/msg.h); nothing is re-encoded. */
+	uint32_t lead = (c->flags & RL_CF_WS) ? rl_msg_ws_lead(m) : 0;
+	assert(!lead || m->data[-(ptrdiff_t)lead] == (0x80 | RL_WSF_OP_BINARY)); /* sealed */
+	int rc = rl_outq_push_framed(&c->out, &c->w->pool, m, lead);
 	if (rc)
 		return rc;
+	if (lead)
+		RL_STAT_ADD(c->w->stats, out_queued, lead); /* the caller counted m->len */
 	if (rl_log_on(RL_LOG_DEBUG))
 		conn_log_out(c, m->data[RELAY_FRAME_TYPE_OFFSET], m->data[RELAY_FRAME_FLAGS_OFFSET],
 			     m->len - RELAY_FRAME_HDR_BYTES);
@@ -472,6 +486,8 @@ void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, 
 	/* Replies count against the outbound limits like every other frame. */
 	if (n && conn_queue_frame(c, RELAY_MSG_ERROR, RELAY_FLAG_JSON, buf, n) == 0 && !fatal)
 		conn_check_watermarks(c, RELAY_FRAME_HDR_BYTES + n);
+	if (fatal && c->tp->fatal_error)
+		c->tp->fatal_error(c, code); /* WebSocket: the close frame follows */
 	if (fatal)
 		conn_begin_closing(c, c->w->now_ms + CONN_CLOSE_FLUSH_MS);
 }
@@ -598,6 +614,62 @@ void rl_conn_deadline_done(struct rl_conn *c)
 		rl_timer_disarm(&c->frame);
 }
 
+void rl_conn_touch(struct rl_conn *c)
+{
+	RL_ASSERT_OWNER(c);
+	if (c->state == RL_CONN_OPEN || c->state == RL_CONN_DRAINING)
+		conn_touch(c);
+}
+
+void rl_conn_read_later(struct rl_conn *c)
+{
+	RL_ASSERT_OWNER(c);
+	if (cds_list_empty(&c->rlink))
+		cds_list_add_tail(&c->rlink, &c->w->read_list);
+}
+
+int rl_conn_send_wire(struct rl_conn *c, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	RL_ASSERT_OWNER(c);
+	if (!rl_conn_can_send(c))
+		return -ECANCELED;
+	while (n) { /* contiguous room is at most one chunk */
+		size_t k = n < RL_CHUNK_CAP ? n : RL_CHUNK_CAP;
+		uint8_t *d = rl_outq_reserve(&c->out, &c->w->pool, k);
+		if (!d)
+			return -ENOMEM;
+		memcpy(d, b, k);
+		rl_outq_commit(&c->out, k);
+		RL_STAT_ADD(c->w->stats, out_queued, k);
+		b += k;
+		n -= k;
+	}
+	conn_want_flush(c);
+	return 0;
+}
+
+void rl_conn_check_output(struct rl_conn *c)
+{
+	RL_ASSERT_OWNER(c);
+	if (rl_conn_can_send(c))
+		conn_check_watermarks(c, 0);
+}
+
+void rl_conn_close_after_flush(struct rl_conn *c)
+{
+	RL_ASSERT_OWNER(c);
+	if (rl_conn_can_send(c))
+		conn_begin_closing(c, c->w->now_ms + CONN_CLOSE_FLUSH_MS);
+}
+
+/* Part of a peer frame is held: by the decoder, or by the transport (a
+ * WebSocket message still arriving). */
+static bool conn_partial(const struct rl_conn *c)
+{
+	return relay_decoder_pending(&c->dec) > 0 || (c->tp->in_message && c->tp->in_message(c));
+}
 
 /* Keeps the frame list exact whatever --frame-timeout is now: the list
  * reads the (reloadable) timeout when it runs, so a frame completed while
@@ -606,7 +678,7 @@ void rl_conn_deadline_done(struct rl_conn *c)
 static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frames)
 {
 	struct rl_worker *w = c->w;
-	if (relay_decoder_pending(&c->dec) == 0) {
+	if (!conn_partial(c)) {
 		rl_timer_disarm(&c->frame);
 		return;
 	}
@@ -617,7 +689,7 @@ static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frame
 
 static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 {
-	bool was_pending = relay_decoder_pending(&c->dec) > 0;
+	bool was_pending = conn_partial(c);
 	unsigned frames = 0;
 	struct relay_frame f;
 

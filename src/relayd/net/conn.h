@@ -36,6 +36,8 @@ enum rl_conn_flag {
 	RL_CF_ABORT = 1u << 8,    /* close with a reset: its flush deadline passed */
 	RL_CF_TP_HELD = 1u << 9,  /* the transport holds output it took (transport.h) */
 	RL_CF_HELD = 1u << 10,    /* reads held for the memory budget (on w->held_list) */
+	RL_CF_WS = 1u << 11,      /* WebSocket: queued frames carry their message header */
+	RL_CF_TP_REFUSES = 1u << 12, /* the transport answers SERVER_FULL itself (WebSocket: 503) */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
@@ -203,12 +205,34 @@ size_t rl_conn_name(uint64_t id, char *buf);
 void rl_conn_set_name_suffix(const char *suffix);
 bool rl_conn_can_send(const struct rl_conn *c);
 
+/* ---- for transports (net/ only) ---------------------------------------------
+ * A transport calls these from its own hooks, on the owner worker. */
+
 /* For transports with a handshake (net/ only): its deadline is the frame
  * timer, --frame-timeout from accept (protocol-v1-ext.md §7). Arm from the
  * transport's accept hook; disarm once the handshake is done. A deadline
  * that passes is FRAME_TIMEOUT, which the transport turns into a close. */
 void rl_conn_deadline_arm(struct rl_conn *c);
 void rl_conn_deadline_done(struct rl_conn *c);
+/* Queues <n> bytes of the transport's own protocol exactly as they go on
+ * the wire (an HTTP answer, a WebSocket control frame), behind what is
+ * queued. No Relay framing, no watermark check; counted as queued bytes.
+ * 0, -ECANCELED once <c> no longer accepts output, -ENOMEM. */
+int rl_conn_send_wire(struct rl_conn *c, const void *p, size_t n);
+/* Output the peer asked for was queued with rl_conn_send_wire (a WebSocket
+ * pong): the watermarks and the hard limit hold for it as for Relay frames,
+ * so a peer that sends pings and never reads is a slow consumer. */
+void rl_conn_check_output(struct rl_conn *c);
+/* Ends an open <c> without a Relay ERROR: CLOSING, what is queued is
+ * flushed, then the usual close (peer input discarded until EOF, all
+ * within the 2 s CLOSING deadline). No-op once <c> is closing. */
+void rl_conn_close_after_flush(struct rl_conn *c);
+/* Peer bytes arrived that gave the decoder nothing yet (a WebSocket control
+ * frame, part of a message): activity, as far as the idle timeout goes. */
+void rl_conn_touch(struct rl_conn *c);
+/* Reads <c> again next turn, after the others: for a transport that
+ * stops before the kernel said EAGAIN (its own budget of wire bytes). */
+void rl_conn_read_later(struct rl_conn *c);
 
 /* Shutdown: SERVER_SHUTDOWN and a flush deadline. */
 void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms);

@@ -594,3 +594,109 @@ size_t rl_http_write_error(uint8_t *out, size_t cap, unsigned status, const char
 			 http_statuses[i].extra, body);
 	return http_fits(n, cap);
 }
+
+/* ---- the client side --------------------------------------------------------------- */
+
+void rl_http_ws_key(const uint8_t nonce[16], char out[RL_HTTP_WS_KEY_LEN + 1])
+{
+	EVP_EncodeBlock((unsigned char *)out, nonce, 16);
+}
+
+size_t rl_http_write_upgrade(uint8_t *out, size_t cap, const char *host, const char *path,
+			     const char *key, const char *origin)
+{
+	int n = snprintf((char *)out, cap,
+			 "GET %s HTTP/1.1\r\n"
+			 "Host: %s\r\n"
+			 "Upgrade: websocket\r\n"
+			 "Connection: Upgrade\r\n"
+			 "Sec-WebSocket-Key: %s\r\n"
+			 "Sec-WebSocket-Version: 13\r\n"
+			 "Sec-WebSocket-Protocol: " RL_HTTP_WS_PROTOCOL "\r\n"
+			 "%s%s%s"
+			 "\r\n",
+			 path, host, key, origin != NULL ? "Origin: " : "",
+			 origin != NULL ? origin : "", origin != NULL ? "\r\n" : "");
+	return http_fits(n, cap);
+}
+
+static enum rl_http_parse_status http_answer_refuse(struct rl_http_answer *a, const char *why)
+{
+	a->why = why;
+	return RL_HTTP_REFUSED;
+}
+
+/* One header line of a 101; <want> is the expected accept value. Returns
+ * NULL, or why it is wrong. Sets bits of *<seen>: 1 Upgrade, 2 Connection,
+ * 4 the accept value. */
+static const char *http_answer_field(struct relay_span l, const char *want, unsigned *seen)
+{
+	const uint8_t *colon = memchr(l.p, ':', l.n);
+	struct relay_span e;
+
+	if (colon == NULL)
+		return "malformed header line";
+	struct relay_span name = {l.p, (size_t)(colon - l.p)};
+	struct relay_span v = http_trim((struct relay_span){colon + 1, l.n - name.n - 1});
+	if (http_span_ieq(name, "upgrade")) {
+		while (http_list_next(&v, &e))
+			if (http_span_ieq(e, "websocket"))
+				*seen |= 1;
+	} else if (http_span_ieq(name, "connection")) {
+		while (http_list_next(&v, &e))
+			if (http_span_ieq(e, "upgrade"))
+				*seen |= 2;
+	} else if (http_span_ieq(name, "sec-websocket-accept")) {
+		if (!http_span_eq(v, want))
+			return "wrong Sec-WebSocket-Accept";
+		*seen |= 4;
+	} else if (http_span_ieq(name, "sec-websocket-protocol")) {
+		if (!http_span_eq(v, RL_HTTP_WS_PROTOCOL))
+			return "a subprotocol other than " RL_HTTP_WS_PROTOCOL;
+	} else if (http_span_ieq(name, "sec-websocket-extensions")) {
+		return "an extension nobody asked for";
+	}
+	return NULL;
+}
+
+enum rl_http_parse_status rl_http_parse_answer(struct rl_http_answer *a, const uint8_t *buf,
+					       size_t len, const char *key)
+{
+	static const uint8_t end[] = "\r\n\r\n";
+	char want[RL_HTTP_WS_ACCEPT_LEN + 1];
+	unsigned seen = 0;
+
+	memset(a, 0, sizeof *a);
+	const uint8_t *e = memmem(buf, len, end, 4);
+	if (e == NULL)
+		return len >= RL_HTTP_MAX_HEAD ? http_answer_refuse(a, "answer head too large")
+					       : RL_HTTP_NEED_MORE;
+	a->head_len = (size_t)(e - buf) + 4;
+	if (a->head_len < 13 || memcmp(buf, "HTTP/1.1 ", 9) != 0 ||
+	    !http_all((struct relay_span){buf + 9, 3}, http_is_digit) ||
+	    (buf[12] != ' ' && buf[12] != '\r'))
+		return http_answer_refuse(a, "malformed status line");
+	a->status = (unsigned)((buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0'));
+	if (a->status != 101)
+		return http_answer_refuse(a, "not 101 Switching Protocols");
+	rl_http_ws_accept((const uint8_t *)key, strlen(key), want);
+	const uint8_t *p = (const uint8_t *)memchr(buf, '\n', a->head_len) + 1;
+	if (p[-2] != '\r')
+		return http_answer_refuse(a, "line not ended by CRLF");
+	while (p < e + 2) {
+		const uint8_t *lf = memchr(p, '\n', (size_t)(e + 4 - p));
+		struct relay_span l = {p, (size_t)(lf - p)};
+		if (l.n == 0 || l.p[l.n - 1] != '\r')
+			return http_answer_refuse(a, "line not ended by CRLF");
+		l.n--;
+		const char *why = http_answer_field(l, want, &seen);
+		if (why != NULL)
+			return http_answer_refuse(a, why);
+		p = lf + 1;
+	}
+	if (seen != 7)
+		return http_answer_refuse(a, !(seen & 4)
+						 ? "no Sec-WebSocket-Accept"
+						 : "no Upgrade: websocket / Connection: upgrade");
+	return RL_HTTP_COMPLETE;
+}

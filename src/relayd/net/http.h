@@ -132,4 +132,34 @@ size_t rl_http_write_101(uint8_t *out, size_t cap, const struct rl_http_req *r);
  * of up to 200 bytes). */
 size_t rl_http_write_error(uint8_t *out, size_t cap, unsigned status, const char *why);
 
+/* ---- the client side (relay-bench, the test harness) ------------------------ */
+
+#define RL_HTTP_WS_KEY_LEN 24 /* base64 of 16 bytes */
+
+/* Sec-WebSocket-Key for the 16 random bytes <nonce>, NUL-terminated. */
+void rl_http_ws_key(const uint8_t nonce[16], char out[RL_HTTP_WS_KEY_LEN + 1]);
+/* A WebSocket upgrade request: GET <path> HTTP/1.1, Host <host> (e.g.
+ * "127.0.0.1:8080"), Sec-WebSocket-Key <key>, version 13, offering
+ * relay.v1, and Origin <origin> unless it is NULL. Returns the bytes
+ * written, 0 if <cap> is too small (RL_HTTP_RESPONSE_MAX is enough for a
+ * host, path and origin of up to 100 bytes each). */
+size_t rl_http_write_upgrade(uint8_t *out, size_t cap, const char *host, const char *path,
+			     const char *key, const char *origin);
+
+/* The server's answer to an upgrade request. */
+struct rl_http_answer {
+	unsigned status; /* its status code (0: not even a status line) */
+	const char *why; /* REFUSED: static text naming what was wrong */
+	size_t head_len; /* COMPLETE: bytes of the head; WebSocket frames follow */
+};
+
+/* Reads the answer to an upgrade request sent with <key>, from the bytes
+ * received so far (<buf>/<len>; stateless: call again with more).
+ * NEED_MORE until the head is complete. COMPLETE for a 101 with Upgrade:
+ * websocket, Connection: upgrade, the Sec-WebSocket-Accept <key> asks for,
+ * no extension, and no subprotocol or relay.v1. REFUSED otherwise (another
+ * status, a wrong header, a head over RL_HTTP_MAX_HEAD). */
+enum rl_http_parse_status rl_http_parse_answer(struct rl_http_answer *a, const uint8_t *buf,
+					       size_t len, const char *key);
+
 #endif

@@ -14,7 +14,7 @@ void rl_msg_set_release(rl_msg_release_fn *fn)
 struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems)
 {
 	size_t hdr = sizeof(struct rl_msg) + nitems * sizeof(struct rl_msg_item);
-	struct rl_msg *m = malloc(hdr + frame_len);
+	struct rl_msg *m = malloc(hdr + RL_MSG_HEADROOM + frame_len);
 	if (!m)
 		return NULL;
 	m->refs = 1;
@@ -23,8 +23,13 @@ struct rl_msg *rl_msg_new(size_t frame_len, unsigned nitems)
 	m->t_read_ns = 0;
 	m->skip = NULL;
 	m->pending = 0;
-	m->data = (uint8_t *)m + hdr;
+	m->data = (uint8_t *)m + hdr + RL_MSG_HEADROOM;
 	return m;
+}
+
+void rl_msg_seal(struct rl_msg *m)
+{
+	rl_wsf_binary_hdr(m->data - rl_msg_ws_lead(m), m->len);
 }
 
 void rl_msg_get(struct rl_msg *m)

@@ -13,6 +13,7 @@
 #define POOL_MAX_REFS 4096
 
 _Static_assert(RL_OUTQ_IOV_MAX <= IOV_MAX, "writev refuses more than IOV_MAX iovecs");
+_Static_assert(sizeof(struct rl_oseg) == 32, "lead fills padding: RL_CHUNK_CAP is unchanged");
 
 static struct rl_oseg *seg_chunk(struct rl_segpool *p)
 {
@@ -27,6 +28,7 @@ static struct rl_oseg *seg_chunk(struct rl_segpool *p)
 	s->msg = NULL;
 	s->start = s->end = 0;
 	s->cap = RL_CHUNK_CAP;
+	s->lead = 0;
 	return s;
 }
 
@@ -133,14 +135,15 @@ static inline void copy_small(uint8_t *d, const uint8_t *s, size_t n)
 		__builtin_memcpy(d + n - 16, s + n - 16, 16);
 }
 
-int rl_outq_push_msg(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m)
+int rl_outq_push_framed(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m, uint32_t lead)
 {
-	if (m->len <= RL_COPY_MAX) {
-		uint8_t *d = rl_outq_reserve(q, p, m->len);
+	uint32_t n = m->len + lead;
+	if (n <= RL_COPY_MAX) {
+		uint8_t *d = rl_outq_reserve(q, p, n);
 		if (!d)
 			return -ENOMEM;
-		copy_small(d, m->data, m->len);
-		rl_outq_commit(q, m->len);
+		copy_small(d, m->data - lead, n);
+		rl_outq_commit(q, n);
 		return 0;
 	}
 	struct rl_oseg *s = seg_ref(p);
@@ -148,16 +151,17 @@ int rl_outq_push_msg(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m)
 		return -ENOMEM;
 	rl_msg_get(m);
 	s->msg = m;
+	s->lead = lead;
 	s->start = 0;
-	s->end = m->len;
+	s->end = n;
 	outq_link(q, s);
-	q->bytes += m->len;
+	q->bytes += n;
 	return 0;
 }
 
 static const uint8_t *seg_bytes(const struct rl_oseg *s)
 {
-	return s->msg ? s->msg->data : s->data;
+	return s->msg ? s->msg->data - s->lead : s->data;
 }
 
 /* Drops <n> sent bytes from the head. */
@@ -224,18 +228,29 @@ int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, rl_tp_writev_fn *writ
 	return 1;
 }
 
+static uint64_t relay_frame_size(const uint8_t *h)
+{
+	return RELAY_FRAME_LEN_BYTES + relay_frame_length(h);
+}
+
 /* End of the frame in chunk <s> that contains byte <s->start>, or
  * <s->start> itself when it sits on a frame boundary. Frames never span
  * chunks and a chunk starts with a frame. */
-static uint32_t chunk_cut(const struct rl_oseg *s)
+static uint32_t chunk_cut(const struct rl_oseg *s, rl_outq_frame_size_fn *size)
 {
 	uint32_t o = 0;
 	while (o < s->start)
-		o += RELAY_FRAME_LEN_BYTES + relay_frame_length(s->data + o);
+		o += (uint32_t)size(s->data + o);
 	return o;
 }
 
 size_t rl_outq_drop_unsent(struct rl_outq *q, struct rl_segpool *p)
+{
+	return rl_outq_drop_unsent_framed(q, p, relay_frame_size);
+}
+
+size_t rl_outq_drop_unsent_framed(struct rl_outq *q, struct rl_segpool *p,
+				  rl_outq_frame_size_fn *size)
 {
 	struct rl_oseg *h = q->head;
 	size_t before = q->bytes;
@@ -251,7 +266,7 @@ size_t rl_outq_drop_unsent(struct rl_outq *q, struct rl_segpool *p)
 		q->tail_free = 0;
 	} else {
 		if (!h->msg)
-			h->end = chunk_cut(h);
+			h->end = chunk_cut(h, size);
 		h->next = NULL;
 		q->tail = h;
 		q->bytes = h->end - h->start;

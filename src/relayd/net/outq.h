@@ -22,6 +22,7 @@ struct rl_oseg {
 	uint32_t start;     /* first unsent byte */
 	uint32_t end;       /* end of valid bytes */
 	uint32_t cap;       /* chunk capacity */
+	uint32_t lead;	    /* reference: bytes before msg->data sent too (its WebSocket header) */
 	uint8_t data[];
 };
 
@@ -62,9 +63,15 @@ static inline void rl_outq_commit(struct rl_outq *q, size_t n)
 	q->tail_free -= (uint32_t)n;
 	q->bytes += (uint32_t)n;
 }
-/* Queues <m>'s frame: copied when small, else referenced (takes a ref).
- * 0 or -ENOMEM. */
-int rl_outq_push_msg(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m);
+/* Queues <lead> bytes before <m>'s frame and the frame (a WebSocket member:
+ * lead = rl_msg_ws_lead(m) of a sealed message; plain: 0), as one unit:
+ * copied when small, else referenced (takes a ref). 0 or -ENOMEM. */
+int rl_outq_push_framed(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m, uint32_t lead);
+/* Queues <m>'s frame alone. */
+static inline int rl_outq_push_msg(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m)
+{
+	return rl_outq_push_framed(q, p, m, 0);
+}
 /* Writes as much as <c>'s transport takes: at most <max_calls> calls of
  * <writev>(<c>, ...), each with up to RL_OUTQ_IOV_MAX iovecs; one indirect
  * call per batch, never per frame. The queue never looks inside <c>.
@@ -75,8 +82,16 @@ int rl_outq_flush(struct rl_outq *q, struct rl_segpool *p, rl_tp_writev_fn *writ
 		  struct rl_conn *c, int max_calls, size_t *sent);
 /* Drops every queued byte that is not part of a frame already partly
  * written, so a frame queued next follows at once on the wire (a slow
- * consumer's final ERROR). Returns the bytes dropped. */
+ * consumer's final ERROR). The queue holds Relay frames. Returns the bytes
+ * dropped. */
 size_t rl_outq_drop_unsent(struct rl_outq *q, struct rl_segpool *p);
+/* Size of the queued frame whose (whole) header starts at <h>. */
+typedef uint64_t rl_outq_frame_size_fn(const uint8_t *h);
+/* rl_outq_drop_unsent for a queue of other frames (<size>: WebSocket
+ * frames, rl_wsf_server_frame_size). Every unit queued into a chunk must be
+ * whole frames of that kind. */
+size_t rl_outq_drop_unsent_framed(struct rl_outq *q, struct rl_segpool *p,
+				  rl_outq_frame_size_fn *size);
 /* Drops everything queued. */
 void rl_outq_clear(struct rl_outq *q, struct rl_segpool *p);
 

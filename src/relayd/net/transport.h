@@ -1,9 +1,16 @@
 /* transport.h -- how a connection's bytes meet the wire: one table of
- * functions per kind of transport (plain TCP in tcp.c, TLS in tls.c;
- * WebSocket later, as ws.c). conn.c reads, writes, half-closes and closes
- * only through its connection's table (c->tp) and never learns which one it
- * holds (the redis src/connection.h pattern). Per-connection transport state
- * lives behind c->tp_ctx (NULL for plain TCP).
+ * functions per kind of transport (plain TCP in tcp.c, TLS in tls.c,
+ * WebSocket in ws.c as a layer over another transport). conn.c reads,
+ * writes, half-closes and closes only through its connection's table
+ * (c->tp) and never learns which one it holds (the redis src/connection.h
+ * pattern). Per-connection transport state lives behind c->tp_ctx (NULL
+ * for plain TCP).
+ *
+ * What the output queue holds is already wire-ready: Relay frames, or for
+ * a connection with RL_CF_WS (conn.h) each Relay frame inside its WebSocket
+ * binary message header (built once per message, net/msg.h). So writev
+ * never re-frames, and a transport's own bytes (an HTTP answer, WebSocket
+ * control frames) go through the queue too (rl_conn_send_wire).
  *
  * Return conventions, for every function that returns a count:
  *   > 0      bytes moved;
@@ -17,6 +24,7 @@
 #ifndef RL_TRANSPORT_H
 #define RL_TRANSPORT_H
 
+#include <relay/protocol.h>
 #include <stdbool.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -66,10 +74,20 @@ struct rl_transport {
 	 * orphaned behind its unsent bytes, and a client reading at a crawl
 	 * would see no end of the stream for minutes. */
 	void (*abort)(struct rl_conn *c);
+	/* Optional (NULL: never). Whether the transport holds part of a peer
+	 * message it has not passed on yet (WebSocket: a frame or fragmented
+	 * message started): with the Relay decoder's own partial frame it
+	 * keeps the frame timeout running. */
+	bool (*in_message)(const struct rl_conn *c);
+	/* Optional (NULL: nothing). A fatal Relay ERROR <why> was just queued
+	 * on the open connection <c>, which closes next: the transport may
+	 * queue what its protocol sends last (WebSocket: the close frame). */
+	void (*fatal_error)(struct rl_conn *c, enum relay_err why);
 };
 
 /* The transports; a listener names one, its connections get it. */
 extern const struct rl_transport rl_tcp_transport; /* tcp.c */
 extern const struct rl_transport rl_tls_transport; /* tls.c */
+extern const struct rl_transport rl_ws_transport;  /* ws.c: WebSocket over plain TCP */
 
 #endif

@@ -133,6 +133,12 @@ bool rl_wsf_dec_in_message(const struct rl_wsf_dec *d)
 	return d->_hdr_len > 0 || d->_in_payload || d->_msg_op != 0;
 }
 
+size_t rl_wsf_dec_rest(const struct rl_wsf_dec *d, const uint8_t **p)
+{
+	*p = d->_in;
+	return d->_in_len;
+}
+
 static enum rl_wsf_status wsf_fail(struct rl_wsf_dec *d, enum rl_wsf_err e)
 {
 	d->err = e;
@@ -443,6 +449,13 @@ size_t rl_wsf_binary_hdr(uint8_t out[RL_WSF_SERVER_HDR_MAX], uint64_t len)
 
 	memcpy(out, h, n);
 	return n;
+}
+
+uint64_t rl_wsf_server_frame_size(const uint8_t *h)
+{
+	uint8_t len7 = h[1] & 0x7F;
+
+	return (len7 < WSF_LEN16 ? 2 : len7 == WSF_LEN16 ? 4 : 10) + wsf_hdr_length(h);
 }
 
 size_t rl_wsf_put_frame(uint8_t *out, uint8_t opcode, bool fin, const void *payload, size_t n,

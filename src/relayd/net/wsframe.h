@@ -150,9 +150,13 @@ struct rl_wsf_dec {
 void rl_wsf_dec_init(struct rl_wsf_dec *d, enum rl_wsf_role role, uint64_t max_msg);
 
 /* Hands <len> bytes at <buf> to the decoder. The previous feed must have
- * been consumed (rl_wsf_dec_next returned NEED_MORE or ERROR). The decoder
- * unmasks payload bytes in place, so <buf> is written to; it must stay valid
- * until rl_wsf_dec_next returns NEED_MORE. */
+ * been consumed (rl_wsf_dec_next returned NEED_MORE or ERROR), with one
+ * exception: right after a DATA event, the caller may stop and later feed
+ * the rest of the previous feed (the bytes from ev.p + ev.n on) again, from
+ * another buffer (the decoder keeps no pointer into a feed between events
+ * other than its read position). The decoder unmasks payload bytes in
+ * place, so <buf> is written to; it must stay valid until rl_wsf_dec_next
+ * returns NEED_MORE. */
 void rl_wsf_dec_feed(struct rl_wsf_dec *d, uint8_t *buf, size_t len);
 
 /* Yields the next event of the current feed.
@@ -176,6 +180,10 @@ enum rl_wsf_status rl_wsf_dec_next(struct rl_wsf_dec *d, struct rl_wsf_event *ev
 /* Whether a frame or a fragmented message has started and not ended: drives
  * the frame timeout ("a WebSocket message that has started arriving"). */
 bool rl_wsf_dec_in_message(const struct rl_wsf_dec *d);
+/* The bytes of the current feed not consumed yet (*<p>; none after
+ * NEED_MORE or ERROR): what a caller that stops early keeps aside, to feed
+ * again later from its own copy. */
+size_t rl_wsf_dec_rest(const struct rl_wsf_dec *d, const uint8_t **p);
 
 /* ---- reassembler ------------------------------------------------------------ */
 
@@ -207,6 +215,15 @@ size_t rl_wsf_put_hdr(uint8_t out[RL_WSF_HDR_MAX], uint8_t opcode, bool fin, uin
  * bytes, written apart from the payload so fan-out can build it once and
  * reference the shared frame bytes. Returns 2, 4 or 10. */
 size_t rl_wsf_binary_hdr(uint8_t out[RL_WSF_SERVER_HDR_MAX], uint64_t len);
+/* The size rl_wsf_binary_hdr gives for <len> payload bytes: 2, 4 or 10. */
+static inline size_t rl_wsf_binary_hdr_len(uint64_t len)
+{
+	return len < 126 ? 2 : len <= 0xFFFF ? 4 : 10;
+}
+/* Header plus payload bytes of the unmasked frame whose header starts at
+ * <h> (all of its 2, 4 or 10 header bytes must be there): how an output
+ * queue of server frames finds its frame boundaries. */
+uint64_t rl_wsf_server_frame_size(const uint8_t *h);
 /* Header + payload of a whole frame into <out> (RL_WSF_HDR_MAX + <n> bytes),
  * the payload masked with <key> when it is not NULL. Returns the size. */
 size_t rl_wsf_put_frame(uint8_t *out, uint8_t opcode, bool fin, const void *payload, size_t n,

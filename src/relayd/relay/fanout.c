@@ -93,6 +93,7 @@ static int fanout_ordered(struct rl_worker *w, struct rl_room *r, struct rl_msg 
 	rl_hist_lock(h);
 	if (form != RL_HIST_NONE)
 		rl_hist_append(h, m, form, seq_at, w->stats);
+	rl_msg_seal(m); /* after the seq went into the frame: its length is final */
 	m->seq = rl_room_seq(r);
 	uint64_t mask = rl_room_workers(r);
 	if ((mask & self) && fanout_only_member(w, r, skip))
@@ -117,6 +118,7 @@ int rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 	if (rl_history_on())
 		return fanout_ordered(w, r, m, skip, RL_HIST_NONE, 0);
 	uint64_t self = 1ull << w->id;
+	rl_msg_seal(m); /* the WebSocket encoding, once, before anyone else sees m */
 	m->seq = rl_room_seq(r);
 	uint64_t mask = rl_room_workers(r);
 

@@ -16,7 +16,9 @@ struct rl_room;
 struct rl_conn;
 
 /* Queues <m> to every member of <r> except <skip> (may be NULL). The caller
- * keeps its own reference to <m>. A message is published once. With history
+ * keeps its own reference to <m>. Seals <m> first (rl_msg_seal: its
+ * WebSocket encoding, before any other worker sees it; with history, after
+ * its seq is written). A message is published once. With history
  * on, the room's frames go out in one order (see rl_fanout_publish_seq);
  * <m> takes no seq (presence events). Returns a worker whose inbox is above
  * RL_INBOX_HIGH after this push (the publishing connection should pause:

@@ -46,6 +46,11 @@ HTTP = {
     "body": (0, b"GET /relay HTTP/1.1\r\n" + BASE + b"Content-Length: 3\r\n\r\nabc"),
     "frames_after": (0, b"GET /relay HTTP/1.1\r\n" + BASE + b"\r\n\x82\x80abcd"),
     "incomplete": (0, b"GET /relay HTTP/1.1\r\n" + BASE),
+    # the server's answer, for the client side (rl_http_parse_answer)
+    "answer_101": (0, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+                      b"\r\nSec-WebSocket-Protocol: relay.v1\r\n\r\n\x82\x00"),
+    "answer_403": (0, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
 }
 
 KEY = b"\x37\xfa\x21\x3d"
