@@ -192,15 +192,38 @@ static void conn_want_flush(struct rl_conn *c)
 		cds_list_add_tail(&c->qlink, &c->w->flush_list);
 }
 
-/* Output is done (or abandoned) for a CLOSING connection: close now if the
- * peer has nothing more in flight, else half-close and discard its input
- * until EOF (so our final ERROR is not destroyed by an RST). */
+/* Whether closing <c>'s socket now could lose what we sent: the kernel
+ * still holds bytes of ours the peer has not acknowledged, or the peer may
+ * still write (it sent no EOF) and either has unread bytes here already
+ * or will send some. Closing a socket with unread input, or receiving a
+ * byte after the close, makes the kernel answer with an RST and discard
+ * what it still held for the peer. A broken socket (-errno) has nothing
+ * left to save. */
+static bool conn_output_at_risk(struct rl_conn *c)
+{
+	if (c->flags & RL_CF_PEER_EOF)
+		return false; /* it writes no more: the kernel finishes sending */
+	int in = c->tp->pending_input(c);
+	if (in != 0)
+		return in > 0;
+	return c->tp->pending_output(c) > 0;
+}
+
+/* Output is done (or abandoned) for a CLOSING connection: close now unless
+ * that could lose what we sent (conn_output_at_risk); then linger instead:
+ * half-close (our FIN follows the last frame), discard the peer's input,
+ * and close at its EOF or once it has acknowledged everything with nothing
+ * unread (conn_linger), at the latest at the CLOSING deadline (reset, see
+ * tp->abort). Before, a client whose receive window was shut lost the rest
+ * of the last frame and the fatal ERROR, both still in our kernel's send
+ * buffer, as soon as it wrote one more byte. */
 static void conn_closing_done(struct rl_conn *c)
 {
-	if ((c->flags & RL_CF_PEER_EOF) || c->tp->pending_input(c) <= 0) {
-		rl_conn_kill(c); /* nothing in flight, or the socket is broken anyway */
+	if (!conn_output_at_risk(c)) {
+		rl_conn_kill(c);
 		return;
 	}
+	RL_DEBUGF(c->id, "lingering: the peer has not acknowledged everything yet");
 	c->tp->shutdown_wr(c); /* on failure the linger read meets the error and closes */
 	c->flags |= RL_CF_LINGER;
 	/* Discard next turn, never here: we may be inside another connection's
@@ -585,16 +608,24 @@ void rl_conn_read(struct rl_conn *c)
 		cds_list_add_tail(&c->rlink, &w->read_list);
 }
 
-static void conn_linger_read(struct rl_conn *c)
+/* A lingering connection had an event (input, EOF, an error, or the ACK
+ * of our FIN: the kernel wakes epoll when it moves to FIN-WAIT-2): discard
+ * its input, then close it at EOF, on an error, or once nothing we sent is
+ * at risk any more. */
+static void conn_linger(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
 	for (int i = 0; i < CONN_READS_PER_TURN; i++) {
 		ssize_t n = c->tp->read(c, w->scratch, RL_SCRATCH_BYTES);
 		if (n > 0)
 			continue;
-		if (n == -EAGAIN)
-			return; /* read until -EAGAIN, so a transport's buffered input goes too */
-		rl_conn_kill(c); /* EOF or error: done */
+		if (n != -EAGAIN) {
+			rl_conn_kill(c); /* EOF or error: done */
+			return;
+		}
+		/* read until -EAGAIN, so a transport's buffered input goes too */
+		if (!conn_output_at_risk(c))
+			rl_conn_kill(c);
 		return;
 	}
 	if (cds_list_empty(&c->rlink))
@@ -613,12 +644,14 @@ void rl_conn_on_event(struct rl_conn *c, uint32_t bits)
 		if (c->out.bytes)
 			conn_want_flush(c);
 	}
+	if (c->flags & RL_CF_LINGER) {
+		conn_linger(c); /* any event: an output-only one may be our FIN's ACK */
+		return;
+	}
 	if (!(bits & (RL_EV_IN | RL_EV_ERR)))
 		return;
 	if (c->state != RL_CONN_CLOSING)
 		rl_conn_read(c);
-	else if (c->flags & RL_CF_LINGER)
-		conn_linger_read(c);
 	else if (bits & RL_EV_ERR)
 		rl_conn_kill(c);
 }

@@ -28,7 +28,7 @@ enum rl_conn_flag {
 	RL_CF_ECHO = 1u << 0,     /* HELLO asked for its own messages */
 	RL_CF_DEAD = 1u << 1,     /* marked for close at the end of the turn */
 	RL_CF_WBLOCKED = 1u << 2, /* socket full; waiting for EPOLLOUT */
-	RL_CF_LINGER = 1u << 3,   /* CLOSING, output done, discarding input until EOF */
+	RL_CF_LINGER = 1u << 3,   /* CLOSING, output done but not safe yet: discarding input */
 	RL_CF_REFUSED = 1u << 4,  /* SERVER_FULL: not counted in the connection gauge */
 	RL_CF_PEER_EOF = 1u << 5, /* we read the peer's EOF */
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
