@@ -85,6 +85,15 @@ size_t relay_decoder_pending(const struct relay_decoder *d)
 	return dec_tail_delivered(d) ? 0 : d->_tail_len;
 }
 
+size_t relay_decoder_rest(struct relay_decoder *d, const uint8_t **rest)
+{
+	size_t n = d->_in_len;
+	*rest = n ? d->_in : NULL;
+	d->_in = NULL;
+	d->_in_len = 0;
+	return n;
+}
+
 static enum relay_decode_status dec_fail(struct relay_decoder *d, enum relay_err err)
 {
 	d->err = err;

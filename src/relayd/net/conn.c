@@ -110,6 +110,9 @@ bool rl_conn_can_send(const struct rl_conn *c)
 struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transport *tp,
 			    bool refused)
 {
+	/* Every op is required; the newest first (a transport written before it
+	 * would crash at its first lingering close, not here). */
+	assert(tp->pending_output && tp->pending_input && tp->shutdown_wr && tp->abort);
 	struct rl_conn *c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd); /* no transport state exists yet */
@@ -168,6 +171,24 @@ static void conn_unlink_read(struct rl_conn *c)
 	c->flags &= (uint16_t)~RL_CF_PAUSED;
 }
 
+/* Bytes read from <c>'s socket but not parsed yet, because the turn's
+ * fan-out budget was spent: at most one read's worth (64 KiB), allocated
+ * only then, freed once parsed. */
+struct rl_conn_held {
+	uint32_t len; /* bytes at data */
+	uint32_t off; /* parsed so far */
+	uint8_t data[];
+};
+
+static void conn_held_free(struct rl_conn *c)
+{
+	if (!(c->flags & RL_CF_HELD))
+		return;
+	free(c->held);
+	c->held = NULL;
+	c->flags &= (uint16_t)~RL_CF_HELD;
+}
+
 void rl_conn_kill(struct rl_conn *c)
 {
 	RL_ASSERT_OWNER(c);
@@ -182,6 +203,7 @@ void rl_conn_kill(struct rl_conn *c)
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	conn_unlink_read(c);
+	conn_held_free(c); /* <held> shares its place with <next_dead> */
 	c->next_dead = c->w->dead;
 	c->w->dead = c;
 }
@@ -486,6 +508,8 @@ void rl_conn_worker_init(struct rl_worker *w)
 
 	CDS_INIT_LIST_HEAD(&w->flush_list);
 	CDS_INIT_LIST_HEAD(&w->read_list);
+	CDS_INIT_LIST_HEAD(&w->held_list);
+	w->fanout_work = 0;
 	for (unsigned k = 0; k < RL_MAX_WORKERS; k++)
 		CDS_INIT_LIST_HEAD(&w->paused[k]);
 	w->paused_mask = 0;
@@ -522,11 +546,26 @@ static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frame
 	rl_timer_arm(&w->timers[RL_CONN_T_FRAME], &c->frame, w->now_ms);
 }
 
-static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
+/* What conn_parse did with a buffer. */
+enum conn_parse_end {
+	CONN_PARSED = 0, /* every byte handled (an incomplete frame is in the decoder) */
+	CONN_BUDGET,     /* stopped between frames: the fan-out budget is spent */
+	CONN_STOPPED,    /* <c> no longer reads: closing, dead or broken */
+};
+
+/* Whether <c>, a connection whose frames fan out here, must wait for the
+ * next turn's fan-out budget. One flag test for every other connection. */
+static bool conn_fanout_spent(const struct rl_conn *c)
+{
+	return (c->flags & RL_CF_FANOUT) && c->w->fanout_work >= RL_WORKER_FANOUT_BUDGET;
+}
+
+static enum conn_parse_end conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 {
 	bool was_pending = relay_decoder_pending(&c->dec) > 0;
 	unsigned frames = 0;
 	struct relay_frame f;
+	enum conn_parse_end end = CONN_PARSED;
 
 	relay_decoder_feed(&c->dec, buf, n);
 	for (;;) {
@@ -536,19 +575,27 @@ static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 		if (st == RELAY_DECODE_NOMEM) { /* this client's frame, not the server, fails */
 			RL_WARNF(c->id, "out of memory buffering a frame: connection closed");
 			rl_conn_kill(c);
-			return;
+			return CONN_STOPPED;
 		}
 		if (st == RELAY_DECODE_ERROR) {
 			RL_STAT_ADD(c->w->stats, frames_in[0], 1);
 			rl_conn_error(c, c->dec.err, NULL, 0, NULL);
-			return;
+			return CONN_STOPPED;
 		}
 		frames++;
+		uint64_t work = c->w->fanout_work;
 		conn_up.frame(c, &f);
+		if (c->w->fanout_work != work)
+			c->flags |= RL_CF_FANOUT;
 		if (!rl_conn_can_send(c))
-			return;
+			return CONN_STOPPED;
+		if (conn_fanout_spent(c)) {
+			end = CONN_BUDGET; /* between frames: the decoder gives the rest back */
+			break;
+		}
 	}
 	conn_frame_timer(c, was_pending, frames);
+	return end;
 }
 
 static void conn_peer_eof(struct rl_conn *c)
@@ -567,6 +614,63 @@ static void conn_read_failed(struct rl_conn *c, int err)
 	rl_conn_kill(c);
 }
 
+/* <c> waits for the next turn's fan-out budget on the held list (a paused
+ * connection stays on its paused list: resuming reads it). */
+static void conn_wait_budget(struct rl_conn *c)
+{
+	if (c->flags & RL_CF_PAUSED)
+		return;
+	cds_list_del(&c->rlink); /* off read_list or the held list, if there */
+	cds_list_add_tail(&c->rlink, &c->w->held_list);
+}
+
+/* conn_parse stopped <c> for the budget with the rest of <buf> (the
+ * scratch buffer, which the next read overwrites, or <held> itself) not
+ * parsed: keep it, and wait. false when <c> was closed for want of memory. */
+static bool conn_hold(struct rl_conn *c)
+{
+	const uint8_t *rest;
+	size_t n = relay_decoder_rest(&c->dec, &rest);
+	struct rl_conn_held *h = (c->flags & RL_CF_HELD) ? c->held : NULL;
+
+	if (h && n) {
+		h->off = (uint32_t)(rest - h->data); /* the rest of the same bytes */
+	} else if (!h && n) {
+		h = malloc(sizeof(*h) + n);
+		if (!h) {
+			RL_WARNF(c->id, "out of memory holding %zu bytes: connection closed", n);
+			rl_conn_kill(c);
+			return false;
+		}
+		memcpy(h->data, rest, n);
+		h->len = (uint32_t)n;
+		h->off = 0;
+		c->held = h;
+		c->flags |= RL_CF_HELD;
+	} else {
+		conn_held_free(c); /* stopped right at the end */
+	}
+	conn_wait_budget(c);
+	return true;
+}
+
+/* Parses the bytes <c> held from an earlier turn. true when they are all
+ * handled and the socket may be read. */
+static bool conn_parse_held(struct rl_conn *c)
+{
+	struct rl_conn_held *h = c->held;
+	enum conn_parse_end end = conn_parse(c, h->data + h->off, h->len - h->off);
+
+	if (end == CONN_STOPPED)
+		return false; /* freed by rl_conn_kill */
+	if (end == CONN_BUDGET) {
+		conn_hold(c);
+		return false;
+	}
+	conn_held_free(c);
+	return !(c->flags & RL_CF_PAUSED);
+}
+
 void rl_conn_read(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
@@ -574,6 +678,12 @@ void rl_conn_read(struct rl_conn *c)
 	RL_ASSERT_OWNER(c);
 	if (c->flags & RL_CF_PAUSED)
 		return; /* rl_conn_resume_paused reads it again */
+	if (conn_fanout_spent(c)) {
+		conn_wait_budget(c); /* its bytes wait in the kernel */
+		return;
+	}
+	if ((c->flags & RL_CF_HELD) && !conn_parse_held(c))
+		return;
 	/* Counted in bytes, not calls: a transport may return less than a
 	 * scratch buffer per call (TLS: one record) with more pending. */
 	size_t budget = CONN_READS_PER_TURN * RL_SCRATCH_BYTES;
@@ -583,8 +693,12 @@ void rl_conn_read(struct rl_conn *c)
 			w->t_read_ns = rl_clock_ns();
 			RL_STAT_ADD(w->stats, bytes_in, n);
 			conn_touch(c);
-			conn_parse(c, w->scratch, (size_t)n);
-			if (!rl_conn_can_send(c) || (c->flags & RL_CF_PAUSED))
+			enum conn_parse_end end = conn_parse(c, w->scratch, (size_t)n);
+			if (end == CONN_BUDGET) {
+				conn_hold(c);
+				return;
+			}
+			if (end == CONN_STOPPED || (c->flags & RL_CF_PAUSED))
 				return;
 			budget -= (size_t)n < budget ? (size_t)n : budget;
 			if ((size_t)n < RL_SCRATCH_BYTES && !(c->flags & RL_CF_RDHUP) &&
@@ -789,6 +903,24 @@ void rl_conn_resume_paused(struct rl_worker *w)
 }
 
 /* ---- the worker's per-turn steps ---------------------------------------- */
+
+void rl_conn_read_held(struct rl_worker *w)
+{
+	struct cds_list_head batch;
+
+	if (cds_list_empty(&w->held_list))
+		return;
+	CDS_INIT_LIST_HEAD(&batch);
+	cds_list_splice(&w->held_list, &batch);
+	CDS_INIT_LIST_HEAD(&w->held_list);
+	while (!cds_list_empty(&batch) && w->fanout_work < RL_WORKER_FANOUT_BUDGET) {
+		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, rlink);
+		cds_list_del_init(&c->rlink);
+		rl_conn_on_event(c, RL_EV_IN);
+	}
+	/* In turn: those not reached go first next time, ahead of any held again. */
+	cds_list_splice(&batch, &w->held_list);
+}
 
 void rl_conn_read_deferred(struct rl_worker *w)
 {

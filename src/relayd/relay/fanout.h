@@ -15,7 +15,9 @@ struct rl_room;
 struct rl_conn;
 
 /* Queues <m> to every member of <r> except <skip> (may be NULL). The caller
- * keeps its own reference to <m>. A message is published once. Returns a
+ * keeps its own reference to <m>. A message is published once. The local
+ * members visited count against the turn's budget (<w>->fanout_work,
+ * RL_WORKER_FANOUT_BUDGET). Returns a
  * worker whose inbox is above RL_INBOX_HIGH after this push (the publishing
  * connection should pause: rl_conn_pause), or -1. */
 int rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
