@@ -70,8 +70,8 @@ struct rl_worker {
 	struct cds_list_head flush_list;   /* conns with output to write */
 	struct cds_list_head read_list;    /* conns that hit their read budget */
 	/* Publishers waiting for the next turn's fan-out budget (rlink), read
-	 * before the ready sockets, in turn (conn.c, rl_conn_read_held). */
-	struct cds_list_head held_list;
+	 * before the ready sockets, in turn (conn.c, rl_conn_read_fanout_wait). */
+	struct cds_list_head fanout_wait;
 	uint64_t fanout_work;              /* this turn's local fan-out, in members visited */
 	/* paused[k]: conns not read until worker k's inbox backlog is below
 	 * RL_INBOX_LOW (rlink; RL_CF_PAUSED); <paused_mask> has bit k while

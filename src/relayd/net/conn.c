@@ -174,19 +174,19 @@ static void conn_unlink_read(struct rl_conn *c)
 /* Bytes read from <c>'s socket but not parsed yet, because the turn's
  * fan-out budget was spent: at most one read's worth (64 KiB), allocated
  * only then, freed once parsed. */
-struct rl_conn_held {
+struct rl_conn_parked {
 	uint32_t len; /* bytes at data */
 	uint32_t off; /* parsed so far */
 	uint8_t data[];
 };
 
-static void conn_held_free(struct rl_conn *c)
+static void conn_parked_free(struct rl_conn *c)
 {
-	if (!(c->flags & RL_CF_HELD))
+	if (!(c->flags & RL_CF_PARKED))
 		return;
-	free(c->held);
-	c->held = NULL;
-	c->flags &= (uint16_t)~RL_CF_HELD;
+	free(c->parked);
+	c->parked = NULL;
+	c->flags &= (uint16_t)~RL_CF_PARKED;
 }
 
 void rl_conn_kill(struct rl_conn *c)
@@ -203,7 +203,7 @@ void rl_conn_kill(struct rl_conn *c)
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	conn_unlink_read(c);
-	conn_held_free(c); /* <held> shares its place with <next_dead> */
+	conn_parked_free(c); /* <parked> shares its place with <next_dead> */
 	c->next_dead = c->w->dead;
 	c->w->dead = c;
 }
@@ -508,7 +508,7 @@ void rl_conn_worker_init(struct rl_worker *w)
 
 	CDS_INIT_LIST_HEAD(&w->flush_list);
 	CDS_INIT_LIST_HEAD(&w->read_list);
-	CDS_INIT_LIST_HEAD(&w->held_list);
+	CDS_INIT_LIST_HEAD(&w->fanout_wait);
 	w->fanout_work = 0;
 	for (unsigned k = 0; k < RL_MAX_WORKERS; k++)
 		CDS_INIT_LIST_HEAD(&w->paused[k]);
@@ -614,24 +614,24 @@ static void conn_read_failed(struct rl_conn *c, int err)
 	rl_conn_kill(c);
 }
 
-/* <c> waits for the next turn's fan-out budget on the held list (a paused
+/* <c> waits for the next turn's fan-out budget on the fan-out wait list (a paused
  * connection stays on its paused list: resuming reads it). */
 static void conn_wait_budget(struct rl_conn *c)
 {
 	if (c->flags & RL_CF_PAUSED)
 		return;
-	cds_list_del(&c->rlink); /* off read_list or the held list, if there */
-	cds_list_add_tail(&c->rlink, &c->w->held_list);
+	cds_list_del(&c->rlink); /* off read_list or the wait list, if there */
+	cds_list_add_tail(&c->rlink, &c->w->fanout_wait);
 }
 
 /* conn_parse stopped <c> for the budget with the rest of <buf> (the
- * scratch buffer, which the next read overwrites, or <held> itself) not
+ * scratch buffer, which the next read overwrites, or <parked> itself) not
  * parsed: keep it, and wait. false when <c> was closed for want of memory. */
-static bool conn_hold(struct rl_conn *c)
+static bool conn_park(struct rl_conn *c)
 {
 	const uint8_t *rest;
 	size_t n = relay_decoder_rest(&c->dec, &rest);
-	struct rl_conn_held *h = (c->flags & RL_CF_HELD) ? c->held : NULL;
+	struct rl_conn_parked *h = (c->flags & RL_CF_PARKED) ? c->parked : NULL;
 
 	if (h && n) {
 		h->off = (uint32_t)(rest - h->data); /* the rest of the same bytes */
@@ -645,29 +645,29 @@ static bool conn_hold(struct rl_conn *c)
 		memcpy(h->data, rest, n);
 		h->len = (uint32_t)n;
 		h->off = 0;
-		c->held = h;
-		c->flags |= RL_CF_HELD;
+		c->parked = h;
+		c->flags |= RL_CF_PARKED;
 	} else {
-		conn_held_free(c); /* stopped right at the end */
+		conn_parked_free(c); /* stopped right at the end */
 	}
 	conn_wait_budget(c);
 	return true;
 }
 
-/* Parses the bytes <c> held from an earlier turn. true when they are all
+/* Parses the bytes <c> parked in an earlier turn. true when they are all
  * handled and the socket may be read. */
-static bool conn_parse_held(struct rl_conn *c)
+static bool conn_parse_parked(struct rl_conn *c)
 {
-	struct rl_conn_held *h = c->held;
+	struct rl_conn_parked *h = c->parked;
 	enum conn_parse_end end = conn_parse(c, h->data + h->off, h->len - h->off);
 
 	if (end == CONN_STOPPED)
 		return false; /* freed by rl_conn_kill */
 	if (end == CONN_BUDGET) {
-		conn_hold(c);
+		conn_park(c);
 		return false;
 	}
-	conn_held_free(c);
+	conn_parked_free(c);
 	return !(c->flags & RL_CF_PAUSED);
 }
 
@@ -682,7 +682,7 @@ void rl_conn_read(struct rl_conn *c)
 		conn_wait_budget(c); /* its bytes wait in the kernel */
 		return;
 	}
-	if ((c->flags & RL_CF_HELD) && !conn_parse_held(c))
+	if ((c->flags & RL_CF_PARKED) && !conn_parse_parked(c))
 		return;
 	/* Counted in bytes, not calls: a transport may return less than a
 	 * scratch buffer per call (TLS: one record) with more pending. */
@@ -695,7 +695,7 @@ void rl_conn_read(struct rl_conn *c)
 			conn_touch(c);
 			enum conn_parse_end end = conn_parse(c, w->scratch, (size_t)n);
 			if (end == CONN_BUDGET) {
-				conn_hold(c);
+				conn_park(c);
 				return;
 			}
 			if (end == CONN_STOPPED || (c->flags & RL_CF_PAUSED))
@@ -904,22 +904,22 @@ void rl_conn_resume_paused(struct rl_worker *w)
 
 /* ---- the worker's per-turn steps ---------------------------------------- */
 
-void rl_conn_read_held(struct rl_worker *w)
+void rl_conn_read_fanout_wait(struct rl_worker *w)
 {
 	struct cds_list_head batch;
 
-	if (cds_list_empty(&w->held_list))
+	if (cds_list_empty(&w->fanout_wait))
 		return;
 	CDS_INIT_LIST_HEAD(&batch);
-	cds_list_splice(&w->held_list, &batch);
-	CDS_INIT_LIST_HEAD(&w->held_list);
+	cds_list_splice(&w->fanout_wait, &batch);
+	CDS_INIT_LIST_HEAD(&w->fanout_wait);
 	while (!cds_list_empty(&batch) && w->fanout_work < RL_WORKER_FANOUT_BUDGET) {
 		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, rlink);
 		cds_list_del_init(&c->rlink);
 		rl_conn_on_event(c, RL_EV_IN);
 	}
-	/* In turn: those not reached go first next time, ahead of any held again. */
-	cds_list_splice(&batch, &w->held_list);
+	/* In turn: those not reached go first next time, ahead of any stopped again. */
+	cds_list_splice(&batch, &w->fanout_wait);
 }
 
 void rl_conn_read_deferred(struct rl_worker *w)

@@ -34,8 +34,8 @@ enum rl_conn_flag {
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
 	RL_CF_PAUSED = 1u << 7,   /* not read: its publish filled another worker's inbox */
 	RL_CF_ABORT = 1u << 8,    /* close with a reset: its flush deadline passed */
-	RL_CF_FANOUT = 1u << 9,   /* its frames fanned out here: bound by the turn's budget */
-	RL_CF_HELD = 1u << 10,    /* <held> has bytes read but not parsed (budget spent) */
+	RL_CF_FANOUT = 1u << 13,  /* its frames fanned out here: bound by the turn's budget */
+	RL_CF_PARKED = 1u << 14,  /* <parked> has bytes read but not parsed (budget spent) */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
@@ -49,7 +49,7 @@ enum rl_conn_timer {
 };
 _Static_assert(RL_CONN_NTIMERS == RL_WORKER_NTIMERS, "struct rl_worker holds every list");
 
-struct rl_conn_held; /* conn.c */
+struct rl_conn_parked; /* conn.c */
 
 struct rl_conn_room {
 	struct rl_room *room;
@@ -85,7 +85,7 @@ struct rl_conn {
 	struct cds_list_head rlink; /* read_list, a paused list (PAUSED), or empty */
 	union {
 		struct rl_conn *next_dead;    /* DEAD: the worker's dead list */
-		struct rl_conn_held *held;    /* HELD (never DEAD): bytes to parse next */
+		struct rl_conn_parked *parked; /* PARKED (never DEAD): bytes to parse next */
 	};
 };
 
@@ -136,10 +136,10 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 /* Readiness from the event loop. */
 void rl_conn_on_event(struct rl_conn *c, uint32_t bits);
 /* Reads up to the per-turn budget and handles every complete frame; first
- * the bytes held from an earlier turn. A connection whose frames fan out
+ * the bytes parked in an earlier turn. A connection whose frames fan out
  * here (RL_CF_FANOUT) stops once the turn's fan-out budget is spent: the
  * rest of its read is kept, the kernel keeps the others, and it goes on
- * the worker's held list. */
+ * the worker's fan-out wait list. */
 void rl_conn_read(struct rl_conn *c);
 /* Writes pending output (worker flush step). */
 void rl_conn_flush(struct rl_conn *c);
@@ -157,11 +157,11 @@ void rl_conn_pause(struct rl_conn *c, unsigned k);
  * RL_INBOX_LOW (they are read in rl_conn_read_deferred, their idle and
  * frame timers restarted); the others stay registered for a wakeup. */
 void rl_conn_resume_paused(struct rl_worker *w);
-/* Parses (and reads on) the connections the last turns held for want of
+/* Parses (and reads on) the connections the last turns stopped for want of
  * fan-out budget (RL_WORKER_FANOUT_BUDGET), in turn, while this turn's
  * budget lasts; before the ready sockets, so a stream of fresh publishers
  * cannot starve them. Those not reached go first next turn. */
-void rl_conn_read_held(struct rl_worker *w);
+void rl_conn_read_fanout_wait(struct rl_worker *w);
 /* Reads what the last turn deferred (read budget spent, resumed, linger),
  * after every ready socket was served. */
 void rl_conn_read_deferred(struct rl_worker *w);
