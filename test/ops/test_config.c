@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "itest.h" /* IT_KNOWN_BUG only: nothing here talks to relayd */
 #include "ops/config.h"
 
 /* The fake table: port (0-65535, restart), log-level (live),
@@ -41,9 +40,12 @@ static int fake_known(const char *name)
 	return fake_slot(name) ? 0 : -ENOENT;
 }
 
+static size_t checked_len; /* length of the last value checked */
+
 static int fake_check(const char *name, const char *value, char *err, size_t errlen)
 {
 	char *end;
+	checked_len = strlen(value);
 	if (strcmp(name, "log-level") == 0) {
 		if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn")) {
 			snprintf(err, errlen, "%s: must be one of debug, info, warn", name);
@@ -434,28 +436,76 @@ Test(config, a_pending_restart_is_logged_once_not_at_every_reload)
 	cr_assert(!strstr(logbuf, "needs a restart"), "logged again: %s", logbuf);
 }
 
-/* Debian's libinih reads lines through a 200-byte buffer; config_reader
- * counts the pieces of a longer line as one line, but inih parses each piece
- * as a line of its own. */
+/* Debian's libinih (the parser before) read lines through a 200-byte
+ * buffer: the pieces of a longer line were parsed as lines of their own. */
 Test(config, a_comment_line_longer_than_inih_buffer_is_still_one_comment)
 {
-	IT_KNOWN_BUG("config.c: a line over 199 bytes reaches inih in pieces and its tail is a "
-		     "'syntax error' (reported to the lead)");
 	char text[600];
 	snprintf(text, sizeof(text), "# %0400d\nbogus = 1\n", 0);
 	expect_error(text, "2: unknown option 'bogus'");
 }
 
-/* libinih is built with INI_ALLOW_MULTILINE: an indented line continues the
- * previous key's value (Python configparser style), which the manual page
- * does not describe; an indented "name = value" under [relayd] is a key. */
+/* Debian's libinih was built with INI_ALLOW_MULTILINE: an indented line
+ * continued the previous key's value (Python configparser style), which the
+ * manual page does not describe; an indented "name = value" is a key. */
 Test(config, indented_keys_are_keys_not_continuation_lines)
 {
-	IT_KNOWN_BUG("config.c: with inih's INI_ALLOW_MULTILINE the second indented key becomes "
-		     "the first one's value (reported to the lead)");
 	char err[512];
 	write_file("[relayd]\n    port = 4100\n    max-connections = 9\n");
 	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(v_port, "4100");
 	cr_assert_str_eq(v_maxc, "9");
+}
+
+/* There are no continuation lines: an indented line that is not a key is
+ * refused at its own line, saying so (not glued to the previous value). */
+Test(config, an_indented_line_that_is_not_a_key_is_refused_as_a_continuation)
+{
+	expect_error("port = 4100\n    4200\n",
+		     "2: syntax error (an indented line that is not 'name = value': continuation "
+		     "lines are not supported)");
+}
+
+/* A value of any length reaches the option's check whole (inih cut it at
+ * ~190 bytes and parsed the rest as a line of its own). */
+Test(config, a_value_longer_than_inih_buffer_reaches_the_check_whole)
+{
+	char text[1200], err[512];
+	snprintf(text, sizeof(text), "\xEF\xBB\xBF[relayd]\r\nport = %01000d ; inline\r\n", 4100);
+	write_file(text);
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(checked_len, 1000, "the check saw %zu bytes", checked_len);
+	cr_assert_str_eq(v_port, "0000000000000000000000000000000", "applied (slot: 31 bytes)");
+	snprintf(text, sizeof(text), "log-level = %0900d\n", 7);
+	expect_error(text, "1: log-level: must be one of debug, info, warn");
+}
+
+/* A reload log line shows a long value in part, so its end still fits. */
+Test(config, a_reload_line_with_a_long_value_keeps_its_end)
+{
+	char text[1200], err[512];
+	write_file("port = 4000\n");
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	snprintf(text, sizeof(text), "port = %01000d\n", 4001);
+	write_file(text);
+	logbuf[0] = '\0';
+	cr_assert_eq(rl_config_reload(&ops, log_line), 0);
+	cr_assert(strstr(logbuf, "... (1000 bytes) needs a restart (still 4000)\n"), "%s", logbuf);
+}
+
+/* Sections, keys and comments as inih read them: ':' splits like '=', an
+ * inline comment needs a blank before its ';', a section header may be
+ * indented, and keys in an unknown section are not taken. */
+Test(config, inih_syntax_details_are_kept)
+{
+	char err[512];
+	write_file("  [ relayd ]\nport : 4100\nlog-level = debug;x ; comment\n");
+	cr_assert_lt(rl_config_load(path, &ops, err, sizeof(err)), 0, "debug;x is a bad level");
+	write_file("  [ relayd ]\nport : 4100\nmax-connections=9;nope ;x\n");
+	expect_error_written("3: max-connections: must be an integer 0-65535");
+	write_file("[relayd\nport = 1\n");
+	expect_error_written("1: syntax error (a '[section]' without its ']')");
+	write_file("[relayd]\n\t\n\t# indented comment\nport : 4101\n");
+	cr_assert_eq(rl_config_load(path, &ops, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(v_port, "4101");
 }

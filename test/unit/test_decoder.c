@@ -747,5 +747,84 @@ Test(decoder, from_server_accepts_seq_deliveries_in_place_and_through_the_tail)
 	relay_decoder_free(&d);
 	/* relayd's direction: the flag is reserved, decided at 7 bytes */
 	expect_error(s, 9, RELAY_DEFAULT_MAX_FRAME, RELAY_ERR_INVALID_FRAME, 7);
+}
+
+/* ---- stopping between frames (relay_decoder_rest) ---------------------- */
+
+/* Feeds <p>/<n> and takes frames; after every <every>-th frame it stops,
+ * copies what is left into a fresh buffer (the old one is poisoned, as a
+ * caller's reused read buffer would be) and feeds that copy instead. */
+static void run_feed_stopping(struct run *r, const uint8_t *p, size_t n, size_t every)
+{
+	uint8_t *own = malloc(n ? n : 1);
+	struct relay_frame f;
+	enum relay_decode_status st;
+	size_t frames = 0;
+
+	memcpy(own, p, n);
+	relay_decoder_feed(&r->d, own, n);
+	while (!r->fail[0] && (st = relay_decoder_next(&r->d, &f)) == RELAY_DECODE_FRAME) {
+		run_check(r, &f);
+		if (++frames % every != 0)
+			continue;
+		const uint8_t *rest;
+		size_t left = relay_decoder_rest(&r->d, &rest);
+		if (left > 0 && (rest < own || rest + left != own + n))
+			snprintf(r->fail, sizeof r->fail, "rest is not the end of the feed");
+		uint8_t *copy = malloc(left ? left : 1);
+		if (left > 0)
+			memcpy(copy, rest, left);
+		memset(own, 0xA5, n);
+		free(own);
+		own = copy;
+		n = left;
+		relay_decoder_feed(&r->d, own, n);
+	}
+	if (st != RELAY_DECODE_NEED_MORE && !r->fail[0])
+		snprintf(r->fail, sizeof r->fail, "status %d err %s", st, relay_err_name(r->d.err));
+	memset(own, 0xA5, n);
+	free(own);
+}
+
+Test(decoder, stopping_after_any_frame_and_feeding_the_rest_later_yields_the_same_frames)
+{
+	struct stream s;
+	struct run r;
+
+	stream_build(&s, 3000);
+	for (size_t every = 1; every <= 3; every++) {
+		for (size_t k = 0; k <= s.len; k++) {
+			run_init(&r, &s, false);
+			run_feed_stopping(&r, s.bytes, k, every);
+			run_feed_stopping(&r, s.bytes + k, s.len - k, every);
+			char what[64];
+			snprintf(what, sizeof what, "split at %zu, stop every %zu", k, every);
+			run_finish(&r, what);
+		}
+	}
+	stream_free(&s);
+	RL_ASSERT_NO_LEAKS();
+}
+
+Test(decoder, rest_is_nothing_at_the_end_of_a_feed_and_after_an_error)
+{
+	uint8_t b[32];
+	size_t n = relay_frame_encode(b, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_BINARY, "room", 4);
+	struct relay_decoder d;
+	struct relay_frame f;
+	const uint8_t *rest = b;
+
+	relay_decoder_init(&d, RELAY_DEFAULT_MAX_FRAME);
+	relay_decoder_feed(&d, b, n);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_FRAME);
+	cr_assert_eq(relay_decoder_rest(&d, &rest), 0);
+	cr_assert_null(rest);
+	cr_assert_eq(memcmp(f.payload, "room", 4), 0, "the frame stays valid");
+	b[4] = 9; /* version 9 */
+	relay_decoder_feed(&d, b, n);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_ERROR);
+	cr_assert_eq(relay_decoder_rest(&d, &rest), 0);
+	cr_assert_eq(relay_decoder_next(&d, &f), RELAY_DECODE_ERROR, "errors stay sticky");
+	relay_decoder_free(&d);
 	RL_ASSERT_NO_LEAKS();
 }

@@ -65,7 +65,10 @@ static void set_bad(const char *name, const char *val)
 		     "--%s '%s' accepted", name, val);
 	snprintf(want, sizeof(want), "--%s", name);
 	cr_assert(strstr(err, want) != NULL, "error does not name %s: %s", want, err);
-	snprintf(want, sizeof(want), "'%s'", val);
+	if (strlen(val) <= 64) /* longer ones are quoted in part: see below */
+		snprintf(want, sizeof(want), "'%s'", val);
+	else
+		snprintf(want, sizeof(want), "'%.48s...' (%zu bytes)", val, strlen(val));
 	cr_assert(strstr(err, want) != NULL, "error does not quote %s: %s", want, err);
 	cr_assert(strchr(err, '\n') == NULL, "not one line: %s", err);
 	cr_assert(memcmp(&cfg, &before, sizeof(cfg)) == 0, "a refused value changed the config");
@@ -176,7 +179,44 @@ Test(options, duration_bounds_are_inclusive_and_the_error_names_them_in_seconds)
 	set_bad("shutdown-grace", "86401");
 	set_bad_says("shutdown-grace", "2d",
 		     "invalid value '2d' for --shutdown-grace: expected a duration in seconds (or "
-		     "with suffix ms, s, m), at most 86400 s");
+		     "with suffix ms, s, m; 0 or at least 1 ms), at most 86400 s");
+}
+
+/* 0 turns a timeout off; a value that is not 0 but rounds to 0 ms was
+ * taken as 0 and silently turned it off. It is refused: 0.5 ms and up
+ * round to 1 ms, below that is an error. */
+Test(options, durations_under_half_a_millisecond_are_refused_not_taken_as_off)
+{
+	static const char *const tiny[] = {"0.0004", "0.4ms", "0.000001", "0.1ms", "0.00000001m"};
+	for (size_t i = 0; i < sizeof(tiny) / sizeof(tiny[0]); i++)
+		set_bad("idle-timeout", tiny[i]);
+	cr_assert_eq(set_ok("idle-timeout", "0.0005"), 1);
+	cr_assert_eq(set_ok("idle-timeout", "0.5ms"), 1);
+	cr_assert_eq(set_ok("frame-timeout", "0.0"), 0, "0 written as a decimal is still off");
+	cr_assert_eq(set_ok("frame-timeout", "0ms"), 0);
+}
+
+/* A config-file value can be any length: the message quotes its start and
+ * its length, so the option's name (after the value) always fits. */
+Test(options, a_very_long_value_is_quoted_in_part_and_the_message_names_the_option)
+{
+	static char val[4000];
+	memset(val, '7', sizeof(val) - 1);
+	struct rl_config cfg;
+	char err[256] = "";
+	rl_config_defaults(&cfg);
+	cr_assert_eq(rl_option_set(&cfg, opt("max-connections"), val, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "for --max-connections: expected an integer") != NULL, "%s", err);
+	cr_assert(strstr(err, "(3999 bytes)") != NULL, "%s", err);
+	cr_assert_lt(strlen(err), sizeof(err) - 1, "cut off: %s", err);
+	/* Cut at a character boundary: 47 ASCII bytes, then 2-byte characters. */
+	memset(val, 'a', 47);
+	for (size_t i = 47; i + 2 < sizeof(val); i += 2)
+		memcpy(val + i, "\xC3\xA9", 2); /* U+00E9 */
+	val[sizeof(val) - 2] = '\0';
+	cr_assert_eq(rl_option_set(&cfg, opt("max-connections"), val, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...'") != NULL,
+		  "a character was split: %s", err);
 }
 
 /* ---- integers, booleans, levels, strings ---------------------------------------- */

@@ -153,7 +153,7 @@ static const char *const type_hint[RL_OPT_NTYPES] = {
 	[RL_OPT_STRING] = "a string",
 	[RL_OPT_UINT] = "an integer",
 	[RL_OPT_SIZE] = "a size in bytes (suffix K, M or G allowed)",
-	[RL_OPT_DURATION] = "a duration in seconds (or with suffix ms, s, m)",
+	[RL_OPT_DURATION] = "a duration in seconds (or with suffix ms, s, m; 0 or at least 1 ms)",
 	[RL_OPT_BOOL] = "a boolean (1/0, true/false, yes/no, on/off)",
 	[RL_OPT_LOGLEVEL] = "one of error, warn, info, debug",
 	[RL_OPT_PORT] = "a port (0 = ephemeral), or empty for off",
@@ -249,7 +249,12 @@ static int parse_duration(const char *s, uint64_t *out_ms)
 		ms = v * 60000.0;
 	else
 		return -EINVAL;
-	*out_ms = (uint64_t)(ms + 0.5);
+	/* Rounded to the millisecond; a value that is not 0 but would round to
+	 * 0 is refused, not taken as 0: that would silently turn a timeout off. */
+	uint64_t r = (uint64_t)(ms + 0.5);
+	if (r == 0 && v > 0)
+		return -EINVAL;
+	*out_ms = r;
 	return 0;
 }
 
@@ -280,23 +285,41 @@ static bool list_has_empty(const char *val)
 	}
 }
 
+/* <val> as error messages quote it: whole up to 64 bytes, else its first
+ * bytes (never a partial UTF-8 character) and its length, so the option's
+ * name after it is never cut off by the message buffer. */
+static const char *option_quoted(const char *val, char *buf, size_t cap)
+{
+	size_t n = strlen(val), keep = 48;
+	if (n <= 64) {
+		snprintf(buf, cap, "'%s'", val);
+		return buf;
+	}
+	while (keep > 0 && ((unsigned char)val[keep] & 0xC0) == 0x80)
+		keep--; /* back to the start of a character */
+	snprintf(buf, cap, "'%.*s...' (%zu bytes)", (int)keep, val, n);
+	return buf;
+}
+
 static int option_bad(const struct rl_option *o, const char *val, char *err, size_t n)
 {
+	char q[96];
+	const char *quoted = option_quoted(val, q, sizeof(q));
 	if (o->type == RL_OPT_LIST && *val && list_has_empty(val))
-		snprintf(err, n, "invalid value '%s' for --%s: expected %s", val, o->name,
+		snprintf(err, n, "invalid value %s for --%s: expected %s", quoted, o->name,
 			 type_hint[o->type]);
 	else if (o->type == RL_OPT_STRING || o->type == RL_OPT_LIST)
-		snprintf(err, n, "invalid value '%s' for --%s: expected %" PRIu64 "..%" PRIu64
-			 " characters", val, o->name, o->min, o->max - 1);
+		snprintf(err, n, "invalid value %s for --%s: expected %" PRIu64 "..%" PRIu64
+			 " characters", quoted, o->name, o->min, o->max - 1);
 	else if (o->type == RL_OPT_UINT || o->type == RL_OPT_SIZE || o->type == RL_OPT_PORT ||
 		 o->type == RL_OPT_MEMSIZE)
-		snprintf(err, n, "invalid value '%s' for --%s: expected %s in %" PRIu64 "..%" PRIu64,
-			 val, o->name, type_hint[o->type], o->min, o->max);
+		snprintf(err, n, "invalid value %s for --%s: expected %s in %" PRIu64 "..%" PRIu64,
+			 quoted, o->name, type_hint[o->type], o->min, o->max);
 	else if (o->type == RL_OPT_DURATION)
-		snprintf(err, n, "invalid value '%s' for --%s: expected %s, at most %" PRIu64 " s",
-			 val, o->name, type_hint[o->type], o->max / 1000);
+		snprintf(err, n, "invalid value %s for --%s: expected %s, at most %" PRIu64 " s",
+			 quoted, o->name, type_hint[o->type], o->max / 1000);
 	else
-		snprintf(err, n, "invalid value '%s' for --%s: expected %s", val, o->name,
+		snprintf(err, n, "invalid value %s for --%s: expected %s", quoted, o->name,
 			 type_hint[o->type]);
 	return -EINVAL;
 }
@@ -484,8 +507,9 @@ void rl_options_usage(FILE *f)
 {
 	fprintf(f, "usage: relayd [options]\n\n"
 		   "Every option can also be set in the environment (shown in brackets);\n"
-		   "the command line wins. Durations are seconds unless suffixed ms/s/m;\n"
-		   "sizes are bytes unless suffixed K/M/G.\n\n");
+		   "the command line wins. Durations are seconds unless suffixed ms/s/m,\n"
+		   "rounded to the millisecond (0 or at least 1 ms: 0.0001 is refused, not\n"
+		   "taken as 0 = off); sizes are bytes unless suffixed K/M/G.\n\n");
 	for (size_t i = 0; i < rl_options_count; i++) {
 		const struct rl_option *o = &rl_options[i];
 		char opt[64];

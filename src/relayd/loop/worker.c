@@ -5,7 +5,8 @@
  * epoll_wait, one quiescent state per turn. Other threads reach it only
  * through rl_inbox_push/kick and the atomic rl_srv.stopping flag.
  *
- * One turn: offline -> epoll_wait -> online -> dispatch ready fds -> resume
+ * One turn: offline -> epoll_wait -> online -> parse and read publishers
+ * stopped for want of fan-out budget -> dispatch ready fds -> resume
  * paused connections whose target inbox drained -> read connections left
  * over from the last turn's budget -> drain the inbox (bounded in items and
  * deliveries) -> timers -> flush pending output (one batched write each) ->
@@ -394,7 +395,7 @@ static void worker_check_stop(struct rl_worker *w)
 static int worker_timeout(struct rl_worker *w)
 {
 	if (w->inbox_more || w->dead || !cds_list_empty(&w->read_list) ||
-	    !cds_list_empty(&w->flush_list))
+	    !cds_list_empty(&w->fanout_wait) || !cds_list_empty(&w->flush_list))
 		return 0;
 	long t = rl_timers_next(w->timers, RL_WORKER_NTIMERS, w->now_ms);
 	if (w->accept_resume_ms) {
@@ -423,11 +424,13 @@ static bool worker_turn(struct rl_worker *w)
 	int n = rl_evloop_wait(&w->loop, timeout);
 	rl_rcu_online();
 	w->now_ms = rl_clock_ms();
+	w->fanout_work = 0;
 	if (n < 0) {
 		RL_ERRORF(0, "epoll_wait: %s", strerror(-n));
 		n = 0;
 	}
 	worker_check_stop(w);
+	rl_conn_read_fanout_wait(w);
 	worker_dispatch(w, n);
 	worker_accept_resume(w);
 	rl_conn_resume_paused(w);

@@ -25,6 +25,14 @@ enum rl_src_kind { RL_SRC_CONN = 0, RL_SRC_LISTEN, RL_SRC_INBOX, RL_SRC_NKINDS }
 #define RL_SCRATCH_BYTES 65536u
 #define RL_MAX_LISTENERS 4 /* per worker: one per kind (plain TCP; TLS, WebSocket later) */
 #define RL_WORKER_NTIMERS 6 /* RL_CONN_NTIMERS (net/conn.h), then relay/auth.h's two */
+/* Local fan-out per loop turn: members visited by the publishes of this
+ * worker's own connections (relay/fanout.c counts them in <fanout_work>).
+ * Once it is spent, connections that publish are not parsed further this
+ * turn (net/conn.c keeps their bytes); one MESSAGE of a 128 KiB read to a
+ * room with 10,000 members here is 10,000 copies, thousands of them would
+ * stall the turn (no reads, no timers, no grace period) for seconds. The
+ * inbox drain has a budget of its own (worker.c). */
+#define RL_WORKER_FANOUT_BUDGET 65536u
 
 struct rl_conn;
 struct rl_transport;
@@ -63,6 +71,10 @@ struct rl_worker {
 	 * fills and empties them; the loop only asks whether they are empty). */
 	struct cds_list_head flush_list;   /* conns with output to write */
 	struct cds_list_head read_list;    /* conns that hit their read budget */
+	/* Publishers waiting for the next turn's fan-out budget (rlink), read
+	 * before the ready sockets, in turn (conn.c, rl_conn_read_fanout_wait). */
+	struct cds_list_head fanout_wait;
+	uint64_t fanout_work;              /* this turn's local fan-out, in members visited */
 	/* paused[k]: conns not read until worker k's inbox backlog is below
 	 * RL_INBOX_LOW (rlink; RL_CF_PAUSED); <paused_mask> has bit k while
 	 * paused[k] may be non-empty. */

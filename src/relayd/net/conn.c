@@ -134,6 +134,9 @@ bool rl_conn_can_send(const struct rl_conn *c)
 struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transport *tp,
 			    bool refused)
 {
+	/* Every op is required; the newest first (a transport written before it
+	 * would crash at its first lingering close, not here). */
+	assert(tp->pending_output && tp->pending_input && tp->shutdown_wr && tp->abort);
 	struct rl_conn *c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd); /* no transport state exists yet */
@@ -195,6 +198,24 @@ static void conn_unlink_read(struct rl_conn *c)
 	c->flags &= (uint16_t)~(RL_CF_PAUSED | RL_CF_HELD);
 }
 
+/* Bytes read from <c>'s socket but not parsed yet, because the turn's
+ * fan-out budget was spent: at most one read's worth (64 KiB), allocated
+ * only then, freed once parsed. */
+struct rl_conn_parked {
+	uint32_t len; /* bytes at data */
+	uint32_t off; /* parsed so far */
+	uint8_t data[];
+};
+
+static void conn_parked_free(struct rl_conn *c)
+{
+	if (!(c->flags & RL_CF_PARKED))
+		return;
+	free(c->parked);
+	c->parked = NULL;
+	c->flags &= (uint16_t)~RL_CF_PARKED;
+}
+
 void rl_conn_kill(struct rl_conn *c)
 {
 	RL_ASSERT_OWNER(c);
@@ -209,6 +230,7 @@ void rl_conn_kill(struct rl_conn *c)
 	rl_timer_disarm(&c->drain);
 	cds_list_del_init(&c->qlink);
 	conn_unlink_read(c);
+	conn_parked_free(c); /* <parked> shares its place with <next_dead> */
 	c->next_dead = c->w->dead;
 	c->w->dead = c;
 }
@@ -219,15 +241,38 @@ static void conn_want_flush(struct rl_conn *c)
 		cds_list_add_tail(&c->qlink, &c->w->flush_list);
 }
 
-/* Output is done (or abandoned) for a CLOSING connection: close now if the
- * peer has nothing more in flight, else half-close and discard its input
- * until EOF (so our final ERROR is not destroyed by an RST). */
+/* Whether closing <c>'s socket now could lose what we sent: the kernel
+ * still holds bytes of ours the peer has not acknowledged, or the peer may
+ * still write (it sent no EOF) and either has unread bytes here already
+ * or will send some. Closing a socket with unread input, or receiving a
+ * byte after the close, makes the kernel answer with an RST and discard
+ * what it still held for the peer. A broken socket (-errno) has nothing
+ * left to save. */
+static bool conn_output_at_risk(struct rl_conn *c)
+{
+	if (c->flags & RL_CF_PEER_EOF)
+		return false; /* it writes no more: the kernel finishes sending */
+	int in = c->tp->pending_input(c);
+	if (in != 0)
+		return in > 0;
+	return c->tp->pending_output(c) > 0;
+}
+
+/* Output is done (or abandoned) for a CLOSING connection: close now unless
+ * that could lose what we sent (conn_output_at_risk); then linger instead:
+ * half-close (our FIN follows the last frame), discard the peer's input,
+ * and close at its EOF or once it has acknowledged everything with nothing
+ * unread (conn_linger), at the latest at the CLOSING deadline (reset, see
+ * tp->abort). Before, a client whose receive window was shut lost the rest
+ * of the last frame and the fatal ERROR, both still in our kernel's send
+ * buffer, as soon as it wrote one more byte. */
 static void conn_closing_done(struct rl_conn *c)
 {
-	if ((c->flags & RL_CF_PEER_EOF) || c->tp->pending_input(c) <= 0) {
-		rl_conn_kill(c); /* nothing in flight, or the socket is broken anyway */
+	if (!conn_output_at_risk(c)) {
+		rl_conn_kill(c);
 		return;
 	}
+	RL_DEBUGF(c->id, "lingering: the peer has not acknowledged everything yet");
 	c->tp->shutdown_wr(c); /* on failure the linger read meets the error and closes */
 	c->flags |= RL_CF_LINGER;
 	/* Discard next turn, never here: we may be inside another connection's
@@ -579,6 +624,8 @@ void rl_conn_worker_init(struct rl_worker *w)
 
 	CDS_INIT_LIST_HEAD(&w->flush_list);
 	CDS_INIT_LIST_HEAD(&w->read_list);
+	CDS_INIT_LIST_HEAD(&w->fanout_wait);
+	w->fanout_work = 0;
 	for (unsigned k = 0; k < RL_MAX_WORKERS; k++)
 		CDS_INIT_LIST_HEAD(&w->paused[k]);
 	w->paused_mask = 0;
@@ -687,11 +734,26 @@ static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frame
 	rl_timer_arm(&w->timers[RL_CONN_T_FRAME], &c->frame, w->now_ms);
 }
 
-static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
+/* What conn_parse did with a buffer. */
+enum conn_parse_end {
+	CONN_PARSED = 0, /* every byte handled (an incomplete frame is in the decoder) */
+	CONN_BUDGET,     /* stopped between frames: the fan-out budget is spent */
+	CONN_STOPPED,    /* <c> no longer reads: closing, dead or broken */
+};
+
+/* Whether <c>, a connection whose frames fan out here, must wait for the
+ * next turn's fan-out budget. One flag test for every other connection. */
+static bool conn_fanout_spent(const struct rl_conn *c)
+{
+	return (c->flags & RL_CF_FANOUT) && c->w->fanout_work >= RL_WORKER_FANOUT_BUDGET;
+}
+
+static enum conn_parse_end conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 {
 	bool was_pending = conn_partial(c);
 	unsigned frames = 0;
 	struct relay_frame f;
+	enum conn_parse_end end = CONN_PARSED;
 
 	relay_decoder_feed(&c->dec, buf, n);
 	for (;;) {
@@ -701,19 +763,27 @@ static void conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 		if (st == RELAY_DECODE_NOMEM) { /* this client's frame, not the server, fails */
 			RL_WARNF(c->id, "out of memory buffering a frame: connection closed");
 			rl_conn_kill(c);
-			return;
+			return CONN_STOPPED;
 		}
 		if (st == RELAY_DECODE_ERROR) {
 			RL_STAT_ADD(c->w->stats, frames_in[0], 1);
 			rl_conn_error(c, c->dec.err, NULL, 0, NULL);
-			return;
+			return CONN_STOPPED;
 		}
 		frames++;
+		uint64_t work = c->w->fanout_work;
 		conn_up.frame(c, &f);
+		if (c->w->fanout_work != work)
+			c->flags |= RL_CF_FANOUT;
 		if (!rl_conn_can_send(c))
-			return;
+			return CONN_STOPPED;
+		if (conn_fanout_spent(c)) {
+			end = CONN_BUDGET; /* between frames: the decoder gives the rest back */
+			break;
+		}
 	}
 	conn_frame_timer(c, was_pending, frames);
+	return end;
 }
 
 static void conn_peer_eof(struct rl_conn *c)
@@ -792,6 +862,63 @@ void rl_conn_release_held(struct rl_worker *w)
 	}
 }
 
+/* <c> waits for the next turn's fan-out budget on the fan-out wait list (a paused
+ * connection stays on its paused list: resuming reads it). */
+static void conn_wait_budget(struct rl_conn *c)
+{
+	if (c->flags & RL_CF_PAUSED)
+		return;
+	cds_list_del(&c->rlink); /* off read_list or the wait list, if there */
+	cds_list_add_tail(&c->rlink, &c->w->fanout_wait);
+}
+
+/* conn_parse stopped <c> for the budget with the rest of <buf> (the
+ * scratch buffer, which the next read overwrites, or <parked> itself) not
+ * parsed: keep it, and wait. false when <c> was closed for want of memory. */
+static bool conn_park(struct rl_conn *c)
+{
+	const uint8_t *rest;
+	size_t n = relay_decoder_rest(&c->dec, &rest);
+	struct rl_conn_parked *h = (c->flags & RL_CF_PARKED) ? c->parked : NULL;
+
+	if (h && n) {
+		h->off = (uint32_t)(rest - h->data); /* the rest of the same bytes */
+	} else if (!h && n) {
+		h = malloc(sizeof(*h) + n);
+		if (!h) {
+			RL_WARNF(c->id, "out of memory holding %zu bytes: connection closed", n);
+			rl_conn_kill(c);
+			return false;
+		}
+		memcpy(h->data, rest, n);
+		h->len = (uint32_t)n;
+		h->off = 0;
+		c->parked = h;
+		c->flags |= RL_CF_PARKED;
+	} else {
+		conn_parked_free(c); /* stopped right at the end */
+	}
+	conn_wait_budget(c);
+	return true;
+}
+
+/* Parses the bytes <c> parked in an earlier turn. true when they are all
+ * handled and the socket may be read. */
+static bool conn_parse_parked(struct rl_conn *c)
+{
+	struct rl_conn_parked *h = c->parked;
+	enum conn_parse_end end = conn_parse(c, h->data + h->off, h->len - h->off);
+
+	if (end == CONN_STOPPED)
+		return false; /* freed by rl_conn_kill */
+	if (end == CONN_BUDGET) {
+		conn_park(c);
+		return false;
+	}
+	conn_parked_free(c);
+	return !(c->flags & RL_CF_PAUSED);
+}
+
 void rl_conn_read(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
@@ -801,6 +928,12 @@ void rl_conn_read(struct rl_conn *c)
 		return; /* rl_conn_resume_paused reads it again */
 	if (c->flags & RL_CF_HELD)
 		return; /* rl_conn_release_held puts it on the read list */
+	if (conn_fanout_spent(c)) {
+		conn_wait_budget(c); /* its bytes wait in the kernel */
+		return;
+	}
+	if ((c->flags & RL_CF_PARKED) && !conn_parse_parked(c))
+		return;
 	if (conn_hold(c))
 		return;
 	/* Counted in bytes, not calls: a transport may return less than a
@@ -813,9 +946,13 @@ void rl_conn_read(struct rl_conn *c)
 			RL_STAT_ADD(w->stats, bytes_in, n);
 			conn_touch(c);
 			size_t tail = relay_decoder_capacity(&c->dec);
-			conn_parse(c, w->scratch, (size_t)n);
+			enum conn_parse_end end = conn_parse(c, w->scratch, (size_t)n);
 			conn_tail_account(c, tail);
-			if (!rl_conn_can_send(c) || (c->flags & RL_CF_PAUSED) || conn_hold(c))
+			if (end == CONN_BUDGET) {
+				conn_park(c);
+				return;
+			}
+			if (end == CONN_STOPPED || (c->flags & RL_CF_PAUSED) || conn_hold(c))
 				return;
 			budget -= (size_t)n < budget ? (size_t)n : budget;
 			if ((size_t)n < RL_SCRATCH_BYTES && !(c->flags & RL_CF_RDHUP) &&
@@ -839,16 +976,24 @@ void rl_conn_read(struct rl_conn *c)
 		cds_list_add_tail(&c->rlink, &w->read_list);
 }
 
-static void conn_linger_read(struct rl_conn *c)
+/* A lingering connection had an event (input, EOF, an error, or the ACK
+ * of our FIN: the kernel wakes epoll when it moves to FIN-WAIT-2): discard
+ * its input, then close it at EOF, on an error, or once nothing we sent is
+ * at risk any more. */
+static void conn_linger(struct rl_conn *c)
 {
 	struct rl_worker *w = c->w;
 	for (int i = 0; i < CONN_READS_PER_TURN; i++) {
 		ssize_t n = c->tp->read(c, w->scratch, RL_SCRATCH_BYTES);
 		if (n > 0)
 			continue;
-		if (n == -EAGAIN)
-			return; /* read until -EAGAIN, so a transport's buffered input goes too */
-		rl_conn_kill(c); /* EOF or error: done */
+		if (n != -EAGAIN) {
+			rl_conn_kill(c); /* EOF or error: done */
+			return;
+		}
+		/* read until -EAGAIN, so a transport's buffered input goes too */
+		if (!conn_output_at_risk(c))
+			rl_conn_kill(c);
 		return;
 	}
 	if (cds_list_empty(&c->rlink))
@@ -871,12 +1016,14 @@ void rl_conn_on_event(struct rl_conn *c, uint32_t bits)
 		if (c->out.bytes || (c->flags & RL_CF_TP_HELD))
 			conn_want_flush(c);
 	}
+	if (c->flags & RL_CF_LINGER) {
+		conn_linger(c); /* any event: an output-only one may be our FIN's ACK */
+		return;
+	}
 	if (!(bits & (RL_EV_IN | RL_EV_ERR)))
 		return;
 	if (c->state != RL_CONN_CLOSING)
 		rl_conn_read(c);
-	else if (c->flags & RL_CF_LINGER)
-		conn_linger_read(c);
 	else if (bits & RL_EV_ERR)
 		rl_conn_kill(c);
 }
@@ -1002,6 +1149,24 @@ void rl_conn_resume_paused(struct rl_worker *w)
 }
 
 /* ---- the worker's per-turn steps ---------------------------------------- */
+
+void rl_conn_read_fanout_wait(struct rl_worker *w)
+{
+	struct cds_list_head batch;
+
+	if (cds_list_empty(&w->fanout_wait))
+		return;
+	CDS_INIT_LIST_HEAD(&batch);
+	cds_list_splice(&w->fanout_wait, &batch);
+	CDS_INIT_LIST_HEAD(&w->fanout_wait);
+	while (!cds_list_empty(&batch) && w->fanout_work < RL_WORKER_FANOUT_BUDGET) {
+		struct rl_conn *c = cds_list_first_entry(&batch, struct rl_conn, rlink);
+		cds_list_del_init(&c->rlink);
+		rl_conn_on_event(c, RL_EV_IN);
+	}
+	/* In turn: those not reached go first next time, ahead of any stopped again. */
+	cds_list_splice(&batch, &w->fanout_wait);
+}
 
 void rl_conn_read_deferred(struct rl_worker *w)
 {

@@ -28,7 +28,7 @@ enum rl_conn_flag {
 	RL_CF_ECHO = 1u << 0,     /* HELLO asked for its own messages */
 	RL_CF_DEAD = 1u << 1,     /* marked for close at the end of the turn */
 	RL_CF_WBLOCKED = 1u << 2, /* socket full; waiting for EPOLLOUT */
-	RL_CF_LINGER = 1u << 3,   /* CLOSING, output done, discarding input until EOF */
+	RL_CF_LINGER = 1u << 3,   /* CLOSING, output done but not safe yet: discarding input */
 	RL_CF_REFUSED = 1u << 4,  /* SERVER_FULL: not counted in the connection gauge */
 	RL_CF_PEER_EOF = 1u << 5, /* we read the peer's EOF */
 	RL_CF_RDHUP = 1u << 6,    /* epoll reported the peer's FIN: read on to the EOF */
@@ -38,6 +38,8 @@ enum rl_conn_flag {
 	RL_CF_HELD = 1u << 10,    /* reads held for the memory budget (on w->held_list) */
 	RL_CF_WS = 1u << 11,      /* WebSocket: queued frames carry their message header */
 	RL_CF_TP_REFUSES = 1u << 12, /* the transport answers SERVER_FULL itself (WebSocket: 503) */
+	RL_CF_FANOUT = 1u << 13,  /* its frames fanned out here: bound by the turn's budget */
+	RL_CF_PARKED = 1u << 14,  /* <parked> has bytes read but not parsed (budget spent) */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
@@ -51,6 +53,8 @@ enum rl_conn_timer {
 };
 /* The lists after these belong to the layer above (relay/auth.h). */
 _Static_assert(RL_CONN_NTIMERS <= RL_WORKER_NTIMERS, "struct rl_worker holds every list");
+
+struct rl_conn_parked; /* conn.c */
 
 struct rl_conn_room {
 	struct rl_room *room;
@@ -86,7 +90,10 @@ struct rl_conn {
 	struct rl_timer frame;    /* while dec holds a partial frame; start = its first byte */
 	struct rl_timer drain;    /* while DRAINING; start = when it began */
 	struct cds_list_head rlink; /* read_list, a paused list (PAUSED), held_list (HELD), or empty */
-	struct rl_conn *next_dead;
+	union {
+		struct rl_conn *next_dead;    /* DEAD: the worker's dead list */
+		struct rl_conn_parked *parked; /* PARKED (never DEAD): bytes to parse next */
+	};
 };
 
 /* Growth is a decision: change this with "Memory per connection" in
@@ -140,7 +147,11 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 			    bool refused);
 /* Readiness from the event loop. */
 void rl_conn_on_event(struct rl_conn *c, uint32_t bits);
-/* Reads up to the per-turn budget and handles every complete frame. */
+/* Reads up to the per-turn budget and handles every complete frame; first
+ * the bytes parked in an earlier turn. A connection whose frames fan out
+ * here (RL_CF_FANOUT) stops once the turn's fan-out budget is spent: the
+ * rest of its read is kept, the kernel keeps the others, and it goes on
+ * the worker's fan-out wait list. */
 void rl_conn_read(struct rl_conn *c);
 /* Writes pending output (worker flush step). */
 void rl_conn_flush(struct rl_conn *c);
@@ -158,6 +169,11 @@ void rl_conn_pause(struct rl_conn *c, unsigned k);
  * RL_INBOX_LOW (they are read in rl_conn_read_deferred, their idle and
  * frame timers restarted); the others stay registered for a wakeup. */
 void rl_conn_resume_paused(struct rl_worker *w);
+/* Parses (and reads on) the connections the last turns stopped for want of
+ * fan-out budget (RL_WORKER_FANOUT_BUDGET), in turn, while this turn's
+ * budget lasts; before the ready sockets, so a stream of fresh publishers
+ * cannot starve them. Those not reached go first next turn. */
+void rl_conn_read_fanout_wait(struct rl_worker *w);
 /* Reads what the last turn deferred (read budget spent, resumed, linger),
  * after every ready socket was served. */
 void rl_conn_read_deferred(struct rl_worker *w);

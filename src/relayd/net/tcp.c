@@ -6,6 +6,7 @@
 #include "net/conn.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
@@ -60,6 +61,15 @@ static int tcp_pending_input(struct rl_conn *c)
 	return ioctl(c->fd, FIONREAD, &n) == -1 ? -errno : n;
 }
 
+/* SIOCOUTQ counts the send queue not yet acknowledged: unsent bytes and
+ * bytes in flight (SIOCOUTQNSD would leave out the latter, which an RST
+ * can destroy as well before the peer's kernel took them). */
+static int tcp_pending_output(struct rl_conn *c)
+{
+	int n = 0;
+	return ioctl(c->fd, SIOCOUTQ, &n) == -1 ? -errno : n;
+}
+
 static void tcp_close(struct rl_conn *c)
 {
 	close(c->fd);
@@ -80,6 +90,7 @@ const struct rl_transport rl_tcp_transport = {
     .shutdown_wr = tcp_shutdown_wr,
     .has_pending = tcp_has_pending,
     .pending_input = tcp_pending_input,
+    .pending_output = tcp_pending_output,
     .close = tcp_close,
     .abort = tcp_abort,
 };

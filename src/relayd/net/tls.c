@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -538,6 +539,17 @@ static int tls_pending_input(struct rl_conn *c)
 	return n + (t->phase == TLS_SHUT ? 0 : SSL_pending(t->ssl));
 }
 
+/* Our bytes not acknowledged yet: the kernel's send queue plus a record
+ * OpenSSL must write again (transport.h, the lingering close). */
+static int tls_pending_output(struct rl_conn *c)
+{
+	const struct tls_conn *t = c->tp_ctx;
+	int n = 0;
+	if (ioctl(c->fd, SIOCOUTQ, &n) == -1)
+		return -errno;
+	return n + (t ? (int)t->pend_len : 0);
+}
+
 /* Frees <c>'s TLS state; <notify>: send close_notify first (a graceful
  * close), else not (an abort: the peer gets a TCP reset). */
 static void tls_release(struct rl_conn *c, bool notify)
@@ -582,6 +594,7 @@ const struct rl_transport rl_tls_transport = {
     .shutdown_wr = tls_shutdown_wr,
     .has_pending = tls_has_pending,
     .pending_input = tls_pending_input,
+    .pending_output = tls_pending_output,
     .close = tls_close,
     .abort = tls_abort,
 };

@@ -64,6 +64,15 @@ struct rl_transport {
 	 * (FIONREAD-like): >= 0, or -errno. Decides whether a closing
 	 * connection must linger to avoid an RST (conn.c, conn_closing_done). */
 	int (*pending_input)(struct rl_conn *c);
+	/* Our bytes the peer has not acknowledged yet: those the transport
+	 * still holds (TLS: an encrypted record not yet written; WebSocket: a
+	 * frame header or a close frame) plus those in the kernel's send
+	 * buffer, sent or not (TCP: SIOCOUTQ). >= 0, or -errno. Only asked once
+	 * conn.c has nothing left to write: while it is not 0, closing the
+	 * socket would leave our last frames in an orphaned socket, and one
+	 * byte from the peer would make the kernel answer with an RST that
+	 * discards them (conn.c, conn_closing_done: the lingering close). */
+	int (*pending_output)(struct rl_conn *c);
 	/* Releases c->tp_ctx (NULL when accept failed or set none) and closes
 	 * the socket. Called exactly once per accepted connection (this or
 	 * abort). */

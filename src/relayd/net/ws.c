@@ -695,6 +695,21 @@ static int ws_pending_input(struct rl_conn *c)
 	return n + (int)ws->held_len + (ws->phase == WS_CLOSING && !ws->peer_closed);
 }
 
+/* Our bytes not acknowledged yet: the inner transport's (kernel send
+ * queue, a held TLS record). What the WebSocket layer queues goes through
+ * the connection's queue, which conn.c has already flushed when it asks. */
+static int ws_pending_output(struct rl_conn *c)
+{
+	struct ws_conn *ws = c->tp_ctx;
+
+	if (ws == NULL)
+		return ws_inner_of(c->tp)->pending_output(c);
+	c->tp_ctx = ws->inner_ctx;
+	int n = ws->inner->pending_output(c);
+	c->tp_ctx = ws;
+	return n;
+}
+
 static bool ws_in_message(const struct rl_conn *c)
 {
 	const struct ws_conn *ws = c->tp_ctx;
@@ -756,7 +771,8 @@ static void ws_abort(struct rl_conn *c)
 	{                                                                                          \
 		.name = (name_), .accept = ws_accept, .read = ws_read, .writev = ws_writev,        \
 		.shutdown_wr = ws_shutdown_wr, .has_pending = ws_has_pending,                      \
-		.pending_input = ws_pending_input, .close = ws_close, .abort = ws_abort,            \
+		.pending_input = ws_pending_input, .pending_output = ws_pending_output,             \
+		.close = ws_close, .abort = ws_abort,                                                \
 		.in_message = ws_in_message, .fatal_error = ws_fatal_error,                        \
 	}
 

@@ -1,10 +1,26 @@
-/* config.c -- INI configuration file via libinih: parse, check, apply, reload.
+/* config.c -- the INI configuration file: parse, check, apply, reload.
  * Threading: main thread only. The options themselves are reached through
- * struct rl_config_ops, so this file knows nothing of their types. */
+ * struct rl_config_ops, so this file knows nothing of their types.
+ *
+ * The parser is ours (it was libinih's). Debian's libinih reads lines
+ * through a 200-byte buffer on the stack (a longer comment reached the
+ * handler in pieces, its tail a "syntax error"; a longer value was cut) and
+ * is built with INI_ALLOW_MULTILINE (an indented "name = value" became the
+ * previous key's value); both are compile-time choices inside the shared
+ * library. The syntax is inih's default one, minus continuation lines:
+ *   - lines of any length; an optional UTF-8 BOM; CRLF or LF;
+ *   - blank lines, and lines whose first non-blank character is '#' or ';'
+ *     are comments;
+ *   - "[section]" (only [relayd] is allowed);
+ *   - "name = value" or "name : value", split at the first '=' or ':';
+ *     name and value trimmed; in the value, a ';' after a blank starts an
+ *     inline comment;
+ *   - leading blanks never mean anything: an indented "name = value" is a
+ *     key, and an indented line that is not one is refused (there are no
+ *     continuation lines). */
 #include "ops/config.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +28,13 @@
 #include <sys/stat.h>
 
 #define CONFIG_SECTION "relayd"
+#define CONFIG_BLANKS " \t\r\n\v\f" /* isspace() in the C locale, as inih trimmed */
 
 struct config_parse {
 	FILE *fp;
 	const char *path;
-	unsigned lineno;       /* line being read */
-	bool at_line_start;    /* the previous chunk ended a line */
-	unsigned section_line; /* line of the last [section] header */
+	unsigned lineno; /* line being parsed */
+	bool in_other;	 /* inside a section other than [relayd] (already refused) */
 	struct rl_config_file *out;
 	unsigned err_line; /* first error's line, 0 = none */
 	char msg[256];	   /* first error's message */
@@ -28,35 +44,6 @@ struct config_parse {
 };
 
 static struct rl_config_file config_cur; /* the file as last applied */
-
-/* fgets for inih that counts lines (a line longer than inih's buffer arrives
- * in pieces; only the first piece starts a new line) and stops at a NUL byte
- * (fgets would hide it: the rest of the line would silently vanish). */
-static char *config_reader(char *str, int num, void *stream)
-{
-	struct config_parse *p = stream;
-	int len = 0, ch;
-	while (len < num - 1 && (ch = getc(p->fp)) != EOF) {
-		if (ch == '\0') {
-			p->nul_line = p->lineno + (p->at_line_start ? 1 : 0);
-			return NULL; /* inih sees EOF; rl_config_parse refuses the file */
-		}
-		str[len++] = (char)ch;
-		if (ch == '\n')
-			break;
-	}
-	if (len == 0)
-		return NULL;
-	str[len] = '\0';
-	if (p->at_line_start) {
-		p->lineno++;
-		const char *c = str + strspn(str, " \t");
-		if (*c == '[')
-			p->section_line = p->lineno;
-	}
-	p->at_line_start = str[len - 1] == '\n';
-	return str;
-}
 
 static void config_fail(struct config_parse *p, int err, const char *fmt, const char *arg)
 {
@@ -108,24 +95,88 @@ static int config_add(struct rl_config_file *f, const char *name, const char *va
 	return 0;
 }
 
-static int config_handler(void *user, const char *section, const char *name, const char *value)
+/* <s> without blanks at either end (in place). */
+static char *config_trim(char *s)
 {
-	struct config_parse *p = user;
-	if (section[0] && strcmp(section, CONFIG_SECTION) != 0) {
-		/* inih reports sections with their first key: blame the header. */
-		unsigned key_line = p->lineno;
-		if (p->section_line)
-			p->lineno = p->section_line;
-		config_fail(p, -EINVAL, "unknown section [%s] (only [" CONFIG_SECTION "])",
-			    section);
-		p->lineno = key_line;
-		return 0;
+	s += strspn(s, CONFIG_BLANKS);
+	size_t n = strlen(s);
+	while (n && strchr(CONFIG_BLANKS, s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+static void config_section(struct config_parse *p, char *line)
+{
+	char *end = strchr(line, ']');
+	if (!end) {
+		config_fail(p, -EINVAL, "%s", "syntax error (a '[section]' without its ']')");
+		return;
 	}
-	if (config_add(p->out, name, value, p->lineno, p->ops) != 0) {
+	*end = '\0';
+	const char *name = config_trim(line + 1);
+	p->in_other = strcmp(name, CONFIG_SECTION) != 0;
+	if (p->in_other)
+		config_fail(p, -EINVAL, "unknown section [%s] (only [" CONFIG_SECTION "])", name);
+}
+
+/* "name = value" (or ':'); <indented>: the line began with a blank. */
+static void config_key(struct config_parse *p, char *line, bool indented)
+{
+	char *eq = line + strcspn(line, "=:");
+	if (!*eq) {
+		config_fail(p, -EINVAL, "%s",
+			    indented ? "syntax error (an indented line that is not 'name = value': "
+				       "continuation lines are not supported)"
+				     : "syntax error (expected 'name = value' or '[section]')");
+		return;
+	}
+	*eq = '\0';
+	char *value = eq + 1 + strspn(eq + 1, CONFIG_BLANKS);
+	for (char *c = value; *c; c++) /* inline comment: ';' after a blank */
+		if (*c == ';' && c > value && strchr(CONFIG_BLANKS, c[-1])) {
+			*c = '\0';
+			break;
+		}
+	if (p->in_other)
+		return; /* refused at its header */
+	if (config_add(p->out, config_trim(line), config_trim(value), p->lineno, p->ops) != 0)
 		config_fail(p, -ENOMEM, "%s", "out of memory");
-		return 0;
+}
+
+/* One line, without its '\n'; <len> bytes (it may hold a NUL byte). */
+static void config_line(struct config_parse *p, char *line, size_t len)
+{
+	if (memchr(line, '\0', len)) {
+		p->nul_line = p->lineno;
+		return;
 	}
-	return 1;
+	if (p->lineno == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0)
+		line += 3; /* UTF-8 byte order mark */
+	bool indented = line[0] && strchr(CONFIG_BLANKS, line[0]);
+	char *t = config_trim(line);
+	if (*t == '\0' || *t == '#' || *t == ';')
+		return;
+	if (*t == '[')
+		config_section(p, t);
+	else
+		config_key(p, t, indented);
+}
+
+/* Reads every line of <p>->fp, whatever its length, until EOF, a read
+ * error or a NUL byte. 0 or -ENOMEM. */
+static int config_read(struct config_parse *p)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while (!p->nul_line && (n = getline(&buf, &cap, p->fp)) != -1) {
+		p->lineno++;
+		if (n > 0 && buf[n - 1] == '\n')
+			buf[--n] = '\0';
+		config_line(p, buf, (size_t)n);
+	}
+	free(buf);
+	return !p->nul_line && !feof(p->fp) && errno == ENOMEM ? -ENOMEM : 0;
 }
 
 void rl_config_file_free(struct rl_config_file *f)
@@ -139,9 +190,9 @@ void rl_config_file_free(struct rl_config_file *f)
 	memset(f, 0, sizeof(*f));
 }
 
-/* What inih cannot see: a directory reads as an empty file, a NUL byte as
- * the end of the file, a read error as EOF. Each would load as a partial or
- * empty config; refuse them. 0 or -errno with <err>. */
+/* What a line reader does not see by itself: a directory reads as an empty
+ * file, a NUL byte ends a C string, a read error looks like EOF. Each would
+ * load as a partial or empty config; refuse them. 0 or -errno with <err>. */
 static int config_unreadable(const struct config_parse *p, int read_errno, char *err, size_t errlen)
 {
 	if (p->nul_line) {
@@ -163,7 +214,7 @@ static int config_unreadable(const struct config_parse *p, int read_errno, char 
 static int config_parse(const char *path, const struct rl_config_ops *ops,
 			struct rl_config_file *out, char *err, size_t errlen)
 {
-	struct config_parse p = {.path = path, .at_line_start = true, .out = out, .ops = ops};
+	struct config_parse p = {.path = path, .out = out, .ops = ops};
 	struct stat st;
 	memset(out, 0, sizeof(*out));
 	p.fp = fopen(path, "re");
@@ -180,22 +231,17 @@ static int config_parse(const char *path, const struct rl_config_ops *ops,
 		out->world_writable = (st.st_mode & S_IWOTH) != 0;
 	}
 	errno = 0;
-	int rc = ini_parse_stream(config_reader, &p, config_handler, &p);
+	int rc = config_read(&p);
 	int read_errno = ferror(p.fp) ? (errno ? errno : EIO) : 0;
 	fclose(p.fp);
-	int bad = config_unreadable(&p, read_errno, err, errlen);
+	int bad = rc ? 0 : config_unreadable(&p, read_errno, err, errlen);
 	if (bad) {
 		rl_config_file_free(out);
 		return bad;
 	}
 	if (rc == 0 && !p.err_line && (out->path = strdup(path)))
 		return 0;
-	if (rc > 0 && (!p.err_line || (unsigned)rc < p.err_line)) {
-		p.err_line = (unsigned)rc;
-		p.err = -EINVAL;
-		snprintf(p.msg, sizeof(p.msg),
-			 "syntax error (expected 'name = value' or '[section]')");
-	} else if (rc < 0 || !p.err_line) {
+	if (rc != 0 || !p.err_line) {
 		p.err = -ENOMEM;
 		snprintf(p.msg, sizeof(p.msg), "out of memory");
 	}
@@ -313,17 +359,30 @@ static void config_lines_flush(struct config_lines *l, rl_config_log_fn *log, bo
 	l->n = 0;
 }
 
+/* <v> as log lines show it: whole up to 64 bytes, else its start and its
+ * length (never a partial UTF-8 character), so the rest of the line fits. */
+static const char *config_shown(const char *v, char *buf, size_t cap)
+{
+	size_t n = strlen(v), keep = 48;
+	if (n <= 64)
+		return v;
+	while (keep > 0 && ((unsigned char)v[keep] & 0xC0) == 0x80)
+		keep--;
+	snprintf(buf, cap, "%.*s... (%zu bytes)", (int)keep, v, n);
+	return buf;
+}
+
 /* Applies one entry of the re-read file; returns 1 if the option changed. */
 static int config_reapply(const struct rl_config_entry *e, const struct rl_config_entry *old,
 			  const struct rl_config_ops *ops, struct config_lines *log)
 {
-	char before[256], after[256], why[256] = "";
+	char before[256], after[256], why[256] = "", shown[96];
 	bool file_changed = !old || strcmp(old->value, e->value) != 0;
+	const char *value = config_shown(e->value, shown, sizeof(shown));
 	if (!ops->live(e->name)) {
 		if (file_changed)
 			config_logf(log, "config: %s = %s needs a restart (still %s)", e->name,
-				    e->value,
-				    (ops->current(e->name, before, sizeof(before)), before));
+				    value, (ops->current(e->name, before, sizeof(before)), before));
 		return 0;
 	}
 	ops->current(e->name, before, sizeof(before));
@@ -335,8 +394,8 @@ static int config_reapply(const struct rl_config_entry *e, const struct rl_confi
 	}
 	if (rc == 0) {
 		if (file_changed)
-			config_logf(log, "config: %s = %s ignored: set by the %s", e->name,
-				    e->value, "command line or environment");
+			config_logf(log, "config: %s = %s ignored: set by the %s", e->name, value,
+				    "command line or environment");
 		return 0;
 	}
 	ops->current(e->name, after, sizeof(after));

@@ -122,8 +122,8 @@ int rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 	m->seq = rl_room_seq(r);
 	uint64_t mask = rl_room_workers(r);
 
-	if (mask & self)
-		fanout_local(w, r, m, skip);
+	if (mask & self) /* counted against the turn's budget (conn.c stops parsing) */
+		w->fanout_work += fanout_local(w, r, m, skip);
 	mask &= ~self;
 	if (!mask)
 		return -1;

@@ -22,7 +22,8 @@ struct rl_conn;
  * on, the room's frames go out in one order (see rl_fanout_publish_seq);
  * <m> takes no seq (presence events). Returns a worker whose inbox is above
  * RL_INBOX_HIGH after this push (the publishing connection should pause:
- * rl_conn_pause), or -1. */
+ * rl_conn_pause), or -1. The local members visited count against the
+ * turn's budget (<w>->fanout_work, RL_WORKER_FANOUT_BUDGET). */
 int rl_fanout_publish(struct rl_worker *w, struct rl_room *r, struct rl_msg *m,
 		      const struct rl_conn *skip);
 /* Queues <m> (m->room set, with a reference) to worker <w>'s own members
