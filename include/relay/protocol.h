@@ -76,6 +76,8 @@ enum relay_err {
 	RELAY_ERR_UNAUTHORIZED,
 	RELAY_ERR_TOKEN_EXPIRED,
 	RELAY_ERR_FORBIDDEN,
+	/* protocol-v1-ext.md §3 (limits); never sent without --max-connections-per-ip */
+	RELAY_ERR_TOO_MANY_CONNECTIONS,
 	RELAY_ERR_NCODES
 };
 
@@ -188,6 +190,16 @@ enum relay_decode_status relay_decoder_next(struct relay_decoder *d, struct rela
 /* Bytes of a started but incomplete frame held in the tail (0: at a frame
  * boundary). Drives the frame timeout. */
 size_t relay_decoder_pending(const struct relay_decoder *d);
+
+/* Stops decoding the current feed and gives back what relay_decoder_next
+ * has not consumed of it: *<rest> points into the fed bytes (the caller's),
+ * the count is returned (0: nothing left, *<rest> NULL). The decoder then
+ * holds no feed, as after NEED_MORE; a frame it returned stays valid until
+ * the next call on <d>, as before. Feeding those bytes again later (the
+ * caller may copy them first), then newer input, yields the same frames as
+ * if decoding had never stopped, so a caller can stop between two frames
+ * (e.g. to bound its work) and go on later. After ERROR or NOMEM: 0. */
+size_t relay_decoder_rest(struct relay_decoder *d, const uint8_t **rest);
 
 /* Bytes allocated for the tail (0: none): what the decoder holds in memory,
  * for servers that account for it (relayd's client memory budget). */

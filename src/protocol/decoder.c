@@ -90,6 +90,15 @@ size_t relay_decoder_capacity(const struct relay_decoder *d)
 	return d->_tail ? d->_tail_cap : 0; /* no buffer: none held (also after NOMEM) */
 }
 
+size_t relay_decoder_rest(struct relay_decoder *d, const uint8_t **rest)
+{
+	size_t n = d->_in_len;
+	*rest = n ? d->_in : NULL;
+	d->_in = NULL;
+	d->_in_len = 0;
+	return n;
+}
+
 static enum relay_decode_status dec_fail(struct relay_decoder *d, enum relay_err err)
 {
 	d->err = err;

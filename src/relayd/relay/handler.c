@@ -5,12 +5,15 @@
 #include "relay/handler.h"
 
 #include "net/conn.h"
+#include "net/limit.h"
 #include "relay/auth.h"
 #include "relay/fanout.h"
 #include "relay/membership.h"
 #include "relay/room.h"
 #include "loop/worker.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,7 +383,16 @@ static void join_room(struct rl_conn *c, const struct relay_frame *f, struct rel
 		rl_conn_error(c, RELAY_ERR_TOO_MANY_ROOMS, name.p, name.n, msg);
 		return;
 	}
-	if (rl_room_join(name.p, name.n, &r, &members, NULL)) {
+	int rc = rl_room_join(name.p, name.n, &r, &members, NULL);
+	if (rc == -ENOSPC) { /* it would be one room more than --max-rooms */
+		char msg[80];
+		snprintf(msg, sizeof(msg), "the server holds %" PRIu64 " rooms (the maximum)",
+			 RL_CFG(max_rooms_total));
+		RL_STAT_ADD(c->w->stats, rooms_refused, 1);
+		rl_conn_error(c, RELAY_ERR_TOO_MANY_ROOMS, name.p, name.n, msg);
+		return;
+	}
+	if (rc) {
 		rl_conn_kill(c);
 		return;
 	}
@@ -611,6 +623,37 @@ static const handler_fn handlers[RELAY_MSG_NTYPES] = {
 	[RELAY_MSG_ERROR] = handle_client_error,
 };
 
+/* ---- rate limits ------------------------------------------------------------------ */
+
+/* The rate-limit buckets a frame type takes from (net/limit.h): one token
+ * per MESSAGE (and its bytes), one per JOIN_ROOM or LEAVE_ROOM; HELLO,
+ * HEARTBEAT and ERROR take none. */
+static const struct {
+	bool on;
+	enum rl_limit_bucket b;
+} frame_limits[RELAY_MSG_NTYPES] = {
+	[RELAY_MSG_JOIN_ROOM] = {true, RL_LIMIT_JOIN},
+	[RELAY_MSG_LEAVE_ROOM] = {true, RL_LIMIT_JOIN},
+	[RELAY_MSG_MESSAGE] = {true, RL_LIMIT_PUBLISH},
+};
+
+/* Pays for frame <f> of type <t>; the frame is handled whatever the bucket
+ * holds (an empty one throttles <c>: nothing after it is read until it
+ * refills). -1 when <c> was closed (out of memory). */
+static int handler_limit(struct rl_conn *c, const struct relay_frame *f, unsigned t)
+{
+	if (!frame_limits[t].on)
+		return 0;
+	int rc = rl_limit_take(c, frame_limits[t].b, 1);
+	if (rc == 0 && t == RELAY_MSG_MESSAGE)
+		rc = rl_limit_take(c, RL_LIMIT_PUBLISH_BYTES, RELAY_FRAME_HDR_BYTES + (uint64_t)f->len);
+	if (rc == 0)
+		return 0;
+	RL_WARNF(c->id, "out of memory for its rate limits: connection closed");
+	rl_conn_kill(c);
+	return -1;
+}
+
 void rl_handler_frame(struct rl_conn *c, const struct relay_frame *f)
 {
 	unsigned t = f->type < RELAY_MSG_NTYPES ? f->type : 0;
@@ -623,6 +666,8 @@ void rl_handler_frame(struct rl_conn *c, const struct relay_frame *f)
 		rl_conn_error(c, RELAY_ERR_UNKNOWN_MESSAGE_TYPE, NULL, 0, NULL);
 		return;
 	}
+	if (handler_limit(c, f, t))
+		return;
 	if (c->auth && rl_auth_gate(c, t))
 		return;
 	handlers[t](c, f);

@@ -38,7 +38,8 @@ struct room_key {
 
 static struct cds_lfht *rooms_ht;
 static unsigned rooms_nworkers;
-static long rooms_count;       /* atomic */
+static long rooms_count;       /* atomic: rooms in the table (and creations under way) */
+static const uint64_t *rooms_max; /* --max-rooms (relaxed atomic loads), or NULL */
 static long rooms_memberships; /* atomic */
 static uint64_t rooms_seed;    /* hash key, set by rl_rooms_init before any worker runs */
 
@@ -66,6 +67,31 @@ int rl_rooms_init(unsigned nworkers)
 				       CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
 				       &urcu_qsbr_flavor, NULL);
 	return rooms_ht ? 0 : -ENOMEM;
+}
+
+void rl_rooms_set_limit(const uint64_t *max)
+{
+	rooms_max = max;
+}
+
+/* Every room that enters the table is counted here first, against the
+ * limit: taking a place before the room is published (and giving it back
+ * if it is not) keeps the count exact when workers create rooms at once.
+ * Whatever keeps empty rooms in the table keeps them counted (they leave
+ * it, and the count, in room_unlink). false: the limit is reached. */
+static bool room_count_take(void)
+{
+	uint64_t max = rooms_max ? __atomic_load_n(rooms_max, __ATOMIC_RELAXED) : 0;
+	long old = uatomic_read(&rooms_count);
+
+	for (;;) {
+		if (max && (uint64_t)old >= max)
+			return false;
+		long seen = uatomic_cmpxchg(&rooms_count, old, old + 1);
+		if (seen == old)
+			return true;
+		old = seen;
+	}
 }
 
 long rl_rooms_count(void)
@@ -200,13 +226,18 @@ int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *me
 			room_unlink(r); /* dying: help remove it, then retry */
 			continue;
 		}
-		if (!fresh && !(fresh = room_new(name, len, hash)))
+		if (!room_count_take()) {
+			free(fresh); /* never published */
+			return -ENOSPC;
+		}
+		if (!fresh && !(fresh = room_new(name, len, hash))) {
+			uatomic_dec(&rooms_count);
 			return -ENOMEM;
+		}
 		rl_tsan_release(fresh);
 		struct cds_lfht_node *got =
 			cds_lfht_add_unique(rooms_ht, hash, room_match, &k, &fresh->node);
 		if (got == &fresh->node) {
-			uatomic_inc(&rooms_count);
 			uatomic_inc(&rooms_memberships);
 			*out = fresh;
 			*members = 1;
@@ -214,7 +245,9 @@ int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *me
 				*created = true;
 			return 0;
 		}
-		/* Lost the race to another creator: retry the lookup path. */
+		/* Lost the race to another creator: its room is counted, not
+		 * ours; retry the lookup path. */
+		uatomic_dec(&rooms_count);
 	}
 }
 
