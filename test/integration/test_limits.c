@@ -94,8 +94,8 @@ static void lim_sleep_until(int64_t t_ms)
 static void lim_chat_n(const struct rl_test_server *s, const char *room, int n)
 {
 	struct rl_test_client *a = it_client(s, NULL), *b = it_client(s, NULL);
-	it_join(a, room, 1);
-	it_join(b, room, 2);
+	it_join(a, room, -1);
+	it_join(b, room, -1);
 	cr_assert_eq(rl_test_sync_skip(a, RL_TEST_REPLY_MS, NULL), 0, "%s", rl_test_err());
 	for (int i = 0; i < n; i++)
 		cr_assert_eq(rl_test_send_json(a, RELAY_MSG_MESSAGE,
@@ -748,5 +748,82 @@ IT_TEST(limits, max_rooms_is_exact_when_workers_create_rooms_at_once)
 	cr_assert_eq(lim_metric(admin, "relay_rooms"), MAX);
 	for (int i = 0; i < CLIENTS; i++)
 		rl_test_close(c[i]);
+	it_stop(&s);
+}
+
+/* ---- live changes ------------------------------------------------------------------------- */
+
+static char lim_cfg[256];
+
+static void lim_write_cfg(const char *text)
+{
+	if (lim_cfg[0] == '\0') {
+		const char *dir = getenv("TMPDIR");
+		snprintf(lim_cfg, sizeof(lim_cfg), "%s/relayd-limits-%ld.conf",
+			 dir && dir[0] ? dir : "/tmp", (long)getpid());
+	}
+	FILE *f = fopen(lim_cfg, "we");
+	cr_assert_not_null(f, "%s", lim_cfg);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void lim_cfg_fini(void)
+{
+	if (lim_cfg[0] != '\0')
+		unlink(lim_cfg);
+	it_fini();
+}
+
+/* SIGHUP with the file rewritten to <text>; waits for the reload's log line. */
+static void lim_reload(struct rl_test_server *s, const char *text)
+{
+	int before = lim_log_count(s, "config: reloaded");
+	lim_write_cfg(text);
+	cr_assert_eq(rl_test_server_signal(s, SIGHUP), 0, "%s", rl_test_err());
+	int64_t end = rl_test_now_ms() + RL_TEST_REPLY_MS;
+	while (lim_log_count(s, "config: reloaded") == before) {
+		cr_assert_lt(rl_test_now_ms(), end, "reload not logged");
+		poll(NULL, 0, 10); /* the log line is the only signal a reload gives */
+	}
+}
+
+/* The limits are live: a reload that raises --max-rooms and turns
+ * --publish-rate on applies to the connections already open. */
+Test(limits, limits_change_on_a_running_server, .fini = lim_cfg_fini, .timeout = RL_TEST_BODY_S)
+{
+	enum { N = 11 };
+	struct rl_test_server s;
+	char admin[160];
+	IT_NEED_PROCESS();
+	lim_write_cfg("max-rooms = 1\n");
+	LIM_START(&s, admin, "--workers", "1", "--config", lim_cfg);
+	struct rl_test_client *c = it_client(&s, "{\"echo\":true}");
+	it_join(c, "r1", 1);
+	it_send_str(c, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"r2\"}");
+	it_nonfatal_room(c, "TOO_MANY_ROOMS", "r2");
+	lim_reload(&s, "max-rooms = 2\npublish-rate = 5\npublish-burst = 1\n");
+	it_join(c, "r2", 1);
+	static uint8_t buf[N * 64 + 64];
+	size_t n = 0;
+	for (uint32_t i = 0; i < N; i++)
+		lim_append_msg(buf, sizeof(buf), &n, "r2", i, 8);
+	int64_t t0 = rl_test_now_ms();
+	it_raw(c, buf, n);
+	for (uint32_t i = 0; i < N; i++) {
+		const struct rl_test_frame *f = rl_test_recv(c, 3000);
+		cr_assert_not_null(f, "echo %u: %s", i, rl_test_err());
+		cr_assert_eq(lim_seq(f), (int64_t)i, "echo %u: %s", i, rl_test_frame_str(f));
+	}
+	int64_t took = rl_test_now_ms() - t0;
+	cr_log_info("%d messages after the reload to --publish-rate 5: %lld ms", N,
+		    (long long)took);
+	cr_assert_geq(took, 1800, "--publish-rate 5 not in force after the reload (%lld ms)",
+		      (long long)took);
+	rl_test_close(c);
+	int64_t end = rl_test_now_ms() + RL_TEST_REPLY_MS;
+	while (lim_metric(admin, "relay_rooms") > 0 && rl_test_now_ms() < end)
+		poll(NULL, 0, 10); /* c's close, on relayd's side, freed both rooms */
+	lim_chat_n(&s, "r1", 1);
 	it_stop(&s);
 }
