@@ -13,6 +13,12 @@
  * hold no sanitizer report. In the TSan build relayd itself is instrumented
  * and TSAN_OPTIONS (halt_on_error=1) reaches it through the environment.
  *
+ * With the argument --limits (tsan-churn-limits), relayd also counts
+ * connections per address and paces publishing and joining with rates low
+ * enough that the churning connections are throttled again and again: the
+ * shared address table, the buckets and the throttle list run under the
+ * sanitizers too, and the checks above must hold all the same.
+ *
  * Threading: main thread spawns/stops relayd; each client thread owns its
  * connections; shared state is the stop flag and the failure text. */
 #include "harness.h"
@@ -208,11 +214,15 @@ static int probe_rooms(const struct rl_test_server *s)
 	return rc;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct rl_test_server s;
-	const char *args[] = {"--workers", "4", NULL};
-	if (rl_test_server_start(&s, args, NULL, 0) != 0) {
+	const char *plain[] = {"--workers", "4", NULL};
+	const char *limits[] = {"--workers", "4", "--max-connections-per-ip", "1000",
+				"--publish-rate", "300", "--publish-burst", "5",
+				"--join-rate", "300", "--join-burst", "5", NULL};
+	bool lim = argc > 1 && strcmp(argv[1], "--limits") == 0;
+	if (rl_test_server_start(&s, lim ? limits : plain, NULL, 0) != 0) {
 		fprintf(stderr, "start relayd: %s\n", rl_test_err());
 		return 1;
 	}
