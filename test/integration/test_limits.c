@@ -754,6 +754,10 @@ IT_TEST(limits, max_rooms_is_exact_when_workers_create_rooms_at_once)
 	cr_assert_eq(lim_metric(admin, "relay_rooms"), MAX);
 	for (int i = 0; i < CLIENTS; i++)
 		rl_test_close(c[i]);
+	int64_t end = rl_test_now_ms() + RL_TEST_REPLY_MS;
+	while (lim_metric(admin, "relay_rooms") > 0 && rl_test_now_ms() < end)
+		poll(NULL, 0, 10); /* the closes, on relayd's side, freed every room */
+	lim_chat_in_order(&s, "after");
 	it_stop(&s);
 }
 
