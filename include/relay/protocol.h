@@ -81,6 +81,8 @@ enum relay_err {
 	RELAY_ERR_UNAUTHORIZED,
 	RELAY_ERR_TOKEN_EXPIRED,
 	RELAY_ERR_FORBIDDEN,
+	/* protocol-v1-ext.md §3 (limits); never sent without --max-connections-per-ip */
+	RELAY_ERR_TOO_MANY_CONNECTIONS,
 	RELAY_ERR_NCODES
 };
 
@@ -202,9 +204,6 @@ enum relay_decode_status relay_decoder_next_from_server(struct relay_decoder *d,
  * boundary). Drives the frame timeout. */
 size_t relay_decoder_pending(const struct relay_decoder *d);
 
-/* Bytes allocated for the tail (0: none): what the decoder holds in memory,
- * for servers that account for it (relayd's client memory budget). */
-size_t relay_decoder_capacity(const struct relay_decoder *d);
 /* Stops decoding the current feed and gives back what relay_decoder_next
  * has not consumed of it: *<rest> points into the fed bytes (the caller's),
  * the count is returned (0: nothing left, *<rest> NULL). The decoder then
@@ -214,6 +213,10 @@ size_t relay_decoder_capacity(const struct relay_decoder *d);
  * if decoding had never stopped, so a caller can stop between two frames
  * (e.g. to bound its work) and go on later. After ERROR or NOMEM: 0. */
 size_t relay_decoder_rest(struct relay_decoder *d, const uint8_t **rest);
+
+/* Bytes allocated for the tail (0: none): what the decoder holds in memory,
+ * for servers that account for it (relayd's client memory budget). */
+size_t relay_decoder_capacity(const struct relay_decoder *d);
 
 /* ---- UTF-8 and names ----------------------------------------------------- */
 

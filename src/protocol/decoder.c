@@ -88,7 +88,6 @@ size_t relay_decoder_pending(const struct relay_decoder *d)
 size_t relay_decoder_capacity(const struct relay_decoder *d)
 {
 	return d->_tail ? d->_tail_cap : 0; /* no buffer: none held (also after NOMEM) */
-
 }
 
 size_t relay_decoder_rest(struct relay_decoder *d, const uint8_t **rest)

@@ -38,6 +38,7 @@ static const struct {
 	[RELAY_ERR_UNAUTHORIZED] = {"UNAUTHORIZED", true},
 	[RELAY_ERR_TOKEN_EXPIRED] = {"TOKEN_EXPIRED", true},
 	[RELAY_ERR_FORBIDDEN] = {"FORBIDDEN", false},
+	[RELAY_ERR_TOO_MANY_CONNECTIONS] = {"TOO_MANY_CONNECTIONS", true},
 };
 
 const char *relay_msg_type_name(unsigned type)

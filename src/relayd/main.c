@@ -5,6 +5,7 @@
  * the workers to finish. After joining them it tears everything down. */
 #include "cluster/cluster.h"
 #include "net/conn.h"
+#include "net/limit.h"
 #include "net/listen.h"
 #include "base/log.h"
 #include "net/msg.h"
@@ -261,6 +262,8 @@ int main(int argc, char **argv)
 		return 1;
 	rl_srv.done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	main_wire_layers();
+	rl_limit_init();			   /* --max-connections-per-ip's table */
+	rl_rooms_set_limit(&cfg->max_rooms_total); /* --max-rooms */
 	if (rl_srv.done_efd == -1 || rl_stats_init(n) || main_history_init(cfg) ||
 	    rl_rooms_init(n) || rl_history_start() || main_start(n, specs, nspecs)) {
 		fprintf(stderr, "relayd: cannot start workers: %s\n", strerror(errno));
@@ -301,6 +304,7 @@ int main(int argc, char **argv)
 	rl_auth_fini(); /* before rl_rooms_fini's rcu_barrier frees the replaced key sets */
 	rl_rooms_fini();
 	rl_cluster_fini();
+	rl_limit_fini();
 	for (unsigned i = 0; i < n; i++)
 		rl_worker_fini(&rl_srv.workers[i]);
 	rl_tls_fini();

@@ -19,6 +19,12 @@
  * hold no sanitizer report. In the TSan build relayd itself is instrumented
  * and TSAN_OPTIONS (halt_on_error=1) reaches it through the environment.
  *
+ * With the argument --limits (tsan-churn-limits), relayd also counts
+ * connections per address and paces publishing and joining with rates low
+ * enough that the churning connections are throttled again and again: the
+ * shared address table, the buckets and the throttle list run under the
+ * sanitizers too, and the checks above must hold all the same.
+ *
  * Threading: main thread spawns/stops relayd; each client thread owns its
  * connections; shared state is the stop flag and the failure text. */
 #include "harness.h"
@@ -340,11 +346,18 @@ static int churn_run(const char *name, const char *const *args, bool history)
 	return rc;
 }
 
-int main(void)
+/* With --limits: one run with the per-client limits on (connections are
+ * throttled again and again); otherwise plain v1, then history. */
+int main(int argc, char **argv)
 {
 	static const char *const plain[] = {"--workers", "4", NULL};
 	static const char *const history[] = {"--workers", "4", "--history-size", "20",
 					      "--history-ttl", "0", NULL};
+	static const char *const limits[] = {"--workers", "4", "--max-connections-per-ip", "1000",
+					     "--publish-rate", "300", "--publish-burst", "5",
+					     "--join-rate", "300", "--join-burst", "5", NULL};
+	if (argc > 1 && strcmp(argv[1], "--limits") == 0)
+		return churn_run("limits", limits, false);
 	int rc = churn_run("v1", plain, false);
 	if (rc == 0)
 		rc = churn_run("history", history, true);

@@ -15,6 +15,11 @@
  *    put (ASan/TSan catch a use-after-free);
  *  - at the end: rooms and memberships back to 0, rl_rooms_fini frees all
  *    (LeakSanitizer checks at exit in the ASan build).
+ * Then, with a room limit (rl_rooms_set_limit, --max-rooms): every thread
+ * keeps creating rooms of its own and leaving them, so creations on
+ * several threads keep meeting at the limit; the rooms alive at any moment
+ * (counted by the threads themselves) never exceed it, and some creations
+ * are refused with -ENOSPC.
  *
  * Threading: THREADS registered QSBR reader threads, thread k only touches
  * worker k's member lists; main thread (not a reader) inits and finis. */
@@ -22,6 +27,7 @@
 #include "base/rcu.h"
 #include "relay/room.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -105,6 +111,58 @@ static bool one_round(struct thr *t)
 	return true;
 }
 
+/* ---- with a room limit ---------------------------------------------------- */
+
+enum { LIMIT = 3, HOLD = 2 }; /* THREADS x HOLD > LIMIT: always at the limit */
+static const uint64_t room_limit = LIMIT;
+static atomic_long live, refusals;
+
+static void *limit_thread(void *arg)
+{
+	struct thr *t = arg;
+	struct rl_room *held[HOLD] = {NULL};
+	unsigned next = 0;
+	rcu_register_thread();
+	int64_t end = rl_test_now_ms() + RUN_MS / 2;
+	for (unsigned i = 0; rl_test_now_ms() < end && !atomic_load(&failed); i++) {
+		char name[32];
+		int len = snprintf(name, sizeof(name), "lim-%u-%u", t->w, i);
+		struct rl_room *r = NULL;
+		long m = 0;
+		bool created = false;
+		if (held[next]) { /* our oldest goes first: a place frees up */
+			atomic_fetch_sub(&live, 1);
+			rl_room_leave(held[next]);
+			held[next] = NULL;
+		}
+		int rc = rl_room_join((const uint8_t *)name, (size_t)len, &r, &m, &created);
+		if (rc == -ENOSPC) {
+			atomic_fetch_add(&refusals, 1);
+		} else if (rc == 0) {
+			long n = atomic_fetch_add(&live, 1) + 1;
+			if (n > LIMIT || !created) {
+				fprintf(stderr, "tsan-room: thread %u: %ld rooms alive, limit %d%s\n",
+					t->w, n, LIMIT, created ? "" : " (a fresh name was not created)");
+				atomic_store(&failed, true);
+			}
+			held[next] = r;
+			next = (next + 1) % HOLD;
+		} else {
+			fprintf(stderr, "tsan-room: thread %u: join: %d\n", t->w, rc);
+			atomic_store(&failed, true);
+		}
+		rl_rcu_quiescent();
+	}
+	for (unsigned k = 0; k < HOLD; k++)
+		if (held[k]) {
+			atomic_fetch_sub(&live, 1);
+			rl_room_leave(held[k]);
+		}
+	rl_rcu_offline();
+	rcu_unregister_thread();
+	return NULL;
+}
+
 static void *room_thread(void *arg)
 {
 	struct thr *t = arg;
@@ -140,6 +198,18 @@ int main(void)
 	}
 	for (unsigned k = 0; k < THREADS; k++)
 		pthread_join(th[k], NULL);
+	rl_rooms_set_limit(&room_limit);
+	for (unsigned k = 0; k < THREADS; k++)
+		if (pthread_create(&th[k], NULL, limit_thread, &t[k]) != 0) {
+			fprintf(stderr, "tsan-room: pthread_create failed\n");
+			return 1;
+		}
+	for (unsigned k = 0; k < THREADS; k++)
+		pthread_join(th[k], NULL);
+	if (atomic_load(&refusals) == 0) {
+		fprintf(stderr, "tsan-room: the room limit never refused a creation\n");
+		atomic_store(&failed, true);
+	}
 	int rc = atomic_load(&failed) ? 1 : 0;
 	long rooms = rl_rooms_count(), members = rl_rooms_memberships();
 	if (rooms != 0 || members != 0) {
@@ -148,7 +218,10 @@ int main(void)
 		rc = 1;
 	}
 	rl_rooms_fini();
-	fprintf(stderr, "tsan-room: %ld rounds, %ld rooms created, by %d threads: %s\n",
-		atomic_load(&iterations), atomic_load(&creations), THREADS, rc == 0 ? "ok" : "FAILED");
+	fprintf(stderr,
+		"tsan-room: %ld rounds, %ld rooms created, by %d threads; %ld creations refused "
+		"at the limit of %d: %s\n",
+		atomic_load(&iterations), atomic_load(&creations), THREADS, atomic_load(&refusals),
+		LIMIT, rc == 0 ? "ok" : "FAILED");
 	return rc;
 }

@@ -47,7 +47,25 @@ static int cli_timeout(int ms)
 
 /* ---- connect / close ------------------------------------------------------ */
 
-struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms)
+/* Binds <fd> to local address <src> (port 0) before it connects. */
+static int cli_bind(int fd, int family, const char *src)
+{
+	struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
+	struct addrinfo *ai = NULL;
+	int rc = getaddrinfo(src, "0", &hints, &ai);
+	if (rc != 0)
+		return rl_test_set_err("getaddrinfo %s: %s", src, gai_strerror(rc)), -EINVAL;
+	rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
+	int e = errno;
+	freeaddrinfo(ai);
+	if (rc == -1)
+		return rl_test_set_err("bind %s: %s", src, strerror(e)), -e;
+	return 0;
+}
+
+static struct rl_test_client *cli_connect(const char *host, uint16_t port, const char *src,
+					  int timeout_ms)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
@@ -63,6 +81,11 @@ struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (src && cli_bind(fd, ai->ai_family, src)) {
+		freeaddrinfo(ai);
+		close(fd);
+		return NULL;
+	}
 	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
 	if (rc == -1 && errno == EINPROGRESS) {
@@ -93,9 +116,14 @@ struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int
 	return c;
 }
 
-struct rl_test_client *rl_test_connect_tls(const char *host, uint16_t port, int timeout_ms)
+struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms)
 {
-	struct rl_test_client *c = rl_test_connect_addr(host, port, timeout_ms);
+	return cli_connect(host, port, NULL, timeout_ms);
+}
+
+/* TLS on top of a connected client: the handshake within <timeout_ms>. */
+static struct rl_test_client *cli_tls(struct rl_test_client *c, int timeout_ms)
+{
 	if (c != NULL && (c->tls = rl_test_tls_open(c->fd, cli_timeout(timeout_ms))) == NULL) {
 		rl_test_close(c);
 		return NULL;
@@ -121,7 +149,13 @@ struct rl_test_client *rl_test_connect_ws(const char *host, uint16_t port, const
 	return c;
 }
 
-struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms)
+struct rl_test_client *rl_test_connect_tls(const char *host, uint16_t port, int timeout_ms)
+{
+	return cli_tls(rl_test_connect_addr(host, port, timeout_ms), timeout_ms);
+}
+
+struct rl_test_client *rl_test_connect_from(const struct rl_test_server *s, const char *src,
+					    int timeout_ms)
 {
 	if (rl_test_ws()) {
 		if (s->ws_port == 0)
@@ -131,10 +165,15 @@ struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeo
 		return rl_test_connect_ws(s->host, s->ws_port, NULL, NULL, timeout_ms);
 	}
 	if (!rl_test_tls())
-		return rl_test_connect_addr(s->host, s->port, timeout_ms);
+		return cli_connect(s->host, s->port, src, timeout_ms);
 	if (s->tls_port == 0)
 		return rl_test_set_err("RELAY_TEST_TRANSPORT=tls but relayd has no TLS listener"), NULL;
-	return rl_test_connect_tls(s->host, s->tls_port, timeout_ms);
+	return cli_tls(cli_connect(s->host, s->tls_port, src, timeout_ms), timeout_ms);
+}
+
+struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms)
+{
+	return rl_test_connect_from(s, NULL, timeout_ms);
 }
 
 int rl_test_tls_peer_cert(const struct rl_test_client *c, char *serial, size_t scap, char *subject,

@@ -186,6 +186,11 @@ struct rl_test_client; /* opaque */
  * over TLS to its TLS port when RELAY_TEST_TRANSPORT=tls, over WebSocket to
  * its WebSocket port when RELAY_TEST_TRANSPORT=ws, else plain TCP. */
 struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms);
+/* rl_test_connect from local address <src> (NULL: any), e.g. "127.0.0.2":
+ * every 127.0.0.0/8 address reaches a relayd listening on 127.0.0.1, so
+ * tests can be several clients by address. */
+struct rl_test_client *rl_test_connect_from(const struct rl_test_server *s, const char *src,
+					    int timeout_ms);
 /* Plain TCP, whatever RELAY_TEST_TRANSPORT says. */
 struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms);
 

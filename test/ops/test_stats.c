@@ -38,6 +38,9 @@ static void check_name(const struct rl_stat_row *r, const char *name)
 	cr_expect_eq(strstr(name, "bytes") != NULL, r->unit == RL_STAT_UNIT_BYTES,
 		     "%s (%s): a name says \"bytes\" exactly when the unit is bytes", name,
 		     r->field);
+	cr_expect_eq(strstr(name, "seconds") != NULL, r->unit == RL_STAT_UNIT_MS,
+		     "%s (%s): a name says \"seconds\" exactly when the unit is a time", name,
+		     r->field);
 }
 
 Test(stats, every_row_follows_the_rules_of_the_list)
@@ -63,6 +66,8 @@ Test(stats, every_row_follows_the_rules_of_the_list)
 		}
 		cr_expect_eq(strstr(r->json, "bytes") != NULL, r->unit == RL_STAT_UNIT_BYTES,
 			     "%s: /stats key", r->json);
+		cr_expect_eq(ends_with(r->json, "_ms"), r->unit == RL_STAT_UNIT_MS,
+			     "%s: a time's /stats key ends in _ms, and only a time's", r->json);
 		if (r->dim == RL_STAT_DIM_NONE) {
 			cr_expect_eq(r->n, 1, "%s", r->field);
 			cr_expect_eq(r->totals_at, 0, "%s", r->field);
@@ -85,7 +90,8 @@ Test(stats, every_row_follows_the_rules_of_the_list)
 				continue;
 			/* One family over several rows: adjacent, one kind and HELP,
 			 * told apart by their labels. */
-			cr_expect_eq(j, k - 1, "%s: rows of one family are adjacent", r->prom);
+			cr_expect(same(rl_stat_rows[k - 1].prom, r->prom),
+				  "%s: rows of one family are adjacent", r->prom);
 			cr_expect_eq(o->kind, r->kind, "%s", r->prom);
 			cr_expect_str_eq(o->help, r->help, "%s", r->prom);
 			cr_expect(r->prom_labels && o->prom_labels &&

@@ -109,6 +109,7 @@ Test(frame, error_table_matches_the_spec)
 		{RELAY_ERR_UNAUTHORIZED, "UNAUTHORIZED", true},
 		{RELAY_ERR_TOKEN_EXPIRED, "TOKEN_EXPIRED", true},
 		{RELAY_ERR_FORBIDDEN, "FORBIDDEN", false},
+		{RELAY_ERR_TOO_MANY_CONNECTIONS, "TOO_MANY_CONNECTIONS", true},
 	};
 	cr_assert_eq(sizeof spec / sizeof spec[0], RELAY_ERR_NCODES - 1);
 	for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {

@@ -144,6 +144,35 @@ const struct rl_option rl_options[] = {
 	  sizeof(((struct rl_config *)0)->web_root), OFF(web_root), false,
 	  "directory of static files served on the WebSocket listener (a development "
 	  "convenience; unset = none)" },
+	/* limits (net/limit.c, relay/room.c; protocol-v1-ext.md §3): off by
+	 * default, as in NATS and Redis, so v1 clients see v1 behaviour. A
+	 * connection over a rate is read more slowly, never answered with an
+	 * error and never loses a frame. */
+	{ "max-connections-per-ip", "RELAY_MAX_CONNECTIONS_PER_IP", RL_OPT_UINT, "0", 0, 10000000,
+	  OFF(max_conns_ip), true,
+	  "connections one client address may hold open; more are refused at accept with "
+	  "TOO_MANY_CONNECTIONS (0 = off)" },
+	{ "max-rooms", "RELAY_MAX_ROOMS", RL_OPT_UINT, "0", 0, 1000000000, OFF(max_rooms_total), true,
+	  "rooms the server holds at once; a JOIN_ROOM that would create one more gets "
+	  "TOO_MANY_ROOMS (0 = unlimited)" },
+	{ "publish-rate", "RELAY_PUBLISH_RATE", RL_OPT_UINT, "0", 0, RL_OPT_RATE_MAX, OFF(pub_rate),
+	  true, "MESSAGE frames per second one connection may send; a faster sender is read "
+	  "more slowly, nothing is lost (0 = off)" },
+	{ "publish-burst", "RELAY_PUBLISH_BURST", RL_OPT_UINT, "0", 0, RL_OPT_BURST_MAX,
+	  OFF(pub_burst), true, "MESSAGE frames sent at once beyond --publish-rate (0 = one "
+	  "second's worth)" },
+	{ "publish-bytes-rate", "RELAY_PUBLISH_BYTES_RATE", RL_OPT_SIZE, "0", 0, RL_OPT_BYTES_RATE_MAX,
+	  OFF(pub_bytes_rate), true, "MESSAGE frame bytes per second one connection may send; "
+	  "a faster sender is read more slowly (0 = off)" },
+	{ "publish-bytes-burst", "RELAY_PUBLISH_BYTES_BURST", RL_OPT_SIZE, "0", 0, RL_OPT_BURST_MAX,
+	  OFF(pub_bytes_burst), true, "MESSAGE frame bytes sent at once beyond "
+	  "--publish-bytes-rate (0 = one second's worth)" },
+	{ "join-rate", "RELAY_JOIN_RATE", RL_OPT_UINT, "0", 0, RL_OPT_RATE_MAX, OFF(join_rate), true,
+	  "JOIN_ROOM and LEAVE_ROOM frames per second one connection may send; a faster "
+	  "sender is read more slowly (0 = off)" },
+	{ "join-burst", "RELAY_JOIN_BURST", RL_OPT_UINT, "0", 0, RL_OPT_BURST_MAX, OFF(join_burst),
+	  true, "JOIN_ROOM and LEAVE_ROOM frames sent at once beyond --join-rate (0 = one "
+	  "second's worth)" },
 };
 const size_t rl_options_count = sizeof(rl_options) / sizeof(rl_options[0]);
 _Static_assert(sizeof(rl_options) / sizeof(rl_options[0]) <= RL_OPTIONS_MAX,

@@ -20,6 +20,11 @@
  * plus its final ERROR, so struct rl_outq counts it in 32 bits (conn.c). */
 #define RL_OPT_MAX_FRAME_MAX (256ull << 20)
 #define RL_OPT_OUT_HARD_MAX (1024ull << 20)
+/* Upper bounds of the rate limits: a burst times 10^9 (the bucket's depth
+ * in nanoseconds, net/limit.c) stays far below 2^64. */
+#define RL_OPT_RATE_MAX 1000000000ull
+#define RL_OPT_BYTES_RATE_MAX (1ull << 40)
+#define RL_OPT_BURST_MAX (4ull << 30)
 
 struct rl_config {
 	char host[256];
@@ -72,6 +77,16 @@ struct rl_config {
 	uint64_t ws_port;          /* RL_PORT_OFF = no WebSocket listener; 0 = ephemeral */
 	char ws_origins[1024];     /* --ws-allowed-origins, "" = any origin */
 	char web_root[1024];       /* --web-root DIR, "" = no static files */
+	/* limits (net/limit.c, relay/room.c; protocol-v1-ext.md §3), all
+	 * reloadable; 0 = off. A burst of 0 is one second's worth of the rate. */
+	uint64_t max_conns_ip;	  /* open connections per client address */
+	uint64_t max_rooms_total; /* rooms in the server (max_rooms is per connection) */
+	uint64_t pub_rate;	  /* MESSAGE frames per second, per connection */
+	uint64_t pub_burst;
+	uint64_t pub_bytes_rate;  /* MESSAGE frame bytes per second, per connection */
+	uint64_t pub_bytes_burst;
+	uint64_t join_rate;	  /* JOIN_ROOM and LEAVE_ROOM frames per second */
+	uint64_t join_burst;
 };
 
 /* An RL_OPT_PORT option that is not set: no such listener. */

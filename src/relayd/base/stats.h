@@ -25,7 +25,12 @@
 #include "base/stats_list.h"
 
 enum rl_stat_kind { RL_STAT_COUNTER = 0, RL_STAT_GAUGE, RL_STAT_NKINDS };
-enum rl_stat_unit { RL_STAT_UNIT_NONE = 0, RL_STAT_UNIT_BYTES, RL_STAT_NUNITS };
+enum rl_stat_unit {
+	RL_STAT_UNIT_NONE = 0,
+	RL_STAT_UNIT_BYTES,
+	RL_STAT_UNIT_MS, /* a time in milliseconds, shown in seconds by /metrics */
+	RL_STAT_NUNITS
+};
 enum rl_stat_scope { RL_STAT_WORKER = 0, RL_STAT_PROCESS, RL_STAT_NSCOPES };
 enum rl_stat_dim {
 	RL_STAT_DIM_NONE = 0,

@@ -10,7 +10,9 @@
  *   field        member of struct rl_stats, the name RL_STAT_ADD(s, field, n) takes
  *   kind         COUNTER (only grows until restart; Prometheus name ends _total)
  *                or GAUGE (goes up and down)
- *   unit         NONE (a count) or BYTES (both names then say "bytes")
+ *   unit         NONE (a count), BYTES (both names then say "bytes") or MS (a time,
+ *                counted in milliseconds: /metrics shows seconds and its name says
+ *                "seconds", the /stats key ends in "_ms")
  *   scope        WORKER: one slot per worker, written by its owner only, summed
  *                when read; PROCESS: one process-wide value, taken from the reader
  *                its owner registers (rl_stats_set_reader; the worker slots'
@@ -62,6 +64,11 @@
 	  "Connections refused at accept, by reason.",                                            \
 	  NULL, NULL,                                                                             \
 	  "refused_emfile", NULL, 0)                                                              \
+	X(refused_per_ip, COUNTER, NONE, WORKER, NONE,                                            \
+	  "relay_connections_refused_total", "reason=\"too_many_connections\"",                  \
+	  "Connections refused at accept, by reason.",                                            \
+	  NULL, NULL,                                                                             \
+	  "refused_too_many_connections", NULL, 0)                                                \
 	X(rooms, GAUGE, NONE, PROCESS, NONE,                                                      \
 	  "relay_rooms", NULL, "Rooms that currently exist.",                                     \
 	  NULL, NULL,                                                                             \
@@ -70,6 +77,11 @@
 	  "relay_room_memberships", NULL, "Connection-in-room memberships, over all rooms.",      \
 	  NULL, NULL,                                                                             \
 	  "room_memberships", NULL, 0)                                                            \
+	X(rooms_refused, COUNTER, NONE, WORKER, NONE,                                             \
+	  "relay_room_creations_refused_total", NULL,                                             \
+	  "JOIN_ROOMs refused with TOO_MANY_ROOMS because the room would be one more than --max-rooms.", \
+	  NULL, NULL,                                                                             \
+	  "room_creations_refused", NULL, 0)                                                      \
 	X(frames_in, COUNTER, NONE, WORKER, MSG_TYPE,                                             \
 	  "relay_frames_in_total", NULL,                                                          \
 	  "Complete frames read from clients, by type (UNKNOWN: not in the table).",              \
@@ -120,6 +132,31 @@
 	  "Times a connection's reads were paused because its publish filled another worker's inbox.", \
 	  NULL, NULL,                                                                             \
 	  "publisher_pauses", NULL, 0)                                                            \
+	X(throttled, GAUGE, NONE, WORKER, NONE,                                                   \
+	  "relay_rate_limited_connections", NULL,                                                 \
+	  "Connections not read right now because they went over a rate limit (--publish-rate, --publish-bytes-rate, --join-rate).", \
+	  NULL, NULL,                                                                             \
+	  "rate_limited_connections", NULL, 0)                                                    \
+	X(throttled_ms, COUNTER, MS, WORKER, NONE,                                                \
+	  "relay_rate_limit_paused_seconds_total", NULL,                                          \
+	  "Time connections spent not read because they went over a rate limit, summed over connections.", \
+	  NULL, NULL,                                                                             \
+	  "rate_limit_paused_ms", NULL, 0)                                                        \
+	X(throttles_publish, COUNTER, NONE, WORKER, NONE,                                         \
+	  "relay_rate_limit_pauses_total", "limit=\"publish\"",                                  \
+	  "Times a connection stopped being read because it went over a rate limit, by limit.",   \
+	  NULL, NULL,                                                                             \
+	  "rate_limit_pauses_publish", NULL, 0)                                                   \
+	X(throttles_publish_bytes, COUNTER, NONE, WORKER, NONE,                                   \
+	  "relay_rate_limit_pauses_total", "limit=\"publish_bytes\"",                            \
+	  "Times a connection stopped being read because it went over a rate limit, by limit.",   \
+	  NULL, NULL,                                                                             \
+	  "rate_limit_pauses_publish_volume", NULL, 0)                                            \
+	X(throttles_join, COUNTER, NONE, WORKER, NONE,                                            \
+	  "relay_rate_limit_pauses_total", "limit=\"join\"",                                     \
+	  "Times a connection stopped being read because it went over a rate limit, by limit.",   \
+	  NULL, NULL,                                                                             \
+	  "rate_limit_pauses_join", NULL, 0)                                                      \
 	X(accept_backoffs, COUNTER, NONE, WORKER, NONE,                                           \
 	  "relay_accept_backoffs_total", NULL,                                                    \
 	  "Times a worker took its listeners out of the loop: out of descriptors with no reserve.", \

@@ -20,6 +20,7 @@
 #include "base/clock.h"
 #include "net/budget.h"
 #include "net/conn.h"
+#include "net/limit.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -121,10 +122,12 @@ void rl_workers_stop(void)
  * frees is the one its own accept gets back. */
 static pthread_mutex_t worker_fd_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int worker_accept4(int lfd)
+static int worker_accept4(int lfd, struct sockaddr_storage *peer)
 {
+	socklen_t len = sizeof(*peer);
+	peer->ss_family = AF_UNSPEC;
 	pthread_mutex_lock(&worker_fd_lock);
-	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd = accept4(lfd, (struct sockaddr *)peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	int e = errno;
 	pthread_mutex_unlock(&worker_fd_lock);
 	errno = e;
@@ -226,13 +229,34 @@ static void worker_full_log(struct rl_worker *w)
 			 RL_CFG(max_conns), more);
 }
 
+/* Serves or refuses accepted socket <fd> from <peer>, for every transport
+ * alike: over --max-connections it gets SERVER_FULL, from an address that
+ * holds --max-connections-per-ip it gets TOO_MANY_CONNECTIONS (the
+ * transport renders the refusal: an ERROR frame, after the TLS handshake
+ * over TLS); otherwise it is counted for its address until it closes. */
+static void worker_admit(struct rl_worker *w, int fd, const struct rl_transport *tp,
+			 const struct sockaddr_storage *peer)
+{
+	struct rl_limit_addr *addr = NULL;
+	enum relay_err refuse = RELAY_ERR_NONE;
+
+	if (!rl_stats_conn_try_add(RL_CFG(max_conns))) {
+		worker_full_log(w);
+		refuse = RELAY_ERR_SERVER_FULL;
+	} else if ((refuse = rl_limit_admit(w, peer, &addr)) != RELAY_ERR_NONE) {
+		rl_stats_conn_del(); /* not served: not in the gauge */
+	}
+	rl_limit_attach(rl_conn_new(w, fd, tp, refuse), addr);
+}
+
 /* Readiness of listener <ptr>: accepts up to the per-turn bound. */
 static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 {
 	struct rl_listener *l = ptr;
 	(void)bits;
 	for (int i = 0; i < WORKER_ACCEPTS_PER_TURN && l->fd >= 0; i++) {
-		int fd = worker_accept4(l->fd);
+		struct sockaddr_storage peer;
+		int fd = worker_accept4(l->fd, &peer);
 		if (fd == -1) {
 			int e = errno;
 			uint64_t suppressed;
@@ -256,10 +280,7 @@ static void worker_accept(struct rl_worker *w, void *ptr, uint32_t bits)
 			return;
 		}
 		w->accept_backoff_ms = 0;
-		bool ok = rl_stats_conn_try_add(RL_CFG(max_conns));
-		if (!ok)
-			worker_full_log(w);
-		rl_conn_new(w, fd, l->tp, !ok);
+		worker_admit(w, fd, l->tp, &peer);
 	}
 	/* The listener is level-triggered: what is left shows up next turn. */
 }
@@ -368,10 +389,11 @@ static void worker_begin_stop(struct rl_worker *w)
 	for (unsigned k = 0; k < w->nlisteners; k++) {
 		struct rl_listener *l = &w->listeners[k];
 		for (int i = 0; i < WORKER_STOP_ACCEPTS && l->fd >= 0; i++) {
-			int fd = worker_accept4(l->fd);
+			struct sockaddr_storage peer;
+			int fd = worker_accept4(l->fd, &peer);
 			if (fd == -1)
 				break;
-			rl_conn_new(w, fd, l->tp, !rl_stats_conn_try_add(RL_CFG(max_conns)));
+			worker_admit(w, fd, l->tp, &peer);
 		}
 		worker_unlisten(w, l);
 	}

@@ -24,7 +24,7 @@ enum rl_src_kind { RL_SRC_CONN = 0, RL_SRC_LISTEN, RL_SRC_INBOX, RL_SRC_NKINDS }
 
 #define RL_SCRATCH_BYTES 65536u
 #define RL_MAX_LISTENERS 4 /* per worker: one per kind (plain TCP; TLS, WebSocket later) */
-#define RL_WORKER_NTIMERS 6 /* RL_CONN_NTIMERS (net/conn.h), then relay/auth.h's two */
+#define RL_WORKER_NTIMERS 7 /* RL_CONN_NTIMERS (net/conn.h), then relay/auth.h's two */
 /* Local fan-out per loop turn: members visited by the publishes of this
  * worker's own connections (relay/fanout.c counts them in <fanout_work>).
  * Once it is spent, connections that publish are not parsed further this

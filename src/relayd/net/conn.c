@@ -14,6 +14,7 @@
 #include "net/conn.h"
 
 #include "base/clock.h"
+#include "net/limit.h"
 #include "net/sockopt.h"
 
 #include <assert.h>
@@ -78,6 +79,7 @@ static const char *const err_text[RELAY_ERR_NCODES] = {
 	[RELAY_ERR_UNAUTHORIZED] = "not authenticated",
 	[RELAY_ERR_TOKEN_EXPIRED] = "token expired",
 	[RELAY_ERR_FORBIDDEN] = "not allowed by the token",
+	[RELAY_ERR_TOO_MANY_CONNECTIONS] = "too many connections from your address",
 };
 
 /* Set once before any worker runs (rl_conn_set_upcalls), read-only after. */
@@ -132,11 +134,12 @@ bool rl_conn_can_send(const struct rl_conn *c)
 }
 
 struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transport *tp,
-			    bool refused)
+			    enum relay_err refuse)
 {
 	/* Every op is required; the newest first (a transport written before it
 	 * would crash at its first lingering close, not here). */
 	assert(tp->pending_output && tp->pending_input && tp->shutdown_wr && tp->abort);
+	bool refused = refuse != RELAY_ERR_NONE;
 	struct rl_conn *c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd); /* no transport state exists yet */
@@ -180,22 +183,34 @@ struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transpo
 	RL_STAT_ADD(w->stats, conns_current, 1);
 	if (w->stats->conns_current > w->stats->conns_peak)
 		RL_STAT_SET(w->stats, conns_peak, w->stats->conns_current);
-	RL_DEBUGF(c->id, "accepted fd %d (%s)%s", fd, tp->name,
-		  refused ? " (over max-connections)" : "");
-	if (refused)
-		RL_STAT_ADD(w->stats, refused_full, 1);
+	RL_DEBUGF(c->id, "accepted fd %d (%s)%s%s", fd, tp->name, refused ? " refused: " : "",
+		  refused ? relay_err_name(refuse) : "");
+	if (refused && refuse == RELAY_ERR_SERVER_FULL)
+		RL_STAT_ADD(w->stats, refused_full, 1); /* TOO_MANY_CONNECTIONS: limit.c */
 	if (refused && !(c->flags & RL_CF_TP_REFUSES))
-		rl_conn_error(c, RELAY_ERR_SERVER_FULL, NULL, 0, NULL);
+		rl_conn_error(c, refuse, NULL, 0, NULL);
 	if (!refused && conn_up.opened)
 		conn_up.opened(c);
 	return c;
 }
 
-/* Off read_list or its paused list; no longer paused. */
+/* A rate-limit throttle of <c> is over (its end, or <c> closes): the
+ * gauge and the pause time. <c>'s life timer is the caller's. */
+static void conn_throttle_over(struct rl_conn *c)
+{
+	struct rl_worker *w = c->w;
+	c->flags &= (uint16_t)~RL_CF_THROTTLED;
+	RL_STAT_SUB(w->stats, throttled, 1);
+	RL_STAT_ADD(w->stats, throttled_ms, w->now_ms - c->lim->throttled_ms);
+}
+
+/* Off read_list or its paused list; no longer paused or throttled. */
 static void conn_unlink_read(struct rl_conn *c)
 {
 	cds_list_del_init(&c->rlink);
 	c->flags &= (uint16_t)~(RL_CF_PAUSED | RL_CF_HELD);
+	if (c->flags & RL_CF_THROTTLED)
+		conn_throttle_over(c);
 }
 
 /* Bytes read from <c>'s socket but not parsed yet, because the turn's
@@ -580,11 +595,12 @@ void rl_conn_shutdown(struct rl_conn *c, uint64_t deadline_ms)
 		c->life.start_ms = deadline_ms;
 }
 
-/* A paused connection is not timed out for bytes we declined to read: its
- * timer starts over (and again when it resumes). Returns whether it was. */
+/* A paused or throttled connection is not timed out for bytes we declined
+ * to read: its timer starts over (and again when it resumes). Returns
+ * whether it was. */
 static bool conn_timer_paused(struct rl_conn *c, struct rl_timer *t, enum rl_conn_timer list)
 {
-	if (!(c->flags & RL_CF_PAUSED))
+	if (!(c->flags & (RL_CF_PAUSED | RL_CF_THROTTLED)))
 		return false;
 	rl_timer_arm(&c->w->timers[list], t, c->w->now_ms);
 	return true;
@@ -618,6 +634,8 @@ static void conn_closing_expired(struct rl_timer *t, void *arg)
 	conn_expire(caa_container_of(t, struct rl_conn, life), RELAY_ERR_NONE);
 }
 
+static void conn_throttle_expired(struct rl_timer *t, void *arg);
+
 void rl_conn_worker_init(struct rl_worker *w)
 {
 	struct rl_config *cfg = &rl_srv.cfg; /* reloadable: timer.c loads them atomically */
@@ -636,6 +654,7 @@ void rl_conn_worker_init(struct rl_worker *w)
 	rl_timer_list_init(&w->timers[RL_CONN_T_FRAME], &cfg->frame_ms, conn_frame_expired, NULL);
 	rl_timer_list_init(&w->timers[RL_CONN_T_DRAIN], &cfg->slow_ms, conn_drain_expired, NULL);
 	rl_timer_list_init_deadline(&w->timers[RL_CONN_T_CLOSING], conn_closing_expired, NULL);
+	rl_timer_list_init_deadline(&w->timers[RL_CONN_T_THROTTLE], conn_throttle_expired, NULL);
 	/* The layer above's lists stay empty until it sets them up. */
 	for (unsigned i = RL_CONN_NTIMERS; i < RL_WORKER_NTIMERS; i++)
 		rl_timer_list_init_deadline(&w->timers[i], NULL, NULL);
@@ -738,6 +757,7 @@ static void conn_frame_timer(struct rl_conn *c, bool was_pending, unsigned frame
 enum conn_parse_end {
 	CONN_PARSED = 0, /* every byte handled (an incomplete frame is in the decoder) */
 	CONN_BUDGET,     /* stopped between frames: the fan-out budget is spent */
+	CONN_THROTTLED,  /* stopped between frames: over a rate limit (net/limit.c) */
 	CONN_STOPPED,    /* <c> no longer reads: closing, dead or broken */
 };
 
@@ -748,6 +768,9 @@ static bool conn_fanout_spent(const struct rl_conn *c)
 	return (c->flags & RL_CF_FANOUT) && c->w->fanout_work >= RL_WORKER_FANOUT_BUDGET;
 }
 
+/* Feeds <buf> to <c>'s decoder and handles its frames, stopping between two
+ * of them when the turn's fan-out budget is spent or a rate limit throttled
+ * <c>: the caller then takes what is left with relay_decoder_rest. */
 static enum conn_parse_end conn_parse(struct rl_conn *c, const uint8_t *buf, size_t n)
 {
 	bool was_pending = conn_partial(c);
@@ -777,6 +800,10 @@ static enum conn_parse_end conn_parse(struct rl_conn *c, const uint8_t *buf, siz
 			c->flags |= RL_CF_FANOUT;
 		if (!rl_conn_can_send(c))
 			return CONN_STOPPED;
+		if (c->flags & RL_CF_THROTTLED) {
+			end = CONN_THROTTLED; /* the rest waits for the throttle's end, in order */
+			break;
+		}
 		if (conn_fanout_spent(c)) {
 			end = CONN_BUDGET; /* between frames: the decoder gives the rest back */
 			break;
@@ -902,6 +929,29 @@ static bool conn_park(struct rl_conn *c)
 	return true;
 }
 
+/* <c> was throttled by the frame just handled: the bytes of this feed
+ * after it are kept (net/limit.c) to be parsed first when the throttle
+ * ends. false when <c> was closed for want of memory. */
+static bool conn_keep_rest(struct rl_conn *c)
+{
+	const uint8_t *rest;
+	size_t n = relay_decoder_rest(&c->dec, &rest);
+
+	if (rl_limit_keep(c, rest, n) == 0)
+		return true;
+	RL_WARNF(c->id, "out of memory keeping %zu bytes past its rate limit: connection closed",
+		 n);
+	rl_conn_kill(c);
+	return false;
+}
+
+/* After conn_parse stopped early: keeps the rest of the feed where the
+ * reason for stopping wants it. false when <c> was closed. */
+static bool conn_keep(struct rl_conn *c, enum conn_parse_end end)
+{
+	return end == CONN_BUDGET ? conn_park(c) : conn_keep_rest(c);
+}
+
 /* Parses the bytes <c> parked in an earlier turn. true when they are all
  * handled and the socket may be read. */
 static bool conn_parse_parked(struct rl_conn *c)
@@ -915,8 +965,40 @@ static bool conn_parse_parked(struct rl_conn *c)
 		conn_park(c);
 		return false;
 	}
+	if (end == CONN_THROTTLED) {
+		conn_keep_rest(c); /* copied out of <parked>, freed below */
+		conn_parked_free(c);
+		return false;
+	}
 	conn_parked_free(c);
 	return !(c->flags & RL_CF_PAUSED);
+}
+
+/* Parses what <c> read past its rate limit before its throttle, ahead of
+ * anything newer. true when all of it was handled and the socket may be
+ * read. */
+static bool conn_parse_rest(struct rl_conn *c)
+{
+	struct rl_limit *l = c->lim;
+	size_t tail = relay_decoder_capacity(&c->dec);
+
+	c->w->t_read_ns = rl_clock_ns();
+	enum conn_parse_end end = conn_parse(c, l->rest, l->rest_len);
+	conn_tail_account(c, tail);
+	if (end == CONN_STOPPED)
+		return false;
+	if (end == CONN_THROTTLED) {
+		conn_keep_rest(c); /* a shorter rest, kept in place */
+		return false;
+	}
+	if (end == CONN_BUDGET) {
+		bool ok = conn_park(c); /* copied out of the rest, freed below */
+		if (ok)
+			rl_limit_keep(c, NULL, 0);
+		return false;
+	}
+	rl_limit_keep(c, NULL, 0); /* all parsed */
+	return !(c->flags & RL_CF_PAUSED) && !conn_hold(c);
 }
 
 void rl_conn_read(struct rl_conn *c)
@@ -924,8 +1006,8 @@ void rl_conn_read(struct rl_conn *c)
 	struct rl_worker *w = c->w;
 
 	RL_ASSERT_OWNER(c);
-	if (c->flags & RL_CF_PAUSED)
-		return; /* rl_conn_resume_paused reads it again */
+	if (c->flags & (RL_CF_PAUSED | RL_CF_THROTTLED))
+		return; /* rl_conn_resume_paused or the throttle's end reads it again */
 	if (c->flags & RL_CF_HELD)
 		return; /* rl_conn_release_held puts it on the read list */
 	if (conn_fanout_spent(c)) {
@@ -934,13 +1016,16 @@ void rl_conn_read(struct rl_conn *c)
 	}
 	if ((c->flags & RL_CF_PARKED) && !conn_parse_parked(c))
 		return;
+	if (c->lim && c->lim->rest && !conn_parse_rest(c))
+		return;
 	if (conn_hold(c))
 		return;
 	/* Counted in bytes, not calls: a transport may return less than a
 	 * scratch buffer per call (TLS: one record) with more pending. */
 	size_t budget = CONN_READS_PER_TURN * RL_SCRATCH_BYTES;
 	while (budget) {
-		ssize_t n = c->tp->read(c, w->scratch, RL_SCRATCH_BYTES);
+		size_t want = rl_limit_read_size(c); /* less with rate limits on */
+		ssize_t n = c->tp->read(c, w->scratch, want);
 		if (n > 0) {
 			w->t_read_ns = rl_clock_ns();
 			RL_STAT_ADD(w->stats, bytes_in, n);
@@ -948,15 +1033,14 @@ void rl_conn_read(struct rl_conn *c)
 			size_t tail = relay_decoder_capacity(&c->dec);
 			enum conn_parse_end end = conn_parse(c, w->scratch, (size_t)n);
 			conn_tail_account(c, tail);
-			if (end == CONN_BUDGET) {
-				conn_park(c);
+			if (end == CONN_BUDGET || end == CONN_THROTTLED) {
+				conn_keep(c, end);
 				return;
 			}
 			if (end == CONN_STOPPED || (c->flags & RL_CF_PAUSED) || conn_hold(c))
 				return;
 			budget -= (size_t)n < budget ? (size_t)n : budget;
-			if ((size_t)n < RL_SCRATCH_BYTES && !(c->flags & RL_CF_RDHUP) &&
-			    !c->tp->has_pending(c))
+			if ((size_t)n < want && !(c->flags & RL_CF_RDHUP) && !c->tp->has_pending(c))
 				return; /* drained; edge-triggered: the next byte brings a new event */
 			/* A full read, a short read with the FIN already reported (no new
 			 * edge will come for the EOF), or input the transport holds that
@@ -1048,6 +1132,8 @@ void rl_conn_shutdown_all(struct rl_worker *w, uint64_t deadline_ms)
 
 	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_IDLE].head, life.link)
 		rl_conn_shutdown(c, deadline_ms);
+	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_THROTTLE].head, life.link)
+		rl_conn_shutdown(c, deadline_ms);
 	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_CLOSING].head, life.link)
 		rl_conn_shutdown(c, deadline_ms);
 }
@@ -1059,6 +1145,8 @@ void rl_conn_kill_all(struct rl_worker *w)
 	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_CLOSING].head, life.link)
 		rl_conn_kill(c);
 	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_IDLE].head, life.link)
+		rl_conn_kill(c);
+	cds_list_for_each_entry_safe(c, tmp, &w->timers[RL_CONN_T_THROTTLE].head, life.link)
 		rl_conn_kill(c);
 }
 
@@ -1083,6 +1171,7 @@ static void conn_destroy(struct rl_conn *c)
 	w->mem_freed += c->out.bytes + tail;
 	rl_outq_clear(&c->out, &w->pool);
 	relay_decoder_free(&c->dec);
+	rl_limit_conn_closed(c); /* its address count, kept bytes */
 	free(c->user_id);
 	free(c->rooms);
 	if (c->flags & RL_CF_ABORT)
@@ -1127,7 +1216,9 @@ static void conn_resume(struct rl_conn *c)
 	struct rl_worker *w = c->w;
 
 	c->flags &= (uint16_t)~RL_CF_PAUSED;
-	cds_list_del(&c->rlink);
+	cds_list_del_init(&c->rlink);
+	if (c->flags & RL_CF_THROTTLED)
+		return; /* the throttle's end reads it and restarts its timers */
 	cds_list_add_tail(&c->rlink, &w->read_list);
 	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
 	if (rl_timer_armed(&c->frame))
@@ -1146,6 +1237,49 @@ void rl_conn_resume_paused(struct rl_worker *w)
 			conn_resume(cds_list_first_entry(l, struct rl_conn, rlink));
 		w->paused_mask &= ~(1ull << k);
 	}
+}
+
+/* ---- rate limits ------------------------------------------------------------ */
+
+void rl_conn_throttle(struct rl_conn *c, uint64_t until_ms)
+{
+	struct rl_worker *w = c->w;
+
+	RL_ASSERT_OWNER(c);
+	assert(c->lim);
+	if (!rl_conn_can_send(c))
+		return;
+	if (c->flags & RL_CF_THROTTLED) {
+		if (until_ms <= c->life.start_ms)
+			return;
+	} else {
+		c->flags |= RL_CF_THROTTLED;
+		c->lim->throttled_ms = w->now_ms;
+		RL_STAT_ADD(w->stats, throttled, 1);
+		/* Off read_list; a paused or held one stays on its list. */
+		if (!(c->flags & (RL_CF_PAUSED | RL_CF_HELD)))
+			cds_list_del_init(&c->rlink);
+	}
+	/* <life> leaves the idle list: no idle timeout for a throttled conn. */
+	rl_timer_arm_sorted(&w->timers[RL_CONN_T_THROTTLE], &c->life, until_ms);
+	RL_DEBUGF(c->id, "throttled for %" PRIu64 " ms: over a rate limit", until_ms - w->now_ms);
+}
+
+/* The throttle of <c> ended: it is read again (from the bytes it kept),
+ * its idle and frame timeouts start over. */
+static void conn_throttle_expired(struct rl_timer *t, void *arg)
+{
+	struct rl_conn *c = caa_container_of(t, struct rl_conn, life);
+	struct rl_worker *w = c->w;
+
+	(void)arg;
+	conn_throttle_over(c);
+	rl_timer_arm(&w->timers[RL_CONN_T_IDLE], &c->life, w->now_ms);
+	if (rl_timer_armed(&c->frame))
+		rl_timer_arm(&w->timers[RL_CONN_T_FRAME], &c->frame, w->now_ms);
+	if (!(c->flags & (RL_CF_PAUSED | RL_CF_HELD)) && cds_list_empty(&c->rlink))
+		cds_list_add_tail(&c->rlink, &w->read_list);
+	RL_DEBUGF(c->id, "throttle over");
 }
 
 /* ---- the worker's per-turn steps ---------------------------------------- */

@@ -40,6 +40,8 @@ enum rl_conn_flag {
 	RL_CF_TP_REFUSES = 1u << 12, /* the transport answers SERVER_FULL itself (WebSocket: 503) */
 	RL_CF_FANOUT = 1u << 13,  /* its frames fanned out here: bound by the turn's budget */
 	RL_CF_PARKED = 1u << 14,  /* <parked> has bytes read but not parsed (budget spent) */
+	RL_CF_THROTTLED = 1u << 15, /* not read: over a rate limit (net/limit.c); life on
+				       the throttle list, until its bucket refilled */
 };
 
 /* The worker's timer lists for connections (struct rl_worker.timers), run
@@ -49,6 +51,7 @@ enum rl_conn_timer {
 	RL_CONN_T_FRAME,    /* timeout --frame-timeout: FRAME_TIMEOUT */
 	RL_CONN_T_DRAIN,    /* timeout --slow-consumer-timeout: SLOW_CONSUMER */
 	RL_CONN_T_CLOSING,  /* deadline list: flush deadline passed, close */
+	RL_CONN_T_THROTTLE, /* deadline list (sorted): a rate-limit throttle ends, read again */
 	RL_CONN_NTIMERS
 };
 /* The lists after these belong to the layer above (relay/auth.h). */
@@ -84,7 +87,10 @@ struct rl_conn {
 	uint8_t *user_id;         /* NULL unless HELLO gave one */
 	struct rl_auth *auth;	  /* relay/auth.c's access-control state (the upcalls
 				     opened/closed); NULL when authentication is off */
-	/* OPEN/DRAINING: on the idle list, start = the last byte received;
+	struct rl_limit *lim;	  /* net/limit.c's state: address count, rate buckets;
+				     NULL until a limit applies to this connection */
+	/* OPEN/DRAINING: on the idle list, start = the last byte received
+	 * (THROTTLED: on the throttle list, start = when it ends);
 	 * CLOSING: on the closing list, start = the flush deadline. */
 	struct rl_timer life;
 	struct rl_timer frame;    /* while dec holds a partial frame; start = its first byte */
@@ -97,8 +103,9 @@ struct rl_conn {
 };
 
 /* Growth is a decision: change this with "Memory per connection" in
- * docs/architecture.md. */
-_Static_assert(sizeof(struct rl_conn) == 256, "struct rl_conn changed size");
+ * docs/architecture.md. (264 bytes take the same 272-byte malloc chunk as
+ * 256 did: glibc adds 8 bytes of header and rounds to 16.) */
+_Static_assert(sizeof(struct rl_conn) == 264, "struct rl_conn changed size");
 /* What fan-out touches per delivery stays in the first 64 bytes. */
 #define RL_CONN_HOT(f) (offsetof(struct rl_conn, f) + sizeof(((struct rl_conn *)0)->f) <= 64)
 _Static_assert(RL_CONN_HOT(state) && RL_CONN_HOT(flags) && RL_CONN_HOT(w) && RL_CONN_HOT(out) &&
@@ -142,9 +149,12 @@ void rl_conn_worker_init(struct rl_worker *w);
 
 /* Takes ownership of accepted socket <fd> on worker <w>, speaking
  * transport <tp> (its listener's): INIT, registered with the loop, then
- * OPEN. <refused>: send SERVER_FULL and close. NULL on failure (fd closed). */
+ * OPEN. <refuse> (RELAY_ERR_NONE: served): refused at accept with that
+ * fatal code (SERVER_FULL, TOO_MANY_CONNECTIONS): it is sent, then the
+ * connection closes; such a connection is not in the connection gauge
+ * (RL_CF_REFUSED). NULL on failure (fd closed). */
 struct rl_conn *rl_conn_new(struct rl_worker *w, int fd, const struct rl_transport *tp,
-			    bool refused);
+			    enum relay_err refuse);
 /* Readiness from the event loop. */
 void rl_conn_on_event(struct rl_conn *c, uint32_t bits);
 /* Reads up to the per-turn budget and handles every complete frame; first
@@ -163,6 +173,16 @@ void rl_conn_flush(struct rl_conn *c);
  * timeouts do not run while it is paused. Nobody else is affected. No-op
  * unless <c> is OPEN/DRAINING and not paused already. Owner worker. */
 void rl_conn_pause(struct rl_conn *c, unsigned k);
+
+/* Rate limits (net/limit.c decides). <c> went over a bucket: it is not
+ * read (the frames after the one that emptied the bucket, already read,
+ * are kept for later: rl_limit_keep) until <until_ms>, then read again
+ * from where it stopped; the kernel keeps what it sends meanwhile, so TCP
+ * flow control slows it down. Its idle and frame timeouts do not run while
+ * it is throttled and start over when it ends. A throttled connection
+ * throttled again keeps the later end. No-op unless <c> is OPEN/DRAINING.
+ * Owner worker. */
+void rl_conn_throttle(struct rl_conn *c, uint64_t until_ms);
 
 /* The loop turn's connection steps, in turn order. Owner worker.
  * Resumes the paused connections whose target backlog is below

@@ -135,6 +135,16 @@ static const char *expo_labels(const struct rl_stat_row *r, unsigned i, char *bu
 	return buf;
 }
 
+/* One sample of row <r>: a time (unit MS) in seconds, as Prometheus names it. */
+static void expo_sample(struct rl_expo *e, const struct rl_stat_row *r, const char *name,
+			const char *labels, uint64_t v)
+{
+	if (r->unit == RL_STAT_UNIT_MS)
+		rl_expo_double(e, name, labels, (double)v / 1e3);
+	else
+		rl_expo_u64(e, name, labels, v);
+}
+
 /* Every row with a summed family, in list order; a family's HELP and TYPE
  * once, before its first row. */
 static void expo_rows(struct rl_expo *e, const struct rl_stats *s)
@@ -149,7 +159,7 @@ static void expo_rows(struct rl_expo *e, const struct rl_stats *s)
 			rl_expo_family(e, r->prom, rl_stats_kind_name(r->kind), r->help);
 		family = r->prom;
 		for (unsigned i = rl_stats_dim_first(r->dim); i < r->n; i++)
-			rl_expo_u64(e, r->prom, expo_labels(r, i, lab, sizeof(lab)),
+			expo_sample(e, r, r->prom, expo_labels(r, i, lab, sizeof(lab)),
 				    rl_stats_value(s, r, i));
 	}
 }
@@ -184,7 +194,7 @@ static void expo_workers(struct rl_expo *e, const struct rl_metrics_snap *w, uns
 		rl_expo_family(e, r->wprom, rl_stats_kind_name(r->kind), r->whelp);
 		for (unsigned i = 0; i < n; i++) {
 			snprintf(lab, sizeof(lab), "worker=\"%u\"", i);
-			rl_expo_u64(e, r->wprom, lab, rl_stats_value(&w[i].st, r, 0));
+			expo_sample(e, r, r->wprom, lab, rl_stats_value(&w[i].st, r, 0));
 		}
 	}
 }

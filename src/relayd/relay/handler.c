@@ -5,6 +5,7 @@
 #include "relay/handler.h"
 
 #include "net/conn.h"
+#include "net/limit.h"
 #include "relay/auth.h"
 #include "relay/bus.h"
 #include "relay/fanout.h"
@@ -423,6 +424,16 @@ static bool join_room_allowed(struct rl_conn *c, struct relay_span name)
 	return false;
 }
 
+/* A JOIN that would create one room more than --max-rooms (non-fatal). */
+static void join_rooms_full(struct rl_conn *c, struct relay_span name)
+{
+	char msg[80];
+	snprintf(msg, sizeof(msg), "the server holds %" PRIu64 " rooms (the maximum)",
+		 RL_CFG(max_rooms_total));
+	RL_STAT_ADD(c->w->stats, rooms_refused, 1);
+	rl_conn_error(c, RELAY_ERR_TOO_MANY_ROOMS, name.p, name.n, msg);
+}
+
 static void join_room(struct rl_conn *c, const struct relay_frame *f, struct relay_span name)
 {
 	struct rl_room *r;
@@ -436,7 +447,12 @@ static void join_room(struct rl_conn *c, const struct relay_frame *f, struct rel
 	}
 	if (!join_room_allowed(c, name))
 		return;
-	if (rl_room_join(name.p, name.n, &r, &members, NULL)) {
+	int rc = rl_room_join(name.p, name.n, &r, &members, NULL);
+	if (rc == -ENOSPC) { /* it would be one room more than --max-rooms */
+		join_rooms_full(c, name);
+		return;
+	}
+	if (rc) {
 		rl_conn_kill(c);
 		return;
 	}
@@ -519,8 +535,14 @@ static void join_room_history(struct rl_conn *c, const struct relay_frame *f,
 	struct rl_member m;
 	struct rl_hist_join j;
 
-	if (rl_membership_prepare(c, &m) ||
-	    rl_hist_join(name.p, name.n, c->w->id, m, since, &j) != 0) {
+	int rc = rl_membership_prepare(c, &m);
+	if (rc == 0)
+		rc = rl_hist_join(name.p, name.n, c->w->id, m, since, &j);
+	if (rc == -ENOSPC) { /* it would be one room more than --max-rooms */
+		join_rooms_full(c, name);
+		return;
+	}
+	if (rc) {
 		rl_conn_kill(c);
 		return;
 	}
@@ -819,6 +841,37 @@ static const handler_fn handlers[RELAY_MSG_NTYPES] = {
 	[RELAY_MSG_ERROR] = handle_client_error,
 };
 
+/* ---- rate limits ------------------------------------------------------------------ */
+
+/* The rate-limit buckets a frame type takes from (net/limit.h): one token
+ * per MESSAGE (and its bytes), one per JOIN_ROOM or LEAVE_ROOM; HELLO,
+ * HEARTBEAT and ERROR take none. */
+static const struct {
+	bool on;
+	enum rl_limit_bucket b;
+} frame_limits[RELAY_MSG_NTYPES] = {
+	[RELAY_MSG_JOIN_ROOM] = {true, RL_LIMIT_JOIN},
+	[RELAY_MSG_LEAVE_ROOM] = {true, RL_LIMIT_JOIN},
+	[RELAY_MSG_MESSAGE] = {true, RL_LIMIT_PUBLISH},
+};
+
+/* Pays for frame <f> of type <t>; the frame is handled whatever the bucket
+ * holds (an empty one throttles <c>: nothing after it is read until it
+ * refills). -1 when <c> was closed (out of memory). */
+static int handler_limit(struct rl_conn *c, const struct relay_frame *f, unsigned t)
+{
+	if (!frame_limits[t].on)
+		return 0;
+	int rc = rl_limit_take(c, frame_limits[t].b, 1);
+	if (rc == 0 && t == RELAY_MSG_MESSAGE)
+		rc = rl_limit_take(c, RL_LIMIT_PUBLISH_BYTES, RELAY_FRAME_HDR_BYTES + (uint64_t)f->len);
+	if (rc == 0)
+		return 0;
+	RL_WARNF(c->id, "out of memory for its rate limits: connection closed");
+	rl_conn_kill(c);
+	return -1;
+}
+
 void rl_handler_frame(struct rl_conn *c, const struct relay_frame *f)
 {
 	unsigned t = f->type < RELAY_MSG_NTYPES ? f->type : 0;
@@ -831,6 +884,8 @@ void rl_handler_frame(struct rl_conn *c, const struct relay_frame *f)
 		rl_conn_error(c, RELAY_ERR_UNKNOWN_MESSAGE_TYPE, NULL, 0, NULL);
 		return;
 	}
+	if (handler_limit(c, f, t))
+		return;
 	if (c->auth && rl_auth_gate(c, t))
 		return;
 	handlers[t](c, f);

@@ -522,7 +522,7 @@ int rl_hist_join(const uint8_t *name, size_t len, unsigned w, struct rl_member m
 		bool created;
 		struct rl_room *r = rl_room_find_or_add(name, len, &created);
 		if (!r)
-			return -ENOMEM;
+			return errno == ENOSPC ? -ENOSPC : -ENOMEM;
 		struct rl_hist *h = rl_room_hist(r);
 		rl_hist_lock(h);
 		if (h->dead) { /* expired under us: help remove it, then a new one */

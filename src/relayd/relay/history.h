@@ -137,7 +137,8 @@ struct rl_hist_join {
  * N, the membership in the member list (its join number: messages up to N
  * queued to worker <w> skip it, N+1 onwards reach it) and, when <since>
  * (may be NULL) allows, references to the stored messages since.seq+1..N.
- * AHEAD joins nothing. 0, or -ENOMEM (nothing joined). */
+ * AHEAD joins nothing. 0, -ENOSPC (a new room over --max-rooms) or -ENOMEM
+ * (nothing joined). */
 int rl_hist_join(const uint8_t *name, size_t len, unsigned w, struct rl_member m,
 		 const struct rl_hist_since *since, struct rl_hist_join *out);
 /* The epoch and last seq of room <r> (a member's view, for a repeated

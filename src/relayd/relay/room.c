@@ -42,7 +42,8 @@ struct room_key {
 
 static struct cds_lfht *rooms_ht;
 static unsigned rooms_nworkers;
-static long rooms_count;       /* atomic */
+static long rooms_count;       /* atomic: rooms in the table (and creations under way) */
+static const uint64_t *rooms_max; /* --max-rooms (relaxed atomic loads), or NULL */
 static long rooms_memberships; /* atomic */
 static uint64_t rooms_seed;    /* hash key, set by rl_rooms_init before any worker runs */
 
@@ -70,6 +71,31 @@ int rl_rooms_init(unsigned nworkers)
 				       CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
 				       &urcu_qsbr_flavor, NULL);
 	return rooms_ht ? 0 : -ENOMEM;
+}
+
+void rl_rooms_set_limit(const uint64_t *max)
+{
+	rooms_max = max;
+}
+
+/* Every room that enters the table is counted here first, against the
+ * limit: taking a place before the room is published (and giving it back
+ * if it is not) keeps the count exact when workers create rooms at once.
+ * Whatever keeps empty rooms in the table keeps them counted (they leave
+ * it, and the count, in room_unlink). false: the limit is reached. */
+static bool room_count_take(void)
+{
+	uint64_t max = rooms_max ? __atomic_load_n(rooms_max, __ATOMIC_RELAXED) : 0;
+	long old = uatomic_read(&rooms_count);
+
+	for (;;) {
+		if (max && (uint64_t)old >= max)
+			return false;
+		long seen = uatomic_cmpxchg(&rooms_count, old, old + 1);
+		if (seen == old)
+			return true;
+		old = seen;
+	}
 }
 
 long rl_rooms_count(void)
@@ -202,15 +228,15 @@ bool rl_room_tryget(struct rl_room *r)
 }
 
 /* Publishes <fresh> unless a room of that name appeared first. */
+/* Publishes <fresh> unless a room of that name appeared first. The caller
+ * took its place in the room count (room_count_take) and gives it back when
+ * this fails. */
 static bool room_add(struct rl_room *fresh, const struct room_key *k, uint64_t hash)
 {
 	rl_tsan_release(fresh);
 	struct cds_lfht_node *got =
 		cds_lfht_add_unique(rooms_ht, hash, room_match, k, &fresh->node);
-	if (got != &fresh->node)
-		return false;
-	uatomic_inc(&rooms_count);
-	return true;
+	return got == &fresh->node;
 }
 
 struct rl_room *rl_room_find_or_add(const uint8_t *name, size_t len, bool *created)
@@ -229,12 +255,24 @@ struct rl_room *rl_room_find_or_add(const uint8_t *name, size_t len, bool *creat
 			*created = false;
 			return r;
 		}
-		if (!fresh && !(fresh = room_new(name, len, hash)))
+		if (!room_count_take()) { /* one room more than --max-rooms */
+			if (fresh) {
+				rl_hist_free(fresh->hist);
+				free(fresh);
+			}
+			errno = ENOSPC;
 			return NULL;
+		}
+		if (!fresh && !(fresh = room_new(name, len, hash))) {
+			uatomic_dec(&rooms_count);
+			errno = ENOMEM;
+			return NULL;
+		}
 		if (room_add(fresh, &k, hash)) {
 			*created = true;
 			return fresh;
 		}
+		uatomic_dec(&rooms_count); /* lost the race: the other room is counted */
 	}
 }
 
@@ -272,8 +310,14 @@ int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *me
 			rl_room_unlink(r); /* dying: help remove it, then retry */
 			continue;
 		}
-		if (!fresh && !(fresh = room_new(name, len, hash)))
+		if (!room_count_take()) {
+			free(fresh); /* never published */
+			return -ENOSPC;
+		}
+		if (!fresh && !(fresh = room_new(name, len, hash))) {
+			uatomic_dec(&rooms_count);
 			return -ENOMEM;
+		}
 		if (room_add(fresh, &k, hash)) {
 			uatomic_inc(&rooms_memberships);
 			*out = fresh;
@@ -282,7 +326,9 @@ int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *me
 				*created = true;
 			return 0;
 		}
-		/* Lost the race to another creator: retry the lookup path. */
+		/* Lost the race to another creator: its room is counted, not
+		 * ours; retry the lookup path. */
+		uatomic_dec(&rooms_count);
 	}
 }
 

@@ -44,6 +44,10 @@ int rl_rooms_init(unsigned nworkers);
  * (rcu_barrier) and destroys the table. No worker may run any more. The
  * calling thread must not be a registered RCU reader. */
 void rl_rooms_fini(void);
+/* The server-wide room limit (--max-rooms): <max> is read with a relaxed
+ * atomic load at every room creation (a reload may store it; 0 =
+ * unlimited) and must outlive the table. Main thread, before any worker. */
+void rl_rooms_set_limit(const uint64_t *max);
 /* Rooms currently in the table, memberships over all rooms (gauges). */
 long rl_rooms_count(void);
 long rl_rooms_memberships(void);
@@ -58,7 +62,9 @@ uint64_t rl_room_hash_seeded(uint64_t seed, const uint8_t *name, size_t len);
 /* Takes one membership of the room named <name>/<len> (1..64 bytes),
  * creating the room if needed. On success *<out> is the room (valid while
  * the membership is held) and *<members> the count including this one.
- * *<created> (may be NULL) tells whether this call created it. 0 or -ENOMEM. */
+ * *<created> (may be NULL) tells whether this call created it. 0, -ENOMEM,
+ * or -ENOSPC: the room does not exist and the table already holds the
+ * limit (rl_rooms_set_limit; exact across workers). */
 int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *members,
 		 bool *created);
 /* Drops one membership. The last one anywhere removes the room from the
@@ -120,7 +126,8 @@ void rl_room_local_set_slot(struct rl_room *r, unsigned w, uint32_t idx, uint32_
 
 /* The room named <name>/<len>, found or created (members 0, history state
  * new); *<created> says which. No membership is taken: the pointer is valid
- * until the caller's next quiescent state. NULL on ENOMEM. */
+ * until the caller's next quiescent state. NULL with errno ENOMEM, or
+ * ENOSPC when it would be one room more than --max-rooms. */
 struct rl_room *rl_room_find_or_add(const uint8_t *name, size_t len, bool *created);
 /* members += <delta> (and the memberships gauge); returns the new count.
  * Under the room's history lock. */
