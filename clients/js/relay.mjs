@@ -62,6 +62,12 @@ export function decodeFrame(bytes) {
 	return { type, flags, payload };
 }
 
+// The server trims ASCII whitespace from both ends of a room name and answers with
+// the trimmed name (docs/protocol.md, "Names"); requests are matched to answers by it.
+function roomKey(room) {
+	return typeof room === 'string' ? room.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, '') : room;
+}
+
 async function defaultWebSocket() {
 	if (typeof globalThis.WebSocket === 'function') return globalThis.WebSocket;
 	const mod = await import('ws');
@@ -194,15 +200,15 @@ export class RelayClient {
 
 	/** Joins <room>; resolves with the JOIN ack, rejects with a RelayError. */
 	async join(room) {
-		const ack = await this._request('join', room, TYPE.JOIN_ROOM, { room });
-		this.rooms.set(ack.room ?? room, this._position(ack));
-		return ack;
+		// The ack records the room's position (_onJoinAck) before any delivery that
+		// follows it is handled, so no message is missed for resuming.
+		return this._request('join', roomKey(room), TYPE.JOIN_ROOM, { room });
 	}
 
 	/** Leaves <room>; resolves with the LEAVE ack. */
 	async leave(room) {
-		this.rooms.delete(room);
-		return this._request('leave', room, TYPE.LEAVE_ROOM, { room });
+		this.rooms.delete(roomKey(room));
+		return this._request('leave', roomKey(room), TYPE.LEAVE_ROOM, { room });
 	}
 
 	/** Publishes <content> (any JSON value) to <room>. Fire and forget: a problem arrives
@@ -317,8 +323,8 @@ export class RelayClient {
 
 	_onJoinAck(ack) {
 		const room = ack?.room;
-		if (!this._settle('join', room, (q) => q.resolve(ack)) && room !== undefined)
-			this.rooms.set(room, this._position(ack));
+		if (room !== undefined) this.rooms.set(room, this._position(ack));
+		this._settle('join', room, (q) => q.resolve(ack));
 		this._emit('joined', ack);
 	}
 
@@ -359,9 +365,10 @@ export class RelayClient {
 			const req = { room };
 			if (pos.epoch !== undefined) req.since = { epoch: pos.epoch, seq: pos.seq };
 			try {
-				const ack = await this._request('join', room, TYPE.JOIN_ROOM, req);
-				this.rooms.set(room, this._position(ack));
+				await this._request('join', room, TYPE.JOIN_ROOM, req);
 			} catch (e) {
+				// A lost connection keeps the room for the next attempt; a refusal drops it.
+				if (!(e instanceof RelayError)) return;
 				this.rooms.delete(room);
 				this._emit('error', { code: e.code ?? 'REJOIN_FAILED', message: e.message, fatal: false, room });
 			}

@@ -116,7 +116,7 @@ Test(cluster_presence, hello_ack_lists_the_cluster_feature_and_ids_name_the_node
 	cr_assert_eq(rl_test_send_frame(c, RELAY_MSG_HELLO, 0, NULL, 0), 0);
 	const struct rl_test_frame *f = rl_test_expect_json(
 	    c, RELAY_MSG_HELLO,
-	    "{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"0.1.0\","
+	    "{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"" RELAY_VERSION_STRING "\","
 	    "\"protocolVersion\":1,\"maxFrameBytes\":1048576,\"heartbeatMs\":30000,"
 	    "\"features\":[\"cluster\"],\"worker\":*,\"node\":\"node-7\"}",
 	    (const char *[]){"connectionId", "worker", NULL}, 5000);
@@ -137,7 +137,7 @@ Test(cluster_presence, hello_ack_lists_the_cluster_feature_and_ids_name_the_node
 	cr_assert_eq(rl_test_send_frame(c, RELAY_MSG_HELLO, 0, NULL, 0), 0);
 	f = rl_test_expect_json(
 	    c, RELAY_MSG_HELLO,
-	    "{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"0.1.0\","
+	    "{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"" RELAY_VERSION_STRING "\","
 	    "\"protocolVersion\":1,\"maxFrameBytes\":1048576,\"heartbeatMs\":30000}",
 	    mask, 5000);
 	cr_assert_not_null(f, "%s", rl_test_err());

@@ -139,7 +139,7 @@ IT_TEST(history, hello_ack_lists_the_history_feature_last)
 	struct rl_test_client *c = it_connect(&s);
 	it_send(c, RELAY_MSG_HELLO, 0, NULL, 0);
 	it_expect_json(c, RELAY_MSG_HELLO,
-		       "{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"0.1.0\","
+		       "{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"" RELAY_VERSION_STRING "\","
 		       "\"protocolVersion\":1,\"maxFrameBytes\":1048576,\"heartbeatMs\":30000,"
 		       "\"features\":[\"history\"]}");
 	rl_test_close(c);

@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 #define HELLO_ACK_FMT                                                                          \
-	"{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"0.1.0\","             \
+	"{\"status\":\"connected\",\"connectionId\":*,\"serverVersion\":\"" RELAY_VERSION_STRING "\","             \
 	"\"protocolVersion\":1,\"maxFrameBytes\":%u,\"heartbeatMs\":30000}"
 
 static void expect_presence_id(struct rl_test_client *c, const char *type, const char *room,

@@ -1,7 +1,8 @@
 /* cli.h -- relay-cli internals shared by its subsystems.
  *
  *   main.c         options, usage, dispatch to a mode
- *   conn.c         the connection (TCP, or TLS with OpenSSL): connect with a
+ *   conn.c         the connection (TCP, TLS with OpenSSL, or WebSocket with
+ *                  net/http.c and net/wsframe.c): connect with a
  *                  timeout, framing, requests
  *   event.c        server frames -> struct rl_cli_event; client request payloads
  *   format.c       how events and errors are printed (text, JSON, colour)
@@ -53,6 +54,7 @@ struct rl_cli_tls {
 	bool on;
 	const char *ca; /* trust these CA certificates (PEM) instead of the system's */
 	bool insecure;	/* no certificate verification at all (self-signed tests) */
+	const char *ws_path; /* WebSocket (--ws URL): the request path; NULL: raw frames */
 };
 
 struct rl_cli_opts {
@@ -179,6 +181,9 @@ struct rl_cli_conn {
 	bool await_done;
 	struct rl_cli_event reply; /* the ack, or the ERROR that answered */
 	char why[768];		   /* why the last call failed */
+	struct rl_wsf_dec *wsd;	   /* WebSocket: the frame decoder, or NULL */
+	size_t ws_early;	   /* WebSocket: frame bytes read with the 101, at rbuf */
+	bool ws_closed;		   /* WebSocket: the server's close frame came */
 	uint8_t rbuf[64 * 1024];
 };
 

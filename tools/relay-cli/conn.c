@@ -17,12 +17,15 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "net/http.h"
+#include "net/wsframe.h"
 
 /* The client accepts frames up to this size whatever the server announces:
  * the server never sends more than its own max_frame, which may be raised. */
@@ -250,8 +253,68 @@ static ssize_t conn_write_some(struct rl_cli_conn *c, struct iovec *iov, int n, 
 	return r ? -r : -EPIPE;
 }
 
-/* One read into c->rbuf: bytes, 0 at EOF, or -errno (-EAGAIN: nothing yet). */
+static ssize_t conn_read_raw(struct rl_cli_conn *c);
+static int conn_write_all(struct rl_cli_conn *c, struct iovec *iov, int n);
+
+/* WebSocket: one read, its frames' payloads moved together at the start of
+ * c->rbuf (each binary message is one Relay frame, so the payloads in order
+ * are the frame stream). Answers pings; a close frame ends the stream
+ * (0 once the payloads before it are out). */
+static ssize_t conn_ws_read(struct rl_cli_conn *c)
+{
+	struct rl_wsf_event ev;
+	size_t out = 0;
+	ssize_t n;
+
+	if (c->ws_closed)
+		return 0;
+	if (c->ws_early) {
+		n = (ssize_t)c->ws_early;
+		c->ws_early = 0;
+	} else if ((n = conn_read_raw(c)) <= 0) {
+		return n;
+	}
+	rl_wsf_dec_feed(c->wsd, c->rbuf, (size_t)n);
+	for (;;) {
+		enum rl_wsf_status st = rl_wsf_dec_next(c->wsd, &ev);
+
+		if (st == RL_WSF_NEED_MORE)
+			break;
+		if (st == RL_WSF_ERROR) {
+			snprintf(c->why, sizeof c->why, "bad WebSocket frame from the server: %s",
+				 rl_wsf_err_name(c->wsd->err));
+			return -EPROTO;
+		}
+		if (st == RL_WSF_DATA) {
+			memmove(c->rbuf + out, ev.p, ev.n); /* ev.p >= c->rbuf + out */
+			out += ev.n;
+		} else if (ev.opcode == RL_WSF_OP_CLOSE) {
+			c->ws_closed = true;
+			break;
+		} else if (ev.opcode == RL_WSF_OP_PING) {
+			uint8_t pong[RL_WSF_HDR_MAX + RL_WSF_CONTROL_MAX], key[4] = {0};
+			struct iovec iov;
+
+			(void)!getrandom(key, sizeof key, 0);
+			iov.iov_base = pong;
+			iov.iov_len = rl_wsf_put_pong(pong, ev.p, ev.n, key);
+			if (conn_write_all(c, &iov, 1))
+				return -EPIPE;
+		}
+	}
+	if (out == 0 && c->ws_closed)
+		return 0;
+	return out ? (ssize_t)out : -EAGAIN;
+}
+
+/* One read into c->rbuf: bytes, 0 at EOF, or -errno (-EAGAIN: nothing yet).
+ * Over WebSocket, the Relay frame bytes only. */
 static ssize_t conn_read_some(struct rl_cli_conn *c)
+{
+	return c->wsd ? conn_ws_read(c) : conn_read_raw(c);
+}
+
+static ssize_t conn_read_raw(struct rl_cli_conn *c)
 {
 	size_t got = 0;
 	short events;
@@ -275,6 +338,78 @@ static ssize_t conn_read_some(struct rl_cli_conn *c)
 	/* WANT_WRITE (a key update answer) is retried by the next read. */
 	r = conn_tls_errno(c, r, &events);
 	return r ? -r : 0;
+}
+
+/* The WebSocket upgrade on the connected c->fd, within <deadline>: sends the
+ * request for <path> offering relay.v1, reads the 101 and keeps frame bytes
+ * that came with it for the first read. 0, or -errno with c->why set. */
+static int conn_ws_open(struct rl_cli_conn *c, const char *host, const char *port, const char *path,
+			int64_t deadline)
+{
+	uint8_t nonce[16], req[RL_HTTP_RESPONSE_MAX];
+	char key[RL_HTTP_WS_KEY_LEN + 1], hostport[300];
+	struct rl_http_answer a;
+	struct iovec iov;
+	size_t have = 0;
+	int rc;
+
+	if (getrandom(nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce) {
+		snprintf(c->why, sizeof c->why, "getrandom: %s", strerror(errno));
+		return -errno;
+	}
+	rl_http_ws_key(nonce, key);
+	snprintf(hostport, sizeof hostport, "%s%s%s:%s", strchr(host, ':') ? "[" : "", host,
+		 strchr(host, ':') ? "]" : "", port);
+	iov.iov_base = req;
+	iov.iov_len = rl_http_write_upgrade(req, sizeof req, hostport, path, key, NULL);
+	if (iov.iov_len == 0) {
+		snprintf(c->why, sizeof c->why, "WebSocket: host or path too long");
+		return -EINVAL;
+	}
+	if ((rc = conn_write_all(c, &iov, 1)))
+		return rc;
+	for (;;) {
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		ssize_t n = read(c->fd, c->rbuf + have, sizeof c->rbuf - have);
+
+		if (n > 0) {
+			have += (size_t)n;
+			enum rl_http_parse_status st = rl_http_parse_answer(&a, c->rbuf, have, key);
+
+			if (st == RL_HTTP_COMPLETE)
+				break;
+			if (st != RL_HTTP_NEED_MORE || have == sizeof c->rbuf) {
+				snprintf(c->why, sizeof c->why,
+					 "WebSocket upgrade refused (HTTP %u): %s", a.status,
+					 a.why ? a.why : "bad answer");
+				return -ECONNREFUSED;
+			}
+			continue;
+		}
+		if (n == 0) {
+			snprintf(c->why, sizeof c->why, "WebSocket upgrade: connection closed");
+			return -EPIPE;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			snprintf(c->why, sizeof c->why, "WebSocket upgrade: %s", strerror(errno));
+			return -errno;
+		}
+		if (poll(&p, 1, rl_cli_left_ms(deadline)) == 0) {
+			snprintf(c->why, sizeof c->why, "WebSocket upgrade: timed out");
+			return -ETIMEDOUT;
+		}
+	}
+	c->wsd = malloc(sizeof *c->wsd);
+	if (!c->wsd) {
+		snprintf(c->why, sizeof c->why, "out of memory");
+		return -ENOMEM;
+	}
+	rl_wsf_dec_init(c->wsd, RL_WSF_CLIENT, 4 + (uint64_t)CONN_RX_MAX_FRAME);
+	c->ws_early = have - a.head_len;
+	memmove(c->rbuf, c->rbuf + a.head_len, c->ws_early);
+	return 0;
 }
 
 int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
@@ -310,6 +445,8 @@ int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
+	if (tls && tls->ws_path)
+		return conn_ws_open(c, host, port, tls->ws_path, deadline);
 	return tls && tls->on ? conn_tls_open(c, host, tls, deadline) : 0;
 }
 
@@ -326,6 +463,8 @@ void rl_cli_conn_close(struct rl_cli_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	free(c->wsd);
+	c->wsd = NULL;
 	relay_decoder_free(&c->dec);
 }
 
@@ -385,9 +524,31 @@ int rl_cli_conn_send(struct rl_cli_conn *c, uint8_t type, uint8_t flags, const v
 		return -EMSGSIZE;
 	}
 	relay_frame_put_header(hdr, type, flags, (uint32_t)len);
+	c->last_tx_ms = rl_cli_now_ms();
+	if (c->wsd) { /* one masked binary message carrying the frame */
+		uint8_t wsh[RL_WSF_HDR_MAX], key[4] = {0};
+		uint8_t *buf = malloc(sizeof hdr + len);
+		int rc;
+
+		if (!buf) {
+			snprintf(c->why, sizeof c->why, "out of memory");
+			return -ENOMEM;
+		}
+		(void)!getrandom(key, sizeof key, 0);
+		memcpy(buf, hdr, sizeof hdr);
+		if (len)
+			memcpy(buf + sizeof hdr, payload, len);
+		rl_wsf_mask(buf, sizeof hdr + len, key, 0);
+		iov[0] = (struct iovec){
+		    .iov_base = wsh,
+		    .iov_len = rl_wsf_put_hdr(wsh, RL_WSF_OP_BINARY, true, sizeof hdr + len, key)};
+		iov[1] = (struct iovec){.iov_base = buf, .iov_len = sizeof hdr + len};
+		rc = conn_write_all(c, iov, 2);
+		free(buf);
+		return rc;
+	}
 	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof hdr};
 	iov[1] = (struct iovec){.iov_base = (void *)payload, .iov_len = len};
-	c->last_tx_ms = rl_cli_now_ms();
 	return conn_write_all(c, iov, 2);
 }
 

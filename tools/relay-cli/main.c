@@ -131,6 +131,7 @@ enum main_opt {
 	OPT_TOKEN,
 	OPT_TOKEN_FILE,
 	OPT_RESUME_FILE,
+	OPT_WS,
 };
 
 #define M_ALL ((1u << RL_CLI_INTERACTIVE) | (1u << RL_CLI_SUB) | (1u << RL_CLI_PUB))
@@ -149,6 +150,8 @@ static const struct main_opt_def {
     {"tls-ca", OPT_TLS_CA, "FILE", M_ALL, "trust the CA certificates in FILE (implies --tls)"},
     {"tls-insecure", OPT_TLS_INSECURE, NULL, M_ALL,
      "TLS without verifying the certificate (tests; implies --tls)"},
+    {"ws", OPT_WS, "URL", M_ALL,
+     "WebSocket (relayd --ws-port): ws://HOST:PORT[/PATH], path default /relay"},
     {"token", OPT_TOKEN, "TOKEN", M_ALL,
      "access token sent in HELLO (servers with --auth-key; its sub is the user name)"},
     {"token-file", OPT_TOKEN_FILE, "FILE", M_ALL,
@@ -269,6 +272,8 @@ static int main_store_token(struct rl_cli_token_opts *t, int id, const char *arg
 	return 0;
 }
 
+static int main_parse_ws(struct rl_cli_opts *o, const char *url);
+
 static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const char *arg)
 {
 	for (size_t i = 0; i < MAIN_NOPTS; i++)
@@ -315,6 +320,8 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 	case OPT_RESUME_FILE:
 		o->resume_file = arg;
 		break;
+	case OPT_WS:
+		return main_parse_ws(o, arg);
 	case OPT_HELP:
 		r->help = true;
 		break;
@@ -324,6 +331,38 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 	default:
 		return main_store_token(&o->tok, id, arg);
 	}
+	return 0;
+}
+
+/* --ws ws://HOST:PORT[/PATH]: sets host, port and tls.ws_path (strings kept
+ * in static storage). 0, or -1 after printing the error. */
+static int main_parse_ws(struct rl_cli_opts *o, const char *url)
+{
+	static char host[256], port[8], path[256];
+	const char *h = url + 5, *colon, *slash;
+
+	if (strncmp(url, "ws://", 5) != 0) {
+		rl_cli_warn("--ws %s: not a ws:// URL (wss:// is not offered by relayd)", url);
+		return -1;
+	}
+	slash = strchr(h, '/');
+	if (!slash)
+		slash = h + strlen(h);
+	colon = memchr(h, ':', (size_t)(slash - h));
+	if (!colon || colon == h || (size_t)(colon - h) >= sizeof host ||
+	    (size_t)(slash - colon - 1) >= sizeof port || slash == colon + 1 ||
+	    strlen(slash) >= sizeof path) {
+		rl_cli_warn("--ws %s: expected ws://HOST:PORT[/PATH]", url);
+		return -1;
+	}
+	memcpy(host, h, (size_t)(colon - h));
+	host[colon - h] = '\0';
+	memcpy(port, colon + 1, (size_t)(slash - colon - 1));
+	port[slash - colon - 1] = '\0';
+	snprintf(path, sizeof path, "%s", *slash ? slash : "/relay");
+	o->host = host;
+	o->port = port;
+	o->tls.ws_path = path;
 	return 0;
 }
 
@@ -346,7 +385,8 @@ static int main_getopt(int argc, char **argv, struct rl_cli_opts *o, struct main
 				rl_cli_warn("unknown option '%s' (see --help)", bad);
 			return -1;
 		}
-		main_store(o, r, id, optarg);
+		if (main_store(o, r, id, optarg))
+			return -1;
 	}
 	return 0;
 }
@@ -499,6 +539,11 @@ static int main_parse(int argc, char **argv, struct rl_cli_opts *o)
 	if (main_mode(o, argc, argv) || main_check_modes(o, &r) || main_check_port(o->port) ||
 	    main_check_numbers(o, &r) || (r.token_file && main_token_file(o, r.token_file)))
 		return -2;
+	if (o->tls.ws_path && o->tls.on) {
+		rl_cli_warn(
+		    "--ws and --tls exclude each other: relayd offers no wss:// (see --help)");
+		return -2;
+	}
 	if (o->tls.ca && o->tls.insecure) {
 		rl_cli_warn("--tls-ca and --tls-insecure exclude each other (see --help)");
 		return -2;

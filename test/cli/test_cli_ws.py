@@ -1,0 +1,87 @@
+#!/usr/bin/python3
+"""test_cli_ws.py -- relay-cli --ws URL against a real relayd (suite 'cli').
+
+Usage: test_cli_ws.py   (env RELAYD_BIN, RELAY_CLI_BIN; optional RELAY_TEST_GUARD)
+Starts relayd with --port 0 --ws-port 0. A message published over WebSocket
+reaches a TCP subscriber, one published over TCP reaches a WebSocket
+subscriber (relay-cli sub --ws), and a wrong path is refused with exit 1.
+Exit status is the verdict.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+CLI = os.environ['RELAY_CLI_BIN']
+
+
+def start_relayd():
+    args = [os.environ['RELAYD_BIN'], '--port', '0', '--ws-port', '0', '--workers', '2']
+    guard = os.environ.get('RELAY_TEST_GUARD')
+    if guard:
+        args = [guard, str(os.getpid())] + args
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    tcp = ws = None
+    deadline = time.monotonic() + 10
+    while (tcp is None or ws is None) and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r'relayd ws listening on \S+:(\d+)', line)
+        ws = int(m.group(1)) if m else ws
+        m = re.search(r'relayd listening on \S+:(\d+) \(', line)
+        tcp = int(m.group(1)) if m else tcp
+    assert tcp and ws, 'relayd did not report its listeners'
+    return proc, tcp, ws
+
+
+def sub(conn, room):
+    """Starts `relay-cli sub ROOM --count 1 --json`; returns once it has joined."""
+    p = subprocess.Popen([CLI] + conn + ['--json', 'sub', room, '--count', '1', '--timeout', '10'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()  # "relay-cli: subscribed to ROOM as conn-N"
+    assert 'subscribed to' in line, f'sub did not join: {line!r}'
+    return p
+
+
+def pub(conn, room, text, user):
+    return subprocess.run([CLI] + conn + ['--user', user, 'pub', room, text],
+                          capture_output=True, text=True, timeout=10)
+
+
+def check_delivery(sub_conn, pub_conn, room, text, user):
+    s = sub(sub_conn, room)
+    r = pub(pub_conn, room, text, user)
+    assert r.returncode == 0, f'pub failed ({r.returncode}): {r.stderr}'
+    out, err = s.communicate(timeout=15)
+    assert s.returncode == 0, f'sub failed ({s.returncode}): {err}'
+    m = json.loads(out.strip().splitlines()[-1])
+    assert m['content'] == text and m['userId'] == user, f'sub got {out!r}'
+    print(f'ok - {text}')
+
+
+def main():
+    proc, tcp, ws = start_relayd()
+    tcp_conn = ['--port', str(tcp)]
+    try:
+        check_delivery(tcp_conn, ['--ws', f'ws://127.0.0.1:{ws}/relay'], 'r1',
+                       'published over WebSocket', 'wsuser')
+        check_delivery(['--ws', f'ws://127.0.0.1:{ws}'], tcp_conn, 'r2',
+                       'received over WebSocket', 'tcpuser')
+        r = pub(['--ws', f'ws://127.0.0.1:{ws}/nope'], 'r3', 'x', 'u')
+        assert r.returncode == 1 and 'refused' in r.stderr, f'wrong path: {r.returncode} {r.stderr!r}'
+        print('ok - a wrong path is refused')
+        return 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except AssertionError as e:
+        print(f'FAIL: {e}')
+        sys.exit(1)
