@@ -186,8 +186,8 @@ static const char *const type_hint[RL_OPT_NTYPES] = {
 	[RL_OPT_BOOL] = "a boolean (1/0, true/false, yes/no, on/off)",
 	[RL_OPT_LOGLEVEL] = "one of error, warn, info, debug",
 	[RL_OPT_PORT] = "a port (0 = ephemeral), or empty for off",
-	[RL_OPT_MEMSIZE] = "a size in bytes (suffix K, M or G allowed) or a percentage of "
-			   "physical memory (N%)",
+	[RL_OPT_MEMSIZE] = ("a size in bytes (suffix K, M or G allowed) or a percentage of "
+			    "physical memory (N%)"),
 	[RL_OPT_LIST] = "a comma-separated list without empty entries",
 };
 
