@@ -44,8 +44,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -230,8 +228,7 @@ void rl_tls_fini(void)
 
 static int tls_accept(struct rl_conn *c)
 {
-	int one = 1;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* best effort */
+	rl_tcp_transport.accept(c); /* the socket options of a TCP connection */
 	struct tls_conn *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
@@ -521,7 +518,7 @@ static int tls_shutdown_wr(struct rl_conn *c)
 	struct tls_conn *t = c->tp_ctx;
 	tls_notify_close(t);
 	t->phase = TLS_SHUT;
-	return shutdown(c->fd, SHUT_WR) == -1 ? -errno : 0;
+	return rl_tcp_transport.shutdown_wr(c);
 }
 
 static bool tls_has_pending(const struct rl_conn *c)
@@ -533,9 +530,9 @@ static bool tls_has_pending(const struct rl_conn *c)
 static int tls_pending_input(struct rl_conn *c)
 {
 	const struct tls_conn *t = c->tp_ctx;
-	int n = 0;
-	if (ioctl(c->fd, FIONREAD, &n) == -1)
-		return -errno;
+	int n = rl_tcp_transport.pending_input(c);
+	if (n < 0)
+		return n;
 	return n + (t->phase == TLS_SHUT ? 0 : SSL_pending(t->ssl));
 }
 
@@ -544,9 +541,9 @@ static int tls_pending_input(struct rl_conn *c)
 static int tls_pending_output(struct rl_conn *c)
 {
 	const struct tls_conn *t = c->tp_ctx;
-	int n = 0;
-	if (ioctl(c->fd, SIOCOUTQ, &n) == -1)
-		return -errno;
+	int n = rl_tcp_transport.pending_output(c);
+	if (n < 0)
+		return n;
 	return n + (t ? (int)t->pend_len : 0);
 }
 
@@ -573,17 +570,15 @@ static void tls_release(struct rl_conn *c, bool notify)
 static void tls_close(struct rl_conn *c)
 {
 	tls_release(c, true);
-	close(c->fd);
+	rl_tcp_transport.close(c);
 }
 
 /* The flush deadline passed: no close_notify (the peer is not reading), and
  * whatever the kernel still holds is dropped with a reset, as over TCP. */
 static void tls_abort(struct rl_conn *c)
 {
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 	tls_release(c, false);
-	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(c->fd);
+	rl_tcp_transport.abort(c);
 }
 
 const struct rl_transport rl_tls_transport = {
