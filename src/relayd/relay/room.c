@@ -227,7 +227,15 @@ bool rl_room_tryget(struct rl_room *r)
 	return urcu_ref_get_unless_zero(&r->ref);
 }
 
-/* Publishes <fresh> unless a room of that name appeared first. */
+/* A room made by room_new and never published. */
+static void room_discard(struct rl_room *fresh)
+{
+	if (!fresh)
+		return;
+	rl_hist_free(fresh->hist);
+	free(fresh);
+}
+
 /* Publishes <fresh> unless a room of that name appeared first. The caller
  * took its place in the room count (room_count_take) and gives it back when
  * this fails. */
@@ -248,18 +256,12 @@ struct rl_room *rl_room_find_or_add(const uint8_t *name, size_t len, bool *creat
 	for (;;) {
 		struct rl_room *r = room_lookup(&k, hash);
 		if (r) {
-			if (fresh) { /* never published */
-				rl_hist_free(fresh->hist);
-				free(fresh);
-			}
+			room_discard(fresh);
 			*created = false;
 			return r;
 		}
 		if (!room_count_take()) { /* one room more than --max-rooms */
-			if (fresh) {
-				rl_hist_free(fresh->hist);
-				free(fresh);
-			}
+			room_discard(fresh);
 			errno = ENOSPC;
 			return NULL;
 		}
@@ -299,7 +301,7 @@ int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *me
 		if (r) {
 			long m = room_inc_unless_zero(r);
 			if (m > 0) {
-				free(fresh); /* never published */
+				room_discard(fresh);
 				uatomic_inc(&rooms_memberships);
 				*out = r;
 				*members = m;
@@ -311,7 +313,7 @@ int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *me
 			continue;
 		}
 		if (!room_count_take()) {
-			free(fresh); /* never published */
+			room_discard(fresh);
 			return -ENOSPC;
 		}
 		if (!fresh && !(fresh = room_new(name, len, hash))) {
