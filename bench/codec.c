@@ -15,20 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_RUNS 31
+#include "bench.h"
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 /* Defeats dead-code elimination of the measured work. */
 static volatile size_t bench_sink;
@@ -130,12 +118,12 @@ typedef size_t (*bench_fn)(void *arg); /* returns units of work done */
 
 static double measure(bench_fn fn, void *arg, double ms)
 {
-	double t0 = now_s(), t;
+	double t0 = bench_cpu_s(), t;
 	size_t units = 0;
 	do {
 		for (int i = 0; i < 16; i++)
 			units += fn(arg);
-		t = now_s();
+		t = bench_cpu_s();
 	} while ((t - t0) * 1000 < ms);
 	return (double)units / (t - t0);
 }
@@ -228,12 +216,12 @@ static size_t bench_jw(void *a)
 struct result {
 	const char *name;
 	const char *unit;
-	double v[MAX_RUNS];
+	double v[BENCH_MAX_RUNS];
 };
 
 static void report(struct result *r, int runs, double scale)
 {
-	qsort(r->v, (size_t)runs, sizeof r->v[0], cmp_double);
+	qsort(r->v, (size_t)runs, sizeof r->v[0], bench_cmp_double);
 	printf("| %-44s | %10.2f | %10.2f | %10.2f | %-9s |\n", r->name, r->v[runs / 2] / scale,
 	       r->v[0] / scale, r->v[runs - 1] / scale, r->unit);
 }
@@ -256,8 +244,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (runs < 1 || runs > MAX_RUNS) {
-		fprintf(stderr, "codec-bench: --runs must be 1-%d\n", MAX_RUNS);
+	if (runs < 1 || runs > BENCH_MAX_RUNS) {
+		fprintf(stderr, "codec-bench: --runs must be 1-%d\n", BENCH_MAX_RUNS);
 		return 2;
 	}
 

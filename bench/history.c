@@ -25,21 +25,9 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_RUNS 31
+#include "bench.h"
+
 #define PAYLOAD 64 /* content bytes, as relay-bench --size 64 */
-
-static double wall_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 /* A JSON delivery as relayd encodes it (before its seq), with room for the seq. */
 static struct rl_msg *bench_msg(void)
@@ -79,9 +67,9 @@ static void *pub_thread(void *arg)
 	struct rl_hist *h = rl_room_hist(a->room);
 	rcu_register_thread();
 	pthread_barrier_wait(a->start);
-	double end = wall_s() + a->seconds;
+	double end = bench_wall_s() + a->seconds;
 	long ops = 0;
-	while ((ops & 255) || wall_s() < end) {
+	while ((ops & 255) || bench_wall_s() < end) {
 		struct rl_msg *m = bench_msg();
 		if (a->history) {
 			rl_hist_lock(h);
@@ -134,7 +122,7 @@ static double one_resume(const char *name, struct rl_segpool *pool)
 	struct rl_hist_since since = {(const uint8_t *)epoch, RL_HIST_EPOCH_LEN, n - 100};
 	struct rl_member me = {.who = &q, .slot = 0};
 
-	double t0 = wall_s();
+	double t0 = bench_wall_s();
 	if (rl_hist_join((const uint8_t *)name, strlen(name), 1, me, &since, &j) ||
 	    j.resume != RL_HIST_RECOVERED || j.nreplay != 100)
 		abort();
@@ -143,7 +131,7 @@ static double one_resume(const char *name, struct rl_segpool *pool)
 		rl_msg_put(j.replay[i]);
 	}
 	free(j.replay);
-	double us = (wall_s() - t0) * 1e6;
+	double us = (bench_wall_s() - t0) * 1e6;
 
 	struct rl_member moved;
 	rl_room_local_del(j.room, 1, j.idx, &moved);
@@ -154,7 +142,7 @@ static double one_resume(const char *name, struct rl_segpool *pool)
 
 static void report(const char *what, double *v, int runs, const char *unit)
 {
-	qsort(v, (size_t)runs, sizeof(*v), cmp_double);
+	qsort(v, (size_t)runs, sizeof(*v), bench_cmp_double);
 	printf("%-58s %9.1f  (%.1f - %.1f) %s\n", what, v[runs / 2], v[0], v[runs - 1], unit);
 }
 
@@ -168,7 +156,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--ms"))
 			ms = atof(argv[i + 1]);
 	}
-	if (runs < 1 || runs > MAX_RUNS)
+	if (runs < 1 || runs > BENCH_MAX_RUNS)
 		runs = 7;
 	struct rl_history_cfg cfg = {
 	    .size = 100, .room_bytes = 1 << 20, .total_bytes = 256u << 20, .ttl_ms = 300000};
@@ -197,7 +185,7 @@ int main(int argc, char **argv)
 	rl_rcu_offline();
 	printf("history-bench: %d runs of %.0f ms, %d-byte content, history_size 100\n", runs, ms,
 	       PAYLOAD);
-	double v[MAX_RUNS];
+	double v[BENCH_MAX_RUNS];
 	struct rl_room *same[2] = {room[0], room[0]}, *apart[2] = {room[0], room[1]};
 	for (int r = 0; r < runs; r++)
 		v[r] = run_pub(apart, 1, 0, ms / 1000);

@@ -32,7 +32,8 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_RUNS 31
+#include "bench.h"
+
 #define SINK_BYTES (256 * 1024)
 
 struct rl_conn {
@@ -56,19 +57,6 @@ static ssize_t sink_writev(struct rl_conn *c, const struct iovec *iov, int iovcn
 		}
 	}
 	return (ssize_t)n;
-}
-
-static double cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
 }
 
 static uint8_t *evict_buf;
@@ -105,18 +93,18 @@ static double run(unsigned m, unsigned k, size_t frame, double ms)
 	relay_frame_put_header(msg->data, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON,
 			       (uint32_t)(frame - RELAY_FRAME_HDR_BYTES));
 	turn(q, m, k, &p, msg, &c); /* warm the pool */
-	double t0 = cpu_ns(), t, evict = 0;
+	double t0 = bench_cpu_s() * 1e9, t, evict = 0;
 	uint64_t deliveries = 0;
 	do {
 		turn(q, m, k, &p, msg, &c);
 		deliveries += (uint64_t)m * k;
-	} while ((t = cpu_ns()) - t0 < ms * 1e6);
+	} while ((t = bench_cpu_s() * 1e9) - t0 < ms * 1e6);
 	/* The eviction's own cost, measured alone, is not the queue's. */
-	double e0 = cpu_ns();
+	double e0 = bench_cpu_s() * 1e9;
 	for (uint64_t n = deliveries / ((uint64_t)m * k); n; n--)
 		for (size_t o = 0; o < evict_bytes; o += 64)
 			evict_buf[o]++;
-	evict = cpu_ns() - e0;
+	evict = bench_cpu_s() * 1e9 - e0;
 	for (unsigned j = 0; j < m; j++)
 		rl_outq_clear(&q[j], &p);
 	rl_segpool_fini(&p);
@@ -145,7 +133,7 @@ int main(int argc, char **argv)
 	}
 	if (!(evict_buf = calloc(1, evict_bytes + 64)))
 		return 1;
-	if (runs < 1 || runs > MAX_RUNS || frame < RELAY_FRAME_HDR_BYTES || frame > RL_COPY_MAX) {
+	if (runs < 1 || runs > BENCH_MAX_RUNS || frame < RELAY_FRAME_HDR_BYTES || frame > RL_COPY_MAX) {
 		fputs("usage: outq-bench [--runs 1-31] [--ms M] [--frame 7-1024] [--evict KIB]\n",
 		      stderr);
 		return 2;
@@ -160,10 +148,10 @@ int main(int argc, char **argv)
 	};
 	printf("%-50s %8s %17s\n", "benchmark", "median", "min - max (ns per delivery)");
 	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
-		double v[MAX_RUNS];
+		double v[BENCH_MAX_RUNS];
 		for (unsigned i = 0; i < runs; i++)
 			v[i] = run(rows[r].members, rows[r].msgs, frame, ms);
-		qsort(v, runs, sizeof(v[0]), cmp_double);
+		qsort(v, runs, sizeof(v[0]), bench_cmp_double);
 		printf("%-50s %8.2f %8.2f - %.2f\n", rows[r].name, v[runs / 2], v[0], v[runs - 1]);
 	}
 	return 0;

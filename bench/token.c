@@ -20,21 +20,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#define MAX_RUNS 31
+#include "bench.h"
+
 #define NOW_S 1700000000ll
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 static volatile size_t bench_sink;
 
@@ -103,13 +91,13 @@ typedef size_t (*bench_fn)(void *arg);
 /* Seconds of CPU per unit, measured over <ms> milliseconds. */
 static double measure(bench_fn fn, void *arg, double ms)
 {
-	double t0 = now_s(), t;
+	double t0 = bench_cpu_s(), t;
 	size_t units = 0;
 
 	do {
 		for (int i = 0; i < 8; i++)
 			units += fn(arg);
-		t = now_s();
+		t = bench_cpu_s();
 	} while ((t - t0) * 1000 < ms);
 	return (t - t0) / (double)units;
 }
@@ -170,12 +158,12 @@ struct result {
 	const char *name;
 	const char *unit;
 	double scale;
-	double v[MAX_RUNS];
+	double v[BENCH_MAX_RUNS];
 };
 
 static void report(struct result *r, int runs)
 {
-	qsort(r->v, (size_t)runs, sizeof r->v[0], cmp_double);
+	qsort(r->v, (size_t)runs, sizeof r->v[0], bench_cmp_double);
 	printf("| %-44s | %9.2f | %9.2f | %9.2f | %-4s |\n", r->name, r->v[runs / 2] * r->scale,
 	       r->v[0] * r->scale, r->v[runs - 1] * r->scale, r->unit);
 }
@@ -198,8 +186,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (runs < 1 || runs > MAX_RUNS) {
-		fprintf(stderr, "token-bench: --runs must be 1-%d\n", MAX_RUNS);
+	if (runs < 1 || runs > BENCH_MAX_RUNS) {
+		fprintf(stderr, "token-bench: --runs must be 1-%d\n", BENCH_MAX_RUNS);
 		return 2;
 	}
 	make_cases(&hs, &ed);
