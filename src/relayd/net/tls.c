@@ -447,14 +447,7 @@ static int tls_write_pending(struct rl_conn *c, struct tls_conn *t)
  * handshake (no session tickets), so writing around it is safe. */
 static ssize_t tls_sendmsg(struct rl_conn *c, const struct iovec *iov, int iovcnt)
 {
-	struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-	for (;;) {
-		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n >= 0)
-			return n;
-		if (errno != EINTR)
-			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	}
+	return rl_tcp_transport.writev(c, iov, iovcnt); /* the socket write of plain TCP */
 }
 
 /* The handshake before output can go: -EAGAIN until done, -ETIMEDOUT once
