@@ -302,25 +302,13 @@ static int tls_handshake(struct rl_conn *c, struct tls_conn *t)
 	return tls_fail(c, t, e, sys, "handshake");
 }
 
-/* After close_notify: nothing but draining what the peer still sends. */
-static ssize_t tls_raw_read(struct rl_conn *c, void *buf, size_t len)
-{
-	for (;;) {
-		ssize_t n = recv(c->fd, buf, len, 0);
-		if (n >= 0)
-			return n;
-		if (errno != EINTR)
-			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	}
-}
-
 static ssize_t tls_read(struct rl_conn *c, void *buf, size_t len)
 {
 	struct tls_conn *t = c->tp_ctx;
 	size_t got = 0;
 
-	if (t->phase == TLS_SHUT)
-		return tls_raw_read(c, buf, len);
+	if (t->phase == TLS_SHUT) /* after close_notify: only draining what the peer sends */
+		return rl_tcp_transport.read(c, buf, len);
 	if (t->phase == TLS_HANDSHAKE) {
 		int rc = tls_handshake(c, t);
 		if (rc <= 0)
