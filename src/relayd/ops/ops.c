@@ -314,6 +314,26 @@ static bool ops_admin_loopback(const char *bound)
 	       strncmp(bound, "[::ffff:127.", 12) == 0;
 }
 
+/* The gauges read at scrape time from their owners: registered (<on>) at
+ * start, removed at stop. */
+static void ops_set_gauges(bool on)
+{
+	static const struct {
+		enum rl_stat_id id;
+		rl_stats_reader_fn *fn;
+	} gauges[] = {
+		{RL_STAT_ID(rooms), ops_rooms_gauge},
+		{RL_STAT_ID(memberships), ops_memberships_gauge},
+		{RL_STAT_ID(client_mem), ops_client_mem_gauge},
+		{RL_STAT_ID(mem_budget), ops_mem_budget_gauge},
+		{RL_STAT_ID(hist_bytes), rl_hist_bytes},
+		{RL_STAT_ID(hist_messages), rl_hist_messages},
+		{RL_STAT_ID(rooms_retained), rl_hist_retained},
+	};
+	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
+		rl_stats_set_reader(gauges[i].id, on ? gauges[i].fn : NULL);
+}
+
 /* ---- lifecycle ----------------------------------------------------------------------- */
 
 int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
@@ -324,13 +344,7 @@ int rl_ops_start(const struct rl_config *cfg, unsigned nworkers, uint16_t port)
 		fprintf(stderr, "relayd: out of memory\n");
 		return -1;
 	}
-	rl_stats_set_reader(RL_STAT_ID(rooms), ops_rooms_gauge);
-	rl_stats_set_reader(RL_STAT_ID(memberships), ops_memberships_gauge);
-	rl_stats_set_reader(RL_STAT_ID(client_mem), ops_client_mem_gauge);
-	rl_stats_set_reader(RL_STAT_ID(mem_budget), ops_mem_budget_gauge);
-	rl_stats_set_reader(RL_STAT_ID(hist_bytes), rl_hist_bytes);
-	rl_stats_set_reader(RL_STAT_ID(hist_messages), rl_hist_messages);
-	rl_stats_set_reader(RL_STAT_ID(rooms_retained), rl_hist_retained);
+	ops_set_gauges(true);
 	snprintf(ops.listen, sizeof(ops.listen), "%s%s%s:%u", v6 ? "[" : "", cfg->host,
 		 v6 ? "]" : "", (unsigned)port);
 	snprintf(ops.status, sizeof(ops.status), "listening on %s (%u workers)", ops.listen,
@@ -378,13 +392,7 @@ void rl_ops_stop(void)
 {
 	rl_admin_stop();
 	memset(ops.admin_token, 0, sizeof(ops.admin_token));
-	rl_stats_set_reader(RL_STAT_ID(rooms), NULL);
-	rl_stats_set_reader(RL_STAT_ID(memberships), NULL);
-	rl_stats_set_reader(RL_STAT_ID(client_mem), NULL);
-	rl_stats_set_reader(RL_STAT_ID(mem_budget), NULL);
-	rl_stats_set_reader(RL_STAT_ID(hist_bytes), NULL);
-	rl_stats_set_reader(RL_STAT_ID(hist_messages), NULL);
-	rl_stats_set_reader(RL_STAT_ID(rooms_retained), NULL);
+	ops_set_gauges(false);
 	rl_metrics_fini();
 	rl_config_fini();
 }
