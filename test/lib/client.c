@@ -64,8 +64,22 @@ static int cli_bind(int fd, int family, const char *src)
 	return 0;
 }
 
-static struct rl_test_client *cli_connect(const char *host, uint16_t port, const char *src,
-					  int timeout_ms)
+/* Socket options set before the SYN (0: the kernel's default). */
+struct cli_opts {
+	int rcvbuf, mss;
+};
+
+static int cli_set_opts(int fd, const struct cli_opts *o)
+{
+	if (o->rcvbuf && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o->rcvbuf, sizeof(o->rcvbuf)))
+		return rl_test_set_err("SO_RCVBUF: %s", strerror(errno)), -errno;
+	if (o->mss && setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &o->mss, sizeof(o->mss)))
+		return rl_test_set_err("TCP_MAXSEG: %s", strerror(errno)), -errno;
+	return 0;
+}
+
+static struct rl_test_client *cli_connect_opts(const char *host, uint16_t port, const char *src,
+					       const struct cli_opts *o, int timeout_ms)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
@@ -81,7 +95,7 @@ static struct rl_test_client *cli_connect(const char *host, uint16_t port, const
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (src && cli_bind(fd, ai->ai_family, src)) {
+	if ((src && cli_bind(fd, ai->ai_family, src)) || cli_set_opts(fd, o)) {
 		freeaddrinfo(ai);
 		close(fd);
 		return NULL;
@@ -114,6 +128,19 @@ static struct rl_test_client *cli_connect(const char *host, uint16_t port, const
 	c->worker = -1;
 	relay_decoder_init(&c->dec, CLI_DEFAULT_MAX_FRAME);
 	return c;
+}
+
+static struct rl_test_client *cli_connect(const char *host, uint16_t port, const char *src,
+					  int timeout_ms)
+{
+	return cli_connect_opts(host, port, src, &(struct cli_opts){0}, timeout_ms);
+}
+
+struct rl_test_client *rl_test_connect_narrow(const struct rl_test_server *s, int rcvbuf, int mss,
+					      int timeout_ms)
+{
+	return cli_connect_opts(s->host, s->port, NULL, &(struct cli_opts){rcvbuf, mss},
+				timeout_ms);
 }
 
 struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms)

@@ -191,6 +191,13 @@ struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeo
  * tests can be several clients by address. */
 struct rl_test_client *rl_test_connect_from(const struct rl_test_server *s, const char *src,
 					    int timeout_ms);
+/* Plain TCP to the server's TCP port with SO_RCVBUF <rcvbuf> and
+ * TCP_MAXSEG <mss> set before the SYN: the peer of a slow, narrow link.
+ * (Shrinking SO_RCVBUF after connect on loopback, whose MSS is 64 KiB,
+ * leaves a window below one segment: data then moves only at the pace of
+ * zero-window probes, a few KB/s.) */
+struct rl_test_client *rl_test_connect_narrow(const struct rl_test_server *s, int rcvbuf, int mss,
+					      int timeout_ms);
 /* Plain TCP, whatever RELAY_TEST_TRANSPORT says. */
 struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms);
 
