@@ -181,8 +181,8 @@ static int wait_status(pid_t pid)
 /* `openssl s_client -quiet <version>` to the TLS port, stdin fed with a
  * HELLO frame. Fills <out> with what came back (the HELLO ack) and returns
  * s_client's exit status (it is killed once the ack is in). */
-static int s_client_hello(const struct rl_test_server *s, const char *version, char *out,
-			  size_t cap, size_t *got)
+static int s_client_hello_suites(const struct rl_test_server *s, const char *version,
+				 const char *suites, char *out, size_t cap, size_t *got)
 {
 	const char *cert, *key;
 	char addr[96];
@@ -199,6 +199,8 @@ static int s_client_hello(const struct rl_test_server *s, const char *version, c
 			      "-CAfile",
 			      cert,
 			      "-verify_return_error",
+			      suites ? "-ciphersuites" : NULL, /* TLS 1.3's list, in the client's order */
+			      suites,
 			      NULL};
 	int in, fd;
 	pid_t pid = spawn_piped(argv, &in, &fd);
@@ -217,6 +219,12 @@ static int s_client_hello(const struct rl_test_server *s, const char *version, c
 	close(in);
 	close(fd);
 	return wait_status(pid);
+}
+
+static int s_client_hello(const struct rl_test_server *s, const char *version, char *out,
+			  size_t cap, size_t *got)
+{
+	return s_client_hello_suites(s, version, NULL, out, cap, got);
 }
 
 /* GET <path> from the admin endpoint into <body>; asserts 200. */
@@ -296,6 +304,33 @@ IT_TEST(tls, s_client_gets_the_hello_ack_over_tls12_and_tls13)
 			      strstr(out + 7, "\"heartbeatMs\":30000}") != NULL &&
 			      strstr(out + 7, "features") == NULL,
 			  "%s: ack %s", versions[v], out + 7);
+	}
+	it_stop(&s);
+}
+
+/* TLS 1.3 uses AES-128-GCM, the server's choice, though OpenSSL's client
+ * (like most) lists AES-256-GCM first; a client that puts ChaCha20 first
+ * (no AES instructions) gets ChaCha20. */
+IT_TEST(tls, tls13_prefers_aes128_gcm_unless_the_client_prefers_chacha20)
+{
+	static const struct {
+		const char *suites, *want;
+	} cases[] = {
+	    {NULL, "tls: TLSv1.3 TLS_AES_128_GCM_SHA256,"},
+	    {"TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+	     "tls: TLSv1.3 TLS_CHACHA20_POLY1305_SHA256,"},
+	};
+	struct rl_test_server s;
+	char out[1024];
+	size_t got;
+
+	IT_NEED_PROCESS();
+	TLS_START(&s, "--log-level", "debug");
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		s_client_hello_suites(&s, "-tls1_3", cases[k].suites, out, sizeof(out), &got);
+		cr_assert_gt(got, 7u, "%s: no HELLO ack", cases[k].want);
+		cr_assert(log_wait(&s, cases[k].want, RL_TEST_REPLY_MS), "no \"%s\" in the log",
+			  cases[k].want);
 	}
 	it_stop(&s);
 }
@@ -553,9 +588,10 @@ IT_TEST(tls, slow_consumer_over_tls_gets_SLOW_CONSUMER)
 }
 
 /* A TLS member that stops reading while messages come one at a time: the
- * message whose SSL_write found the socket full is held by the transport
- * (counted as sent, nothing left in the queue) and still goes out once the
- * member reads again -- the last message is not stuck until another one. */
+ * records of the message the socket did not take are held by the transport
+ * (already encrypted, counted as sent, nothing left in the queue) and still
+ * go out once the member reads again -- the last message is not stuck
+ * until another one. */
 IT_TEST(tls, a_write_interrupted_by_a_full_socket_goes_out_once_the_reader_is_back)
 {
 	struct rl_test_server s;
@@ -572,7 +608,7 @@ IT_TEST(tls, a_write_interrupted_by_a_full_socket_goes_out_once_the_reader_is_ba
 	int sent = 0;
 	/* One message per loop turn (the ping waits for it), until one stops
 	 * at a full socket; it is then all the reader's queue held. */
-	while (!rl_test_server_log_has(&s, "bytes held for SSL_write's retry") && sent < 2000) {
+	while (!rl_test_server_log_has(&s, "bytes of records held") && sent < 2000) {
 		cr_assert_eq(rl_test_send_json(pub, RELAY_MSG_MESSAGE,
 					       "{\"room\":\"" TLS_ROOM "\",\"content\":\"%d %s\"}",
 					       sent, content),
@@ -580,7 +616,7 @@ IT_TEST(tls, a_write_interrupted_by_a_full_socket_goes_out_once_the_reader_is_ba
 		sent++;
 		it_ping(pub);
 	}
-	cr_assert(rl_test_server_log_has(&s, "bytes held for SSL_write's retry"),
+	cr_assert(rl_test_server_log_has(&s, "bytes of records held"),
 		  "no write blocked after %d messages", sent);
 	it_presence(reader, 1);
 	for (int i = 0; i < sent; i++) {

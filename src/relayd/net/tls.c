@@ -18,13 +18,20 @@
  * the handshake), writev is sendmsg as in tcp.c and the kernel makes the
  * records. Otherwise the iovecs are coalesced into records of at most
  * 16 KiB (in a thread-local buffer: one per worker) and SSL_write runs once
- * per record, never per frame. An SSL_write that returns WANT_WRITE (or
- * WANT_READ) has taken the record into its own buffer and must be called
- * again with the same bytes: the record is copied into the connection's
- * <pend>, counted as taken, and RL_CF_TP_HELD is set until the retry went
- * through. Counting it as taken keeps the output queue exact: a slow
- * consumer's queue may drop what it never handed over, never bytes OpenSSL
- * has already encrypted.
+ * per record, never per frame. The records do not go to the socket one by
+ * one: after the handshake a filter BIO ("gather") sits in front of the
+ * socket BIO, and while writev runs it appends what OpenSSL writes to a
+ * thread-local buffer of up to TLS_GATHER_RECORDS records, which goes out
+ * with one send -- one system call per flush, as over TCP, where a write
+ * per record cost up to three times as many (bench/README.md, "TLS and
+ * WebSocket"). Outside writev (a key update answered in SSL_read,
+ * close_notify) the filter passes writes straight to the socket. The
+ * buffer always has room for a whole record, so OpenSSL never sees a
+ * blocked write after the handshake; what the socket does not take is
+ * ciphertext, copied into the connection's <pend>, counted as taken, and
+ * RL_CF_TP_HELD is set until it is sent. Counting it as taken keeps the
+ * output queue exact: a slow consumer's queue may drop what it never
+ * handed over, never bytes OpenSSL has already encrypted.
  *
  * Reads: SSL_read until the buffer is full or OpenSSL wants more from the
  * socket, so a short read means the socket is drained, as for TCP. */
@@ -49,6 +56,10 @@
 #include <unistd.h>
 
 #define TLS_RECORD 16384u /* largest TLS plaintext record */
+/* Records gathered per send, and the room one needs on the wire (header,
+ * explicit nonce, tag, padding: OpenSSL's bound). */
+#define TLS_GATHER_RECORDS 4u
+#define TLS_WIRE_MAX ((size_t)SSL3_RT_MAX_PACKET_SIZE)
 
 enum tls_phase {
 	TLS_HANDSHAKE = 0,
@@ -60,8 +71,9 @@ enum tls_phase {
 
 struct tls_conn {
 	SSL *ssl;
-	uint8_t *pend;	    /* the record OpenSSL must write again, or NULL */
-	uint32_t pend_len;  /* its bytes; RL_CF_TP_HELD while > 0 */
+	uint8_t *pend;	    /* ciphertext the socket did not take yet, or NULL */
+	uint32_t pend_off;  /* how much of it went out since */
+	uint32_t pend_len;  /* its bytes still to send; RL_CF_TP_HELD while > 0 */
 	uint8_t phase;	    /* enum tls_phase */
 	uint8_t path;	    /* TLS_USER / TLS_KTLS once counted in the gauge, else 0 */
 	bool failed;	    /* fatal OpenSSL error: SSL_shutdown is not allowed */
@@ -76,6 +88,15 @@ static char tls_key_path[sizeof(((struct rl_config *)0)->tls_key)];
 static int tls_path_logged;
 /* Records are coalesced here: one buffer per worker thread. */
 static _Thread_local uint8_t tls_wbuf[TLS_RECORD];
+/* The gather filter (BIO method made by rl_tls_init) and, per worker, the
+ * ciphertext of one writev: <on> is the filter writing into it, NULL
+ * outside writev. */
+static BIO_METHOD *tls_gather_method;
+static _Thread_local struct {
+	BIO *on;
+	size_t len;
+	uint8_t buf[TLS_GATHER_RECORDS * TLS_WIRE_MAX];
+} tls_gather;
 
 /* ---- the context (main thread) --------------------------------------------- */
 
@@ -114,13 +135,18 @@ static void tls_ctx_settings(SSL_CTX *ctx)
 	 * space); no renegotiation; a peer that closes without close_notify is
 	 * an EOF like any other; no session tickets (nothing is buffered after
 	 * the handshake, and no ticket key is shared between workers). */
+	/* AES-128-GCM first in TLS 1.3, the server's order, unless the client
+	 * prefers ChaCha20 (no AES instructions): 10 AES rounds instead of 14,
+	 * -8 % user CPU on fan-out (bench/README.md, "TLS and WebSocket"). */
 	SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS | SSL_OP_NO_RENEGOTIATION |
-				     SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
+				     SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET |
+				     SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
+	SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+				      "TLS_CHACHA20_POLY1305_SHA256");
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	/* One record per SSL_write return; retries may come from another
-	 * buffer (the copy in <pend>); idle connections give their 16 KiB
-	 * buffers back. */
+	/* One record per SSL_write return; idle connections give their 16 KiB
+	 * buffers back (keeping them measured no faster: bench/README.md). */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				  SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_read_ahead(ctx, 1); /* one recv per record batch, not two per record */
@@ -182,10 +208,76 @@ static void tls_describe(SSL_CTX *ctx, char *buf, size_t cap)
 	snprintf(buf, cap, "subject %s, serial %s, expires %s", subj, serial, until);
 }
 
+/* ---- the gather filter (see the banner) ----------------------------------------- */
+
+static int tls_gather_write(BIO *b, const char *data, int len)
+{
+	BIO *next = BIO_next(b);
+
+	BIO_clear_retry_flags(b);
+	if (tls_gather.on != b) { /* not in writev: straight to the socket */
+		int r = BIO_write(next, data, len);
+		BIO_copy_next_retry(b);
+		return r;
+	}
+	if ((size_t)len > sizeof(tls_gather.buf) - tls_gather.len)
+		return -1; /* writev leaves room for a record: not reached */
+	memcpy(tls_gather.buf + tls_gather.len, data, (size_t)len);
+	tls_gather.len += (size_t)len;
+	return len;
+}
+
+static long tls_gather_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	BIO *next = BIO_next(b);
+
+	if (cmd == BIO_CTRL_FLUSH && tls_gather.on == b)
+		return 1;
+	return next ? BIO_ctrl(next, cmd, num, ptr) : 0;
+}
+
+static int tls_gather_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static BIO_METHOD *tls_gather_method_new(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "relayd gather");
+	if (m && (!BIO_meth_set_write(m, tls_gather_write) ||
+		  !BIO_meth_set_ctrl(m, tls_gather_ctrl) ||
+		  !BIO_meth_set_create(m, tls_gather_create))) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	return m;
+}
+
+/* Puts the filter in front of <ssl>'s socket BIO (which stays its read
+ * BIO). 0 or -ENOMEM. */
+static int tls_gather_install(SSL *ssl)
+{
+	BIO *sock = SSL_get_wbio(ssl);
+	BIO *f = BIO_new(tls_gather_method);
+
+	if (!f || !BIO_up_ref(sock)) {
+		BIO_free(f);
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	SSL_set0_wbio(ssl, BIO_push(f, sock)); /* drops the wbio's old reference */
+	return 0;
+}
+
 int rl_tls_init(const struct rl_config *cfg, char *err, size_t errlen)
 {
 	char desc[512];
 
+	if (!tls_gather_method && !(tls_gather_method = tls_gather_method_new())) {
+		snprintf(err, errlen, "tls: cannot create a BIO method");
+		return -1;
+	}
 	snprintf(tls_cert_path, sizeof(tls_cert_path), "%s", cfg->tls_cert);
 	snprintf(tls_key_path, sizeof(tls_key_path), "%s", cfg->tls_key);
 	SSL_CTX *ctx = tls_ctx_new(err, errlen);
@@ -222,6 +314,8 @@ void rl_tls_reload(void)
 void rl_tls_fini(void)
 {
 	SSL_CTX_free(__atomic_exchange_n(&tls_ctx, NULL, __ATOMIC_ACQ_REL));
+	BIO_meth_free(tls_gather_method);
+	tls_gather_method = NULL;
 }
 
 /* ---- per connection (owner worker) ----------------------------------------------- */
@@ -263,10 +357,12 @@ static int tls_fail(struct rl_conn *c, struct tls_conn *t, int e, int sys, const
 	return e == SSL_ERROR_SYSCALL && sys ? -sys : -EPROTO;
 }
 
-static void tls_established(struct rl_conn *c, struct tls_conn *t)
+static int tls_established(struct rl_conn *c, struct tls_conn *t)
 {
 	bool ktls = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) != 0;
 
+	if (!ktls && tls_gather_install(t->ssl))
+		return -ENOMEM;
 	t->phase = t->path = ktls ? TLS_KTLS : TLS_USER;
 	if (ktls)
 		RL_STAT_ADD(c->w->stats, tls_ktls, 1);
@@ -279,6 +375,7 @@ static void tls_established(struct rl_conn *c, struct tls_conn *t)
 		RL_INFOF(c->id, "%s",
 			 ktls ? "tls: kTLS in use, the kernel makes the records"
 			      : "tls: kTLS unavailable, using userspace records");
+	return 0;
 }
 
 /* Advances the handshake: 1 done, 0 the peer closed, -EAGAIN, -errno. */
@@ -288,8 +385,8 @@ static int tls_handshake(struct rl_conn *c, struct tls_conn *t)
 	int r = SSL_do_handshake(t->ssl);
 	int sys = errno;
 	if (r == 1) {
-		tls_established(c, t);
-		return 1;
+		int rc = tls_established(c, t);
+		return rc ? rc : 1;
 	}
 	int e = SSL_get_error(t->ssl, r);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
@@ -378,56 +475,94 @@ static size_t tls_record(const struct iovec *iov, int iovcnt, int *i, size_t *of
 	return n;
 }
 
-/* OpenSSL took <rec>/<n> and must be asked again with the same bytes. */
+/* The socket did not take <rec>/<n> of ciphertext: keep it in <pend>. */
 static int tls_hold(struct rl_conn *c, struct tls_conn *t, const uint8_t *rec, size_t n)
 {
-	if (!t->pend && !(t->pend = malloc(TLS_RECORD)))
+	if (!(t->pend = malloc(n)))
 		return -ENOMEM;
-	if (rec != t->pend)
-		memmove(t->pend, rec, n);
+	memcpy(t->pend, rec, n);
+	t->pend_off = 0;
 	t->pend_len = (uint32_t)n;
 	c->flags |= RL_CF_TP_HELD;
-	RL_DEBUGF(c->id, "tls: socket full, %zu bytes held for SSL_write's retry", n);
+	RL_DEBUGF(c->id, "tls: socket full, %zu bytes of records held", n);
 	return 0;
 }
 
-/* SSL_write of all of <rec>/<n>, one record per call (partial-write mode).
- * 0 when written; 1 when OpenSSL holds the rest (copied into <pend>,
- * RL_CF_TP_HELD); -errno. */
+/* Sends the ciphertext in <pend>. 0 once it is all out, -EAGAIN, -errno. */
+static int tls_send_pending(struct rl_conn *c, struct tls_conn *t)
+{
+	struct iovec v = {.iov_base = t->pend + t->pend_off, .iov_len = t->pend_len};
+	ssize_t w = rl_tcp_transport.writev(c, &v, 1);
+
+	if (w < 0)
+		return (int)w;
+	t->pend_off += (uint32_t)w;
+	t->pend_len -= (uint32_t)w;
+	if (t->pend_len)
+		return -EAGAIN;
+	free(t->pend); /* a connection that blocked once keeps nothing */
+	t->pend = NULL;
+	t->pend_off = 0;
+	c->flags &= (uint16_t)~RL_CF_TP_HELD;
+	return 0;
+}
+
+/* Sends the gathered records; what the socket does not take goes to
+ * <pend>. 0 all sent, 1 held (the socket is full), -errno. */
+static int tls_gather_send(struct rl_conn *c, struct tls_conn *t)
+{
+	struct iovec v = {.iov_base = tls_gather.buf, .iov_len = tls_gather.len};
+	ssize_t w = rl_tcp_transport.writev(c, &v, 1);
+	size_t len = tls_gather.len;
+
+	tls_gather.len = 0;
+	if (w == -EAGAIN)
+		w = 0;
+	if (w < 0)
+		return (int)w;
+	if ((size_t)w == len)
+		return 0;
+	int rc = tls_hold(c, t, tls_gather.buf + w, len - (size_t)w);
+	return rc ? rc : 1;
+}
+
+/* SSL_write of all of <rec>/<n> into the gather buffer (one record per
+ * call, partial-write mode). 0 or -errno; the buffer never refuses. */
 static int tls_write_record(struct rl_conn *c, struct tls_conn *t, const uint8_t *rec, size_t n)
 {
 	while (n) {
 		size_t w;
-		ERR_clear_error();
 		int r = SSL_write_ex(t->ssl, rec, n, &w);
 		int sys = errno;
-		if (r == 1) {
-			rec += w;
-			n -= w;
-			continue;
-		}
-		int e = SSL_get_error(t->ssl, r);
-		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-			int rc = tls_hold(c, t, rec, n);
-			return rc ? rc : 1;
-		}
-		return tls_fail(c, t, e, sys, "write");
+		if (r != 1)
+			return tls_fail(c, t, SSL_get_error(t->ssl, r), sys, "write");
+		rec += w;
+		n -= w;
 	}
 	return 0;
 }
 
-/* Retries the record OpenSSL holds. 0 once it is written, -EAGAIN, -errno. */
-static int tls_write_pending(struct rl_conn *c, struct tls_conn *t)
+/* Encrypts records from <iov>[*i] + *off into the gather buffer while it
+ * has room for one more (*<taken> += their plaintext). 0 or -errno. */
+static int tls_gather_records(struct rl_conn *c, struct tls_conn *t, const struct iovec *iov,
+			      int iovcnt, int *i, size_t *off, ssize_t *taken)
 {
-	int rc = tls_write_record(c, t, t->pend, t->pend_len);
-	if (rc == 1)
-		return -EAGAIN;
-	if (rc == 0) {
-		free(t->pend); /* a connection that blocked once keeps no 16 KiB */
-		t->pend = NULL;
-		t->pend_len = 0;
-		c->flags &= (uint16_t)~RL_CF_TP_HELD;
+	int rc = 0;
+
+	tls_gather.on = SSL_get_wbio(t->ssl);
+	ERR_clear_error(); /* once: a successful SSL_write leaves the queue empty */
+	while (*i < iovcnt && sizeof(tls_gather.buf) - tls_gather.len >= TLS_WIRE_MAX) {
+		if (iov[*i].iov_len == *off) {
+			(*i)++, *off = 0;
+			continue;
+		}
+		const uint8_t *rec;
+		size_t n = tls_record(iov, iovcnt, i, off, &rec);
+		if ((rc = tls_write_record(c, t, rec, n)))
+			break;
+		*taken += (ssize_t)n;
 	}
+	tls_gather.on = NULL;
 	return rc;
 }
 
@@ -465,21 +600,19 @@ static ssize_t tls_writev(struct rl_conn *c, const struct iovec *iov, int iovcnt
 		return iovcnt ? tls_sendmsg(c, iov, iovcnt) : 0;
 	if (t->phase != TLS_USER)
 		return -EPIPE; /* after close_notify */
-	if (t->pend_len && (rc = tls_write_pending(c, t)))
+	if (t->pend_len && (rc = tls_send_pending(c, t)))
 		return rc;
 	while (i < iovcnt) {
-		if (iov[i].iov_len == off) {
-			i++, off = 0;
-			continue;
+		if ((rc = tls_gather_records(c, t, iov, iovcnt, &i, &off, &taken))) {
+			tls_gather.len = 0; /* the connection is failing: drop, do not send */
+			return rc;
 		}
-		const uint8_t *rec;
-		size_t n = tls_record(iov, iovcnt, &i, &off, &rec);
-		rc = tls_write_record(c, t, rec, n);
-		if (rc < 0)
-			return taken ? taken : rc;
-		taken += (ssize_t)n; /* all of it: written, or held in <pend> */
+		if (!tls_gather.len)
+			break; /* only empty iovecs were left */
+		if ((rc = tls_gather_send(c, t)) < 0)
+			return rc;
 		if (rc == 1)
-			break;
+			break; /* the socket is full; all taken is written or held */
 	}
 	return taken;
 }

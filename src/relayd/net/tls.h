@@ -18,7 +18,7 @@
 struct rl_config;
 
 /* Builds the context from <cfg>->tls_cert and tls_key (PEM; TLS 1.2 and
- * 1.3 only, OpenSSL's default ciphers, kTLS requested) and logs the
+ * 1.3 only; TLS 1.3 prefers AES-128-GCM; kTLS requested) and logs the
  * certificate's subject and serial. 0, or -1 with a one-line reason naming
  * the option and file in <err>. Main thread, before the workers start. */
 int rl_tls_init(const struct rl_config *cfg, char *err, size_t errlen);
