@@ -38,14 +38,21 @@ struct raw {
 	uint8_t buf[1 << 18];
 };
 
-static struct raw *raw_connect(const struct rl_test_server *s)
+/* A connection from local address <src> (NULL: any); TLS under wss. */
+static struct raw *raw_connect_from(const struct rl_test_server *s, const char *src)
 {
 	struct raw *r = calloc(1, sizeof(*r));
 	cr_assert_not_null(r);
-	r->tcp = rl_test_wss() ? rl_test_connect_tls(s->host, s->ws_port, RL_TEST_REPLY_MS)
-			       : rl_test_connect_addr(s->host, s->ws_port, RL_TEST_REPLY_MS);
+	r->tcp = rl_test_connect_addr_from(s->host, s->ws_port, src, RL_TEST_REPLY_MS);
 	cr_assert_not_null(r->tcp, "%s", rl_test_err());
+	if (rl_test_wss())
+		cr_assert_eq(rl_test_start_tls(r->tcp, RL_TEST_REPLY_MS), 0, "%s", rl_test_err());
 	return r;
+}
+
+static struct raw *raw_connect(const struct rl_test_server *s)
+{
+	return raw_connect_from(s, NULL);
 }
 
 static void raw_close(struct raw *r)
@@ -388,6 +395,28 @@ IT_TEST(ws, a_connection_over_max_connections_gets_503_instead_of_101)
 	raw_close(r);
 	it_ping(first);
 	rl_test_close(first);
+	it_stop(&s);
+}
+
+/* --max-connections-per-ip: the refusal at accept is the same 503 (§7),
+ * for that address only. */
+IT_TEST(ws, a_connection_over_the_per_address_limit_gets_503_instead_of_101)
+{
+	struct rl_test_server s;
+	char head[4096];
+	WS_STARTS(&s, "--max-connections-per-ip", "1");
+	struct raw *in = raw_connect_from(&s, "127.0.0.2");
+	raw_upgrade(in);
+	struct raw *r = raw_connect_from(&s, "127.0.0.2");
+	raw_request(r, "/relay", RAW_VERSION);
+	cr_assert_eq(raw_http_head(r, head, sizeof head), 503, "%s", head);
+	raw_close(r);
+	struct raw *other = raw_connect_from(&s, "127.0.0.3");
+	raw_upgrade(other);
+	raw_relay(in, RELAY_MSG_HELLO, 0, "");
+	raw_expect_relay(in, RELAY_MSG_HELLO, "HELLO of the one admitted");
+	raw_close(other);
+	raw_close(in);
 	it_stop(&s);
 }
 

@@ -121,6 +121,20 @@ struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int
 	return cli_connect(host, port, NULL, timeout_ms);
 }
 
+struct rl_test_client *rl_test_connect_addr_from(const char *host, uint16_t port, const char *src,
+						 int timeout_ms)
+{
+	return cli_connect(host, port, src, timeout_ms);
+}
+
+int rl_test_start_tls(struct rl_test_client *c, int timeout_ms)
+{
+	if (c->tls != NULL || c->ws != NULL)
+		return rl_test_set_err("start_tls: not a plain client"), -EINVAL;
+	c->tls = rl_test_tls_open(c->fd, cli_timeout(timeout_ms));
+	return c->tls != NULL ? 0 : -EPROTO;
+}
+
 /* TLS on top of a connected client: the handshake within <timeout_ms>. */
 static struct rl_test_client *cli_tls(struct rl_test_client *c, int timeout_ms)
 {
@@ -182,9 +196,10 @@ struct rl_test_client *rl_test_connect_from(const struct rl_test_server *s, cons
 			return rl_test_set_err("RELAY_TEST_TRANSPORT=%s but relayd has no WebSocket "
 					       "listener", rl_test_wss() ? "wss" : "ws"),
 			       NULL;
+		struct rl_test_client *c = cli_connect(s->host, s->ws_port, src, timeout_ms);
 		if (rl_test_wss())
-			return rl_test_connect_wss(s->host, s->ws_port, NULL, NULL, timeout_ms);
-		return rl_test_connect_ws(s->host, s->ws_port, NULL, NULL, timeout_ms);
+			c = cli_tls(c, timeout_ms);
+		return cli_ws(c, s->host, s->ws_port, NULL, NULL, timeout_ms);
 	}
 	if (!rl_test_tls())
 		return cli_connect(s->host, s->port, src, timeout_ms);

@@ -198,6 +198,9 @@ struct rl_test_client *rl_test_connect_from(const struct rl_test_server *s, cons
 					    int timeout_ms);
 /* Plain TCP, whatever RELAY_TEST_TRANSPORT says. */
 struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms);
+/* The same from local address <src> (NULL: any). */
+struct rl_test_client *rl_test_connect_addr_from(const char *host, uint16_t port, const char *src,
+						 int timeout_ms);
 
 /* ---- TLS (tls_client.c) --------------------------------------------------- */
 
@@ -206,6 +209,9 @@ bool rl_test_tls(void);
 /* Connects and completes a TLS handshake (the certificate is not verified;
  * rl_test_tls_peer_cert shows which one the server presented). */
 struct rl_test_client *rl_test_connect_tls(const char *host, uint16_t port, int timeout_ms);
+/* TLS on the plain client <c>, connected a while ago (handshake deadline
+ * tests): the handshake within <timeout_ms>. 0 or -errno. */
+int rl_test_start_tls(struct rl_test_client *c, int timeout_ms);
 /* The server certificate of a TLS client: serial in hex, subject one-line. */
 int rl_test_tls_peer_cert(const struct rl_test_client *c, char *serial, size_t scap, char *subject,
 			  size_t subcap);
