@@ -703,7 +703,8 @@ IT_TEST(wss, python_websockets_and_a_tcp_client_chat_both_ways)
 	cr_assert_eq(rl_test_tls_files(&cert, &key), 0);
 	snprintf(wss_port, sizeof(wss_port), "%u", (unsigned)s.ws_port);
 	snprintf(tcp_port, sizeof(tcp_port), "%u", (unsigned)s.port);
-	const char *argv[] = {"/usr/bin/python3", RELAY_WSS_CHAT_PY, wss_port, tcp_port, cert, NULL};
+	const char *argv[] = {
+	    "/usr/bin/python3", RELAY_WSS_CHAT_PY, wss_port, tcp_port, cert, NULL};
 	int in, fd;
 	pid_t pid = spawn_piped(argv, &in, &fd);
 	close(in);
@@ -727,13 +728,15 @@ IT_TEST(wss, s_client_then_a_raw_upgrade_request_gets_101)
 	wss_start(&s, NULL);
 	cr_assert_eq(rl_test_tls_files(&cert, &key), 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)s.ws_port);
-	const char *argv[] = {"openssl", "s_client", "-quiet", "-connect", addr, "-CAfile", cert,
-			      "-verify_return_error", NULL};
+	const char *argv[] = {"openssl", "s_client", "-quiet", "-connect",
+			      addr,	 "-CAfile",  cert,     "-verify_return_error",
+			      NULL};
 	int in, fd;
 	pid_t pid = spawn_piped(argv, &in, &fd);
-	static const char req[] = "GET /relay HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-				  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-				  "Sec-WebSocket-Version: 13\r\n\r\n";
+	static const char req[] =
+	    "GET /relay HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\n\r\n";
 	cr_assert_eq(write(in, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
 	size_t n = 0;
 	for (int64_t end = rl_test_now_ms() + RL_TEST_REPLY_MS;
@@ -761,9 +764,10 @@ IT_TEST(wss, plain_http_to_the_wss_port_is_closed_and_no_one_else_notices)
 	chat(w, t, 0);
 	struct rl_test_client *bad = rl_test_connect_addr(s.host, s.ws_port, RL_TEST_REPLY_MS);
 	cr_assert_not_null(bad, "%s", rl_test_err());
-	static const char req[] = "GET /relay HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-				  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-				  "Sec-WebSocket-Version: 13\r\n\r\n";
+	static const char req[] =
+	    "GET /relay HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\n\r\n";
 	it_raw(bad, req, sizeof(req) - 1);
 	chat(t, w, 1);
 	cr_assert_geq(raw_wait_closed(bad, RL_TEST_REPLY_MS), 0, "plain HTTP on wss: still open");
@@ -816,8 +820,8 @@ IT_TEST(wss, certificate_reload_on_sighup_keeps_wss_clients)
 	IT_NEED_PROCESS();
 	cr_assert_not_null(mkdtemp(dir));
 	make_cert(dir, "relay-one", "A1", cert, key);
-	const char *args[] = {"--ws-port", "0", "--ws-tls", "--tls-cert", cert,
-			      "--tls-key", key,	   NULL};
+	const char *args[] = {"--ws-port", "0",		"--ws-tls", "--tls-cert",
+			      cert,	   "--tls-key", key,	    NULL};
 	it_start(&s, args);
 	struct rl_test_client *old = wss_client(&s);
 	expect_serial(old, "A1", "/CN=relay-one");

@@ -269,8 +269,8 @@ struct calm {
 
 static void calm_start(const struct rl_test_server *s, struct calm *n)
 {
-	n->ws = (rl_test_wss() ? rl_test_connect_wss : rl_test_connect_ws)(s->host, s->ws_port, NULL,
-									  NULL, RL_TEST_REPLY_MS);
+	n->ws = (rl_test_wss() ? rl_test_connect_wss : rl_test_connect_ws)(
+	    s->host, s->ws_port, NULL, NULL, RL_TEST_REPLY_MS);
 	cr_assert_not_null(n->ws, "WebSocket neighbour: %s", rl_test_err());
 	cr_assert_not_null(rl_test_hello(n->ws, "{\"userId\":\"calm-ws\"}", RL_TEST_REPLY_MS), "%s",
 			   rl_test_err());

@@ -193,8 +193,10 @@ struct rl_test_client *rl_test_connect_from(const struct rl_test_server *s, cons
 {
 	if (rl_test_ws()) {
 		if (s->ws_port == 0)
-			return rl_test_set_err("RELAY_TEST_TRANSPORT=%s but relayd has no WebSocket "
-					       "listener", rl_test_wss() ? "wss" : "ws"),
+			return rl_test_set_err(
+				   "RELAY_TEST_TRANSPORT=%s but relayd has no WebSocket "
+				   "listener",
+				   rl_test_wss() ? "wss" : "ws"),
 			       NULL;
 		struct rl_test_client *c = cli_connect(s->host, s->ws_port, src, timeout_ms);
 		if (rl_test_wss())
