@@ -71,15 +71,21 @@ static void raw_sends(struct raw *r, const char *text)
 	raw_send(r, text, strlen(text));
 }
 
-/* Reads until <need> bytes are buffered: 0, or -1 at EOF/reset, -2 on timeout. */
+/* Reads until <need> bytes are buffered: 0, or -1 at EOF/reset, -2 on timeout.
+ * Reads little more than needed (4 KiB at least): raw_drop moves what is
+ * buffered for every frame taken, and a buffer kept full of small frames
+ * (thousands of pongs) made that quadratic -- slower, under ASan, than the
+ * server's 2 s CLOSING deadline that the reader must beat. */
 static int raw_fill(struct raw *r, size_t need, int timeout_ms)
 {
 	int64_t deadline = rl_test_now_ms() + timeout_ms;
 	while (r->len < need) {
 		int64_t left = deadline - rl_test_now_ms();
+		size_t want = need - r->len < 4096 ? 4096 : need - r->len;
+		if (want > sizeof r->buf - r->len)
+			want = sizeof r->buf - r->len;
 		ssize_t n = left <= 0 ? (errno = ETIMEDOUT, -1)
-				      : rl_test_recv_raw(r->tcp, r->buf + r->len,
-							 sizeof r->buf - r->len, (int)left);
+				      : rl_test_recv_raw(r->tcp, r->buf + r->len, want, (int)left);
 		if (n < 0 && errno == ETIMEDOUT)
 			return -2;
 		if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
