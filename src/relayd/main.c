@@ -67,8 +67,9 @@ static int main_signals(void)
 }
 
 /* The listener kinds, each bound by every worker: plain TCP on --port,
- * then TLS on --tls-port and WebSocket on --ws-port when set. Fills
- * <specs>; returns how many. specs[0] is always the plain TCP one. */
+ * then TLS on --tls-port and WebSocket on --ws-port when set (wss://, the
+ * WebSocket layer over TLS, with --ws-tls). Fills <specs>; returns how
+ * many. specs[0] is always the plain TCP one. */
 static unsigned main_listen_specs(const struct rl_config *cfg, struct rl_listen_spec *specs)
 {
 	unsigned n = 0;
@@ -83,8 +84,9 @@ static unsigned main_listen_specs(const struct rl_config *cfg, struct rl_listen_
 		};
 	if (cfg->ws_port != RL_PORT_OFF)
 		specs[n++] = (struct rl_listen_spec){
-			.name = "ws", .host = cfg->host, .port = (uint16_t)cfg->ws_port,
-			.tp = &rl_ws_transport,
+			.name = cfg->ws_tls ? "wss" : "ws", .host = cfg->host,
+			.port = (uint16_t)cfg->ws_port,
+			.tp = cfg->ws_tls ? &rl_wss_transport : &rl_ws_transport,
 		};
 	return n;
 }
@@ -247,7 +249,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "relayd: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
-	if ((cfg->tls_port != RL_PORT_OFF && rl_tls_init(cfg, err, sizeof(err))) ||
+	bool tls = cfg->tls_port != RL_PORT_OFF || cfg->ws_tls; /* one certificate for both */
+	if ((tls && rl_tls_init(cfg, err, sizeof(err))) ||
 	    (cfg->ws_port != RL_PORT_OFF && rl_ws_init(cfg, err, sizeof(err)))) {
 		fprintf(stderr, "relayd: %s\n", err);
 		return 1;
@@ -283,12 +286,13 @@ int main(int argc, char **argv)
 	       (unsigned)port, n);
 	fflush(stdout);
 	for (unsigned k = 0; k < nspecs; k++)
-		if (specs[k].tp == &rl_ws_transport && rl_ws_serves_files())
+		if ((specs[k].tp == &rl_ws_transport || specs[k].tp == &rl_wss_transport) &&
+		    rl_ws_serves_files())
 			RL_INFOF(0,
-				 "web page: http://%s%s%s:%u/ (files from %s; a development "
+				 "web page: %s://%s%s%s:%u/ (files from %s; a development "
 				 "convenience)",
-				 v6 ? "[" : "", h, v6 ? "]" : "", (unsigned)specs[k].bound_port,
-				 cfg->web_root);
+				 specs[k].tp == &rl_wss_transport ? "https" : "http", v6 ? "[" : "",
+				 h, v6 ? "]" : "", (unsigned)specs[k].bound_port, cfg->web_root);
 	rl_ops_ready(); /* ops: READY=1 */
 	RL_INFOF(0, "relayd %s: %u workers, max frame %" PRIu64 ", max connections %" PRIu64,
 		 RL_VERSION, n, cfg->max_frame, cfg->max_conns);

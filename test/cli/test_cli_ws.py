@@ -5,6 +5,9 @@ Usage: test_cli_ws.py   (env RELAYD_BIN, RELAY_CLI_BIN; optional RELAY_TEST_GUAR
 Starts relayd with --port 0 --ws-port 0. A message published over WebSocket
 reaches a TCP subscriber, one published over TCP reaches a WebSocket
 subscriber (relay-cli sub --ws), and a wrong path is refused with exit 1.
+Then the same over wss:// (a second relayd with --ws-tls and a certificate
+made with the openssl command): --tls-ca FILE verifies it, --tls-insecure
+skips that, an unknown CA is refused, and --ws ws:// with --tls is refused.
 Exit status is the verdict.
 """
 import json
@@ -12,13 +15,15 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 CLI = os.environ['RELAY_CLI_BIN']
 
 
-def start_relayd():
-    args = [os.environ['RELAYD_BIN'], '--port', '0', '--ws-port', '0', '--workers', '2']
+def start_relayd(extra=(), kind='ws'):
+    args = [os.environ['RELAYD_BIN'], '--port', '0', '--ws-port', '0', '--workers', '2',
+            *extra]
     guard = os.environ.get('RELAY_TEST_GUARD')
     if guard:
         args = [guard, str(os.getpid())] + args
@@ -29,7 +34,7 @@ def start_relayd():
         line = proc.stdout.readline()
         if not line:
             break
-        m = re.search(r'relayd ws listening on \S+:(\d+)', line)
+        m = re.search(rf'relayd {kind} listening on \S+:(\d+)', line)
         ws = int(m.group(1)) if m else ws
         m = re.search(r'relayd listening on \S+:(\d+) \(', line)
         tcp = int(m.group(1)) if m else tcp
@@ -73,6 +78,33 @@ def main():
         r = pub(['--ws', f'ws://127.0.0.1:{ws}/nope'], 'r3', 'x', 'u')
         assert r.returncode == 1 and 'refused' in r.stderr, f'wrong path: {r.returncode} {r.stderr!r}'
         print('ok - a wrong path is refused')
+    finally:
+        proc.kill()
+        proc.wait()
+    with tempfile.TemporaryDirectory() as d:
+        return check_wss(d)
+
+
+def check_wss(d):
+    cert, key = os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                    'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+                    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+                    '-keyout', key, '-out', cert], check=True, capture_output=True)
+    proc, tcp, wss = start_relayd(['--ws-tls', '--tls-cert', cert, '--tls-key', key], 'wss')
+    tcp_conn = ['--port', str(tcp)]
+    try:
+        check_delivery(tcp_conn, ['--ws', f'wss://localhost:{wss}/relay', '--tls-ca', cert],
+                       'r4', 'published over wss', 'wssuser')
+        check_delivery(['--tls-insecure', '--ws', f'wss://127.0.0.1:{wss}'], tcp_conn, 'r5',
+                       'received over wss', 'tcpuser')
+        r = pub(['--ws', f'wss://localhost:{wss}'], 'r6', 'x', 'u')
+        assert r.returncode == 1 and 'certificate verify failed' in r.stderr, \
+            f'unknown CA: {r.returncode} {r.stderr!r}'
+        print('ok - a certificate from an unknown CA is refused')
+        r = pub(['--ws', f'ws://127.0.0.1:{wss}', '--tls'], 'r7', 'x', 'u')
+        assert r.returncode == 1 and 'give a wss:// URL' in r.stderr, f'ws:// + --tls: {r.returncode} {r.stderr!r}'
+        print('ok - --ws ws:// with --tls is refused')
         return 0
     finally:
         proc.kill()

@@ -41,6 +41,9 @@ FOREIGN = {
     # relay-cli sending a token, in operations.md's access-control example
     "--token": "relay-cli",
     "--token-file": "relay-cli",
+    # relay-cli connecting to wss://, in operations.md's wss section
+    "--ws": "relay-cli",
+    "--tls-ca": "relay-cli",
 }
 BUILTIN = {"--help", "--version"}
 

@@ -4,7 +4,11 @@
  * closed (garbage at once, a stall at the frame timeout) and nobody else
  * notices; the certificate is reloaded on SIGHUP while connections stay; a
  * slow consumer over TLS is evicted with SLOW_CONSUMER like one over TCP;
- * /metrics counts TLS connections by write path.
+ * /metrics counts TLS connections by write path. And wss:// (--ws-tls, the
+ * WebSocket listener with TLS on): Python's websockets and a TCP client
+ * chat, s_client's upgrade gets 101, plain HTTP on the port is closed, the
+ * handshake and the upgrade share one deadline from accept, SIGHUP reloads
+ * its certificate too (the WebSocket rules themselves: the wss-ws test).
  * The certificates are made at test time with the openssl command
  * (test/lib/tls_client.c). The rest of the integration suites also run over
  * TLS (the tls-* tests: RELAY_TEST_TRANSPORT=tls).
@@ -677,4 +681,201 @@ IT_TEST(tls, metrics_count_tls_connections_by_write_path)
 	rl_test_close(t2);
 	rl_test_close(plain);
 	it_stop(&s);
+}
+
+/* ---- wss:// (--ws-tls: the WebSocket listener with TLS on) ----------------------- */
+
+/* relayd with --ws-port 0 --ws-tls and the test certificate (plus <extra>). */
+static void wss_start(struct rl_test_server *s, const char *const *extra)
+{
+	const char *cert, *key;
+	const char *args[32] = {"--ws-port", "0", "--ws-tls", "--workers", "1"};
+	int n = 5;
+
+	cr_assert_eq(rl_test_tls_files(&cert, &key), 0, "%s", rl_test_err());
+	args[n++] = "--tls-cert";
+	args[n++] = cert;
+	args[n++] = "--tls-key";
+	args[n++] = key;
+	for (int i = 0; extra && extra[i]; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	it_start(s, args);
+	cr_assert_gt(s->ws_port, 0, "no \"relayd wss listening on\" line");
+	cr_assert_eq(s->tls_port, 0, "--ws-tls opened a TLS listener of its own");
+}
+
+static struct rl_test_client *wss_client(const struct rl_test_server *s)
+{
+	struct rl_test_client *c =
+	    rl_test_connect_wss(s->host, s->ws_port, NULL, NULL, RL_TEST_REPLY_MS);
+	cr_assert_not_null(c, "wss connect: %s", rl_test_err());
+	cr_assert_not_null(rl_test_hello(c, NULL, RL_TEST_REPLY_MS), "HELLO over wss: %s",
+			   rl_test_err());
+	return c;
+}
+
+/* A wss member and a TCP member of TLS_ROOM on the (only) worker. */
+static void wss_pair(const struct rl_test_server *s, struct rl_test_client **w,
+		     struct rl_test_client **t)
+{
+	*w = wss_client(s);
+	*t = tcp_client(s);
+	it_join(*w, TLS_ROOM, 1);
+	it_join(*t, TLS_ROOM, 2);
+	it_presence(*w, 1);
+}
+
+/* Python's websockets on its ssl module (verifying the certificate) and a
+ * plain TCP client: one room, a message each way (wss_chat.py). */
+IT_TEST(wss, python_websockets_and_a_tcp_client_chat_both_ways)
+{
+	struct rl_test_server s;
+	const char *cert, *key;
+	char wss_port[8], tcp_port[8], out[512];
+
+	IT_NEED_PROCESS();
+	wss_start(&s, NULL);
+	cr_assert_eq(rl_test_tls_files(&cert, &key), 0);
+	snprintf(wss_port, sizeof(wss_port), "%u", (unsigned)s.ws_port);
+	snprintf(tcp_port, sizeof(tcp_port), "%u", (unsigned)s.port);
+	const char *argv[] = {
+	    "/usr/bin/python3", RELAY_WSS_CHAT_PY, wss_port, tcp_port, cert, NULL};
+	int in, fd;
+	pid_t pid = spawn_piped(argv, &in, &fd);
+	close(in);
+	read_some(fd, out, sizeof(out), sizeof(out), 20000);
+	close(fd);
+	int st = wait_status(pid);
+	cr_assert_eq(st, 0, "wss_chat.py exit status %d: %s", st, out);
+	cr_assert(strncmp(out, "ok TLSv1.3", 10) == 0, "wss_chat.py: %s", out);
+	it_stop(&s);
+}
+
+/* openssl s_client (verifying the certificate), then an upgrade request
+ * typed into it: 101 with the RFC 6455 sample's accept key. */
+IT_TEST(wss, s_client_then_a_raw_upgrade_request_gets_101)
+{
+	struct rl_test_server s;
+	const char *cert, *key;
+	char addr[96], out[2048];
+
+	IT_NEED_PROCESS();
+	wss_start(&s, NULL);
+	cr_assert_eq(rl_test_tls_files(&cert, &key), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)s.ws_port);
+	const char *argv[] = {"openssl", "s_client", "-quiet", "-connect",
+			      addr,	 "-CAfile",  cert,     "-verify_return_error",
+			      NULL};
+	int in, fd;
+	pid_t pid = spawn_piped(argv, &in, &fd);
+	static const char req[] =
+	    "GET /relay HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\n\r\n";
+	cr_assert_eq(write(in, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	size_t n = 0;
+	for (int64_t end = rl_test_now_ms() + RL_TEST_REPLY_MS;
+	     strstr(out, "\r\n\r\n") == NULL && rl_test_now_ms() < end;)
+		n += read_some(fd, out + n, sizeof(out) - n, sizeof(out), 200);
+	kill(pid, SIGTERM); /* -quiet ignores EOF on stdin */
+	close(in);
+	close(fd);
+	wait_status(pid);
+	cr_assert(strncmp(out, "HTTP/1.1 101 ", 13) == 0 &&
+		      strstr(out, "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+		  "answer: %s", out);
+	it_stop(&s);
+}
+
+/* An HTTP request in clear to the wss port is not a ClientHello: closed at
+ * once, while a wss member and a TCP member on the same worker chat on. */
+IT_TEST(wss, plain_http_to_the_wss_port_is_closed_and_no_one_else_notices)
+{
+	struct rl_test_server s;
+	struct rl_test_client *w, *t;
+
+	wss_start(&s, NULL);
+	wss_pair(&s, &w, &t);
+	chat(w, t, 0);
+	struct rl_test_client *bad = rl_test_connect_addr(s.host, s.ws_port, RL_TEST_REPLY_MS);
+	cr_assert_not_null(bad, "%s", rl_test_err());
+	static const char req[] =
+	    "GET /relay HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\n\r\n";
+	it_raw(bad, req, sizeof(req) - 1);
+	chat(t, w, 1);
+	cr_assert_geq(raw_wait_closed(bad, RL_TEST_REPLY_MS), 0, "plain HTTP on wss: still open");
+	rl_test_close(bad);
+	for (int i = 2; i < 10; i++)
+		chat(i % 2 ? t : w, i % 2 ? w : t, i);
+	rl_test_close(w);
+	rl_test_close(t);
+	it_stop(&s);
+}
+
+/* The handshake deadline of wss:// is one: --frame-timeout from accept
+ * covers the TLS handshake and the upgrade request together. A client that
+ * waits before its handshake, then sends half a request, is closed at the
+ * frame timeout from its connect -- not a frame timeout after its
+ * handshake. */
+IT_TEST(wss, the_tls_handshake_and_the_upgrade_share_one_deadline_from_accept)
+{
+	struct rl_test_server s;
+	static const char part[] = "GET /relay HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+
+	const char *extra[] = {"--frame-timeout", "1", NULL};
+	wss_start(&s, extra);
+	int64_t t0 = rl_test_now_ms();
+	struct rl_test_client *c = rl_test_connect_addr(s.host, s.ws_port, RL_TEST_REPLY_MS);
+	cr_assert_not_null(c, "%s", rl_test_err());
+	poll(NULL, 0, 700); /* the stimulus: most of the deadline spent before the handshake */
+	cr_assert_eq(rl_test_start_tls(c, RL_TEST_REPLY_MS), 0, "%s", rl_test_err());
+	cr_assert_eq(rl_test_send_raw(c, part, sizeof(part) - 1, RL_TEST_REPLY_MS), 0, "%s",
+		     rl_test_err());
+	char buf[256];
+	ssize_t n = rl_test_recv_raw(c, buf, sizeof(buf), 3000);
+	int64_t took = rl_test_now_ms() - t0;
+	cr_assert(n == 0 || (n < 0 && errno != ETIMEDOUT), "%s after %lld ms",
+		  n > 0 ? "an answer" : "still open", (long long)took);
+	cr_assert(took >= 900 && took < 1500,
+		  "closed %lld ms after connect (frame timeout 1 s from accept)", (long long)took);
+	rl_test_close(c);
+	it_stop(&s);
+}
+
+/* SIGHUP re-reads the certificate for wss:// as for the TLS port: a new
+ * wss connection sees the new one, a wss member connected before keeps its
+ * connection and chats with the new one both ways. */
+IT_TEST(wss, certificate_reload_on_sighup_keeps_wss_clients)
+{
+	struct rl_test_server s;
+	char dir[] = "/tmp/relay-test-wss-reload-XXXXXX", cert[300], key[300];
+
+	IT_NEED_PROCESS();
+	cr_assert_not_null(mkdtemp(dir));
+	make_cert(dir, "relay-one", "A1", cert, key);
+	const char *args[] = {"--ws-port", "0",		"--ws-tls", "--tls-cert",
+			      cert,	   "--tls-key", key,	    NULL};
+	it_start(&s, args);
+	struct rl_test_client *old = wss_client(&s);
+	expect_serial(old, "A1", "/CN=relay-one");
+	it_join(old, TLS_ROOM, 1);
+
+	make_cert(dir, "relay-two", "B2", cert, key);
+	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
+	cr_assert(log_wait(&s, "tls: reloaded", RL_TEST_REPLY_MS), "no reload line in the log");
+	struct rl_test_client *fresh = wss_client(&s);
+	expect_serial(fresh, "B2", "/CN=relay-two");
+	it_join(fresh, TLS_ROOM, 2);
+	it_presence(old, 1);
+	chat(old, fresh, 0);
+	chat(fresh, old, 1);
+	rl_test_close(old);
+	rl_test_close(fresh);
+	it_stop(&s);
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
 }

@@ -6,6 +6,9 @@
  * the close handshake, the upgrade deadline (slowloris), the --web-root
  * files, and WebSocket and TCP clients chatting in one room. After each
  * fault, a healthy WebSocket neighbour and a TCP neighbour still chat.
+ * The same tests run over wss:// (meson test wss-ws: RELAY_TEST_TRANSPORT=wss
+ * gives the listener --ws-tls, and the raw client and the WebSocket
+ * neighbour do the TLS handshake first; the bytes are the same inside it).
  * Threading: Criterion test bodies, one relayd per test. */
 #include "itest.h"
 
@@ -30,20 +33,26 @@
 /* ---- a raw client: bytes in and out, nothing hidden --------------------------- */
 
 struct raw {
-	struct rl_test_client *tcp; /* owns the socket; only its fd is used */
-	int fd;
+	struct rl_test_client *tcp; /* owns the socket (and TLS on it, for wss) */
 	size_t len;
 	uint8_t buf[1 << 18];
 };
 
-static struct raw *raw_connect(const struct rl_test_server *s)
+/* A connection from local address <src> (NULL: any); TLS under wss. */
+static struct raw *raw_connect_from(const struct rl_test_server *s, const char *src)
 {
 	struct raw *r = calloc(1, sizeof(*r));
 	cr_assert_not_null(r);
-	r->tcp = rl_test_connect_addr(s->host, s->ws_port, RL_TEST_REPLY_MS);
+	r->tcp = rl_test_connect_addr_from(s->host, s->ws_port, src, RL_TEST_REPLY_MS);
 	cr_assert_not_null(r->tcp, "%s", rl_test_err());
-	r->fd = rl_test_fd(r->tcp);
+	if (rl_test_wss())
+		cr_assert_eq(rl_test_start_tls(r->tcp, RL_TEST_REPLY_MS), 0, "%s", rl_test_err());
 	return r;
+}
+
+static struct raw *raw_connect(const struct rl_test_server *s)
+{
+	return raw_connect_from(s, NULL);
 }
 
 static void raw_close(struct raw *r)
@@ -62,20 +71,25 @@ static void raw_sends(struct raw *r, const char *text)
 	raw_send(r, text, strlen(text));
 }
 
-/* Reads until <need> bytes are buffered: 0, or -1 at EOF/reset, -2 on timeout. */
+/* Reads until <need> bytes are buffered: 0, or -1 at EOF/reset, -2 on timeout.
+ * Reads little more than needed (4 KiB at least): raw_drop moves what is
+ * buffered for every frame taken, and a buffer kept full of small frames
+ * (thousands of pongs) made that quadratic -- slower, under ASan, than the
+ * server's 2 s CLOSING deadline that the reader must beat. */
 static int raw_fill(struct raw *r, size_t need, int timeout_ms)
 {
 	int64_t deadline = rl_test_now_ms() + timeout_ms;
 	while (r->len < need) {
 		int64_t left = deadline - rl_test_now_ms();
-		struct pollfd p = {.fd = r->fd, .events = POLLIN};
-		if (left <= 0 || poll(&p, 1, (int)left) == 0)
+		size_t want = need - r->len < 4096 ? 4096 : need - r->len;
+		if (want > sizeof r->buf - r->len)
+			want = sizeof r->buf - r->len;
+		ssize_t n = left <= 0 ? (errno = ETIMEDOUT, -1)
+				      : rl_test_recv_raw(r->tcp, r->buf + r->len, want, (int)left);
+		if (n < 0 && errno == ETIMEDOUT)
 			return -2;
-		ssize_t n = read(r->fd, r->buf + r->len, sizeof r->buf - r->len);
 		if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
 			return -1;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
 		cr_assert_geq(n, 0, "read: %s", strerror(errno));
 		r->len += (size_t)n;
 	}
@@ -261,7 +275,8 @@ struct calm {
 
 static void calm_start(const struct rl_test_server *s, struct calm *n)
 {
-	n->ws = rl_test_connect_ws(s->host, s->ws_port, NULL, NULL, RL_TEST_REPLY_MS);
+	n->ws = (rl_test_wss() ? rl_test_connect_wss : rl_test_connect_ws)(
+	    s->host, s->ws_port, NULL, NULL, RL_TEST_REPLY_MS);
 	cr_assert_not_null(n->ws, "WebSocket neighbour: %s", rl_test_err());
 	cr_assert_not_null(rl_test_hello(n->ws, "{\"userId\":\"calm-ws\"}", RL_TEST_REPLY_MS), "%s",
 			   rl_test_err());
@@ -389,6 +404,28 @@ IT_TEST(ws, a_connection_over_max_connections_gets_503_instead_of_101)
 	it_stop(&s);
 }
 
+/* --max-connections-per-ip: the refusal at accept is the same 503 (§7),
+ * for that address only. */
+IT_TEST(ws, a_connection_over_the_per_address_limit_gets_503_instead_of_101)
+{
+	struct rl_test_server s;
+	char head[4096];
+	WS_STARTS(&s, "--max-connections-per-ip", "1");
+	struct raw *in = raw_connect_from(&s, "127.0.0.2");
+	raw_upgrade(in);
+	struct raw *r = raw_connect_from(&s, "127.0.0.2");
+	raw_request(r, "/relay", RAW_VERSION);
+	cr_assert_eq(raw_http_head(r, head, sizeof head), 503, "%s", head);
+	raw_close(r);
+	struct raw *other = raw_connect_from(&s, "127.0.0.3");
+	raw_upgrade(other);
+	raw_relay(in, RELAY_MSG_HELLO, 0, "");
+	raw_expect_relay(in, RELAY_MSG_HELLO, "HELLO of the one admitted");
+	raw_close(other);
+	raw_close(in);
+	it_stop(&s);
+}
+
 /* Slowloris: a request that trickles in is cut at --frame-timeout from
  * accept, with no answer, and nobody else waits for it. */
 IT_TEST(ws, an_upgrade_request_not_complete_within_the_frame_timeout_is_closed)
@@ -403,7 +440,7 @@ IT_TEST(ws, an_upgrade_request_not_complete_within_the_frame_timeout_is_closed)
 	struct raw *r = raw_connect(&s);
 	int rc = -2;
 	for (size_t i = 0; i < sizeof part - 1 && rc == -2; i++) {
-		if (send(r->fd, part + i, 1, MSG_NOSIGNAL) != 1)
+		if (rl_test_send_raw(r->tcp, part + i, 1, RL_TEST_REPLY_MS) != 0)
 			break;		 /* closed under us */
 		rc = raw_fill(r, 1, 50); /* one byte every 50 ms */
 	}

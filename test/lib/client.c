@@ -148,6 +148,20 @@ struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int
 	return cli_connect(host, port, NULL, timeout_ms);
 }
 
+struct rl_test_client *rl_test_connect_addr_from(const char *host, uint16_t port, const char *src,
+						 int timeout_ms)
+{
+	return cli_connect(host, port, src, timeout_ms);
+}
+
+int rl_test_start_tls(struct rl_test_client *c, int timeout_ms)
+{
+	if (c->tls != NULL || c->ws != NULL)
+		return rl_test_set_err("start_tls: not a plain client"), -EINVAL;
+	c->tls = rl_test_tls_open(c->fd, cli_timeout(timeout_ms));
+	return c->tls != NULL ? 0 : -EPROTO;
+}
+
 /* TLS on top of a connected client: the handshake within <timeout_ms>. */
 static struct rl_test_client *cli_tls(struct rl_test_client *c, int timeout_ms)
 {
@@ -161,19 +175,39 @@ static struct rl_test_client *cli_tls(struct rl_test_client *c, int timeout_ms)
 bool rl_test_ws(void)
 {
 	const char *t = getenv("RELAY_TEST_TRANSPORT");
-	return t != NULL && strcmp(t, "ws") == 0;
+	return t != NULL && (strcmp(t, "ws") == 0 || strcmp(t, "wss") == 0);
 }
 
-struct rl_test_client *rl_test_connect_ws(const char *host, uint16_t port, const char *path,
-					  const char *origin, int timeout_ms)
+bool rl_test_wss(void)
 {
-	struct rl_test_client *c = rl_test_connect_addr(host, port, timeout_ms);
-	if (c != NULL && (c->ws = rl_test_wsc_open(c->fd, host, port, path, origin,
+	const char *t = getenv("RELAY_TEST_TRANSPORT");
+	return t != NULL && strcmp(t, "wss") == 0;
+}
+
+/* The upgrade on a connected client (over its TLS, if it has one). */
+static struct rl_test_client *cli_ws(struct rl_test_client *c, const char *host, uint16_t port,
+				     const char *path, const char *origin, int timeout_ms)
+{
+	if (c != NULL && (c->ws = rl_test_wsc_open(c->fd, c->tls, host, port, path, origin,
 						   cli_timeout(timeout_ms))) == NULL) {
 		rl_test_close(c);
 		return NULL;
 	}
 	return c;
+}
+
+struct rl_test_client *rl_test_connect_ws(const char *host, uint16_t port, const char *path,
+					  const char *origin, int timeout_ms)
+{
+	return cli_ws(rl_test_connect_addr(host, port, timeout_ms), host, port, path, origin,
+		      timeout_ms);
+}
+
+struct rl_test_client *rl_test_connect_wss(const char *host, uint16_t port, const char *path,
+					   const char *origin, int timeout_ms)
+{
+	return cli_ws(rl_test_connect_tls(host, port, timeout_ms), host, port, path, origin,
+		      timeout_ms);
 }
 
 struct rl_test_client *rl_test_connect_tls(const char *host, uint16_t port, int timeout_ms)
@@ -186,10 +220,15 @@ struct rl_test_client *rl_test_connect_from(const struct rl_test_server *s, cons
 {
 	if (rl_test_ws()) {
 		if (s->ws_port == 0)
-			return rl_test_set_err("RELAY_TEST_TRANSPORT=ws but relayd has no WebSocket "
-					       "listener"),
+			return rl_test_set_err(
+				   "RELAY_TEST_TRANSPORT=%s but relayd has no WebSocket "
+				   "listener",
+				   rl_test_wss() ? "wss" : "ws"),
 			       NULL;
-		return rl_test_connect_ws(s->host, s->ws_port, NULL, NULL, timeout_ms);
+		struct rl_test_client *c = cli_connect(s->host, s->ws_port, src, timeout_ms);
+		if (rl_test_wss())
+			c = cli_tls(c, timeout_ms);
+		return cli_ws(c, s->host, s->ws_port, NULL, NULL, timeout_ms);
 	}
 	if (!rl_test_tls())
 		return cli_connect(s->host, s->port, src, timeout_ms);
@@ -236,10 +275,29 @@ static ssize_t cli_send(struct rl_test_client *c, const void *p, size_t n)
 	return c->tls != NULL ? rl_test_tls_write(c->tls, p, n) : send(c->fd, p, n, MSG_NOSIGNAL);
 }
 
-/* Input TLS already holds: poll() on the socket would not show it. */
+/* Input TLS (or the WebSocket client) already holds: poll() on the socket
+ * would not show it. */
 static bool cli_buffered(struct rl_test_client *c)
 {
+	if (c->ws != NULL)
+		return rl_test_wsc_buffered(c->ws);
 	return c->tls != NULL && rl_test_tls_pending(c->tls);
+}
+
+ssize_t rl_test_recv_raw(struct rl_test_client *c, void *buf, size_t n, int timeout_ms)
+{
+	int64_t deadline = rl_test_now_ms() + timeout_ms;
+	for (;;) {
+		int64_t left = deadline - rl_test_now_ms();
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		if (!cli_buffered(c) && (left <= 0 || poll(&p, 1, (int)left) == 0)) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		ssize_t r = cli_recv(c, buf, n);
+		if (r >= 0 || (errno != EAGAIN && errno != EINTR))
+			return r;
+	}
 }
 
 void rl_test_close(struct rl_test_client *c)

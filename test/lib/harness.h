@@ -27,6 +27,10 @@
  *   RELAY_TEST_TRANSPORT=ws  relayd also gets a WebSocket listener (--ws-port
  *                       0) and rl_test_connect speaks WebSocket to it
  *                       (ws_client.c): the same test bodies run over it
+ *   RELAY_TEST_TRANSPORT=wss  the same over TLS: relayd's WebSocket listener
+ *                       (its own --ws-port or one added) gets --ws-tls and
+ *                       the test certificate, rl_test_connect does the TLS
+ *                       handshake and then the upgrade
  *
  * Returns: functions returning int give 0 or -errno; pointer-returning ones
  * give NULL on failure. Either way rl_test_err() says what went wrong.
@@ -92,7 +96,7 @@ struct rl_test_server {
 	char host[64];      /* from the listening line */
 	uint16_t port;      /* from the listening line */
 	uint16_t tls_port;  /* from "relayd tls listening on ...", or 0 */
-	uint16_t ws_port;   /* from "relayd ws listening on ...", or 0 */
+	uint16_t ws_port;   /* from "relayd ws[s] listening on ...", or 0 */
 	int workers;        /* from the listening line */
 	char line[256];     /* the listening line itself, without '\n' */
 	int out_fd;         /* read end of relayd's stdout, or -1 */
@@ -184,7 +188,8 @@ struct rl_test_client; /* opaque */
 
 /* Connects (blocking, up to <timeout_ms>; 0: RL_TEST_REPLY_MS) to the server:
  * over TLS to its TLS port when RELAY_TEST_TRANSPORT=tls, over WebSocket to
- * its WebSocket port when RELAY_TEST_TRANSPORT=ws, else plain TCP. */
+ * its WebSocket port when RELAY_TEST_TRANSPORT=ws (wss: WebSocket over TLS),
+ * else plain TCP. */
 struct rl_test_client *rl_test_connect(const struct rl_test_server *s, int timeout_ms);
 /* rl_test_connect from local address <src> (NULL: any), e.g. "127.0.0.2":
  * every 127.0.0.0/8 address reaches a relayd listening on 127.0.0.1, so
@@ -200,6 +205,9 @@ struct rl_test_client *rl_test_connect_narrow(const struct rl_test_server *s, in
 					      int timeout_ms);
 /* Plain TCP, whatever RELAY_TEST_TRANSPORT says. */
 struct rl_test_client *rl_test_connect_addr(const char *host, uint16_t port, int timeout_ms);
+/* The same from local address <src> (NULL: any). */
+struct rl_test_client *rl_test_connect_addr_from(const char *host, uint16_t port, const char *src,
+						 int timeout_ms);
 
 /* ---- TLS (tls_client.c) --------------------------------------------------- */
 
@@ -208,6 +216,9 @@ bool rl_test_tls(void);
 /* Connects and completes a TLS handshake (the certificate is not verified;
  * rl_test_tls_peer_cert shows which one the server presented). */
 struct rl_test_client *rl_test_connect_tls(const char *host, uint16_t port, int timeout_ms);
+/* TLS on the plain client <c>, connected a while ago (handshake deadline
+ * tests): the handshake within <timeout_ms>. 0 or -errno. */
+int rl_test_start_tls(struct rl_test_client *c, int timeout_ms);
 /* The server certificate of a TLS client: serial in hex, subject one-line. */
 int rl_test_tls_peer_cert(const struct rl_test_client *c, char *serial, size_t scap, char *subject,
 			  size_t subcap);
@@ -219,8 +230,10 @@ int rl_test_tls_files(const char **cert, const char **key);
 int rl_test_tls_make_cert(const char *cert, const char *key, const char *cn, const char *serial_hex);
 /* ---- WebSocket (ws_client.c) ----------------------------------------------- */
 
-/* True when RELAY_TEST_TRANSPORT=ws. */
+/* True when RELAY_TEST_TRANSPORT=ws or wss (the tests speak WebSocket). */
 bool rl_test_ws(void);
+/* True when RELAY_TEST_TRANSPORT=wss (WebSocket over TLS). */
+bool rl_test_wss(void);
 /* Connects and upgrades: GET <path> (NULL: /relay) offering relay.v1, with
  * Origin <origin> unless NULL; the 101 is checked (accept key, headers).
  * From then on the client speaks Relay frames in binary messages and
@@ -228,6 +241,10 @@ bool rl_test_ws(void);
  * the status line). */
 struct rl_test_client *rl_test_connect_ws(const char *host, uint16_t port, const char *path,
 					  const char *origin, int timeout_ms);
+/* rl_test_connect_ws over TLS (wss://): the handshake (the certificate is
+ * not verified), then the upgrade. */
+struct rl_test_client *rl_test_connect_wss(const char *host, uint16_t port, const char *path,
+					   const char *origin, int timeout_ms);
 /* The code of the close frame a WebSocket client received (1005: one
  * without a code), 0 if none yet or not a WebSocket client. The client
  * answers a close frame with its own, then reads the TCP close as EOF. */
@@ -238,6 +255,11 @@ int rl_test_ws_send_wire(struct rl_test_client *c, const void *p, size_t n);
  * while the returned fd is open, and refuses connections once it is closed.
  * Returns the fd, or -1 (rl_test_err() says why). */
 int rl_test_loopback_listener(uint16_t *port);
+/* Up to <n> bytes as they arrive, waiting up to <timeout_ms> for some: the
+ * socket's bytes (decrypted for a TLS client; a WebSocket client's Relay
+ * stream). > 0, 0 at EOF, or -1 with errno (ETIMEDOUT, ECONNRESET, ...).
+ * For tests that read a raw protocol (HTTP, WebSocket frames) themselves. */
+ssize_t rl_test_recv_raw(struct rl_test_client *c, void *buf, size_t n, int timeout_ms);
 /* Closes and frees (NULL is fine). */
 void rl_test_close(struct rl_test_client *c);
 /* The socket (non-blocking, close-on-exec). */

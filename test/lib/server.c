@@ -174,6 +174,21 @@ static int srv_argv_push(struct srv_argv *a, const char *s)
 	return 0;
 }
 
+/* RELAY_TEST_TRANSPORT=wss: --ws-tls, and the test certificate unless
+ * <has_tls> (the test gave --tls-* options of its own). */
+static int srv_wss_args(struct srv_argv *a, bool has_tls)
+{
+	const char *cert, *key;
+	if (srv_argv_push(a, "--ws-tls"))
+		return -1;
+	if (has_tls)
+		return 0;
+	if (rl_test_tls_files(&cert, &key))
+		return -1;
+	return srv_argv_push(a, "--tls-cert") || srv_argv_push(a, cert) ||
+	       srv_argv_push(a, "--tls-key") || srv_argv_push(a, key);
+}
+
 static bool srv_has_wrapper(void)
 {
 	const char *w = getenv("RELAY_TEST_WRAPPER");
@@ -201,7 +216,7 @@ static int srv_argv_build(struct srv_argv *a, const char *bin, const char *const
 	}
 	if (srv_argv_push(a, bin) != 0)
 		return -1;
-	bool has_port = false, has_tls = false, has_ws = false;
+	bool has_port = false, has_tls = false, has_ws = false, has_ws_tls = false;
 	for (int i = 0; args != NULL && args[i] != NULL; i++) {
 		if (strcmp(args[i], "--port") == 0 || strncmp(args[i], "--port=", 7) == 0)
 			has_port = true;
@@ -209,6 +224,8 @@ static int srv_argv_build(struct srv_argv *a, const char *bin, const char *const
 			has_tls = true;
 		if (strncmp(args[i], "--ws-port", 9) == 0)
 			has_ws = true;
+		if (strcmp(args[i], "--ws-tls") == 0)
+			has_ws_tls = true;
 	}
 	if (add_port && !has_port && (srv_argv_push(a, "--port") || srv_argv_push(a, "0")))
 		return -1;
@@ -220,9 +237,13 @@ static int srv_argv_build(struct srv_argv *a, const char *bin, const char *const
 			if (srv_argv_push(a, *t) != 0)
 				return -1;
 	}
-	/* RELAY_TEST_TRANSPORT=ws: a WebSocket listener too */
+	/* RELAY_TEST_TRANSPORT=ws or wss: a WebSocket listener too */
 	if (add_port && !has_ws && rl_test_ws() &&
 	    (srv_argv_push(a, "--ws-port") || srv_argv_push(a, "0")))
+		return -1;
+	/* wss: TLS on it (also on one the test asked for), with the test
+	 * certificate unless the test names its own */
+	if (add_port && !has_ws_tls && rl_test_wss() && srv_wss_args(a, has_tls))
 		return -1;
 	for (int i = 0; args != NULL && args[i] != NULL; i++)
 		if (srv_argv_push(a, args[i]) != 0)
@@ -484,6 +505,7 @@ static int srv_read_ready(struct rl_test_server *s, int timeout_ms)
 	} extra[] = {
 		{ "relayd tls listening on ", offsetof(struct rl_test_server, tls_port) },
 		{ "relayd ws listening on ", offsetof(struct rl_test_server, ws_port) },
+		{ "relayd wss listening on ", offsetof(struct rl_test_server, ws_port) },
 	};
 	for (size_t k = 0; k < sizeof(extra) / sizeof(extra[0]); k++) {
 		if (!srv_find_line(s, extra[k].prefix, line, sizeof(line)))

@@ -1,11 +1,13 @@
 /* ws_client.c -- the harness's WebSocket client: the upgrade (net/http.c's
  * client helpers), masked frames out, server frames in (net/wsframe.c in
- * the client role), checked against protocol-v1-ext.md §1.
+ * the client role), checked against protocol-v1-ext.md §1; over a plain
+ * socket (ws://) or over the harness's TLS (wss://, tls_client.c).
  * Threading: see ws_client.h. */
 #include "ws_client.h"
 
 #include "harness.h"
 #include "net/http.h"
+#include "tls_client.h"
 #include "net/wsframe.h"
 
 #include <errno.h>
@@ -22,6 +24,7 @@
 
 struct rl_test_wsc {
 	int fd;
+	struct rl_test_tls *tls; /* wss://: the bytes go through it; NULL: ws:// */
 	pthread_mutex_t wlock; /* one frame at a time on the socket */
 	/* receiving (the owner) */
 	struct rl_wsf_dec dec;
@@ -38,13 +41,32 @@ struct rl_test_wsc {
 	uint64_t frame_sent; /* its bytes sent so far */
 };
 
+/* ---- the byte stream: the socket, or TLS on it -------------------------------- */
+
+/* Like recv/send on the non-blocking socket: > 0, 0 at EOF (read), or -1
+ * with errno (EAGAIN: poll, then again -- for send, with the same bytes). */
+static ssize_t wsc_recv(struct rl_test_wsc *w, void *buf, size_t n)
+{
+	return w->tls != NULL ? rl_test_tls_read(w->tls, buf, n) : read(w->fd, buf, n);
+}
+
+static ssize_t wsc_send(struct rl_test_wsc *w, const void *p, size_t n)
+{
+	return w->tls != NULL ? rl_test_tls_write(w->tls, p, n) : send(w->fd, p, n, MSG_NOSIGNAL);
+}
+
+bool rl_test_wsc_buffered(struct rl_test_wsc *w)
+{
+	return w->pre != NULL || (w->tls != NULL && rl_test_tls_pending(w->tls));
+}
+
 /* ---- writing ---------------------------------------------------------------- */
 
 static int wsc_write_all(struct rl_test_wsc *w, const uint8_t *b, size_t n, int timeout_ms)
 {
 	int64_t deadline = rl_test_now_ms() + (timeout_ms > 0 ? timeout_ms : RL_TEST_REPLY_MS);
 	while (n > 0) {
-		ssize_t k = send(w->fd, b, n, MSG_NOSIGNAL);
+		ssize_t k = wsc_send(w, b, n);
 		if (k > 0) {
 			b += k;
 			n -= (size_t)k;
@@ -170,7 +192,7 @@ ssize_t rl_test_wsc_read(struct rl_test_wsc *w, void *vbuf, size_t cap)
 	size_t n, out = 0;
 
 	if (w->closing) { /* after the close frame: only the TCP close may come */
-		ssize_t r = read(w->fd, buf, cap);
+		ssize_t r = wsc_recv(w, buf, cap);
 		return r > 0 ? wsc_fail("sent bytes after its close frame") : r;
 	}
 	if (w->pre != NULL) {
@@ -179,7 +201,7 @@ ssize_t rl_test_wsc_read(struct rl_test_wsc *w, void *vbuf, size_t cap)
 		free(w->pre);
 		w->pre = NULL;
 	} else {
-		ssize_t r = read(w->fd, buf, cap);
+		ssize_t r = wsc_recv(w, buf, cap);
 		if (r <= 0)
 			return r;
 		n = (size_t)r;
@@ -230,12 +252,13 @@ int rl_test_wsc_close_code(const struct rl_test_wsc *w)
 
 /* ---- the upgrade ---------------------------------------------------------------------- */
 
-static struct rl_test_wsc *wsc_new(int fd)
+static struct rl_test_wsc *wsc_new(int fd, struct rl_test_tls *tls)
 {
 	struct rl_test_wsc *w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return rl_test_set_err("out of memory"), NULL;
 	w->fd = fd;
+	w->tls = tls;
 	pthread_mutex_init(&w->wlock, NULL);
 	rl_wsf_dec_init(&w->dec, RL_WSF_CLIENT, (uint64_t)1 << 32);
 	return w;
@@ -258,9 +281,9 @@ static int wsc_answer(struct rl_test_wsc *w, const char *key, uint8_t *head, int
 	for (;;) {
 		int64_t left = deadline - rl_test_now_ms();
 		struct pollfd p = {.fd = w->fd, .events = POLLIN};
-		if (left <= 0 || poll(&p, 1, (int)left) == 0)
+		if (!rl_test_wsc_buffered(w) && (left <= 0 || poll(&p, 1, (int)left) == 0))
 			return rl_test_set_err("no answer to the WebSocket upgrade"), -ETIMEDOUT;
-		ssize_t r = read(w->fd, head + len, WSC_HEAD_MAX - len);
+		ssize_t r = wsc_recv(w, head + len, WSC_HEAD_MAX - len);
 		if (r == 0)
 			return rl_test_set_err("closed instead of answering the upgrade"), -EPIPE;
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
@@ -289,13 +312,14 @@ static int wsc_answer(struct rl_test_wsc *w, const char *key, uint8_t *head, int
 	}
 }
 
-struct rl_test_wsc *rl_test_wsc_open(int fd, const char *host, uint16_t port, const char *path,
-				     const char *origin, int timeout_ms)
+struct rl_test_wsc *rl_test_wsc_open(int fd, struct rl_test_tls *tls, const char *host,
+				     uint16_t port, const char *path, const char *origin,
+				     int timeout_ms)
 {
 	int64_t deadline = rl_test_now_ms() + (timeout_ms > 0 ? timeout_ms : RL_TEST_REPLY_MS);
 	uint8_t nonce[16], req[1024];
 	char key[RL_HTTP_WS_KEY_LEN + 1], hostport[128];
-	struct rl_test_wsc *w = wsc_new(fd);
+	struct rl_test_wsc *w = wsc_new(fd, tls);
 
 	if (w == NULL)
 		return NULL;

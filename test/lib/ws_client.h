@@ -23,13 +23,20 @@
 
 struct rl_test_wsc;
 
-/* Upgrade on connected non-blocking socket <fd>: GET <path> with Host
- * <host>:<port> (and Origin <origin> unless NULL), offering relay.v1, then
- * waits up to <timeout_ms> for the 101 and checks it. NULL with
- * rl_test_err() set (the status line of a refusal in it). Does not own <fd>. */
-struct rl_test_wsc *rl_test_wsc_open(int fd, const char *host, uint16_t port, const char *path,
-				     const char *origin, int timeout_ms);
+struct rl_test_tls;
+
+/* Upgrade on connected non-blocking socket <fd>, through the TLS session
+ * <tls> on it for wss:// (NULL: ws://): GET <path> with Host <host>:<port>
+ * (and Origin <origin> unless NULL), offering relay.v1, then waits up to
+ * <timeout_ms> for the 101 and checks it. NULL with rl_test_err() set (the
+ * status line of a refusal in it). Owns neither <fd> nor <tls>. */
+struct rl_test_wsc *rl_test_wsc_open(int fd, struct rl_test_tls *tls, const char *host,
+				     uint16_t port, const char *path, const char *origin,
+				     int timeout_ms);
 void rl_test_wsc_free(struct rl_test_wsc *w);
+/* Input already received that poll() on the socket would not show (bytes
+ * behind the 101, or decrypted bytes TLS holds): read before polling. */
+bool rl_test_wsc_buffered(struct rl_test_wsc *w);
 /* Like recv on a non-blocking socket, for the Relay byte stream: > 0 bytes
  * of binary messages, 0 once the connection ended (the server's close
  * frame, answered, then its TCP close), or -1 with errno (EAGAIN: nothing

@@ -631,3 +631,26 @@ Test(options, help_lists_every_option_with_its_default_and_variable)
 	}
 	cr_assert_str_eq(err, "");
 }
+
+/* wss:// is a switch on the WebSocket listener (--ws-tls), with the one
+ * certificate of --tls-cert/--tls-key: each missing piece is named. */
+Test(options, ws_tls_needs_the_websocket_listener_and_a_certificate)
+{
+	struct rl_config cfg;
+	char out[256], err[512];
+
+	parse_fails((const char *[]){"--ws-port", "0", "--ws-tls", NULL},
+		    "relayd: --ws-tls needs --tls-cert and --tls-key\n");
+	parse_fails((const char *[]){"--ws-port", "0", "--ws-tls", "--tls-cert", "c.pem", NULL},
+		    "--ws-tls needs --tls-cert and --tls-key");
+	parse_fails((const char *[]){"--ws-tls", "--tls-cert", "c.pem", "--tls-key", "k.pem", NULL},
+		    "--ws-tls is set but --ws-port is not");
+	parse_fails((const char *[]){"--tls-cert", "c.pem", "--tls-key", "k.pem", NULL},
+		    "--tls-cert is set but neither --tls-port nor --ws-tls is");
+	cr_assert_eq(parse(&cfg,
+			   (const char *[]){"--ws-port", "0", "--ws-tls", "--tls-cert", "c.pem",
+					    "--tls-key", "k.pem", NULL},
+			   out, sizeof(out), err, sizeof(err)),
+		     RL_OPTS_RUN, "%s", err);
+	cr_assert(cfg.ws_tls && cfg.tls_port == RL_PORT_OFF);
+}

@@ -64,7 +64,7 @@ static const struct opt_def opt_table[] = {
 	{ "loss-allowed", OK_DOUBLE, OFF(loss_allowed), "fraction of deliveries that may be lost (default 0)" },
 	{ "json", OK_FLAG, OFF(json), "print one JSON object instead of a table" },
 	{ "quiet", OK_FLAG, OFF(quiet), "no progress lines on stderr" },
-	{ "transport", OK_STR, OFF(transport), "tcp | tls | ws (relay fanout/chat/connect; default tcp; ws: path /relay on --port)" },
+	{ "transport", OK_STR, OFF(transport), "tcp | tls | ws | wss (relay fanout/chat/connect; default tcp; ws, wss: path /relay on --port)" },
 };
 #define NOPTS (sizeof opt_table / sizeof opt_table[0])
 
@@ -216,6 +216,25 @@ static int parse_args(int argc, char **argv, struct rb_opts *o)
 	return 0;
 }
 
+/* --transport NAME: the layers of each (wss: the upgrade inside TLS). */
+static const struct transport_row {
+	const char *name;
+	bool tls, ws;
+} transports[] = {
+	{ .name = "tcp" },
+	{ .name = "tls", .tls = true },
+	{ .name = "ws", .ws = true },
+	{ .name = "wss", .tls = true, .ws = true },
+};
+
+static const struct transport_row *transport_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof transports / sizeof transports[0]; i++)
+		if (strcmp(transports[i].name, name) == 0)
+			return &transports[i];
+	return NULL;
+}
+
 static int check_opts(const struct rb_opts *o)
 {
 	if (!o->nodes && (o->port <= 0 || o->port > 65535))
@@ -226,9 +245,8 @@ static int check_opts(const struct rb_opts *o)
 		return fprintf(stderr, "relay-bench: --threads must be 1..64\n"), -1;
 	if (!o->rooms || !o->window || o->duration <= 0)
 		return fprintf(stderr, "relay-bench: --rooms, --window, --duration must be > 0\n"), -1;
-	if (o->transport && strcmp(o->transport, "tcp") != 0 && strcmp(o->transport, "tls") != 0 &&
-	    strcmp(o->transport, "ws") != 0)
-		return fprintf(stderr, "relay-bench: --transport must be tcp, tls or ws\n"), -1;
+	if (o->transport && !transport_find(o->transport))
+		return fprintf(stderr, "relay-bench: --transport must be tcp, tls, ws or wss\n"), -1;
 	if (o->transport && strcmp(o->transport, "tcp") != 0 &&
 	    (o->proto != RB_PROTO_RELAY || (strcmp(o->workload, "fanout") != 0 &&
 					    strcmp(o->workload, "chat") != 0 &&
@@ -261,14 +279,15 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o) < 0 || check_opts(&o) < 0)
 		return 2;
 	opts_finish(&o);
-	o.tls = o.transport && strcmp(o.transport, "tls") == 0;
+	const struct transport_row *tr = transport_find(o.transport ? o.transport : "tcp");
+	o.tls = tr->tls;
 	signal(SIGPIPE, SIG_IGN);
 	rb_proto_relay_mode(o.binary);
 	if (o.token_file && read_token(&o) < 0)
 		return 2;
 	if (rb_proto_relay_token(o.token) < 0)
 		return fprintf(stderr, "relay-bench: --token is too long\n"), 2;
-	if (o.transport != NULL && strcmp(o.transport, "ws") == 0)
+	if (tr->ws)
 		rb_ws_enable(o.host, o.port);
 	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
 		if (strcmp(o.workload, workloads[i].name) != 0)

@@ -55,6 +55,7 @@ struct rl_cli_tls {
 	const char *ca; /* trust these CA certificates (PEM) instead of the system's */
 	bool insecure;	/* no certificate verification at all (self-signed tests) */
 	const char *ws_path; /* WebSocket (--ws URL): the request path; NULL: raw frames */
+	bool ws_tls;	     /* --ws wss://: the upgrade goes inside TLS (<on> is set) */
 };
 
 struct rl_cli_opts {

@@ -314,7 +314,9 @@ static ssize_t conn_read_some(struct rl_cli_conn *c)
 	return c->wsd ? conn_ws_read(c) : conn_read_raw(c);
 }
 
-static ssize_t conn_read_raw(struct rl_cli_conn *c)
+/* One read of up to <cap> bytes into <buf>, through TLS when on: bytes, 0 at
+ * EOF, or -errno (-EAGAIN: nothing yet). */
+static ssize_t conn_read_into(struct rl_cli_conn *c, uint8_t *buf, size_t cap)
 {
 	size_t got = 0;
 	short events;
@@ -322,7 +324,7 @@ static ssize_t conn_read_raw(struct rl_cli_conn *c)
 	int r;
 
 	if (!c->ssl) {
-		n = read(c->fd, c->rbuf, sizeof c->rbuf);
+		n = read(c->fd, buf, cap);
 		if (n >= 0)
 			return n;
 		if (errno == EINTR)
@@ -332,7 +334,7 @@ static ssize_t conn_read_raw(struct rl_cli_conn *c)
 		return -errno;
 	}
 	ERR_clear_error();
-	r = SSL_read_ex(c->ssl, c->rbuf, sizeof c->rbuf, &got);
+	r = SSL_read_ex(c->ssl, buf, cap, &got);
 	if (r == 1)
 		return (ssize_t)got;
 	/* WANT_WRITE (a key update answer) is retried by the next read. */
@@ -340,7 +342,12 @@ static ssize_t conn_read_raw(struct rl_cli_conn *c)
 	return r ? -r : 0;
 }
 
-/* The WebSocket upgrade on the connected c->fd, within <deadline>: sends the
+static ssize_t conn_read_raw(struct rl_cli_conn *c)
+{
+	return conn_read_into(c, c->rbuf, sizeof c->rbuf);
+}
+
+/* The WebSocket upgrade on the connected c->fd (over TLS for wss://), within <deadline>: sends the
  * request for <path> offering relay.v1, reads the 101 and keeps frame bytes
  * that came with it for the first read. 0, or -errno with c->why set. */
 static int conn_ws_open(struct rl_cli_conn *c, const char *host, const char *port, const char *path,
@@ -370,7 +377,7 @@ static int conn_ws_open(struct rl_cli_conn *c, const char *host, const char *por
 		return rc;
 	for (;;) {
 		struct pollfd p = {.fd = c->fd, .events = POLLIN};
-		ssize_t n = read(c->fd, c->rbuf + have, sizeof c->rbuf - have);
+		ssize_t n = conn_read_into(c, c->rbuf + have, sizeof c->rbuf - have);
 
 		if (n > 0) {
 			have += (size_t)n;
@@ -390,12 +397,10 @@ static int conn_ws_open(struct rl_cli_conn *c, const char *host, const char *por
 			snprintf(c->why, sizeof c->why, "WebSocket upgrade: connection closed");
 			return -EPIPE;
 		}
-		if (errno == EINTR)
+		if (n != -EAGAIN)
+			return (int)n; /* c->why says how the connection was lost */
+		if (c->ssl && SSL_pending(c->ssl) > 0)
 			continue;
-		if (errno != EAGAIN) {
-			snprintf(c->why, sizeof c->why, "WebSocket upgrade: %s", strerror(errno));
-			return -errno;
-		}
 		if (poll(&p, 1, rl_cli_left_ms(deadline)) == 0) {
 			snprintf(c->why, sizeof c->why, "WebSocket upgrade: timed out");
 			return -ETIMEDOUT;
@@ -445,9 +450,9 @@ int rl_cli_conn_open(struct rl_cli_conn *c, const char *host, const char *port,
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
-	if (tls && tls->ws_path)
-		return conn_ws_open(c, host, port, tls->ws_path, deadline);
-	return tls && tls->on ? conn_tls_open(c, host, tls, deadline) : 0;
+	if (tls && tls->on && (rc = conn_tls_open(c, host, tls, deadline)))
+		return rc;
+	return tls && tls->ws_path ? conn_ws_open(c, host, port, tls->ws_path, deadline) : 0;
 }
 
 void rl_cli_conn_close(struct rl_cli_conn *c)

@@ -147,11 +147,13 @@ static const struct main_opt_def {
     {"port", OPT_PORT, "PORT", M_ALL, "server TCP port (default 4000)"},
     {"user", OPT_USER, "NAME", M_ALL, "user name sent in HELLO (shown to other members)"},
     {"tls", OPT_TLS, NULL, M_ALL, "TLS (relayd --tls-port); the certificate is verified"},
-    {"tls-ca", OPT_TLS_CA, "FILE", M_ALL, "trust the CA certificates in FILE (implies --tls)"},
+    {"tls-ca", OPT_TLS_CA, "FILE", M_ALL,
+     "trust the CA certificates in FILE (implies --tls; with --ws: a wss:// URL)"},
     {"tls-insecure", OPT_TLS_INSECURE, NULL, M_ALL,
-     "TLS without verifying the certificate (tests; implies --tls)"},
+     "TLS without verifying the certificate (tests; implies --tls; with --ws: wss://)"},
     {"ws", OPT_WS, "URL", M_ALL,
-     "WebSocket (relayd --ws-port): ws://HOST:PORT[/PATH], path default /relay"},
+     "WebSocket (relayd --ws-port): ws://HOST:PORT[/PATH], path default /relay; "
+     "wss://HOST:PORT[/PATH] over TLS (relayd --ws-tls), verified as --tls"},
     {"token", OPT_TOKEN, "TOKEN", M_ALL,
      "access token sent in HELLO (servers with --auth-key; its sub is the user name)"},
     {"token-file", OPT_TOKEN_FILE, "FILE", M_ALL,
@@ -334,15 +336,17 @@ static int main_store(struct rl_cli_opts *o, struct main_raw *r, int id, const c
 	return 0;
 }
 
-/* --ws ws://HOST:PORT[/PATH]: sets host, port and tls.ws_path (strings kept
- * in static storage). 0, or -1 after printing the error. */
+/* --ws ws://HOST:PORT[/PATH] or wss://...: sets host, port, tls.ws_path
+ * and tls.ws_tls (strings kept in static storage). 0, or -1 after printing
+ * the error. */
 static int main_parse_ws(struct rl_cli_opts *o, const char *url)
 {
 	static char host[256], port[8], path[256];
-	const char *h = url + 5, *colon, *slash;
+	bool wss = strncmp(url, "wss://", 6) == 0;
+	const char *h = url + (wss ? 6 : 5), *colon, *slash;
 
-	if (strncmp(url, "ws://", 5) != 0) {
-		rl_cli_warn("--ws %s: not a ws:// URL (wss:// is not offered by relayd)", url);
+	if (!wss && strncmp(url, "ws://", 5) != 0) {
+		rl_cli_warn("--ws %s: not a ws:// or wss:// URL", url);
 		return -1;
 	}
 	slash = strchr(h, '/');
@@ -352,7 +356,7 @@ static int main_parse_ws(struct rl_cli_opts *o, const char *url)
 	if (!colon || colon == h || (size_t)(colon - h) >= sizeof host ||
 	    (size_t)(slash - colon - 1) >= sizeof port || slash == colon + 1 ||
 	    strlen(slash) >= sizeof path) {
-		rl_cli_warn("--ws %s: expected ws://HOST:PORT[/PATH]", url);
+		rl_cli_warn("--ws %s: expected %s://HOST:PORT[/PATH]", url, wss ? "wss" : "ws");
 		return -1;
 	}
 	memcpy(host, h, (size_t)(colon - h));
@@ -363,6 +367,7 @@ static int main_parse_ws(struct rl_cli_opts *o, const char *url)
 	o->host = host;
 	o->port = port;
 	o->tls.ws_path = path;
+	o->tls.ws_tls = wss;
 	return 0;
 }
 
@@ -539,11 +544,12 @@ static int main_parse(int argc, char **argv, struct rl_cli_opts *o)
 	if (main_mode(o, argc, argv) || main_check_modes(o, &r) || main_check_port(o->port) ||
 	    main_check_numbers(o, &r) || (r.token_file && main_token_file(o, r.token_file)))
 		return -2;
-	if (o->tls.ws_path && o->tls.on) {
-		rl_cli_warn(
-		    "--ws and --tls exclude each other: relayd offers no wss:// (see --help)");
+	if (o->tls.ws_path && o->tls.on && !o->tls.ws_tls) {
+		rl_cli_warn("--ws ws:// is plain: for TLS give a wss:// URL (see --help)");
 		return -2;
 	}
+	if (o->tls.ws_tls)
+		o->tls.on = true; /* wss://: TLS, then the upgrade inside it */
 	if (o->tls.ca && o->tls.insecure) {
 		rl_cli_warn("--tls-ca and --tls-insecure exclude each other (see --help)");
 		return -2;

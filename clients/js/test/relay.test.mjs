@@ -7,7 +7,10 @@
 // one NODE_PATH / node_modules resolves.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { RelayClient, RelayError } from '../relay.mjs';
@@ -43,13 +46,14 @@ async function startRelayd(extra = [], wsPort = 0) {
 		const timer = setTimeout(() => reject(new Error('relayd did not report its ws listener')), 10000);
 		child.stdout.on('data', (d) => {
 			out += d.toString();
-			const m = out.match(/relayd ws listening on [^\n]*:(\d+)/);
+			const m = out.match(/relayd wss? listening on [^\n]*:(\d+)/);
 			if (m) { clearTimeout(timer); resolve(Number(m[1])); }
 		});
 		child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`relayd exited early (${code})`)); });
 	});
 	const s = {
-		child, wsPort: port, url: `ws://127.0.0.1:${port}/relay`,
+		child, wsPort: port,
+		url: `${extra.includes('--ws-tls') ? 'wss://localhost' : 'ws://127.0.0.1'}:${port}/relay`,
 		async stop() {
 			servers.delete(s);
 			if (child.exitCode !== null || child.signalCode !== null) return;
@@ -277,6 +281,39 @@ test('with history: a re-join resumes (recovered:true) and the missed message ar
 	assert.deepEqual(msgs.map((m) => m.content), ['two (missed)', 'three']);
 	assert.deepEqual(msgs.map((m) => m.seq), [ja.seq + 2, ja.seq + 3]);
 	assert.equal(a.rooms.get('physics').seq, ja.seq + 3);
+	a.close();
+	b.close();
+	await srv.stop();
+});
+
+test('wss://: the client over TLS (a ws constructor that trusts the test CA); an unknown CA is refused', async (t) => {
+	if (!wsMod) return t.skip('TLS options need the ws package');
+	const dir = mkdtempSync(join(tmpdir(), 'relay-js-wss-'));
+	t.after(() => rmSync(dir, { recursive: true, force: true }));
+	const cert = join(dir, 'cert.pem'), key = join(dir, 'key.pem');
+	execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+		'-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
+		'-keyout', key, '-out', cert], { stdio: 'ignore' });
+	const srv = await startRelayd(['--ws-tls', '--tls-cert', cert, '--tls-key', key]);
+	assert.match(srv.url, /^wss:/);
+	// relay.mjs passes (url, protocol) only: TLS options ride on the constructor.
+	const ca = readFileSync(cert);
+	const WsCa = class extends WebSocketImpl {
+		constructor(url, protocols) { super(url, protocols, { ca }); }
+	};
+	const a = client(srv.url, 'alice', { WebSocket: WsCa });
+	const b = client(srv.url, 'bob', { WebSocket: WsCa });
+	await a.connect();
+	await b.connect();
+	await a.join('secure');
+	await b.join('secure');
+	const got = waitFor(b, 'message', (m) => m.room === 'secure');
+	await a.publish('secure', { text: 'over wss' });
+	const m = await got;
+	assert.deepEqual(m.content, { text: 'over wss' });
+	assert.equal(m.userId, 'alice');
+	const stranger = client(srv.url, 'eve', { reconnect: false });
+	await assert.rejects(stranger.connect(), /cannot connect|closed/);
 	a.close();
 	b.close();
 	await srv.stop();

@@ -88,9 +88,9 @@ const struct rl_option rl_options[] = {
 	  "TLS port (0 = ephemeral; unset = no TLS listener); needs --tls-cert and --tls-key" },
 	{ "tls-cert", "RELAY_TLS_CERT", RL_OPT_STRING, "", 0,
 	  sizeof(((struct rl_config *)0)->tls_cert), OFF(tls_cert), false,
-	  "PEM certificate chain for the TLS listener (re-read on SIGHUP)" },
+	  "PEM certificate chain for the TLS and wss:// listeners (re-read on SIGHUP)" },
 	{ "tls-key", "RELAY_TLS_KEY", RL_OPT_STRING, "", 0, sizeof(((struct rl_config *)0)->tls_key),
-	  OFF(tls_key), false, "PEM private key for the TLS listener (re-read on SIGHUP)" },
+	  OFF(tls_key), false, "PEM private key for the TLS and wss:// listeners (re-read on SIGHUP)" },
 	{ "admin-token-file", "RELAY_ADMIN_TOKEN_FILE", RL_OPT_STRING, "", 0,
 	  sizeof(((struct rl_config *)0)->admin_token_file), OFF(admin_token_file), false,
 	  "file holding the bearer token that /metrics, /stats and /rooms require" },
@@ -136,6 +136,9 @@ const struct rl_option rl_options[] = {
 	/* WebSocket listener (net/ws.c) */
 	{ "ws-port", "RELAY_WS_PORT", RL_OPT_PORT, "", 0, 65535, OFF(ws_port), false,
 	  "WebSocket port, path /relay (0 = ephemeral; unset = no WebSocket listener)" },
+	{ "ws-tls", "RELAY_WS_TLS", RL_OPT_BOOL, "false", 0, 0, OFF(ws_tls), false,
+	  "TLS on the WebSocket listener: wss:// on --ws-port, with the certificate of "
+	  "--tls-cert and --tls-key (re-read on SIGHUP)" },
 	{ "ws-allowed-origins", "RELAY_WS_ALLOWED_ORIGINS", RL_OPT_STRING, "", 0,
 	  sizeof(((struct rl_config *)0)->ws_origins), OFF(ws_origins), false,
 	  "comma-separated origins (scheme://host[:port]) a browser may connect from "
@@ -469,20 +472,22 @@ void rl_config_defaults(struct rl_config *cfg)
 			abort(); /* a bad default is a bug in the table */
 }
 
-/* A TLS listener needs a certificate and its key; they mean nothing without one. */
+/* A TLS listener (--tls-port, or --ws-tls for wss://) needs a certificate
+ * and its key; they mean nothing without one. */
 static int options_check_tls(const struct rl_config *cfg, char *err, size_t errlen)
 {
-	bool on = cfg->tls_port != RL_PORT_OFF;
+	bool port = cfg->tls_port != RL_PORT_OFF, on = port || cfg->ws_tls;
 	if (on && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
-		snprintf(err, errlen, "--tls-port needs --tls-cert and --tls-key");
+		snprintf(err, errlen, "--%s needs --tls-cert and --tls-key",
+			 port ? "tls-port" : "ws-tls");
 		return -EINVAL;
 	}
 	if (!on && (cfg->tls_cert[0] || cfg->tls_key[0])) {
-		snprintf(err, errlen, "--%s is set but --tls-port is not",
+		snprintf(err, errlen, "--%s is set but neither --tls-port nor --ws-tls is",
 			 cfg->tls_cert[0] ? "tls-cert" : "tls-key");
 		return -EINVAL;
 	}
-	if (on && cfg->tls_port != 0 && cfg->tls_port == cfg->port) {
+	if (port && cfg->tls_port != 0 && cfg->tls_port == cfg->port) {
 		snprintf(err, errlen, "--tls-port and --port must differ (both %" PRIu64 ")",
 			 cfg->port);
 		return -EINVAL;
@@ -494,9 +499,11 @@ static int options_check_tls(const struct rl_config *cfg, char *err, size_t errl
 static int options_check_ws(const struct rl_config *cfg, char *err, size_t errlen)
 {
 	bool on = cfg->ws_port != RL_PORT_OFF;
-	if (!on && (cfg->ws_origins[0] || cfg->web_root[0])) {
+	if (!on && (cfg->ws_origins[0] || cfg->web_root[0] || cfg->ws_tls)) {
 		snprintf(err, errlen, "--%s is set but --ws-port is not",
-			 cfg->ws_origins[0] ? "ws-allowed-origins" : "web-root");
+			 cfg->ws_origins[0] ? "ws-allowed-origins"
+			 : cfg->web_root[0] ? "web-root"
+					    : "ws-tls");
 		return -EINVAL;
 	}
 	if (on && cfg->ws_port != 0 && cfg->ws_port == cfg->port) {

@@ -77,6 +77,7 @@ struct rl_config {
 	uint64_t ws_port;          /* RL_PORT_OFF = no WebSocket listener; 0 = ephemeral */
 	char ws_origins[1024];     /* --ws-allowed-origins, "" = any origin */
 	char web_root[1024];       /* --web-root DIR, "" = no static files */
+	bool ws_tls;               /* TLS on the WebSocket listener (wss://) */
 	/* limits (net/limit.c, relay/room.c; protocol-v1-ext.md §3), all
 	 * reloadable; 0 = off. A burst of 0 is one second's worth of the rate. */
 	uint64_t max_conns_ip;	  /* open connections per client address */

@@ -12,7 +12,9 @@
  * the client sees the handshake complete and then the ERROR.) Its deadline
  * is the connection's frame timer, --frame-timeout from accept: the
  * FRAME_TIMEOUT it raises cannot be sent before the handshake, so writev
- * then fails with -ETIMEDOUT and the connection is closed.
+ * then fails with -ETIMEDOUT and the connection is closed. Under the
+ * WebSocket layer (wss://, net/ws.c) the timer is left armed when the
+ * handshake is done: it also bounds the upgrade request that follows.
  *
  * Writes: if OpenSSL turned on kTLS for sending (BIO_get_ktls_send after
  * the handshake), writev is sendmsg as in tcp.c and the kernel makes the
@@ -368,7 +370,11 @@ static int tls_established(struct rl_conn *c, struct tls_conn *t)
 		RL_STAT_ADD(c->w->stats, tls_ktls, 1);
 	else
 		RL_STAT_ADD(c->w->stats, tls_userspace, 1);
-	rl_conn_deadline_done(c);
+	/* Under another layer (wss://: WebSocket over TLS) the deadline runs on
+	 * until that layer's own handshake is done: the upgrade request must
+	 * come within the same --frame-timeout of accept (protocol-v1-ext.md §7). */
+	if (c->tp == &rl_tls_transport)
+		rl_conn_deadline_done(c);
 	RL_DEBUGF(c->id, "tls: %s %s, %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl),
 		  ktls ? "kTLS send" : "userspace records");
 	if (!__atomic_exchange_n(&tls_path_logged, 1, __ATOMIC_RELAXED))

@@ -44,7 +44,7 @@ struct rl_conn;
 typedef ssize_t rl_tp_writev_fn(struct rl_conn *c, const struct iovec *iov, int iovcnt);
 
 struct rl_transport {
-	const char *name; /* "tcp", "tls"; in log lines */
+	const char *name; /* "tcp", "tls", "ws", "wss"; in log lines */
 	/* Takes over the accepted socket c->fd before the connection joins the
 	 * event loop: socket options, c->tp_ctx. 0 or -errno; on failure
 	 * c->tp_ctx is left NULL or valid for close. */
@@ -98,5 +98,6 @@ struct rl_transport {
 extern const struct rl_transport rl_tcp_transport; /* tcp.c */
 extern const struct rl_transport rl_tls_transport; /* tls.c */
 extern const struct rl_transport rl_ws_transport;  /* ws.c: WebSocket over plain TCP */
+extern const struct rl_transport rl_wss_transport; /* ws.c: WebSocket over TLS (wss://) */
 
 #endif

@@ -1,12 +1,12 @@
 /* ws.c -- the WebSocket transport (RFC 6455; protocol-v1-ext.md §1, §7): a
  * layer over an inner byte transport, which it calls through that
- * transport's own table (plain TCP today: rl_ws_transport; wss:// is the
- * same layer over TLS: one more WS_TRANSPORT row naming net/tls.c's table,
- * and a listener row in main.c).
+ * transport's own table: plain TCP (rl_ws_transport, ws://) or TLS
+ * (rl_wss_transport, wss://; net/tls.c), one row each in ws_inners[].
  *
  * A connection goes through these phases:
  *   UPGRADE   the HTTP request is read (net/http.c parses it), within
- *             --frame-timeout of accept (the frame timer, armed at accept).
+ *             --frame-timeout of accept (the frame timer, armed at accept;
+ *             over TLS the handshake and the request share it).
  *             Nothing of Relay may be written yet: a Relay ERROR queued in
  *             this phase (the deadline passed, shutdown) ends the
  *             connection in writev instead.
@@ -778,15 +778,17 @@ static void ws_abort(struct rl_conn *c)
 
 /* ws:// over plain TCP. */
 const struct rl_transport rl_ws_transport = WS_TRANSPORT("ws");
+/* wss:// over TLS (--ws-tls): net/tls.c's handshake comes first, and the
+ * frame timer it arms at accept runs on until the 101 (tls.c leaves it to
+ * the outermost transport). */
+const struct rl_transport rl_wss_transport = WS_TRANSPORT("wss");
 
-/* Each WebSocket table and the transport it runs over. wss:// once
- * net/tls.c is in: `const struct rl_transport rl_wss_transport =
- * WS_TRANSPORT("wss");` with the row {&rl_wss_transport, &rl_tls_transport}
- * here, and a --ws-tls listener row in main.c. */
+/* Each WebSocket table and the transport it runs over. */
 static const struct {
 	const struct rl_transport *ws, *inner;
 } ws_inners[] = {
     {&rl_ws_transport, &rl_tcp_transport},
+    {&rl_wss_transport, &rl_tls_transport},
 };
 
 static const struct rl_transport *ws_inner_of(const struct rl_transport *tp)
