@@ -389,6 +389,22 @@ IT_TEST(ws, a_connection_over_max_connections_gets_503_instead_of_101)
 	it_stop(&s);
 }
 
+/* protocol-v1-ext.md 7: a refusal by the per-address limit is a 503 too. */
+IT_TEST(ws, a_connection_over_max_connections_per_ip_gets_503_instead_of_101)
+{
+	struct rl_test_server s;
+	char head[4096];
+	WS_STARTS(&s, "--max-connections-per-ip", "1");
+	struct rl_test_client *first = it_client(&s, NULL);
+	struct raw *r = raw_connect(&s);
+	raw_request(r, "/relay", RAW_VERSION);
+	cr_assert_eq(raw_http_head(r, head, sizeof head), 503, "%s", head);
+	raw_close(r);
+	it_ping(first);
+	rl_test_close(first);
+	it_stop(&s);
+}
+
 /* Slowloris: a request that trickles in is cut at --frame-timeout from
  * accept, with no answer, and nobody else waits for it. */
 IT_TEST(ws, an_upgrade_request_not_complete_within_the_frame_timeout_is_closed)
