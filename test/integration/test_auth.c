@@ -222,6 +222,11 @@ AUTH_TEST(the_longest_authenticated_hello_ack_fits_the_smallest_max_frame_allowe
 	cr_assert(strstr((const char *)f->payload, sub) != NULL, "the whole userId: %s",
 		  rl_test_frame_str(f));
 	cr_assert_leq(f->len + 3, 1024, "a %u-byte ack for a max_frame of 1024", f->len + 3);
+	/* Two extensions on: both listed, in the spec's order, after expiresAt. */
+	const char *exp_at = strstr((const char *)f->payload, ",\"expiresAt\":");
+	const char *feat = strstr((const char *)f->payload, ",\"features\":[\"auth\",\"history\"],");
+	cr_assert(exp_at && feat && exp_at < feat, "features of auth and history: %s",
+		  rl_test_frame_str(f));
 	rl_test_close(c);
 	it_stop(&s);
 }
