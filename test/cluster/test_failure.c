@@ -85,7 +85,8 @@ static void expect_gap(struct rl_test_client *c, const char *room, int ms, const
 		     rl_test_frame_str(f));
 	/* Keys in the spec's order, nothing else (protocol-v1-ext.md 5, 7). */
 	char want[256];
-	int n = snprintf(want, sizeof(want), "{\"type\":\"gap\",\"room\":\"%s\",\"reason\":\"", room);
+	int n =
+	    snprintf(want, sizeof(want), "{\"type\":\"gap\",\"room\":\"%s\",\"reason\":\"", room);
 	cr_assert(f->flags == RELAY_FLAG_JSON && f->len > (uint32_t)n + 2 &&
 		      memcmp(f->payload, want, (size_t)n) == 0 &&
 		      memcmp(f->payload + f->len - 2, "\"}", 2) == 0,

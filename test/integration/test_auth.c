@@ -205,11 +205,12 @@ AUTH_TEST(the_longest_authenticated_hello_ack_fits_the_smallest_max_frame_allowe
 {
 	struct rl_test_server s;
 	char out[512], err[1024], sub[2 * RELAY_USERID_MAX_BYTES + 1];
-	const char *small[] = {"--port", "0", "--max-frame-bytes", "1023", "--auth-key",
-			       key_arg(NULL, "hs.key"), NULL};
-	cr_assert_eq(rl_test_run_relayd(small, NULL, RL_TEST_START_MS, out, sizeof(out), err,
-					sizeof(err)),
-		     1, "--max-frame-bytes 1023 with --auth-key: %s", err);
+	const char *small[] = {"--port", "0",	       "--max-frame-bytes",
+			       "1023",	 "--auth-key", key_arg(NULL, "hs.key"),
+			       NULL};
+	cr_assert_eq(
+	    rl_test_run_relayd(small, NULL, RL_TEST_START_MS, out, sizeof(out), err, sizeof(err)),
+	    1, "--max-frame-bytes 1023 with --auth-key: %s", err);
 	cr_assert(strstr(err, "must be at least 1024 with --auth-key"), "%s", err);
 	IT_START(&s, "--max-frame-bytes", "1024", "--auth-key", key_arg(NULL, "hs.key"),
 		 "--history-size", "1", "--debug");
@@ -224,7 +225,8 @@ AUTH_TEST(the_longest_authenticated_hello_ack_fits_the_smallest_max_frame_allowe
 	cr_assert_leq(f->len + 3, 1024, "a %u-byte ack for a max_frame of 1024", f->len + 3);
 	/* Two extensions on: both listed, in the spec's order, after expiresAt. */
 	const char *exp_at = strstr((const char *)f->payload, ",\"expiresAt\":");
-	const char *feat = strstr((const char *)f->payload, ",\"features\":[\"auth\",\"history\"],");
+	const char *feat =
+	    strstr((const char *)f->payload, ",\"features\":[\"auth\",\"history\"],");
 	cr_assert(exp_at && feat && exp_at < feat, "features of auth and history: %s",
 		  rl_test_frame_str(f));
 	rl_test_close(c);

@@ -642,14 +642,22 @@ Test(options, the_defaults_the_spec_names_are_the_defaults)
 	static const struct {
 		const char *name, *spec;
 	} spec[] = {
-	    {"max-frame-bytes", "1048576"},	 {"max-rooms-per-conn", "1024"},
-	    {"idle-timeout", "60"},		 {"frame-timeout", "30"},
-	    {"slow-consumer-timeout", "10"},	 {"hello-timeout", "5"},
-	    {"auth-leeway", "30"},		 {"history-ttl", "300"},
-	    {"history-room-bytes", "1048576"},	 {"history-total-bytes", "268435456"},
-	    {"cluster-node-ttl", "10"},		 {"history-size", "0"},
-	    {"max-connections-per-ip", "0"},	 {"max-rooms", "0"},
-	    {"publish-rate", "0"},		 {"publish-bytes-rate", "0"},
+	    {"max-frame-bytes", "1048576"},
+	    {"max-rooms-per-conn", "1024"},
+	    {"idle-timeout", "60"},
+	    {"frame-timeout", "30"},
+	    {"slow-consumer-timeout", "10"},
+	    {"hello-timeout", "5"},
+	    {"auth-leeway", "30"},
+	    {"history-ttl", "300"},
+	    {"history-room-bytes", "1048576"},
+	    {"history-total-bytes", "268435456"},
+	    {"cluster-node-ttl", "10"},
+	    {"history-size", "0"},
+	    {"max-connections-per-ip", "0"},
+	    {"max-rooms", "0"},
+	    {"publish-rate", "0"},
+	    {"publish-bytes-rate", "0"},
 	    {"join-rate", "0"},
 	};
 	struct rl_config cfg;
@@ -665,15 +673,16 @@ Test(options, the_defaults_the_spec_names_are_the_defaults)
 /* protocol-v1-ext.md 5: history and cluster mode are refused together. */
 Test(options, history_with_cluster_is_refused_at_start)
 {
-	parse_fails((const char *[]){"--history-size", "1", "--cluster", "redis://127.0.0.1:1",
-				     NULL},
-		    "--history-size and --cluster cannot be used together");
+	parse_fails(
+	    (const char *[]){"--history-size", "1", "--cluster", "redis://127.0.0.1:1", NULL},
+	    "--history-size and --cluster cannot be used together");
 	struct rl_config cfg;
 	char out[256], err[512];
-	cr_assert_eq(parse(&cfg, (const char *[]){"--history-size", "0", "--cluster",
-						  "redis://127.0.0.1:1", NULL},
-			   out, sizeof(out), err, sizeof(err)),
-		     RL_OPTS_RUN, "%s", err);
+	cr_assert_eq(
+	    parse(&cfg,
+		  (const char *[]){"--history-size", "0", "--cluster", "redis://127.0.0.1:1", NULL},
+		  out, sizeof(out), err, sizeof(err)),
+	    RL_OPTS_RUN, "%s", err);
 }
 
 /* protocol-v1.md 2a: the server never sends a frame longer than max_frame;
@@ -685,8 +694,8 @@ Test(options, auth_with_a_max_frame_too_small_for_its_hello_ack_is_refused)
 		    "--max-frame-bytes (1023) must be at least 1024 with --auth-key");
 	struct rl_config cfg;
 	char out[256], err[512];
-	cr_assert_eq(parse(&cfg, (const char *[]){"--max-frame-bytes", "1024", "--auth-key", "k",
-						  NULL},
+	cr_assert_eq(parse(&cfg,
+			   (const char *[]){"--max-frame-bytes", "1024", "--auth-key", "k", NULL},
 			   out, sizeof(out), err, sizeof(err)),
 		     RL_OPTS_RUN, "%s", err);
 	cr_assert_eq(parse(&cfg, (const char *[]){"--max-frame-bytes", "256", NULL}, out,

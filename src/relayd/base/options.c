@@ -516,7 +516,7 @@ int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen)
 				      "(history is per node; see docs/cluster.md)");
 		return -EINVAL;
 	}
-	/* protocol-v1-ext.md 2a: the server never sends a frame longer than
+	/* protocol-v1.md 2a: the server never sends a frame longer than
 	 * max_frame. An authenticated HELLO ack adds userId (128 bytes, up to
 	 * 256 escaped), expiresAt and features: at most ~640 bytes with every
 	 * extension and --debug on, more than the smallest max_frame allows. */
