@@ -83,6 +83,14 @@ static void expect_gap(struct rl_test_client *c, const char *room, int ms, const
 	cr_assert_not_null(f, "%s: no gap event for room %s: %s", who, room, rl_test_err());
 	cr_assert_gt(rl_test_json_str(f, "reason", reason, sizeof(reason)), 0, "%s",
 		     rl_test_frame_str(f));
+	/* Keys in the spec's order, nothing else (protocol-v1-ext.md 5, 7). */
+	char want[256];
+	int n =
+	    snprintf(want, sizeof(want), "{\"type\":\"gap\",\"room\":\"%s\",\"reason\":\"", room);
+	cr_assert(f->flags == RELAY_FLAG_JSON && f->len > (uint32_t)n + 2 &&
+		      memcmp(f->payload, want, (size_t)n) == 0 &&
+		      memcmp(f->payload + f->len - 2, "\"}", 2) == 0,
+		  "%s: gap event keys type, room, reason: %s", who, rl_test_frame_str(f));
 }
 
 /* Waits up to <ms> for /metrics sample <name> of <n> to reach <min>. */

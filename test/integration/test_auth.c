@@ -197,6 +197,42 @@ AUTH_TEST(an_eddsa_token_is_acked_and_a_fractional_exp_is_kept_to_the_millisecon
 	it_stop(&s);
 }
 
+/* The server never sends a frame longer than max_frame (protocol-v1.md 2a):
+ * with tokens, --max-frame-bytes below 1024 is refused at start, and at
+ * 1024 the longest authenticated ack (a 128-byte sub that doubles when
+ * escaped, every feature, --debug) fits. */
+AUTH_TEST(the_longest_authenticated_hello_ack_fits_the_smallest_max_frame_allowed)
+{
+	struct rl_test_server s;
+	char out[512], err[1024], sub[2 * RELAY_USERID_MAX_BYTES + 1];
+	const char *small[] = {"--port", "0",	       "--max-frame-bytes",
+			       "1023",	 "--auth-key", key_arg(NULL, "hs.key"),
+			       NULL};
+	cr_assert_eq(
+	    rl_test_run_relayd(small, NULL, RL_TEST_START_MS, out, sizeof(out), err, sizeof(err)),
+	    1, "--max-frame-bytes 1023 with --auth-key: %s", err);
+	cr_assert(strstr(err, "must be at least 1024 with --auth-key"), "%s", err);
+	IT_START(&s, "--max-frame-bytes", "1024", "--auth-key", key_arg(NULL, "hs.key"),
+		 "--history-size", "1", "--debug");
+	for (int i = 0; i < RELAY_USERID_MAX_BYTES; i++)
+		memcpy(sub + 2 * i, "\\\"", 2); /* the claim says \" : one '"' */
+	sub[2 * RELAY_USERID_MAX_BYTES] = '\0';
+	struct rl_test_client *c = it_connect(&s);
+	rl_test_send_json(c, RELAY_MSG_HELLO, "{\"token\":\"%s\"}", hs_tok(sub, ""));
+	const struct rl_test_frame *f = it_expect(c, RELAY_MSG_HELLO, RELAY_FLAG_JSON);
+	cr_assert(strstr((const char *)f->payload, sub) != NULL, "the whole userId: %s",
+		  rl_test_frame_str(f));
+	cr_assert_leq(f->len + 3, 1024, "a %u-byte ack for a max_frame of 1024", f->len + 3);
+	/* Two extensions on: both listed, in the spec's order, after expiresAt. */
+	const char *exp_at = strstr((const char *)f->payload, ",\"expiresAt\":");
+	const char *feat =
+	    strstr((const char *)f->payload, ",\"features\":[\"auth\",\"history\"],");
+	cr_assert(exp_at && feat && exp_at < feat, "features of auth and history: %s",
+		  rl_test_frame_str(f));
+	rl_test_close(c);
+	it_stop(&s);
+}
+
 /* With no key configured, `token` is ignored: the ack is byte for byte v1. */
 Test(auth, without_keys_a_token_is_ignored_and_the_ack_is_v1, .fini = it_fini,
      .timeout = RL_TEST_BODY_S)

@@ -813,6 +813,32 @@ IT_TEST(history, an_empty_room_is_kept_for_the_ttl_and_gone_within_a_second_afte
 	it_stop(&s);
 }
 
+/* protocol-v1-ext.md 7: empty rooms kept for history_ttl count toward
+ * max_rooms (and come back as they were); presence events carry no seq. */
+IT_TEST(history, empty_kept_rooms_count_toward_max_rooms)
+{
+	struct rl_test_server s;
+	IT_NEED_PROCESS();
+	HSTART(&s, "--workers", "1", "--max-rooms", "2");
+	struct rl_test_client *a = it_client(&s, NULL), *b = it_client(&s, NULL);
+	struct jack j = hjoin(a, "k1", NULL, 0);
+	hjoin(b, "k1", NULL, 0);
+	it_expect_json(a, RELAY_MSG_MESSAGE,
+		       "{\"type\":\"userJoined\",\"room\":\"k1\",\"connectionId\":*}");
+	it_leave(b, "k1");
+	it_expect_json(a, RELAY_MSG_MESSAGE,
+		       "{\"type\":\"userLeft\",\"room\":\"k1\",\"connectionId\":*}");
+	it_leave(a, "k1"); /* empty: kept for the ttl (300 s) */
+	hjoin(a, "k2", NULL, 0);
+	it_send_str(a, RELAY_MSG_JOIN_ROOM, RELAY_FLAG_JSON, "{\"room\":\"k3\"}");
+	it_nonfatal_room(a, "TOO_MANY_ROOMS", "k3");
+	struct jack r = hjoin(b, "k1", NULL, 0);
+	cr_assert_str_eq(r.epoch, j.epoch, "the kept room, as it was");
+	rl_test_close(a);
+	rl_test_close(b);
+	it_stop(&s);
+}
+
 IT_TEST(history, a_restarted_server_has_new_epochs)
 {
 	struct rl_test_server s;

@@ -335,6 +335,56 @@ IT_TEST(limits, a_publisher_at_ten_times_its_rate_is_paced_and_loses_nothing)
 	it_stop(&s);
 }
 
+/* protocol-v1-ext.md 7: a sender paced at its rate must still get at least
+ * 90 % of that rate through: <rate> a second, in batches every 10 ms, with
+ * a burst of <burst>. */
+static void lim_paced(const char *rate_s, const char *burst_s)
+{
+	uint32_t rate = (uint32_t)atoi(rate_s), n = 3 * rate;
+	struct rl_test_server s;
+	char admin[160];
+	LIM_START(&s, admin, "--workers", "1", "--no-presence", "--publish-rate", rate_s,
+		  "--publish-burst", burst_s);
+	struct lim_member m = {.c = it_client(&s, NULL)};
+	it_join(m.c, LIM_ROOM, 1);
+	struct rl_test_client *pub = it_client(&s, NULL);
+	it_join(pub, LIM_ROOM, 2);
+	struct lim_pub p;
+	lim_pub_start(&p, pub, n, rate, 16);
+	int64_t deadline = rl_test_now_ms() + 4 * 3000;
+	while (m.got < n && rl_test_now_ms() < deadline) {
+		struct pollfd pf = {.fd = rl_test_fd(m.c), .events = POLLIN};
+		poll(&pf, 1, 10);
+		lim_member_poll(&m);
+	}
+	pthread_join(p.th, NULL);
+	cr_assert_eq(p.rc, 0, "publisher: %s", rl_test_err());
+	cr_assert_eq(m.got, n, "member got %u of %u", m.got, n);
+	/* Judged against what the sender managed to offer (a loaded box may
+	 * make it late), never more than the rate. */
+	double offered = n * 1000.0 / (double)(p.t1 - p.t0);
+	double got = n * 1000.0 / (double)(m.last - p.t0);
+	double want = 0.9 * (offered < rate ? offered : rate);
+	cr_log_info("burst %s: offered %.0f/s, delivered %.0f/s (limit %u/s)", burst_s, offered,
+		    got, rate);
+	cr_assert_geq(got, want, "burst %s: delivered %.0f/s of %.0f/s offered at a limit of %u/s",
+		      burst_s, got, offered, rate);
+	lim_chat_in_order(&s, "after");
+	rl_test_close(m.c);
+	rl_test_close(pub);
+	it_stop(&s);
+}
+
+IT_TEST(limits, a_sender_paced_at_its_rate_gets_at_least_90_percent_of_it)
+{
+	IT_NEED_PROCESS();
+	/* A bucket of 50 ms, then the default, a second's worth. (Smaller
+	 * buckets lose each late wakeup of the worker: a bucket of 10 ms gave
+	 * 99 % on a quiet box but 91 % under load 6, one token 97 % and 88 %.) */
+	lim_paced("1000", "50");
+	lim_paced("1000", "0");
+}
+
 /* The bytes limit paces large messages the same way, and the sender is
  * slowed by TCP flow control: 20 MB offered at 10x the rate take far longer
  * than the 1 s of offering to write, while relayd's memory stays put (the

@@ -415,6 +415,34 @@ IT_TEST(message, bad_userid_is_invalid_payload_and_not_acked)
 /* The server never sends a frame longer than max_frame: a MESSAGE whose
  * broadcast form would exceed it gets non-fatal INVALID_PAYLOAD and is not
  * delivered, though the request itself fit. */
+/* The server never sends a frame longer than max_frame (protocol-v1.md 2a),
+ * ERRORs included: at the smallest max_frame, a NOT_IN_ROOM for a 64-byte
+ * name of '"' (128 bytes escaped, twice: message and room) would be 300
+ * bytes; it goes without "room" and with the generic message. */
+IT_TEST(message, an_error_that_would_exceed_max_frame_goes_without_its_room)
+{
+	struct rl_test_server s;
+	char json[160], room[RELAY_ROOM_MAX_BYTES * 2 + 1];
+	IT_NEED_PROCESS();
+	IT_START(&s, "--workers", "1", "--max-frame-bytes", "256");
+	for (int i = 0; i < RELAY_ROOM_MAX_BYTES; i++)
+		memcpy(room + 2 * i, "\\\"", 2);
+	room[sizeof(room) - 1] = '\0';
+	snprintf(json, sizeof(json), "{\"room\":\"%s\",\"content\":1}", room);
+	struct rl_test_client *a = it_client(&s, NULL);
+	it_send_str(a, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, json);
+	const struct rl_test_frame *f = it_expect(a, RELAY_MSG_ERROR, RELAY_FLAG_JSON);
+	cr_assert_leq(f->len + 3, 256, "a %u-byte ERROR for a max_frame of 256", f->len + 3);
+	cr_assert_str_eq((const char *)f->payload,
+			 "{\"code\":\"NOT_IN_ROOM\",\"message\":\"not a member of that room\","
+			 "\"fatal\":false}");
+	/* A short name still gets its room. */
+	it_send_str(a, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, "{\"room\":\"r\",\"content\":1}");
+	it_nonfatal_room(a, "NOT_IN_ROOM", "r");
+	rl_test_close(a);
+	it_stop(&s);
+}
+
 IT_TEST(message, broadcast_over_max_frame_is_invalid_payload)
 {
 	enum { MAX = 4096 };

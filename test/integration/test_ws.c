@@ -329,7 +329,12 @@ IT_TEST(ws, upgrade_answers_101_with_the_accept_key_and_relay_v1)
 		      strstr(head, "\r\nUpgrade: websocket\r\n"),
 		  "%s", head);
 	raw_relay(r, RELAY_MSG_HELLO, RELAY_FLAG_JSON, "{\"userId\":\"raw\"}");
-	raw_expect_relay(r, RELAY_MSG_HELLO, "HELLO ack");
+	const struct srv_frame *f = raw_expect_relay(r, RELAY_MSG_HELLO, "HELLO ack");
+	/* A transport, not a feature (protocol-v1-ext.md 7): the v1 ack. */
+	static const char v1_end[] = ",\"heartbeatMs\":30000}";
+	cr_assert(f->n > 7 + sizeof(v1_end) &&
+		      memcmp(f->p + f->n - (sizeof(v1_end) - 1), v1_end, sizeof(v1_end) - 1) == 0,
+		  "the HELLO ack over WebSocket ends as v1's: %.*s", (int)(f->n - 7), f->p + 7);
 	raw_close(r);
 	/* Without Sec-WebSocket-Protocol: 101 and no subprotocol named. */
 	r = raw_connect(&s);

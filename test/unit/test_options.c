@@ -654,3 +654,74 @@ Test(options, ws_tls_needs_the_websocket_listener_and_a_certificate)
 		     RL_OPTS_RUN, "%s", err);
 	cr_assert(cfg.ws_tls && cfg.tls_port == RL_PORT_OFF);
 }
+
+/* ---- what the wire contract fixes (docs/spec-coverage.md) ------------------------------ */
+
+/* Every default the spec names (protocol-v1.md 1, 2; protocol-v1-ext.md 2, 4,
+ * 5, 7), in the spec's units; and every extension off by default, so the
+ * wire is v1's byte for byte. */
+Test(options, the_defaults_the_spec_names_are_the_defaults)
+{
+	static const struct {
+		const char *name, *spec;
+	} spec[] = {
+	    {"max-frame-bytes", "1048576"},
+	    {"max-rooms-per-conn", "1024"},
+	    {"idle-timeout", "60"},
+	    {"frame-timeout", "30"},
+	    {"slow-consumer-timeout", "10"},
+	    {"hello-timeout", "5"},
+	    {"auth-leeway", "30"},
+	    {"history-ttl", "300"},
+	    {"history-room-bytes", "1048576"},
+	    {"history-total-bytes", "268435456"},
+	    {"cluster-node-ttl", "10"},
+	    {"history-size", "0"},
+	    {"max-connections-per-ip", "0"},
+	    {"max-rooms", "0"},
+	    {"publish-rate", "0"},
+	    {"publish-bytes-rate", "0"},
+	    {"join-rate", "0"},
+	};
+	struct rl_config cfg;
+	rl_config_defaults(&cfg);
+	for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++)
+		cr_assert_eq(u64(&cfg, spec[i].name), set_ok(spec[i].name, spec[i].spec),
+			     "--%s: the spec's default is %s, relayd's %s", spec[i].name,
+			     spec[i].spec, opt(spec[i].name)->def);
+	cr_assert_str_eq(cfg.auth_keys, "", "tokens are off by default");
+	cr_assert_str_eq(cfg.cluster, "", "cluster mode is off by default");
+}
+
+/* protocol-v1-ext.md 5: history and cluster mode are refused together. */
+Test(options, history_with_cluster_is_refused_at_start)
+{
+	parse_fails(
+	    (const char *[]){"--history-size", "1", "--cluster", "redis://127.0.0.1:1", NULL},
+	    "--history-size and --cluster cannot be used together");
+	struct rl_config cfg;
+	char out[256], err[512];
+	cr_assert_eq(
+	    parse(&cfg,
+		  (const char *[]){"--history-size", "0", "--cluster", "redis://127.0.0.1:1", NULL},
+		  out, sizeof(out), err, sizeof(err)),
+	    RL_OPTS_RUN, "%s", err);
+}
+
+/* protocol-v1.md 2a: the server never sends a frame longer than max_frame;
+ * an authenticated HELLO ack (userId, expiresAt, features) needs more than
+ * the smallest max_frame, so that pair is refused at start. */
+Test(options, auth_with_a_max_frame_too_small_for_its_hello_ack_is_refused)
+{
+	parse_fails((const char *[]){"--max-frame-bytes", "1023", "--auth-key", "k", NULL},
+		    "--max-frame-bytes (1023) must be at least 1024 with --auth-key");
+	struct rl_config cfg;
+	char out[256], err[512];
+	cr_assert_eq(parse(&cfg,
+			   (const char *[]){"--max-frame-bytes", "1024", "--auth-key", "k", NULL},
+			   out, sizeof(out), err, sizeof(err)),
+		     RL_OPTS_RUN, "%s", err);
+	cr_assert_eq(parse(&cfg, (const char *[]){"--max-frame-bytes", "256", NULL}, out,
+			   sizeof(out), err, sizeof(err)),
+		     RL_OPTS_RUN, "without tokens 256 stays allowed: %s", err);
+}

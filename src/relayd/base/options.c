@@ -523,6 +523,17 @@ int rl_config_check(const struct rl_config *cfg, char *err, size_t errlen)
 				      "(history is per node; see docs/cluster.md)");
 		return -EINVAL;
 	}
+	/* protocol-v1.md 2a: the server never sends a frame longer than
+	 * max_frame. An authenticated HELLO ack adds userId (128 bytes, up to
+	 * 256 escaped), expiresAt and features: at most ~640 bytes with every
+	 * extension and --debug on, more than the smallest max_frame allows. */
+	if (cfg->auth_keys[0] && cfg->max_frame < RL_AUTH_MAX_FRAME_MIN) {
+		snprintf(err, errlen,
+			 "--max-frame-bytes (%" PRIu64 ") must be at least %d with --auth-key "
+			 "(the HELLO ack of an authenticated client must fit)",
+			 cfg->max_frame, RL_AUTH_MAX_FRAME_MIN);
+		return -EINVAL;
+	}
 	if (cfg->out_low > cfg->out_high) {
 		snprintf(err, errlen, "--outbound-low-watermark (%" PRIu64
 			 ") must not exceed --outbound-high-watermark (%" PRIu64 ")",

@@ -20,6 +20,9 @@
  * plus its final ERROR, so struct rl_outq counts it in 32 bits (conn.c). */
 #define RL_OPT_MAX_FRAME_MAX (256ull << 20)
 #define RL_OPT_OUT_HARD_MAX (1024ull << 20)
+/* The smallest --max-frame-bytes that goes with --auth-key: an authenticated
+ * HELLO ack must fit in a frame (rl_config_check). */
+#define RL_AUTH_MAX_FRAME_MIN 1024
 /* Upper bounds of the rate limits: a burst times 10^9 (the bucket's depth
  * in nanoseconds, net/limit.c) stays far below 2^64. */
 #define RL_OPT_RATE_MAX 1000000000ull
