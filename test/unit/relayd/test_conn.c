@@ -1,7 +1,9 @@
-/* test_conn.c -- fan-out's per-member fast path (rl_conn_deliver_quick,
- * net/conn.h): it queues a frame only when that is nothing but a copy into
- * the tail chunk with the effect rl_conn_deliver would have, and otherwise
- * leaves the connection untouched for rl_conn_deliver.
+/* test_conn.c -- what net/conn.c does once per message or per delivery,
+ * without sockets: the connection name ("conn-N", every delivery's "from"),
+ * and fan-out's per-member fast path (rl_conn_deliver_quick, net/conn.h),
+ * which queues a frame only when that is nothing but a copy into the tail
+ * chunk with the effect rl_conn_deliver would have, and otherwise leaves
+ * the connection untouched for rl_conn_deliver.
  * Threading: single-threaded; the connection is a bare struct on the stack
  * with no socket, worker loop or transport behind it. */
 #include "unit.h"
@@ -104,4 +106,31 @@ Test(conn, quick_path_leaves_every_other_case_to_rl_conn_deliver)
 	rl_outq_clear(&c.out, &quick_pool);
 	quick_refused(&c, m, 1u << 20, "the queue has no chunk");
 	quick_done(&c, m);
+}
+
+/* "conn-N" (the "from" of every delivery), N in decimal, then the suffix. */
+Test(conn, name_is_conn_dash_the_decimal_id_then_the_suffix)
+{
+	char buf[RL_CONN_NAME_MAX];
+	static const struct {
+		uint64_t id;
+		const char *suffix, *want;
+	} cases[] = {
+	    {0, "", "conn-0"},
+	    {7, "", "conn-7"},
+	    {10, "", "conn-10"},
+	    {1234567890, "", "conn-1234567890"},
+	    {UINT64_MAX, "", "conn-18446744073709551615"},
+	    {42, "@node-a", "conn-42@node-a"},
+	    {UINT64_MAX, "@abcdefghijklmnopqrstuvwxyz012345",
+	     "conn-18446744073709551615@abcdefghijklmnopqrstuvwxyz012345"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rl_conn_set_name_suffix(cases[i].suffix);
+		memset(buf, 'x', sizeof(buf));
+		size_t n = rl_conn_name(cases[i].id, buf);
+		cr_assert_str_eq(buf, cases[i].want);
+		cr_assert_eq(n, strlen(cases[i].want), "length of %s", cases[i].want);
+	}
+	rl_conn_set_name_suffix("");
 }
