@@ -215,6 +215,26 @@ int rl_conn_send(struct rl_conn *c, uint8_t type, uint8_t flags, const void *pay
 /* Queues a shared frame (fan-out hot path). The caller counts it
  * (frames_out, out_queued, msgs_delivered) once per batch of members. */
 int rl_conn_deliver(struct rl_conn *c, struct rl_msg *m);
+/* Fan-out's fast path for one member (relay/fanout.c), inline because it
+ * runs once per member of every message: queues <m> to <c> and returns true
+ * when that is only a copy into <c>'s tail chunk, which then has the same
+ * effect as rl_conn_deliver: <c> is OPEN, alive, not WebSocket, already on
+ * the flush list, the frame fits the tail chunk and the queue stays at or
+ * under <high>. Otherwise returns false and did nothing: call
+ * rl_conn_deliver. The caller reads <high> once per message: RL_CFG(out_high)
+ * for a frame of at most RL_COPY_MAX bytes while debug logging is off (that
+ * logs every frame), else 0. Reads only the first cache line of <c>. */
+static inline bool rl_conn_deliver_quick(struct rl_conn *c, const struct rl_msg *m, uint64_t high)
+{
+	uint32_t n = m->len;
+
+	RL_ASSERT_OWNER(c);
+	if (c->state != RL_CONN_OPEN || (c->flags & (RL_CF_DEAD | RL_CF_WS)) ||
+	    c->out.tail_free < n || (uint64_t)c->out.bytes + n > high || cds_list_empty(&c->qlink))
+		return false;
+	rl_outq_append_tail(&c->out, m->data, n);
+	return true;
+}
 /* ERROR frame for <code>; fatal codes also start CLOSING. <room> may be
  * NULL; <detail> replaces the default message when non-NULL. */
 void rl_conn_error(struct rl_conn *c, enum relay_err code, const uint8_t *room, size_t room_len,

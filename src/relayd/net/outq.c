@@ -112,29 +112,6 @@ uint8_t *rl_outq_reserve_slow(struct rl_outq *q, struct rl_segpool *p, size_t n)
 	return t->data;
 }
 
-/* Copies a small frame (>= 7 bytes) with 16-byte vector moves; the last
- * move overlaps the previous one instead of finishing byte by byte. gcc
- * otherwise inlines a `rep movsq` whose start-up cost dominated the fan-out
- * profile for ~100-byte frames. */
-static inline void copy_small(uint8_t *d, const uint8_t *s, size_t n)
-{
-	if (n < 16) {
-		if (n >= 8) {
-			__builtin_memcpy(d, s, 8);
-			__builtin_memcpy(d + n - 8, s + n - 8, 8);
-		} else {
-			for (size_t i = 0; i < n; i++)
-				d[i] = s[i];
-		}
-		return;
-	}
-	size_t i = 0;
-	for (; i + 16 <= n; i += 16)
-		__builtin_memcpy(d + i, s + i, 16);
-	if (i < n)
-		__builtin_memcpy(d + n - 16, s + n - 16, 16);
-}
-
 int rl_outq_push_framed(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *m, uint32_t lead)
 {
 	uint32_t n = m->len + lead;
@@ -142,7 +119,7 @@ int rl_outq_push_framed(struct rl_outq *q, struct rl_segpool *p, struct rl_msg *
 		uint8_t *d = rl_outq_reserve(q, p, n);
 		if (!d)
 			return -ENOMEM;
-		copy_small(d, m->data - lead, n);
+		rl_outq_copy_small(d, m->data - lead, n);
 		rl_outq_commit(q, n);
 		return 0;
 	}

@@ -2,6 +2,7 @@
 #include "relay/fanout.h"
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "net/conn.h"
 #include "ops/metrics.h"
 #include "relay/history.h"
@@ -23,6 +24,8 @@ static uint64_t fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_m
 	uint32_t n;
 	const struct rl_member *mem = rl_room_local(r, w->id, &n);
 	uint64_t delivered = 0, dropped = 0;
+	/* rl_conn_deliver_quick's bound, the same for every member. */
+	uint64_t high = m->len <= RL_COPY_MAX && !rl_log_on(RL_LOG_DEBUG) ? RL_CFG(out_high) : 0;
 
 	RL_STAT_ADD(w->stats, out_queued, (uint64_t)n * m->len);
 	for (uint32_t i = 0; i < n; i++) {
@@ -31,6 +34,10 @@ static uint64_t fanout_local(struct rl_worker *w, struct rl_room *r, struct rl_m
 			continue; /* joined after the publish */
 		if (c == skip)
 			continue;
+		if (rl_conn_deliver_quick(c, m, high)) {
+			delivered++;
+			continue;
+		}
 		int rc = rl_conn_deliver(c, m);
 		if (rc == 0)
 			delivered++;
