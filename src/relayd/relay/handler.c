@@ -425,8 +425,15 @@ static bool join_room_allowed(struct rl_conn *c, struct relay_span name)
 }
 
 /* A JOIN that would create one room more than --max-rooms (non-fatal). */
-static void join_rooms_full(struct rl_conn *c, struct relay_span name)
+/* A join of <name> that failed with <rc> (a negative errno): one room more
+ * than --max-rooms is non-fatal TOO_MANY_ROOMS; anything else (out of
+ * memory) ends the connection. */
+static void join_failed(struct rl_conn *c, struct relay_span name, int rc)
 {
+	if (rc != -ENOSPC) {
+		rl_conn_kill(c);
+		return;
+	}
 	char msg[80];
 	snprintf(msg, sizeof(msg), "the server holds %" PRIu64 " rooms (the maximum)",
 		 RL_CFG(max_rooms_total));
@@ -448,12 +455,8 @@ static void join_room(struct rl_conn *c, const struct relay_frame *f, struct rel
 	if (!join_room_allowed(c, name))
 		return;
 	int rc = rl_room_join(name.p, name.n, &r, &members, NULL);
-	if (rc == -ENOSPC) { /* it would be one room more than --max-rooms */
-		join_rooms_full(c, name);
-		return;
-	}
 	if (rc) {
-		rl_conn_kill(c);
+		join_failed(c, name, rc);
 		return;
 	}
 	if (rl_membership_add(c, r)) {
@@ -538,12 +541,8 @@ static void join_room_history(struct rl_conn *c, const struct relay_frame *f,
 	int rc = rl_membership_prepare(c, &m);
 	if (rc == 0)
 		rc = rl_hist_join(name.p, name.n, c->w->id, m, since, &j);
-	if (rc == -ENOSPC) { /* it would be one room more than --max-rooms */
-		join_rooms_full(c, name);
-		return;
-	}
 	if (rc) {
-		rl_conn_kill(c);
+		join_failed(c, name, rc);
 		return;
 	}
 	if (j.resume == RL_HIST_RECOVERED)

@@ -236,15 +236,30 @@ static void room_discard(struct rl_room *fresh)
 	free(fresh);
 }
 
-/* Publishes <fresh> unless a room of that name appeared first. The caller
- * took its place in the room count (room_count_take) and gives it back when
- * this fails. */
-static bool room_add(struct rl_room *fresh, const struct room_key *k, uint64_t hash)
+/* One try at creating room <k> after its lookup found none: takes a place
+ * in the room count (--max-rooms), makes the room (*<fresh>, kept from an
+ * earlier try that lost) and publishes it unless a room of that name
+ * appeared first, in which case the place is given back and the caller
+ * retries its lookup. 1 published (*<fresh> is the room), 0 lost the race,
+ * -ENOSPC (*<fresh> discarded) or -ENOMEM. */
+static int room_try_add(const struct room_key *k, uint64_t hash, struct rl_room **fresh)
 {
-	rl_tsan_release(fresh);
+	if (!room_count_take()) {
+		room_discard(*fresh);
+		*fresh = NULL;
+		return -ENOSPC;
+	}
+	if (!*fresh && !(*fresh = room_new(k->p, k->n, hash))) {
+		uatomic_dec(&rooms_count);
+		return -ENOMEM;
+	}
+	rl_tsan_release(*fresh);
 	struct cds_lfht_node *got =
-		cds_lfht_add_unique(rooms_ht, hash, room_match, k, &fresh->node);
-	return got == &fresh->node;
+	    cds_lfht_add_unique(rooms_ht, hash, room_match, k, &(*fresh)->node);
+	if (got == &(*fresh)->node)
+		return 1;
+	uatomic_dec(&rooms_count); /* the room that won is counted, not ours */
+	return 0;
 }
 
 struct rl_room *rl_room_find_or_add(const uint8_t *name, size_t len, bool *created)
@@ -260,21 +275,15 @@ struct rl_room *rl_room_find_or_add(const uint8_t *name, size_t len, bool *creat
 			*created = false;
 			return r;
 		}
-		if (!room_count_take()) { /* one room more than --max-rooms */
-			room_discard(fresh);
-			errno = ENOSPC;
+		int rc = room_try_add(&k, hash, &fresh);
+		if (rc < 0) {
+			errno = -rc;
 			return NULL;
 		}
-		if (!fresh && !(fresh = room_new(name, len, hash))) {
-			uatomic_dec(&rooms_count);
-			errno = ENOMEM;
-			return NULL;
-		}
-		if (room_add(fresh, &k, hash)) {
+		if (rc == 1) {
 			*created = true;
 			return fresh;
 		}
-		uatomic_dec(&rooms_count); /* lost the race: the other room is counted */
 	}
 }
 
@@ -312,15 +321,10 @@ int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *me
 			rl_room_unlink(r); /* dying: help remove it, then retry */
 			continue;
 		}
-		if (!room_count_take()) {
-			room_discard(fresh);
-			return -ENOSPC;
-		}
-		if (!fresh && !(fresh = room_new(name, len, hash))) {
-			uatomic_dec(&rooms_count);
-			return -ENOMEM;
-		}
-		if (room_add(fresh, &k, hash)) {
+		int rc = room_try_add(&k, hash, &fresh);
+		if (rc < 0)
+			return rc;
+		if (rc == 1) {
 			uatomic_inc(&rooms_memberships);
 			*out = fresh;
 			*members = 1;
@@ -328,9 +332,6 @@ int rl_room_join(const uint8_t *name, size_t len, struct rl_room **out, long *me
 				*created = true;
 			return 0;
 		}
-		/* Lost the race to another creator: its room is counted, not
-		 * ours; retry the lookup path. */
-		uatomic_dec(&rooms_count);
 	}
 }
 
