@@ -23,6 +23,7 @@
  *
  * Threading: single-threaded (libFuzzer calls one input at a time).
  */
+#include "fuzz.h"
 #include "relay/token.h"
 
 #include <stdio.h>
@@ -32,14 +33,6 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-
-#define FUZZ_CHECK(cond)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 /* Not a real secret: the fuzz key, so that seeds signed with it verify. */
 static const char fuzz_secret[] = "fuzz-secret-0123456789abcdef-0123456789abcdef";
