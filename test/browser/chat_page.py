@@ -15,7 +15,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lib',
+                                'python'))
+sys.dont_write_bytecode = True  # nothing written into the source tree
+from relayd_proc import start_relayd  # noqa: E402
 
 SKIP = 77
 ROOM = 'lobby'
@@ -36,32 +40,6 @@ DRIVER = shutil.which('chromedriver') or ('/usr/bin/chromedriver'
 if not CHROMIUM or not DRIVER:
     print('SKIP: chromium or chromedriver is not installed')
     sys.exit(SKIP)
-
-
-def start_relayd(web_root):
-    """Starts relayd; returns (process, tcp_port, ws_port)."""
-    args = [os.environ['RELAYD_BIN'], '--port', '0', '--ws-port', '0',
-            '--web-root', web_root, '--workers', '2']
-    guard = os.environ.get('RELAY_TEST_GUARD')
-    if guard:
-        args = [guard, str(os.getpid())] + args
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    tcp = ws = None
-    deadline = time.monotonic() + 10
-    while (tcp is None or ws is None) and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.search(r'relayd ws listening on \S+:(\d+)', line)
-        if m:
-            ws = int(m.group(1))
-        m = re.search(r'relayd listening on \S+:(\d+) \(', line)
-        if m:
-            tcp = int(m.group(1))
-    if tcp is None or ws is None:
-        proc.kill()
-        raise RuntimeError('relayd did not report its listeners')
-    return proc, tcp, ws
 
 
 def browser():
@@ -111,7 +89,7 @@ def sees_message(drv, who, text):
 def main():
     shot = sys.argv[1] if len(sys.argv) > 1 else 'chat-page.png'
     cli = os.environ['RELAY_CLI_BIN']
-    proc, tcp_port, ws_port = start_relayd(os.environ['WEB_ROOT'])
+    proc, tcp_port, ws_port = start_relayd(['--web-root', os.environ['WEB_ROOT']])
     url = f'http://127.0.0.1:{ws_port}/'
     drivers = []
     sub = None

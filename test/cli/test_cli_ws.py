@@ -12,34 +12,16 @@ Exit status is the verdict.
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lib',
+                                'python'))
+sys.dont_write_bytecode = True  # nothing written into the source tree
+from relayd_proc import start_relayd  # noqa: E402
 
 CLI = os.environ['RELAY_CLI_BIN']
-
-
-def start_relayd(extra=(), kind='ws'):
-    args = [os.environ['RELAYD_BIN'], '--port', '0', '--ws-port', '0', '--workers', '2',
-            *extra]
-    guard = os.environ.get('RELAY_TEST_GUARD')
-    if guard:
-        args = [guard, str(os.getpid())] + args
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    tcp = ws = None
-    deadline = time.monotonic() + 10
-    while (tcp is None or ws is None) and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.search(rf'relayd {kind} listening on \S+:(\d+)', line)
-        ws = int(m.group(1)) if m else ws
-        m = re.search(r'relayd listening on \S+:(\d+) \(', line)
-        tcp = int(m.group(1)) if m else tcp
-    assert tcp and ws, 'relayd did not report its listeners'
-    return proc, tcp, ws
 
 
 def sub(conn, room):

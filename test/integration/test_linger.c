@@ -139,6 +139,17 @@ static void linger_wait_logged(struct linger_room *r, const char *what)
 	it_ping(r->pub);
 }
 
+/* The shut member sends a frame with version 9: fatal UNSUPPORTED_VERSION,
+ * queued behind the messages its window has not taken. Returns once relayd
+ * has logged it and that loop turn is over. */
+static void linger_send_bad_version(struct linger_room *r)
+{
+	cr_assert_eq(
+	    rl_test_send_frame_v(r->shut, 9, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "v", 1), 0,
+	    "%s", rl_test_err());
+	linger_wait_logged(r, "fatal UNSUPPORTED_VERSION");
+}
+
 /* The client's late byte: a HEARTBEAT written after relayd finished the
  * connection's output, handled by relayd before the client reads. */
 static void linger_write_late(struct linger_room *r)
@@ -202,12 +213,7 @@ IT_TEST(linger, a_fatal_error_behind_a_shut_window_survives_a_late_write)
 	struct linger_room r;
 	linger_start(&r, "8M");
 	linger_fill_window(&r);
-	/* A frame with version 9: fatal UNSUPPORTED_VERSION, queued behind the
-	 * messages the member's window has not taken. */
-	cr_assert_eq(
-	    rl_test_send_frame_v(r.shut, 9, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "v", 1), 0,
-	    "%s", rl_test_err());
-	linger_wait_logged(&r, "fatal UNSUPPORTED_VERSION");
+	linger_send_bad_version(&r);
 	linger_write_late(&r);
 	unsigned got = linger_read_to_the_end(&r, "UNSUPPORTED_VERSION");
 	cr_assert_eq(got, r.sent, "a fatal error drops nothing queued before it: %u of %u", got,
@@ -245,10 +251,7 @@ IT_TEST(linger, a_lingering_connection_closes_once_the_client_has_everything)
 	struct linger_room r;
 	linger_start(&r, "8M");
 	linger_fill_window(&r);
-	cr_assert_eq(
-	    rl_test_send_frame_v(r.shut, 9, RELAY_MSG_HEARTBEAT, RELAY_FLAG_BINARY, "v", 1), 0,
-	    "%s", rl_test_err());
-	linger_wait_logged(&r, "fatal UNSUPPORTED_VERSION");
+	linger_send_bad_version(&r);
 	char lingering[64], closed[64];
 	snprintf(lingering, sizeof(lingering), " %s lingering: ", rl_test_conn_id(r.shut));
 	snprintf(closed, sizeof(closed), " %s closed\n", rl_test_conn_id(r.shut));

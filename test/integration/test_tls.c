@@ -32,13 +32,16 @@ extern char **environ;
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static void tls_start(struct rl_test_server *s, const char *const *extra)
+/* relayd with <head> (the listener's options, NULL-terminated), then
+ * --tls-cert <cert> --tls-key <key>, then <extra> (NULL-terminated, or NULL). */
+static void cert_start(struct rl_test_server *s, const char *const *head, const char *cert,
+		       const char *key, const char *const *extra)
 {
-	const char *cert, *key;
-	const char *args[32] = {"--tls-port", "0", "--workers", "1"};
-	int n = 4;
+	const char *args[32];
+	int n = 0;
 
-	cr_assert_eq(rl_test_tls_files(&cert, &key), 0, "%s", rl_test_err());
+	for (int i = 0; head[i]; i++)
+		args[n++] = head[i];
 	args[n++] = "--tls-cert";
 	args[n++] = cert;
 	args[n++] = "--tls-key";
@@ -47,6 +50,16 @@ static void tls_start(struct rl_test_server *s, const char *const *extra)
 		args[n++] = extra[i];
 	args[n] = NULL;
 	it_start(s, args);
+}
+
+/* relayd with --tls-port 0 --workers 1 and the test certificate (plus <extra>). */
+static void tls_start(struct rl_test_server *s, const char *const *extra)
+{
+	static const char *const head[] = {"--tls-port", "0", "--workers", "1", NULL};
+	const char *cert, *key;
+
+	cr_assert_eq(rl_test_tls_files(&cert, &key), 0, "%s", rl_test_err());
+	cert_start(s, head, cert, key, extra);
 	cr_assert_gt(s->tls_port, 0, "no \"relayd tls listening on\" line before: %s", s->line);
 }
 
@@ -231,6 +244,42 @@ static int s_client_hello(const struct rl_test_server *s, const char *version, c
 	return s_client_hello_suites(s, version, NULL, out, cap, got);
 }
 
+/* Runs `python3 <script> <port> <s's TCP port> <test certificate>`: it
+ * must exit 0; <out> gets what it printed. */
+static void run_chat_py(const struct rl_test_server *s, const char *script, uint16_t port,
+			char *out, size_t cap)
+{
+	const char *cert, *key, *name = strrchr(script, '/') ? strrchr(script, '/') + 1 : script;
+	char port_s[8], tcp_port[8];
+
+	cr_assert_eq(rl_test_tls_files(&cert, &key), 0);
+	snprintf(port_s, sizeof(port_s), "%u", (unsigned)port);
+	snprintf(tcp_port, sizeof(tcp_port), "%u", (unsigned)s->port);
+	const char *argv[] = {"/usr/bin/python3", script, port_s, tcp_port, cert, NULL};
+	int in, fd;
+	pid_t pid = spawn_piped(argv, &in, &fd);
+	close(in);
+	read_some(fd, out, cap, cap, 20000);
+	close(fd);
+	int st = wait_status(pid);
+	cr_assert_eq(st, 0, "%s exit status %d: %s", name, st, out);
+}
+
+/* <bad> sent <what>, not a ClientHello: it is closed, while <a> and <b>
+ * chat on, in turns (messages 2 to 9); then closes all three and stops <s>. */
+static void bad_closed_and_pair_chats_on(struct rl_test_server *s, struct rl_test_client *bad,
+					 const char *what, struct rl_test_client *a,
+					 struct rl_test_client *b)
+{
+	cr_assert_geq(raw_wait_closed(bad, RL_TEST_REPLY_MS), 0, "%s: still open", what);
+	rl_test_close(bad);
+	for (int i = 2; i < 10; i++)
+		chat(i % 2 ? b : a, i % 2 ? a : b, i);
+	rl_test_close(a);
+	rl_test_close(b);
+	it_stop(s);
+}
+
 /* GET <path> from the admin endpoint into <body>; asserts 200. */
 static void admin_get(const char *admin, const char *path, char *body, size_t cap)
 {
@@ -266,23 +315,11 @@ static long metric(const char *text, const char *sample)
 IT_TEST(tls, python_ssl_clients_chat_with_a_tcp_client)
 {
 	struct rl_test_server s;
-	const char *cert, *key;
-	char tls_port[8], tcp_port[8], out[512];
+	char out[512];
 
 	IT_NEED_PROCESS();
 	TLS_START(&s, "--workers", "2");
-	cr_assert_eq(rl_test_tls_files(&cert, &key), 0);
-	snprintf(tls_port, sizeof(tls_port), "%u", (unsigned)s.tls_port);
-	snprintf(tcp_port, sizeof(tcp_port), "%u", (unsigned)s.port);
-	const char *argv[] = {
-	    "/usr/bin/python3", RELAY_TLS_CHAT_PY, tls_port, tcp_port, cert, NULL};
-	int in, fd;
-	pid_t pid = spawn_piped(argv, &in, &fd);
-	close(in);
-	read_some(fd, out, sizeof(out), sizeof(out), 20000);
-	close(fd);
-	int st = wait_status(pid);
-	cr_assert_eq(st, 0, "tls_chat.py exit status %d: %s", st, out);
+	run_chat_py(&s, RELAY_TLS_CHAT_PY, s.tls_port, out, sizeof(out));
 	cr_assert(strstr(out, "ok TLSv1.3 TLSv1.2") != NULL, "tls_chat.py: %s", out);
 	it_stop(&s);
 }
@@ -378,13 +415,7 @@ IT_TEST(tls, garbage_instead_of_a_client_hello_is_closed_and_no_one_else_notices
 	static const uint8_t hello[] = {0, 0, 0, 5, 1, RELAY_MSG_HELLO, RELAY_FLAG_JSON, '{', '}'};
 	it_raw(bad, hello, sizeof(hello));
 	chat(a, b, 1);
-	cr_assert_geq(raw_wait_closed(bad, RL_TEST_REPLY_MS), 0, "garbage on the TLS port: still open");
-	rl_test_close(bad);
-	for (int i = 2; i < 10; i++)
-		chat(i % 2 ? b : a, i % 2 ? a : b, i);
-	rl_test_close(a);
-	rl_test_close(b);
-	it_stop(&s);
+	bad_closed_and_pair_chats_on(&s, bad, "garbage on the TLS port", a, b);
 }
 
 /* The handshake deadline is --frame-timeout from accept: a client that
@@ -480,32 +511,48 @@ static void expect_serial(struct rl_test_client *c, const char *serial, const ch
 	cr_assert_str_eq(sub, subject);
 }
 
+typedef struct rl_test_client *client_connect_fn(const struct rl_test_server *s);
+
+/* Starts <s> with <head> (the listener's options) and a certificate made in
+ * <dir> (CN relay-one, serial A1), which a member *<old> made by <connect>
+ * sees; then a new certificate (relay-two, B2) and SIGHUP: a new member
+ * *<fresh> sees it, and the two chat both ways in TLS_ROOM. <cert> and
+ * <key> (300 bytes each) get the files' paths. */
+static void reload_with_two_members(struct rl_test_server *s, const char *const *head,
+				    const char *dir, char *cert, char *key,
+				    client_connect_fn *connect, struct rl_test_client **old,
+				    struct rl_test_client **fresh)
+{
+	make_cert(dir, "relay-one", "A1", cert, key);
+	cert_start(s, head, cert, key, NULL);
+	*old = connect(s);
+	expect_serial(*old, "A1", "/CN=relay-one");
+	it_join(*old, TLS_ROOM, 1);
+
+	make_cert(dir, "relay-two", "B2", cert, key);
+	cr_assert_eq(rl_test_server_signal(s, SIGHUP), 0);
+	cr_assert(log_wait(s, "tls: reloaded", RL_TEST_REPLY_MS), "no reload line in the log");
+	*fresh = connect(s);
+	expect_serial(*fresh, "B2", "/CN=relay-two");
+	it_join(*fresh, TLS_ROOM, 2);
+	it_presence(*old, 1);
+	chat(*old, *fresh, 0);
+	chat(*fresh, *old, 1);
+}
+
 /* SIGHUP re-reads the certificate files: new handshakes see the new
  * certificate, connections made before keep theirs and keep working; a
  * reload that fails (a broken file) is logged and changes nothing. */
 IT_TEST(tls, certificate_reload_on_sighup_keeps_connections)
 {
+	static const char *const head[] = {"--tls-port", "0", NULL};
 	struct rl_test_server s;
+	struct rl_test_client *old, *fresh;
 	char dir[] = "/tmp/relay-test-reload-XXXXXX", cert[300], key[300];
 
 	IT_NEED_PROCESS();
 	cr_assert_not_null(mkdtemp(dir));
-	make_cert(dir, "relay-one", "A1", cert, key);
-	const char *args[] = {"--tls-port", "0", "--tls-cert", cert, "--tls-key", key, NULL};
-	it_start(&s, args);
-	struct rl_test_client *old = tls_client(&s);
-	expect_serial(old, "A1", "/CN=relay-one");
-	it_join(old, TLS_ROOM, 1);
-
-	make_cert(dir, "relay-two", "B2", cert, key);
-	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
-	cr_assert(log_wait(&s, "tls: reloaded", RL_TEST_REPLY_MS), "no reload line in the log");
-	struct rl_test_client *fresh = tls_client(&s);
-	expect_serial(fresh, "B2", "/CN=relay-two");
-	it_join(fresh, TLS_ROOM, 2);
-	it_presence(old, 1);
-	chat(old, fresh, 0);
-	chat(fresh, old, 1);
+	reload_with_two_members(&s, head, dir, cert, key, tls_client, &old, &fresh);
 
 	/* A broken certificate: logged, the second one stays in use. */
 	FILE *f = fopen(cert, "w");
@@ -688,19 +735,11 @@ IT_TEST(tls, metrics_count_tls_connections_by_write_path)
 /* relayd with --ws-port 0 --ws-tls and the test certificate (plus <extra>). */
 static void wss_start(struct rl_test_server *s, const char *const *extra)
 {
+	static const char *const head[] = {"--ws-port", "0", "--ws-tls", "--workers", "1", NULL};
 	const char *cert, *key;
-	const char *args[32] = {"--ws-port", "0", "--ws-tls", "--workers", "1"};
-	int n = 5;
 
 	cr_assert_eq(rl_test_tls_files(&cert, &key), 0, "%s", rl_test_err());
-	args[n++] = "--tls-cert";
-	args[n++] = cert;
-	args[n++] = "--tls-key";
-	args[n++] = key;
-	for (int i = 0; extra && extra[i]; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
-	it_start(s, args);
+	cert_start(s, head, cert, key, extra);
 	cr_assert_gt(s->ws_port, 0, "no \"relayd wss listening on\" line");
 	cr_assert_eq(s->tls_port, 0, "--ws-tls opened a TLS listener of its own");
 }
@@ -731,23 +770,11 @@ static void wss_pair(const struct rl_test_server *s, struct rl_test_client **w,
 IT_TEST(wss, python_websockets_and_a_tcp_client_chat_both_ways)
 {
 	struct rl_test_server s;
-	const char *cert, *key;
-	char wss_port[8], tcp_port[8], out[512];
+	char out[512];
 
 	IT_NEED_PROCESS();
 	wss_start(&s, NULL);
-	cr_assert_eq(rl_test_tls_files(&cert, &key), 0);
-	snprintf(wss_port, sizeof(wss_port), "%u", (unsigned)s.ws_port);
-	snprintf(tcp_port, sizeof(tcp_port), "%u", (unsigned)s.port);
-	const char *argv[] = {
-	    "/usr/bin/python3", RELAY_WSS_CHAT_PY, wss_port, tcp_port, cert, NULL};
-	int in, fd;
-	pid_t pid = spawn_piped(argv, &in, &fd);
-	close(in);
-	read_some(fd, out, sizeof(out), sizeof(out), 20000);
-	close(fd);
-	int st = wait_status(pid);
-	cr_assert_eq(st, 0, "wss_chat.py exit status %d: %s", st, out);
+	run_chat_py(&s, RELAY_WSS_CHAT_PY, s.ws_port, out, sizeof(out));
 	cr_assert(strncmp(out, "ok TLSv1.3", 10) == 0, "wss_chat.py: %s", out);
 	it_stop(&s);
 }
@@ -806,13 +833,7 @@ IT_TEST(wss, plain_http_to_the_wss_port_is_closed_and_no_one_else_notices)
 	    "Sec-WebSocket-Version: 13\r\n\r\n";
 	it_raw(bad, req, sizeof(req) - 1);
 	chat(t, w, 1);
-	cr_assert_geq(raw_wait_closed(bad, RL_TEST_REPLY_MS), 0, "plain HTTP on wss: still open");
-	rl_test_close(bad);
-	for (int i = 2; i < 10; i++)
-		chat(i % 2 ? t : w, i % 2 ? w : t, i);
-	rl_test_close(w);
-	rl_test_close(t);
-	it_stop(&s);
+	bad_closed_and_pair_chats_on(&s, bad, "plain HTTP on wss", w, t);
 }
 
 /* The handshake deadline of wss:// is one: --frame-timeout from accept
@@ -850,28 +871,14 @@ IT_TEST(wss, the_tls_handshake_and_the_upgrade_share_one_deadline_from_accept)
  * connection and chats with the new one both ways. */
 IT_TEST(wss, certificate_reload_on_sighup_keeps_wss_clients)
 {
+	static const char *const head[] = {"--ws-port", "0", "--ws-tls", NULL};
 	struct rl_test_server s;
+	struct rl_test_client *old, *fresh;
 	char dir[] = "/tmp/relay-test-wss-reload-XXXXXX", cert[300], key[300];
 
 	IT_NEED_PROCESS();
 	cr_assert_not_null(mkdtemp(dir));
-	make_cert(dir, "relay-one", "A1", cert, key);
-	const char *args[] = {"--ws-port", "0",		"--ws-tls", "--tls-cert",
-			      cert,	   "--tls-key", key,	    NULL};
-	it_start(&s, args);
-	struct rl_test_client *old = wss_client(&s);
-	expect_serial(old, "A1", "/CN=relay-one");
-	it_join(old, TLS_ROOM, 1);
-
-	make_cert(dir, "relay-two", "B2", cert, key);
-	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
-	cr_assert(log_wait(&s, "tls: reloaded", RL_TEST_REPLY_MS), "no reload line in the log");
-	struct rl_test_client *fresh = wss_client(&s);
-	expect_serial(fresh, "B2", "/CN=relay-two");
-	it_join(fresh, TLS_ROOM, 2);
-	it_presence(old, 1);
-	chat(old, fresh, 0);
-	chat(fresh, old, 1);
+	reload_with_two_members(&s, head, dir, cert, key, wss_client, &old, &fresh);
 	rl_test_close(old);
 	rl_test_close(fresh);
 	it_stop(&s);

@@ -8,57 +8,14 @@ HELLO (the ack must be exactly v1's keys: TLS adds no "features"), joins
 with the content unchanged. Prints "ok" and the negotiated versions; exits 1
 with a reason otherwise. Run by test_tls.c (python_ssl_clients_chat_with_tcp).
 """
-import json
 import socket
 import ssl
-import struct
 import sys
 
-ACK_KEYS = ["status", "connectionId", "serverVersion", "protocolVersion", "maxFrameBytes",
-            "heartbeatMs"]
-HELLO, JOIN, MESSAGE = 1, 2, 4
-FLAG_JSON = 1
+sys.dont_write_bytecode = True  # nothing written into the source tree
+from chat_client import ACK_KEYS, HELLO, JOIN, MESSAGE, Client, fail  # noqa: E402
+
 ROOM = "tls-mix"
-
-
-def fail(why):
-    print("FAIL: " + why)
-    sys.exit(1)
-
-
-class Client:
-    def __init__(self, name, sock):
-        self.name, self.sock, self.buf = name, sock, b""
-        sock.settimeout(5)
-
-    def send(self, mtype, obj):
-        payload = json.dumps(obj, separators=(",", ":")).encode()
-        self.sock.sendall(struct.pack(">IBBB", len(payload) + 3, 1, mtype, FLAG_JSON) + payload)
-
-    def recv(self):
-        while True:
-            if len(self.buf) >= 4:
-                n = struct.unpack(">I", self.buf[:4])[0]
-                if len(self.buf) >= 4 + n:
-                    frame, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
-                    return frame[1], json.loads(frame[3:])
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                fail(f"{self.name}: connection closed")
-            self.buf += chunk
-
-    def expect(self, mtype):
-        t, obj = self.recv()
-        if t != mtype:
-            fail(f"{self.name}: expected type {mtype}, got {t} {obj}")
-        return obj
-
-    def message(self):
-        """The next MESSAGE that is not a presence event."""
-        while True:
-            obj = self.expect(MESSAGE)
-            if obj.get("type") not in ("userJoined", "userLeft"):
-                return obj
 
 
 def tls_client(name, port, cafile, version):

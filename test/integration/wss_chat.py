@@ -18,21 +18,10 @@ import sys
 
 import websockets
 
-ACK_KEYS = ["status", "connectionId", "serverVersion", "protocolVersion", "maxFrameBytes",
-            "heartbeatMs"]
-HELLO, JOIN, MESSAGE = 1, 2, 4
-FLAG_JSON = 1
+sys.dont_write_bytecode = True  # nothing written into the source tree
+from chat_client import ACK_KEYS, HELLO, JOIN, MESSAGE, Client, fail, frame  # noqa: E402
+
 ROOM = "wss-mix"
-
-
-def fail(why):
-    print("FAIL: " + why)
-    sys.exit(1)
-
-
-def frame(mtype, obj):
-    payload = json.dumps(obj, separators=(",", ":")).encode()
-    return struct.pack(">IBBB", len(payload) + 3, 1, mtype, FLAG_JSON) + payload
 
 
 def unframe(data):
@@ -40,29 +29,6 @@ def unframe(data):
     if len(data) < 7 or struct.unpack(">I", data[:4])[0] != len(data) - 4:
         fail(f"not one Relay frame: {data[:40]!r}")
     return data[5], json.loads(data[7:])
-
-
-class Tcp:
-    def __init__(self, port):
-        self.sock, self.buf = socket.create_connection(("127.0.0.1", port), timeout=5), b""
-
-    def send(self, mtype, obj):
-        self.sock.sendall(frame(mtype, obj))
-
-    def expect(self, mtype):
-        while True:
-            if len(self.buf) >= 4:
-                n = struct.unpack(">I", self.buf[:4])[0]
-                if len(self.buf) >= 4 + n:
-                    f, self.buf = self.buf[:4 + n], self.buf[4 + n:]
-                    t, obj = unframe(f)
-                    if t != mtype:
-                        fail(f"tcp: expected type {mtype}, got {t} {obj}")
-                    return obj
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                fail("tcp: connection closed")
-            self.buf += chunk
 
 
 async def ws_expect(ws, mtype):
@@ -79,7 +45,7 @@ async def main():
     wss_port, tcp_port, cafile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cafile)
-    tcp = Tcp(tcp_port)
+    tcp = Client("tcp", socket.create_connection(("127.0.0.1", tcp_port), timeout=5))
     async with websockets.connect(f"wss://localhost:{wss_port}/relay", ssl=ctx,
                                   subprotocols=["relay.v1"], open_timeout=5) as ws:
         if ws.subprotocol != "relay.v1":
