@@ -6,6 +6,7 @@ RELAYD_BIN, optional RELAY_TEST_GUARD (relayd then dies with the test).
 """
 import os
 import re
+import select
 import subprocess
 import time
 
@@ -19,17 +20,25 @@ def start_relayd(extra=(), kind='ws'):
     guard = os.environ.get('RELAY_TEST_GUARD')
     if guard:
         args = [guard, str(os.getpid())] + args
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     tcp = ws = None
+    pending = b''
     deadline = time.monotonic() + 10
     while (tcp is None or ws is None) and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
+        # Raw reads under a deadline: a relayd that stays up without
+        # printing must not hold the test until meson's timeout.
+        if not select.select([proc.stdout], [], [], deadline - time.monotonic())[0]:
             break
-        m = re.search(rf'relayd {kind} listening on \S+:(\d+)', line)
-        ws = int(m.group(1)) if m else ws
-        m = re.search(r'relayd listening on \S+:(\d+) \(', line)
-        tcp = int(m.group(1)) if m else tcp
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b'\n')
+        for line in (x.decode(errors='replace') for x in lines):
+            m = re.search(rf'relayd {kind} listening on \S+:(\d+)', line)
+            ws = int(m.group(1)) if m else ws
+            m = re.search(r'relayd listening on \S+:(\d+) \(', line)
+            tcp = int(m.group(1)) if m else tcp
     if tcp is None or ws is None:
         proc.kill()
         raise RuntimeError('relayd did not report its listeners')
