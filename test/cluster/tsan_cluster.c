@@ -15,6 +15,7 @@
  * Threading: the main thread owns redis and the nodes; each client thread
  * owns its connections; shared state is the stop flag and the failure text. */
 #include "cluster_lib.h"
+#include "tsan_util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,19 +26,8 @@
 
 enum { NODES = 2, THREADS = 4, ROOMS = 3, CHURN_MS = 4000, T_MS = 15000 };
 
-static atomic_bool stop, failed;
+static atomic_bool stop;
 static atomic_ulong frames;
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
-static char fail_text[512];
-
-static void fail(const char *what)
-{
-	pthread_mutex_lock(&fail_lock);
-	if (!atomic_load(&failed))
-		snprintf(fail_text, sizeof(fail_text), "%s: %s", what, rl_test_err());
-	atomic_store(&failed, true);
-	pthread_mutex_unlock(&fail_lock);
-}
 
 struct worker {
 	struct rl_node *n[NODES];
@@ -67,11 +57,11 @@ static bool request(struct rl_test_client *c, uint8_t type, const char *room, bo
 static void *client_main(void *arg)
 {
 	struct worker *w = arg;
-	while (!atomic_load(&stop) && !atomic_load(&failed)) {
+	while (!atomic_load(&stop) && !rl_tsan_failed()) {
 		struct rl_node *n = w->n[rand_r(&w->seed) % NODES];
 		struct rl_test_client *c = rl_node_client(n, "t", NULL);
 		if (!c) {
-			fail("connect");
+			rl_tsan_fail("connect");
 			break;
 		}
 		for (int i = 0; i < 40 && !atomic_load(&stop); i++) {
@@ -83,7 +73,7 @@ static void *client_main(void *arg)
 					    : request(c, RELAY_MSG_MESSAGE, room, true) &&
 						  request(c, RELAY_MSG_JOIN_ROOM, room, false);
 			if (!ok) {
-				fail("request");
+				rl_tsan_fail("request");
 				break;
 			}
 		}
@@ -92,22 +82,15 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
+/* Stops node <n>: it must exit 0 with no sanitizer report in its stderr
+ * (any mention of TSan, ASan or UBSan, LSan's summary included). */
 static int check_node(struct rl_node *n)
 {
-	int st = rl_test_server_stop(&n->s, 60000);
-	if (st != 0) {
-		fprintf(stderr, "tsan-cluster: node %s exited with status %d\n", n->id, st);
-		return 1;
-	}
-	if (rl_test_server_log_has(&n->s, "ThreadSanitizer") ||
-	    rl_test_server_log_has(&n->s, "AddressSanitizer") ||
-	    rl_test_server_log_has(&n->s, "runtime error")) {
-		char tail[4096];
-		rl_test_server_log_tail(&n->s, tail, sizeof(tail));
-		fprintf(stderr, "tsan-cluster: sanitizer report from node %s:\n%s\n", n->id, tail);
-		return 1;
-	}
-	return 0;
+	static const char *const reports[] = {"ThreadSanitizer", "AddressSanitizer",
+					      "runtime error", NULL};
+	char who[64];
+	snprintf(who, sizeof(who), "tsan-cluster: node %s", n->id);
+	return rl_tsan_server_finish(&n->s, who, 60000, reports);
 }
 
 int main(void)
@@ -135,19 +118,16 @@ int main(void)
 	}
 	usleep(CHURN_MS / 2 * 1000);
 	if (rl_redis_shutdown(&r) || (usleep(200 * 1000), rl_redis_restart(&r))) {
-		fail("redis restart");
+		rl_tsan_fail("redis restart");
 	}
-	for (int i = 0; i < NODES && !atomic_load(&failed); i++)
+	for (int i = 0; i < NODES && !rl_tsan_failed(); i++)
 		if (rl_node_wait_up(&n[i], T_MS))
-			fail("reconnect");
+			rl_tsan_fail("reconnect");
 	usleep(CHURN_MS / 2 * 1000);
 	atomic_store(&stop, true);
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(t[i], NULL);
-	if (atomic_load(&failed)) {
-		fprintf(stderr, "tsan-cluster: %s\n", fail_text);
-		status = 1;
-	}
+	status |= rl_tsan_verdict("tsan-cluster");
 	for (int i = 0; i < NODES; i++) {
 		status |= check_node(&n[i]);
 		rl_test_server_free(&n[i].s);

@@ -16,6 +16,7 @@
  * Threading: main thread spawns/signals/stops relayd; each client thread
  * owns its connections; shared state is the stop flag and the failure text. */
 #include "harness.h"
+#include "tsan_util.h"
 #include "token_fixture.h"
 
 #include "relay/token.h"
@@ -34,19 +35,8 @@ enum { THREADS = 3, RELOADS = 40 };
 
 static struct tok_fixture fx;
 static char tokens[2][2048]; /* HS256 (kid h), EdDSA (kid e); sub "t" */
-static atomic_bool stop, failed;
+static atomic_bool stop;
 static atomic_ulong hellos;
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
-static char fail_text[512];
-
-static void fail(const char *what)
-{
-	pthread_mutex_lock(&fail_lock);
-	if (!atomic_load(&failed))
-		snprintf(fail_text, sizeof(fail_text), "%s: %s", what, rl_test_err());
-	atomic_store(&failed, true);
-	pthread_mutex_unlock(&fail_lock);
-}
 
 static int mint(int i, const char *key, const char *hdr)
 {
@@ -77,37 +67,22 @@ static bool hello(struct rl_test_client *c, int which)
 static void *client_thread(void *arg)
 {
 	const struct rl_test_server *s = arg;
-	for (unsigned i = 0; !atomic_load(&stop) && !atomic_load(&failed); i++) {
+	for (unsigned i = 0; !atomic_load(&stop) && !rl_tsan_failed(); i++) {
 		struct rl_test_client *c = rl_test_connect(s, RL_TEST_REPLY_MS);
 		if (!c) {
-			fail("connect");
+			rl_tsan_fail("connect");
 			break;
 		}
 		if (!hello(c, i % 2) || !hello(c, (i + 1) % 2)) /* then a refresh */
-			fail("HELLO");
+			rl_tsan_fail("HELLO");
 		else if (rl_test_join(c, "tsan-auth", NULL, RL_TEST_REPLY_MS) ||
 			 rl_test_send_json(c, RELAY_MSG_MESSAGE,
 					   "{\"room\":\"tsan-auth\",\"content\":%u}", i) ||
 			 rl_test_sync_skip(c, RL_TEST_REPLY_MS, NULL))
-			fail("join/publish");
+			rl_tsan_fail("join/publish");
 		rl_test_close(c);
 	}
 	return NULL;
-}
-
-static int check_log(const struct rl_test_server *s)
-{
-	static const char *const reports[] = {"WARNING: ThreadSanitizer", "ERROR: AddressSanitizer",
-					      "ERROR: LeakSanitizer", "runtime error:"};
-	for (size_t i = 0; i < sizeof(reports) / sizeof(reports[0]); i++) {
-		if (rl_test_server_log_has(s, reports[i])) {
-			char tail[8192];
-			rl_test_server_log_tail(s, tail, sizeof(tail));
-			fprintf(stderr, "relayd stderr has \"%s\":\n%s\n", reports[i], tail);
-			return 1;
-		}
-	}
-	return 0;
 }
 
 int main(void)
@@ -133,7 +108,7 @@ int main(void)
 		pthread_create(&th[t], NULL, client_thread, &s);
 	/* Reloads paced a few ms apart (pacing, not synchronisation: each one
 	 * swaps the set while the threads verify). */
-	for (int i = 0; i < RELOADS && !atomic_load(&failed); i++) {
+	for (int i = 0; i < RELOADS && !rl_tsan_failed(); i++) {
 		rl_test_server_signal(&s, SIGHUP);
 		struct timespec ts = {0, 20 * 1000 * 1000};
 		nanosleep(&ts, NULL);
@@ -141,21 +116,12 @@ int main(void)
 	atomic_store(&stop, true);
 	for (int t = 0; t < THREADS; t++)
 		pthread_join(th[t], NULL);
-	int rc = 0;
-	if (atomic_load(&failed)) {
-		fprintf(stderr, "tsan-auth failed: %s\n", fail_text);
-		rc = 1;
-	}
+	int rc = rl_tsan_verdict("tsan-auth");
 	if (!rl_test_server_log_has(&s, "auth: reloaded 2 keys: h (HS256), e (EdDSA)")) {
 		fprintf(stderr, "no reload was logged\n");
 		rc = 1;
 	}
-	int st = rl_test_server_stop(&s, 0);
-	if (st != 0) {
-		fprintf(stderr, "relayd exit status %d (want 0)\n", st);
-		rc = 1;
-	}
-	rc |= check_log(&s);
+	rc |= rl_tsan_server_finish(&s, "tsan-auth", 0, NULL);
 	fprintf(stderr, "tsan-auth: %lu HELLOs acked by %d threads during %d key reloads: %s\n",
 		atomic_load(&hellos), THREADS, RELOADS, rc == 0 ? "ok" : "FAILED");
 	rl_test_server_free(&s);

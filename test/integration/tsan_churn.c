@@ -28,6 +28,7 @@
  * Threading: main thread spawns/stops relayd; each client thread owns its
  * connections; shared state is the stop flag and the failure text. */
 #include "harness.h"
+#include "tsan_util.h"
 
 #include <relay/protocol.h>
 
@@ -40,19 +41,7 @@
 
 enum { THREADS = 6, CONNS = 3, ROOMS = 3, CHURN_MS = 3000 };
 
-static atomic_bool churn_failed;
 static atomic_ulong deliveries; /* room frames received and checked */
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
-static char fail_text[1024];
-
-static void churn_fail(const char *fmt, const char *detail)
-{
-	pthread_mutex_lock(&fail_lock);
-	if (!atomic_load(&churn_failed))
-		snprintf(fail_text, sizeof(fail_text), fmt, detail);
-	atomic_store(&churn_failed, true);
-	pthread_mutex_unlock(&fail_lock);
-}
 
 struct worker {
 	const struct rl_test_server *s;
@@ -97,25 +86,25 @@ static const struct rl_test_frame *wait_for(struct worker *w, int i, uint8_t typ
 	for (;;) {
 		const struct rl_test_frame *f = rl_test_recv(w->c[i], RL_TEST_REPLY_MS);
 		if (f == NULL) {
-			churn_fail("waiting for a reply: %s", rl_test_err());
+			rl_tsan_failf("waiting for a reply: %s", rl_test_err());
 			return NULL;
 		}
 		if (f->type == type)
 			return f;
 		if (f->type != RELAY_MSG_MESSAGE) {
-			churn_fail("unexpected frame %s", rl_test_frame_str(f));
+			rl_tsan_failf("unexpected frame %s", rl_test_frame_str(f));
 			return NULL;
 		}
 		int r = frame_room(f);
 		if (r < 0 || !w->in[i][r]) {
-			churn_fail("delivery to a non-member: %s", rl_test_frame_str(f));
+			rl_tsan_failf("delivery to a non-member: %s", rl_test_frame_str(f));
 			return NULL;
 		}
 		int64_t seq;
 		if (w->history && rl_test_json_i64(f, "seq", &seq) == 0) { /* not presence */
 			if ((uint64_t)seq != w->last[i][r] + 1) {
-				churn_fail("out of sequence (duplicate, hole or order): %s",
-					   rl_test_frame_str(f));
+				rl_tsan_failf("out of sequence (duplicate, hole or order): %s",
+					      rl_test_frame_str(f));
 				return NULL;
 			}
 			w->last[i][r] = (uint64_t)seq;
@@ -128,14 +117,14 @@ static bool conn_open(struct worker *w, int i)
 {
 	w->c[i] = rl_test_connect(w->s, RL_TEST_REPLY_MS);
 	if (w->c[i] == NULL) {
-		churn_fail("connect: %s", rl_test_err());
+		rl_tsan_failf("connect: %s", rl_test_err());
 		return false;
 	}
 	memset(w->in[i], 0, sizeof(w->in[i]));
 	/* history: its own messages come back too, so the seqs it sees have
 	 * no holes of their own */
 	if (w->history && rl_test_hello(w->c[i], "{\"echo\":true}", RL_TEST_REPLY_MS) == NULL) {
-		churn_fail("HELLO: %s", rl_test_err());
+		rl_tsan_failf("HELLO: %s", rl_test_err());
 		return false;
 	}
 	return true; /* epoch and last seq stay: a new connection resumes */
@@ -154,7 +143,7 @@ static bool history_join(struct worker *w, int i, int r)
 		       : rl_test_send_json(w->c[i], RELAY_MSG_JOIN_ROOM, "{\"room\":\"%s\"}",
 					   room_name(r));
 	if (rc != 0) {
-		churn_fail("send: %s", rl_test_err());
+		rl_tsan_failf("send: %s", rl_test_err());
 		return false;
 	}
 	const struct rl_test_frame *f = wait_for(w, i, RELAY_MSG_JOIN_ROOM);
@@ -166,7 +155,7 @@ static bool history_join(struct worker *w, int i, int r)
 	if (rl_test_json_i64(f, "seq", &seq) != 0 ||
 	    rl_test_json_str(f, "epoch", epoch, sizeof(epoch)) != 16 ||
 	    (since && rl_test_json_bool(f, "recovered", &rec) != 0)) {
-		churn_fail("join ack without a position: %s", rl_test_frame_str(f));
+		rl_tsan_failf("join ack without a position: %s", rl_test_frame_str(f));
 		return false;
 	}
 	if (since) {
@@ -174,7 +163,7 @@ static bool history_join(struct worker *w, int i, int r)
 		atomic_fetch_add(&recovered, rec);
 	}
 	if (since && rec && strcmp(epoch, w->epoch[i][r]) != 0) {
-		churn_fail("recovered in another epoch: %s", rl_test_frame_str(f));
+		rl_tsan_failf("recovered in another epoch: %s", rl_test_frame_str(f));
 		return false;
 	}
 	if (!rec) /* the replay, if any, continues from since.seq */
@@ -189,7 +178,7 @@ static bool room_op(struct worker *w, int i, int r, uint8_t type)
 	if (w->history && type == RELAY_MSG_JOIN_ROOM && !w->in[i][r])
 		return history_join(w, i, r);
 	if (rl_test_send_json(w->c[i], type, "{\"room\":\"%s\"}", room_name(r)) != 0) {
-		churn_fail("send: %s", rl_test_err());
+		rl_tsan_failf("send: %s", rl_test_err());
 		return false;
 	}
 	if (!wait_for(w, i, type))
@@ -213,12 +202,12 @@ static bool one_op(struct worker *w)
 		if (rl_test_send_json(w->c[i], RELAY_MSG_MESSAGE,
 				      "{\"room\":\"%s\",\"content\":{\"op\":%lu}}", room_name(r),
 				      w->ops) != 0) {
-			churn_fail("send: %s", rl_test_err());
+			rl_tsan_failf("send: %s", rl_test_err());
 			return false;
 		}
 		/* A HEARTBEAT round trip drains (and checks) what arrived meanwhile. */
 		if (rl_test_send_frame(w->c[i], RELAY_MSG_HEARTBEAT, 0, NULL, 0) != 0) {
-			churn_fail("send: %s", rl_test_err());
+			rl_tsan_failf("send: %s", rl_test_err());
 			return false;
 		}
 		return wait_for(w, i, RELAY_MSG_HEARTBEAT) != NULL;
@@ -236,12 +225,12 @@ static void *churn_thread(void *arg)
 		if (!conn_open(w, i))
 			return NULL;
 	int64_t end = rl_test_now_ms() + CHURN_MS;
-	while (rl_test_now_ms() < end && !atomic_load(&churn_failed))
+	while (rl_test_now_ms() < end && !rl_tsan_failed())
 		if (!one_op(w))
 			break;
 	/* Half the connections leave explicitly, the others just disconnect. */
 	for (int i = 0; i < CONNS; i++) {
-		for (int r = 0; i % 2 == 0 && r < ROOMS && !atomic_load(&churn_failed); r++)
+		for (int r = 0; i % 2 == 0 && r < ROOMS && !rl_tsan_failed(); r++)
 			if (w->in[i][r])
 				room_op(w, i, r, RELAY_MSG_LEAVE_ROOM);
 		rl_test_close(w->c[i]);
@@ -339,28 +328,10 @@ static int churn_run(const char *name, const char *const *args, bool history)
 		pthread_join(th[t], NULL);
 		ops += w[t].ops;
 	}
-	int rc = 0;
-	if (atomic_load(&churn_failed)) {
-		fprintf(stderr, "churn failed: %s\n", fail_text);
-		rc = 1;
-	}
+	int rc = rl_tsan_verdict("churn");
 	if (rc == 0 && probe_rooms(&s) != 0)
 		rc = 1;
-	int st = rl_test_server_stop(&s, 0);
-	if (st != 0) {
-		fprintf(stderr, "relayd exit status %d (want 0)\n", st);
-		rc = 1;
-	}
-	static const char *const reports[] = {"WARNING: ThreadSanitizer", "ERROR: AddressSanitizer",
-					      "ERROR: LeakSanitizer", "runtime error:"};
-	for (size_t i = 0; i < sizeof(reports) / sizeof(reports[0]); i++) {
-		if (rl_test_server_log_has(&s, reports[i])) {
-			char tail[8192];
-			rl_test_server_log_tail(&s, tail, sizeof(tail));
-			fprintf(stderr, "relayd stderr has \"%s\":\n%s\n", reports[i], tail);
-			rc = 1;
-		}
-	}
+	rc |= rl_tsan_server_finish(&s, "tsan-churn", 0, NULL);
 	fprintf(stderr,
 		"tsan-churn (%s): %lu operations by %d threads x %d connections on %d rooms, %lu room "
 		"frames checked, %lu resumes (%lu recovered): %s\n",

@@ -31,6 +31,7 @@
 #include "net/msg.h"
 #include "relay/history.h"
 #include "relay/room.h"
+#include "tsan_readers.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -89,8 +90,9 @@ static struct rl_msg *new_msg(unsigned k)
 	return m;
 }
 
-static bool drop_held(struct thr *t)
+static bool drop_held(void *arg)
 {
+	struct thr *t = arg;
 	if (t->held == NULL)
 		return true;
 	size_t len = 0;
@@ -150,8 +152,9 @@ static void put_replay(struct rl_hist_join *j)
 	j->nreplay = 0;
 }
 
-static bool one_round(struct thr *t)
+static bool one_round(void *arg)
 {
+	struct thr *t = arg;
 	int k = (int)(rand_r(&t->seed) % NAMES);
 	const uint8_t *name = (const uint8_t *)names[k];
 	size_t len = strlen(names[k]);
@@ -208,19 +211,7 @@ static bool one_round(struct thr *t)
 
 static void *hist_thread(void *arg)
 {
-	struct thr *t = arg;
-	rcu_register_thread();
-	int64_t end = rl_test_now_ms() + RUN_MS;
-	while (rl_test_now_ms() < end && !atomic_load(&failed)) {
-		if (!one_round(t))
-			break;
-		rl_rcu_quiescent();
-		if (!drop_held(t))
-			break;
-	}
-	drop_held(t);
-	rl_rcu_offline();
-	rcu_unregister_thread();
+	tsan_reader_loop(arg, RUN_MS, &failed, one_round, drop_held);
 	return NULL;
 }
 
@@ -246,16 +237,10 @@ int main(void)
 		return 1;
 	}
 	static struct thr t[THREADS];
-	pthread_t th[THREADS];
-	for (unsigned k = 0; k < THREADS; k++) {
-		t[k] = (struct thr){.w = k, .seed = 0xbeefu + k, .stats = rl_stats_slot(k)};
-		if (pthread_create(&th[k], NULL, hist_thread, &t[k]) != 0) {
-			fprintf(stderr, "tsan-history: pthread_create failed\n");
-			return 1;
-		}
-	}
 	for (unsigned k = 0; k < THREADS; k++)
-		pthread_join(th[k], NULL);
+		t[k] = (struct thr){.w = k, .seed = 0xbeefu + k, .stats = rl_stats_slot(k)};
+	if (tsan_readers_run("tsan-history", THREADS, hist_thread, t, sizeof(t[0])))
+		return 1;
 	pthread_t fs;
 	pthread_create(&fs, NULL, final_sweep, NULL);
 	pthread_join(fs, NULL);

@@ -26,6 +26,7 @@
 #include "harness.h"
 #include "base/rcu.h"
 #include "relay/room.h"
+#include "tsan_readers.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -60,8 +61,9 @@ struct thr {
 
 /* Drops the reference kept from the previous iteration, after reading the
  * room's name through it. */
-static bool drop_held(struct thr *t)
+static bool drop_held(void *arg)
 {
+	struct thr *t = arg;
 	if (t->held == NULL)
 		return true;
 	size_t len = 0;
@@ -73,8 +75,9 @@ static bool drop_held(struct thr *t)
 	return true;
 }
 
-static bool one_round(struct thr *t)
+static bool one_round(void *arg)
 {
+	struct thr *t = arg;
 	const char *name = names[rand_r(&t->seed) % NAMES];
 	size_t len = strlen(name);
 	struct rl_room *r1 = NULL, *r2 = NULL;
@@ -165,19 +168,7 @@ static void *limit_thread(void *arg)
 
 static void *room_thread(void *arg)
 {
-	struct thr *t = arg;
-	rcu_register_thread();
-	int64_t end = rl_test_now_ms() + RUN_MS;
-	while (rl_test_now_ms() < end && !atomic_load(&failed)) {
-		if (!one_round(t))
-			break;
-		rl_rcu_quiescent();
-		if (!drop_held(t))
-			break;
-	}
-	drop_held(t);
-	rl_rcu_offline();
-	rcu_unregister_thread();
+	tsan_reader_loop(arg, RUN_MS, &failed, one_round, drop_held);
 	return NULL;
 }
 
@@ -188,24 +179,13 @@ int main(void)
 		return 1;
 	}
 	struct thr t[THREADS];
-	pthread_t th[THREADS];
-	for (unsigned k = 0; k < THREADS; k++) {
+	for (unsigned k = 0; k < THREADS; k++)
 		t[k] = (struct thr){.w = k, .seed = 0xc0ffeeu + k};
-		if (pthread_create(&th[k], NULL, room_thread, &t[k]) != 0) {
-			fprintf(stderr, "tsan-room: pthread_create failed\n");
-			return 1;
-		}
-	}
-	for (unsigned k = 0; k < THREADS; k++)
-		pthread_join(th[k], NULL);
+	if (tsan_readers_run("tsan-room", THREADS, room_thread, t, sizeof(t[0])))
+		return 1;
 	rl_rooms_set_limit(&room_limit);
-	for (unsigned k = 0; k < THREADS; k++)
-		if (pthread_create(&th[k], NULL, limit_thread, &t[k]) != 0) {
-			fprintf(stderr, "tsan-room: pthread_create failed\n");
-			return 1;
-		}
-	for (unsigned k = 0; k < THREADS; k++)
-		pthread_join(th[k], NULL);
+	if (tsan_readers_run("tsan-room", THREADS, limit_thread, t, sizeof(t[0])))
+		return 1;
 	if (atomic_load(&refusals) == 0) {
 		fprintf(stderr, "tsan-room: the room limit never refused a creation\n");
 		atomic_store(&failed, true);

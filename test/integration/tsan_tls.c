@@ -17,6 +17,7 @@
  * thread owns its connections; shared state is the stop flag, counters and
  * the failure text. */
 #include "harness.h"
+#include "tsan_util.h"
 
 #include <relay/protocol.h>
 
@@ -30,41 +31,30 @@
 
 enum { THREADS = 4, RELOADS = 40, T_MS = 10000 };
 
-static atomic_bool stop, failed;
+static atomic_bool stop;
 static atomic_ulong handshakes, by_serial[2];
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
-static char fail_text[1024];
-
-static void tls_fail(const char *what)
-{
-	pthread_mutex_lock(&fail_lock);
-	if (!atomic_load(&failed))
-		snprintf(fail_text, sizeof(fail_text), "%s: %s", what, rl_test_err());
-	atomic_store(&failed, true);
-	pthread_mutex_unlock(&fail_lock);
-}
 
 static void *client_thread(void *arg)
 {
 	const struct rl_test_server *s = arg;
-	while (!atomic_load(&stop) && !atomic_load(&failed)) {
+	while (!atomic_load(&stop) && !rl_tsan_failed()) {
 		struct rl_test_client *c = rl_test_connect_tls(s->host, s->tls_port, T_MS);
 		char serial[80], subject[256];
 		if (c == NULL) {
-			tls_fail("TLS connect");
+			rl_tsan_fail("TLS connect");
 			break;
 		}
 		if (rl_test_tls_peer_cert(c, serial, sizeof(serial), subject, sizeof(subject)) !=
 			0 ||
 		    (strcmp(serial, "A1") != 0 && strcmp(serial, "B2") != 0)) {
 			rl_test_set_err("serial %s", serial);
-			tls_fail("peer certificate");
+			rl_tsan_fail("peer certificate");
 		} else if (rl_test_hello(c, NULL, T_MS) == NULL ||
 			   rl_test_join(c, "tls", NULL, T_MS) ||
 			   rl_test_send_json(c, RELAY_MSG_MESSAGE,
 					     "{\"room\":\"tls\",\"content\":1}") ||
 			   rl_test_sync_skip(c, T_MS, NULL)) {
-			tls_fail("session");
+			rl_tsan_fail("session");
 		} else {
 			atomic_fetch_add(&handshakes, 1);
 			atomic_fetch_add(&by_serial[serial[0] == 'B'], 1);
@@ -113,7 +103,7 @@ int main(void)
 	for (int t = 0; t < THREADS; t++)
 		pthread_create(&th[t], NULL, client_thread, &s);
 	/* Alternate the certificate and reload while handshakes run. */
-	for (int i = 0; i < RELOADS && !atomic_load(&failed); i++) {
+	for (int i = 0; i < RELOADS && !rl_tsan_failed(); i++) {
 		if (i % 10 == 0 &&
 		    make(dir, i % 20 ? "relay-one" : "relay-two", i % 20 ? "A1" : "B2")) {
 			fprintf(stderr, "certificate: %s\n", rl_test_err());
@@ -126,28 +116,12 @@ int main(void)
 	atomic_store(&stop, true);
 	for (int t = 0; t < THREADS; t++)
 		pthread_join(th[t], NULL);
-	if (atomic_load(&failed)) {
-		fprintf(stderr, "tsan-tls failed: %s\n", fail_text);
-		rc = 1;
-	}
+	rc |= rl_tsan_verdict("tsan-tls");
 	if (!rl_test_server_log_has(&s, "tls: reloaded")) {
 		fprintf(stderr, "no reload in relayd's log\n");
 		rc = 1;
 	}
-	int st = rl_test_server_stop(&s, 60000);
-	if (st != 0) {
-		fprintf(stderr, "relayd exit status %d (want 0)\n", st);
-		rc = 1;
-	}
-	static const char *const reports[] = {"WARNING: ThreadSanitizer", "ERROR: AddressSanitizer",
-					      "ERROR: LeakSanitizer", "runtime error:"};
-	for (size_t i = 0; i < sizeof(reports) / sizeof(reports[0]); i++)
-		if (rl_test_server_log_has(&s, reports[i])) {
-			char tail[8192];
-			rl_test_server_log_tail(&s, tail, sizeof(tail));
-			fprintf(stderr, "relayd reported \"%s\":\n%s\n", reports[i], tail);
-			rc = 1;
-		}
+	rc |= rl_tsan_server_finish(&s, "tsan-tls", 60000, NULL);
 	fprintf(stderr, "tsan-tls: %lu TLS sessions (%lu with A1, %lu with B2) over %d reloads\n",
 		atomic_load(&handshakes), atomic_load(&by_serial[0]), atomic_load(&by_serial[1]),
 		RELOADS);
