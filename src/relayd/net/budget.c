@@ -113,6 +113,25 @@ void rl_budget_turn(struct rl_worker *w)
 	    budget_evict(w, (uint64_t)((double)(total - budget + budget / 16) * share) + 1);
 }
 
+void rl_budget_tails_grew(struct rl_worker *w)
+{
+	uint64_t budget = RL_CFG(max_client_mem);
+
+	if (budget == 0 || w->mem_over)
+		return;
+	uint64_t own = __atomic_load_n(&w->stats->out_queued, __ATOMIC_RELAXED) +
+		       __atomic_load_n(&w->stats->mem_tails, __ATOMIC_RELAXED);
+	if (own < w->mem_sum_own + budget / BUDGET_SCAN_GROWTH)
+		return;
+	w->mem_sum_own = own;
+	uint64_t total = rl_budget_client_mem(NULL);
+	if (total <= budget)
+		return;
+	RL_DEBUGF(0, "over the client memory budget: %" PRIu64 " of %" PRIu64 " bytes (in turn)",
+		  total, budget);
+	w->mem_over = true;
+}
+
 uint64_t rl_budget_client_mem(uint64_t *out_queued)
 {
 	uint64_t out = 0, tails = 0, inboxes = 0;

@@ -29,6 +29,15 @@ struct rl_worker;
  *    worker's segment pool and malloc's free pages go back to the system. */
 void rl_budget_turn(struct rl_worker *w);
 
+/* Partial-frame buffers of <w>'s connections just grew, inside a loop turn
+ * (conn.c, after a read). Under the budget, and once <w>'s own share grew
+ * by 1/16 of the budget since the last sum, sums again and sets
+ * <w>->mem_over when the total is past the budget, so that the rest of the
+ * turn already holds the large partial frames instead of reading on until
+ * the turn's budget step (one turn of a busy worker reads megabytes).
+ * Holds only: dropping queues stays with rl_budget_turn. Owner worker <w>. */
+void rl_budget_tails_grew(struct rl_worker *w);
+
 /* The accounted total: bytes queued for clients + partial frames' buffers
  * (every worker's counters slot) + bytes waiting in every worker's inbox;
  * *<out_queued> (may be NULL) gets the first part alone. A handful of

@@ -12,6 +12,7 @@
  * worker's dead list) and the close step, rl_conn_close_marked, destroys
  * each marked connection once. */
 #include "net/conn.h"
+#include "net/budget.h"
 
 #include "base/clock.h"
 #include "net/limit.h"
@@ -835,8 +836,11 @@ static void conn_read_failed(struct rl_conn *c, int err)
 static void conn_tail_account(struct rl_conn *c, size_t before)
 {
 	size_t now = relay_decoder_capacity(&c->dec);
-	if (now != before)
-		RL_STAT_ADD(c->w->stats, mem_tails, (uint64_t)now - (uint64_t)before);
+	if (now == before)
+		return;
+	RL_STAT_ADD(c->w->stats, mem_tails, (uint64_t)now - (uint64_t)before);
+	if (now > before)
+		rl_budget_tails_grew(c->w); /* past the budget: hold from the next read on */
 }
 
 /* A held connection's peer hung up (or reset): the frame it was sending
