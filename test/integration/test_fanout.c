@@ -201,3 +201,49 @@ IT_TEST(fanout, no_worker_field_without_debug)
 	rl_test_close(c);
 	it_stop(&s);
 }
+
+/* A message, and the userLeft of a member that hung up, reach a member on
+ * the other worker at once: the worker that pushes kicks the other's inbox
+ * in the same turn (before its own flush, and at the turn's end for what
+ * closing connections pushed), not whenever the other worker wakes by
+ * itself (it sleeps up to a second when idle). */
+IT_TEST(fanout, a_member_on_the_other_worker_hears_at_once)
+{
+	enum { PROMPT_MS = 500 };
+	struct rl_test_server s;
+	IT_START(&s, "--workers", "2", "--debug");
+	struct rl_test_client *a = it_client(&s, NULL), *b = NULL, *extra[16];
+	int nextra = 0;
+	while (!b && nextra < 16) {
+		struct rl_test_client *c = it_client(&s, NULL);
+		if (rl_test_worker(c) != rl_test_worker(a))
+			b = c;
+		else
+			extra[nextra++] = c;
+	}
+	cr_assert_not_null(b, "no client landed on the other worker");
+	it_join(a, "prompt", 1);
+	it_join(b, "prompt", 2);
+	it_presence(a, 1); /* b's userJoined */
+	it_ping(b);	   /* b's worker is idle from here */
+
+	int64_t t0 = rl_test_now_ms();
+	it_send_str(a, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON, "{\"room\":\"prompt\",\"content\":1}");
+	it_expect(b, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON);
+	int64_t msg_ms = rl_test_now_ms() - t0;
+	cr_assert_lt(msg_ms, PROMPT_MS, "the message took %lld ms", (long long)msg_ms);
+
+	t0 = rl_test_now_ms();
+	rl_test_close(a);
+	const struct rl_test_frame *f = it_expect(b, RELAY_MSG_MESSAGE, RELAY_FLAG_JSON);
+	int64_t left_ms = rl_test_now_ms() - t0;
+	char type[32];
+	cr_assert(rl_test_json_str(f, "type", type, sizeof(type)) > 0 &&
+		      strcmp(type, "userLeft") == 0,
+		  "expected userLeft, got %s", rl_test_frame_str(f));
+	cr_assert_lt(left_ms, PROMPT_MS, "userLeft took %lld ms", (long long)left_ms);
+	rl_test_close(b);
+	for (int i = 0; i < nextra; i++)
+		rl_test_close(extra[i]);
+	it_stop(&s);
+}

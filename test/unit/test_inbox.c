@@ -1,10 +1,13 @@
-/* test_inbox.c -- the worker inbox (src/relayd/loop/inbox.c): the backlog
+/* test_inbox.c -- the worker inbox (src/relayd/loop/inbox.c): a push into an
+ * empty inbox wakes the owner once (rl_inbox_push) or leaves that one kick
+ * to the pushing worker (rl_inbox_push_later), the backlog
  * counts bytes as items are pushed, the waiters of a backlog are reported
  * once by the drain that takes it below the low mark, and a drain stops at
  * its item bound or its delivery budget, finishing the item that crossed it.
  * Threading: single-threaded (the queue's concurrency is liburcu's). */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "loop/inbox.h"
 
@@ -120,4 +123,43 @@ Test(inbox, waiters_are_reported_once_by_the_drain_that_takes_the_backlog_below_
 	rl_inbox_drain(&ib, fns, NULL, 1, UINT64_MAX, &d);
 	cr_assert_eq(d.waiters, 0, "reported once");
 	cr_assert(rl_inbox_wait(&ib, 3), "empty: below the low mark");
+}
+
+/* Whether the eventfd was written since the last reset (and resets it). */
+static bool signalled(void)
+{
+	uint64_t v;
+	return read(ib.efd, &v, sizeof(v)) == (ssize_t)sizeof(v);
+}
+
+Test(inbox, a_push_into_an_empty_inbox_wakes_its_owner)
+{
+	items[0].kind = items[1].kind = RL_INBOX_FANOUT;
+	rl_inbox_push(&ib, &items[0], 8);
+	cr_assert(signalled(), "the first push writes the eventfd");
+	rl_inbox_push(&ib, &items[1], 8);
+	cr_assert_not(signalled(), "a push behind another costs the owner no second wakeup");
+}
+
+/* A worker's pushes during its turn: no eventfd write, the first into an
+ * empty inbox says the pusher owes the kick, the rest do not. */
+Test(inbox, a_push_later_leaves_the_one_kick_to_the_pusher)
+{
+	bool kick = false;
+	for (unsigned i = 0; i < 3; i++) {
+		items[i].kind = RL_INBOX_FANOUT;
+		cr_assert_not(rl_inbox_push_later(&ib, &items[i], 8, &kick));
+		cr_assert_eq(kick, i == 0, "push %u: kick owed %d", i, kick);
+	}
+	cr_assert_not(signalled(), "rl_inbox_push_later wrote the eventfd");
+	cr_assert_eq(rl_inbox_backlog(&ib), 3 * (8 + RL_INBOX_ITEM_BYTES));
+	struct rl_inbox_drain d;
+	rl_inbox_drain(&ib, fns, NULL, NI, UINT64_MAX, &d);
+	cr_assert_eq(d.items, 3);
+	/* Drained empty: the next push is the first again. */
+	items[3].kind = RL_INBOX_FANOUT;
+	rl_inbox_push_later(&ib, &items[3], 8, &kick);
+	cr_assert(kick);
+	rl_inbox_kick(&ib);
+	cr_assert(signalled());
 }

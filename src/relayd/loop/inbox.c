@@ -43,6 +43,17 @@ bool rl_inbox_wait(struct rl_inbox *ib, unsigned waiter)
 	return __atomic_load_n(&ib->pending, __ATOMIC_SEQ_CST) < RL_INBOX_LOW;
 }
 
+bool rl_inbox_push_later(struct rl_inbox *ib, struct rl_inbox_item *it, uint32_t bytes,
+			 bool *kick)
+{
+	cds_wfcq_node_init(&it->node);
+	it->bytes = bytes + RL_INBOX_ITEM_BYTES;
+	uint64_t p = __atomic_add_fetch(&ib->pending, it->bytes, __ATOMIC_RELAXED);
+	rl_tsan_release(it);
+	*kick = !cds_wfcq_enqueue(&ib->head, &ib->tail, &it->node);
+	return p > RL_INBOX_HIGH;
+}
+
 void rl_inbox_push_own(struct rl_inbox *ib, struct rl_inbox_item *it, uint32_t bytes)
 {
 	cds_wfcq_node_init(&it->node);

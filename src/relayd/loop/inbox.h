@@ -59,6 +59,14 @@ void rl_inbox_fini(struct rl_inbox *ib);
  * Returns true when the backlog is above RL_INBOX_HIGH after this push: the
  * caller should stop feeding it (one atomic add per push, as before). */
 bool rl_inbox_push(struct rl_inbox *ib, struct rl_inbox_item *it, uint32_t bytes);
+/* rl_inbox_push for a worker pushing during its turn: instead of writing
+ * the eventfd, sets *<kick> when the queue was empty, and the caller owes
+ * the owner that one rl_inbox_kick, which it makes before it writes its own
+ * output and again before it sleeps (loop/worker.c). The owner then wakes
+ * once per turn of the pusher and finds the turn's items together, not
+ * woken by the first and again by the rest while it drains. */
+bool rl_inbox_push_later(struct rl_inbox *ib, struct rl_inbox_item *it, uint32_t bytes,
+			 bool *kick);
 /* The owner's own push (history: a worker queues a room's message to its
  * own members behind what others queued): charged like rl_inbox_push, but
  * no eventfd write; the owner drains in this turn because it sets its

@@ -338,6 +338,14 @@ static void worker_wake(uint64_t mask)
 	}
 }
 
+/* The kicks this worker owes for its pushes of the turn (kick_owed). */
+static void worker_kick_owed(struct rl_worker *w)
+{
+	uint64_t mask = w->kick_owed;
+	w->kick_owed = 0;
+	worker_wake(mask);
+}
+
 static void worker_drain_inbox(struct rl_worker *w)
 {
 	struct rl_inbox_drain d;
@@ -459,10 +467,12 @@ static bool worker_turn(struct rl_worker *w)
 	rl_conn_read_deferred(w);
 	worker_drain_inbox(w);
 	rl_timers_run(w->timers, RL_WORKER_NTIMERS, w->now_ms);
+	worker_kick_owed(w); /* the other workers deliver while we write */
 	rl_conn_flush_pending(w);
 	rl_budget_turn(w);
 	rl_conn_close_marked(w);
 	worker_log_suppressed(w);
+	worker_kick_owed(w); /* presence events of the closes */
 	rl_rcu_quiescent();
 	return !(w->stopping && w->nconns == 0);
 }

@@ -80,6 +80,10 @@ struct rl_worker {
 	 * paused[k] may be non-empty. */
 	struct cds_list_head paused[RL_MAX_WORKERS];
 	uint64_t paused_mask;
+	/* Inboxes (a bit per worker) this worker pushed to while they were
+	 * empty and has not kicked yet (rl_inbox_push_later); kicked before the
+	 * turn's flush and at its end, so never owed across a sleep. */
+	uint64_t kick_owed;
 	struct rl_conn *dead;              /* marked for close (singly linked) */
 	bool inbox_more;                   /* the last drain stopped at its batch bound */
 	bool accept_more;                  /* the last accept loop stopped at its bound */

@@ -67,8 +67,12 @@ static int fanout_queue(struct rl_worker *w, struct rl_msg *m, uint64_t mask)
 		if (b == w->id) {
 			rl_inbox_push_own(&w->inbox, &it->ib, m->len);
 			w->inbox_more = true;
-		} else if (rl_inbox_push(&rl_srv.workers[b].inbox, &it->ib, m->len)) {
-			full = (int)b;
+		} else {
+			bool kick;
+			if (rl_inbox_push_later(&rl_srv.workers[b].inbox, &it->ib, m->len, &kick))
+				full = (int)b;
+			if (kick)
+				w->kick_owed |= 1ull << b;
 		}
 	}
 	return full;
