@@ -9,8 +9,10 @@
  * stopped for want of fan-out budget -> dispatch ready fds -> resume
  * paused connections whose target inbox drained -> read connections left
  * over from the last turn's budget -> drain the inbox (bounded in items and
- * deliveries) -> timers -> flush pending output (one batched write each) ->
- * the client memory budget -> close the marked connections -> quiescent state.
+ * deliveries) -> timers -> kick the inboxes this turn pushed to -> flush
+ * pending output (one batched write each) -> the client memory budget ->
+ * close the marked connections -> kick again for what closing pushed ->
+ * quiescent state.
  *
  * This is where the layers meet: the turn calls the connection layer's
  * steps (net/conn.h) by name, and anything above it only through function
