@@ -13,7 +13,9 @@
  *  - nothing freed in use: a reference taken with rl_room_get survives the
  *    last leave and a quiescent state; the name is read through it before the
  *    put (ASan/TSan catch a use-after-free);
- *  - at the end: rooms and memberships back to 0, rl_rooms_fini frees all
+ *  - at the end: every thread completed at least MIN_ROUNDS rounds (a race
+ *    with a thread missing proves nothing); rooms and memberships back to 0,
+ *    rl_rooms_fini frees all
  *    (LeakSanitizer checks at exit in the ASan build).
  * Then, with a room limit (rl_rooms_set_limit, --max-rooms): every thread
  * keeps creating rooms of its own and leaving them, so creations on
@@ -35,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { THREADS = 4, NAMES = 2, RUN_MS = 2000 };
+enum { THREADS = 4, NAMES = 2, RUN_MS = 2000, MIN_ROUNDS = 10 };
 
 static const char *const names[NAMES] = {"race-a", "race-b"};
 static atomic_bool failed;
@@ -55,6 +57,7 @@ static atomic_long iterations, creations;
 struct thr {
 	unsigned w;
 	unsigned seed;
+	long rounds; /* one_round's completed on this thread */
 	struct rl_room *held;   /* a reference kept across a quiescent state */
 	const char *held_name;
 };
@@ -111,6 +114,7 @@ static bool one_round(void *arg)
 	CHECK(!rl_room_local_del(r1, t->w, idx, &moved), "an entry moved: only ours was there");
 	rl_room_leave(r1);
 	atomic_fetch_add(&iterations, 1);
+	t->rounds++;
 	return true;
 }
 
@@ -183,6 +187,14 @@ int main(void)
 		t[k] = (struct thr){.w = k, .seed = 0xc0ffeeu + k};
 	if (tsan_readers_run("tsan-room", THREADS, room_thread, t, sizeof(t[0])))
 		return 1;
+	/* A race needs every thread in it: a thread that never completed a
+	 * round (a failed check stops it early) proves nothing. */
+	for (unsigned k = 0; k < THREADS; k++)
+		if (t[k].rounds < MIN_ROUNDS) {
+			fprintf(stderr, "tsan-room: thread %u completed %ld rounds (want >= %d)\n",
+				k, t[k].rounds, MIN_ROUNDS);
+			atomic_store(&failed, true);
+		}
 	rl_rooms_set_limit(&room_limit);
 	if (tsan_readers_run("tsan-room", THREADS, limit_thread, t, sizeof(t[0])))
 		return 1;
