@@ -319,10 +319,20 @@ int rl_limit_take(struct rl_conn *c, enum rl_limit_bucket b, uint64_t n)
 	uint64_t depth = burst * NS_PER_S / rate; /* a full bucket, in ns */
 	uint64_t one = NS_PER_S / rate;		  /* one token, rounded down */
 
-	if (l->tat_ns[b] < now)
-		l->tat_ns[b] = now;
+	/* An empty bucket refills from now on; but a frame relayd read before
+	 * this bucket throttled the connection (kept at <rest>, parsed when
+	 * the throttle ends) pays from when the throttle was meant to end: it
+	 * was waiting on relayd, and a late wakeup of the worker (or the
+	 * rounding of the throttle to the ms) is not the sender's to lose. */
+	uint64_t from = now;
+	if (l->rest && l->resume_ns[b] && l->resume_ns[b] < now)
+		from = l->resume_ns[b];
+	else
+		l->resume_ns[b] = 0;
+	if (l->tat_ns[b] < from)
+		l->tat_ns[b] = from;
 	l->tat_ns[b] += limit_ns(n, rate);
-	if (l->tat_ns[b] - now + one <= depth)
+	if (l->tat_ns[b] <= now || l->tat_ns[b] - now + one <= depth)
 		return 0; /* a token is left for the next frame */
 	/* Empty: read again once a slice is back. */
 	uint64_t slice = rate * LIMIT_SLICE_MS / 1000;
@@ -332,6 +342,7 @@ int rl_limit_take(struct rl_conn *c, enum rl_limit_bucket b, uint64_t n)
 		slice = burst;
 	uint64_t resume = l->tat_ns[b] + limit_ns(slice, rate);
 	resume = resume > depth ? resume - depth : 0;
+	l->resume_ns[b] = resume;
 	uint64_t until = (resume + NS_PER_MS - 1) / NS_PER_MS;
 	if (until <= w->now_ms)
 		until = w->now_ms + 1;

@@ -41,6 +41,12 @@ struct rl_limit {
 	 * ns: the bucket is full once the clock reaches it, and it holds
 	 * (burst - (tat - now) * rate) tokens before that. 0: full. */
 	uint64_t tat_ns[RL_LIMIT_NBUCKETS];
+	/* Per bucket, after it throttled the connection: when the throttle was
+	 * meant to end, in ns (0: none). The frames read before the throttle
+	 * (<rest>) pay from then, not from the worker's later wakeup: a bucket
+	 * of one token would otherwise lose each late timer, and the rounding
+	 * of the throttle to the ms, from the rate. */
+	uint64_t resume_ns[RL_LIMIT_NBUCKETS];
 	uint64_t throttled_ms; /* while throttled: when it began */
 	uint8_t *rest;	       /* read but not parsed: the frames after the one that
 				  emptied a bucket, parsed when the throttle ends */
