@@ -26,17 +26,6 @@ void rl_inbox_kick(struct rl_inbox *ib)
 	(void)n; /* EAGAIN means the counter is already non-zero: awake anyway */
 }
 
-bool rl_inbox_push(struct rl_inbox *ib, struct rl_inbox_item *it, uint32_t bytes)
-{
-	cds_wfcq_node_init(&it->node);
-	it->bytes = bytes + RL_INBOX_ITEM_BYTES;
-	uint64_t p = __atomic_add_fetch(&ib->pending, it->bytes, __ATOMIC_RELAXED);
-	rl_tsan_release(it);
-	if (!cds_wfcq_enqueue(&ib->head, &ib->tail, &it->node))
-		rl_inbox_kick(ib);
-	return p > RL_INBOX_HIGH;
-}
-
 bool rl_inbox_wait(struct rl_inbox *ib, unsigned waiter)
 {
 	__atomic_fetch_or(&ib->waiters, 1ull << waiter, __ATOMIC_SEQ_CST);
@@ -54,13 +43,19 @@ bool rl_inbox_push_later(struct rl_inbox *ib, struct rl_inbox_item *it, uint32_t
 	return p > RL_INBOX_HIGH;
 }
 
+bool rl_inbox_push(struct rl_inbox *ib, struct rl_inbox_item *it, uint32_t bytes)
+{
+	bool kick;
+	bool full = rl_inbox_push_later(ib, it, bytes, &kick);
+	if (kick)
+		rl_inbox_kick(ib);
+	return full;
+}
+
 void rl_inbox_push_own(struct rl_inbox *ib, struct rl_inbox_item *it, uint32_t bytes)
 {
-	cds_wfcq_node_init(&it->node);
-	it->bytes = bytes + RL_INBOX_ITEM_BYTES;
-	__atomic_add_fetch(&ib->pending, it->bytes, __ATOMIC_RELAXED);
-	rl_tsan_release(it);
-	cds_wfcq_enqueue(&ib->head, &ib->tail, &it->node);
+	bool kick; /* the owner drains in this turn: no kick */
+	(void)rl_inbox_push_later(ib, it, bytes, &kick);
 }
 
 void rl_inbox_reset(struct rl_inbox *ib)
