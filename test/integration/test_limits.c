@@ -335,6 +335,32 @@ IT_TEST(limits, a_publisher_at_ten_times_its_rate_is_paced_and_loses_nothing)
 	it_stop(&s);
 }
 
+/* A member, then a publisher, joined to LIM_ROOM on <s>. */
+static void lim_pair(const struct rl_test_server *s, struct lim_member *m,
+		     struct rl_test_client **pub)
+{
+	*m = (struct lim_member){.c = it_client(s, NULL)};
+	it_join(m->c, LIM_ROOM, 1);
+	*pub = it_client(s, NULL);
+	it_join(*pub, LIM_ROOM, 2);
+}
+
+/* Reads <m> until it has <n> messages or <limit_ms> passed, joins the
+ * publisher <p>'s thread, and asserts that both got through. */
+static void lim_member_drain(struct lim_member *m, struct lim_pub *p, uint32_t n,
+			     int64_t limit_ms)
+{
+	int64_t deadline = rl_test_now_ms() + limit_ms;
+	while (m->got < n && rl_test_now_ms() < deadline) {
+		struct pollfd pf = {.fd = rl_test_fd(m->c), .events = POLLIN};
+		poll(&pf, 1, 10);
+		lim_member_poll(m);
+	}
+	pthread_join(p->th, NULL);
+	cr_assert_eq(p->rc, 0, "publisher: %s", rl_test_err());
+	cr_assert_eq(m->got, n, "member got %u of %u", m->got, n);
+}
+
 /* protocol-v1-ext.md 7: a sender paced at its rate must still get at least
  * 90 % of that rate through: <rate> a second, in batches every 10 ms, with
  * a burst of <burst>. */
@@ -345,21 +371,12 @@ static void lim_paced(const char *rate_s, const char *burst_s)
 	char admin[160];
 	LIM_START(&s, admin, "--workers", "1", "--no-presence", "--publish-rate", rate_s,
 		  "--publish-burst", burst_s);
-	struct lim_member m = {.c = it_client(&s, NULL)};
-	it_join(m.c, LIM_ROOM, 1);
-	struct rl_test_client *pub = it_client(&s, NULL);
-	it_join(pub, LIM_ROOM, 2);
+	struct lim_member m;
+	struct rl_test_client *pub;
+	lim_pair(&s, &m, &pub);
 	struct lim_pub p;
 	lim_pub_start(&p, pub, n, rate, 16);
-	int64_t deadline = rl_test_now_ms() + 4 * 3000;
-	while (m.got < n && rl_test_now_ms() < deadline) {
-		struct pollfd pf = {.fd = rl_test_fd(m.c), .events = POLLIN};
-		poll(&pf, 1, 10);
-		lim_member_poll(&m);
-	}
-	pthread_join(p.th, NULL);
-	cr_assert_eq(p.rc, 0, "publisher: %s", rl_test_err());
-	cr_assert_eq(m.got, n, "member got %u of %u", m.got, n);
+	lim_member_drain(&m, &p, n, 4 * 3000);
 	/* Judged against what the sender managed to offer (a loaded box may
 	 * make it late), never more than the rate. */
 	double offered = n * 1000.0 / (double)(p.t1 - p.t0);
@@ -402,21 +419,12 @@ IT_TEST(limits, a_one_token_bucket_paces_a_flooder_at_its_rate_and_no_faster)
 	IT_NEED_PROCESS();
 	LIM_START(&s, admin, "--workers", "1", "--no-presence", "--publish-rate", "300",
 		  "--publish-burst", "1");
-	struct lim_member m = {.c = it_client(&s, NULL)};
-	it_join(m.c, LIM_ROOM, 1);
-	struct rl_test_client *pub = it_client(&s, NULL);
-	it_join(pub, LIM_ROOM, 2);
+	struct lim_member m;
+	struct rl_test_client *pub;
+	lim_pair(&s, &m, &pub);
 	struct lim_pub p;
 	lim_pub_start(&p, pub, N, 10 * RATE, 16);
-	int64_t deadline = rl_test_now_ms() + 4 * N / RATE * 1000;
-	while (m.got < N && rl_test_now_ms() < deadline) {
-		struct pollfd pf = {.fd = rl_test_fd(m.c), .events = POLLIN};
-		poll(&pf, 1, 10);
-		lim_member_poll(&m);
-	}
-	pthread_join(p.th, NULL);
-	cr_assert_eq(p.rc, 0, "publisher: %s", rl_test_err());
-	cr_assert_eq(m.got, N, "member got %u of %u", m.got, N);
+	lim_member_drain(&m, &p, N, 4 * N / RATE * 1000);
 	double secs = (double)(m.last - m.first) / 1000.0;
 	double rate = (N - 1) / secs;
 	cr_log_info("%u messages in %.2f s: %.0f/s (limit %d/s, burst 1)", N, secs, rate, RATE);
@@ -441,10 +449,9 @@ IT_TEST(limits, a_bytes_limit_paces_large_messages_through_tcp_flow_control)
 	IT_NEED_PROCESS();
 	LIM_START(&s, admin, "--workers", "1", "--no-presence", "--publish-bytes-rate", "2M",
 		  "--publish-bytes-burst", "256K");
-	struct lim_member m = {.c = it_client(&s, NULL)};
-	it_join(m.c, LIM_ROOM, 1);
-	struct rl_test_client *pub = it_client(&s, NULL);
-	it_join(pub, LIM_ROOM, 2);
+	struct lim_member m;
+	struct rl_test_client *pub;
+	lim_pair(&s, &m, &pub);
 	long rss0 = rl_test_server_rss_kib(&s), rss = rss0;
 
 	struct lim_pub p;
