@@ -158,6 +158,9 @@ void rl_test_server_free(struct rl_test_server *s);
 
 /* Whether relayd's stderr log contains <needle> (reads the whole file). */
 bool rl_test_server_log_has(const struct rl_test_server *s, const char *needle);
+/* Polls the log for <needle> until <timeout_ms> passed: for what relayd
+ * does with no other signal a test can wait on (a log line is the event). */
+bool rl_test_server_log_wait(const struct rl_test_server *s, const char *needle, int timeout_ms);
 /* Copies up to <cap>-1 bytes of the log's tail into <buf>; returns the length. */
 size_t rl_test_server_log_tail(const struct rl_test_server *s, char *buf, size_t cap);
 /* Number of lines in the log (0 if unreadable). */

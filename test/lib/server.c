@@ -724,6 +724,17 @@ bool rl_test_server_log_has(const struct rl_test_server *s, const char *needle)
 	return found;
 }
 
+bool rl_test_server_log_wait(const struct rl_test_server *s, const char *needle, int timeout_ms)
+{
+	int64_t end = rl_test_now_ms() + timeout_ms;
+	do {
+		if (rl_test_server_log_has(s, needle))
+			return true;
+		poll(NULL, 0, 20);
+	} while (rl_test_now_ms() < end);
+	return false;
+}
+
 size_t rl_test_server_log_tail(const struct rl_test_server *s, char *buf, size_t cap)
 {
 	if (cap == 0)

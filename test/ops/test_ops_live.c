@@ -386,18 +386,6 @@ Test(ops_live, config_errors_name_file_and_line_and_exit_1)
 	cr_assert(strstr(err, "/nonexistent/relayd.conf: No such file or directory"), "%s", err);
 }
 
-/* Polls relayd's stderr log for <needle> (an event with no other signal). */
-static bool log_eventually(struct rl_test_server *s, const char *needle, int ms)
-{
-	int64_t end = rl_test_now_ms() + ms;
-	do {
-		if (rl_test_server_log_has(s, needle))
-			return true;
-		poll(NULL, 0, 20);
-	} while (rl_test_now_ms() < end);
-	return false;
-}
-
 Test(ops_live, sighup_reloads_the_log_level_of_a_running_server)
 {
 	struct rl_test_server s;
@@ -410,12 +398,12 @@ Test(ops_live, sighup_reloads_the_log_level_of_a_running_server)
 	cr_assert(!rl_test_server_log_has(&s, "out HEARTBEAT"), "no debug lines at info");
 	write_cfg("log-level = debug\nport = 4321\nmax-rooms-per-conn = 6\n");
 	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
-	cr_assert(log_eventually(&s, "config: reloaded", RL_TEST_REPLY_MS), "no reload line");
+	cr_assert(rl_test_server_log_wait(&s, "config: reloaded", RL_TEST_REPLY_MS), "no reload line");
 	cr_assert(rl_test_server_log_has(&s, "config: log-level changed from info to debug"));
 	cr_assert(rl_test_server_log_has(&s, "config: max-rooms-per-conn changed from 5 to 6"));
 	cr_assert(rl_test_server_log_has(&s, "config: port = 4321 needs a restart (still 0)"));
 	it_ping(c);
-	cr_assert(log_eventually(&s, "out HEARTBEAT", RL_TEST_REPLY_MS),
+	cr_assert(rl_test_server_log_wait(&s, "out HEARTBEAT", RL_TEST_REPLY_MS),
 		  "debug lines after SIGHUP");
 	struct ops_http_reply r = get(admin, "/stats");
 	expect_option(r.body, "log-level", "debug");
@@ -424,7 +412,7 @@ Test(ops_live, sighup_reloads_the_log_level_of_a_running_server)
 	/* A broken file changes nothing. */
 	write_cfg("log-level = loud\n");
 	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
-	cr_assert(log_eventually(&s, "config: reload failed, nothing changed", RL_TEST_REPLY_MS));
+	cr_assert(rl_test_server_log_wait(&s, "config: reload failed, nothing changed", RL_TEST_REPLY_MS));
 	r = get(admin, "/stats");
 	expect_option(r.body, "log-level", "debug");
 	ops_http_free(&r);
@@ -474,12 +462,12 @@ Test(ops_live, config_directory_or_nul_byte_refused_at_start_and_reload)
 	struct rl_test_client *c = it_client(&s, NULL);
 	write_cfg_bytes(nul, sizeof(nul) - 1);
 	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
-	cr_assert(log_eventually(&s, ":1: contains a NUL byte", RL_TEST_REPLY_MS), "no refusal logged");
+	cr_assert(rl_test_server_log_wait(&s, ":1: contains a NUL byte", RL_TEST_REPLY_MS), "no refusal logged");
 	cr_assert(rl_test_server_log_has(&s, "config: reload failed, nothing changed"));
 	unlink(cfg_path);
 	cr_assert_eq(mkdir(cfg_path, 0700), 0, "%s", strerror(errno));
 	cr_assert_eq(rl_test_server_signal(&s, SIGHUP), 0);
-	bool dir = log_eventually(&s, "is a directory", RL_TEST_REPLY_MS);
+	bool dir = rl_test_server_log_wait(&s, "is a directory", RL_TEST_REPLY_MS);
 	rmdir(cfg_path);
 	cr_assert(dir, "no refusal of the directory logged");
 	cr_assert(!rl_test_server_log_has(&s, "changed from"), "the running config changed");
